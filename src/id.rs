@@ -1,0 +1,71 @@
+//! Session ids: 192 bits from the OS CSPRNG, base64url without padding (32 characters),
+//! the same shape as express-session's ids, so the two can share a store.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use std::cell::RefCell;
+
+const ID_BYTES: usize = 24;
+pub const ID_LEN: usize = 32;
+/// Random bytes are drawn from the OS this many at a time (one syscall per 64 ids).
+const POOL: usize = ID_BYTES * 64;
+
+struct Pool {
+    bytes: [u8; POOL],
+    used: usize,
+    pid: u32,
+}
+
+thread_local! {
+    static POOL_CELL: RefCell<Pool> = const { RefCell::new(Pool { bytes: [0; POOL], used: POOL, pid: 0 }) };
+}
+
+/// Fills `out` with bytes from the OS CSPRNG.
+pub fn os_random(out: &mut [u8]) -> Result<(), String> {
+    getrandom::fill(out).map_err(|e| format!("honeymoon_session: the OS random source failed: {e}"))
+}
+
+/// A fresh session id. The pool is discarded after a fork (nginx forks its workers), so two
+/// processes never hand out the same bytes.
+pub fn generate() -> Result<String, String> {
+    POOL_CELL.with(|cell| {
+        let mut pool = cell.borrow_mut();
+        let pid = std::process::id();
+        if pool.used + ID_BYTES > POOL || pool.pid != pid {
+            os_random(&mut pool.bytes)?;
+            pool.used = 0;
+            pool.pid = pid;
+        }
+        let start = pool.used;
+        let id = URL_SAFE_NO_PAD.encode(&pool.bytes[start..start + ID_BYTES]);
+        // Wipe what was handed out so it cannot leak later from this buffer.
+        pool.bytes[start..start + ID_BYTES].fill(0);
+        pool.used += ID_BYTES;
+        Ok(id)
+    })
+}
+
+/// Whether a string has the shape of an id we issue (cheap check before any store lookup).
+pub fn looks_valid(id: &str) -> bool {
+    id.len() == ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_and_url_safe() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            let id = generate().unwrap();
+            assert!(looks_valid(&id), "{id}");
+            assert!(seen.insert(id));
+        }
+        assert!(!looks_valid("short"));
+        assert!(!looks_valid("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa."));
+    }
+}

@@ -1,0 +1,62 @@
+//! honeymoon_session: server-side sessions for the HoneyMoon Lua web framework.
+//! This file only builds the export table.
+
+mod clock;
+mod codec;
+mod cookie;
+mod id;
+mod json;
+mod middleware;
+mod options;
+mod session;
+mod store;
+
+use middleware::{Core, Manager};
+use mlua::prelude::*;
+use std::rc::Rc;
+
+const MIDDLEWARE_LUA: &str = include_str!("../lua/honeymoon_session/middleware.lua");
+const FLASH_LUA: &str = include_str!("../lua/honeymoon_session/flash.lua");
+
+fn core(lua: &Lua, opts: Option<LuaTable>) -> LuaResult<Core> {
+    Ok(Core(Rc::new(Manager::new(lua, opts)?)))
+}
+
+#[cfg_attr(feature = "module", mlua::lua_module)]
+pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
+    let exports = lua.create_table()?;
+    exports.set("version", env!("CARGO_PKG_VERSION"))?;
+    let middleware: LuaFunction = lua
+        .load(MIDDLEWARE_LUA)
+        .set_name("=honeymoon_session/middleware.lua")
+        .into_function()?;
+    exports.set(
+        "session",
+        lua.create_function(move |lua, opts: Option<LuaTable>| {
+            middleware.call::<LuaFunction>(lua.create_userdata(core(lua, opts)?)?)
+        })?,
+    )?;
+    exports.set(
+        "core",
+        lua.create_function(|lua, opts: Option<LuaTable>| core(lua, opts))?,
+    )?;
+    exports.set(
+        "MemoryStore",
+        lua.create_function(|_, opts: Option<LuaTable>| store::memory::from_options(opts))?,
+    )?;
+    exports.set(
+        "flash",
+        lua.load(FLASH_LUA)
+            .set_name("=honeymoon_session/flash.lua")
+            .call::<LuaFunction>(())?,
+    )?;
+    exports.set("json", json::module(lua)?)?;
+    exports.set(
+        "_advance_clock",
+        lua.create_function(|_, seconds: f64| {
+            clock::advance(seconds);
+            Ok(())
+        })?,
+    )?;
+    Ok(exports)
+}

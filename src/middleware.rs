@@ -1,0 +1,194 @@
+//! The request lifecycle: load a session from a Cookie header, and commit it exactly once,
+//! deciding with small named predicates what to store and which Set-Cookie to send.
+//!
+//! This is the framework-agnostic core; the HoneyMoon middleware (lua/.../middleware.lua) and
+//! the server adapters are thin layers over `load` and `commit`.
+
+use crate::codec::{Changes, Record};
+use crate::cookie;
+use crate::id;
+use crate::options::Options;
+use crate::session::Session;
+use crate::store::{self, Store};
+use mlua::prelude::*;
+use std::rc::Rc;
+
+pub struct Manager {
+    pub options: Options,
+    pub store: Rc<dyn Store>,
+}
+
+impl Manager {
+    pub fn new(lua: &Lua, opts: Option<LuaTable>) -> LuaResult<Manager> {
+        let (options, store) = Options::parse(opts, lua)?;
+        Ok(Manager {
+            options,
+            store: store::from_option(store)?,
+        })
+    }
+
+    /// The id named by a validly signed cookie, if the store still holds it (then its record).
+    /// Unknown, expired, unsigned and tampered ids are never adopted.
+    fn find(&self, lua: &Lua, header: &str) -> LuaResult<Option<(String, Record)>> {
+        for value in cookie::find(header, &self.options.name) {
+            let Some(id) = cookie::unsign(&value, &self.options.secrets) else {
+                continue;
+            };
+            if !id::looks_valid(id) {
+                continue;
+            }
+            if let Some(record) = self.store.get(lua, id)? {
+                return Ok(Some((id.to_string(), record)));
+            }
+        }
+        Ok(None)
+    }
+
+    pub fn load(
+        self: &Rc<Self>,
+        lua: &Lua,
+        header: Option<&str>,
+        secure_request: bool,
+        req: Option<LuaTable>,
+    ) -> LuaResult<Session> {
+        let found = match header {
+            Some(h) => self.find(lua, h)?,
+            None => None,
+        };
+        let mut session = Session {
+            manager: self.clone(),
+            id: String::new(),
+            data: lua.create_table()?,
+            snapshot: Record::default(),
+            flash_old: None,
+            flash_new: None,
+            is_new: true,
+            must_save: false,
+            cookie_due: false,
+            clear_cookie: false,
+            committed: false,
+            secure_request,
+            req,
+        };
+        match found {
+            Some((id, record)) => {
+                session.id = id;
+                session.is_new = false;
+                session.load_record(lua, record)?;
+            }
+            None => session.id = id::generate().map_err(LuaError::runtime)?,
+        }
+        if let Some(req) = &session.req {
+            req.raw_set("sessionID", session.id.as_str())?;
+        }
+        Ok(session)
+    }
+
+    /// A new session is stored only once it holds something, unless told otherwise.
+    fn should_store_new(&self, s: &Session, record: &Record) -> bool {
+        s.must_save || self.options.save_uninitialized || !record.is_empty()
+    }
+
+    /// An unmodified existing session is written back only under `resave`.
+    fn should_resave(&self) -> bool {
+        self.options.resave
+    }
+
+    /// Under `rolling`, every response refreshes the store TTL and the cookie's expiry.
+    fn should_touch(&self) -> bool {
+        self.options.rolling
+    }
+
+    /// Writes the session to the store now; returns whether anything was written.
+    fn write(&self, lua: &Lua, s: &mut Session, force: bool) -> LuaResult<bool> {
+        let ttl = self.options.ttl;
+        let record = s.record()?;
+        if s.is_new {
+            if !(force || self.should_store_new(s, &record)) {
+                return Ok(false);
+            }
+            self.store.set(lua, &s.id, &record, ttl)?;
+        } else {
+            let changes = if record == s.snapshot {
+                Changes::default()
+            } else {
+                s.snapshot.diff(&record)?
+            };
+            if changes.is_empty() && !(force || self.should_resave()) {
+                return Ok(false);
+            }
+            self.store.merge(lua, &s.id, &changes, &record, ttl)?;
+        }
+        s.snapshot = record;
+        s.is_new = false;
+        Ok(true)
+    }
+
+    /// `session:save()`: store now; the cookie goes out at commit.
+    pub fn save(&self, lua: &Lua, s: &mut Session) -> LuaResult<()> {
+        self.write(lua, s, true)?;
+        s.must_save = false;
+        s.cookie_due = true;
+        Ok(())
+    }
+
+    /// Commits once: stores what needs storing and returns the Set-Cookie line to send, if any.
+    /// The cookie goes out whenever the store's lifetime for the session was set or refreshed,
+    /// so the two expire together.
+    pub fn commit(&self, lua: &Lua, s: &mut Session) -> LuaResult<Option<String>> {
+        if s.committed {
+            return Ok(None);
+        }
+        s.committed = true;
+        let force = s.must_save;
+        let mut send = self.write(lua, s, force)? || s.cookie_due;
+        if !send && !s.is_new && self.should_touch() {
+            self.store.touch(lua, &s.id, self.options.ttl)?;
+            send = true;
+        }
+        let (name, attrs) = (&self.options.name, &self.options.cookie);
+        if send && !s.is_new {
+            let signed = cookie::sign(&s.id, &self.options.secrets[0]);
+            return Ok(Some(attrs.line(
+                name,
+                &cookie::encode_value(&signed),
+                s.secure_request,
+            )));
+        }
+        if s.clear_cookie {
+            return Ok(Some(attrs.clearing_line(name, s.secure_request)));
+        }
+        Ok(None)
+    }
+}
+
+/// The Lua handle on a Manager: the core API (`load`, `commit`) adapters are built on.
+#[derive(Clone)]
+pub struct Core(pub Rc<Manager>);
+
+impl LuaUserData for Core {
+    fn add_fields<F: LuaUserDataFields<Self>>(f: &mut F) {
+        f.add_field_method_get("name", |_, c| Ok(c.0.options.name.clone()));
+    }
+
+    fn add_methods<M: LuaUserDataMethods<Self>>(m: &mut M) {
+        m.add_method(
+            "load",
+            |lua, c, (header, secure, req): (Option<LuaString>, Option<bool>, Option<LuaTable>)| {
+                let header = header.as_ref().map(|h| h.to_string_lossy());
+                let session =
+                    c.0.load(lua, header.as_deref(), secure.unwrap_or(false), req)?;
+                let id = session.id.clone();
+                Ok((lua.create_userdata(session)?, id))
+            },
+        );
+        m.add_method("commit", |lua, c, ud: LuaAnyUserData| {
+            let mut s = ud.borrow_mut::<Session>()?;
+            let out = lua.create_table()?;
+            if let Some(line) = c.0.commit(lua, &mut s)? {
+                out.raw_set(1, line)?;
+            }
+            Ok(out)
+        });
+    }
+}

@@ -1,0 +1,335 @@
+//! The options table given to `session(opts)`: every default and every validation error.
+//! Bad options fail here, at setup, never at request time.
+
+use crate::cookie::{Attributes, SameSite, Secure};
+use crate::id;
+use mlua::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub struct Options {
+    pub name: String,
+    /// The first signs; every one verifies (rotation).
+    pub secrets: Vec<Vec<u8>>,
+    /// Store lifetime in seconds, and the cookie's unless cookie.maxAge is set.
+    pub ttl: u64,
+    pub rolling: bool,
+    pub resave: bool,
+    pub save_uninitialized: bool,
+    pub cookie: Attributes,
+}
+
+const TOP: &[&str] = &[
+    "name",
+    "secret",
+    "ttl",
+    "rolling",
+    "resave",
+    "saveUninitialized",
+    "store",
+    "cookie",
+];
+const COOKIE: &[&str] = &["path", "httpOnly", "secure", "sameSite", "maxAge", "domain"];
+
+fn err(msg: String) -> LuaError {
+    LuaError::runtime(format!("honeymoon_session: {msg}"))
+}
+
+fn describe(v: &LuaValue) -> String {
+    match v {
+        LuaValue::String(s) => format!("{:?}", s.to_string_lossy()),
+        LuaValue::Integer(i) => i.to_string(),
+        LuaValue::Number(n) => n.to_string(),
+        LuaValue::Boolean(b) => b.to_string(),
+        other => format!("a {}", other.type_name()),
+    }
+}
+
+/// Refuses keys that are not options: a typo must not silently become a default.
+fn check_known(t: &LuaTable, known: &[&str], prefix: &str) -> LuaResult<()> {
+    for pair in t.pairs::<LuaValue, LuaValue>() {
+        let (k, _) = pair?;
+        let name = match &k {
+            LuaValue::String(s) => s.to_string_lossy(),
+            other => describe(other),
+        };
+        if !known.contains(&name.as_str()) {
+            return Err(err(format!(
+                "unknown option {prefix}{name}; known options are {}",
+                known
+                    .iter()
+                    .map(|k| format!("{prefix}{k}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn boolean(t: &LuaTable, key: &str, label: &str, default: bool) -> LuaResult<bool> {
+    match t.raw_get::<LuaValue>(key)? {
+        LuaValue::Nil => Ok(default),
+        LuaValue::Boolean(b) => Ok(b),
+        other => Err(err(format!(
+            "{label} must be true or false, got {}",
+            describe(&other)
+        ))),
+    }
+}
+
+fn seconds(t: &LuaTable, key: &str, label: &str) -> LuaResult<Option<u64>> {
+    let v = t.raw_get::<LuaValue>(key)?;
+    let n = match &v {
+        LuaValue::Nil => return Ok(None),
+        LuaValue::Integer(i) => *i as f64,
+        LuaValue::Number(n) => *n,
+        _ => f64::NAN,
+    };
+    // Up to ~100 years; past that Expires dates and store TTLs stop making sense.
+    if n.fract() != 0.0 || !(1.0..=3_153_600_000.0).contains(&n) {
+        return Err(err(format!(
+            "{label} must be a whole number of seconds from 1 to 3153600000, got {}",
+            describe(&v)
+        )));
+    }
+    Ok(Some(n as u64))
+}
+
+/// Text that goes into a Set-Cookie attribute: no separators or control characters.
+fn attribute_text(t: &LuaTable, key: &str, label: &str) -> LuaResult<Option<String>> {
+    match t.raw_get::<LuaValue>(key)? {
+        LuaValue::Nil => Ok(None),
+        LuaValue::String(s) => {
+            let s = s.to_str().map(|s| s.to_string()).unwrap_or_default();
+            if s.is_empty()
+                || s.bytes().any(|b| {
+                    b == b';' || b == b',' || b.is_ascii_control() || b == b' ' || b >= 0x7f
+                })
+            {
+                return Err(err(format!(
+                    "{label} must be non-empty text without spaces, ';', ',' or control characters, got {s:?}"
+                )));
+            }
+            Ok(Some(s))
+        }
+        other => Err(err(format!(
+            "{label} must be a string, got {}",
+            describe(&other)
+        ))),
+    }
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+static WARNED: AtomicBool = AtomicBool::new(false);
+
+fn secrets(v: LuaValue) -> LuaResult<Vec<Vec<u8>>> {
+    let bad = |what: String| {
+        err(format!(
+            "secret must be a non-empty string or a list of them, got {what}"
+        ))
+    };
+    match v {
+        LuaValue::Nil => {
+            if !WARNED.swap(true, Ordering::Relaxed) {
+                eprintln!(
+                    "honeymoon_session: no secret given; signing with a random one for this process, so sessions will not survive a restart"
+                );
+            }
+            let mut s = vec![0u8; 32];
+            id::os_random(&mut s).map_err(LuaError::runtime)?;
+            Ok(vec![s])
+        }
+        LuaValue::String(s) if !s.as_bytes().is_empty() => Ok(vec![s.as_bytes().to_vec()]),
+        LuaValue::Table(t) => {
+            let len = t.raw_len();
+            if len == 0 || t.pairs::<LuaValue, LuaValue>().count() != len {
+                return Err(bad("a table that is not a non-empty list".into()));
+            }
+            let mut out = Vec::with_capacity(len);
+            for i in 1..=len {
+                match t.raw_get::<LuaValue>(i)? {
+                    LuaValue::String(s) if !s.as_bytes().is_empty() => {
+                        out.push(s.as_bytes().to_vec())
+                    }
+                    other => return Err(bad(format!("{} at secret[{i}]", describe(&other)))),
+                }
+            }
+            Ok(out)
+        }
+        other => Err(bad(describe(&other))),
+    }
+}
+
+impl Options {
+    /// Parses and validates `opts`; returns the options and the `store` value, if given.
+    pub fn parse(opts: Option<LuaTable>, lua: &Lua) -> LuaResult<(Options, LuaValue)> {
+        let opts = match opts {
+            Some(t) => t,
+            None => lua.create_table()?,
+        };
+        check_known(&opts, TOP, "")?;
+
+        let name = match opts.raw_get::<LuaValue>("name")? {
+            LuaValue::Nil => "honeymoon.sid".to_string(),
+            LuaValue::String(s) if is_token(&s.to_string_lossy()) => s.to_string_lossy(),
+            other => {
+                return Err(err(format!(
+                    "name must be a cookie name (letters, digits and !#$%&'*+-.^_`|~), got {}",
+                    describe(&other)
+                )));
+            }
+        };
+        let secrets = secrets(opts.raw_get("secret")?)?;
+        let ttl = seconds(&opts, "ttl", "ttl")?.unwrap_or(86_400);
+
+        let cookie = match opts.raw_get::<LuaValue>("cookie")? {
+            LuaValue::Nil => lua.create_table()?,
+            LuaValue::Table(t) => t,
+            other => {
+                return Err(err(format!(
+                    "cookie must be a table, got {}",
+                    describe(&other)
+                )));
+            }
+        };
+        check_known(&cookie, COOKIE, "cookie.")?;
+        let secure = match cookie.raw_get::<LuaValue>("secure")? {
+            LuaValue::Nil | LuaValue::Boolean(false) => Secure::Never,
+            LuaValue::Boolean(true) => Secure::Always,
+            LuaValue::String(s) if s.as_bytes() == b"auto" => Secure::Auto,
+            other => {
+                return Err(err(format!(
+                    "cookie.secure must be true, false or \"auto\", got {}",
+                    describe(&other)
+                )));
+            }
+        };
+        let same_site = match cookie.raw_get::<LuaValue>("sameSite")? {
+            LuaValue::Nil => Some(SameSite::Lax),
+            LuaValue::Boolean(false) => None,
+            LuaValue::String(s) if s.as_bytes() == b"Strict" => Some(SameSite::Strict),
+            LuaValue::String(s) if s.as_bytes() == b"Lax" => Some(SameSite::Lax),
+            LuaValue::String(s) if s.as_bytes() == b"None" => Some(SameSite::None),
+            other => {
+                return Err(err(format!(
+                    "cookie.sameSite must be \"Strict\", \"Lax\" or \"None\", got {}",
+                    describe(&other)
+                )));
+            }
+        };
+        if same_site == Some(SameSite::None) && secure != Secure::Always {
+            return Err(err(
+                "cookie.sameSite = \"None\" needs cookie.secure = true (browsers drop SameSite=None cookies that are not Secure)"
+                    .into(),
+            ));
+        }
+        let path = attribute_text(&cookie, "path", "cookie.path")?.unwrap_or_else(|| "/".into());
+        if !path.starts_with('/') {
+            return Err(err(format!(
+                "cookie.path must start with \"/\", got {path:?}"
+            )));
+        }
+        let attributes = Attributes {
+            path,
+            domain: attribute_text(&cookie, "domain", "cookie.domain")?,
+            http_only: boolean(&cookie, "httpOnly", "cookie.httpOnly", true)?,
+            secure,
+            same_site,
+            max_age: seconds(&cookie, "maxAge", "cookie.maxAge")?.unwrap_or(ttl),
+        };
+
+        let store = opts.raw_get::<LuaValue>("store")?;
+        Ok((
+            Options {
+                name,
+                secrets,
+                ttl,
+                rolling: boolean(&opts, "rolling", "rolling", false)?,
+                resave: boolean(&opts, "resave", "resave", false)?,
+                save_uninitialized: boolean(
+                    &opts,
+                    "saveUninitialized",
+                    "saveUninitialized",
+                    false,
+                )?,
+                cookie: attributes,
+            },
+            store,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(src: &str) -> Result<Options, String> {
+        let lua = Lua::new();
+        let t: LuaTable = lua.load(src).eval().map_err(|e| e.to_string())?;
+        Options::parse(Some(t), &lua)
+            .map(|(o, _)| o)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_follow_the_spec() {
+        let o = parse("return { secret = 'x' }").unwrap();
+        assert_eq!(o.name, "honeymoon.sid");
+        assert_eq!(o.ttl, 86_400);
+        assert!(!o.rolling && !o.resave && !o.save_uninitialized);
+        assert_eq!(o.cookie.path, "/");
+        assert!(o.cookie.http_only);
+        assert_eq!(o.cookie.secure, Secure::Never);
+        assert_eq!(o.cookie.same_site, Some(SameSite::Lax));
+        assert_eq!(o.cookie.max_age, 86_400);
+        assert_eq!(o.cookie.domain, None);
+    }
+
+    #[test]
+    fn bad_options_name_the_option() {
+        let cases = [
+            (
+                "return { cookie = { sameSite = 'lax ' } }",
+                "cookie.sameSite must be \"Strict\", \"Lax\" or \"None\", got \"lax \"",
+            ),
+            (
+                "return { cookie = { sameSite = 'None' } }",
+                "needs cookie.secure = true",
+            ),
+            ("return { ttl = 0 }", "ttl must be a whole number"),
+            ("return { ttl = 1.5 }", "ttl must be a whole number"),
+            ("return { sekret = 'x' }", "unknown option sekret"),
+            (
+                "return { cookie = { maxage = 5 } }",
+                "unknown option cookie.maxage",
+            ),
+            (
+                "return { secret = {} }",
+                "secret must be a non-empty string",
+            ),
+            ("return { secret = { 'a', 5 } }", "5 at secret[2]"),
+            ("return { name = 'a b' }", "name must be a cookie name"),
+            (
+                "return { rolling = 'yes' }",
+                "rolling must be true or false",
+            ),
+            (
+                "return { cookie = { path = 'x' } }",
+                "cookie.path must start with",
+            ),
+            (
+                "return { cookie = { domain = 'a;b' } }",
+                "cookie.domain must be",
+            ),
+        ];
+        for (src, want) in cases {
+            let got = parse(src).err().unwrap_or_default();
+            assert!(got.contains(want), "{src}: {got}");
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! `req.session`: one request's view of a session, and the API handlers call on it.
+//!
+//! The data is a plain Lua table owned by this request (a copy of what the store holds), so
+//! `get` can return live values that handlers mutate in place. At commit the table is encoded
+//! again and compared with the snapshot taken at load: that is how deep writes are noticed.
+
+use crate::codec::{self, Record};
+use crate::middleware::Manager;
+use mlua::prelude::*;
+use std::rc::Rc;
+
+/// The session API's method names; property writes to them are refused.
+pub const METHODS: [&str; 12] = [
+    "get",
+    "set",
+    "has",
+    "all",
+    "forget",
+    "flash",
+    "getFlash",
+    "clearFlash",
+    "save",
+    "destroy",
+    "regenerate",
+    "getId",
+];
+
+/// Where flash messages live in the stored record; hidden from the data API.
+pub const FLASH_KEY: &str = "__flash";
+
+pub struct Session {
+    pub(crate) manager: Rc<Manager>,
+    pub(crate) id: String,
+    pub(crate) data: LuaTable,
+    /// The record as loaded (or as last saved): the base for change detection.
+    pub(crate) snapshot: Record,
+    /// Flash messages set by the previous request: readable now, gone after this request.
+    pub(crate) flash_old: Option<LuaTable>,
+    /// Flash messages set by this request: readable now and in the next request.
+    pub(crate) flash_new: Option<LuaTable>,
+    /// The store holds no entry under `id` (yet).
+    pub(crate) is_new: bool,
+    /// Store and send this session at commit even if it is empty (after regenerate or save).
+    pub(crate) must_save: bool,
+    /// A cookie must go out at commit (save() wrote the store early).
+    pub(crate) cookie_due: bool,
+    /// destroy() ran: clear the browser's cookie unless a new session replaces it.
+    pub(crate) clear_cookie: bool,
+    pub(crate) committed: bool,
+    pub(crate) secure_request: bool,
+    /// The request table, so `req.sessionID` follows regenerate and destroy.
+    pub(crate) req: Option<LuaTable>,
+}
+
+fn key_str(k: &LuaValue) -> LuaResult<String> {
+    match k {
+        LuaValue::String(s) => s.to_str().map(|s| s.to_string()).map_err(|_| {
+            LuaError::runtime("honeymoon_session: session keys must be valid UTF-8 strings")
+        }),
+        other => Err(LuaError::runtime(format!(
+            "honeymoon_session: session keys must be strings, got a {}",
+            other.type_name()
+        ))),
+    }
+}
+
+fn reserved(key: &str) -> LuaResult<()> {
+    if key == FLASH_KEY {
+        return Err(LuaError::runtime(format!(
+            "honeymoon_session: the session key {FLASH_KEY:?} is reserved for flash messages; use flash() and getFlash()"
+        )));
+    }
+    Ok(())
+}
+
+/// Deep copy of a table of storable values (for `all()`).
+fn deep_copy(lua: &Lua, t: &LuaTable) -> LuaResult<LuaTable> {
+    codec::decode_value(lua, &codec::encode_value("", &LuaValue::Table(t.clone()))?).and_then(|v| {
+        match v {
+            LuaValue::Table(t) => Ok(t),
+            _ => Err(LuaError::runtime("honeymoon_session: copy failed")),
+        }
+    })
+}
+
+impl Session {
+    /// The record the session would store now: its data plus pending flash messages.
+    pub(crate) fn record(&self) -> LuaResult<Record> {
+        let mut rec_entries = Vec::new();
+        for pair in self.data.pairs::<LuaValue, LuaValue>() {
+            let (k, v) = pair?;
+            let key = key_str(&k)?;
+            rec_entries.push((key.as_bytes().to_vec(), codec::encode_value(&key, &v)?));
+        }
+        if let Some(f) = &self.flash_new
+            && !f.is_empty()
+        {
+            let v = codec::encode_value("flash", &LuaValue::Table(f.clone()))?;
+            rec_entries.push((FLASH_KEY.as_bytes().to_vec(), v));
+        }
+        Ok(Record::from_entries(rec_entries))
+    }
+
+    /// Fills data and flash from a stored record.
+    pub(crate) fn load_record(&mut self, lua: &Lua, record: Record) -> LuaResult<()> {
+        let table = record.to_table(lua)?;
+        if let LuaValue::Table(f) = table.raw_get::<LuaValue>(FLASH_KEY)? {
+            table.raw_set(FLASH_KEY, LuaValue::Nil)?;
+            self.flash_old = Some(f);
+        }
+        self.data = table;
+        self.snapshot = record;
+        Ok(())
+    }
+
+    fn set_id(&mut self, id: String) -> LuaResult<()> {
+        if let Some(req) = &self.req {
+            req.raw_set("sessionID", id.as_str())?;
+        }
+        self.id = id;
+        Ok(())
+    }
+
+    fn get_flash(&mut self, key: &str) -> LuaResult<LuaValue> {
+        let mut found = LuaValue::Nil;
+        for t in [&self.flash_new, &self.flash_old].into_iter().flatten() {
+            let v: LuaValue = t.raw_get(key)?;
+            if !v.is_nil() {
+                t.raw_set(key, LuaValue::Nil)?;
+                if found.is_nil() {
+                    found = v;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// A fresh, empty session with a new id (destroy; regenerate without data).
+    fn reset(&mut self, lua: &Lua, keep_data: bool) -> LuaResult<()> {
+        if !keep_data {
+            self.data = lua.create_table()?;
+            self.flash_old = None;
+            self.flash_new = None;
+        }
+        self.snapshot = Record::default();
+        self.is_new = true;
+        self.cookie_due = false;
+        self.set_id(crate::id::generate().map_err(LuaError::runtime)?)
+    }
+}
+
+impl LuaUserData for Session {
+    fn add_methods<M: LuaUserDataMethods<Self>>(m: &mut M) {
+        m.add_method("getId", |_, s, ()| Ok(s.id.clone()));
+
+        m.add_method("get", |_, s, (k, default): (LuaValue, LuaValue)| {
+            let v: LuaValue = s.data.raw_get(key_str(&k)?)?;
+            Ok(if v.is_nil() { default } else { v })
+        });
+        m.add_method("set", |_, s, (k, v): (LuaValue, LuaValue)| {
+            let key = key_str(&k)?;
+            reserved(&key)?;
+            codec::check_storable(&key, &v)?;
+            s.data.raw_set(key, v)
+        });
+        m.add_method("has", |_, s, k: LuaValue| {
+            Ok(!s.data.raw_get::<LuaValue>(key_str(&k)?)?.is_nil())
+        });
+        m.add_method("all", |lua, s, ()| deep_copy(lua, &s.data));
+        m.add_method("forget", |_, s, k: LuaValue| {
+            s.data.raw_set(key_str(&k)?, LuaValue::Nil)
+        });
+
+        m.add_method_mut("flash", |lua, s, (k, v): (LuaValue, LuaValue)| {
+            let key = key_str(&k)?;
+            codec::check_storable(&key, &v)?;
+            if s.flash_new.is_none() {
+                s.flash_new = Some(lua.create_table()?);
+            }
+            if let Some(old) = &s.flash_old {
+                old.raw_set(key.as_str(), LuaValue::Nil)?;
+            }
+            match &s.flash_new {
+                Some(t) => t.raw_set(key, v),
+                None => Ok(()),
+            }
+        });
+        m.add_method_mut("getFlash", |_, s, k: LuaValue| s.get_flash(&key_str(&k)?));
+        m.add_method_mut("clearFlash", |_, s, ()| {
+            s.flash_old = None;
+            s.flash_new = None;
+            Ok(())
+        });
+
+        m.add_method_mut("save", |lua, s, ()| {
+            let manager = s.manager.clone();
+            manager.save(lua, s)
+        });
+        m.add_method_mut("destroy", |lua, s, ()| {
+            if !s.is_new {
+                s.manager.store.destroy(lua, &s.id)?;
+            }
+            s.reset(lua, false)?;
+            s.must_save = false;
+            s.clear_cookie = true;
+            Ok(())
+        });
+        m.add_method_mut("regenerate", |lua, s, keep: Option<bool>| {
+            if !s.is_new {
+                s.manager.store.destroy(lua, &s.id)?;
+            }
+            s.reset(lua, keep.unwrap_or(false))?;
+            s.must_save = true;
+            s.clear_cookie = false;
+            Ok(s.id.clone())
+        });
+
+        // Property access: method names resolve first (mlua looks them up before __index).
+        m.add_meta_method(LuaMetaMethod::Index, |_, s, k: LuaValue| match &k {
+            LuaValue::String(_) => {
+                let key = key_str(&k)?;
+                if key == FLASH_KEY {
+                    return Ok(LuaValue::Nil);
+                }
+                s.data.raw_get(key)
+            }
+            _ => Ok(LuaValue::Nil),
+        });
+        m.add_meta_method(LuaMetaMethod::NewIndex, |_, s, (k, v): (LuaValue, LuaValue)| {
+            let key = key_str(&k)?;
+            if METHODS.contains(&key.as_str()) {
+                return Err(LuaError::runtime(format!(
+                    "honeymoon_session: session.{key} is a method and cannot be assigned; use session:set({key:?}, value) to store a value under that name"
+                )));
+            }
+            reserved(&key)?;
+            codec::check_storable(&key, &v)?;
+            s.data.raw_set(key, v)
+        });
+        m.add_meta_method(LuaMetaMethod::ToString, |_, _, ()| {
+            Ok("honeymoon_session.Session")
+        });
+    }
+}
