@@ -1,0 +1,41 @@
+# Builds honeymoon_session.so for one Lua flavour (FEATURE=lua54 or luajit), and both for tests.
+# luarocks calls `make` then `make install` with LUA, LUA_INCDIR, INST_LIBDIR and INST_LUADIR
+# set for the interpreter it is configured for; the flavour is picked from those.
+
+LUA ?= lua5.4
+LUA_INCDIR ?=
+CARGO ?= cargo
+FEATURE ?= $(if $(findstring jit,$(LUA) $(LUA_INCDIR)),luajit,$(if $(findstring 5.4,$(LUA) $(LUA_INCDIR)),lua54,unsupported))
+LUA_FILES := $(shell find lua -name '*.lua')
+
+.PHONY: all build both install test example bench clean
+
+all: build
+
+build:
+	@if [ "$(FEATURE)" = unsupported ]; then \
+	  echo "honeymoon_session: needs Lua 5.4 or LuaJIT; luarocks is configured for $(LUA) ($(LUA_INCDIR))" >&2; exit 1; fi
+	$(CARGO) build --release --locked --features $(FEATURE),module --target-dir target/$(FEATURE)
+	mkdir -p build/$(FEATURE)
+	cp target/$(FEATURE)/release/libhoneymoon_session.so build/$(FEATURE)/honeymoon_session.so
+
+both:
+	$(MAKE) build FEATURE=lua54
+	$(MAKE) build FEATURE=luajit
+
+install:
+	mkdir -p "$(INST_LIBDIR)"
+	cp build/$(FEATURE)/honeymoon_session.so "$(INST_LIBDIR)/"
+	for f in $(LUA_FILES); do d="$(INST_LUADIR)/$${f#lua/}"; mkdir -p "$$(dirname "$$d")"; cp "$$f" "$$d"; done
+
+test:
+	bash scripts/test.sh
+
+example: both
+	lua5.4 examples/walk.lua
+
+bench: both
+	bash bench/run.sh
+
+clean:
+	rm -rf build target
