@@ -17,7 +17,9 @@ build:
 	  echo "honeymoon_session: needs Lua 5.4 or LuaJIT; luarocks is configured for $(LUA) ($(LUA_INCDIR))" >&2; exit 1; fi
 	$(CARGO) build --release --locked --features $(FEATURE),module --target-dir target/$(FEATURE)
 	mkdir -p build/$(FEATURE)
-	cp target/$(FEATURE)/release/libhoneymoon_session.so build/$(FEATURE)/honeymoon_session.so
+	# Copy then rename: a running interpreter that has the old .so mapped keeps a valid file.
+	cp target/$(FEATURE)/release/libhoneymoon_session.so build/$(FEATURE)/.honeymoon_session.so.tmp
+	mv build/$(FEATURE)/.honeymoon_session.so.tmp build/$(FEATURE)/honeymoon_session.so
 
 both:
 	$(MAKE) build FEATURE=lua54

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs what building and testing need on Debian 12 (run as root, or with sudo available).
+set -euo pipefail
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+packages=(lua5.4 liblua5.4-dev luajit libluajit-5.1-dev lua-busted luarocks lua-cjson lua-sql-sqlite3
+          pkg-config gcc make)
+missing=()
+for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v cargo >/dev/null || { echo "setup: cargo is needed (https://rustup.rs)" >&2; exit 1; }

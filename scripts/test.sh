@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Every test the project has: cargo test (vendored Lua), busted under Lua 5.4 and LuaJIT, and the
+# luarocks install check. Ends with one line "tests: N passed, N failed"; exits non-zero on failure.
+set -u
+cd "$(dirname "$0")/.."
+passed=0 failed=0
+log=$(mktemp -d)
+trap 'rm -rf "$log"' EXIT
+
+add() { passed=$((passed + $1)); failed=$((failed + $2)); }
+
+echo "== cargo test (vendored Lua 5.4)"
+cargo test --locked --features lua54,vendored 2>&1 | tee "$log/cargo" | grep -E "^test result|FAILED|panicked"
+rc=${PIPESTATUS[0]}
+read -r p f < <(awk '/^test result/ { p += $4; f += $6 } END { print p+0, f+0 }' "$log/cargo")
+[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1 # a build failure counts
+add "$p" "$f"
+
+echo "== build for Lua 5.4 and LuaJIT"
+if ! make -s both >"$log/build" 2>&1; then
+  tail -30 "$log/build"; add 0 1
+  echo "tests: $passed passed, $failed failed"; exit 1
+fi
+
+for lua in lua5.4 luajit; do
+  echo "== busted --lua=$lua"
+  busted --lua="$lua" -o utfTerminal 2>&1 | tee "$log/busted-$lua" | tail -n 40
+  rc=${PIPESTATUS[0]}
+  # "N successes / N failures / N errors / N pending"; a pending test is not a pass.
+  read -r p f < <(sed 's/\x1b\[[0-9;]*m//g' "$log/busted-$lua" |
+    awk '/successes? \/ .* failures? \/ .* errors? \/ .* pending/ { print $1, $4 + $7 + $10 }' | tail -1)
+  p=${p:-0} f=${f:-0}
+  [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+  add "$p" "$f"
+done
+
+echo "== luarocks make into a tree, then require"
+out=$(bash scripts/luarocks_check.sh 2>&1); echo "$out"
+add "$(grep -c ': ok$' <<<"$out")" "$(grep -c ': FAILED$' <<<"$out")"
+
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
