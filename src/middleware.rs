@@ -8,7 +8,7 @@ use crate::codec::{Changes, Record};
 use crate::cookie;
 use crate::id;
 use crate::options::Options;
-use crate::session::Session;
+use crate::session::{self, Session};
 use crate::store::{self, Store};
 use mlua::prelude::*;
 use std::rc::Rc;
@@ -49,7 +49,6 @@ impl Manager {
         lua: &Lua,
         header: Option<&str>,
         secure_request: bool,
-        req: Option<LuaTable>,
     ) -> LuaResult<Session> {
         let found = match header {
             Some(h) => self.find(lua, h)?,
@@ -68,7 +67,6 @@ impl Manager {
             clear_cookie: false,
             committed: false,
             secure_request,
-            req,
         };
         match found {
             Some((id, record)) => {
@@ -77,9 +75,6 @@ impl Manager {
                 session.load_record(lua, record)?;
             }
             None => session.id = id::generate().map_err(LuaError::runtime)?,
-        }
-        if let Some(req) = &session.req {
-            req.raw_set("sessionID", session.id.as_str())?;
         }
         Ok(session)
     }
@@ -176,10 +171,9 @@ impl LuaUserData for Core {
             "load",
             |lua, c, (header, secure, req): (Option<LuaString>, Option<bool>, Option<LuaTable>)| {
                 let header = header.as_ref().map(|h| h.to_string_lossy());
-                let session =
-                    c.0.load(lua, header.as_deref(), secure.unwrap_or(false), req)?;
+                let session = c.0.load(lua, header.as_deref(), secure.unwrap_or(false))?;
                 let id = session.id.clone();
-                Ok((lua.create_userdata(session)?, id))
+                Ok((session::attach(lua, session, req)?, id))
             },
         );
         m.add_method("commit", |lua, c, ud: LuaAnyUserData| {

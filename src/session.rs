@@ -48,8 +48,6 @@ pub struct Session {
     pub(crate) clear_cookie: bool,
     pub(crate) committed: bool,
     pub(crate) secure_request: bool,
-    /// The request table, so `req.sessionID` follows regenerate and destroy.
-    pub(crate) req: Option<LuaTable>,
 }
 
 fn key_str(k: &LuaValue) -> LuaResult<String> {
@@ -113,14 +111,6 @@ impl Session {
         Ok(())
     }
 
-    fn set_id(&mut self, id: String) -> LuaResult<()> {
-        if let Some(req) = &self.req {
-            req.raw_set("sessionID", id.as_str())?;
-        }
-        self.id = id;
-        Ok(())
-    }
-
     fn get_flash(&mut self, key: &str) -> LuaResult<LuaValue> {
         let mut found = LuaValue::Nil;
         for t in [&self.flash_new, &self.flash_old].into_iter().flatten() {
@@ -145,8 +135,29 @@ impl Session {
         self.snapshot = Record::default();
         self.is_new = true;
         self.cookie_due = false;
-        self.set_id(crate::id::generate().map_err(LuaError::runtime)?)
+        self.id = crate::id::generate().map_err(LuaError::runtime)?;
+        Ok(())
     }
+}
+
+/// Keeps `req.sessionID` in step with the session's id. The request table is held as the
+/// userdata's user value, not a Rust reference, so the req <-> session cycle stays collectable.
+fn follow_id(ud: &LuaAnyUserData, id: &str) -> LuaResult<()> {
+    if let LuaValue::Table(req) = ud.user_value::<LuaValue>()? {
+        req.raw_set("sessionID", id)?;
+    }
+    Ok(())
+}
+
+/// Wraps a session as `req.session`, attached to its request.
+pub fn attach(lua: &Lua, session: Session, req: Option<LuaTable>) -> LuaResult<LuaAnyUserData> {
+    let id = session.id.clone();
+    let ud = lua.create_userdata(session)?;
+    if let Some(req) = req {
+        ud.set_user_value(req)?;
+        follow_id(&ud, &id)?;
+    }
+    Ok(ud)
 }
 
 impl LuaUserData for Session {
@@ -196,24 +207,36 @@ impl LuaUserData for Session {
             let manager = s.manager.clone();
             manager.save(lua, s)
         });
-        m.add_method_mut("destroy", |lua, s, ()| {
-            if !s.is_new {
-                s.manager.store.destroy(lua, &s.id)?;
-            }
-            s.reset(lua, false)?;
-            s.must_save = false;
-            s.clear_cookie = true;
-            Ok(())
+        m.add_function("destroy", |lua, ud: LuaAnyUserData| {
+            let id = {
+                let mut s = ud.borrow_mut::<Session>()?;
+                if !s.is_new {
+                    s.manager.store.destroy(lua, &s.id)?;
+                }
+                s.reset(lua, false)?;
+                s.must_save = false;
+                s.clear_cookie = true;
+                s.id.clone()
+            };
+            follow_id(&ud, &id)
         });
-        m.add_method_mut("regenerate", |lua, s, keep: Option<bool>| {
-            if !s.is_new {
-                s.manager.store.destroy(lua, &s.id)?;
-            }
-            s.reset(lua, keep.unwrap_or(false))?;
-            s.must_save = true;
-            s.clear_cookie = false;
-            Ok(s.id.clone())
-        });
+        m.add_function(
+            "regenerate",
+            |lua, (ud, keep): (LuaAnyUserData, Option<bool>)| {
+                let id = {
+                    let mut s = ud.borrow_mut::<Session>()?;
+                    if !s.is_new {
+                        s.manager.store.destroy(lua, &s.id)?;
+                    }
+                    s.reset(lua, keep.unwrap_or(false))?;
+                    s.must_save = true;
+                    s.clear_cookie = false;
+                    s.id.clone()
+                };
+                follow_id(&ud, &id)?;
+                Ok(id)
+            },
+        );
 
         // Property access: method names resolve first (mlua looks them up before __index).
         m.add_meta_method(LuaMetaMethod::Index, |_, s, k: LuaValue| match &k {
