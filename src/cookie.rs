@@ -52,31 +52,52 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-fn mac(secret: &[u8], id: &str) -> HmacSha256 {
-    // HMAC takes keys of any length; new_from_slice cannot fail for it.
-    let mut m = HmacSha256::new_from_slice(secret).unwrap_or_else(|_| unreachable!());
-    m.update(id.as_bytes());
-    m
+/// Signs and verifies with a list of secrets: the first signs, every one verifies (rotation).
+/// Each key's HMAC state is computed once here, not per request.
+#[derive(Clone)]
+pub struct Signer {
+    keys: Vec<HmacSha256>,
 }
 
-/// `s:<id>.<sig>`, the cookie value before URL-encoding.
-pub fn sign(id: &str, secret: &[u8]) -> String {
-    let sig = STANDARD_NO_PAD.encode(mac(secret, id).finalize().into_bytes());
-    format!("s:{id}.{sig}")
-}
-
-/// The id inside a signed value, if any secret verifies it (in constant time).
-pub fn unsign<'a>(value: &'a str, secrets: &[Vec<u8>]) -> Option<&'a str> {
-    let rest = value.strip_prefix("s:")?;
-    let (id, sig) = rest.rsplit_once('.')?;
-    if sig.len() != 43 {
-        return None;
+impl Signer {
+    pub fn new(secrets: &[Vec<u8>]) -> Signer {
+        // HMAC takes keys of any length, so new_from_slice cannot fail; skip one that did.
+        let keys = secrets
+            .iter()
+            .filter_map(|s| HmacSha256::new_from_slice(s).ok())
+            .collect();
+        Signer { keys }
     }
-    let sig = STANDARD_NO_PAD.decode(sig).ok()?;
-    secrets
-        .iter()
-        .any(|s| mac(s, id).verify_slice(&sig).is_ok())
-        .then_some(id)
+
+    fn mac(key: &HmacSha256, id: &str) -> HmacSha256 {
+        let mut m = key.clone();
+        m.update(id.as_bytes());
+        m
+    }
+
+    /// `s:<id>.<sig>`, the cookie value before URL-encoding.
+    pub fn sign(&self, id: &str) -> String {
+        let sig = match self.keys.first() {
+            Some(k) => STANDARD_NO_PAD.encode(Self::mac(k, id).finalize().into_bytes()),
+            None => String::new(),
+        };
+        format!("s:{id}.{sig}")
+    }
+
+    /// The id inside a signed value, if a secret verifies it (in constant time), and whether
+    /// that was the signing secret (then the value can be sent back as it is).
+    pub fn unsign<'a>(&self, value: &'a str) -> Option<(&'a str, bool)> {
+        let rest = value.strip_prefix("s:")?;
+        let (id, sig) = rest.rsplit_once('.')?;
+        if sig.len() != 43 {
+            return None;
+        }
+        let sig = STANDARD_NO_PAD.decode(sig).ok()?;
+        self.keys
+            .iter()
+            .position(|k| Self::mac(k, id).verify_slice(&sig).is_ok())
+            .map(|i| (id, i == 0))
+    }
 }
 
 /// Encodes a signed value as express does (encodeURIComponent): `:`, `+`, `/` and `=` escaped.
@@ -190,28 +211,38 @@ mod tests {
 
     const ID: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
+    fn signer(secrets: &[&str]) -> Signer {
+        Signer::new(
+            &secrets
+                .iter()
+                .map(|s| s.as_bytes().to_vec())
+                .collect::<Vec<_>>(),
+        )
+    }
+
     #[test]
     fn matches_express_session_signature() {
         // cookie-signature's sign("hello", "tobiiscool") from its own test suite.
         assert_eq!(
-            sign("hello", b"tobiiscool"),
+            signer(&["tobiiscool"]).sign("hello"),
             "s:hello.DGDUkGlIkCzPz+C0B064FNgHdEjox7ch8tOBGslZ5QI"
         );
     }
 
     #[test]
     fn unsigns_with_any_secret_and_rejects_tampering() {
-        let secrets = vec![b"new".to_vec(), b"old".to_vec()];
-        let old = sign(ID, b"old");
-        assert_eq!(unsign(&old, &secrets), Some(ID));
-        assert_eq!(unsign(&sign(ID, b"other"), &secrets), None);
+        let s = signer(&["new", "old"]);
+        let old = signer(&["old"]).sign(ID);
+        assert_eq!(s.unsign(&old), Some((ID, false)));
+        assert_eq!(s.unsign(&s.sign(ID)), Some((ID, true)));
+        assert_eq!(s.unsign(&signer(&["other"]).sign(ID)), None);
         let mut bad = old.clone();
         bad.replace_range(3..4, "B");
-        assert_eq!(unsign(&bad, &secrets), None);
-        assert_eq!(unsign(ID, &secrets), None);
-        assert_eq!(unsign("s:", &secrets), None);
-        assert_eq!(unsign("s:.", &secrets), None);
-        assert_eq!(unsign(&format!("{old}x"), &secrets), None);
+        assert_eq!(s.unsign(&bad), None);
+        assert_eq!(s.unsign(ID), None);
+        assert_eq!(s.unsign("s:"), None);
+        assert_eq!(s.unsign("s:."), None);
+        assert_eq!(s.unsign(&format!("{old}x")), None);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::codec::{Changes, Record};
 use crate::cookie;
 use crate::id;
 use crate::options::Options;
-use crate::session::{self, Session};
+use crate::session::Session;
 use crate::store::{self, Store};
 use mlua::prelude::*;
 use std::rc::Rc;
@@ -16,32 +16,52 @@ use std::rc::Rc;
 pub struct Manager {
     pub options: Options,
     pub store: Rc<dyn Store>,
+    /// Each session's request table, weak in keys and values: a session finds its request to
+    /// keep `req.sessionID` current without a strong reference from Rust, which would make the
+    /// req <-> session cycle uncollectable (weak values also stop LuaJIT, which has no
+    /// ephemerons, from keeping the pair alive).
+    requests: LuaTable,
 }
 
 impl Manager {
     pub fn new(lua: &Lua, opts: Option<LuaTable>) -> LuaResult<Manager> {
         let (options, store) = Options::parse(opts, lua)?;
+        let requests = lua.create_table()?;
+        let weak = lua.create_table()?;
+        weak.raw_set("__mode", "kv")?;
+        requests.set_metatable(Some(weak))?;
         Ok(Manager {
             options,
             store: store::from_option(store)?,
+            requests,
         })
     }
 
     /// The id named by a validly signed cookie, if the store still holds it (then its record).
     /// Unknown, expired, unsigned and tampered ids are never adopted.
-    fn find(&self, lua: &Lua, header: &str) -> LuaResult<Option<(String, Record)>> {
+    /// Also returns the cookie value to send back unchanged, when the signing secret made it.
+    fn find(&self, lua: &Lua, header: &str) -> LuaResult<Option<(String, Record, Option<String>)>> {
         for value in cookie::find(header, &self.options.name) {
-            let Some(id) = cookie::unsign(&value, &self.options.secrets) else {
+            let Some((id, current)) = self.options.signer.unsign(&value) else {
                 continue;
             };
             if !id::looks_valid(id) {
                 continue;
             }
             if let Some(record) = self.store.get(lua, id)? {
-                return Ok(Some((id.to_string(), record)));
+                let resend = current.then(|| cookie::encode_value(&value));
+                return Ok(Some((id.to_string(), record, resend)));
             }
         }
         Ok(None)
+    }
+
+    /// Sets `req.sessionID` on the session's request, if it has one.
+    pub fn follow_id(&self, ud: &LuaAnyUserData, id: &str) -> LuaResult<()> {
+        if let LuaValue::Table(req) = self.requests.raw_get::<LuaValue>(ud)? {
+            req.raw_set("sessionID", id)?;
+        }
+        Ok(())
     }
 
     pub fn load(
@@ -49,7 +69,8 @@ impl Manager {
         lua: &Lua,
         header: Option<&str>,
         secure_request: bool,
-    ) -> LuaResult<Session> {
+        req: Option<LuaTable>,
+    ) -> LuaResult<(LuaAnyUserData, String)> {
         let found = match header {
             Some(h) => self.find(lua, h)?,
             None => None,
@@ -67,16 +88,24 @@ impl Manager {
             clear_cookie: false,
             committed: false,
             secure_request,
+            cookie_value: None,
         };
         match found {
-            Some((id, record)) => {
+            Some((id, record, resend)) => {
                 session.id = id;
                 session.is_new = false;
+                session.cookie_value = resend;
                 session.load_record(lua, record)?;
             }
             None => session.id = id::generate().map_err(LuaError::runtime)?,
         }
-        Ok(session)
+        let id = session.id.clone();
+        let ud = lua.create_userdata(session)?;
+        if let Some(req) = req {
+            req.raw_set("sessionID", id.as_str())?;
+            self.requests.raw_set(&ud, req)?;
+        }
+        Ok((ud, id))
     }
 
     /// A new session is stored only once it holds something, unless told otherwise.
@@ -143,12 +172,11 @@ impl Manager {
         }
         let (name, attrs) = (&self.options.name, &self.options.cookie);
         if send && !s.is_new {
-            let signed = cookie::sign(&s.id, &self.options.secrets[0]);
-            return Ok(Some(attrs.line(
-                name,
-                &cookie::encode_value(&signed),
-                s.secure_request,
-            )));
+            let value = match s.cookie_value.take() {
+                Some(v) => v,
+                None => cookie::encode_value(&self.options.signer.sign(&s.id)),
+            };
+            return Ok(Some(attrs.line(name, &value, s.secure_request)));
         }
         if s.clear_cookie {
             return Ok(Some(attrs.clearing_line(name, s.secure_request)));
@@ -171,9 +199,7 @@ impl LuaUserData for Core {
             "load",
             |lua, c, (header, secure, req): (Option<LuaString>, Option<bool>, Option<LuaTable>)| {
                 let header = header.as_ref().map(|h| h.to_string_lossy());
-                let session = c.0.load(lua, header.as_deref(), secure.unwrap_or(false))?;
-                let id = session.id.clone();
-                Ok((session::attach(lua, session, req)?, id))
+                c.0.load(lua, header.as_deref(), secure.unwrap_or(false), req)
             },
         );
         m.add_method("commit", |lua, c, ud: LuaAnyUserData| {

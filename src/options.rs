@@ -1,15 +1,15 @@
 //! The options table given to `session(opts)`: every default and every validation error.
 //! Bad options fail here, at setup, never at request time.
 
-use crate::cookie::{Attributes, SameSite, Secure};
+use crate::cookie::{Attributes, SameSite, Secure, Signer};
 use crate::id;
 use mlua::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub struct Options {
     pub name: String,
-    /// The first signs; every one verifies (rotation).
-    pub secrets: Vec<Vec<u8>>,
+    /// The secrets: the first signs; every one verifies (rotation).
+    pub signer: Signer,
     /// Store lifetime in seconds, and the cookie's unless cookie.maxAge is set.
     pub ttl: u64,
     pub rolling: bool,
@@ -184,7 +184,7 @@ impl Options {
                 )));
             }
         };
-        let secrets = secrets(opts.raw_get("secret")?)?;
+        let signer = Signer::new(&secrets(opts.raw_get("secret")?)?);
         let ttl = seconds(&opts, "ttl", "ttl")?.unwrap_or(86_400);
 
         let cookie = match opts.raw_get::<LuaValue>("cookie")? {
@@ -247,7 +247,7 @@ impl Options {
         Ok((
             Options {
                 name,
-                secrets,
+                signer,
                 ttl,
                 rolling: boolean(&opts, "rolling", "rolling", false)?,
                 resave: boolean(&opts, "resave", "resave", false)?,

@@ -48,6 +48,9 @@ pub struct Session {
     pub(crate) clear_cookie: bool,
     pub(crate) committed: bool,
     pub(crate) secure_request: bool,
+    /// The cookie value to send back as it came (signed with the current secret), while the
+    /// id is unchanged: saves signing again.
+    pub(crate) cookie_value: Option<String>,
 }
 
 fn key_str(k: &LuaValue) -> LuaResult<String> {
@@ -135,29 +138,10 @@ impl Session {
         self.snapshot = Record::default();
         self.is_new = true;
         self.cookie_due = false;
+        self.cookie_value = None;
         self.id = crate::id::generate().map_err(LuaError::runtime)?;
         Ok(())
     }
-}
-
-/// Keeps `req.sessionID` in step with the session's id. The request table is held as the
-/// userdata's user value, not a Rust reference, so the req <-> session cycle stays collectable.
-fn follow_id(ud: &LuaAnyUserData, id: &str) -> LuaResult<()> {
-    if let LuaValue::Table(req) = ud.user_value::<LuaValue>()? {
-        req.raw_set("sessionID", id)?;
-    }
-    Ok(())
-}
-
-/// Wraps a session as `req.session`, attached to its request.
-pub fn attach(lua: &Lua, session: Session, req: Option<LuaTable>) -> LuaResult<LuaAnyUserData> {
-    let id = session.id.clone();
-    let ud = lua.create_userdata(session)?;
-    if let Some(req) = req {
-        ud.set_user_value(req)?;
-        follow_id(&ud, &id)?;
-    }
-    Ok(ud)
 }
 
 impl LuaUserData for Session {
@@ -208,7 +192,7 @@ impl LuaUserData for Session {
             manager.save(lua, s)
         });
         m.add_function("destroy", |lua, ud: LuaAnyUserData| {
-            let id = {
+            let (manager, id) = {
                 let mut s = ud.borrow_mut::<Session>()?;
                 if !s.is_new {
                     s.manager.store.destroy(lua, &s.id)?;
@@ -216,14 +200,14 @@ impl LuaUserData for Session {
                 s.reset(lua, false)?;
                 s.must_save = false;
                 s.clear_cookie = true;
-                s.id.clone()
+                (s.manager.clone(), s.id.clone())
             };
-            follow_id(&ud, &id)
+            manager.follow_id(&ud, &id)
         });
         m.add_function(
             "regenerate",
             |lua, (ud, keep): (LuaAnyUserData, Option<bool>)| {
-                let id = {
+                let (manager, id) = {
                     let mut s = ud.borrow_mut::<Session>()?;
                     if !s.is_new {
                         s.manager.store.destroy(lua, &s.id)?;
@@ -231,9 +215,9 @@ impl LuaUserData for Session {
                     s.reset(lua, keep.unwrap_or(false))?;
                     s.must_save = true;
                     s.clear_cookie = false;
-                    s.id.clone()
+                    (s.manager.clone(), s.id.clone())
                 };
-                follow_id(&ud, &id)?;
+                manager.follow_id(&ud, &id)?;
                 Ok(id)
             },
         );
