@@ -1,0 +1,704 @@
+-- Hardening: what clients send (bad, forged and odd cookies), what handlers try to store
+-- (values a session cannot hold), and stores that fail or are not stores at all.
+
+local hs = require("honeymoon_session")
+local App = require("spec.support.app")
+local Client = require("spec.support.client")
+local TableStore = require("spec.support.table_store")
+
+local SECRET = "hardening-secret"
+local NAME = "honeymoon.sid"
+local STORE_METHODS = { "get", "set", "destroy", "touch", "exists", "all", "length", "clear" }
+
+---------------------------------------------------------------------------
+-- Helpers
+---------------------------------------------------------------------------
+
+-- Runs fn(...) expecting it to raise; returns the error as a string.
+local function error_of(fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert.is_false(ok, "expected an error")
+  return tostring(err)
+end
+
+local function contains(needle, haystack)
+  assert.matches(needle, haystack, 1, true)
+end
+
+-- Cookie value encoding as the module does it (encodeURIComponent for : + / =).
+local function encode(v)
+  return (v:gsub("[:+/=]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+
+local function decode(v)
+  return (v:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- An app with the session middleware and a few routes:
+--   /login?user=x  stores user=x        /whoami  answers "<user or -> <sessionID>"
+--   /logout        destroys the session /run     runs site.handler(req, res)
+local function make_site(opts)
+  local o = { secret = SECRET, store = hs.MemoryStore() }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  local site = { app = App.new(), store = o.store }
+  site.app:use(hs.session(o))
+  site.app:get("/login", function(req, res)
+    req.session.user = req.query.user or "ann"
+    res:text(req.sessionID)
+  end)
+  site.app:get("/whoami", function(req, res)
+    res:text((req.session.user or "-") .. " " .. req.sessionID)
+  end)
+  site.app:get("/logout", function(req, res)
+    req.session:destroy()
+    res:text("bye")
+  end)
+  site.app:get("/run", function(req, res) site.handler(req, res) end)
+  return site
+end
+
+-- Logs `user` in with a fresh client; returns the raw (encoded) cookie value, the session id
+-- and the decoded signature.
+local function login(site, user)
+  local c = Client.new(site.app)
+  c:get("/login?user=" .. user)
+  local value = assert(c:cookie(NAME), "login set no cookie")
+  local id, sig = decode(value):match("^s:([%w_%-]+)%.(.+)$")
+  return value, id, sig
+end
+
+-- A request carrying exactly `header` as its Cookie header; what the session saw.
+local function whoami(site, header)
+  local r = site.app:handle({ path = "/whoami", headers = { cookie = header } })
+  local user, id = r.body:match("^(%S+) (%S+)$")
+  return { status = r.status, user = user ~= "-" and user or nil, id = id, set_cookie = r.headers["set-cookie"] }
+end
+
+-- The request was served with a fresh, empty session whose id is none of `known`.
+local function assert_fresh(seen, ...)
+  assert.equal(200, seen.status)
+  assert.is_nil(seen.user)
+  assert.is_string(seen.id)
+  assert.equal(32, #seen.id)
+  assert.is_truthy(seen.id:match("^[%w_%-]+$"))
+  for _, id in ipairs({ ... }) do assert.are_not.equal(id, seen.id) end
+  assert.is_nil(seen.set_cookie) -- an untouched new session is not sent
+end
+
+local function session_line(set_cookie)
+  for _, line in ipairs(set_cookie or {}) do
+    if line:sub(1, #NAME + 1) == NAME .. "=" then return line end
+  end
+end
+
+-- A TableStore whose methods raise `store.fail[method]` when set, and count their calls.
+local function breakable_store()
+  local store = TableStore.new()
+  store.fail, store.calls = {}, {}
+  for _, m in ipairs(STORE_METHODS) do
+    local original = TableStore[m]
+    store.calls[m] = 0
+    store[m] = function(self, ...)
+      self.calls[m] = self.calls[m] + 1
+      if self.fail[m] then error(self.fail[m], 0) end
+      return original(self, ...)
+    end
+  end
+  return store
+end
+
+local function valid_store(overrides)
+  local store = {}
+  for _, m in ipairs(STORE_METHODS) do store[m] = function() end end
+  for k, v in pairs(overrides or {}) do store[k] = v end
+  return store
+end
+
+---------------------------------------------------------------------------
+-- Cookies a client controls
+---------------------------------------------------------------------------
+
+describe("session cookies from the client", function()
+  local site, value, id, sig
+
+  before_each(function()
+    site = make_site()
+    value, id, sig = login(site, "alice")
+  end)
+
+  it("recognises the genuine cookie (the baseline every other case departs from)", function()
+    local seen = whoami(site, NAME .. "=" .. value)
+    assert.equal("alice", seen.user)
+    assert.equal(id, seen.id)
+  end)
+
+  it("ignores garbage values and hands out a fresh id", function()
+    local garbage = {
+      "", "garbage", "s:", "s:.", "s%3A", "s%3A.", "%", "%%", "%zz", "%E0%A4%A", "%00",
+      "\0\1\2\3", "\255\254\253", "日本語", ";", "=", "==", '"', '""', "s%3A%00.x",
+      "s:" .. string.rep("A", 32) .. "." .. string.rep("A", 43),
+      "s:" .. id .. ".", "s:" .. id .. "." .. string.rep("!", 43), "s:" .. id .. ".." .. sig,
+      "s:" .. id .. "." .. sig .. "." .. sig, "s:" .. id .. "\0." .. sig,
+    }
+    for _, v in ipairs(garbage) do
+      assert_fresh(whoami(site, NAME .. "=" .. v), id)
+    end
+    for _, header in ipairs({ NAME, "; ; ;", "=" .. value, NAME .. value, "\255\0" .. NAME .. "=" .. value .. "\0" }) do
+      assert_fresh(whoami(site, header), id)
+    end
+    assert.equal(1, site.store:length())
+  end)
+
+  it("ignores a 10 KB cookie value, even one that starts with the genuine cookie", function()
+    local pad = string.rep("A", 10 * 1024)
+    assert_fresh(whoami(site, NAME .. "=" .. value .. pad), id)
+    assert_fresh(whoami(site, NAME .. "=s%3A" .. pad), id)
+    assert_fresh(whoami(site, NAME .. "=" .. pad .. value), id)
+  end)
+
+  it("still finds the session cookie in a 10 KB header full of other cookies", function()
+    local others = {}
+    for i = 1, 400 do others[i] = "tracker" .. i .. "=" .. string.rep("x", 16) end
+    local header = table.concat(others, "; ") .. "; " .. NAME .. "=" .. value
+    assert.is_true(#header > 10 * 1024)
+    assert.equal("alice", whoami(site, header).user)
+  end)
+
+  it("ignores a cookie with any one character of the id or the signature changed", function()
+    local plain = "s:" .. id .. "." .. sig
+    for i = 3, #plain do
+      local ch = plain:sub(i, i)
+      if ch ~= "." then
+        local swapped = ch == "A" and "B" or "A"
+        local tampered = plain:sub(1, i - 1) .. swapped .. plain:sub(i + 1)
+        assert_fresh(whoami(site, NAME .. "=" .. encode(tampered)), id)
+      end
+    end
+  end)
+
+  it("ignores a truncated or extended signature", function()
+    local plain = "s:" .. id .. "." .. sig
+    assert_fresh(whoami(site, NAME .. "=" .. encode(plain:sub(1, -2))), id)
+    assert_fresh(whoami(site, NAME .. "=" .. encode(plain .. "A")), id)
+    assert_fresh(whoami(site, NAME .. "=" .. encode(plain .. "=")), id)
+  end)
+
+  it("ignores unsigned cookies naming a live id", function()
+    for _, v in ipairs({ id, "s:" .. id, "s%3A" .. id, id .. "." .. encode(sig), "S%3A" .. id .. "." .. encode(sig) }) do
+      assert_fresh(whoami(site, NAME .. "=" .. v), id)
+    end
+  end)
+
+  it("ignores a cookie signed with another secret, even for an id the store holds", function()
+    local other = make_site({ secret = "another-secret", store = site.store })
+    local foreign_value, foreign_id = login(other, "eve")
+    assert.is_true(site.store:exists(foreign_id))
+    assert_fresh(whoami(site, NAME .. "=" .. foreign_value), foreign_id, id)
+    assert.is_true(site.store:exists(foreign_id))
+  end)
+
+  it("ignores a forged cookie naming a real id with another session's signature, leaving that session intact", function()
+    local _, bob_id, bob_sig = login(site, "bob")
+    local forged = encode("s:" .. id .. "." .. bob_sig)
+    assert_fresh(whoami(site, NAME .. "=" .. forged), id, bob_id)
+    assert.equal("alice", whoami(site, NAME .. "=" .. value).user)
+    assert.equal("bob", whoami(site, NAME .. "=" .. encode("s:" .. bob_id .. "." .. bob_sig)).user)
+  end)
+
+  it("does not ask the store about cookies that fail the signature check", function()
+    local store = breakable_store()
+    local s = make_site({ store = store })
+    local _, real_id, real_sig = login(s, "alice")
+    store.calls.get = 0
+    for _, v in ipairs({ "garbage", real_id, "s%3A" .. real_id, encode("s:" .. real_id .. "." .. real_sig:reverse()) }) do
+      whoami(s, NAME .. "=" .. v)
+    end
+    assert.equal(0, store.calls.get)
+  end)
+
+  it("gives a replayed cookie of a destroyed session a fresh id, not the old one", function()
+    local c = Client.new(site.app)
+    c:set_cookie(NAME, value)
+    c:get("/logout")
+    assert_fresh(whoami(site, NAME .. "=" .. value), id)
+    assert.is_false(site.store:exists(id))
+  end)
+
+  describe("duplicate session cookies", function()
+    local bob_value, bob_id
+
+    before_each(function()
+      bob_value, bob_id = login(site, "bob")
+    end)
+
+    local function both(first, second)
+      return whoami(site, NAME .. "=" .. first .. "; " .. NAME .. "=" .. second)
+    end
+
+    it("the first of two genuine cookies wins", function()
+      assert.equal("alice", both(value, bob_value).user)
+      assert.equal("bob", both(bob_value, value).user)
+    end)
+
+    it("a garbage, unsigned or forged one first does not hide a genuine one after it", function()
+      local forged = encode("s:" .. id .. "." .. sig:reverse())
+      for _, bad in ipairs({ "garbage", id, forged, string.rep("A", 10240) }) do
+        local seen = both(bad, bob_value)
+        assert.equal("bob", seen.user)
+        assert.equal(bob_id, seen.id)
+      end
+    end)
+
+    it("a genuine cookie of a destroyed session does not shadow a live one", function()
+      local c = Client.new(site.app)
+      c:set_cookie(NAME, value)
+      c:get("/logout")
+      assert.equal("bob", both(value, bob_value).user)
+    end)
+
+    it("a cookie of another name in between changes nothing", function()
+      local seen = whoami(site, NAME .. "x=" .. value .. "; other=1; " .. NAME .. "=" .. bob_value)
+      assert.equal("bob", seen.user)
+    end)
+  end)
+
+  describe("quoting and percent-encoding", function()
+    it("accepts a double-quoted cookie value, as RFC 6265 allows", function()
+      assert.equal("alice", whoami(site, NAME .. '="' .. value .. '"').user)
+    end)
+
+    it("ignores unbalanced or doubled quotes", function()
+      for _, v in ipairs({ '"' .. value, value .. '"', '""' .. value .. '""', "'" .. value .. "'" }) do
+        assert_fresh(whoami(site, NAME .. "=" .. v), id)
+      end
+    end)
+
+    it("accepts an unescaped colon and lower-case escapes", function()
+      assert.equal("alice", whoami(site, NAME .. "=" .. "s:" .. id .. "." .. encode(sig)).user)
+      assert.equal("alice", whoami(site, NAME .. "=" .. value:gsub("%%%x%x", string.lower)).user)
+    end)
+
+    it("accepts a fully percent-encoded copy of the genuine cookie as the same cookie", function()
+      local all = decode(value):gsub(".", function(ch) return string.format("%%%02X", ch:byte()) end)
+      assert.equal("alice", whoami(site, NAME .. "=" .. all).user)
+    end)
+
+    it("accepts the signature's + and / whether escaped or sent raw", function()
+      local v, raw_id
+      for _ = 1, 40 do -- about three in four signatures contain + or /
+        local candidate, candidate_id, candidate_sig = login(site, "carol")
+        if candidate_sig:find("[+/]") then
+          v, raw_id = candidate, candidate_id
+          break
+        end
+      end
+      assert.is_string(v, "no signature with + or / in 40 logins")
+      local raw = "s:" .. raw_id .. "." .. decode(v):match("%.(.+)$")
+      assert.equal("carol", whoami(site, NAME .. "=" .. v).user)
+      assert.equal("carol", whoami(site, NAME .. "=" .. raw).user)
+    end)
+
+    it("ignores double-encoded values, bad escapes and escapes that are not UTF-8", function()
+      local double = value:gsub("%%", "%%25")
+      for _, v in ipairs({ double, value .. "%", value .. "%2", value:gsub("%%3A", "%%G3"), value .. "%FF", "%C3%28" .. value }) do
+        assert_fresh(whoami(site, NAME .. "=" .. v), id)
+      end
+    end)
+
+    it("matches the cookie name exactly, tolerating only spaces around it", function()
+      for _, name in ipairs({ NAME:upper(), NAME .. "x", "x" .. NAME, NAME:gsub("%.", "_"), NAME .. " x" }) do
+        assert_fresh(whoami(site, name .. "=" .. value), id)
+      end
+      assert.equal("alice", whoami(site, "  " .. NAME .. "  =  " .. value .. "  ").user)
+    end)
+  end)
+end)
+
+---------------------------------------------------------------------------
+-- Values a session cannot hold
+---------------------------------------------------------------------------
+
+describe("values a session cannot hold", function()
+  local core, site
+
+  before_each(function()
+    core = hs.core({ secret = SECRET })
+    site = make_site()
+  end)
+
+  local function new_session()
+    return (core:load(nil, false))
+  end
+
+  -- Runs fn(req) in a request; returns the response.
+  local function run(fn, client)
+    site.handler = function(req, res)
+      fn(req)
+      res:text("ok")
+    end
+    return (client or Client.new(site.app)):get("/run")
+  end
+
+  local KINDS = {
+    { "a function", function() return print end },
+    { "a coroutine", function() return coroutine.create(function() end) end },
+    { "a userdata", function() return io.stdout end },
+  }
+
+  for _, kind in ipairs(KINDS) do
+    local what, make = kind[1], kind[2]
+
+    it("refuses " .. what .. " at once on property write, set() and flash(), naming the key", function()
+      local s = new_session()
+      contains("val is " .. what, error_of(function() s.val = make() end))
+      contains("val is " .. what, error_of(function() s:set("val", make()) end))
+      contains("val is " .. what, error_of(function() s:flash("val", make()) end))
+      assert.is_false(s:has("val"))
+    end)
+
+    it("refuses " .. what .. " nested in a table at commit, naming its path", function()
+      local s = new_session()
+      s.cart = { items = { 1, 2, make() } }
+      contains("cart.items[3] is " .. what, error_of(core.commit, core, s))
+    end)
+
+    it("fails the request (500) over " .. what .. " nested in a table, storing and sending nothing", function()
+      local r = run(function(req) req.session.cart = { items = { 1, 2, make() } } end)
+      assert.equal(500, r.status)
+      contains("cart.items[3] is " .. what, site.app.last_error)
+      assert.is_nil(session_line(r.headers["set-cookie"]))
+      assert.equal(0, site.store:length())
+    end)
+  end
+
+  it("names paths through keys that are not identifiers", function()
+    local s = new_session()
+    s.prefs = { ["my key"] = { [-2] = { print } } }
+    contains('prefs["my key"][-2][1] is a function', error_of(core.commit, core, s))
+  end)
+
+  it("catches a function put into a live table returned by get(), and keeps the stored data", function()
+    local c = Client.new(site.app)
+    run(function(req) req.session.cart = { items = { "apple" } } end, c)
+    local id = decode(c:cookie(NAME)):match("^s:([^.]+)")
+    local r = run(function(req) req.session:get("cart").hook = print end, c)
+    assert.equal(500, r.status)
+    contains("cart.hook is a function", site.app.last_error)
+    assert.same({ cart = { items = { "apple" } } }, site.store:get(id))
+  end)
+
+  it("refuses a table that contains itself, naming where the cycle closes", function()
+    local s = new_session()
+    local loop = { b = {} }
+    loop.b.c = loop
+    s.loop = loop
+    contains("loop.b.c is a table that contains itself", error_of(core.commit, core, s))
+  end)
+
+  it("accepts the same table under two keys (shared is not a cycle)", function()
+    local s = new_session()
+    local shared = { 1, 2 }
+    s.a, s.b = shared, { again = shared }
+    assert.equal(1, #core:commit(s))
+  end)
+
+  it("refuses nesting deeper than a sane limit with the path, and accepts 50 levels", function()
+    local function nest(depth)
+      local top = {}
+      local cur = top
+      for _ = 1, depth do
+        cur.n = {}
+        cur = cur.n
+      end
+      return top
+    end
+    local s = new_session()
+    s.deep = nest(1000)
+    local err = error_of(core.commit, core, s)
+    contains("deep.n.n.n", err)
+    contains("nested too deeply", err)
+    s = new_session()
+    s.deep = nest(50)
+    assert.equal(1, #core:commit(s))
+  end)
+
+  it("refuses a non-string key at the top level at once", function()
+    local s = new_session()
+    contains("session keys must be strings", error_of(function() s[1] = "x" end))
+    contains("session keys must be strings", error_of(function() s:set(true, "x") end))
+  end)
+
+  it("refuses a table keyed by a function or a table at commit, in plain words", function()
+    local s = new_session()
+    s.t = { [print] = 1 }
+    contains("t is a table with a function as a key", error_of(core.commit, core, s))
+    s = new_session()
+    s.t = { [{}] = 1 }
+    contains("t is a table with a table as a key", error_of(core.commit, core, s))
+  end)
+
+  it("after a refused commit, the next request starts from a fresh session", function()
+    local c = Client.new(site.app)
+    run(function(req)
+      req.session.user = "ann"
+      req.session.bad = { print }
+    end, c)
+    assert.is_nil(c:cookie(NAME))
+    local seen
+    run(function(req) seen = req.session:all() end, c)
+    assert.same({}, seen)
+  end)
+end)
+
+---------------------------------------------------------------------------
+-- Failing stores
+---------------------------------------------------------------------------
+
+describe("a store that fails", function()
+  local store, site, client
+
+  before_each(function()
+    store = breakable_store()
+    site = make_site({ store = store, rolling = false })
+    client = Client.new(site.app)
+    client:get("/login?user=ann")
+  end)
+
+  local function assert_failed(r, method, why)
+    assert.equal(500, r.status)
+    contains("store:" .. method .. " failed", site.app.last_error)
+    contains(why, site.app.last_error)
+    assert.is_nil(session_line(r.headers["set-cookie"]))
+  end
+
+  it("get: the request fails with store:get failed", function()
+    store.fail.get = "database is down"
+    assert_failed(client:get("/whoami"), "get", "database is down")
+  end)
+
+  it("get: core:load raises a Lua error naming store:get", function()
+    store.fail.get = "database is down"
+    local core = hs.core({ secret = SECRET, store = store })
+    local err = error_of(core.load, core, NAME .. "=" .. client:cookie(NAME), false)
+    contains("honeymoon_session: store:get failed: database is down", err)
+  end)
+
+  it("destroy and touch: session:destroy() and core:commit raise Lua errors naming the method", function()
+    local core = hs.core({ secret = SECRET, store = store, rolling = true })
+    local header = NAME .. "=" .. client:cookie(NAME)
+    store.fail.destroy = "read-only replica"
+    local s = core:load(header, false)
+    contains("honeymoon_session: store:destroy failed: read-only replica", error_of(s.destroy, s))
+    store.fail.touch = "timeout"
+    s = core:load(header, false)
+    contains("honeymoon_session: store:touch failed: timeout", error_of(core.commit, core, s))
+  end)
+
+  it("set: a failed save sends no cookie, when the handler sends the response", function()
+    store.fail.set = "disk full"
+    local fresh = Client.new(site.app)
+    assert_failed(fresh:get("/login?user=bob"), "set", "disk full")
+    assert.is_nil(fresh:cookie(NAME))
+  end)
+
+  it("set: a failed save sends no cookie, when the response is sent after the chain returns", function()
+    store.fail.set = "disk full"
+    site.handler = function(req) req.session.user = "bob" end
+    local fresh = Client.new(site.app)
+    assert_failed(fresh:get("/run"), "set", "disk full")
+    assert.is_nil(fresh:cookie(NAME))
+  end)
+
+  it("set: a failed write to an existing session keeps the old data and the old cookie", function()
+    local before = client:cookie(NAME)
+    store.fail.set = "disk full"
+    site.handler = function(req) req.session.user = "mallory" end
+    assert_failed(client:get("/run"), "set", "disk full")
+    store.fail.set = nil
+    assert.equal(before, client:cookie(NAME))
+    assert.equal("ann " .. decode(before):match("^s:([^.]+)"), client:get("/whoami").body)
+  end)
+
+  it("set: core:commit raises a Lua error naming store:set", function()
+    store.fail.set = "disk full"
+    local core = hs.core({ secret = SECRET, store = store })
+    local s = core:load(nil, false)
+    s.user = "bob"
+    contains("honeymoon_session: store:set failed: disk full", error_of(core.commit, core, s))
+  end)
+
+  it("set: session:save() raises in the handler, where it can be caught", function()
+    store.fail.set = "disk full"
+    local caught
+    site.handler = function(req, res)
+      req.session.user = "bob"
+      local ok, err = pcall(req.session.save, req.session)
+      caught = not ok and tostring(err)
+      res:text("ok")
+    end
+    Client.new(site.app):get("/run")
+    assert.is_string(caught)
+    contains("store:set failed: disk full", caught)
+  end)
+
+  it("set: recovers once the store does", function()
+    store.fail.set = "disk full"
+    local fresh = Client.new(site.app)
+    fresh:get("/login?user=bob")
+    store.fail.set = nil
+    fresh:get("/login?user=bob")
+    assert.is_string(fresh:cookie(NAME))
+    assert.matches("^bob ", fresh:get("/whoami").body)
+  end)
+
+  it("destroy: the request fails with store:destroy failed and no clearing cookie, the session stays", function()
+    store.fail.destroy = "read-only replica"
+    assert_failed(client:get("/logout"), "destroy", "read-only replica")
+    store.fail.destroy = nil
+    assert.matches("^ann ", client:get("/whoami").body)
+  end)
+
+  it("touch: a rolling session's request fails with store:touch failed and no cookie", function()
+    local rolling = make_site({ store = store, rolling = true })
+    local c = Client.new(rolling.app)
+    c:get("/login?user=ann")
+    store.fail.touch = "timeout"
+    local r = c:get("/whoami")
+    assert.equal(500, r.status)
+    contains("store:touch failed", rolling.app.last_error)
+    contains("timeout", rolling.app.last_error)
+    assert.is_nil(session_line(r.headers["set-cookie"]))
+  end)
+
+  it("a method replaced by a non-function after setup fails naming the method", function()
+    store.get = "not a function"
+    local r = client:get("/whoami")
+    assert.equal(500, r.status)
+    contains("store:get failed", site.app.last_error)
+  end)
+
+  it("get returning something other than a table or nil fails naming store:get", function()
+    store.get = function() return "a string" end
+    assert.equal(500, client:get("/whoami").status)
+    contains("store:get failed", site.app.last_error)
+    store.get = function() return { user = print } end
+    assert.equal(500, client:get("/whoami").status)
+    contains("store:get failed", site.app.last_error)
+    store.get = function() return { [1] = "numeric key" } end
+    assert.equal(500, client:get("/whoami").status)
+    contains("store:get failed", site.app.last_error)
+  end)
+end)
+
+describe("hs.session() refuses a store that is not one", function()
+  for _, m in ipairs(STORE_METHODS) do
+    it("names the missing method " .. m .. "()", function()
+      local store = valid_store({ [m] = false })
+      store[m] = nil
+      contains("store is missing the method " .. m .. "()", error_of(hs.session, { secret = SECRET, store = store }))
+    end)
+
+    it("names the method " .. m .. "() when it is not a function", function()
+      for _, bad in ipairs({ "yes", 42, {}, true }) do
+        local store = valid_store({ [m] = bad })
+        contains(m .. "()", error_of(hs.session, { secret = SECRET, store = store }))
+      end
+    end)
+  end
+
+  it("refuses a store that is not a table", function()
+    for _, bad in ipairs({ "redis", 42, true, print }) do
+      contains("store must be a table", error_of(hs.session, { secret = SECRET, store = bad }))
+    end
+  end)
+
+  it("hs.core() refuses the same stores", function()
+    local store = valid_store()
+    store.clear = nil
+    contains("store is missing the method clear()", error_of(hs.core, { secret = SECRET, store = store }))
+  end)
+end)
+
+---------------------------------------------------------------------------
+-- MemoryStore misuse
+---------------------------------------------------------------------------
+
+describe("MemoryStore misuse", function()
+  local m
+
+  before_each(function()
+    m = hs.MemoryStore()
+  end)
+
+  local BAD_TTLS = { 0, -1, 1.5, 0 / 0, math.huge, -math.huge, 3153600001 }
+
+  it("set refuses a ttl that is not a whole number of seconds from 1 up, and stores nothing", function()
+    for _, ttl in ipairs(BAD_TTLS) do
+      contains("ttl", error_of(m.set, m, "id", { a = 1 }, ttl))
+    end
+    error_of(m.set, m, "id", { a = 1 }, "soon")
+    error_of(m.set, m, "id", { a = 1 }, {})
+    assert.equal(0, m:length())
+  end)
+
+  it("touch refuses a bad ttl and leaves the entry's lifetime alone", function()
+    m:set("id", { a = 1 }, 60)
+    for _, ttl in ipairs(BAD_TTLS) do
+      contains("ttl", error_of(m.touch, m, "id", ttl))
+    end
+    hs._advance_clock(61)
+    assert.is_false(m:exists("id"))
+  end)
+
+  it("set refuses data that is not a table of storable values under string keys", function()
+    error_of(m.set, m, "id", "not a table", 60)
+    error_of(m.set, m, "id", nil, 60)
+    contains("session keys must be strings", error_of(m.set, m, "id", { [1] = "x" }, 60))
+    contains("cart.items[2] is a function", error_of(m.set, m, "id", { cart = { items = { 1, print } } }, 60))
+    local loop = {}
+    loop.self = loop
+    contains("loop.self is a table that contains itself", error_of(m.set, m, "id", { loop = loop }, 60))
+    assert.equal(0, m:length())
+  end)
+
+  it("refuses ids that are not strings", function()
+    error_of(m.get, m, nil)
+    error_of(m.get, m, {})
+    error_of(m.set, m, nil, {}, 60)
+    error_of(m.exists, m, print)
+    error_of(m.destroy, m, nil)
+    error_of(m.touch, m, {}, 60)
+  end)
+
+  it("raises instead of crashing when a method is called with a dot", function()
+    error_of(m.get, "id")
+    error_of(m.set, "id", {}, 60)
+    error_of(m.length)
+  end)
+
+  it("refuses unknown options and a non-string shared name", function()
+    contains("shared", error_of(hs.MemoryStore, { bogus = 1 }))
+    contains("shared", error_of(hs.MemoryStore, { shared = 5 }))
+  end)
+end)
+
+---------------------------------------------------------------------------
+-- Resources
+---------------------------------------------------------------------------
+
+describe("resources", function()
+  it("lets requests and their sessions be garbage-collected after the response", function()
+    local site = make_site()
+    local alive = setmetatable({}, { __mode = "k" })
+    site.handler = function(req, res)
+      alive[req] = true
+      alive[req.session] = true
+      req.session.n = 1
+      res:text("ok")
+    end
+    for _ = 1, 200 do site.app:handle({ path = "/run" }) end
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(next(alive))
+  end)
+end)
