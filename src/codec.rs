@@ -114,7 +114,7 @@ impl Encoder {
         match v {
             LuaValue::Table(t) => self.table(out, t),
             LuaValue::Nil => Err(type_error(&self.path, "nil")),
-            other => Err(type_error(&self.path, kind_of(other))),
+            other => Err(type_error(&self.path, a_type(other))),
         }
     }
 
@@ -137,7 +137,7 @@ impl Encoder {
             if !Self::scalar(&mut key, &k) {
                 return Err(type_error(
                     &self.path,
-                    &format!("a table with {} as a key", article(kind_of(&k))),
+                    &format!("a table with {} as a key", a_type(&k)),
                 ));
             }
             self.path.push(match &k {
@@ -162,20 +162,14 @@ impl Encoder {
     }
 }
 
-fn article(kind: &str) -> String {
-    match kind.as_bytes().first() {
-        Some(b'a' | b'e' | b'i' | b'o' | b'u') => format!("an {kind}"),
-        _ => format!("a {kind}"),
-    }
-}
-
-fn kind_of(v: &LuaValue) -> &'static str {
+/// A value's type in words, with its article, as Lua users name types: `a number`, `nil`...
+pub fn a_type(v: &LuaValue) -> &'static str {
     match v {
         LuaValue::Nil => "nil",
-        LuaValue::Boolean(_) => "boolean",
-        LuaValue::Integer(_) | LuaValue::Number(_) => "number",
-        LuaValue::String(_) => "string",
-        LuaValue::Table(_) => "table",
+        LuaValue::Boolean(_) => "a boolean",
+        LuaValue::Integer(_) | LuaValue::Number(_) => "a number",
+        LuaValue::String(_) => "a string",
+        LuaValue::Table(_) => "a table",
         LuaValue::Function(_) => "a function",
         LuaValue::Thread(_) => "a coroutine",
         LuaValue::UserData(_) | LuaValue::LightUserData(_) => "a userdata",
@@ -195,7 +189,7 @@ pub fn check_storable(key: &str, v: &LuaValue) -> LuaResult<()> {
         | LuaValue::Table(_) => Ok(()),
         other => Err(type_error(
             &[Step::Key(key.as_bytes().to_vec())],
-            kind_of(other),
+            a_type(other),
         )),
     }
 }
@@ -260,7 +254,7 @@ impl Record {
                 other => {
                     return Err(LuaError::runtime(format!(
                         "honeymoon_session: session keys must be strings, got {} key",
-                        article(kind_of(other))
+                        a_type(other)
                     )));
                 }
             };

@@ -58,8 +58,8 @@ pub fn to_json(v: &LuaValue, depth: usize) -> LuaResult<Value> {
                         LuaValue::Number(n) => n.to_string(),
                         other => {
                             return Err(fail(&format!(
-                                "a {} cannot be an object key",
-                                other.type_name()
+                                "{} cannot be an object key",
+                                crate::codec::a_type(other)
                             )));
                         }
                     };
@@ -68,7 +68,12 @@ pub fn to_json(v: &LuaValue, depth: usize) -> LuaResult<Value> {
                 Value::Object(obj)
             }
         }
-        other => return Err(fail(&format!("a {} cannot be encoded", other.type_name()))),
+        other => {
+            return Err(fail(&format!(
+                "{} cannot be encoded",
+                crate::codec::a_type(other)
+            )));
+        }
     })
 }
 

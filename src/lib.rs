@@ -17,6 +17,7 @@ use std::rc::Rc;
 
 const MIDDLEWARE_LUA: &str = include_str!("../lua/honeymoon_session/middleware.lua");
 const FLASH_LUA: &str = include_str!("../lua/honeymoon_session/flash.lua");
+const EXPORTS_LUA: &str = include_str!("../lua/honeymoon_session/exports.lua");
 
 fn core(lua: &Lua, opts: Option<LuaTable>) -> LuaResult<Core> {
     Ok(Core(Rc::new(Manager::new(lua, opts)?)))
@@ -58,5 +59,7 @@ pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
             Ok(())
         })?,
     )?;
-    Ok(exports)
+    lua.load(EXPORTS_LUA)
+        .set_name("=honeymoon_session/exports.lua")
+        .call(exports)
 }

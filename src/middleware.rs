@@ -89,6 +89,7 @@ impl Manager {
             committed: false,
             secure_request,
             cookie_value: None,
+            gone: false,
         };
         match found {
             Some((id, record, resend)) => {
@@ -125,6 +126,9 @@ impl Manager {
 
     /// Writes the session to the store now; returns whether anything was written.
     fn write(&self, lua: &Lua, s: &mut Session, force: bool) -> LuaResult<bool> {
+        if s.gone {
+            return Ok(false);
+        }
         let ttl = self.options.ttl;
         let record = s.record()?;
         if s.is_new {
@@ -141,7 +145,10 @@ impl Manager {
             if changes.is_empty() && !(force || self.should_resave()) {
                 return Ok(false);
             }
-            self.store.merge(lua, &s.id, &changes, &record, ttl)?;
+            if !self.store.merge(lua, &s.id, &changes, &record, ttl)? {
+                s.gone = true;
+                return Ok(false);
+            }
         }
         s.snapshot = record;
         s.is_new = false;
@@ -166,12 +173,12 @@ impl Manager {
         s.committed = true;
         let force = s.must_save;
         let mut send = self.write(lua, s, force)? || s.cookie_due;
-        if !send && !s.is_new && self.should_touch() {
-            self.store.touch(lua, &s.id, self.options.ttl)?;
-            send = true;
+        if !send && !s.is_new && !s.gone && self.should_touch() {
+            send = self.store.touch(lua, &s.id, self.options.ttl)?;
+            s.gone = !send;
         }
         let (name, attrs) = (&self.options.name, &self.options.cookie);
-        if send && !s.is_new {
+        if send && !s.is_new && !s.gone {
             let value = match s.cookie_value.take() {
                 Some(v) => v,
                 None => cookie::encode_value(&self.options.signer.sign(&s.id)),

@@ -4,7 +4,7 @@
 use crate::cookie::{Attributes, SameSite, Secure, Signer};
 use crate::id;
 use mlua::prelude::*;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 pub struct Options {
     pub name: String,
@@ -40,7 +40,7 @@ fn describe(v: &LuaValue) -> String {
         LuaValue::Integer(i) => i.to_string(),
         LuaValue::Number(n) => n.to_string(),
         LuaValue::Boolean(b) => b.to_string(),
-        other => format!("a {}", other.type_name()),
+        other => crate::codec::a_type(other).to_string(),
     }
 }
 
@@ -125,7 +125,18 @@ fn is_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-static WARNED: AtomicBool = AtomicBool::new(false);
+/// The secret used when none is given: one per process, so every middleware in it agrees.
+fn process_secret() -> LuaResult<Vec<u8>> {
+    static SECRET: OnceLock<Result<Vec<u8>, String>> = OnceLock::new();
+    let secret = SECRET.get_or_init(|| {
+        eprintln!(
+            "honeymoon_session: no secret given; signing with a random one for this process, so sessions will not survive a restart"
+        );
+        let mut s = vec![0u8; 32];
+        id::os_random(&mut s).map(|_| s)
+    });
+    secret.clone().map_err(LuaError::runtime)
+}
 
 fn secrets(v: LuaValue) -> LuaResult<Vec<Vec<u8>>> {
     let bad = |what: String| {
@@ -134,16 +145,7 @@ fn secrets(v: LuaValue) -> LuaResult<Vec<Vec<u8>>> {
         ))
     };
     match v {
-        LuaValue::Nil => {
-            if !WARNED.swap(true, Ordering::Relaxed) {
-                eprintln!(
-                    "honeymoon_session: no secret given; signing with a random one for this process, so sessions will not survive a restart"
-                );
-            }
-            let mut s = vec![0u8; 32];
-            id::os_random(&mut s).map_err(LuaError::runtime)?;
-            Ok(vec![s])
-        }
+        LuaValue::Nil => Ok(vec![process_secret()?]),
         LuaValue::String(s) if !s.as_bytes().is_empty() => Ok(vec![s.as_bytes().to_vec()]),
         LuaValue::Table(t) => {
             let len = t.raw_len();

@@ -51,6 +51,9 @@ pub struct Session {
     /// The cookie value to send back as it came (signed with the current secret), while the
     /// id is unchanged: saves signing again.
     pub(crate) cookie_value: Option<String>,
+    /// The store lost this id while the request ran (another request destroyed it, or it
+    /// expired): nothing is written under it again.
+    pub(crate) gone: bool,
 }
 
 fn key_str(k: &LuaValue) -> LuaResult<String> {
@@ -59,8 +62,8 @@ fn key_str(k: &LuaValue) -> LuaResult<String> {
             LuaError::runtime("honeymoon_session: session keys must be valid UTF-8 strings")
         }),
         other => Err(LuaError::runtime(format!(
-            "honeymoon_session: session keys must be strings, got a {}",
-            other.type_name()
+            "honeymoon_session: session keys must be strings, got {}",
+            crate::codec::a_type(other)
         ))),
     }
 }
@@ -139,6 +142,7 @@ impl Session {
         self.is_new = true;
         self.cookie_due = false;
         self.cookie_value = None;
+        self.gone = false;
         self.id = crate::id::generate().map_err(LuaError::runtime)?;
         Ok(())
     }

@@ -31,17 +31,26 @@ impl LuaStore {
     pub fn new(object: LuaValue) -> LuaResult<LuaStore> {
         if !matches!(object, LuaValue::Table(_) | LuaValue::UserData(_)) {
             return Err(LuaError::runtime(format!(
-                "honeymoon_session: store must be a table with the store methods ({}), got a {}",
+                "honeymoon_session: store must be a table with the store methods ({}), got {}",
                 METHODS.join(", "),
-                object.type_name()
+                crate::codec::a_type(&object)
             )));
         }
         for name in METHODS {
-            if !matches!(method(&object, name)?, LuaValue::Function(_)) {
-                return Err(LuaError::runtime(format!(
-                    "honeymoon_session: store is missing the method {name}(); a store needs {}",
-                    METHODS.join(", ")
-                )));
+            match method(&object, name)? {
+                LuaValue::Function(_) => {}
+                LuaValue::Nil => {
+                    return Err(LuaError::runtime(format!(
+                        "honeymoon_session: store is missing the method {name}(); a store needs {}",
+                        METHODS.join(", ")
+                    )));
+                }
+                other => {
+                    return Err(LuaError::runtime(format!(
+                        "honeymoon_session: store method {name}() must be a function, got {}",
+                        crate::codec::a_type(&other)
+                    )));
+                }
             }
         }
         let has_merge = matches!(method(&object, "merge")?, LuaValue::Function(_));
@@ -52,7 +61,10 @@ impl LuaStore {
         let f = match method(&self.object, name).map_err(|e| failed("store", name, e))? {
             LuaValue::Function(f) => f,
             other => {
-                let why = format!("the method is now a {}, not a function", other.type_name());
+                let why = format!(
+                    "the method is now {}, not a function",
+                    crate::codec::a_type(&other)
+                );
                 return Err(failed("store", name, why));
             }
         };
@@ -61,12 +73,16 @@ impl LuaStore {
     }
 }
 
-/// The message a Lua store raised, without mlua's callback wrapping.
-fn root_message(e: &LuaError) -> String {
-    match e {
-        LuaError::CallbackError { cause, .. } => root_message(cause),
+/// The message a Lua store raised, without mlua's wrapping or the traceback it appends.
+pub fn root_message(e: &LuaError) -> String {
+    let text = match e {
+        LuaError::CallbackError { cause, .. } => return root_message(cause),
         LuaError::RuntimeError(m) => m.clone(),
         other => other.to_string(),
+    };
+    match text.split_once("\nstack traceback:") {
+        Some((message, _)) => message.to_string(),
+        None => text,
     }
 }
 
@@ -81,8 +97,8 @@ impl Store for LuaStore {
                 "store",
                 "get",
                 format!(
-                    "it returned a {}; a store returns a table or nil",
-                    other.type_name()
+                    "it returned {}; a store returns a table or nil",
+                    crate::codec::a_type(&other)
                 ),
             )),
         }
@@ -99,9 +115,14 @@ impl Store for LuaStore {
         changes: &Changes,
         full: &Record,
         ttl: u64,
-    ) -> LuaResult<()> {
+    ) -> LuaResult<bool> {
         if !self.has_merge {
-            return self.set(lua, id, full, ttl);
+            // Narrows (cannot close) the window in which a destroyed session is written back.
+            if !self.call::<bool>("exists", id)? {
+                return Ok(false);
+            }
+            self.set(lua, id, full, ttl)?;
+            return Ok(true);
         }
         let changed = lua.create_table()?;
         for (k, v) in &changes.set {
@@ -111,14 +132,21 @@ impl Store for LuaStore {
         for (i, k) in changes.removed.iter().enumerate() {
             removed.raw_set(i + 1, lua.create_string(k)?)?;
         }
-        self.call::<()>("merge", (id, changed, removed, ttl))
+        // A merge that returns false reports the session gone; anything else is success.
+        Ok(!matches!(
+            self.call::<LuaValue>("merge", (id, changed, removed, ttl))?,
+            LuaValue::Boolean(false)
+        ))
     }
 
     fn destroy(&self, _: &Lua, id: &str) -> LuaResult<()> {
         self.call::<()>("destroy", id)
     }
 
-    fn touch(&self, _: &Lua, id: &str, ttl: u64) -> LuaResult<()> {
-        self.call::<()>("touch", (id, ttl))
+    fn touch(&self, _: &Lua, id: &str, ttl: u64) -> LuaResult<bool> {
+        Ok(!matches!(
+            self.call::<LuaValue>("touch", (id, ttl))?,
+            LuaValue::Boolean(false)
+        ))
     }
 }

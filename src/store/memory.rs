@@ -121,24 +121,16 @@ impl MemoryStore {
         inner.put(id, record.0.clone().into_boxed_slice(), expiry(now, ttl));
     }
 
-    pub fn merge_record(
-        &self,
-        id: &str,
-        changes: &Changes,
-        full: &Record,
-        ttl: u64,
-    ) -> LuaResult<()> {
+    pub fn merge_record(&self, id: &str, changes: &Changes, ttl: u64) -> LuaResult<bool> {
         let now = clock::now_ms();
         let mut inner = self.inner.lock();
         inner.reclaim(now, RECLAIM_PER_CALL);
-        // If the session vanished meanwhile (destroyed or expired), this request's view is the
-        // best there is: store it whole rather than resurrect a fragment.
         let merged = match inner.live(id, now) {
             Some(e) => Record(e.data.to_vec()).merge(changes)?,
-            None => full.clone(),
+            None => return Ok(false),
         };
         inner.put(id, merged.0.into_boxed_slice(), expiry(now, ttl));
-        Ok(())
+        Ok(true)
     }
 
     pub fn destroy_id(&self, id: &str) {
@@ -197,30 +189,38 @@ impl Store for MemoryStore {
         _: &Lua,
         id: &str,
         changes: &Changes,
-        full: &Record,
+        _full: &Record,
         ttl: u64,
-    ) -> LuaResult<()> {
-        self.merge_record(id, changes, full, ttl)
+    ) -> LuaResult<bool> {
+        self.merge_record(id, changes, ttl)
     }
     fn destroy(&self, _: &Lua, id: &str) -> LuaResult<()> {
         self.destroy_id(id);
         Ok(())
     }
-    fn touch(&self, _: &Lua, id: &str, ttl: u64) -> LuaResult<()> {
-        self.touch_id(id, ttl);
-        Ok(())
+    fn touch(&self, _: &Lua, id: &str, ttl: u64) -> LuaResult<bool> {
+        Ok(self.touch_id(id, ttl))
     }
 }
 
 /// A TTL argument from Lua: whole seconds >= 1; nil means the session default of a day.
-fn ttl_arg(v: Option<f64>) -> LuaResult<u64> {
-    match v {
-        None => Ok(86_400),
-        Some(n) if n >= 1.0 && n.fract() == 0.0 && n <= 3_153_600_000.0 => Ok(n as u64),
-        Some(n) => Err(LuaError::runtime(format!(
-            "honeymoon_session: MemoryStore ttl must be a whole number of seconds from 1 to 3153600000, got {n}"
-        ))),
+fn ttl_arg(v: LuaValue) -> LuaResult<u64> {
+    let n = match v {
+        LuaValue::Nil => return Ok(86_400),
+        LuaValue::Integer(i) => i as f64,
+        LuaValue::Number(n) => n,
+        _ => f64::NAN,
+    };
+    if n >= 1.0 && n.fract() == 0.0 && n <= 3_153_600_000.0 {
+        return Ok(n as u64);
     }
+    let got = match v {
+        LuaValue::Integer(_) | LuaValue::Number(_) => n.to_string(),
+        other => crate::codec::a_type(&other).to_string(),
+    };
+    Err(LuaError::runtime(format!(
+        "honeymoon_session: MemoryStore ttl must be a whole number of seconds from 1 to 3153600000, got {got}"
+    )))
 }
 
 impl LuaUserData for MemoryStore {
@@ -231,7 +231,7 @@ impl LuaUserData for MemoryStore {
         });
         m.add_method(
             "set",
-            |_, s, (id, data, ttl): (String, LuaTable, Option<f64>)| {
+            |_, s, (id, data, ttl): (String, LuaTable, LuaValue)| {
                 let record = Record::from_table(&data)?;
                 s.set_record(&id, &record, ttl_arg(ttl)?);
                 Ok(())
@@ -241,7 +241,7 @@ impl LuaUserData for MemoryStore {
             s.destroy_id(&id);
             Ok(())
         });
-        m.add_method("touch", |_, s, (id, ttl): (String, Option<f64>)| {
+        m.add_method("touch", |_, s, (id, ttl): (String, LuaValue)| {
             Ok(s.touch_id(&id, ttl_arg(ttl)?))
         });
         m.add_method("exists", |_, s, id: String| Ok(s.exists(&id)));
@@ -276,7 +276,7 @@ pub fn from_options(opts: Option<LuaTable>) -> LuaResult<MemoryStore> {
                 return Err(LuaError::runtime(format!(
                     "honeymoon_session: MemoryStore takes only {{ shared = \"name\" }}, got {} = {}",
                     k.to_string().unwrap_or_default(),
-                    v.type_name()
+                    crate::codec::a_type(&v)
                 )));
             }
         }

@@ -16,6 +16,8 @@ pub trait Store {
     /// Applies a request's top-level changes to the store's current version, atomically, and
     /// refreshes the TTL. `full` is the whole session as the request left it, for stores that
     /// can only replace (they lose concurrent writes to other keys; say so in their docs).
+    /// Returns false, writing nothing, when the session is gone (destroyed or expired
+    /// meanwhile): a destroyed id must never come back.
     fn merge(
         &self,
         lua: &Lua,
@@ -23,9 +25,10 @@ pub trait Store {
         changes: &Changes,
         full: &Record,
         ttl: u64,
-    ) -> LuaResult<()>;
+    ) -> LuaResult<bool>;
     fn destroy(&self, lua: &Lua, id: &str) -> LuaResult<()>;
-    fn touch(&self, lua: &Lua, id: &str, ttl: u64) -> LuaResult<()>;
+    /// Refreshes the TTL; false when the session is gone.
+    fn touch(&self, lua: &Lua, id: &str, ttl: u64) -> LuaResult<bool>;
 }
 
 /// `honeymoon_session: store:set failed: <why>`, the one shape of a store error.
