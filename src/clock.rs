@@ -41,6 +41,22 @@ pub fn http_date(ms: i64) -> String {
     )
 }
 
+/// An ISO-8601 UTC timestamp with milliseconds (`1970-01-01T00:00:00.000Z`), as JavaScript's
+/// `Date.prototype.toISOString` writes it (express-session's stored `cookie.expires`).
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub fn iso_date(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let tod = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        tod / 3600,
+        tod % 3600 / 60,
+        tod % 60,
+        ms.rem_euclid(1000)
+    )
+}
+
 /// Howard Hinnant's days-to-civil algorithm: days since 1970-01-01 to (year, month, day).
 fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let z = z + 719_468;
@@ -67,5 +83,6 @@ mod tests {
             "Tue, 14 Nov 2023 22:13:20 GMT"
         );
         assert_eq!(http_date(951_782_400_000), "Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(iso_date(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
     }
 }

@@ -151,13 +151,7 @@ impl Encoder {
             pairs.push((key, val));
         }
         self.open.pop();
-        pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        out.push(MAP);
-        write_varint(out, pairs.len() as u64);
-        for (k, v) in pairs {
-            out.extend_from_slice(&k);
-            out.extend_from_slice(&v);
-        }
+        write_map(out, pairs);
         Ok(())
     }
 }
@@ -346,6 +340,79 @@ pub fn decode_value(lua: &Lua, bytes: &[u8]) -> LuaResult<LuaValue> {
     Ok(v)
 }
 
+/// The JSON form of one stored value, for stores that speak JSON (express-session's format).
+/// A table whose keys are exactly 1..n becomes an array, any other table an object with its
+/// keys as strings; strings must be UTF-8 and numbers finite, else this fails, naming `path`.
+pub fn to_json(path: &str, bytes: &[u8]) -> Result<serde_json::Value, String> {
+    let mut r = Reader::new(bytes);
+    let v = r.json_value(0).map_err(|e| format!("{path}: {e}"))?;
+    if r.pos != bytes.len() {
+        return Err(format!("{path}: stored session data is corrupt"));
+    }
+    Ok(v)
+}
+
+/// The stored form of a JSON value; `None` for `null`, which a Lua table cannot hold.
+pub fn from_json(v: &serde_json::Value) -> Option<Vec<u8>> {
+    use serde_json::Value as J;
+    let mut out = Vec::new();
+    match v {
+        J::Null => return None,
+        J::Bool(b) => out.push(if *b { TRUE } else { FALSE }),
+        J::Number(n) => match n.as_i64() {
+            Some(i) => {
+                out.push(INT);
+                out.extend_from_slice(&i.to_le_bytes());
+            }
+            None => {
+                out.push(FLOAT);
+                out.extend_from_slice(&n.as_f64().unwrap_or(f64::NAN).to_le_bytes());
+            }
+        },
+        J::String(s) => {
+            out.push(STR);
+            write_varint(&mut out, s.len() as u64);
+            out.extend_from_slice(s.as_bytes());
+        }
+        J::Array(items) => {
+            let pairs = items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| {
+                    let mut k = vec![INT];
+                    k.extend_from_slice(&(i as i64 + 1).to_le_bytes());
+                    from_json(item).map(|v| (k, v))
+                })
+                .collect();
+            write_map(&mut out, pairs);
+        }
+        J::Object(map) => {
+            let pairs = map
+                .iter()
+                .filter_map(|(k, item)| {
+                    let mut key = vec![STR];
+                    write_varint(&mut key, k.len() as u64);
+                    key.extend_from_slice(k.as_bytes());
+                    from_json(item).map(|v| (key, v))
+                })
+                .collect();
+            write_map(&mut out, pairs);
+        }
+    }
+    Some(out)
+}
+
+/// A table's encoding: pairs sorted by encoded key, so equal tables encode equally.
+fn write_map(out: &mut Vec<u8>, mut pairs: Vec<(Vec<u8>, Vec<u8>)>) {
+    pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    out.push(MAP);
+    write_varint(out, pairs.len() as u64);
+    for (k, v) in pairs {
+        out.extend_from_slice(&k);
+        out.extend_from_slice(&v);
+    }
+}
+
 struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
@@ -436,6 +503,62 @@ impl<'a> Reader<'a> {
                 LuaValue::Table(t)
             }
             _ => return Err(corrupt()),
+        })
+    }
+}
+
+impl Reader<'_> {
+    fn json_value(&mut self, depth: usize) -> Result<serde_json::Value, String> {
+        use serde_json::Value as J;
+        let corrupt = |_| "stored session data is corrupt".to_string();
+        if depth > MAX_DEPTH {
+            return Err("nested too deeply".into());
+        }
+        Ok(match self.byte().map_err(corrupt)? {
+            FALSE => J::Bool(false),
+            TRUE => J::Bool(true),
+            INT => J::from(i64::from_le_bytes(self.eight().map_err(corrupt)?)),
+            FLOAT => {
+                let n = f64::from_le_bytes(self.eight().map_err(corrupt)?);
+                J::Number(serde_json::Number::from_f64(n).ok_or(format!("{n} has no JSON form"))?)
+            }
+            STR => {
+                let n = self.varint().map_err(corrupt)? as usize;
+                let bytes = self.take(n).map_err(corrupt)?;
+                J::String(
+                    std::str::from_utf8(bytes)
+                        .map_err(|_| "a string that is not UTF-8 has no JSON form".to_string())?
+                        .to_string(),
+                )
+            }
+            MAP => {
+                let n = self.varint().map_err(corrupt)? as usize;
+                let mut pairs = Vec::with_capacity(n.min(1024));
+                let mut int_keys = true;
+                for _ in 0..n {
+                    int_keys &= self.buf.get(self.pos) == Some(&INT);
+                    let key = match self.json_value(depth + 1)? {
+                        J::String(k) => k,
+                        J::Number(k) => k.to_string(),
+                        J::Bool(_) => return Err("a boolean table key has no JSON form".into()),
+                        _ => return Err("stored session data is corrupt".into()),
+                    };
+                    pairs.push((key, self.json_value(depth + 1)?));
+                }
+                // Integer keys exactly 1..n (sorted, so in order): an array.
+                let is_array = int_keys
+                    && !pairs.is_empty()
+                    && pairs
+                        .iter()
+                        .enumerate()
+                        .all(|(i, (k, _))| *k == (i + 1).to_string());
+                if is_array {
+                    J::Array(pairs.into_iter().map(|(_, v)| v).collect())
+                } else {
+                    J::Object(pairs.into_iter().collect())
+                }
+            }
+            _ => return Err("stored session data is corrupt".into()),
         })
     }
 }

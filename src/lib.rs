@@ -51,6 +51,13 @@ pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
             .set_name("=honeymoon_session/flash.lua")
             .call::<LuaFunction>(())?,
     )?;
+    #[cfg(feature = "redis")]
+    exports.set(
+        "RedisStore",
+        lua.create_function(|_, opts: Option<LuaTable>| {
+            store::redis::RedisStore::from_options(opts)
+        })?,
+    )?;
     exports.set("json", json::module(lua)?)?;
     exports.set(
         "_advance_clock",

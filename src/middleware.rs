@@ -9,7 +9,7 @@ use crate::cookie;
 use crate::id;
 use crate::options::Options;
 use crate::session::Session;
-use crate::store::{self, Store};
+use crate::store::{self, Lifetime, Loaded, Merged, Store};
 use mlua::prelude::*;
 use std::rc::Rc;
 
@@ -40,7 +40,7 @@ impl Manager {
     /// The id named by a validly signed cookie, if the store still holds it (then its record).
     /// Unknown, expired, unsigned and tampered ids are never adopted.
     /// Also returns the cookie value to send back unchanged, when the signing secret made it.
-    fn find(&self, lua: &Lua, header: &str) -> LuaResult<Option<(String, Record, Option<String>)>> {
+    fn find(&self, lua: &Lua, header: &str) -> LuaResult<Option<(String, Loaded, Option<String>)>> {
         for value in cookie::find(header, &self.options.name) {
             let Some((id, current)) = self.options.signer.unsign(&value) else {
                 continue;
@@ -48,9 +48,9 @@ impl Manager {
             if !id::looks_valid(id) {
                 continue;
             }
-            if let Some(record) = self.store.get(lua, id)? {
+            if let Some(loaded) = self.store.get(lua, id)? {
                 let resend = current.then(|| cookie::encode_value(&value));
-                return Ok(Some((id.to_string(), record, resend)));
+                return Ok(Some((id.to_string(), loaded, resend)));
             }
         }
         Ok(None)
@@ -89,14 +89,16 @@ impl Manager {
             committed: false,
             secure_request,
             cookie_value: None,
+            version: None,
             gone: false,
         };
         match found {
-            Some((id, record, resend)) => {
+            Some((id, loaded, resend)) => {
                 session.id = id;
                 session.is_new = false;
                 session.cookie_value = resend;
-                session.load_record(lua, record)?;
+                session.version = loaded.version;
+                session.load_record(lua, loaded.record)?;
             }
             None => session.id = id::generate().map_err(LuaError::runtime)?,
         }
@@ -129,13 +131,16 @@ impl Manager {
         if s.gone {
             return Ok(false);
         }
-        let ttl = self.options.ttl;
+        let life = Lifetime {
+            ttl: self.options.ttl,
+            cookie: Some(&self.options.cookie),
+        };
         let record = s.record()?;
         if s.is_new {
             if !(force || self.should_store_new(s, &record)) {
                 return Ok(false);
             }
-            self.store.set(lua, &s.id, &record, ttl)?;
+            s.version = self.store.set(lua, &s.id, &record, &life)?;
         } else {
             let changes = if record == s.snapshot {
                 Changes::default()
@@ -145,9 +150,15 @@ impl Manager {
             if changes.is_empty() && !(force || self.should_resave()) {
                 return Ok(false);
             }
-            if !self.store.merge(lua, &s.id, &changes, &record, ttl)? {
-                s.gone = true;
-                return Ok(false);
+            match self
+                .store
+                .merge(lua, &s.id, &changes, &record, s.version.as_deref(), &life)?
+            {
+                Merged::Written(version) => s.version = version,
+                Merged::Gone => {
+                    s.gone = true;
+                    return Ok(false);
+                }
             }
         }
         s.snapshot = record;
@@ -174,7 +185,11 @@ impl Manager {
         let force = s.must_save;
         let mut send = self.write(lua, s, force)? || s.cookie_due;
         if !send && !s.is_new && !s.gone && self.should_touch() {
-            send = self.store.touch(lua, &s.id, self.options.ttl)?;
+            let life = Lifetime {
+                ttl: self.options.ttl,
+                cookie: Some(&self.options.cookie),
+            };
+            send = self.store.touch(lua, &s.id, &life)?;
             s.gone = !send;
         }
         let (name, attrs) = (&self.options.name, &self.options.cookie);

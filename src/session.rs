@@ -51,6 +51,8 @@ pub struct Session {
     /// The cookie value to send back as it came (signed with the current secret), while the
     /// id is unchanged: saves signing again.
     pub(crate) cookie_value: Option<String>,
+    /// The store's version token for what this request loaded or last wrote.
+    pub(crate) version: Option<String>,
     /// The store lost this id while the request ran (another request destroyed it, or it
     /// expired): nothing is written under it again.
     pub(crate) gone: bool,
@@ -143,6 +145,7 @@ impl Session {
         self.cookie_due = false;
         self.cookie_value = None;
         self.gone = false;
+        self.version = None;
         self.id = crate::id::generate().map_err(LuaError::runtime)?;
         Ok(())
     }

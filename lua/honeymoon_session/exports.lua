@@ -24,6 +24,7 @@ for k, v in pairs(native) do M[k] = v end
 M.session = strict(native.session)
 M.core = strict(native.core)
 M.MemoryStore = strict(native.MemoryStore)
+if native.RedisStore then M.RedisStore = strict(native.RedisStore) end
 M.flash = native.flash
 M.json = { encode = strict(native.json.encode), decode = strict(native.json.decode) }
 M.error_message = message

@@ -4,7 +4,7 @@
 //! what it is given (a Lua-table store) never aliases a live session.
 
 use crate::codec::{Changes, Record, decode_value};
-use crate::store::{Store, failed};
+use crate::store::{Lifetime, Loaded, Merged, Store, failed};
 use mlua::prelude::*;
 
 /// The methods the spec's Store Interface requires.
@@ -87,11 +87,16 @@ pub fn root_message(e: &LuaError) -> String {
 }
 
 impl Store for LuaStore {
-    fn get(&self, _: &Lua, id: &str) -> LuaResult<Option<Record>> {
+    fn get(&self, _: &Lua, id: &str) -> LuaResult<Option<Loaded>> {
         match self.call::<LuaValue>("get", id)? {
             LuaValue::Nil | LuaValue::Boolean(false) => Ok(None),
             LuaValue::Table(t) => Record::from_table(&t)
-                .map(Some)
+                .map(|record| {
+                    Some(Loaded {
+                        record,
+                        version: None,
+                    })
+                })
                 .map_err(|e| failed("store", "get", root_message(&e))),
             other => Err(failed(
                 "store",
@@ -104,8 +109,15 @@ impl Store for LuaStore {
         }
     }
 
-    fn set(&self, lua: &Lua, id: &str, record: &Record, ttl: u64) -> LuaResult<()> {
-        self.call::<()>("set", (id, record.to_table(lua)?, ttl))
+    fn set(
+        &self,
+        lua: &Lua,
+        id: &str,
+        record: &Record,
+        life: &Lifetime,
+    ) -> LuaResult<Option<String>> {
+        self.call::<()>("set", (id, record.to_table(lua)?, life.ttl))?;
+        Ok(None)
     }
 
     fn merge(
@@ -114,15 +126,15 @@ impl Store for LuaStore {
         id: &str,
         changes: &Changes,
         full: &Record,
-        ttl: u64,
-    ) -> LuaResult<bool> {
+        _base: Option<&str>,
+        life: &Lifetime,
+    ) -> LuaResult<Merged> {
         if !self.has_merge {
             // Narrows (cannot close) the window in which a destroyed session is written back.
             if !self.call::<bool>("exists", id)? {
-                return Ok(false);
+                return Ok(Merged::Gone);
             }
-            self.set(lua, id, full, ttl)?;
-            return Ok(true);
+            return self.set(lua, id, full, life).map(Merged::Written);
         }
         let changed = lua.create_table()?;
         for (k, v) in &changes.set {
@@ -133,17 +145,20 @@ impl Store for LuaStore {
             removed.raw_set(i + 1, lua.create_string(k)?)?;
         }
         // A merge that returns false reports the session gone; anything else is success.
-        Ok(!matches!(
-            self.call::<LuaValue>("merge", (id, changed, removed, ttl))?,
-            LuaValue::Boolean(false)
-        ))
+        Ok(
+            match self.call::<LuaValue>("merge", (id, changed, removed, life.ttl))? {
+                LuaValue::Boolean(false) => Merged::Gone,
+                _ => Merged::Written(None),
+            },
+        )
     }
 
     fn destroy(&self, _: &Lua, id: &str) -> LuaResult<()> {
         self.call::<()>("destroy", id)
     }
 
-    fn touch(&self, _: &Lua, id: &str, ttl: u64) -> LuaResult<bool> {
+    fn touch(&self, _: &Lua, id: &str, life: &Lifetime) -> LuaResult<bool> {
+        let ttl = life.ttl;
         Ok(!matches!(
             self.call::<LuaValue>("touch", (id, ttl))?,
             LuaValue::Boolean(false)

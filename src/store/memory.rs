@@ -6,7 +6,7 @@
 
 use crate::clock;
 use crate::codec::{Changes, Record};
-use crate::store::Store;
+use crate::store::{Lifetime, Loaded, Merged, Store};
 use mlua::prelude::*;
 use parking_lot::Mutex;
 use std::collections::{BTreeSet, HashMap};
@@ -177,12 +177,21 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    fn get(&self, _: &Lua, id: &str) -> LuaResult<Option<Record>> {
-        Ok(self.get_record(id))
+    fn get(&self, _: &Lua, id: &str) -> LuaResult<Option<Loaded>> {
+        Ok(self.get_record(id).map(|record| Loaded {
+            record,
+            version: None,
+        }))
     }
-    fn set(&self, _: &Lua, id: &str, record: &Record, ttl: u64) -> LuaResult<()> {
-        self.set_record(id, record, ttl);
-        Ok(())
+    fn set(
+        &self,
+        _: &Lua,
+        id: &str,
+        record: &Record,
+        life: &Lifetime,
+    ) -> LuaResult<Option<String>> {
+        self.set_record(id, record, life.ttl);
+        Ok(None)
     }
     fn merge(
         &self,
@@ -190,16 +199,20 @@ impl Store for MemoryStore {
         id: &str,
         changes: &Changes,
         _full: &Record,
-        ttl: u64,
-    ) -> LuaResult<bool> {
-        self.merge_record(id, changes, ttl)
+        _base: Option<&str>,
+        life: &Lifetime,
+    ) -> LuaResult<Merged> {
+        Ok(match self.merge_record(id, changes, life.ttl)? {
+            true => Merged::Written(None),
+            false => Merged::Gone,
+        })
     }
     fn destroy(&self, _: &Lua, id: &str) -> LuaResult<()> {
         self.destroy_id(id);
         Ok(())
     }
-    fn touch(&self, _: &Lua, id: &str, ttl: u64) -> LuaResult<bool> {
-        Ok(self.touch_id(id, ttl))
+    fn touch(&self, _: &Lua, id: &str, life: &Lifetime) -> LuaResult<bool> {
+        Ok(self.touch_id(id, life.ttl))
     }
 }
 

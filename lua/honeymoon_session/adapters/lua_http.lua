@@ -1,0 +1,74 @@
+-- honeymoon_session for lua-http's http.server (https://github.com/daurnimator/lua-http).
+-- A thin layer over core:load / core:commit: it only moves the Cookie header in and the
+-- Set-Cookie lines out; every session decision is the core's.
+--
+--   local adapter = require("honeymoon_session.adapters.lua_http").new({ secret = "...", name = "app.sid" })
+--   -- (or .new(core) with a core from require("honeymoon_session").core(opts))
+--
+--   onstream = function(server, stream)
+--       local req_headers = assert(stream:get_headers())
+--       local session = adapter:load(req_headers, stream:checktls() ~= nil)
+--       session.hits = (session.hits or 0) + 1             -- the same API as req.session
+--       local res_headers = require("http.headers").new()
+--       res_headers:append(":status", "200")
+--       adapter:commit(session, res_headers)              -- exactly once, before write_headers
+--       assert(stream:write_headers(res_headers, false))
+--       assert(stream:write_chunk("hits " .. session.hits, true))
+--   end
+--
+-- load(headers, secure, req): every "cookie" header line, joined with "; " (HTTP/2 clients may
+-- split the header into several lines); `secure` (is the connection HTTPS) only matters for
+-- cookie.secure = "auto"; `req` is an optional table whose sessionID the core keeps current.
+-- commit(session, headers) appends the Set-Cookie line, if any, to lua-http response headers
+-- and returns the list of lines. A store failure raises from commit; send a 500 then.
+--
+-- lua-http is Lua 5.1-packaged on Debian (/usr/share/lua/5.1) but pure Lua: on Lua 5.4 append
+-- "/usr/share/lua/5.1/?.lua;/usr/share/lua/5.1/?/init.lua" to package.path. This file does not
+-- require lua-http itself: anything with get_as_sequence/get and append works.
+local type, concat = type, table.concat
+
+local Adapter = {}
+Adapter.__index = Adapter
+
+---@param opts_or_core table|userdata session options (as for session()) or a core
+local function new(opts_or_core)
+    local core = opts_or_core
+    if type(core) ~= "userdata" then core = require("honeymoon_session").core(opts_or_core) end
+    return setmetatable({ core = core, name = core.name }, Adapter)
+end
+
+---The request's Cookie header: all "cookie" lines joined with "; ", or nil.
+---@param headers table lua-http headers object
+---@return string|nil
+local function cookie_header(headers)
+    if headers == nil then return nil end
+    if headers.get_as_sequence then
+        local seq = headers:get_as_sequence("cookie")
+        if seq.n == 0 then return nil end
+        if seq.n == 1 then return seq[1] end
+        return concat(seq, "; ", 1, seq.n)
+    end
+    return headers:get("cookie")
+end
+
+---@param headers table lua-http request headers (stream:get_headers())
+---@param secure boolean? the request came over HTTPS
+---@param req table? optional request table; its sessionID is kept in step
+---@return userdata session, string id
+function Adapter:load(headers, secure, req)
+    return self.core:load(cookie_header(headers), secure == true, req)
+end
+
+---@param session userdata the session load returned
+---@param headers table? lua-http response headers to append "set-cookie" to
+---@return string[] lines the Set-Cookie values (0 or 1)
+function Adapter:commit(session, headers)
+    local lines = self.core:commit(session)
+    if headers ~= nil then
+        -- never_index: HTTP/2 must not put the session cookie in the HPACK table.
+        for i = 1, #lines do headers:append("set-cookie", lines[i], true) end
+    end
+    return lines
+end
+
+return { new = new, cookie_header = cookie_header }

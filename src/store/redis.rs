@@ -1,0 +1,490 @@
+//! RedisStore: sessions in Redis (or Valkey), stored as connect-redis stores them, so Node's
+//! express-session and this module share sessions.
+//!
+//! Key `prefix .. id`; value the JSON of the session's data plus express-session's `cookie`
+//! object; TTL from the cookie's lifetime. Merges are optimistic: the request's changes are
+//! applied in Rust to the JSON it loaded, and a server-side script writes the result only if
+//! the stored value is still that JSON (compared by SHA-1), else hands back the current value
+//! to merge onto again. So keys a Node app wrote are kept byte for byte, and a write costs one
+//! round trip.
+
+use crate::clock;
+use crate::codec::{self, Changes, Record};
+use crate::cookie::{Attributes, SameSite, Secure};
+use crate::store::{Lifetime, Loaded, Merged, Store, failed};
+use mlua::prelude::*;
+use parking_lot::Mutex;
+use redis::{Client, Connection, RedisError, RedisResult};
+use serde_json::{Map, Value as Json};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The key express-session keeps its cookie under; not session data.
+const COOKIE_KEY: &str = "cookie";
+/// Retries of a merge that keeps losing to concurrent writers before giving up.
+const MERGE_ATTEMPTS: usize = 16;
+
+/// Compare-and-set: write ARGV[2] only if the stored value's SHA-1 is ARGV[1].
+/// Returns 1 (written), 0 (no such key: gone) or the current value (lost a race).
+const CAS: &str = r#"
+local cur = redis.call('GET', KEYS[1])
+if not cur then return 0 end
+if redis.sha1hex(cur) ~= ARGV[1] then return cur end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"#;
+
+struct Inner {
+    client: Client,
+    /// host:port/db, for error messages (never the password).
+    address: String,
+    prefix: String,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+    conn: Mutex<Option<Connection>>,
+    cas: redis::Script,
+}
+
+/// A handle to one Redis store; clones share its connection.
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+fn option_ms(t: &LuaTable, key: &str, default: u64) -> LuaResult<Duration> {
+    match t.raw_get::<LuaValue>(key)? {
+        LuaValue::Nil => Ok(Duration::from_millis(default)),
+        LuaValue::Integer(n) if n > 0 => Ok(Duration::from_millis(n as u64)),
+        other => Err(LuaError::runtime(format!(
+            "honeymoon_session: RedisStore {key} must be a whole number of milliseconds above 0, got {}",
+            codec::a_type(&other)
+        ))),
+    }
+}
+
+impl RedisStore {
+    /// `RedisStore({ url =, prefix =, connectTimeout =, commandTimeout = })`; connects lazily.
+    pub fn from_options(opts: Option<LuaTable>) -> LuaResult<RedisStore> {
+        const KNOWN: [&str; 4] = ["url", "prefix", "connectTimeout", "commandTimeout"];
+        let bad = |msg: String| LuaError::runtime(format!("honeymoon_session: RedisStore {msg}"));
+        let (url, prefix, connect_timeout, command_timeout) = match &opts {
+            None => (
+                "redis://127.0.0.1:6379".to_string(),
+                "sess:".to_string(),
+                Duration::from_millis(2000),
+                Duration::from_millis(2000),
+            ),
+            Some(t) => {
+                for pair in t.pairs::<LuaValue, LuaValue>() {
+                    let (k, _) = pair?;
+                    let name = k.to_string().unwrap_or_default();
+                    if !KNOWN.contains(&name.as_str()) {
+                        return Err(bad(format!(
+                            "got the unknown option {name}; known options are {}",
+                            KNOWN.join(", ")
+                        )));
+                    }
+                }
+                let text = |key: &str, default: &str| -> LuaResult<String> {
+                    match t.raw_get::<LuaValue>(key)? {
+                        LuaValue::Nil => Ok(default.to_string()),
+                        LuaValue::String(s) => Ok(s.to_string_lossy()),
+                        other => Err(bad(format!(
+                            "{key} must be a string, got {}",
+                            codec::a_type(&other)
+                        ))),
+                    }
+                };
+                (
+                    text("url", "redis://127.0.0.1:6379")?,
+                    text("prefix", "sess:")?,
+                    option_ms(t, "connectTimeout", 2000)?,
+                    option_ms(t, "commandTimeout", 2000)?,
+                )
+            }
+        };
+        let client = Client::open(url.as_str()).map_err(|e| {
+            bad(format!(
+                "url is not a Redis URL (redis://[:password@]host[:port][/db]): {e}"
+            ))
+        })?;
+        let info = client.get_connection_info();
+        let address = format!("{}/{}", info.addr(), info.redis_settings().db());
+        Ok(RedisStore {
+            inner: Arc::new(Inner {
+                client,
+                address,
+                prefix,
+                connect_timeout,
+                command_timeout,
+                conn: Mutex::new(None),
+                cas: redis::Script::new(CAS),
+            }),
+        })
+    }
+
+    fn key(&self, id: &str) -> String {
+        format!("{}{id}", self.inner.prefix)
+    }
+
+    fn connect(&self) -> RedisResult<Connection> {
+        let i = &self.inner;
+        let conn = i.client.get_connection_with_timeout(i.connect_timeout)?;
+        conn.set_read_timeout(Some(i.command_timeout))?;
+        conn.set_write_timeout(Some(i.command_timeout))?;
+        Ok(conn)
+    }
+
+    /// Runs `f` on the connection, connecting first if needed. A connection the server dropped
+    /// (a restart) is replaced and `f` tried once more: every command here is idempotent.
+    fn with<T>(
+        &self,
+        method: &str,
+        mut f: impl FnMut(&mut Connection) -> RedisResult<T>,
+    ) -> LuaResult<T> {
+        let fail = |e: RedisError| {
+            failed(
+                "RedisStore",
+                method,
+                format!("{e} (redis at {})", self.inner.address),
+            )
+        };
+        let mut slot = self.inner.conn.lock();
+        let reused = slot.is_some();
+        let mut conn = match slot.take() {
+            Some(c) => c,
+            None => self.connect().map_err(fail)?,
+        };
+        let result = match f(&mut conn) {
+            Err(e)
+                if reused && (e.is_connection_dropped() || e.is_io_error()) && !e.is_timeout() =>
+            {
+                conn = self.connect().map_err(fail)?;
+                f(&mut conn)
+            }
+            other => other,
+        };
+        match result {
+            Ok(v) => {
+                *slot = Some(conn);
+                Ok(v)
+            }
+            Err(e) => {
+                // A timed-out or broken connection may hold a late reply: never reuse it.
+                if !(e.is_io_error() || e.is_timeout() || e.is_connection_dropped()) {
+                    *slot = Some(conn);
+                }
+                Err(fail(e))
+            }
+        }
+    }
+
+    fn get_raw(&self, id: &str) -> LuaResult<Option<String>> {
+        let key = self.key(id);
+        self.with("get", |c| {
+            redis::cmd("GET").arg(&key).query::<Option<String>>(c)
+        })
+    }
+
+    fn set_raw(&self, method: &str, id: &str, json: &str, ttl: u64) -> LuaResult<()> {
+        let key = self.key(id);
+        self.with(method, |c| {
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(json)
+                .arg("EX")
+                .arg(ttl)
+                .query::<()>(c)
+        })
+    }
+
+    /// Every key of this store, by SCAN (never KEYS), without the prefix.
+    pub fn ids(&self, method: &str) -> LuaResult<Vec<String>> {
+        let pattern = format!("{}*", glob_escape(&self.inner.prefix));
+        let prefix_len = self.inner.prefix.len();
+        self.with(method, |c| {
+            let mut ids = Vec::new();
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query(c)?;
+                ids.extend(keys.into_iter().map(|k| k[prefix_len..].to_string()));
+                if next == 0 {
+                    return Ok(ids);
+                }
+                cursor = next;
+            }
+        })
+    }
+
+    pub fn clear(&self) -> LuaResult<()> {
+        let keys: Vec<String> = self.ids("clear")?.iter().map(|id| self.key(id)).collect();
+        for chunk in keys.chunks(500) {
+            self.with("clear", |c| redis::cmd("DEL").arg(chunk).query::<()>(c))?;
+        }
+        Ok(())
+    }
+
+    pub fn exists(&self, id: &str) -> LuaResult<bool> {
+        let key = self.key(id);
+        self.with("exists", |c| {
+            redis::cmd("EXISTS").arg(&key).query::<bool>(c)
+        })
+    }
+
+    fn destroy_id(&self, id: &str) -> LuaResult<()> {
+        let key = self.key(id);
+        self.with("destroy", |c| redis::cmd("DEL").arg(&key).query::<()>(c))
+    }
+
+    fn touch_id(&self, id: &str, ttl: u64) -> LuaResult<bool> {
+        let key = self.key(id);
+        self.with("touch", |c| {
+            redis::cmd("EXPIRE").arg(&key).arg(ttl).query::<bool>(c)
+        })
+    }
+}
+
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        if matches!(ch, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// express-session's cookie object for a write now; and the TTL it implies, in seconds.
+fn cookie_json(life: &Lifetime) -> (Json, u64) {
+    let default = Attributes {
+        path: "/".into(),
+        domain: None,
+        http_only: true,
+        secure: Secure::Never,
+        same_site: None,
+        max_age: life.ttl,
+    };
+    let c = life.cookie.unwrap_or(&default);
+    let mut o = Map::new();
+    o.insert("originalMaxAge".into(), Json::from(c.max_age * 1000));
+    let expires = clock::now_ms() + (c.max_age as i64) * 1000;
+    o.insert("expires".into(), Json::from(clock::iso_date(expires)));
+    o.insert("secure".into(), Json::from(c.secure == Secure::Always));
+    o.insert("httpOnly".into(), Json::from(c.http_only));
+    if let Some(d) = &c.domain {
+        o.insert("domain".into(), Json::from(d.as_str()));
+    }
+    o.insert("path".into(), Json::from(c.path.as_str()));
+    if let Some(ss) = c.same_site {
+        let v = match ss {
+            SameSite::Strict => "strict",
+            SameSite::Lax => "lax",
+            SameSite::None => "none",
+        };
+        o.insert("sameSite".into(), Json::from(v));
+    }
+    (Json::Object(o), c.max_age)
+}
+
+fn reserved(key: &[u8], method: &str) -> LuaResult<()> {
+    if key == COOKIE_KEY.as_bytes() {
+        return Err(failed(
+            "RedisStore",
+            method,
+            "the session key \"cookie\" is express-session's cookie object in this store; use another name",
+        ));
+    }
+    Ok(())
+}
+
+/// A stored JSON session -> record (without express-session's cookie object).
+fn parse(raw: &str) -> LuaResult<Record> {
+    let value: Json = serde_json::from_str(raw).map_err(|e| {
+        failed(
+            "RedisStore",
+            "get",
+            format!("the stored session is not JSON: {e}"),
+        )
+    })?;
+    let Json::Object(map) = value else {
+        return Err(failed(
+            "RedisStore",
+            "get",
+            "the stored session is not a JSON object",
+        ));
+    };
+    let entries = map
+        .iter()
+        .filter(|(k, _)| k.as_str() != COOKIE_KEY)
+        .filter_map(|(k, v)| codec::from_json(v).map(|v| (k.as_bytes().to_vec(), v)))
+        .collect();
+    Ok(Record::from_entries(entries))
+}
+
+fn json_entry(method: &str, key: &[u8], value: &[u8]) -> LuaResult<(String, Json)> {
+    reserved(key, method)?;
+    let key = String::from_utf8(key.to_vec())
+        .map_err(|_| failed("RedisStore", method, "a session key is not UTF-8"))?;
+    let value = codec::to_json(&key, value).map_err(|e| failed("RedisStore", method, e))?;
+    Ok((key, value))
+}
+
+impl Store for RedisStore {
+    fn get(&self, _: &Lua, id: &str) -> LuaResult<Option<Loaded>> {
+        match self.get_raw(id)? {
+            Some(raw) => Ok(Some(Loaded {
+                record: parse(&raw)?,
+                version: Some(raw),
+            })),
+            None => Ok(None),
+        }
+    }
+
+    fn set(
+        &self,
+        _: &Lua,
+        id: &str,
+        record: &Record,
+        life: &Lifetime,
+    ) -> LuaResult<Option<String>> {
+        let mut map = Map::new();
+        for (k, v) in record.entries()? {
+            let (k, v) = json_entry("set", k, v)?;
+            map.insert(k, v);
+        }
+        let (cookie, ttl) = cookie_json(life);
+        map.insert(COOKIE_KEY.into(), cookie);
+        let json = Json::Object(map).to_string();
+        self.set_raw("set", id, &json, ttl)?;
+        Ok(Some(json))
+    }
+
+    fn merge(
+        &self,
+        _: &Lua,
+        id: &str,
+        changes: &Changes,
+        _full: &Record,
+        base: Option<&str>,
+        life: &Lifetime,
+    ) -> LuaResult<Merged> {
+        let mut set = Vec::with_capacity(changes.set.len());
+        for (k, v) in &changes.set {
+            set.push(json_entry("set", k, v)?);
+        }
+        let mut base = match base {
+            Some(b) => b.to_string(),
+            None => match self.get_raw(id)? {
+                Some(raw) => raw,
+                None => return Ok(Merged::Gone),
+            },
+        };
+        let key = self.key(id);
+        for _ in 0..MERGE_ATTEMPTS {
+            let mut map = match serde_json::from_str::<Json>(&base) {
+                Ok(Json::Object(m)) => m,
+                _ => {
+                    return Err(failed(
+                        "RedisStore",
+                        "set",
+                        "the stored session is not a JSON object",
+                    ));
+                }
+            };
+            for (k, v) in &set {
+                map.insert(k.clone(), v.clone());
+            }
+            for k in &changes.removed {
+                map.remove(String::from_utf8_lossy(k).as_ref());
+            }
+            let (cookie, ttl) = cookie_json(life);
+            map.insert(COOKIE_KEY.into(), cookie);
+            let json = Json::Object(map).to_string();
+            let sha = sha1_smol::Sha1::from(base.as_bytes()).digest().to_string();
+            let reply: redis::Value = self.with("set", |c| {
+                self.inner
+                    .cas
+                    .key(&key)
+                    .arg(&sha)
+                    .arg(&json)
+                    .arg(ttl)
+                    .invoke(c)
+            })?;
+            match reply {
+                redis::Value::Int(1) => return Ok(Merged::Written(Some(json))),
+                redis::Value::Int(_) => return Ok(Merged::Gone),
+                redis::Value::BulkString(current) => {
+                    base = String::from_utf8(current).map_err(|_| {
+                        failed("RedisStore", "set", "the stored session is not UTF-8 JSON")
+                    })?;
+                }
+                other => {
+                    return Err(failed(
+                        "RedisStore",
+                        "set",
+                        format!("unexpected reply {other:?}"),
+                    ));
+                }
+            }
+        }
+        Err(failed(
+            "RedisStore",
+            "set",
+            format!("{MERGE_ATTEMPTS} concurrent writes to the session won every race; giving up"),
+        ))
+    }
+
+    fn destroy(&self, _: &Lua, id: &str) -> LuaResult<()> {
+        self.destroy_id(id)
+    }
+
+    fn touch(&self, _: &Lua, id: &str, life: &Lifetime) -> LuaResult<bool> {
+        self.touch_id(id, cookie_json(life).1)
+    }
+}
+
+/// A TTL argument from Lua for the standalone methods; nil means a day.
+fn ttl_arg(v: Option<i64>) -> LuaResult<u64> {
+    match v {
+        None => Ok(86_400),
+        Some(n) if n >= 1 => Ok(n as u64),
+        Some(n) => Err(LuaError::runtime(format!(
+            "honeymoon_session: RedisStore ttl must be a whole number of seconds from 1, got {n}"
+        ))),
+    }
+}
+
+impl LuaUserData for RedisStore {
+    fn add_methods<M: LuaUserDataMethods<Self>>(m: &mut M) {
+        m.add_method("get", |lua, s, id: String| match s.get_raw(&id)? {
+            Some(raw) => parse(&raw)?.to_table(lua).map(LuaValue::Table),
+            None => Ok(LuaValue::Nil),
+        });
+        m.add_method(
+            "set",
+            |lua, s, (id, data, ttl): (String, LuaTable, Option<i64>)| {
+                let record = Record::from_table(&data)?;
+                let life = Lifetime {
+                    ttl: ttl_arg(ttl)?,
+                    cookie: None,
+                };
+                Store::set(s, lua, &id, &record, &life).map(|_| ())
+            },
+        );
+        m.add_method("destroy", |_, s, id: String| s.destroy_id(&id));
+        m.add_method("touch", |_, s, (id, ttl): (String, Option<i64>)| {
+            s.touch_id(&id, ttl_arg(ttl)?)
+        });
+        m.add_method("exists", |_, s, id: String| s.exists(&id));
+        m.add_method("all", |lua, s, ()| lua.create_sequence_from(s.ids("all")?));
+        m.add_method("length", |_, s, ()| Ok(s.ids("length")?.len()));
+        m.add_method("clear", |_, s, ()| s.clear());
+    }
+}
