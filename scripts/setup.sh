@@ -3,7 +3,7 @@
 set -euo pipefail
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 packages=(lua5.4 liblua5.4-dev luajit libluajit-5.1-dev lua-busted luarocks lua-cjson lua-sql-sqlite3
-          pkg-config gcc make)
+          redis-server pkg-config gcc make)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

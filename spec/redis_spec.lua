@@ -1,0 +1,238 @@
+-- RedisStore beyond the conformance suite: connect-redis's stored form, keys written by Node
+-- surviving Lua writes, per-key merges under concurrency, restarts and outages, round trips.
+local hs = require("honeymoon_session")
+local App = require("spec.support.app")
+local Client = require("spec.support.client")
+local RedisServer = require("spec.support.redis_server")
+
+local SECRET = "redis-spec-secret"
+local PREFIX = "sess:"
+
+local server
+
+lazy_setup(function() server = RedisServer.start() end)
+lazy_teardown(function() server:close() end)
+before_each(function() server:cli("FLUSHALL") end)
+
+local function store(opts)
+  opts = opts or {}
+  opts.url = opts.url or server.url
+  return hs.RedisStore(opts)
+end
+
+-- An app whose routes run the given handlers; returns app, client, core store.
+local function site(session_opts, routes)
+  local app = App.new()
+  session_opts.secret = SECRET
+  app:use(hs.session(session_opts))
+  for path, handler in pairs(routes) do
+    app:get(path, function(req, res) handler(req, res); if not res:sent() then res:text("ok") end end)
+  end
+  return app, Client.new(app)
+end
+
+local function cookie_id(client)
+  local v = client:cookie("honeymoon.sid")
+  return v and v:match("^s%%3A([^.]+)%.")
+end
+
+local function stored(id)
+  local raw = server:cli("GET", PREFIX .. id):gsub("\n$", "")
+  return raw, hs.json.decode(raw)
+end
+
+-- The commands (round trips) the app sent to Redis while f ran: total and count by name.
+local function commands_during(f)
+  local by = {}
+  local list = server:client_commands(f)
+  for _, name in ipairs(list) do by[name] = (by[name] or 0) + 1 end
+  return #list, by
+end
+
+describe("RedisStore options", function()
+  it("refuses unknown options and bad urls at construction, naming them", function()
+    local ok, err = pcall(hs.RedisStore, { uri = "redis://x" })
+    assert.is_false(ok)
+    assert.matches("unknown option uri", err, 1, true)
+    ok, err = pcall(hs.RedisStore, { url = "http://127.0.0.1" })
+    assert.is_false(ok)
+    assert.matches("url is not a Redis URL", err, 1, true)
+    ok, err = pcall(hs.RedisStore, { commandTimeout = -5 })
+    assert.is_false(ok)
+    assert.matches("commandTimeout must be", err, 1, true)
+  end)
+
+  it("selects the database number in the url and keeps the prefix", function()
+    local s = store({ url = server.url .. "/3", prefix = "app1:" })
+    s:set("abc", { a = 1 }, 60)
+    assert.equal("1", server:cli("-n", 3, "EXISTS", "app1:abc"):match("%d"))
+    assert.equal("0", server:cli("EXISTS", "app1:abc"):match("%d"))
+  end)
+end)
+
+describe("RedisStore stored form (connect-redis)", function()
+  it("writes key prefix..id, the data as JSON and express-session's cookie object", function()
+    local _, c = site({ store = store(), ttl = 3600, cookie = { maxAge = 600, sameSite = "Strict" } }, {
+      ["/login"] = function(req) req.session.userId = 42; req.session.name = "Ann" end,
+    })
+    c:get("/login")
+    local id = cookie_id(c)
+    local _, doc = stored(id)
+    assert.equal(42, doc.userId)
+    assert.equal("Ann", doc.name)
+    assert.equal(600000, doc.cookie.originalMaxAge)
+    assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$", doc.cookie.expires)
+    assert.is_true(doc.cookie.httpOnly)
+    assert.is_false(doc.cookie.secure)
+    assert.equal("/", doc.cookie.path)
+    assert.equal("strict", doc.cookie.sameSite)
+    -- TTL follows the cookie's lifetime, as connect-redis sets it.
+    local ttl = tonumber(server:cli("TTL", PREFIX .. id))
+    assert.is_true(ttl > 590 and ttl <= 600, "ttl " .. tostring(ttl))
+  end)
+
+  it("never shows the cookie object as session data, and refuses a session key named cookie", function()
+    local app, c = site({ store = store() }, {
+      ["/set"] = function(req) req.session.a = 1 end,
+      ["/keys"] = function(req, res) local n = 0 for _ in pairs(req.session:all()) do n = n + 1 end res:text(tostring(n)) end,
+      ["/bad"] = function(req) req.session.cookie = "mine" end,
+    })
+    c:get("/set")
+    assert.equal("1", c:get("/keys").body)
+    assert.equal(500, c:get("/bad").status)
+    assert.matches('"cookie" is express%-session\'s cookie object', tostring(app.last_error))
+  end)
+
+  it("keeps keys a Node app wrote byte for byte through a Lua read-modify-write", function()
+    local _, c = site({ store = store() }, {
+      ["/start"] = function(req) req.session.lua = 1 end,
+      ["/visit"] = function(req) req.session.lua = req.session.lua + 1 end,
+    })
+    c:get("/start")
+    local id = cookie_id(c)
+    -- What express-session + passport would have added meanwhile.
+    local raw = stored(id)
+    -- (Integers past 2^53 only where Lua has 64-bit integers: LuaJIT numbers are doubles.)
+    local big = math.type and '"big":12345678901234567' or ""
+    raw = raw:gsub("}$", ',"passport":{"user":"u-123","roles":[],"meta":{}},' .. big .. (big ~= "" and "," or "") .. '"half":0.5}')
+    server:cli("SET", PREFIX .. id, raw, "EX", 600)
+    c:get("/visit")
+    local after, doc = stored(id)
+    assert.equal(2, doc.lua)
+    assert.matches('"passport":{"meta":{},"roles":[],"user":"u-123"}', after, 1, true)
+    assert.matches('"half":0.5', after, 1, true)
+    assert.matches(big, after, 1, true)
+  end)
+end)
+
+describe("RedisStore under concurrent requests on one session", function()
+  local function interleaved(store_obj, a_key, b_key)
+    local core = hs.core({ secret = SECRET, store = store_obj })
+    local s = core:load(nil, false)
+    s.base = 1
+    local header = core:commit(s)[1]:match("^[^;]+")
+    local a = core:load(header, false)
+    local b = core:load(header, false)
+    a[a_key] = "from a"
+    b[b_key] = "from b"
+    core:commit(a)
+    core:commit(b)
+    return core:load(header, false)
+  end
+
+  for _, kind in ipairs({ { "RedisStore", store }, { "MemoryStore", hs.MemoryStore } }) do
+    it(kind[1] .. ": two requests changing different keys both persist", function()
+      local s = interleaved(kind[2](), "x", "y")
+      assert.equal("from a", s.x)
+      assert.equal("from b", s.y)
+      assert.equal(1, s.base)
+    end)
+
+    it(kind[1] .. ": on the same key the last commit wins", function()
+      local s = interleaved(kind[2](), "k", "k")
+      assert.equal("from b", s.k)
+    end)
+  end
+
+  it("a write racing a logout does not bring the destroyed id back", function()
+    local st = store()
+    local core = hs.core({ secret = SECRET, store = st })
+    local s = core:load(nil, false)
+    s.userId = 1
+    local header = core:commit(s)[1]:match("^[^;]+")
+    local slow = core:load(header, false)
+    local logout = core:load(header, false)
+    logout:destroy()
+    core:commit(logout)
+    slow.late = true
+    assert.same({}, core:commit(slow))
+    assert.equal(0, st:length())
+  end)
+end)
+
+describe("RedisStore when Redis restarts or is down", function()
+  it("reconnects after the server restarts", function()
+    local _, c = site({ store = store() }, {
+      ["/set"] = function(req) req.session.n = (req.session.n or 0) + 1 end,
+    })
+    c:get("/set")
+    server:restart() -- no persistence: the session is gone, but the store must work again
+    local r = c:get("/set")
+    assert.equal(200, r.status)
+    assert.equal(1, tonumber(server:cli("DBSIZE"):match("%d+")))
+  end)
+
+  it("fails fast with an error naming the store, the method and the address; no cookie is sent", function()
+    local down = hs.RedisStore({ url = "redis://127.0.0.1:1", connectTimeout = 500 })
+    local app, c = site({ store = down }, { ["/set"] = function(req) req.session.a = 1 end })
+    local t0 = os.time()
+    local r = c:get("/set")
+    assert.is_true(os.time() - t0 <= 2, "a refused connection must not hang")
+    assert.equal(500, r.status)
+    assert.is_nil(r.headers["set-cookie"])
+    assert.matches("RedisStore:set failed", tostring(app.last_error), 1, true)
+    assert.matches("127.0.0.1:1", tostring(app.last_error), 1, true)
+    local ok, err = pcall(down.get, down, "x")
+    assert.is_false(ok)
+    assert.matches("RedisStore:get failed", tostring(err), 1, true)
+  end)
+end)
+
+describe("RedisStore round trips per request", function()
+  local function count(opts, path)
+    local _, c = site(opts, {
+      ["/login"] = function(req) req.session.userId = 7 end,
+      ["/read"] = function(req, res) res:text(tostring(req.session.userId)) end,
+      ["/write"] = function(req) req.session.hits = (req.session.hits or 0) + 1 end,
+      ["/regenerate"] = function(req) req.session:regenerate(true) end,
+    })
+    c:get("/login")
+    c:get("/write") -- the merge script is loaded once; count steady-state requests
+    return commands_during(function() assert.equal(200, c:get(path).status) end)
+  end
+
+  it("a read-only request costs one (GET)", function()
+    local n, by = count({ store = store() }, "/read")
+    assert.equal(1, n)
+    assert.equal(1, by.GET)
+  end)
+
+  it("a write costs two (GET, then one compare-and-set script)", function()
+    local n, by = count({ store = store() }, "/write")
+    assert.equal(2, n)
+    assert.equal(1, by.EVALSHA)
+  end)
+
+  it("a rolling read costs two (GET, EXPIRE)", function()
+    local n, by = count({ store = store(), rolling = true }, "/read")
+    assert.equal(2, n)
+    assert.equal(1, by.EXPIRE)
+  end)
+
+  it("regenerate costs three (GET, DEL of the old id, SET of the new)", function()
+    local n, by = count({ store = store() }, "/regenerate")
+    assert.equal(3, n)
+    assert.equal(1, by.DEL)
+    assert.equal(1, by.SET)
+  end)
+end)

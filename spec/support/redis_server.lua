@@ -1,0 +1,108 @@
+-- A throwaway redis-server on a loopback port, for specs: start() returns a handle with its
+-- url, cli(...) to run redis-cli against it, age(prefix, seconds) to pull every TTL earlier
+-- (time passing, without sleeping), restart() and stop().
+local M = {}
+
+local function sh(cmd)
+    local p = assert(io.popen(cmd .. " 2>&1"))
+    local out = p:read("*a")
+    p:close()
+    return out
+end
+
+local Server = {}
+Server.__index = Server
+
+---@return table server
+function M.start()
+    local dir = sh("mktemp -d"):gsub("%s+$", "")
+    math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)") or "0", 16) % 100000)
+    for _ = 1, 20 do
+        local port = math.random(20000, 45000)
+        local s = setmetatable({ dir = dir, port = port, url = "redis://127.0.0.1:" .. port }, Server)
+        if s:launch() then return s end
+    end
+    error("could not start redis-server on a free loopback port")
+end
+
+function Server:launch()
+    os.execute(("redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no --daemonize yes "
+        .. "--dir %s --pidfile %s/redis.pid --logfile %s/redis.log"):format(self.port, self.dir, self.dir, self.dir))
+    for _ = 1, 100 do
+        if self:cli("PING"):match("PONG") then return true end
+        os.execute("sleep 0.02")
+    end
+    return false
+end
+
+function Server:cli(...)
+    local args = {}
+    for i, a in ipairs({ ... }) do args[i] = "'" .. tostring(a):gsub("'", "'\\''") .. "'" end
+    return sh(("redis-cli -p %d --raw %s"):format(self.port, table.concat(args, " ")))
+end
+
+local AGE = [[
+for _, k in ipairs(redis.call('KEYS', ARGV[2] .. '*')) do
+  local t = redis.call('PTTL', k)
+  if t > 0 then
+    local n = t - tonumber(ARGV[1])
+    if n <= 0 then redis.call('DEL', k) else redis.call('PEXPIRE', k, n) end
+  end
+end
+return 1]]
+
+---Lets `seconds` pass for every key under `prefix`.
+function Server:age(prefix, seconds)
+    self:cli("EVAL", AGE, 0, math.floor(seconds * 1000), prefix)
+end
+
+---The commands clients sent while `fn` ran, in order (commands run by scripts are not
+---round trips and are left out), from MONITOR.
+function Server:client_commands(fn)
+    local out = os.tmpname()
+    os.execute(("redis-cli -p %d MONITOR > %s 2>&1 & echo $! > %s.pid"):format(self.port, out, out))
+    for _ = 1, 100 do
+        local f = io.open(out)
+        local text = f and f:read("*a") or ""
+        if f then f:close() end
+        if text:match("OK") then break end
+        os.execute("sleep 0.01")
+    end
+    fn()
+    self:cli("PING", "monitor-end")
+    local text
+    for _ = 1, 100 do
+        local f = assert(io.open(out))
+        text = f:read("*a")
+        f:close()
+        if text:match('"monitor%-end"') then break end
+        os.execute("sleep 0.01")
+    end
+    os.execute(("kill $(cat %s.pid) 2>/dev/null; rm -f %s %s.pid"):format(out, out, out))
+    local commands = {}
+    for line in text:gmatch("[^\n]+") do
+        local name = line:match('^%d+%.%d+ %[%d+ [%d%.]+:%d+%] "(%w+)"')
+        if name and not line:match('"monitor%-end"') then commands[#commands + 1] = name:upper() end
+    end
+    return commands
+end
+
+function Server:stop()
+    self:cli("SHUTDOWN", "NOSAVE")
+    for _ = 1, 100 do
+        if not self:cli("PING"):match("PONG") then break end
+        os.execute("sleep 0.02")
+    end
+end
+
+function Server:restart()
+    self:stop()
+    assert(self:launch(), "redis-server did not come back on port " .. self.port)
+end
+
+function Server:close()
+    self:stop()
+    os.execute("rm -rf '" .. self.dir .. "'")
+end
+
+return M
