@@ -34,7 +34,9 @@ pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
     exports.set(
         "session",
         lua.create_function(move |lua, opts: Option<LuaTable>| {
-            middleware.call::<LuaFunction>(lua.create_userdata(core(lua, opts)?)?)
+            let core = core(lua, opts)?;
+            let requests = core.0.requests.clone();
+            middleware.call::<LuaFunction>((lua.create_userdata(core)?, requests))
         })?,
     )?;
     exports.set(

@@ -20,7 +20,7 @@ pub struct Manager {
     /// keep `req.sessionID` current without a strong reference from Rust, which would make the
     /// req <-> session cycle uncollectable (weak values also stop LuaJIT, which has no
     /// ephemerons, from keeping the pair alive).
-    requests: LuaTable,
+    pub requests: LuaTable,
 }
 
 impl Manager {
@@ -78,7 +78,7 @@ impl Manager {
         let mut session = Session {
             manager: self.clone(),
             id: String::new(),
-            data: lua.create_table()?,
+            data: None,
             snapshot: Record::default(),
             flash_old: None,
             flash_new: None,

@@ -31,7 +31,8 @@ pub const FLASH_KEY: &str = "__flash";
 pub struct Session {
     pub(crate) manager: Rc<Manager>,
     pub(crate) id: String,
-    pub(crate) data: LuaTable,
+    /// Made on first write: an anonymous visitor who never touches the session costs no table.
+    pub(crate) data: Option<LuaTable>,
     /// The record as loaded (or as last saved): the base for change detection.
     pub(crate) snapshot: Record,
     /// Flash messages set by the previous request: readable now, gone after this request.
@@ -93,7 +94,11 @@ impl Session {
     /// The record the session would store now: its data plus pending flash messages.
     pub(crate) fn record(&self) -> LuaResult<Record> {
         let mut rec_entries = Vec::new();
-        for pair in self.data.pairs::<LuaValue, LuaValue>() {
+        for pair in self
+            .data
+            .iter()
+            .flat_map(|d| d.pairs::<LuaValue, LuaValue>())
+        {
             let (k, v) = pair?;
             let key = key_str(&k)?;
             rec_entries.push((key.as_bytes().to_vec(), codec::encode_value(&key, &v)?));
@@ -114,7 +119,7 @@ impl Session {
             table.raw_set(FLASH_KEY, LuaValue::Nil)?;
             self.flash_old = Some(f);
         }
-        self.data = table;
+        self.data = Some(table);
         self.snapshot = record;
         Ok(())
     }
@@ -134,9 +139,9 @@ impl Session {
     }
 
     /// A fresh, empty session with a new id (destroy; regenerate without data).
-    fn reset(&mut self, lua: &Lua, keep_data: bool) -> LuaResult<()> {
+    fn reset(&mut self, keep_data: bool) -> LuaResult<()> {
         if !keep_data {
-            self.data = lua.create_table()?;
+            self.data = None;
             self.flash_old = None;
             self.flash_new = None;
         }
@@ -151,26 +156,51 @@ impl Session {
     }
 }
 
+impl Session {
+    fn read(&self, key: &str) -> LuaResult<LuaValue> {
+        match &self.data {
+            Some(d) => d.raw_get(key),
+            None => Ok(LuaValue::Nil),
+        }
+    }
+
+    fn write(&mut self, lua: &Lua, key: String, v: LuaValue) -> LuaResult<()> {
+        match &self.data {
+            Some(d) => d.raw_set(key, v),
+            None if v.is_nil() => Ok(()),
+            None => {
+                let d = lua.create_table()?;
+                d.raw_set(key, v)?;
+                self.data = Some(d);
+                Ok(())
+            }
+        }
+    }
+}
+
 impl LuaUserData for Session {
     fn add_methods<M: LuaUserDataMethods<Self>>(m: &mut M) {
         m.add_method("getId", |_, s, ()| Ok(s.id.clone()));
 
         m.add_method("get", |_, s, (k, default): (LuaValue, LuaValue)| {
-            let v: LuaValue = s.data.raw_get(key_str(&k)?)?;
+            let v = s.read(&key_str(&k)?)?;
             Ok(if v.is_nil() { default } else { v })
         });
-        m.add_method("set", |_, s, (k, v): (LuaValue, LuaValue)| {
+        m.add_method_mut("set", |lua, s, (k, v): (LuaValue, LuaValue)| {
             let key = key_str(&k)?;
             reserved(&key)?;
             codec::check_storable(&key, &v)?;
-            s.data.raw_set(key, v)
+            s.write(lua, key, v)
         });
         m.add_method("has", |_, s, k: LuaValue| {
-            Ok(!s.data.raw_get::<LuaValue>(key_str(&k)?)?.is_nil())
+            Ok(!s.read(&key_str(&k)?)?.is_nil())
         });
-        m.add_method("all", |lua, s, ()| deep_copy(lua, &s.data));
-        m.add_method("forget", |_, s, k: LuaValue| {
-            s.data.raw_set(key_str(&k)?, LuaValue::Nil)
+        m.add_method("all", |lua, s, ()| match &s.data {
+            Some(d) => deep_copy(lua, d),
+            None => lua.create_table(),
+        });
+        m.add_method_mut("forget", |lua, s, k: LuaValue| {
+            s.write(lua, key_str(&k)?, LuaValue::Nil)
         });
 
         m.add_method_mut("flash", |lua, s, (k, v): (LuaValue, LuaValue)| {
@@ -204,7 +234,7 @@ impl LuaUserData for Session {
                 if !s.is_new {
                     s.manager.store.destroy(lua, &s.id)?;
                 }
-                s.reset(lua, false)?;
+                s.reset(false)?;
                 s.must_save = false;
                 s.clear_cookie = true;
                 (s.manager.clone(), s.id.clone())
@@ -219,7 +249,7 @@ impl LuaUserData for Session {
                     if !s.is_new {
                         s.manager.store.destroy(lua, &s.id)?;
                     }
-                    s.reset(lua, keep.unwrap_or(false))?;
+                    s.reset(keep.unwrap_or(false))?;
                     s.must_save = true;
                     s.clear_cookie = false;
                     (s.manager.clone(), s.id.clone())
@@ -236,11 +266,11 @@ impl LuaUserData for Session {
                 if key == FLASH_KEY {
                     return Ok(LuaValue::Nil);
                 }
-                s.data.raw_get(key)
+                s.read(&key)
             }
             _ => Ok(LuaValue::Nil),
         });
-        m.add_meta_method(LuaMetaMethod::NewIndex, |_, s, (k, v): (LuaValue, LuaValue)| {
+        m.add_meta_method_mut(LuaMetaMethod::NewIndex, |lua, s, (k, v): (LuaValue, LuaValue)| {
             let key = key_str(&k)?;
             if METHODS.contains(&key.as_str()) {
                 return Err(LuaError::runtime(format!(
@@ -249,7 +279,7 @@ impl LuaUserData for Session {
             }
             reserved(&key)?;
             codec::check_storable(&key, &v)?;
-            s.data.raw_set(key, v)
+            s.write(lua, key, v)
         });
         m.add_meta_method(LuaMetaMethod::ToString, |_, _, ()| {
             Ok("honeymoon_session.Session")
