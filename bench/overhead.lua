@@ -1,6 +1,7 @@
 -- Per-request overhead of the session middleware: (test app with it) - (same app without),
 -- measured in one run for each scenario. Prints µs per request. Not a test: no assertions on time.
--- Usage (from the repo root, after `make both`): lua5.4 bench/overhead.lua [iterations]
+-- Usage (from the repo root, after `make both`):
+--   lua5.4 bench/overhead.lua [iterations] [redis-url]   (with a url: RedisStore, else MemoryStore)
 local flavour = rawget(_G, "jit") and "luajit" or "lua54"
 package.cpath = "./build/" .. flavour .. "/?.so;" .. package.cpath
 package.path = "./?.lua;" .. package.path
@@ -9,6 +10,7 @@ local hs = require("honeymoon_session")
 local App = require("spec.support.app")
 local clock = os.clock
 local N = tonumber(arg and arg[1]) or 200000
+local REDIS = arg and arg[2]
 
 local function handlers(app)
     app:get("/anon", function(_, res) res:text("ok") end)
@@ -28,7 +30,8 @@ local function handlers(app)
 end
 
 local plain = handlers(App.new())
-local store = hs.MemoryStore()
+local store = REDIS and hs.RedisStore({ url = REDIS, prefix = "bench:" }) or hs.MemoryStore()
+if REDIS then store:clear() end
 local with = App.new()
 with:use(hs.session({ secret = "bench-secret", store = store }))
 handlers(with)
@@ -48,8 +51,8 @@ local function time(app, method, path, headers)
     return (clock() - t0) / N * 1e6
 end
 
-print(("honeymoon_session %s on %s, %d requests per row"):format(hs.version,
-    rawget(_G, "jit") and jit.version or _VERSION, N))
+print(("honeymoon_session %s on %s, %s, %d requests per row"):format(hs.version,
+    rawget(_G, "jit") and jit.version or _VERSION, REDIS and "RedisStore (loopback)" or "MemoryStore", N))
 print(("%-34s %10s %10s %10s"):format("scenario", "with µs", "without µs", "overhead"))
 local rows = {
     { "anonymous, session untouched", "GET", "/anon", {} },

@@ -361,6 +361,10 @@ pub fn from_json(v: &serde_json::Value) -> Option<Vec<u8>> {
         J::Bool(b) => out.push(if *b { TRUE } else { FALSE }),
         J::Number(n) => match n.as_i64() {
             Some(i) => {
+                // LuaJIT's numbers are doubles: store what it will hold, so reading such a
+                // value back unchanged does not look like a modification.
+                #[cfg(feature = "luajit")]
+                let i = i as f64 as i64;
                 out.push(INT);
                 out.extend_from_slice(&i.to_le_bytes());
             }
@@ -534,28 +538,45 @@ impl Reader<'_> {
             MAP => {
                 let n = self.varint().map_err(corrupt)? as usize;
                 let mut pairs = Vec::with_capacity(n.min(1024));
-                let mut int_keys = true;
+                // Integer keys as numbers, while every key so far is one.
+                let mut ints: Option<Vec<i64>> = Some(Vec::with_capacity(n.min(1024)));
                 for _ in 0..n {
-                    int_keys &= self.buf.get(self.pos) == Some(&INT);
                     let key = match self.json_value(depth + 1)? {
-                        J::String(k) => k,
-                        J::Number(k) => k.to_string(),
+                        J::String(k) => {
+                            ints = None;
+                            k
+                        }
+                        J::Number(k) => {
+                            match (&mut ints, k.as_i64()) {
+                                (Some(list), Some(i)) => list.push(i),
+                                _ => ints = None,
+                            }
+                            k.to_string()
+                        }
                         J::Bool(_) => return Err("a boolean table key has no JSON form".into()),
                         _ => return Err("stored session data is corrupt".into()),
                     };
                     pairs.push((key, self.json_value(depth + 1)?));
                 }
-                // Integer keys exactly 1..n (sorted, so in order): an array.
-                let is_array = int_keys
-                    && !pairs.is_empty()
-                    && pairs
-                        .iter()
-                        .enumerate()
-                        .all(|(i, (k, _))| *k == (i + 1).to_string());
-                if is_array {
-                    J::Array(pairs.into_iter().map(|(_, v)| v).collect())
-                } else {
-                    J::Object(pairs.into_iter().collect())
+                // Integer keys exactly 1..n, in any stored order: an array, in key order.
+                match ints {
+                    Some(keys) if !keys.is_empty() => {
+                        let mut items: Vec<(i64, J)> = keys
+                            .into_iter()
+                            .zip(pairs.into_iter().map(|(_, v)| v))
+                            .collect();
+                        items.sort_unstable_by_key(|(k, _)| *k);
+                        if items
+                            .iter()
+                            .enumerate()
+                            .all(|(i, (k, _))| *k == i as i64 + 1)
+                        {
+                            J::Array(items.into_iter().map(|(_, v)| v).collect())
+                        } else {
+                            J::Object(items.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+                        }
+                    }
+                    _ => J::Object(pairs.into_iter().collect()),
                 }
             }
             _ => return Err("stored session data is corrupt".into()),
@@ -645,6 +666,26 @@ mod tests {
         let merged = theirs.merge(&changes).unwrap();
         let (want, _) = roundtrip(&lua, "return { a = 10, b = 2, d = 4 }");
         assert_eq!(merged, want);
+    }
+
+    #[test]
+    fn json_arrays_survive_any_length() {
+        let lua = Lua::new();
+        let t: LuaTable = lua
+            .load("local t = {} for i = 1, 300 do t[i] = i end return { list = t, obj = { [2] = 1 } }")
+            .eval()
+            .unwrap();
+        let rec = Record::from_table(&t).unwrap();
+        let entries = rec.entries().unwrap();
+        let list = to_json("list", entries[0].1).unwrap();
+        assert_eq!(list.as_array().map(|a| a.len()), Some(300));
+        assert_eq!(list[255], serde_json::json!(256));
+        assert_eq!(
+            to_json("obj", entries[1].1).unwrap(),
+            serde_json::json!({ "2": 1 })
+        );
+        let back = from_json(&list).unwrap();
+        assert_eq!(back, entries[0].1);
     }
 
     #[test]

@@ -7,74 +7,140 @@
 use crate::clock;
 use crate::codec::{Changes, Record};
 use crate::store::{Lifetime, Loaded, Merged, Store};
+use hashbrown::HashTable;
 use mlua::prelude::*;
 use parking_lot::Mutex;
 use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, OnceLock, Weak};
 
-/// At most this many expired entries are reclaimed by one get/set/touch/destroy.
-const RECLAIM_PER_CALL: usize = 32;
+/// At most this many expired entries are reclaimed by one get/set/touch/destroy: enough to
+/// keep up (every session costs at least one set), small enough that no request waits long.
+const RECLAIM_PER_CALL: usize = 8;
 
+/// One session in one allocation, `[expiry: i64 LE][id length: u16 LE][id][record]`, so a
+/// session costs its id and payload plus one allocation header, a 16-byte table slot and an
+/// expiry index entry.
 struct Entry {
-    expires_ms: i64,
-    data: Box<[u8]>,
+    bytes: Box<[u8]>,
+}
+
+const HEAD: usize = 10;
+
+impl Entry {
+    fn new(id: &[u8], data: &[u8], expires_ms: i64) -> Entry {
+        let mut bytes = Vec::with_capacity(HEAD + id.len() + data.len());
+        bytes.extend_from_slice(&expires_ms.to_le_bytes());
+        bytes.extend_from_slice(&(id.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(id);
+        bytes.extend_from_slice(data);
+        Entry {
+            bytes: bytes.into_boxed_slice(),
+        }
+    }
+
+    fn expires_ms(&self) -> i64 {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&self.bytes[..8]);
+        i64::from_le_bytes(b)
+    }
+
+    fn set_expires_ms(&mut self, ms: i64) {
+        self.bytes[..8].copy_from_slice(&ms.to_le_bytes());
+    }
+
+    fn id_len(&self) -> usize {
+        u16::from_le_bytes([self.bytes[8], self.bytes[9]]) as usize
+    }
+
+    fn id(&self) -> &[u8] {
+        &self.bytes[HEAD..HEAD + self.id_len()]
+    }
+
+    fn data(&self) -> &[u8] {
+        &self.bytes[HEAD + self.id_len()..]
+    }
 }
 
 #[derive(Default)]
 struct Inner {
-    map: HashMap<Arc<str>, Entry>,
-    by_expiry: BTreeSet<(i64, Arc<str>)>,
+    table: HashTable<Entry>,
+    /// (expiry, id hash), in expiry order: what to reclaim next without a scan.
+    by_expiry: BTreeSet<(i64, u64)>,
+    hasher: RandomState,
 }
 
 impl Inner {
+    fn hash(&self, id: &[u8]) -> u64 {
+        self.hasher.hash_one(id)
+    }
+
     fn reclaim(&mut self, now: i64, limit: usize) {
         for _ in 0..limit {
-            match self.by_expiry.first() {
-                Some((exp, _)) if *exp <= now => {}
+            let (exp, h) = match self.by_expiry.first() {
+                Some(&(exp, h)) if exp <= now => (exp, h),
                 _ => return,
-            }
-            if let Some((_, id)) = self.by_expiry.pop_first() {
-                self.map.remove(&id);
+            };
+            self.by_expiry.pop_first();
+            // Every entry under this index key (two ids with one 64-bit hash and one expiry
+            // share it).
+            while let Ok(e) = self.table.find_entry(h, |e| e.expires_ms() == exp) {
+                e.remove();
             }
         }
     }
 
-    fn live(&self, id: &str, now: i64) -> Option<&Entry> {
-        self.map.get(id).filter(|e| e.expires_ms > now)
+    fn find(&self, id: &[u8]) -> Option<&Entry> {
+        self.table.find(self.hash(id), |e| e.id() == id)
     }
 
-    fn put(&mut self, id: &str, data: Box<[u8]>, expires_ms: i64) {
-        match self.map.get_key_value(id) {
-            Some((key, old)) => {
-                let key = key.clone();
-                let old_exp = old.expires_ms;
-                self.by_expiry.remove(&(old_exp, key.clone()));
-                self.by_expiry.insert((expires_ms, key.clone()));
-                self.map.insert(key, Entry { expires_ms, data });
+    fn live(&self, id: &[u8], now: i64) -> Option<&Entry> {
+        self.find(id).filter(|e| e.expires_ms() > now)
+    }
+
+    /// Drops the index key (exp, h) unless another id still needs it.
+    fn unindex(&mut self, exp: i64, h: u64, id: &[u8]) {
+        if self
+            .table
+            .find(h, |e| e.expires_ms() == exp && e.id() != id)
+            .is_none()
+        {
+            self.by_expiry.remove(&(exp, h));
+        }
+    }
+
+    fn put(&mut self, id: &[u8], data: &[u8], expires_ms: i64) {
+        let h = self.hash(id);
+        let entry = Entry::new(id, data, expires_ms);
+        match self.table.find_mut(h, |e| e.id() == id) {
+            Some(slot) => {
+                let old = std::mem::replace(slot, entry).expires_ms();
+                self.unindex(old, h, id);
             }
             None => {
-                let key: Arc<str> = Arc::from(id);
-                self.by_expiry.insert((expires_ms, key.clone()));
-                self.map.insert(key, Entry { expires_ms, data });
+                let hasher = &self.hasher;
+                self.table
+                    .insert_unique(h, entry, |e| hasher.hash_one(e.id()));
             }
+        }
+        self.by_expiry.insert((expires_ms, h));
+    }
+
+    fn remove(&mut self, id: &[u8]) {
+        let h = self.hash(id);
+        if let Ok(e) = self.table.find_entry(h, |e| e.id() == id) {
+            let (old, _) = e.remove();
+            self.unindex(old.expires_ms(), h, id);
         }
     }
 
-    fn remove(&mut self, id: &str) {
-        if let Some((key, e)) = self.map.remove_entry(id) {
-            self.by_expiry.remove(&(e.expires_ms, key));
-        }
-    }
-
-    fn retime(&mut self, id: &str, expires_ms: i64) {
-        if let Some((key, e)) = self.map.get_key_value(id) {
-            let key = key.clone();
-            let old = e.expires_ms;
-            self.by_expiry.remove(&(old, key.clone()));
-            self.by_expiry.insert((expires_ms, key.clone()));
-            if let Some(e) = self.map.get_mut(id) {
-                e.expires_ms = expires_ms;
-            }
+    fn retime(&mut self, id: &[u8], expires_ms: i64) {
+        let h = self.hash(id);
+        if let Some(e) = self.table.find_mut(h, |e| e.id() == id) {
+            let old = e.expires_ms();
+            e.set_expires_ms(expires_ms);
+            self.unindex(old, h, id);
+            self.by_expiry.insert((expires_ms, h));
         }
     }
 }
@@ -111,32 +177,34 @@ impl MemoryStore {
         let now = clock::now_ms();
         let mut inner = self.inner.lock();
         inner.reclaim(now, RECLAIM_PER_CALL);
-        inner.live(id, now).map(|e| Record(e.data.to_vec()))
+        inner
+            .live(id.as_bytes(), now)
+            .map(|e| Record(e.data().to_vec()))
     }
 
     pub fn set_record(&self, id: &str, record: &Record, ttl: u64) {
         let now = clock::now_ms();
         let mut inner = self.inner.lock();
         inner.reclaim(now, RECLAIM_PER_CALL);
-        inner.put(id, record.0.clone().into_boxed_slice(), expiry(now, ttl));
+        inner.put(id.as_bytes(), &record.0, expiry(now, ttl));
     }
 
     pub fn merge_record(&self, id: &str, changes: &Changes, ttl: u64) -> LuaResult<bool> {
         let now = clock::now_ms();
         let mut inner = self.inner.lock();
         inner.reclaim(now, RECLAIM_PER_CALL);
-        let merged = match inner.live(id, now) {
-            Some(e) => Record(e.data.to_vec()).merge(changes)?,
+        let merged = match inner.live(id.as_bytes(), now) {
+            Some(e) => Record(e.data().to_vec()).merge(changes)?,
             None => return Ok(false),
         };
-        inner.put(id, merged.0.into_boxed_slice(), expiry(now, ttl));
+        inner.put(id.as_bytes(), &merged.0, expiry(now, ttl));
         Ok(true)
     }
 
     pub fn destroy_id(&self, id: &str) {
         let mut inner = self.inner.lock();
         inner.reclaim(clock::now_ms(), RECLAIM_PER_CALL);
-        inner.remove(id);
+        inner.remove(id.as_bytes());
     }
 
     /// Refreshes a live session's expiry; an expired or unknown id stays gone.
@@ -144,34 +212,34 @@ impl MemoryStore {
         let now = clock::now_ms();
         let mut inner = self.inner.lock();
         inner.reclaim(now, RECLAIM_PER_CALL);
-        if inner.live(id, now).is_none() {
+        if inner.live(id.as_bytes(), now).is_none() {
             return false;
         }
-        inner.retime(id, expiry(now, ttl));
+        inner.retime(id.as_bytes(), expiry(now, ttl));
         true
     }
 
     pub fn exists(&self, id: &str) -> bool {
         let now = clock::now_ms();
-        self.inner.lock().live(id, now).is_some()
+        self.inner.lock().live(id.as_bytes(), now).is_some()
     }
 
-    pub fn ids(&self) -> Vec<Arc<str>> {
+    pub fn ids(&self) -> Vec<Vec<u8>> {
         let now = clock::now_ms();
         let mut inner = self.inner.lock();
         inner.reclaim(now, usize::MAX);
-        inner.map.keys().cloned().collect()
+        inner.table.iter().map(|e| e.id().to_vec()).collect()
     }
 
     pub fn len(&self) -> usize {
         let mut inner = self.inner.lock();
         inner.reclaim(clock::now_ms(), usize::MAX);
-        inner.map.len()
+        inner.table.len()
     }
 
     pub fn clear(&self) {
         let mut inner = self.inner.lock();
-        inner.map.clear();
+        inner.table.clear();
         inner.by_expiry.clear();
     }
 }
@@ -216,6 +284,17 @@ impl Store for MemoryStore {
     }
 }
 
+/// An id argument from Lua: a non-empty string of at most 4096 bytes.
+fn id_arg(id: String) -> LuaResult<String> {
+    if id.is_empty() || id.len() > 4096 {
+        return Err(LuaError::runtime(format!(
+            "honeymoon_session: MemoryStore ids must be 1 to 4096 bytes long, got {} bytes",
+            id.len()
+        )));
+    }
+    Ok(id)
+}
+
 /// A TTL argument from Lua: whole seconds >= 1; nil means the session default of a day.
 fn ttl_arg(v: LuaValue) -> LuaResult<u64> {
     let n = match v {
@@ -238,31 +317,33 @@ fn ttl_arg(v: LuaValue) -> LuaResult<u64> {
 
 impl LuaUserData for MemoryStore {
     fn add_methods<M: LuaUserDataMethods<Self>>(m: &mut M) {
-        m.add_method("get", |lua, s, id: String| match s.get_record(&id) {
-            Some(r) => r.to_table(lua).map(LuaValue::Table),
-            None => Ok(LuaValue::Nil),
+        m.add_method("get", |lua, s, id: String| {
+            match s.get_record(&id_arg(id)?) {
+                Some(r) => r.to_table(lua).map(LuaValue::Table),
+                None => Ok(LuaValue::Nil),
+            }
         });
         m.add_method(
             "set",
             |_, s, (id, data, ttl): (String, LuaTable, LuaValue)| {
                 let record = Record::from_table(&data)?;
-                s.set_record(&id, &record, ttl_arg(ttl)?);
+                s.set_record(&id_arg(id)?, &record, ttl_arg(ttl)?);
                 Ok(())
             },
         );
         m.add_method("destroy", |_, s, id: String| {
-            s.destroy_id(&id);
+            s.destroy_id(&id_arg(id)?);
             Ok(())
         });
         m.add_method("touch", |_, s, (id, ttl): (String, LuaValue)| {
-            Ok(s.touch_id(&id, ttl_arg(ttl)?))
+            Ok(s.touch_id(&id_arg(id)?, ttl_arg(ttl)?))
         });
-        m.add_method("exists", |_, s, id: String| Ok(s.exists(&id)));
+        m.add_method("exists", |_, s, id: String| Ok(s.exists(&id_arg(id)?)));
         m.add_method("all", |lua, s, ()| {
             let ids = s.ids();
             let t = lua.create_table_with_capacity(ids.len(), 0)?;
             for (i, id) in ids.iter().enumerate() {
-                t.raw_set(i + 1, &**id)?;
+                t.raw_set(i + 1, lua.create_string(id)?)?;
             }
             Ok(t)
         });
@@ -295,4 +376,49 @@ pub fn from_options(opts: Option<LuaTable>) -> LuaResult<MemoryStore> {
         }
     }
     Ok(shared.map_or_else(MemoryStore::new, |n| MemoryStore::shared(&n)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(n: i64) -> Vec<u8> {
+        let mut v = vec![b'I'];
+        v.extend_from_slice(&n.to_le_bytes());
+        v
+    }
+
+    #[test]
+    fn index_follows_puts_retimes_and_removes() {
+        let mut inner = Inner::default();
+        inner.put(b"a", &rec(1), 100);
+        inner.put(b"b", &rec(2), 200);
+        inner.put(b"a", &rec(3), 300); // replace: old index key goes
+        inner.retime(b"b", 400);
+        assert_eq!(inner.table.len(), 2);
+        assert_eq!(inner.by_expiry.len(), 2);
+        assert_eq!(inner.find(b"a").map(|e| e.data().to_vec()), Some(rec(3)));
+        inner.remove(b"a");
+        assert_eq!(inner.by_expiry.len(), 1);
+        assert!(inner.find(b"a").is_none());
+    }
+
+    #[test]
+    fn reclaims_in_expiry_order_and_at_most_the_limit() {
+        let mut inner = Inner::default();
+        for i in 0..100u8 {
+            inner.put(&[b'x', i], &rec(i as i64), 1000 + i as i64);
+        }
+        inner.reclaim(1049, 10);
+        assert_eq!(inner.table.len(), 90);
+        assert!(inner.find(&[b'x', 0]).is_none());
+        assert!(inner.find(&[b'x', 10]).is_some());
+        inner.reclaim(1049, usize::MAX);
+        assert_eq!(inner.table.len(), 50);
+        assert!(inner.live(&[b'x', 50], 1049).is_some());
+        assert!(
+            inner.live(&[b'x', 50], 1050).is_none(),
+            "expired at its instant"
+        );
+    }
 }

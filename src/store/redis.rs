@@ -5,8 +5,8 @@
 //! object; TTL from the cookie's lifetime. Merges are optimistic: the request's changes are
 //! applied in Rust to the JSON it loaded, and a server-side script writes the result only if
 //! the stored value is still that JSON (compared by SHA-1), else hands back the current value
-//! to merge onto again. So keys a Node app wrote are kept byte for byte, and a write costs one
-//! round trip.
+//! to merge onto again. So keys a Node app wrote keep their values and order (floats bit for
+//! bit), and a write costs one round trip.
 
 use crate::clock;
 use crate::codec::{self, Changes, Record};
@@ -304,22 +304,62 @@ fn reserved(key: &[u8], method: &str) -> LuaResult<()> {
     Ok(())
 }
 
+/// JavaScript writes strings with lone surrogates (an emoji cut in half) as `\ud83d`, which is
+/// valid JSON to JavaScript but not to serde_json: read each such escape as U+FFFD.
+fn replace_lone_surrogates(raw: &str) -> String {
+    let unit = |at: usize| -> Option<u16> {
+        let hex = raw.get(at..at + 6)?.strip_prefix("\\u")?;
+        u16::from_str_radix(hex, 16).ok()
+    };
+    let mut out = String::with_capacity(raw.len());
+    let mut i = 0;
+    while let Some(off) = raw[i..].find('\\') {
+        let at = i + off;
+        out.push_str(&raw[i..at]);
+        let step = match unit(at) {
+            Some(0xD800..=0xDBFF) if matches!(unit(at + 6), Some(0xDC00..=0xDFFF)) => 12,
+            Some(0xD800..=0xDFFF) => {
+                out.push_str("\\ufffd");
+                i = at + 6;
+                continue;
+            }
+            Some(_) => 6,
+            // Any other escape is two characters; copied whole, an escaped backslash is not
+            // mistaken for the start of another escape.
+            None => 2,
+        };
+        let end = (at + step).min(raw.len());
+        out.push_str(raw.get(at..end).unwrap_or("\\"));
+        i = end;
+    }
+    out.push_str(&raw[i..]);
+    out
+}
+
+fn parse_json(raw: &str, method: &str) -> LuaResult<Map<String, Json>> {
+    let value = match serde_json::from_str::<Json>(raw) {
+        Ok(v) => v,
+        Err(e) => serde_json::from_str(&replace_lone_surrogates(raw)).map_err(|_| {
+            failed(
+                "RedisStore",
+                method,
+                format!("the stored session is not JSON: {e}"),
+            )
+        })?,
+    };
+    match value {
+        Json::Object(map) => Ok(map),
+        _ => Err(failed(
+            "RedisStore",
+            method,
+            "the stored session is not a JSON object",
+        )),
+    }
+}
+
 /// A stored JSON session -> record (without express-session's cookie object).
 fn parse(raw: &str) -> LuaResult<Record> {
-    let value: Json = serde_json::from_str(raw).map_err(|e| {
-        failed(
-            "RedisStore",
-            "get",
-            format!("the stored session is not JSON: {e}"),
-        )
-    })?;
-    let Json::Object(map) = value else {
-        return Err(failed(
-            "RedisStore",
-            "get",
-            "the stored session is not a JSON object",
-        ));
-    };
+    let map = parse_json(raw, "get")?;
     let entries = map
         .iter()
         .filter(|(k, _)| k.as_str() != COOKIE_KEY)
@@ -388,21 +428,13 @@ impl Store for RedisStore {
         };
         let key = self.key(id);
         for _ in 0..MERGE_ATTEMPTS {
-            let mut map = match serde_json::from_str::<Json>(&base) {
-                Ok(Json::Object(m)) => m,
-                _ => {
-                    return Err(failed(
-                        "RedisStore",
-                        "set",
-                        "the stored session is not a JSON object",
-                    ));
-                }
-            };
+            let mut map = parse_json(&base, "set")?;
             for (k, v) in &set {
                 map.insert(k.clone(), v.clone());
             }
             for k in &changes.removed {
-                map.remove(String::from_utf8_lossy(k).as_ref());
+                // shift_remove: the other keys keep their order.
+                map.shift_remove(String::from_utf8_lossy(k).as_ref());
             }
             let (cookie, ttl) = cookie_json(life);
             map.insert(COOKIE_KEY.into(), cookie);
@@ -486,5 +518,20 @@ impl LuaUserData for RedisStore {
         m.add_method("all", |lua, s, ()| lua.create_sequence_from(s.ids("all")?));
         m.add_method("length", |_, s, ()| Ok(s.ids("length")?.len()));
         m.add_method("clear", |_, s, ()| s.clear());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_lone_surrogates_as_replacement_characters() {
+        let raw = r#"{"a":"x\ud83d","b":"\ud83d\ude00","c":"\\ud83d","d":"\udc00y"}"#;
+        let map = parse_json(raw, "get").unwrap();
+        assert_eq!(map["a"], "x\u{fffd}");
+        assert_eq!(map["b"], "\u{1f600}");
+        assert_eq!(map["c"], "\\ud83d");
+        assert_eq!(map["d"], "\u{fffd}y");
     }
 }
