@@ -3,7 +3,7 @@
 set -euo pipefail
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 packages=(lua5.4 liblua5.4-dev luajit libluajit-5.1-dev lua-busted luarocks lua-cjson lua-sql-sqlite3
-          redis-server pkg-config gcc make)
+          redis-server lua-http curl pkg-config gcc make)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -11,3 +11,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 command -v cargo >/dev/null || { echo "setup: cargo is needed (https://rustup.rs)" >&2; exit 1; }
+command -v npm >/dev/null || { echo "setup: Node 20 with npm is needed for the interop tests" >&2; exit 1; }
+# Node packages, exactly as locked (the interop suite's Express app).
+npm ci --prefix interop/node --no-audit --no-fund --loglevel=error

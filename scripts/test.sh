@@ -9,6 +9,15 @@ trap 'rm -rf "$log"' EXIT
 
 add() { passed=$((passed + $1)); failed=$((failed + $2)); }
 
+check() { # title, command...: one pass or one failure
+  local title=$1; shift
+  if "$@" >"$log/check" 2>&1; then echo "$title: ok"; add 1 0; else echo "$title: FAILED"; tail -30 "$log/check"; add 0 1; fi
+}
+echo "== lint"
+check "cargo fmt --check" cargo fmt --check
+check "cargo clippy -D warnings (lua54)" cargo clippy --locked --features lua54,vendored --all-targets -- -D warnings
+check "cargo clippy -D warnings (luajit module)" cargo clippy --locked --features luajit,module -- -D warnings
+
 echo "== cargo test (vendored Lua 5.4)"
 cargo test --locked --features lua54,vendored 2>&1 | tee "$log/cargo" | grep -E "^test result|FAILED|panicked"
 rc=${PIPESTATUS[0]}
@@ -33,6 +42,19 @@ for lua in lua5.4 luajit; do
   [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
   add "$p" "$f"
 done
+
+# node --test's TAP output ends with "# pass N" and "# fail N".
+node_suite() { # title, log name, command...
+  local title=$1 name=$2; shift 2
+  echo "== $title"
+  "$@" 2>&1 | tee "$log/$name" | grep -E "^(not )?ok |^# (pass|fail|todo) "
+  local rc=${PIPESTATUS[0]} p f
+  read -r p f < <(awk '/^# pass / { p = $3 } /^# fail / { f = $3 } END { print p+0, f+0 }' "$log/$name")
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; tail -30 "$log/$name"; fi
+  add "$p" "$f"
+}
+node_suite "interop: express-session <-> honeymoon_session through Redis (LuaJIT)" interop bash interop/run.sh
+node_suite "interop on Lua 5.4" interop54 env INTEROP_LUA=lua5.4 bash interop/run.sh
 
 echo "== luarocks make into a tree, then require"
 out=$(bash scripts/luarocks_check.sh 2>&1); echo "$out"
