@@ -135,7 +135,7 @@ impl Manager {
             ttl: self.options.ttl,
             cookie: Some(&self.options.cookie),
         };
-        let record = s.record()?;
+        let record = s.record(lua)?;
         if s.is_new {
             if !(force || self.should_store_new(s, &record)) {
                 return Ok(false);

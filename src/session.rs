@@ -82,31 +82,24 @@ fn reserved(key: &str) -> LuaResult<()> {
 
 /// Deep copy of a table of storable values (for `all()`).
 fn deep_copy(lua: &Lua, t: &LuaTable) -> LuaResult<LuaTable> {
-    codec::decode_value(lua, &codec::encode_value("", &LuaValue::Table(t.clone()))?).and_then(|v| {
-        match v {
-            LuaValue::Table(t) => Ok(t),
-            _ => Err(LuaError::runtime("honeymoon_session: copy failed")),
-        }
+    let bytes = codec::encode_value(lua, "", &LuaValue::Table(t.clone()))?;
+    codec::decode_value(lua, &bytes).and_then(|v| match v {
+        LuaValue::Table(t) => Ok(t),
+        _ => Err(LuaError::runtime("honeymoon_session: copy failed")),
     })
 }
 
 impl Session {
     /// The record the session would store now: its data plus pending flash messages.
-    pub(crate) fn record(&self) -> LuaResult<Record> {
-        let mut rec_entries = Vec::new();
-        for pair in self
-            .data
-            .iter()
-            .flat_map(|d| d.pairs::<LuaValue, LuaValue>())
-        {
-            let (k, v) = pair?;
-            let key = key_str(&k)?;
-            rec_entries.push((key.as_bytes().to_vec(), codec::encode_value(&key, &v)?));
-        }
+    pub(crate) fn record(&self, lua: &Lua) -> LuaResult<Record> {
+        let mut rec_entries = match &self.data {
+            Some(d) => codec::encode_entries(lua, d)?,
+            None => Vec::new(),
+        };
         if let Some(f) = &self.flash_new
             && !f.is_empty()
         {
-            let v = codec::encode_value("flash", &LuaValue::Table(f.clone()))?;
+            let v = codec::encode_value(lua, "flash", &LuaValue::Table(f.clone()))?;
             rec_entries.push((FLASH_KEY.as_bytes().to_vec(), v));
         }
         Ok(Record::from_entries(rec_entries))

@@ -87,10 +87,10 @@ pub fn root_message(e: &LuaError) -> String {
 }
 
 impl Store for LuaStore {
-    fn get(&self, _: &Lua, id: &str) -> LuaResult<Option<Loaded>> {
+    fn get(&self, lua: &Lua, id: &str) -> LuaResult<Option<Loaded>> {
         match self.call::<LuaValue>("get", id)? {
             LuaValue::Nil | LuaValue::Boolean(false) => Ok(None),
-            LuaValue::Table(t) => Record::from_table(&t)
+            LuaValue::Table(t) => Record::from_table(lua, &t)
                 .map(|record| {
                     Some(Loaded {
                         record,

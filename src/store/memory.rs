@@ -325,8 +325,8 @@ impl LuaUserData for MemoryStore {
         });
         m.add_method(
             "set",
-            |_, s, (id, data, ttl): (String, LuaTable, LuaValue)| {
-                let record = Record::from_table(&data)?;
+            |lua, s, (id, data, ttl): (String, LuaTable, LuaValue)| {
+                let record = Record::from_table(lua, &data)?;
                 s.set_record(&id_arg(id)?, &record, ttl_arg(ttl)?);
                 Ok(())
             },

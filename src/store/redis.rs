@@ -502,7 +502,7 @@ impl LuaUserData for RedisStore {
         m.add_method(
             "set",
             |lua, s, (id, data, ttl): (String, LuaTable, Option<i64>)| {
-                let record = Record::from_table(&data)?;
+                let record = Record::from_table(lua, &data)?;
                 let life = Lifetime {
                     ttl: ttl_arg(ttl)?,
                     cookie: None,

@@ -1,0 +1,295 @@
+//! Lua values <-> the wire format, on the Lua stack through the C API.
+//!
+//! This is the hot path of every request (the session is decoded at load and encoded again at
+//! commit), so it walks tables with `lua_next` inside one protected call instead of paying for
+//! a protected call and a registry reference per key and value.
+//!
+//! Safety rules for the raw closures: encoding calls only functions that cannot raise
+//! (`lua_next` on a table nobody changes meanwhile, `lua_to*`, `lua_checkstack`), so Rust
+//! values may live across them. Decoding allocates (strings, tables), and an out-of-memory error
+//! unwinds by longjmp to the protected call: there, frames hold only borrowed data and plain
+//! numbers, nothing that needs dropping.
+
+use super::{FALSE, FLOAT, INT, MAP, MAX_DEPTH, Reader, STR, Step, TRUE};
+use super::{corrupt, type_message, write_map, write_str};
+use mlua::ffi;
+use mlua::prelude::*;
+use std::ffi::{c_int, c_void};
+
+/// What a failed encoding says, built after the walk (outside any raw Lua call).
+enum Failure {
+    Type(Vec<Step>, String),
+    KeyType(&'static str),
+}
+
+fn at(path: &mut Vec<Step>, what: impl Into<String>) -> Failure {
+    Failure::Type(std::mem::take(path), what.into())
+}
+
+fn type_name(t: c_int) -> &'static str {
+    match t {
+        ffi::LUA_TNIL => "nil",
+        ffi::LUA_TBOOLEAN => "a boolean",
+        ffi::LUA_TNUMBER => "a number",
+        ffi::LUA_TSTRING => "a string",
+        ffi::LUA_TTABLE => "a table",
+        ffi::LUA_TFUNCTION => "a function",
+        ffi::LUA_TTHREAD => "a coroutine",
+        ffi::LUA_TUSERDATA | ffi::LUA_TLIGHTUSERDATA => "a userdata",
+        _ => "a value of an unsupported type",
+    }
+}
+
+/// The integer a Lua number holds, if it is one (LuaJIT: a double with an integral value).
+unsafe fn integer_at(state: *mut ffi::lua_State, idx: c_int) -> Option<i64> {
+    #[cfg(not(feature = "luajit"))]
+    unsafe {
+        (ffi::lua_isinteger(state, idx) != 0).then(|| ffi::lua_tointeger(state, idx))
+    }
+    #[cfg(feature = "luajit")]
+    unsafe {
+        let n = ffi::lua_tonumber(state, idx);
+        let i = n as i64;
+        ((i as f64).to_bits() == n.to_bits()).then_some(i)
+    }
+}
+
+unsafe fn string_at<'a>(state: *mut ffi::lua_State, idx: c_int) -> &'a [u8] {
+    let mut len = 0usize;
+    unsafe {
+        let p = ffi::lua_tolstring(state, idx, &mut len);
+        std::slice::from_raw_parts(p as *const u8, len)
+    }
+}
+
+/// Encodes the scalar at `idx`; false if it is not a scalar.
+unsafe fn scalar(state: *mut ffi::lua_State, idx: c_int, out: &mut Vec<u8>) -> bool {
+    unsafe {
+        match ffi::lua_type(state, idx) {
+            ffi::LUA_TBOOLEAN => out.push(if ffi::lua_toboolean(state, idx) != 0 {
+                TRUE
+            } else {
+                FALSE
+            }),
+            ffi::LUA_TNUMBER => match integer_at(state, idx) {
+                Some(i) => {
+                    out.push(INT);
+                    out.extend_from_slice(&i.to_le_bytes());
+                }
+                None => {
+                    out.push(FLOAT);
+                    out.extend_from_slice(&ffi::lua_tonumber(state, idx).to_le_bytes());
+                }
+            },
+            // The type is string: lua_tolstring does not convert anything in place.
+            ffi::LUA_TSTRING => write_str(out, string_at(state, idx)),
+            _ => return false,
+        }
+    }
+    true
+}
+
+struct Encoder {
+    path: Vec<Step>,
+    /// Tables on the way from the top to here: meeting one again is a cycle.
+    open: Vec<*const c_void>,
+}
+
+impl Encoder {
+    unsafe fn value(
+        &mut self,
+        state: *mut ffi::lua_State,
+        idx: c_int,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Failure> {
+        unsafe {
+            if scalar(state, idx, out) {
+                return Ok(());
+            }
+            match ffi::lua_type(state, idx) {
+                ffi::LUA_TTABLE => self.table(state, idx, out),
+                t => Err(at(&mut self.path, type_name(t))),
+            }
+        }
+    }
+
+    unsafe fn table(
+        &mut self,
+        state: *mut ffi::lua_State,
+        idx: c_int,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Failure> {
+        unsafe {
+            let ptr = ffi::lua_topointer(state, idx);
+            if self.open.contains(&ptr) {
+                return Err(at(&mut self.path, "a table that contains itself (a cycle)"));
+            }
+            if self.open.len() >= MAX_DEPTH || ffi::lua_checkstack(state, 3) == 0 {
+                return Err(at(&mut self.path, "nested too deeply"));
+            }
+            self.open.push(ptr);
+            let mut pairs = Vec::new();
+            ffi::lua_pushnil(state);
+            while ffi::lua_next(state, idx) != 0 {
+                let mut key = Vec::new();
+                if !scalar(state, -2, &mut key) {
+                    let what = type_name(ffi::lua_type(state, -2));
+                    ffi::lua_pop(state, 2);
+                    return Err(at(&mut self.path, format!("a table with {what} as a key")));
+                }
+                self.path.push(match ffi::lua_type(state, -2) {
+                    ffi::LUA_TSTRING => Step::Key(string_at(state, -2).to_vec()),
+                    ffi::LUA_TNUMBER => match integer_at(state, -2) {
+                        Some(i) => Step::Index(i),
+                        None => Step::Other(ffi::lua_tonumber(state, -2).to_string()),
+                    },
+                    _ => Step::Other("true/false".into()),
+                });
+                let mut val = Vec::new();
+                if let Err(e) = self.value(state, ffi::lua_gettop(state), &mut val) {
+                    ffi::lua_pop(state, 2);
+                    return Err(e);
+                }
+                self.path.pop();
+                pairs.push((key, val));
+                ffi::lua_pop(state, 1);
+            }
+            self.open.pop();
+            write_map(out, pairs);
+            Ok(())
+        }
+    }
+}
+
+fn failure(f: Failure) -> LuaError {
+    LuaError::runtime(match f {
+        Failure::Type(path, what) => type_message(&path, &what),
+        Failure::KeyType(what) => {
+            format!("honeymoon_session: session keys must be strings, got {what}")
+        }
+    })
+}
+
+/// Encodes one value (a session's top-level value, a flash value...); `path` names it in errors.
+pub fn encode_value(lua: &Lua, path: &str, v: &LuaValue) -> LuaResult<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut result = Ok(());
+    unsafe {
+        lua.exec_raw::<()>(v, |state| {
+            let mut enc = Encoder {
+                path: vec![Step::Key(path.as_bytes().to_vec())],
+                open: Vec::new(),
+            };
+            result = match ffi::lua_type(state, -1) {
+                ffi::LUA_TNIL => Err(at(&mut enc.path, "nil")),
+                _ => enc.value(state, ffi::lua_gettop(state), &mut out),
+            };
+            ffi::lua_settop(state, 0);
+        })?;
+    }
+    result.map_err(failure)?;
+    Ok(out)
+}
+
+/// Encodes a table of string keys (the session data) into (key, encoded value) entries.
+pub fn encode_entries(lua: &Lua, t: &LuaTable) -> LuaResult<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut entries = Vec::new();
+    let mut result = Ok(());
+    unsafe {
+        lua.exec_raw::<()>(t, |state| {
+            let idx = ffi::lua_gettop(state);
+            let mut enc = Encoder {
+                path: Vec::new(),
+                open: vec![ffi::lua_topointer(state, idx)],
+            };
+            ffi::lua_pushnil(state);
+            while ffi::lua_next(state, idx) != 0 {
+                if ffi::lua_type(state, -2) != ffi::LUA_TSTRING {
+                    result = Err(Failure::KeyType(type_name(ffi::lua_type(state, -2))));
+                    ffi::lua_settop(state, 0);
+                    return;
+                }
+                let key = string_at(state, -2).to_vec();
+                enc.path = vec![Step::Key(key.clone())];
+                let mut val = Vec::new();
+                if let Err(e) = enc.value(state, ffi::lua_gettop(state), &mut val) {
+                    result = Err(e);
+                    ffi::lua_settop(state, 0);
+                    return;
+                }
+                entries.push((key, val));
+                ffi::lua_pop(state, 1);
+            }
+            ffi::lua_settop(state, 0);
+        })?;
+    }
+    result.map_err(failure)?;
+    Ok(entries)
+}
+
+/// Pushes the value `r` reads; false (with the stack as it was) on corrupt input.
+unsafe fn push(state: *mut ffi::lua_State, r: &mut Reader, depth: usize) -> bool {
+    unsafe {
+        if depth > MAX_DEPTH || ffi::lua_checkstack(state, 3) == 0 {
+            return false;
+        }
+        match r.byte() {
+            Some(FALSE) => ffi::lua_pushboolean(state, 0),
+            Some(TRUE) => ffi::lua_pushboolean(state, 1),
+            Some(INT) => match r.eight() {
+                Some(b) => ffi::lua_pushinteger(state, i64::from_le_bytes(b) as ffi::lua_Integer),
+                None => return false,
+            },
+            Some(FLOAT) => match r.eight() {
+                Some(b) => ffi::lua_pushnumber(state, f64::from_le_bytes(b)),
+                None => return false,
+            },
+            Some(STR) => match r.varint().and_then(|n| r.take(n as usize)) {
+                Some(s) => {
+                    ffi::lua_pushlstring(state, s.as_ptr() as *const _, s.len());
+                }
+                None => return false,
+            },
+            Some(MAP) => {
+                let Some(n) = r.varint() else { return false };
+                // Capacity hints bounded, so a corrupt count cannot ask for a huge table.
+                let hint = n.min(64) as c_int;
+                let int_keys = r.peek() == Some(INT);
+                let (narr, nrec) = if int_keys { (hint, 0) } else { (0, hint) };
+                ffi::lua_createtable(state, narr, nrec);
+                for _ in 0..n {
+                    if !push(state, r, depth + 1) {
+                        ffi::lua_pop(state, 1);
+                        return false;
+                    }
+                    if !push(state, r, depth + 1) {
+                        ffi::lua_pop(state, 2);
+                        return false;
+                    }
+                    ffi::lua_rawset(state, -3);
+                }
+            }
+            _ => return false,
+        }
+        true
+    }
+}
+
+/// Decodes one encoded value into a fresh Lua value.
+pub fn decode_value(lua: &Lua, bytes: &[u8]) -> LuaResult<LuaValue> {
+    let mut ok = false;
+    let value = unsafe {
+        lua.exec_raw::<LuaValue>((), |state| {
+            let mut r = Reader::new(bytes);
+            ok = push(state, &mut r, 0) && r.pos == bytes.len();
+            if !ok {
+                ffi::lua_settop(state, 0);
+                ffi::lua_pushnil(state);
+            }
+        })?
+    };
+    if !ok {
+        return Err(corrupt());
+    }
+    Ok(value)
+}

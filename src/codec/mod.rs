@@ -1,0 +1,445 @@
+//! Lua values <-> the stored form. The one place that knows which values a session may hold.
+//!
+//! The stored form of a session is a [`Record`]: the binary encoding of its top-level table.
+//! Encoding is deterministic (table keys are sorted by their encoded bytes), so two encodings
+//! of equal data are equal byte for byte; that is how the session detects deep modification.
+//!
+//! Wire format, one tag byte then a payload:
+//! `F` false, `T` true, `I` i64 (8 bytes LE), `N` f64 (8 bytes LE),
+//! `S` string (varint length, bytes), `M` table (varint count, then key, value pairs).
+//!
+//! `lua` converts between Lua values and this form, `json` between it and JSON.
+
+mod json;
+mod lua;
+
+pub use json::{from_json, to_json};
+pub use lua::{decode_value, encode_entries, encode_value};
+
+use mlua::prelude::*;
+
+const FALSE: u8 = b'F';
+const TRUE: u8 = b'T';
+const INT: u8 = b'I';
+const FLOAT: u8 = b'N';
+const STR: u8 = b'S';
+const MAP: u8 = b'M';
+
+/// Deeper nesting than this is refused: it is almost surely a bug, and it bounds recursion.
+const MAX_DEPTH: usize = 64;
+
+/// One step of the path from the session's top level to a value, for error messages.
+enum Step {
+    Key(Vec<u8>),
+    Index(i64),
+    Other(String),
+}
+
+fn describe_path(path: &[Step]) -> String {
+    let mut s = String::new();
+    for step in path {
+        match step {
+            Step::Key(k) => {
+                let k = String::from_utf8_lossy(k);
+                let ident = !k.is_empty()
+                    && !k.starts_with(|c: char| c.is_ascii_digit())
+                    && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                match (ident, s.is_empty()) {
+                    (true, true) => s.push_str(&k),
+                    (true, false) => {
+                        s.push('.');
+                        s.push_str(&k)
+                    }
+                    _ => s.push_str(&format!("[{k:?}]")),
+                }
+            }
+            Step::Index(i) => s.push_str(&format!("[{i}]")),
+            Step::Other(o) => s.push_str(&format!("[{o}]")),
+        }
+    }
+    if s.is_empty() {
+        s.push_str("the session");
+    }
+    s
+}
+
+fn type_message(path: &[Step], what: &str) -> String {
+    format!(
+        "honeymoon_session: session value {} is {what}; sessions hold only nil, booleans, numbers, strings and tables of them",
+        describe_path(path)
+    )
+}
+
+fn write_varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn write_str(out: &mut Vec<u8>, s: &[u8]) {
+    out.push(STR);
+    write_varint(out, s.len() as u64);
+    out.extend_from_slice(s);
+}
+
+/// A table's encoding: pairs sorted by encoded key, so equal tables encode equally.
+fn write_map(out: &mut Vec<u8>, mut pairs: Vec<(Vec<u8>, Vec<u8>)>) {
+    pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    out.push(MAP);
+    write_varint(out, pairs.len() as u64);
+    for (k, v) in pairs {
+        out.extend_from_slice(&k);
+        out.extend_from_slice(&v);
+    }
+}
+
+/// A value's type in words, with its article, as Lua users name types: `a number`, `nil`...
+pub fn a_type(v: &LuaValue) -> &'static str {
+    match v {
+        LuaValue::Nil => "nil",
+        LuaValue::Boolean(_) => "a boolean",
+        LuaValue::Integer(_) | LuaValue::Number(_) => "a number",
+        LuaValue::String(_) => "a string",
+        LuaValue::Table(_) => "a table",
+        LuaValue::Function(_) => "a function",
+        LuaValue::Thread(_) => "a coroutine",
+        LuaValue::UserData(_) | LuaValue::LightUserData(_) => "a userdata",
+        LuaValue::Error(_) => "an error object",
+        _ => "a value of an unsupported type",
+    }
+}
+
+/// Checks that a value may be stored in a session without encoding it (cheap, shallow).
+pub fn check_storable(key: &str, v: &LuaValue) -> LuaResult<()> {
+    match v {
+        LuaValue::Nil
+        | LuaValue::Boolean(_)
+        | LuaValue::Integer(_)
+        | LuaValue::Number(_)
+        | LuaValue::String(_)
+        | LuaValue::Table(_) => Ok(()),
+        other => Err(LuaError::runtime(type_message(
+            &[Step::Key(key.as_bytes().to_vec())],
+            a_type(other),
+        ))),
+    }
+}
+
+/// A session's stored form: the encoding of its top-level table, keys sorted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Record(pub Vec<u8>);
+
+/// The top-level changes a request made: keys to write (with their encoded values) and keys
+/// to remove. Applied to the store's current version, so concurrent requests that change
+/// different keys do not undo each other.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub set: Vec<(Vec<u8>, Vec<u8>)>,
+    pub removed: Vec<Vec<u8>>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.removed.is_empty()
+    }
+}
+
+fn corrupt() -> LuaError {
+    LuaError::runtime("honeymoon_session: stored session data is corrupt")
+}
+
+impl Record {
+    /// Builds a record from entries (key bytes without tag, encoded value); sorts them.
+    pub fn from_entries(mut entries: Vec<(Vec<u8>, Vec<u8>)>) -> Record {
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        entries.dedup_by(|a, b| a.0 == b.0);
+        let size = entries
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 6)
+            .sum::<usize>();
+        let mut out = Vec::with_capacity(8 + size);
+        out.push(MAP);
+        write_varint(&mut out, entries.len() as u64);
+        for (k, v) in &entries {
+            write_str(&mut out, k);
+            out.extend_from_slice(v);
+        }
+        Record(out)
+    }
+
+    /// Encodes a Lua table of string keys (the session data) into a record.
+    pub fn from_table(lua: &Lua, t: &LuaTable) -> LuaResult<Record> {
+        Ok(Record::from_entries(encode_entries(lua, t)?))
+    }
+
+    /// Decodes into a fresh Lua table.
+    pub fn to_table(&self, lua: &Lua) -> LuaResult<LuaTable> {
+        match decode_value(lua, &self.0)? {
+            LuaValue::Table(t) => Ok(t),
+            _ => Err(corrupt()),
+        }
+    }
+
+    /// The (key, encoded value) pairs, in key order.
+    pub fn entries(&self) -> LuaResult<Vec<(&[u8], &[u8])>> {
+        let mut r = Reader::new(&self.0);
+        if r.byte() != Some(MAP) {
+            return Err(corrupt());
+        }
+        let n = r.varint().ok_or_else(corrupt)?;
+        let mut out = Vec::with_capacity(n.min(1024) as usize);
+        for _ in 0..n {
+            let key = r.string().ok_or_else(corrupt)?;
+            let start = r.pos;
+            r.skip_value(0).ok_or_else(corrupt)?;
+            out.push((key, &self.0[start..r.pos]));
+        }
+        Ok(out)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.len() <= 2 && self.0.get(1).is_none_or(|&n| n == 0)
+    }
+
+    /// What changed from `self` (as loaded) to `now` (at commit), key by key.
+    pub fn diff(&self, now: &Record) -> LuaResult<Changes> {
+        let before = self.entries()?;
+        let after = now.entries()?;
+        let mut changes = Changes::default();
+        for (k, v) in &after {
+            if !before.iter().any(|(bk, bv)| bk == k && bv == v) {
+                changes.set.push((k.to_vec(), v.to_vec()));
+            }
+        }
+        for (k, _) in &before {
+            if !after.iter().any(|(ak, _)| ak == k) {
+                changes.removed.push(k.to_vec());
+            }
+        }
+        Ok(changes)
+    }
+
+    /// Applies changes to this record (the store's current version).
+    pub fn merge(&self, changes: &Changes) -> LuaResult<Record> {
+        let mut entries: Vec<(Vec<u8>, Vec<u8>)> = self
+            .entries()?
+            .into_iter()
+            .filter(|(k, _)| {
+                !changes.removed.iter().any(|r| r == k) && !changes.set.iter().any(|(s, _)| s == k)
+            })
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect();
+        entries.extend(changes.set.iter().cloned());
+        Ok(Record::from_entries(entries))
+    }
+}
+
+/// Reads the wire format; `None` means corrupt input (never a panic).
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        Reader { buf, pos: 0 }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.buf.get(self.pos).copied()
+    }
+
+    fn byte(&mut self) -> Option<u8> {
+        let b = self.peek()?;
+        self.pos += 1;
+        Some(b)
+    }
+
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(n)?;
+        let s = self.buf.get(self.pos..end)?;
+        self.pos = end;
+        Some(s)
+    }
+
+    fn eight(&mut self) -> Option<[u8; 8]> {
+        self.take(8)?.try_into().ok()
+    }
+
+    fn varint(&mut self) -> Option<u64> {
+        let mut n = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            n |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Some(n);
+            }
+        }
+        None
+    }
+
+    /// A string value (tag included).
+    fn string(&mut self) -> Option<&'a [u8]> {
+        if self.byte()? != STR {
+            return None;
+        }
+        let n = self.varint()? as usize;
+        self.take(n)
+    }
+
+    fn skip_value(&mut self, depth: usize) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        match self.byte()? {
+            FALSE | TRUE => {}
+            INT | FLOAT => {
+                self.take(8)?;
+            }
+            STR => {
+                let n = self.varint()? as usize;
+                self.take(n)?;
+            }
+            MAP => {
+                for _ in 0..self.varint()? {
+                    self.skip_value(depth + 1)?;
+                    self.skip_value(depth + 1)?;
+                }
+            }
+            _ => return None,
+        }
+        Some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(super) fn roundtrip(lua: &Lua, src: &str) -> (Record, Record) {
+        let t: LuaTable = lua.load(src).eval().unwrap();
+        let rec = Record::from_table(lua, &t).unwrap();
+        let back = rec.to_table(lua).unwrap();
+        (rec, Record::from_table(lua, &back).unwrap())
+    }
+
+    #[test]
+    fn roundtrips_every_allowed_value() {
+        let lua = Lua::new();
+        let (a, b) = roundtrip(
+            &lua,
+            r#"{ i = 1, f = 1.0, s = "a\0\255b", t = true, n = false,
+                 nest = { [1] = "x", [3] = "sparse", [-2] = 0.5, empty = {} }, big = math.maxinteger }"#,
+        );
+        assert_eq!(a, b);
+        let t = a.to_table(&lua).unwrap();
+        let f: LuaValue = t.get("f").unwrap();
+        assert!(matches!(f, LuaValue::Number(x) if x == 1.0));
+        let i: LuaValue = t.get("i").unwrap();
+        assert!(matches!(i, LuaValue::Integer(1)));
+        let s: LuaString = t.get("s").unwrap();
+        assert_eq!(s.as_bytes().to_vec(), b"a\0\xffb".to_vec());
+        let sparse: String = lua
+            .load("local t = ... return t.nest[3] .. t.nest[-2] .. #t.nest")
+            .call((t,))
+            .unwrap();
+        assert_eq!(sparse, "sparse0.51");
+    }
+
+    #[test]
+    fn encoding_is_independent_of_insertion_order() {
+        let lua = Lua::new();
+        let (a, _) = roundtrip(
+            &lua,
+            "local t = {} t.b = 1 t.a = 2 t[5] = 3 return { x = t }",
+        );
+        let (b, _) = roundtrip(
+            &lua,
+            "local t = {} t[5] = 3 t.a = 2 t.b = 1 return { x = t }",
+        );
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn names_the_path_of_a_bad_value() {
+        let lua = Lua::new();
+        let cases = [
+            (
+                "return { cart = { items = { 1, 2, print } } }",
+                "cart.items[3] is a function",
+            ),
+            (
+                "local c = {} c.self = c return { c = c }",
+                "c.self is a table that contains itself",
+            ),
+            (
+                "return { t = { [print] = 1 } }",
+                "t is a table with a function as a key",
+            ),
+            (
+                "return { [1] = 'x' }",
+                "session keys must be strings, got a number",
+            ),
+            (
+                "return { co = { coroutine.create(print) } }",
+                "co[1] is a coroutine",
+            ),
+        ];
+        for (src, want) in cases {
+            let t: LuaTable = lua.load(src).eval().unwrap();
+            let err = Record::from_table(&lua, &t).unwrap_err().to_string();
+            assert!(err.contains(want), "{src}: {err}");
+        }
+        let deep: LuaTable = lua
+            .load(
+                "local t = {} local c = t for i = 1, 100 do c.n = {} c = c.n end return { d = t }",
+            )
+            .eval()
+            .unwrap();
+        let err = Record::from_table(&lua, &deep).unwrap_err().to_string();
+        assert!(err.contains("nested too deeply"), "{err}");
+    }
+
+    #[test]
+    fn shared_subtables_are_not_cycles() {
+        let lua = Lua::new();
+        let (a, b) = roundtrip(&lua, "local s = { 1 } return { a = s, b = s }");
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn diff_and_merge_touch_only_changed_keys() {
+        let lua = Lua::new();
+        let (base, _) = roundtrip(&lua, "return { a = 1, b = 2, c = 3 }");
+        let (mine, _) = roundtrip(&lua, "return { a = 10, b = 2 }");
+        let (theirs, _) = roundtrip(&lua, "return { a = 1, b = 2, c = 3, d = 4 }");
+        let changes = base.diff(&mine).unwrap();
+        assert_eq!(changes.set.len(), 1);
+        assert_eq!(changes.removed, vec![b"c".to_vec()]);
+        let merged = theirs.merge(&changes).unwrap();
+        let (want, _) = roundtrip(&lua, "return { a = 10, b = 2, d = 4 }");
+        assert_eq!(merged, want);
+    }
+
+    #[test]
+    fn corrupt_input_is_an_error_not_a_panic() {
+        let lua = Lua::new();
+        let bad: [&[u8]; 6] = [
+            b"",
+            b"M",
+            b"M\x05",
+            b"S\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff",
+            b"I12",
+            b"MM",
+        ];
+        for bytes in bad {
+            assert!(decode_value(&lua, bytes).is_err(), "{bytes:?}");
+            assert!(Record(bytes.to_vec()).entries().is_err(), "{bytes:?}");
+        }
+        // The Lua stack is left balanced after failures.
+        let top: i64 = lua.load("return select('#', 1, 2)").eval().unwrap();
+        assert_eq!(top, 2);
+    }
+}
