@@ -19,6 +19,22 @@ pub fn advance(seconds: f64) {
     OFFSET_MS.fetch_add((seconds * 1000.0) as i64, Ordering::Relaxed);
 }
 
+/// Appends `http_date(ms)`; the text is made once per second per thread and reused, since
+/// every Set-Cookie in that second carries the same one.
+pub fn push_http_date(out: &mut String, ms: i64) {
+    thread_local! {
+        static LAST: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
+    }
+    let secs = ms.div_euclid(1000);
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != secs {
+            *last = (secs, http_date(ms));
+        }
+        out.push_str(&last.1);
+    });
+}
+
 /// An IMF-fixdate (`Thu, 01 Jan 1970 00:00:00 GMT`) for a cookie's `Expires`.
 pub fn http_date(ms: i64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];

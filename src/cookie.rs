@@ -183,9 +183,9 @@ impl Attributes {
             s.push_str(d);
         }
         s.push_str("; Max-Age=");
-        s.push_str(&max_age.to_string());
+        push_number(&mut s, max_age);
         s.push_str("; Expires=");
-        s.push_str(&clock::http_date(expires_ms));
+        clock::push_http_date(&mut s, expires_ms);
         if self.http_only {
             s.push_str("; HttpOnly");
         }
@@ -203,6 +203,21 @@ impl Attributes {
         }
         s
     }
+}
+
+/// Appends a number's decimal digits (no formatting machinery on the hot path).
+fn push_number(s: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    s.extend(digits[i..].iter().map(|&d| d as char));
 }
 
 #[cfg(test)]

@@ -59,20 +59,19 @@ pub struct Session {
     pub(crate) gone: bool,
 }
 
-fn key_str(k: &LuaValue) -> LuaResult<String> {
+/// A session key: any Lua string (JSON stores refuse non-UTF-8 keys when they write).
+fn key_of(k: LuaValue) -> LuaResult<LuaString> {
     match k {
-        LuaValue::String(s) => s.to_str().map(|s| s.to_string()).map_err(|_| {
-            LuaError::runtime("honeymoon_session: session keys must be valid UTF-8 strings")
-        }),
+        LuaValue::String(s) => Ok(s),
         other => Err(LuaError::runtime(format!(
             "honeymoon_session: session keys must be strings, got {}",
-            crate::codec::a_type(other)
+            crate::codec::a_type(&other)
         ))),
     }
 }
 
-fn reserved(key: &str) -> LuaResult<()> {
-    if key == FLASH_KEY {
+fn reserved(key: &LuaString) -> LuaResult<()> {
+    if key.as_bytes() == FLASH_KEY.as_bytes() {
         return Err(LuaError::runtime(format!(
             "honeymoon_session: the session key {FLASH_KEY:?} is reserved for flash messages; use flash() and getFlash()"
         )));
@@ -117,7 +116,7 @@ impl Session {
         Ok(())
     }
 
-    fn get_flash(&mut self, key: &str) -> LuaResult<LuaValue> {
+    fn get_flash(&mut self, key: &LuaString) -> LuaResult<LuaValue> {
         let mut found = LuaValue::Nil;
         for t in [&self.flash_new, &self.flash_old].into_iter().flatten() {
             let v: LuaValue = t.raw_get(key)?;
@@ -150,14 +149,14 @@ impl Session {
 }
 
 impl Session {
-    fn read(&self, key: &str) -> LuaResult<LuaValue> {
+    fn read(&self, key: &LuaString) -> LuaResult<LuaValue> {
         match &self.data {
             Some(d) => d.raw_get(key),
             None => Ok(LuaValue::Nil),
         }
     }
 
-    fn write(&mut self, lua: &Lua, key: String, v: LuaValue) -> LuaResult<()> {
+    fn write(&mut self, lua: &Lua, key: LuaString, v: LuaValue) -> LuaResult<()> {
         match &self.data {
             Some(d) => d.raw_set(key, v),
             None if v.is_nil() => Ok(()),
@@ -176,41 +175,41 @@ impl LuaUserData for Session {
         m.add_method("getId", |_, s, ()| Ok(s.id.clone()));
 
         m.add_method("get", |_, s, (k, default): (LuaValue, LuaValue)| {
-            let v = s.read(&key_str(&k)?)?;
+            let v = s.read(&key_of(k)?)?;
             Ok(if v.is_nil() { default } else { v })
         });
         m.add_method_mut("set", |lua, s, (k, v): (LuaValue, LuaValue)| {
-            let key = key_str(&k)?;
+            let key = key_of(k)?;
             reserved(&key)?;
-            codec::check_storable(&key, &v)?;
+            codec::check_storable(&key.as_bytes(), &v)?;
             s.write(lua, key, v)
         });
         m.add_method("has", |_, s, k: LuaValue| {
-            Ok(!s.read(&key_str(&k)?)?.is_nil())
+            Ok(!s.read(&key_of(k)?)?.is_nil())
         });
         m.add_method("all", |lua, s, ()| match &s.data {
             Some(d) => deep_copy(lua, d),
             None => lua.create_table(),
         });
         m.add_method_mut("forget", |lua, s, k: LuaValue| {
-            s.write(lua, key_str(&k)?, LuaValue::Nil)
+            s.write(lua, key_of(k)?, LuaValue::Nil)
         });
 
         m.add_method_mut("flash", |lua, s, (k, v): (LuaValue, LuaValue)| {
-            let key = key_str(&k)?;
-            codec::check_storable(&key, &v)?;
+            let key = key_of(k)?;
+            codec::check_storable(&key.as_bytes(), &v)?;
             if s.flash_new.is_none() {
                 s.flash_new = Some(lua.create_table()?);
             }
             if let Some(old) = &s.flash_old {
-                old.raw_set(key.as_str(), LuaValue::Nil)?;
+                old.raw_set(&key, LuaValue::Nil)?;
             }
             match &s.flash_new {
                 Some(t) => t.raw_set(key, v),
                 None => Ok(()),
             }
         });
-        m.add_method_mut("getFlash", |_, s, k: LuaValue| s.get_flash(&key_str(&k)?));
+        m.add_method_mut("getFlash", |_, s, k: LuaValue| s.get_flash(&key_of(k)?));
         m.add_method_mut("clearFlash", |_, s, ()| {
             s.flash_old = None;
             s.flash_new = None;
@@ -253,25 +252,20 @@ impl LuaUserData for Session {
         );
 
         // Property access: method names resolve first (mlua looks them up before __index).
-        m.add_meta_method(LuaMetaMethod::Index, |_, s, k: LuaValue| match &k {
-            LuaValue::String(_) => {
-                let key = key_str(&k)?;
-                if key == FLASH_KEY {
-                    return Ok(LuaValue::Nil);
-                }
-                s.read(&key)
-            }
+        m.add_meta_method(LuaMetaMethod::Index, |_, s, k: LuaValue| match k {
+            LuaValue::String(key) if key.as_bytes() != FLASH_KEY.as_bytes() => s.read(&key),
             _ => Ok(LuaValue::Nil),
         });
         m.add_meta_method_mut(LuaMetaMethod::NewIndex, |lua, s, (k, v): (LuaValue, LuaValue)| {
-            let key = key_str(&k)?;
-            if METHODS.contains(&key.as_str()) {
+            let key = key_of(k)?;
+            if METHODS.iter().any(|m| m.as_bytes() == key.as_bytes().as_ref()) {
+                let name = key.to_string_lossy();
                 return Err(LuaError::runtime(format!(
-                    "honeymoon_session: session.{key} is a method and cannot be assigned; use session:set({key:?}, value) to store a value under that name"
+                    "honeymoon_session: session.{name} is a method and cannot be assigned; use session:set({name:?}, value) to store a value under that name"
                 )));
             }
             reserved(&key)?;
-            codec::check_storable(&key, &v)?;
+            codec::check_storable(&key.as_bytes(), &v)?;
             s.write(lua, key, v)
         });
         m.add_meta_method(LuaMetaMethod::ToString, |_, _, ()| {

@@ -112,7 +112,7 @@ pub fn a_type(v: &LuaValue) -> &'static str {
 }
 
 /// Checks that a value may be stored in a session without encoding it (cheap, shallow).
-pub fn check_storable(key: &str, v: &LuaValue) -> LuaResult<()> {
+pub fn check_storable(key: &[u8], v: &LuaValue) -> LuaResult<()> {
     match v {
         LuaValue::Nil
         | LuaValue::Boolean(_)
@@ -121,7 +121,7 @@ pub fn check_storable(key: &str, v: &LuaValue) -> LuaResult<()> {
         | LuaValue::String(_)
         | LuaValue::Table(_) => Ok(()),
         other => Err(LuaError::runtime(type_message(
-            &[Step::Key(key.as_bytes().to_vec())],
+            &[Step::Key(key.to_vec())],
             a_type(other),
         ))),
     }
@@ -221,18 +221,39 @@ impl Record {
         Ok(changes)
     }
 
-    /// Applies changes to this record (the store's current version).
+    /// Applies changes to this record (the store's current version), copying each byte once.
     pub fn merge(&self, changes: &Changes) -> LuaResult<Record> {
-        let mut entries: Vec<(Vec<u8>, Vec<u8>)> = self
+        let mut entries: Vec<(&[u8], &[u8])> = self
             .entries()?
             .into_iter()
             .filter(|(k, _)| {
                 !changes.removed.iter().any(|r| r == k) && !changes.set.iter().any(|(s, _)| s == k)
             })
-            .map(|(k, v)| (k.to_vec(), v.to_vec()))
             .collect();
-        entries.extend(changes.set.iter().cloned());
-        Ok(Record::from_entries(entries))
+        entries.extend(
+            changes
+                .set
+                .iter()
+                .map(|(k, v)| (k.as_slice(), v.as_slice())),
+        );
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        Ok(Record::write(&entries))
+    }
+
+    /// Writes sorted, distinct entries.
+    fn write(entries: &[(&[u8], &[u8])]) -> Record {
+        let size = entries
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 6)
+            .sum::<usize>();
+        let mut out = Vec::with_capacity(8 + size);
+        out.push(MAP);
+        write_varint(&mut out, entries.len() as u64);
+        for (k, v) in entries {
+            write_str(&mut out, k);
+            out.extend_from_slice(v);
+        }
+        Record(out)
     }
 }
 
