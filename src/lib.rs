@@ -36,7 +36,14 @@ pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
         lua.create_function(move |lua, opts: Option<LuaTable>| {
             let core = core(lua, opts)?;
             let requests = core.0.requests.clone();
-            middleware.call::<LuaFunction>((lua.create_userdata(core)?, requests))
+            let save_uninitialized = core.0.options.save_uninitialized;
+            let methods = lua.create_sequence_from(session::METHODS)?;
+            middleware.call::<LuaFunction>((
+                lua.create_userdata(core)?,
+                requests,
+                save_uninitialized,
+                methods,
+            ))
         })?,
     )?;
     exports.set(

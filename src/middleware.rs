@@ -75,33 +75,44 @@ impl Manager {
             Some(h) => self.find(lua, h)?,
             None => None,
         };
-        let mut session = Session {
-            manager: self.clone(),
-            id: String::new(),
-            data: None,
-            snapshot: Record::default(),
-            flash_old: None,
-            flash_new: None,
-            is_new: true,
-            must_save: false,
-            cookie_due: false,
-            clear_cookie: false,
-            committed: false,
-            secure_request,
-            cookie_value: None,
-            version: None,
-            gone: false,
-        };
-        match found {
+        let session = match found {
             Some((id, loaded, resend)) => {
-                session.id = id;
-                session.is_new = false;
-                session.cookie_value = resend;
-                session.version = loaded.version;
-                session.load_record(lua, loaded.record)?;
+                let mut s = Session::new(self.clone(), id, secure_request);
+                s.is_new = false;
+                s.cookie_value = resend;
+                s.version = loaded.version;
+                s.load_record(lua, loaded.record)?;
+                s
             }
-            None => session.id = id::generate().map_err(LuaError::runtime)?,
+            None => Session::new(self.clone(), new_id()?, secure_request),
+        };
+        self.attach(lua, session, req)
+    }
+
+    /// A new session under an id drawn earlier by `new_id` (the middleware draws the id first
+    /// and makes the session only when a handler first uses it).
+    pub fn fresh(
+        self: &Rc<Self>,
+        lua: &Lua,
+        id: &str,
+        secure_request: bool,
+        req: Option<LuaTable>,
+    ) -> LuaResult<(LuaAnyUserData, String)> {
+        if !id::looks_valid(id) {
+            return Err(LuaError::runtime(
+                "honeymoon_session: not an id this module drew",
+            ));
         }
+        let session = Session::new(self.clone(), id.to_string(), secure_request);
+        self.attach(lua, session, req)
+    }
+
+    fn attach(
+        &self,
+        lua: &Lua,
+        session: Session,
+        req: Option<LuaTable>,
+    ) -> LuaResult<(LuaAnyUserData, String)> {
         let id = session.id.clone();
         let ud = lua.create_userdata(session)?;
         if let Some(req) = req {
@@ -207,6 +218,11 @@ impl Manager {
     }
 }
 
+/// A fresh session id.
+pub fn new_id() -> LuaResult<String> {
+    id::generate().map_err(LuaError::runtime)
+}
+
 /// The Lua handle on a Manager: the core API (`load`, `commit`) adapters are built on.
 #[derive(Clone)]
 pub struct Core(pub Rc<Manager>);
@@ -224,6 +240,11 @@ impl LuaUserData for Core {
                 c.0.load(lua, header.as_deref(), secure.unwrap_or(false), req)
             },
         );
+        // For the middleware only: an id now, the session on first use (see middleware.lua).
+        m.add_function("_id", |_, ()| new_id());
+        m.add_method("_fresh", |lua, c, (id, secure): (String, Option<bool>)| {
+            c.0.fresh(lua, &id, secure.unwrap_or(false), None)
+        });
         m.add_method("commit", |lua, c, ud: LuaAnyUserData| {
             let mut s = ud.borrow_mut::<Session>()?;
             let out = lua.create_table()?;

@@ -89,6 +89,27 @@ fn deep_copy(lua: &Lua, t: &LuaTable) -> LuaResult<LuaTable> {
 }
 
 impl Session {
+    /// A new, empty session (not in the store) under `id`.
+    pub(crate) fn new(manager: Rc<Manager>, id: String, secure_request: bool) -> Session {
+        Session {
+            manager,
+            id,
+            data: None,
+            snapshot: Record::default(),
+            flash_old: None,
+            flash_new: None,
+            is_new: true,
+            must_save: false,
+            cookie_due: false,
+            clear_cookie: false,
+            committed: false,
+            secure_request,
+            cookie_value: None,
+            version: None,
+            gone: false,
+        }
+    }
+
     /// The record the session would store now: its data plus pending flash messages.
     pub(crate) fn record(&self, lua: &Lua) -> LuaResult<Record> {
         let mut rec_entries = match &self.data {
