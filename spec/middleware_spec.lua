@@ -1,0 +1,104 @@
+-- The framework contract's fallbacks, with a bare-bones framework instead of the test app:
+-- no raw headers (req:cookie only), no res:append (res:set only), and the lazy session a
+-- visitor without our cookie gets.
+local hs = require("honeymoon_session")
+
+local SECRET = "middleware-spec"
+
+-- A request that only offers req:cookie(name) (URL-decoded), and a response with set/send.
+local function bare(cookie_value)
+  local req = { secure = false }
+  function req:cookie(name)
+    return name == "honeymoon.sid" and cookie_value or nil
+  end
+  local res = { headers = {} }
+  function res:set(k, v) self.headers[k:lower()] = v end
+  function res:send(body) self.body = body end
+  return req, res
+end
+
+local function run(mw, cookie_value, handler)
+  local req, res = bare(cookie_value)
+  mw(req, res, function() handler(req, res) end)
+  return req, res
+end
+
+local function value_of(set_cookie)
+  return set_cookie and set_cookie:match("^honeymoon%.sid=([^;]*)")
+end
+
+describe("the middleware on a framework without raw headers or res:append", function()
+  it("reads the cookie through req:cookie and writes Set-Cookie with res:set", function()
+    local mw = hs.session({ secret = SECRET })
+    local _, res = run(mw, nil, function(req, res) req.session.user = "ann"; res:send("ok") end)
+    local sent = value_of(res.headers["set-cookie"])
+    assert.truthy(sent)
+    -- The framework hands over the decoded value.
+    local decoded = sent:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
+    local _, res2 = run(mw, decoded, function(req, res) res:send(req.session.user) end)
+    assert.equal("ann", res2.body)
+  end)
+
+  it("commits when the chain returns without sending", function()
+    local store = hs.MemoryStore()
+    local mw = hs.session({ secret = SECRET, store = store })
+    local _, res = run(mw, nil, function(req) req.session.n = 1 end)
+    assert.truthy(res.headers["set-cookie"])
+    assert.equal(1, store:length())
+  end)
+end)
+
+describe("the lazy session of a visitor without our cookie", function()
+  local store, mw
+  before_each(function()
+    store = hs.MemoryStore()
+    mw = hs.session({ secret = SECRET, store = store })
+  end)
+
+  it("answers reads and getId without being stored, and req.sessionID matches", function()
+    local req, res = run(mw, nil, function(req, res)
+      assert.is_nil(req.session.user)
+      assert.is_false(req.session:has("user"))
+      assert.equal(req.sessionID, req.session:getId())
+      assert.matches("^[%w_-]+$", req.sessionID)
+      assert.equal(32, #req.sessionID)
+      res:send("ok")
+    end)
+    assert.is_nil(res.headers["set-cookie"])
+    assert.equal(0, store:length())
+    assert.equal("honeymoon_session.Session", tostring(req.session))
+  end)
+
+  it("keeps its id when first written, and regenerate moves req.sessionID", function()
+    local first, after
+    local req = run(mw, nil, function(req, res)
+      first = req.sessionID
+      req.session.user = "ann"
+      assert.equal(first, req.session:getId())
+      after = req.session:regenerate(true)
+      res:send("ok")
+    end)
+    assert.not_equal(first, after)
+    assert.equal(after, req.sessionID)
+    assert.equal("ann", store:get(after).user)
+    assert.is_nil(store:get(first))
+  end)
+
+  it("is stored untouched under saveUninitialized", function()
+    local eager = hs.session({ secret = SECRET, store = store, saveUninitialized = true })
+    local req, res = run(eager, nil, function(_, res) res:send("ok") end)
+    assert.truthy(res.headers["set-cookie"])
+    assert.is_true(store:exists(req.sessionID))
+  end)
+
+  it("refuses method calls with a dot instead of a colon", function()
+    run(mw, nil, function(req, res)
+      local ok, err = pcall(req.session.getId, {})
+      assert.is_false(ok)
+      assert.matches("called with a colon", tostring(err), 1, true)
+      ok = pcall(req.session.set, nil, "k", 1)
+      assert.is_false(ok)
+      res:send("ok")
+    end)
+  end)
+end)
