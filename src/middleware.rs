@@ -49,8 +49,9 @@ impl Manager {
                 continue;
             }
             if let Some(loaded) = self.store.get(lua, id)? {
-                let resend = current.then(|| cookie::encode_value(&value));
-                return Ok(Some((id.to_string(), loaded, resend)));
+                let id = id.to_string();
+                let resend = current.then_some(value);
+                return Ok(Some((id, loaded, resend)));
             }
         }
         Ok(None)
@@ -205,10 +206,11 @@ impl Manager {
         }
         let (name, attrs) = (&self.options.name, &self.options.cookie);
         if send && !s.is_new && !s.gone {
-            let value = match s.cookie_value.take() {
+            let signed = match s.cookie_value.take() {
                 Some(v) => v,
-                None => cookie::encode_value(&self.options.signer.sign(&s.id)),
+                None => self.options.signer.sign(&s.id),
             };
+            let value = cookie::encode_value(&signed);
             return Ok(Some(attrs.line(name, &value, s.secure_request)));
         }
         if s.clear_cookie {
@@ -244,6 +246,11 @@ impl LuaUserData for Core {
         m.add_function("_id", |_, ()| new_id());
         m.add_method("_fresh", |lua, c, (id, secure): (String, Option<bool>)| {
             c.0.fresh(lua, &id, secure.unwrap_or(false), None)
+        });
+        // For the middleware: the one Set-Cookie line or nil, without a table.
+        m.add_method("_commit", |lua, c, ud: LuaAnyUserData| {
+            let mut s = ud.borrow_mut::<Session>()?;
+            c.0.commit(lua, &mut s)
         });
         m.add_method("commit", |lua, c, ud: LuaAnyUserData| {
             let mut s = ud.borrow_mut::<Session>()?;

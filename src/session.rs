@@ -49,8 +49,8 @@ pub struct Session {
     pub(crate) clear_cookie: bool,
     pub(crate) committed: bool,
     pub(crate) secure_request: bool,
-    /// The cookie value to send back as it came (signed with the current secret), while the
-    /// id is unchanged: saves signing again.
+    /// The signed cookie value as it came (signed with the current secret), to send back
+    /// while the id is unchanged: saves signing again.
     pub(crate) cookie_value: Option<String>,
     /// The store's version token for what this request loaded or last wrote.
     pub(crate) version: Option<String>,
@@ -202,7 +202,7 @@ impl LuaUserData for Session {
         m.add_method_mut("set", |lua, s, (k, v): (LuaValue, LuaValue)| {
             let key = key_of(k)?;
             reserved(&key)?;
-            codec::check_storable(&key.as_bytes(), &v)?;
+            codec::check_storable(&key, &v)?;
             s.write(lua, key, v)
         });
         m.add_method("has", |_, s, k: LuaValue| {
@@ -218,7 +218,7 @@ impl LuaUserData for Session {
 
         m.add_method_mut("flash", |lua, s, (k, v): (LuaValue, LuaValue)| {
             let key = key_of(k)?;
-            codec::check_storable(&key.as_bytes(), &v)?;
+            codec::check_storable(&key, &v)?;
             if s.flash_new.is_none() {
                 s.flash_new = Some(lua.create_table()?);
             }
@@ -279,14 +279,18 @@ impl LuaUserData for Session {
         });
         m.add_meta_method_mut(LuaMetaMethod::NewIndex, |lua, s, (k, v): (LuaValue, LuaValue)| {
             let key = key_of(k)?;
-            if METHODS.iter().any(|m| m.as_bytes() == key.as_bytes().as_ref()) {
+            let is_method = {
+                let bytes = key.as_bytes();
+                METHODS.iter().any(|m| m.as_bytes() == bytes.as_ref())
+            };
+            if is_method {
                 let name = key.to_string_lossy();
                 return Err(LuaError::runtime(format!(
                     "honeymoon_session: session.{name} is a method and cannot be assigned; use session:set({name:?}, value) to store a value under that name"
                 )));
             }
             reserved(&key)?;
-            codec::check_storable(&key.as_bytes(), &v)?;
+            codec::check_storable(&key, &v)?;
             s.write(lua, key, v)
         });
         m.add_meta_method(LuaMetaMethod::ToString, |_, _, ()| {

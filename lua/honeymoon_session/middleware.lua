@@ -8,7 +8,7 @@ local name = core.name
 local find, ipairs, rawget, rawset = string.find, ipairs, rawget, rawset
 local getmetatable, setmetatable = getmetatable, setmetatable
 -- Looked up once: a method call through the userdata would look them up every request.
-local load, commit_session, new_id, fresh = core.load, core.commit, core._id, core._fresh
+local load, commit_session, new_id, fresh = core.load, core._commit, core._id, core._fresh
 local cookie_prefix = name .. "="
 
 -- A visitor without our cookie gets a lazy session: only an id until a handler first uses
@@ -72,7 +72,7 @@ local function commit(session, res)
         end
         session = s
     end
-    local line = commit_session(core, session)[1]
+    local line = commit_session(core, session)
     if line then
         if res.append then res:append("Set-Cookie", line) else res:set("Set-Cookie", line) end
     end

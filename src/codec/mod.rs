@@ -112,7 +112,7 @@ pub fn a_type(v: &LuaValue) -> &'static str {
 }
 
 /// Checks that a value may be stored in a session without encoding it (cheap, shallow).
-pub fn check_storable(key: &[u8], v: &LuaValue) -> LuaResult<()> {
+pub fn check_storable(key: &LuaString, v: &LuaValue) -> LuaResult<()> {
     match v {
         LuaValue::Nil
         | LuaValue::Boolean(_)
@@ -121,7 +121,7 @@ pub fn check_storable(key: &[u8], v: &LuaValue) -> LuaResult<()> {
         | LuaValue::String(_)
         | LuaValue::Table(_) => Ok(()),
         other => Err(LuaError::runtime(type_message(
-            &[Step::Key(key.to_vec())],
+            &[Step::Key(key.as_bytes().to_vec())],
             a_type(other),
         ))),
     }

@@ -34,7 +34,8 @@ Adapter.__index = Adapter
 local function new(opts_or_core)
     local core = opts_or_core
     if type(core) ~= "userdata" then core = require("honeymoon_session").core(opts_or_core) end
-    return setmetatable({ core = core, name = core.name }, Adapter)
+    -- The methods looked up once: a call through the userdata looks them up every time.
+    return setmetatable({ core = core, name = core.name, _load = core.load, _commit = core.commit }, Adapter)
 end
 
 ---The request's Cookie header: all "cookie" lines joined with "; ", or nil.
@@ -56,14 +57,14 @@ end
 ---@param req table? optional request table; its sessionID is kept in step
 ---@return userdata session, string id
 function Adapter:load(headers, secure, req)
-    return self.core:load(cookie_header(headers), secure == true, req)
+    return self._load(self.core, cookie_header(headers), secure == true, req)
 end
 
 ---@param session userdata the session load returned
 ---@param headers table? lua-http response headers to append "set-cookie" to
 ---@return string[] lines the Set-Cookie values (0 or 1)
 function Adapter:commit(session, headers)
-    local lines = self.core:commit(session)
+    local lines = self._commit(self.core, session)
     if headers ~= nil then
         -- never_index: HTTP/2 must not put the session cookie in the HPACK table.
         for i = 1, #lines do headers:append("set-cookie", lines[i], true) end

@@ -38,7 +38,8 @@ Adapter.__index = Adapter
 local function new(opts_or_core)
     local core = opts_or_core
     if type(core) ~= "userdata" then core = require("honeymoon_session").core(opts_or_core) end
-    return setmetatable({ core = core, name = core.name }, Adapter)
+    -- The methods looked up once: a call through the userdata looks them up every time.
+    return setmetatable({ core = core, name = core.name, _load = core.load, _commit = core.commit }, Adapter)
 end
 
 ---Load this request's session (ngx.var.http_cookie; Secure decided by ngx.var.scheme).
@@ -46,7 +47,7 @@ end
 ---@return userdata session, string id
 function Adapter:start(req)
     local var = ngx.var
-    local session, id = self.core:load(var.http_cookie, var.scheme == "https", req)
+    local session, id = self._load(self.core, var.http_cookie, var.scheme == "https", req)
     ngx.ctx.session = session
     return session, id
 end
@@ -63,7 +64,7 @@ function Adapter:finish(session)
         error("honeymoon_session: finish() after the response headers were sent; call it before ngx.say/ngx.print/ngx.flush", 2)
     end
     if ctx.session == session then ctx.session = nil end
-    local lines = self.core:commit(session)
+    local lines = self._commit(self.core, session)
     local line = lines[1]
     if line ~= nil then
         local header = ngx.header
