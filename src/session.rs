@@ -112,17 +112,17 @@ impl Session {
 
     /// The record the session would store now: its data plus pending flash messages.
     pub(crate) fn record(&self, lua: &Lua) -> LuaResult<Record> {
-        let mut rec_entries = match &self.data {
-            Some(d) => codec::encode_entries(lua, d)?,
-            None => Vec::new(),
-        };
+        let mut entries = codec::Entries::default();
+        if let Some(d) = &self.data {
+            codec::encode_entries(lua, d, &mut entries)?;
+        }
         if let Some(f) = &self.flash_new
             && !f.is_empty()
         {
             let v = codec::encode_value(lua, "flash", &LuaValue::Table(f.clone()))?;
-            rec_entries.push((FLASH_KEY.as_bytes().to_vec(), v));
+            entries.push(FLASH_KEY.as_bytes(), &v);
         }
-        Ok(Record::from_entries(rec_entries))
+        Ok(entries.into_record())
     }
 
     /// Fills data and flash from a stored record.

@@ -10,7 +10,7 @@
 //! unwinds by longjmp to the protected call: there, frames hold only borrowed data and plain
 //! numbers, nothing that needs dropping.
 
-use super::{FALSE, FLOAT, INT, MAP, MAX_DEPTH, Reader, STR, Step, TRUE};
+use super::{Entries, FALSE, FLOAT, INT, MAP, MAX_DEPTH, Reader, STR, Step, TRUE};
 use super::{corrupt, type_message, write_map, write_str};
 use mlua::ffi;
 use mlua::prelude::*;
@@ -20,10 +20,6 @@ use std::ffi::{c_int, c_void};
 enum Failure {
     Type(Vec<Step>, String),
     KeyType(&'static str),
-}
-
-fn at(path: &mut Vec<Step>, what: impl Into<String>) -> Failure {
-    Failure::Type(std::mem::take(path), what.into())
 }
 
 fn type_name(t: c_int) -> &'static str {
@@ -89,10 +85,41 @@ unsafe fn scalar(state: *mut ffi::lua_State, idx: c_int, out: &mut Vec<u8>) -> b
     true
 }
 
+/// A step of the path being walked, borrowing the key from the Lua stack (where it stays
+/// while its value is encoded): no allocation unless an error needs the path.
+#[derive(Clone, Copy)]
+enum StepRef {
+    Key(*const u8, usize),
+    Index(i64),
+    Float(f64),
+    Bool,
+}
+
 struct Encoder {
-    path: Vec<Step>,
+    path: Vec<StepRef>,
     /// Tables on the way from the top to here: meeting one again is a cycle.
     open: Vec<*const c_void>,
+}
+
+impl Encoder {
+    /// The path as owned steps, for an error message (while the keys are still on the stack).
+    unsafe fn owned_path(&self) -> Vec<Step> {
+        self.path
+            .iter()
+            .map(|s| match *s {
+                StepRef::Key(p, n) => {
+                    Step::Key(unsafe { std::slice::from_raw_parts(p, n) }.to_vec())
+                }
+                StepRef::Index(i) => Step::Index(i),
+                StepRef::Float(f) => Step::Other(f.to_string()),
+                StepRef::Bool => Step::Other("true/false".into()),
+            })
+            .collect()
+    }
+
+    unsafe fn fail(&self, what: impl Into<String>) -> Failure {
+        Failure::Type(unsafe { self.owned_path() }, what.into())
+    }
 }
 
 impl Encoder {
@@ -108,7 +135,7 @@ impl Encoder {
             }
             match ffi::lua_type(state, idx) {
                 ffi::LUA_TTABLE => self.table(state, idx, out),
-                t => Err(at(&mut self.path, type_name(t))),
+                t => Err(self.fail(type_name(t))),
             }
         }
     }
@@ -122,10 +149,10 @@ impl Encoder {
         unsafe {
             let ptr = ffi::lua_topointer(state, idx);
             if self.open.contains(&ptr) {
-                return Err(at(&mut self.path, "a table that contains itself (a cycle)"));
+                return Err(self.fail("a table that contains itself (a cycle)"));
             }
             if self.open.len() >= MAX_DEPTH || ffi::lua_checkstack(state, 3) == 0 {
-                return Err(at(&mut self.path, "nested too deeply"));
+                return Err(self.fail("nested too deeply"));
             }
             self.open.push(ptr);
             let mut pairs = Vec::new();
@@ -134,16 +161,20 @@ impl Encoder {
                 let mut key = Vec::new();
                 if !scalar(state, -2, &mut key) {
                     let what = type_name(ffi::lua_type(state, -2));
+                    let failure = self.fail(format!("a table with {what} as a key"));
                     ffi::lua_pop(state, 2);
-                    return Err(at(&mut self.path, format!("a table with {what} as a key")));
+                    return Err(failure);
                 }
                 self.path.push(match ffi::lua_type(state, -2) {
-                    ffi::LUA_TSTRING => Step::Key(string_at(state, -2).to_vec()),
+                    ffi::LUA_TSTRING => {
+                        let k = string_at(state, -2);
+                        StepRef::Key(k.as_ptr(), k.len())
+                    }
                     ffi::LUA_TNUMBER => match integer_at(state, -2) {
-                        Some(i) => Step::Index(i),
-                        None => Step::Other(ffi::lua_tonumber(state, -2).to_string()),
+                        Some(i) => StepRef::Index(i),
+                        None => StepRef::Float(ffi::lua_tonumber(state, -2)),
                     },
-                    _ => Step::Other("true/false".into()),
+                    _ => StepRef::Bool,
                 });
                 let mut val = Vec::new();
                 if let Err(e) = self.value(state, ffi::lua_gettop(state), &mut val) {
@@ -177,11 +208,11 @@ pub fn encode_value(lua: &Lua, path: &str, v: &LuaValue) -> LuaResult<Vec<u8>> {
     unsafe {
         lua.exec_raw::<()>(v, |state| {
             let mut enc = Encoder {
-                path: vec![Step::Key(path.as_bytes().to_vec())],
+                path: vec![StepRef::Key(path.as_ptr(), path.len())],
                 open: Vec::new(),
             };
             result = match ffi::lua_type(state, -1) {
-                ffi::LUA_TNIL => Err(at(&mut enc.path, "nil")),
+                ffi::LUA_TNIL => Err(enc.fail("nil")),
                 _ => enc.value(state, ffi::lua_gettop(state), &mut out),
             };
             ffi::lua_settop(state, 0);
@@ -191,15 +222,14 @@ pub fn encode_value(lua: &Lua, path: &str, v: &LuaValue) -> LuaResult<Vec<u8>> {
     Ok(out)
 }
 
-/// Encodes a table of string keys (the session data) into (key, encoded value) entries.
-pub fn encode_entries(lua: &Lua, t: &LuaTable) -> LuaResult<Vec<(Vec<u8>, Vec<u8>)>> {
-    let mut entries = Vec::new();
+/// Encodes a table of string keys (the session data) into `entries`.
+pub fn encode_entries(lua: &Lua, t: &LuaTable, entries: &mut Entries) -> LuaResult<()> {
     let mut result = Ok(());
     unsafe {
         lua.exec_raw::<()>(t, |state| {
             let idx = ffi::lua_gettop(state);
             let mut enc = Encoder {
-                path: Vec::new(),
+                path: Vec::with_capacity(4),
                 open: vec![ffi::lua_topointer(state, idx)],
             };
             ffi::lua_pushnil(state);
@@ -209,22 +239,22 @@ pub fn encode_entries(lua: &Lua, t: &LuaTable) -> LuaResult<Vec<(Vec<u8>, Vec<u8
                     ffi::lua_settop(state, 0);
                     return;
                 }
-                let key = string_at(state, -2).to_vec();
-                enc.path = vec![Step::Key(key.clone())];
-                let mut val = Vec::new();
-                if let Err(e) = enc.value(state, ffi::lua_gettop(state), &mut val) {
+                let key = string_at(state, -2);
+                enc.path.clear();
+                enc.path.push(StepRef::Key(key.as_ptr(), key.len()));
+                let value = entries.start(key);
+                if let Err(e) = enc.value(state, ffi::lua_gettop(state), value) {
                     result = Err(e);
                     ffi::lua_settop(state, 0);
                     return;
                 }
-                entries.push((key, val));
+                entries.finish();
                 ffi::lua_pop(state, 1);
             }
             ffi::lua_settop(state, 0);
         })?;
     }
-    result.map_err(failure)?;
-    Ok(entries)
+    result.map_err(failure)
 }
 
 /// Pushes the value `r` reads; false (with the stack as it was) on corrupt input.

@@ -171,7 +171,9 @@ impl Record {
 
     /// Encodes a Lua table of string keys (the session data) into a record.
     pub fn from_table(lua: &Lua, t: &LuaTable) -> LuaResult<Record> {
-        Ok(Record::from_entries(encode_entries(lua, t)?))
+        let mut entries = Entries::default();
+        encode_entries(lua, t, &mut entries)?;
+        Ok(entries.into_record())
     }
 
     /// Decodes into a fresh Lua table.
@@ -254,6 +256,49 @@ impl Record {
             out.extend_from_slice(v);
         }
         Record(out)
+    }
+}
+
+/// A record being built: keys and encoded values in one buffer, sorted at the end.
+#[derive(Default)]
+pub struct Entries {
+    buf: Vec<u8>,
+    /// (key start, value start, value end) in `buf`.
+    spans: Vec<(usize, usize, usize)>,
+}
+
+impl Entries {
+    /// Starts an entry under `key`; returns the buffer to write its encoded value into.
+    fn start(&mut self, key: &[u8]) -> &mut Vec<u8> {
+        let k = self.buf.len();
+        self.buf.extend_from_slice(key);
+        self.spans.push((k, self.buf.len(), 0));
+        &mut self.buf
+    }
+
+    /// Ends the entry `start` began.
+    fn finish(&mut self) {
+        let end = self.buf.len();
+        if let Some(last) = self.spans.last_mut() {
+            last.2 = end;
+        }
+    }
+
+    pub fn push(&mut self, key: &[u8], value: &[u8]) {
+        self.start(key).extend_from_slice(value);
+        self.finish();
+    }
+
+    pub fn into_record(self) -> Record {
+        let buf = &self.buf;
+        let mut refs: Vec<(&[u8], &[u8])> = self
+            .spans
+            .iter()
+            .map(|&(k, v, e)| (&buf[k..v], &buf[v..e]))
+            .collect();
+        refs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        refs.dedup_by(|a, b| a.0 == b.0);
+        Record::write(&refs)
     }
 }
 
