@@ -324,9 +324,9 @@ fn replace_lone_surrogates(raw: &str) -> String {
                 continue;
             }
             Some(_) => 6,
-            // Any other escape is two characters; copied whole, an escaped backslash is not
-            // mistaken for the start of another escape.
-            None => 2,
+            // Any other escape is a backslash and one character; copied whole, an escaped
+            // backslash is not mistaken for the start of another escape.
+            None => 1 + raw[at + 1..].chars().next().map_or(0, char::len_utf8),
         };
         let end = (at + step).min(raw.len());
         out.push_str(raw.get(at..end).unwrap_or("\\"));
@@ -528,6 +528,9 @@ mod tests {
     #[test]
     fn reads_lone_surrogates_as_replacement_characters() {
         let raw = r#"{"a":"x\ud83d","b":"\ud83d\ude00","c":"\\ud83d","d":"\udc00y"}"#;
+        // Not JSON at all, with a backslash before a multibyte character: an error, no panic.
+        assert!(parse_json(r#"{"a":"\é\ud83d"#, "get").is_err());
+        assert!(parse_json(r"\", "get").is_err());
         let map = parse_json(raw, "get").unwrap();
         assert_eq!(map["a"], "x\u{fffd}");
         assert_eq!(map["b"], "\u{1f600}");
