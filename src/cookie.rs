@@ -289,3 +289,29 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod garbage {
+    use super::*;
+
+    #[test]
+    fn parsing_and_unsigning_garbage_never_panics() {
+        let signer = Signer::new(&[b"s".to_vec()]);
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let alphabet = "s:%.;= \"aZ09+/-_é\u{0}\u{7f}";
+        let chars: Vec<char> = alphabet.chars().collect();
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 60) as usize;
+            let s: String = (0..len)
+                .map(|i| chars[((x >> (i % 50)) as usize + i) % chars.len()])
+                .collect();
+            for v in find(&s, "s") {
+                let _ = signer.unsign(&v);
+            }
+            let _ = signer.unsign(&s);
+        }
+    }
+}
