@@ -1,0 +1,104 @@
+---@meta honeymoon_session
+-- LuaLS type stub for the native module (point "Lua.workspace.library" at this folder).
+-- Documentation only: the module itself is honeymoon_session.so.
+
+---@class honeymoon_session.CookieOptions
+---@field path? string default "/"
+---@field httpOnly? boolean default true
+---@field secure? boolean|"auto" default false
+---@field sameSite? "Strict"|"Lax"|"None"|false default "Lax"
+---@field maxAge? integer seconds; overrides ttl for the cookie only
+---@field domain? string
+
+---@class honeymoon_session.Options
+---@field name? string cookie name, default "honeymoon.sid"
+---@field secret? string|string[] first signs, all verify; default: random per process
+---@field ttl? integer store lifetime in seconds, default 86400
+---@field rolling? boolean
+---@field resave? boolean
+---@field saveUninitialized? boolean
+---@field store? honeymoon_session.Store
+---@field cookie? honeymoon_session.CookieOptions
+
+---@class honeymoon_session.Session
+local Session = {}
+---@param key string
+---@param default? any
+---@return any
+function Session:get(key, default) end
+---@param key string
+---@param value any nil, boolean, number, string or a table of them
+function Session:set(key, value) end
+---@param key string
+---@return boolean
+function Session:has(key) end
+---@return table a deep copy of the data
+function Session:all() end
+---@param key string
+function Session:forget(key) end
+---@param key string
+---@param value any readable in this request and the next
+function Session:flash(key, value) end
+---@param key string
+---@return any value, removed
+function Session:getFlash(key) end
+function Session:clearFlash() end
+function Session:save() end
+function Session:destroy() end
+---@param keepData? boolean
+---@return string id the new id
+function Session:regenerate(keepData) end
+---@return string
+function Session:getId() end
+
+---@class honeymoon_session.Store
+---@field get fun(self, id: string): table?
+---@field set fun(self, id: string, data: table, ttl: integer)
+---@field destroy fun(self, id: string)
+---@field touch fun(self, id: string, ttl: integer): boolean?
+---@field exists fun(self, id: string): boolean
+---@field all fun(self): string[]
+---@field length fun(self): integer
+---@field clear fun(self)
+---@field merge? fun(self, id: string, changed: table, removed: string[], ttl: integer): boolean?
+
+---@class honeymoon_session.Core
+---@field name string the cookie name
+local Core = {}
+---@param cookieHeader string? the request's Cookie header
+---@param secure? boolean the request came over HTTPS
+---@param req? table its sessionID field is kept current
+---@return honeymoon_session.Session session, string id
+function Core:load(cookieHeader, secure, req) end
+---@param session honeymoon_session.Session
+---@return string[] setCookieLines 0 or 1 lines
+function Core:commit(session) end
+
+---@class honeymoon_session.RedisOptions
+---@field url? string default "redis://127.0.0.1:6379"
+---@field prefix? string default "sess:"
+---@field connectTimeout? integer ms, default 2000
+---@field commandTimeout? integer ms, default 2000
+
+---@class honeymoon_session
+---@field version string
+---@field json { encode: fun(value: any): string, decode: fun(text: string): any }
+local M = {}
+---@param opts? honeymoon_session.Options
+---@return fun(req: table, res: table, next: fun())
+function M.session(opts) end
+---@param opts? honeymoon_session.Options
+---@return honeymoon_session.Core
+function M.core(opts) end
+---@param opts? { shared?: string }
+---@return honeymoon_session.Store
+function M.MemoryStore(opts) end
+---@param opts? honeymoon_session.RedisOptions
+---@return honeymoon_session.Store
+function M.RedisStore(opts) end
+---@return fun(req: table, res: table, next: fun())
+function M.flash() end
+---@param seconds number testing aid: moves the module's clock forward
+function M._advance_clock(seconds) end
+
+return M
