@@ -151,24 +151,6 @@ fn corrupt() -> LuaError {
 }
 
 impl Record {
-    /// Builds a record from entries (key bytes without tag, encoded value); sorts them.
-    pub fn from_entries(mut entries: Vec<(Vec<u8>, Vec<u8>)>) -> Record {
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        entries.dedup_by(|a, b| a.0 == b.0);
-        let size = entries
-            .iter()
-            .map(|(k, v)| k.len() + v.len() + 6)
-            .sum::<usize>();
-        let mut out = Vec::with_capacity(8 + size);
-        out.push(MAP);
-        write_varint(&mut out, entries.len() as u64);
-        for (k, v) in &entries {
-            write_str(&mut out, k);
-            out.extend_from_slice(v);
-        }
-        Record(out)
-    }
-
     /// Encodes a Lua table of string keys (the session data) into a record.
     pub fn from_table(lua: &Lua, t: &LuaTable) -> LuaResult<Record> {
         let mut entries = Entries::default();

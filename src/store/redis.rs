@@ -359,13 +359,13 @@ fn parse_json(raw: &str, method: &str) -> LuaResult<Map<String, Json>> {
 
 /// A stored JSON session -> record (without express-session's cookie object).
 fn parse(raw: &str) -> LuaResult<Record> {
-    let map = parse_json(raw, "get")?;
-    let entries = map
-        .iter()
-        .filter(|(k, _)| k.as_str() != COOKIE_KEY)
-        .filter_map(|(k, v)| codec::from_json(v).map(|v| (k.as_bytes().to_vec(), v)))
-        .collect();
-    Ok(Record::from_entries(entries))
+    let mut entries = codec::Entries::default();
+    for (k, v) in parse_json(raw, "get")? {
+        if let (false, Some(v)) = (k == COOKIE_KEY, codec::from_json(&v)) {
+            entries.push(k.as_bytes(), &v);
+        }
+    }
+    Ok(entries.into_record())
 }
 
 fn json_entry(method: &str, key: &[u8], value: &[u8]) -> LuaResult<(String, Json)> {
