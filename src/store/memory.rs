@@ -83,8 +83,13 @@ impl Inner {
             };
             self.by_expiry.pop_first();
             // Every entry under this index key (two ids with one 64-bit hash and one expiry
-            // share it).
-            while let Ok(e) = self.table.find_entry(h, |e| e.expires_ms() == exp) {
+            // share it). The table only pre-filters by 7 bits of the hash, so the hash itself
+            // is part of the match.
+            let hasher = &self.hasher;
+            while let Ok(e) = self
+                .table
+                .find_entry(h, |e| e.expires_ms() == exp && hasher.hash_one(e.id()) == h)
+            {
                 e.remove();
             }
         }
@@ -98,13 +103,13 @@ impl Inner {
         self.find(id).filter(|e| e.expires_ms() > now)
     }
 
-    /// Drops the index key (exp, h) unless another id still needs it.
+    /// Drops the index key (exp, h) unless another id with that very hash still needs it.
     fn unindex(&mut self, exp: i64, h: u64, id: &[u8]) {
-        if self
-            .table
-            .find(h, |e| e.expires_ms() == exp && e.id() != id)
-            .is_none()
-        {
+        let hasher = &self.hasher;
+        let shared = self.table.find(h, |e| {
+            e.expires_ms() == exp && e.id() != id && hasher.hash_one(e.id()) == h
+        });
+        if shared.is_none() {
             self.by_expiry.remove(&(exp, h));
         }
     }
@@ -401,6 +406,25 @@ mod tests {
         inner.remove(b"a");
         assert_eq!(inner.by_expiry.len(), 1);
         assert!(inner.find(b"a").is_none());
+    }
+
+    #[test]
+    fn index_stays_one_to_one_when_ids_share_an_expiry() {
+        // Many ids, one expiry instant, then all moved: 7-bit tag collisions between them must
+        // not leave stale index keys behind (they did, growing memory under rolling sessions).
+        let mut inner = Inner::default();
+        for i in 0..5000u32 {
+            inner.put(&i.to_le_bytes(), &rec(1), 1000);
+        }
+        for round in 0..4 {
+            for i in 0..5000u32 {
+                inner.retime(&i.to_le_bytes(), 2000 + round);
+            }
+        }
+        assert_eq!(inner.by_expiry.len(), inner.table.len());
+        inner.reclaim(i64::MAX, usize::MAX);
+        assert_eq!(inner.table.len(), 0);
+        assert!(inner.by_expiry.is_empty());
     }
 
     #[test]
