@@ -8,7 +8,7 @@ CARGO ?= cargo
 FEATURE ?= $(if $(findstring jit,$(LUA) $(LUA_INCDIR)),luajit,$(if $(findstring 5.4,$(LUA) $(LUA_INCDIR)),lua54,unsupported))
 LUA_FILES := $(shell find lua -name '*.lua')
 
-.PHONY: all build both install test example bench clean
+.PHONY: all build both install test example demo demo-nginx e2e load bench clean
 
 all: build
 
@@ -35,6 +35,20 @@ test:
 
 example: both
 	lua5.4 examples/walk.lua
+
+# The spec's Complete Example as a web app on http://127.0.0.1:3000 (lua-http, Lua 5.4).
+demo: both
+	lua5.4 examples/demo/app.lua
+
+# The same app under nginx with the Lua module (LuaJIT) on http://127.0.0.1:3001.
+demo-nginx: both
+	bash examples/demo/nginx.sh
+
+e2e:
+	bash scripts/e2e.sh
+
+load:
+	bash scripts/load.sh
 
 bench: both
 	bash bench/run.sh

@@ -55,6 +55,15 @@ node_suite() { # title, log name, command...
 }
 node_suite "interop: express-session <-> honeymoon_session through Redis (LuaJIT)" interop bash interop/run.sh
 node_suite "interop on Lua 5.4" interop54 env INTEROP_LUA=lua5.4 bash interop/run.sh
+node_suite "browser e2e: the demo on lua-http and nginx (chromium)" e2e bash scripts/e2e.sh
+
+echo "== load: wrk, 5 s per run, lua-http and nginx"
+out=$(bash scripts/load.sh 5 2>&1); rc=$?
+echo "$out" | tail -12
+read -r p f < <(sed -n 's/^load: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' <<<"$out")
+p=${p:-0} f=${f:-0}
+[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+add "$p" "$f"
 
 echo "== luarocks make into a tree, then require"
 out=$(bash scripts/luarocks_check.sh 2>&1); echo "$out"

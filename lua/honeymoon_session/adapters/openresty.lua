@@ -25,10 +25,11 @@
 -- with a 500 then. Headers can only be set before the response is sent: finish after ngx.say
 -- or ngx.flush raises (nginx itself would only log it and drop the cookie).
 --
--- The default MemoryStore lives in one worker process: with several nginx workers (or with
--- master_process and a reload) sessions are not shared between workers. Use a shared store
--- (a Lua store over Redis or a database) when worker_processes > 1. Store methods are called
--- from native code and must not yield, so a store built on cosockets does not work (yet).
+-- The MemoryStore lives in one worker process: with worker_processes > 1 a session written by
+-- one worker is unknown to the others, and a reload (new workers) loses them all. Run one worker,
+-- or use a store outside the process: RedisStore (its socket I/O blocks the worker's event loop
+-- for each round trip) or a Lua store. Store methods are called from native code and must not
+-- yield, so a store built on cosockets (ngx.socket.tcp) does not work (yet).
 local type = type
 
 local Adapter = {}

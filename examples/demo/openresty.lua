@@ -1,0 +1,49 @@
+-- The demo (examples/demo/routes.lua) as an nginx content handler, sessions through
+-- honeymoon_session.adapters.openresty. Loaded once per worker by nginx.conf.in:
+--   content_by_lua_block { require("examples.demo.openresty").handle() }
+local routes = require("examples.demo.routes")
+local adapter = require("honeymoon_session.adapters.openresty").new(routes.options)
+
+local ngx = ngx
+local M = {}
+
+local function fail(what, err)
+    ngx.log(ngx.ERR, "demo: ", what, ": ", tostring(err))
+    return ngx.exit(ngx.HTTP_INTERNAL_SERVER_ERROR)
+end
+
+function M.handle()
+    local method = ngx.req.get_method()
+    local path = ngx.var.uri
+    local handler, uses_session = routes.find(method, path)
+
+    local req = { method = method, path = path, content_type = ngx.var.content_type }
+    if method == "POST" then
+        ngx.req.read_body() -- client_max_body_size refuses bodies over 64k with 413 first
+        req.body = ngx.req.get_body_data() or ""
+    end
+
+    local session
+    if uses_session then
+        session = adapter:start(req)
+        req.session = session
+    end
+    local ok, res = pcall(handler, req)
+    -- Nothing is committed: the half-done request leaves the stored session as it was.
+    if not ok then return fail(method .. " " .. path .. " failed", res) end
+    if session ~= nil then
+        local committed, err = pcall(adapter.finish, adapter, session)
+        if not committed then return fail("session commit failed", err) end
+    end
+
+    local body = res.body or ""
+    ngx.status = res.status
+    local header = ngx.header
+    if res.content_type then header["Content-Type"] = res.content_type end
+    if res.location then header["Location"] = res.location end
+    header["Cache-Control"] = "no-store"
+    header["Content-Length"] = #body
+    if #body > 0 and method ~= "HEAD" then ngx.print(body) end
+end
+
+return M

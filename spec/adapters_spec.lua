@@ -1,0 +1,324 @@
+-- The server adapters: lua_http with real lua-http header objects (no sockets), openresty with
+-- a fake `ngx` table. Both are thin layers over core:load/core:commit, so these specs check the
+-- plumbing (which header goes in, which lines come out, where), not session semantics.
+if _VERSION ~= "Lua 5.1" then
+    -- Debian ships lua-http (pure Lua) for 5.1 only; on 5.4 it runs from the 5.1 share dir.
+    package.path = package.path .. ";/usr/share/lua/5.1/?.lua;/usr/share/lua/5.1/?/init.lua"
+end
+
+local hs = require("honeymoon_session")
+local lua_http = require("honeymoon_session.adapters.lua_http")
+local openresty = require("honeymoon_session.adapters.openresty")
+local has_http, http_headers = pcall(require, "http.headers")
+
+local OPTS = { secret = "adapter-secret", name = "app.sid", cookie = { sameSite = "Lax", secure = "auto" } }
+
+local function opts(extra)
+    local t = { store = hs.MemoryStore() }
+    for k, v in pairs(OPTS) do t[k] = v end
+    for k, v in pairs(extra or {}) do t[k] = v end
+    return t
+end
+
+-- "app.sid=s%3A...; Path=/; ..." -> "app.sid=s%3A..."
+local function pair(line) return (line:match("^([^;]*)")) end
+
+-- A store whose writes fail, for the error path.
+local function failing_store()
+    local s = {}
+    for _, m in ipairs({ "get", "destroy", "touch", "exists", "all", "length", "clear" }) do
+        s[m] = function() return nil end
+    end
+    s.set = function() error("disk full") end
+    return s
+end
+
+describe("adapters.lua_http", function()
+    if not has_http then
+        pending("lua-http (Debian lua-http) is not installed: " .. tostring(http_headers))
+        return
+    end
+
+    local function request(...)
+        local h = http_headers.new()
+        h:append(":method", "GET")
+        h:append(":path", "/")
+        for _, line in ipairs({ ... }) do h:append("cookie", line) end
+        return h
+    end
+
+    local function response()
+        local h = http_headers.new()
+        h:append(":status", "200")
+        return h
+    end
+
+    it("builds a core from options, or takes a core as it is", function()
+        local a = lua_http.new(opts())
+        assert.equal("userdata", type(a.core))
+        assert.equal("app.sid", a.name)
+        local core = hs.core(opts())
+        assert.equal(core, lua_http.new(core).core)
+    end)
+
+    it("raises the core's option errors", function()
+        assert.has_error(function() lua_http.new({ secret = "x", cookie = { sameSite = "lax " } }) end,
+            'honeymoon_session: cookie.sameSite must be "Strict", "Lax" or "None", got "lax "')
+    end)
+
+    it("sends no set-cookie for an untouched new session", function()
+        local a = lua_http.new(opts())
+        local session, id = a:load(request())
+        assert.equal(session:getId(), id)
+        local res = response()
+        assert.same({}, a:commit(session, res))
+        assert.is_false(res:has("set-cookie"))
+    end)
+
+    it("appends exactly one set-cookie to the response headers and returns it", function()
+        local a = lua_http.new(opts())
+        local session = a:load(request())
+        session.userId = 1
+        local res = response()
+        local lines = a:commit(session, res)
+        assert.equal(1, #lines)
+        local seq = res:get_as_sequence("set-cookie")
+        assert.equal(1, seq.n)
+        assert.equal(lines[1], seq[1])
+        local prefix = "app.sid=s%3A" .. session:getId() .. "."
+        assert.equal(prefix, seq[1]:sub(1, #prefix))
+        assert.matches("; HttpOnly", seq[1], 1, true)
+        assert.matches("; SameSite=Lax", seq[1], 1, true)
+        assert.equal("200", res:get(":status"), "other headers untouched")
+    end)
+
+    it("reads the session back from the cookie header of the next request", function()
+        local a = lua_http.new(opts())
+        local s1 = a:load(request())
+        s1.username = "Alice"
+        local line = a:commit(s1, response())[1]
+        local s2, id2 = a:load(request(pair(line)))
+        assert.equal(s1:getId(), id2)
+        assert.equal("Alice", s2.username)
+        assert.same({}, a:commit(s2, response()), "unchanged, not rolling: no cookie")
+    end)
+
+    it("joins several cookie header lines with '; ' (HTTP/2 cookie crumbs)", function()
+        local a = lua_http.new(opts())
+        local s1 = a:load(request())
+        s1.n = 7
+        local line = a:commit(s1, response())[1]
+        local h = request("theme=dark", pair(line), "other=1")
+        assert.equal("theme=dark; " .. pair(line) .. "; other=1", lua_http.cookie_header(h))
+        local s2 = a:load(h)
+        assert.equal(7, s2.n)
+    end)
+
+    it("has no cookie header for a request without one, or without headers", function()
+        assert.is_nil(lua_http.cookie_header(request()))
+        assert.is_nil(lua_http.cookie_header(nil))
+        local session = lua_http.new(opts()):load(nil)
+        assert.equal(32, #session:getId())
+    end)
+
+    it("passes secure through: Secure exactly on HTTPS with cookie.secure = 'auto'", function()
+        local a = lua_http.new(opts())
+        local s = a:load(request(), true)
+        s.x = 1
+        assert.matches("; Secure", a:commit(s, response())[1], 1, true)
+        s = a:load(request(), false)
+        s.x = 1
+        assert.not_matches("; Secure", a:commit(s, response())[1], 1, true)
+        s = a:load(request()) -- nil means plain http
+        s.x = 1
+        assert.not_matches("; Secure", a:commit(s, response())[1], 1, true)
+    end)
+
+    it("keeps req.sessionID in step when given a request table", function()
+        local a = lua_http.new(opts())
+        local req = {}
+        local s, id = a:load(request(), false, req)
+        assert.equal(id, req.sessionID)
+        local new_id = s:regenerate(false)
+        assert.equal(new_id, req.sessionID)
+        assert.matches(new_id, a:commit(s, response())[1], 1, true)
+    end)
+
+    it("commits once: a second commit appends nothing", function()
+        local a = lua_http.new(opts())
+        local s = a:load(request())
+        s.x = 1
+        local res = response()
+        assert.equal(1, #a:commit(s, res))
+        assert.same({}, a:commit(s, res))
+        assert.equal(1, res:get_as_sequence("set-cookie").n)
+    end)
+
+    it("works without response headers (returns the lines only)", function()
+        local a = lua_http.new(opts())
+        local s = a:load(request())
+        s.x = 1
+        assert.equal(1, #a:commit(s))
+    end)
+
+    it("sends a clearing cookie after destroy()", function()
+        local a = lua_http.new(opts())
+        local s1 = a:load(request())
+        s1.userId = 1
+        local line = a:commit(s1, response())[1]
+        local s2 = a:load(request(pair(line)))
+        s2:destroy()
+        local res = response()
+        a:commit(s2, res)
+        assert.matches("^app%.sid=;", res:get("set-cookie"))
+        assert.matches("Max-Age=0", res:get("set-cookie"), 1, true)
+    end)
+
+    it("raises a store failure from commit and appends no set-cookie", function()
+        local a = lua_http.new(opts({ store = failing_store() }))
+        local s = a:load(request())
+        s.x = 1
+        local res = response()
+        local ok, err = pcall(a.commit, a, s, res)
+        assert.is_false(ok)
+        assert.matches("store:set failed", tostring(err), 1, true)
+        assert.matches("disk full", tostring(err), 1, true)
+        assert.is_false(res:has("set-cookie"))
+    end)
+end)
+
+describe("adapters.openresty", function()
+    local saved
+
+    -- Just what the adapter touches: ngx.var, ngx.ctx, ngx.header, ngx.headers_sent.
+    local function fake_ngx(cookie, scheme)
+        _G.ngx = { var = { http_cookie = cookie, scheme = scheme or "http" }, ctx = {}, header = {},
+                   headers_sent = false }
+        return _G.ngx
+    end
+
+    before_each(function() saved = rawget(_G, "ngx") end)
+    after_each(function() _G.ngx = saved end)
+
+    it("start() reads ngx.var.http_cookie and keeps the session in ngx.ctx", function()
+        local a = openresty.new(opts())
+        local ngx = fake_ngx(nil)
+        local s1, id = a:start()
+        assert.equal(s1, ngx.ctx.session)
+        assert.equal(s1:getId(), id)
+        s1.userId = 1
+        a:finish(s1)
+        local line = ngx.header["Set-Cookie"]
+        assert.equal("string", type(line))
+        local prefix = "app.sid=s%3A" .. id .. "."
+        assert.equal(prefix, line:sub(1, #prefix))
+
+        ngx = fake_ngx("theme=dark; " .. pair(line))
+        local s2, id2 = a:start()
+        assert.equal(id, id2)
+        assert.equal(1, s2.userId)
+    end)
+
+    it("finish() without an argument finishes ngx.ctx.session (access phase -> content phase)", function()
+        local a = openresty.new(opts())
+        local ngx = fake_ngx(nil)
+        a:start()
+        ngx.ctx.session.x = 1
+        local lines = a:finish()
+        assert.equal(1, #lines)
+        assert.equal(lines[1], ngx.header["Set-Cookie"])
+        assert.is_nil(ngx.ctx.session)
+    end)
+
+    it("sets no header for an untouched new session", function()
+        local a = openresty.new(opts())
+        local ngx = fake_ngx(nil)
+        assert.same({}, a:finish((a:start())))
+        assert.is_nil(ngx.header["Set-Cookie"])
+    end)
+
+    it("appends to a Set-Cookie header set earlier, string or table", function()
+        local a = openresty.new(opts())
+        local ngx = fake_ngx(nil)
+        ngx.header["Set-Cookie"] = "a=1"
+        local s = a:start()
+        s.x = 1
+        local line = a:finish(s)[1]
+        assert.same({ "a=1", line }, ngx.header["Set-Cookie"])
+
+        ngx = fake_ngx(nil)
+        local earlier = { "a=1", "b=2" }
+        ngx.header["Set-Cookie"] = earlier
+        s = a:start()
+        s.x = 1
+        line = a:finish(s)[1]
+        assert.same({ "a=1", "b=2", line }, ngx.header["Set-Cookie"])
+        assert.same({ "a=1", "b=2" }, earlier, "assigns a new table, as ngx.header needs")
+    end)
+
+    it("uses ngx.var.scheme for Secure with cookie.secure = 'auto'", function()
+        local a = openresty.new(opts())
+        fake_ngx(nil, "https")
+        local s = a:start()
+        s.x = 1
+        assert.matches("; Secure", a:finish(s)[1], 1, true)
+        fake_ngx(nil, "http")
+        s = a:start()
+        s.x = 1
+        assert.not_matches("; Secure", a:finish(s)[1], 1, true)
+    end)
+
+    it("keeps req.sessionID in step when given a request table", function()
+        local a = openresty.new(opts())
+        fake_ngx(nil)
+        local req = {}
+        local s, id = a:start(req)
+        assert.equal(id, req.sessionID)
+        assert.equal(s:regenerate(false), req.sessionID)
+    end)
+
+    it("raises when finish() comes without start()", function()
+        local a = openresty.new(opts())
+        fake_ngx(nil)
+        assert.has_error(function() a:finish() end, "honeymoon_session: finish() without start()")
+    end)
+
+    it("raises, and stores nothing, when the headers were already sent", function()
+        local store = hs.MemoryStore()
+        local a = openresty.new(opts({ store = store }))
+        local ngx = fake_ngx(nil)
+        local s = a:start()
+        s.x = 1
+        ngx.headers_sent = true
+        local ok, err = pcall(a.finish, a, s)
+        assert.is_false(ok)
+        assert.matches("after the response headers were sent", tostring(err), 1, true)
+        assert.equal(0, store:length())
+        assert.is_nil(ngx.header["Set-Cookie"])
+    end)
+
+    it("raises a store failure from finish and sets no header", function()
+        local a = openresty.new(opts({ store = failing_store() }))
+        local ngx = fake_ngx(nil)
+        local s = a:start()
+        s.x = 1
+        local ok, err = pcall(a.finish, a, s)
+        assert.is_false(ok)
+        assert.matches("store:set failed", tostring(err), 1, true)
+        assert.is_nil(ngx.header["Set-Cookie"])
+    end)
+
+    it("shares one core between adapters: a cookie from one is read by the other", function()
+        local core = hs.core(opts())
+        local ngx = fake_ngx(nil)
+        local s = openresty.new(core):start()
+        s.from = "nginx"
+        local line = openresty.new(core):finish(s)[1]
+        local h = http_headers and has_http and http_headers.new()
+        if h then
+            h:append("cookie", pair(line))
+            assert.equal("nginx", lua_http.new(core):load(h).from)
+        end
+        assert.equal(ngx.header["Set-Cookie"], line)
+    end)
+end)
