@@ -14,6 +14,15 @@ pub fn now_ms() -> i64 {
     real + OFFSET_MS.load(Ordering::Relaxed)
 }
 
+/// Seconds on a monotonic clock (benchmark aid: wall time, where `os.clock` is CPU time).
+pub fn monotonic() -> f64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs_f64()
+}
+
 /// Moves this module's clock forward (testing aid: expires sessions and cookies without sleeping).
 pub fn advance(seconds: f64) {
     OFFSET_MS.fetch_add((seconds * 1000.0) as i64, Ordering::Relaxed);

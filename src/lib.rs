@@ -69,6 +69,10 @@ pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
     )?;
     exports.set("json", json::module(lua)?)?;
     exports.set(
+        "_monotonic",
+        lua.create_function(|_, ()| Ok(clock::monotonic()))?,
+    )?;
+    exports.set(
         "_advance_clock",
         lua.create_function(|_, seconds: f64| {
             clock::advance(seconds);

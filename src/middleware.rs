@@ -238,8 +238,16 @@ impl LuaUserData for Core {
         m.add_method(
             "load",
             |lua, c, (header, secure, req): (Option<LuaString>, Option<bool>, Option<LuaTable>)| {
-                let header = header.as_ref().map(|h| h.to_string_lossy());
-                c.0.load(lua, header.as_deref(), secure.unwrap_or(false), req)
+                let secure = secure.unwrap_or(false);
+                // Borrowed, not copied; a header that is not UTF-8 is read lossily.
+                match header.as_ref().map(|h| h.to_str()) {
+                    Some(Ok(h)) => c.0.load(lua, Some(&h), secure, req),
+                    Some(Err(_)) => {
+                        let lossy = header.as_ref().map(|h| h.to_string_lossy());
+                        c.0.load(lua, lossy.as_deref(), secure, req)
+                    }
+                    None => c.0.load(lua, None, secure, req),
+                }
             },
         );
         // For the middleware only: an id now, the session on first use (see middleware.lua).

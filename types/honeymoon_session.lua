@@ -100,5 +100,7 @@ function M.RedisStore(opts) end
 function M.flash() end
 ---@param seconds number testing aid: moves the module's clock forward
 function M._advance_clock(seconds) end
+---@return number seconds on a monotonic clock (benchmark aid)
+function M._monotonic() end
 
 return M
