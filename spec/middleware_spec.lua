@@ -102,3 +102,31 @@ describe("the lazy session of a visitor without our cookie", function()
     end)
   end)
 end)
+
+describe("pairs(req.session) on Lua 5.4", function()
+  if _VERSION ~= "Lua 5.4" then return end -- LuaJIT (5.1) ignores __pairs: all() is the portable way
+
+  local function keys(s)
+    local out = {}
+    for k, v in pairs(s) do out[#out + 1] = k .. "=" .. tostring(v) end
+    table.sort(out)
+    return table.concat(out, ",")
+  end
+
+  it("walks the data of a lazy session, then of the native one, never the flash messages", function()
+    local mw = hs.session({ secret = SECRET })
+    local _, res = run(mw, nil, function(req, res)
+      assert.equal("", keys(req.session))
+      req.session.a = 1
+      req.session:set("b", "x")
+      req.session:flash("note", "hidden")
+      assert.equal("a=1,b=x", keys(req.session))
+      res:send("ok")
+    end)
+    local cookie = value_of(res.headers["set-cookie"]):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
+    run(mw, cookie, function(req, res)
+      assert.equal("a=1,b=x", keys(req.session))
+      res:send("ok")
+    end)
+  end)
+end)

@@ -293,6 +293,16 @@ impl LuaUserData for Session {
             codec::check_storable(&key, &v)?;
             s.write(lua, key, v)
         });
+        // Lua 5.2+: pairs(req.session) walks the data (LuaJIT ignores __pairs; use all()).
+        #[cfg(not(feature = "luajit"))]
+        m.add_meta_method(LuaMetaMethod::Pairs, |lua, s, ()| {
+            let next: LuaFunction = lua.globals().raw_get("next")?;
+            let data = match &s.data {
+                Some(d) => d.clone(),
+                None => lua.create_table()?,
+            };
+            Ok((next, data, LuaValue::Nil))
+        });
         m.add_meta_method(LuaMetaMethod::ToString, |_, _, ()| {
             Ok("honeymoon_session.Session")
         });

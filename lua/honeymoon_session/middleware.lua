@@ -5,7 +5,7 @@
 -- middleware.
 local core, requests, save_uninitialized, methods = ...
 local name = core.name
-local find, ipairs, rawget, rawset = string.find, ipairs, rawget, rawset
+local find, ipairs, next, pairs, rawget, rawset = string.find, ipairs, next, pairs, rawget, rawset
 local getmetatable, setmetatable = getmetatable, setmetatable
 -- Looked up once: a method call through the userdata would look them up every request.
 local load, commit_session, new_id, fresh = core.load, core._commit, core._id, core._fresh
@@ -60,6 +60,12 @@ Lazy = {
     end,
     __newindex = function(lazy, key, value) native(lazy)[key] = value end,
     __tostring = function() return "honeymoon_session.Session" end,
+    -- Lua 5.2+: pairs walks the data, like the native session's; nothing is stored yet.
+    __pairs = function(lazy)
+        local s = rawget(lazy, NATIVE)
+        if s ~= nil then return pairs(s) end
+        return next, {}, nil
+    end,
 }
 
 -- Stores what needs storing and adds the Set-Cookie line, if any.
