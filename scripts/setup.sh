@@ -5,7 +5,7 @@ SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 # luajit2 (OpenResty's LuaJIT, also /usr/bin/luajit) rather than Debian's luajit: nginx's Lua
 # module depends on it and the two conflict.
 packages=(lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-busted luarocks lua-cjson lua-sql-sqlite3
-          redis-server lua-http nginx libnginx-mod-http-lua chromium wrk curl pkg-config gcc make)
+          redis-server lua-http nginx libnginx-mod-http-lua chromium wrk curl openssl pkg-config gcc make)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

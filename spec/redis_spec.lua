@@ -236,3 +236,42 @@ describe("RedisStore round trips per request", function()
     assert.equal(1, by.SET)
   end)
 end)
+
+describe("RedisStore over TLS (rediss://)", function()
+  local tls_server
+  lazy_setup(function() tls_server = RedisServer.start({ tls = true }) end)
+  lazy_teardown(function() tls_server:close() end)
+
+  it("carries sessions when told which certificate authority to trust", function()
+    local st = hs.RedisStore({ url = tls_server.url, tls = { ca = tls_server.ca } })
+    local _, c = site({ store = st }, {
+      ["/set"] = function(req) req.session.user = "ann" end,
+      ["/get"] = function(req, res) res:text(tostring(req.session.user)) end,
+    })
+    assert.equal(200, c:get("/set").status)
+    assert.equal("ann", c:get("/get").body)
+    assert.equal(1, st:length())
+  end)
+
+  it("verifies the server: a certificate nobody vouches for is refused, naming the store", function()
+    local st = hs.RedisStore({ url = tls_server.url, connectTimeout = 1000 })
+    local ok, err = pcall(st.get, st, "x")
+    assert.is_false(ok)
+    assert.matches("RedisStore:get failed", tostring(err), 1, true)
+  end)
+
+  it("refuses tls options that cannot work, at construction", function()
+    local cases = {
+      { { url = server.url, tls = { ca = tls_server.ca } }, "tls needs a rediss:// url" },
+      { { url = tls_server.url, tls = { cafile = "x" } }, "unknown option tls.cafile" },
+      { { url = tls_server.url, tls = { cert = tls_server.ca } }, "tls.cert and tls.key go together" },
+      { { url = tls_server.url, tls = { ca = "/nonexistent.pem" } }, "tls.ca: cannot read" },
+      { { url = tls_server.url, tls = "yes" }, "tls must be a table" },
+    }
+    for _, case in ipairs(cases) do
+      local ok, err = pcall(hs.RedisStore, case[1])
+      assert.is_false(ok)
+      assert.matches(case[2], err, 1, true)
+    end
+  end)
+end)

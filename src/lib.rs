@@ -63,8 +63,8 @@ pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
     #[cfg(feature = "redis")]
     exports.set(
         "RedisStore",
-        lua.create_function(|_, opts: Option<LuaTable>| {
-            store::redis::RedisStore::from_options(opts)
+        lua.create_function(|lua, opts: Option<LuaTable>| {
+            store::redis::RedisStore::from_options(lua, opts)
         })?,
     )?;
     exports.set("json", json::module(lua)?)?;

@@ -79,6 +79,7 @@ function Core:commit(session) end
 ---@field prefix? string default "sess:"
 ---@field connectTimeout? integer ms, default 2000
 ---@field commandTimeout? integer ms, default 2000
+---@field tls? { ca?: string, cert?: string, key?: string } PEM file paths, with a rediss:// url
 
 ---@class honeymoon_session
 ---@field version string

@@ -4,7 +4,7 @@
 local M = {}
 
 local function sh(cmd)
-    local p = assert(io.popen(cmd .. " 2>&1"))
+    local p = assert(io.popen("(" .. cmd .. ") 2>&1"))
     local out = p:read("*a")
     p:close()
     return out
@@ -13,21 +13,41 @@ end
 local Server = {}
 Server.__index = Server
 
+---@param opts? { tls: boolean } tls: serve TLS only, with a self-signed certificate (server.ca)
 ---@return table server
-function M.start()
+function M.start(opts)
+    local tls = opts and opts.tls
     local dir = sh("mktemp -d"):gsub("%s+$", "")
+    local ca
+    if tls then
+        -- A throwaway authority, and a server certificate it signs for 127.0.0.1.
+        ca = dir .. "/ca.pem"
+        local f = assert(io.open(dir .. "/ext.cnf", "w"))
+        f:write("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+        f:close()
+        sh(("cd %s && openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=test-ca -keyout ca.key -out ca.pem"
+            .. " && openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout key.pem -out server.csr"
+            .. " && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1"
+            .. " -extfile ext.cnf -out cert.pem"):format(dir))
+    end
     math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)") or "0", 16) % 100000)
     for _ = 1, 20 do
         local port = math.random(20000, 45000)
-        local s = setmetatable({ dir = dir, port = port, url = "redis://127.0.0.1:" .. port }, Server)
+        local s = setmetatable({ dir = dir, port = port, tls = tls, ca = ca,
+            url = (tls and "rediss" or "redis") .. "://127.0.0.1:" .. port }, Server)
         if s:launch() then return s end
     end
     error("could not start redis-server on a free loopback port")
 end
 
 function Server:launch()
-    os.execute(("redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no --daemonize yes "
-        .. "--dir %s --pidfile %s/redis.pid --logfile %s/redis.log"):format(self.port, self.dir, self.dir, self.dir))
+    local listen = ("--port %d"):format(self.port)
+    if self.tls then
+        listen = ("--port 0 --tls-port %d --tls-cert-file %s/cert.pem --tls-key-file %s/key.pem "
+            .. "--tls-ca-cert-file %s --tls-auth-clients no"):format(self.port, self.dir, self.dir, self.ca)
+    end
+    os.execute(("redis-server %s --bind 127.0.0.1 --save '' --appendonly no --daemonize yes "
+        .. "--dir %s --pidfile %s/redis.pid --logfile %s/redis.log"):format(listen, self.dir, self.dir, self.dir))
     for _ = 1, 100 do
         if self:cli("PING"):match("PONG") then return true end
         os.execute("sleep 0.02")
@@ -38,7 +58,8 @@ end
 function Server:cli(...)
     local args = {}
     for i, a in ipairs({ ... }) do args[i] = "'" .. tostring(a):gsub("'", "'\\''") .. "'" end
-    return sh(("redis-cli -p %d --raw %s"):format(self.port, table.concat(args, " ")))
+    local tls = self.tls and ("--tls --cacert " .. self.ca .. " ") or ""
+    return sh(("redis-cli %s-p %d --raw %s"):format(tls, self.port, table.concat(args, " ")))
 end
 
 local AGE = [[

@@ -51,6 +51,59 @@ pub struct RedisStore {
     inner: Arc<Inner>,
 }
 
+fn bad(msg: String) -> LuaError {
+    LuaError::runtime(format!("honeymoon_session: RedisStore {msg}"))
+}
+
+fn text(t: &LuaTable, key: &str) -> LuaResult<Option<String>> {
+    match t.raw_get::<LuaValue>(key)? {
+        LuaValue::Nil => Ok(None),
+        LuaValue::String(s) => Ok(Some(s.to_string_lossy())),
+        other => Err(bad(format!(
+            "{key} must be a string, got {}",
+            codec::a_type(&other)
+        ))),
+    }
+}
+
+/// A client for a `rediss://` URL with `tls = { ca =, cert =, key = }` (PEM file paths): `ca`
+/// replaces the system's trusted roots, `cert` and `key` authenticate this client (mutual TLS).
+fn tls_client(url: &str, tls: &LuaTable) -> LuaResult<RedisResult<Client>> {
+    const KNOWN: [&str; 3] = ["ca", "cert", "key"];
+    for pair in tls.pairs::<LuaValue, LuaValue>() {
+        let name = pair?.0.to_string().unwrap_or_default();
+        if !KNOWN.contains(&name.as_str()) {
+            return Err(bad(format!(
+                "got the unknown option tls.{name}; known are tls.ca, tls.cert, tls.key"
+            )));
+        }
+    }
+    if !url.starts_with("rediss://") {
+        return Err(bad(format!("tls needs a rediss:// url, got {url:?}")));
+    }
+    let read = |key: &str| -> LuaResult<Option<Vec<u8>>> {
+        match text(tls, key)? {
+            None => Ok(None),
+            Some(path) => std::fs::read(&path)
+                .map(Some)
+                .map_err(|e| bad(format!("tls.{key}: cannot read {path:?}: {e}"))),
+        }
+    };
+    let client_tls = match (read("cert")?, read("key")?) {
+        (Some(client_cert), Some(client_key)) => Some(redis::ClientTlsConfig {
+            client_cert,
+            client_key,
+        }),
+        (None, None) => None,
+        _ => return Err(bad("tls.cert and tls.key go together".into())),
+    };
+    let certs = redis::TlsCertificates {
+        client_tls,
+        root_cert: read("ca")?,
+    };
+    Ok(Client::build_with_tls(url, certs))
+}
+
 fn option_ms(t: &LuaTable, key: &str, default: u64) -> LuaResult<Duration> {
     match t.raw_get::<LuaValue>(key)? {
         LuaValue::Nil => Ok(Duration::from_millis(default)),
@@ -63,49 +116,42 @@ fn option_ms(t: &LuaTable, key: &str, default: u64) -> LuaResult<Duration> {
 }
 
 impl RedisStore {
-    /// `RedisStore({ url =, prefix =, connectTimeout =, commandTimeout = })`; connects lazily.
-    pub fn from_options(opts: Option<LuaTable>) -> LuaResult<RedisStore> {
-        const KNOWN: [&str; 4] = ["url", "prefix", "connectTimeout", "commandTimeout"];
-        let bad = |msg: String| LuaError::runtime(format!("honeymoon_session: RedisStore {msg}"));
-        let (url, prefix, connect_timeout, command_timeout) = match &opts {
-            None => (
-                "redis://127.0.0.1:6379".to_string(),
-                "sess:".to_string(),
-                Duration::from_millis(2000),
-                Duration::from_millis(2000),
-            ),
-            Some(t) => {
-                for pair in t.pairs::<LuaValue, LuaValue>() {
-                    let (k, _) = pair?;
-                    let name = k.to_string().unwrap_or_default();
-                    if !KNOWN.contains(&name.as_str()) {
-                        return Err(bad(format!(
-                            "got the unknown option {name}; known options are {}",
-                            KNOWN.join(", ")
-                        )));
-                    }
-                }
-                let text = |key: &str, default: &str| -> LuaResult<String> {
-                    match t.raw_get::<LuaValue>(key)? {
-                        LuaValue::Nil => Ok(default.to_string()),
-                        LuaValue::String(s) => Ok(s.to_string_lossy()),
-                        other => Err(bad(format!(
-                            "{key} must be a string, got {}",
-                            codec::a_type(&other)
-                        ))),
-                    }
-                };
-                (
-                    text("url", "redis://127.0.0.1:6379")?,
-                    text("prefix", "sess:")?,
-                    option_ms(t, "connectTimeout", 2000)?,
-                    option_ms(t, "commandTimeout", 2000)?,
-                )
-            }
+    /// `RedisStore({ url =, prefix =, connectTimeout =, commandTimeout =, tls = })`; connects
+    /// lazily.
+    pub fn from_options(lua: &Lua, opts: Option<LuaTable>) -> LuaResult<RedisStore> {
+        const KNOWN: [&str; 5] = ["url", "prefix", "connectTimeout", "commandTimeout", "tls"];
+        let opts = match opts {
+            Some(t) => t,
+            None => lua.create_table()?,
         };
-        let client = Client::open(url.as_str()).map_err(|e| {
+        for pair in opts.pairs::<LuaValue, LuaValue>() {
+            let (k, _) = pair?;
+            let name = k.to_string().unwrap_or_default();
+            if !KNOWN.contains(&name.as_str()) {
+                return Err(bad(format!(
+                    "got the unknown option {name}; known options are {}",
+                    KNOWN.join(", ")
+                )));
+            }
+        }
+        let url = text(&opts, "url")?.unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+        if url.starts_with("rediss://") {
+            // rustls needs a crypto provider; a process that already chose one keeps it.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let client = match opts.raw_get::<LuaValue>("tls")? {
+            LuaValue::Nil => Client::open(url.as_str()),
+            LuaValue::Table(tls) => tls_client(&url, &tls)?,
+            other => {
+                return Err(bad(format!(
+                    "tls must be a table, got {}",
+                    codec::a_type(&other)
+                )));
+            }
+        }
+        .map_err(|e| {
             bad(format!(
-                "url is not a Redis URL (redis://[:password@]host[:port][/db]): {e}"
+                "url is not a Redis URL (redis[s]://[:password@]host[:port][/db]): {e}"
             ))
         })?;
         let info = client.get_connection_info();
@@ -114,9 +160,9 @@ impl RedisStore {
             inner: Arc::new(Inner {
                 client,
                 address,
-                prefix,
-                connect_timeout,
-                command_timeout,
+                prefix: text(&opts, "prefix")?.unwrap_or_else(|| "sess:".into()),
+                connect_timeout: option_ms(&opts, "connectTimeout", 2000)?,
+                command_timeout: option_ms(&opts, "commandTimeout", 2000)?,
                 conn: Mutex::new(None),
                 cas: redis::Script::new(CAS),
             }),
