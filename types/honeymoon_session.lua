@@ -103,5 +103,8 @@ function M.flash() end
 function M._advance_clock(seconds) end
 ---@return number seconds on a monotonic clock (benchmark aid)
 function M._monotonic() end
+---@param err any an error the module raised
+---@return string message the plain "honeymoon_session: ..." message
+function M.error_message(err) end
 
 return M

@@ -2,8 +2,10 @@
 -- ("honeymoon_session: ..."), as Lua modules do, instead of mlua's error objects; they run
 -- once, so the pcall costs nothing that matters.
 local native = ...
-local pcall, error, tostring, type = pcall, error, tostring, type
+local pcall, error, pairs, tostring = pcall, error, pairs, tostring
 
+---The plain message of an error this module raised (mlua error values carry a prefix and a
+---traceback).
 ---@param err any
 ---@return string
 local function message(err)
