@@ -9,6 +9,8 @@ local cjson = require("cjson")
 local hs = require("honeymoon_session")
 local App = require("spec.support.app")
 local Client = require("spec.support.client")
+local Site = require("spec.support.site")
+local cookie_lines, cookie_line, advance = Site.cookie_lines, Site.cookie_line, Site.advance
 
 local url_decode = App.util.url_decode
 
@@ -16,35 +18,9 @@ local url_decode = App.util.url_decode
 -- Helpers
 ---------------------------------------------------------------------------
 
----An app with session middleware (`opts` over a default secret) and routes keyed "METHOD /path".
----@return table app, table client
-local function app_with(opts, routes)
-  local o = { secret = "your-secret-key" }
-  for k, v in pairs(opts or {}) do o[k] = v end
-  local app = App.new()
-  app:use(hs.session(o))
-  for key, handler in pairs(routes or {}) do
-    local method, path = key:match("^(%u+) (/.*)$")
-    app:route(method, path, handler)
-  end
-  return app, Client.new(app)
-end
+local function app_with(opts, routes) return Site.app_with("your-secret-key", opts, routes) end
 
----The Set-Cookie lines of response `r` for cookie `name`.
-local function cookie_lines(r, name)
-  local out = {}
-  for _, line in ipairs(r.headers["set-cookie"] or {}) do
-    if line:sub(1, #name + 1) == name .. "=" then out[#out + 1] = line end
-  end
-  return out
-end
 
----The one Set-Cookie line of `r` for `name` (fails when there is not exactly one).
-local function cookie_line(r, name)
-  local lines = cookie_lines(r, name)
-  assert.equal(1, #lines, "expected exactly one Set-Cookie line for " .. name)
-  return lines[1]
-end
 
 ---The session id inside the signed cookie `name` the client holds ("s:<id>.<sig>"), or nil.
 local function cookie_id(c, name)
@@ -60,11 +36,6 @@ local function rendered(r)
   return view, cjson.decode(json)
 end
 
----Moves the module's clock and the given clients' jar clocks forward together.
-local function advance(seconds, ...)
-  hs._advance_clock(seconds)
-  for _, c in ipairs({ ... }) do c:advance(seconds) end
-end
 
 local function is_integer(v)
   return math.type == nil or math.type(v) == "integer"

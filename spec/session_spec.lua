@@ -7,6 +7,8 @@ local cjson = require("cjson")
 local hs = require("honeymoon_session")
 local App = require("spec.support.app")
 local Client = require("spec.support.client")
+local Site = require("spec.support.site")
+local advance = Site.advance
 
 local url_decode = App.util.url_decode
 local NAME = "honeymoon.sid"
@@ -15,19 +17,7 @@ local NAME = "honeymoon.sid"
 -- Helpers
 ---------------------------------------------------------------------------
 
----An app with session middleware (`opts` over a default secret) and routes keyed "METHOD /path".
----@return table app, table client
-local function app_with(opts, routes)
-  local o = { secret = "spec-secret" }
-  for k, v in pairs(opts or {}) do o[k] = v end
-  local app = App.new()
-  app:use(hs.session(o))
-  for key, handler in pairs(routes or {}) do
-    local method, path = key:match("^(%u+) (/.*)$")
-    app:route(method, path, handler)
-  end
-  return app, Client.new(app)
-end
+local function app_with(opts, routes) return Site.app_with("spec-secret", opts, routes) end
 
 ---Routes most specs share: write query params as session keys, dump the session, show the id.
 local function kv_routes(extra)
@@ -48,21 +38,9 @@ local function all_of(c, opts)
   return cjson.decode(c:get("/all", opts).body)
 end
 
----The Set-Cookie lines of response `r` for the session cookie.
-local function cookie_lines(r, name)
-  name = name or NAME
-  local out = {}
-  for _, line in ipairs(r.headers["set-cookie"] or {}) do
-    if line:sub(1, #name + 1) == name .. "=" then out[#out + 1] = line end
-  end
-  return out
-end
-
-local function cookie_line(r, name)
-  local lines = cookie_lines(r, name)
-  assert.equal(1, #lines, "expected exactly one Set-Cookie line for the session")
-  return lines[1]
-end
+---The Set-Cookie lines of response `r` for the session cookie (or cookie `name`).
+local function cookie_lines(r, name) return Site.cookie_lines(r, name or NAME) end
+local function cookie_line(r, name) return Site.cookie_line(r, name or NAME) end
 
 ---One attribute of a Set-Cookie line (case-insensitive name); true for flags, nil if absent.
 local function attr(line, key)
@@ -89,11 +67,6 @@ local function replay(c)
   return NAME .. "=" .. assert(c:cookie(NAME), "client holds no session cookie")
 end
 
----Moves the module's clock and the given clients' jar clocks forward together.
-local function advance(seconds, ...)
-  hs._advance_clock(seconds)
-  for _, c in ipairs({ ... }) do c:advance(seconds) end
-end
 
 ---A Lua store over a plain table that records every call; `fail` names methods that raise,
 ---`merge = true` adds the optional merge method.

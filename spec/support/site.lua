@@ -1,0 +1,46 @@
+-- Helpers the specs share: an app with the session middleware, and reading what came back.
+local hs = require("honeymoon_session")
+local App = require("spec.support.app")
+local Client = require("spec.support.client")
+local assert = require("luassert")
+
+local M = {}
+
+---An app with session middleware (`opts` over `{ secret = secret }`) and routes keyed
+---"METHOD /path"; returns the app and a client with a cookie jar.
+---@return table app, table client
+function M.app_with(secret, opts, routes)
+  local o = { secret = secret }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  local app = App.new()
+  app:use(hs.session(o))
+  for key, handler in pairs(routes or {}) do
+    local method, path = key:match("^(%u+) (/.*)$")
+    app:route(method, path, handler)
+  end
+  return app, Client.new(app)
+end
+
+---The Set-Cookie lines of response `r` for cookie `name`.
+function M.cookie_lines(r, name)
+  local out = {}
+  for _, line in ipairs(r.headers["set-cookie"] or {}) do
+    if line:sub(1, #name + 1) == name .. "=" then out[#out + 1] = line end
+  end
+  return out
+end
+
+---The one Set-Cookie line of `r` for `name` (fails when there is not exactly one).
+function M.cookie_line(r, name)
+  local lines = M.cookie_lines(r, name)
+  assert.equal(1, #lines, "expected exactly one Set-Cookie line for " .. name)
+  return lines[1]
+end
+
+---Moves the module's clock and the given clients' jar clocks forward together.
+function M.advance(seconds, ...)
+  hs._advance_clock(seconds)
+  for _, c in ipairs({ ... }) do c:advance(seconds) end
+end
+
+return M
