@@ -9,11 +9,8 @@ cd "$(dirname "$0")/.."
 
 [ -d e2e/node_modules/playwright-core ] || { echo "e2e: run scripts/setup.sh first (npm ci --prefix e2e)" >&2; exit 1; }
 [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || { echo "e2e: chromium is missing (scripts/setup.sh)" >&2; exit 1; }
-build_log=$(mktemp)
-if ! make -s both >"$build_log" 2>&1; then tail -30 "$build_log" >&2; rm -f "$build_log"; exit 1; fi
-rm -f "$build_log"
-
 source examples/demo/servers.sh
+build_module || exit 1
 trap 'stop_servers' EXIT
 trap 'exit 143' TERM
 trap 'exit 130' INT

@@ -20,11 +20,8 @@ case "$SECONDS_PER_RUN" in ''|*[!0-9]*) echo "usage: scripts/load.sh [SECONDS]" 
 [ "$SECONDS_PER_RUN" -ge 2 ] && [ "$SECONDS_PER_RUN" -le 600 ] || { echo "load: SECONDS must be 2..600" >&2; exit 2; }
 WARMUP=$(( SECONDS_PER_RUN / 5 )); [ "$WARMUP" -ge 1 ] || WARMUP=1
 command -v wrk >/dev/null || { echo "load: wrk is missing (scripts/setup.sh)" >&2; exit 1; }
-build_log=$(mktemp)
-if ! make -s both >"$build_log" 2>&1; then tail -30 "$build_log" >&2; rm -f "$build_log"; exit 1; fi
-rm -f "$build_log"
-
 source examples/demo/servers.sh
+build_module || exit 1
 trap 'stop_servers' EXIT
 trap 'exit 143' TERM
 trap 'exit 130' INT

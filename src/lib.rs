@@ -48,7 +48,16 @@ pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
     )?;
     exports.set(
         "core",
-        lua.create_function(|lua, opts: Option<LuaTable>| core(lua, opts))?,
+        // A core is returned as it is, so adapters can take options or a core alike.
+        lua.create_function(|lua, opts: LuaValue| match opts {
+            LuaValue::UserData(ud) if ud.is::<Core>() => Ok(ud),
+            LuaValue::Table(t) => lua.create_userdata(core(lua, Some(t))?),
+            LuaValue::Nil => lua.create_userdata(core(lua, None)?),
+            other => Err(LuaError::runtime(format!(
+                "honeymoon_session: core takes an options table, got {}",
+                codec::a_type(&other)
+            ))),
+        })?,
     )?;
     exports.set(
         "MemoryStore",

@@ -3,11 +3,19 @@
 #   start_lua_http [lua5.4|luajit]  -> sets LUA_HTTP_URL, LUA_HTTP_PID (the interpreter's pid)
 #   start_nginx                     -> sets NGINX_URL, NGINX_PID (the wrapper), NGINX_WORKER_PID
 #   stop_servers                    -> stops whatever was started (call it from an EXIT trap)
+#   build_module                    -> make both, quietly (its log only on failure)
 # Logs go to $DEMO_LOGS (a temp dir made here), printed by show_server_logs.
 
 DEMO_ROOT=${DEMO_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 DEMO_LOGS=$(mktemp -d "${TMPDIR:-/tmp}/hs-demo-logs.XXXXXX")
 LUA_HTTP_PID="" NGINX_PID="" NGINX_WORKER_PID="" LUA_HTTP_URL="" NGINX_URL=""
+
+build_module() {
+  local log
+  log=$(mktemp)
+  if ! make -s -C "$DEMO_ROOT" both >"$log" 2>&1; then tail -30 "$log" >&2; rm -f "$log"; return 1; fi
+  rm -f "$log"
+}
 
 # A port nothing listens on now (bound to port 0 and released; the caller retries on a race).
 free_port() {

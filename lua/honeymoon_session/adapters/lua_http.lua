@@ -25,15 +25,14 @@
 -- lua-http is Lua 5.1-packaged on Debian (/usr/share/lua/5.1) but pure Lua: on Lua 5.4 append
 -- "/usr/share/lua/5.1/?.lua;/usr/share/lua/5.1/?/init.lua" to package.path. This file does not
 -- require lua-http itself: anything with get_as_sequence/get and append works.
-local type, concat = type, table.concat
+local concat = table.concat
 
 local Adapter = {}
 Adapter.__index = Adapter
 
 ---@param opts_or_core table|userdata session options (as for session()) or a core
 local function new(opts_or_core)
-    local core = opts_or_core
-    if type(core) ~= "userdata" then core = require("honeymoon_session").core(opts_or_core) end
+    local core = require("honeymoon_session").core(opts_or_core) -- a core comes back as it is
     -- The methods looked up once: a call through the userdata looks them up every time.
     return setmetatable({ core = core, name = core.name, _load = core.load, _commit = core.commit }, Adapter)
 end
