@@ -14,6 +14,9 @@ local REDIS = arg and arg[2]
 
 local function handlers(app)
     app:get("/anon", function(_, res) res:text("ok") end)
+    app:get("/anon-check", function(req, res)
+        res:text(req.session and req.session:has("userId") and "in" or "out")
+    end)
     app:get("/read", function(req, res) res:text(req.session and tostring(req.session.userId) or "42") end)
     app:get("/write", function(req, res)
         if req.session then req.session.counter = (req.session.counter or 0) + 1 end
@@ -56,6 +59,7 @@ print(("honeymoon_session %s on %s, %s, %d requests per row"):format(hs.version,
 print(("%-34s %10s %10s %10s"):format("scenario", "with µs", "without µs", "overhead"))
 local rows = {
     { "anonymous, session untouched", "GET", "/anon", {} },
+    { "anonymous, checks has(\"userId\")", "GET", "/anon-check", {} },
     { "existing session, read", "GET", "/read", { cookie = cookie } },
     { "existing session, write", "GET", "/write", { cookie = cookie } },
     { "login with regenerate", "POST", "/login", {} },

@@ -6,7 +6,7 @@
 local core, requests, save_uninitialized, methods = ...
 local name = core.name
 local find, ipairs, next, pairs, rawget, rawset = string.find, ipairs, next, pairs, rawget, rawset
-local getmetatable, setmetatable = getmetatable, setmetatable
+local getmetatable, setmetatable, type = getmetatable, setmetatable, type
 -- Looked up once: a method call through the userdata would look them up every request.
 local load, commit_session, new_id, fresh = core.load, core._commit, core._id, core._fresh
 local cookie_prefix = name .. "="
@@ -48,6 +48,26 @@ forward.getId = function(lazy)
     local s = rawget(lazy, NATIVE)
     if s == nil then return rawget(lazy, ID) end
     return s:getId()
+end
+-- Reads of a session that holds nothing yet need no native session: an anonymous visitor
+-- checked for `has("userId")` on every page stays cheap. (Bad keys still go native, for its
+-- error.)
+forward.get = function(lazy, key, default)
+    check(lazy)
+    if rawget(lazy, NATIVE) == nil and type(key) == "string" then return default end
+    local s = native(lazy)
+    return s:get(key, default)
+end
+forward.has = function(lazy, key)
+    check(lazy)
+    if rawget(lazy, NATIVE) == nil and type(key) == "string" then return false end
+    return native(lazy):has(key)
+end
+forward.all = function(lazy)
+    check(lazy)
+    local s = rawget(lazy, NATIVE)
+    if s == nil then return {} end
+    return s:all()
 end
 
 Lazy = {
