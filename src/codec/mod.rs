@@ -168,19 +168,7 @@ impl Record {
 
     /// The (key, encoded value) pairs, in key order.
     pub fn entries(&self) -> LuaResult<Vec<(&[u8], &[u8])>> {
-        let mut r = Reader::new(&self.0);
-        if r.byte() != Some(MAP) {
-            return Err(corrupt());
-        }
-        let n = r.varint().ok_or_else(corrupt)?;
-        let mut out = Vec::with_capacity(n.min(1024) as usize);
-        for _ in 0..n {
-            let key = r.string().ok_or_else(corrupt)?;
-            let start = r.pos;
-            r.skip_value(0).ok_or_else(corrupt)?;
-            out.push((key, &self.0[start..r.pos]));
-        }
-        Ok(out)
+        entries_of(&self.0)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -205,10 +193,10 @@ impl Record {
         Ok(changes)
     }
 
-    /// Applies changes to this record (the store's current version), copying each byte once.
-    pub fn merge(&self, changes: &Changes) -> LuaResult<Record> {
-        let mut entries: Vec<(&[u8], &[u8])> = self
-            .entries()?
+    /// Applies changes to a stored record (the store's current version, borrowed where it is
+    /// kept), copying each byte once.
+    pub fn merged(current: &[u8], changes: &Changes) -> LuaResult<Record> {
+        let mut entries: Vec<(&[u8], &[u8])> = entries_of(current)?
             .into_iter()
             .filter(|(k, _)| {
                 !changes.removed.iter().any(|r| r == k) && !changes.set.iter().any(|(s, _)| s == k)
@@ -282,6 +270,23 @@ impl Entries {
         refs.dedup_by(|a, b| a.0 == b.0);
         Record::write(&refs)
     }
+}
+
+/// The (key, encoded value) pairs of an encoded record, in key order.
+fn entries_of(buf: &[u8]) -> LuaResult<Vec<(&[u8], &[u8])>> {
+    let mut r = Reader::new(buf);
+    if r.byte() != Some(MAP) {
+        return Err(corrupt());
+    }
+    let n = r.varint().ok_or_else(corrupt)?;
+    let mut out = Vec::with_capacity(n.min(1024) as usize);
+    for _ in 0..n {
+        let key = r.string().ok_or_else(corrupt)?;
+        let start = r.pos;
+        r.skip_value(0).ok_or_else(corrupt)?;
+        out.push((key, &buf[start..r.pos]));
+    }
+    Ok(out)
 }
 
 /// Reads the wire format; `None` means corrupt input (never a panic).
@@ -466,7 +471,7 @@ mod tests {
         let changes = base.diff(&mine).unwrap();
         assert_eq!(changes.set.len(), 1);
         assert_eq!(changes.removed, vec![b"c".to_vec()]);
-        let merged = theirs.merge(&changes).unwrap();
+        let merged = Record::merged(&theirs.0, &changes).unwrap();
         let (want, _) = roundtrip(&lua, "return { a = 10, b = 2, d = 4 }");
         assert_eq!(merged, want);
     }

@@ -199,7 +199,7 @@ impl MemoryStore {
         let mut inner = self.inner.lock();
         inner.reclaim(now, RECLAIM_PER_CALL);
         let merged = match inner.live(id.as_bytes(), now) {
-            Some(e) => Record(e.data().to_vec()).merge(changes)?,
+            Some(e) => Record::merged(e.data(), changes)?,
             None => return Ok(false),
         };
         inner.put(id.as_bytes(), &merged.0, expiry(now, ttl));
