@@ -244,12 +244,11 @@ impl RedisStore {
         })
     }
 
-    /// Every key of this store, by SCAN (never KEYS), without the prefix.
-    pub fn ids(&self, method: &str) -> LuaResult<Vec<String>> {
+    /// Every key of this store, by SCAN (never KEYS).
+    fn keys(&self, method: &str) -> LuaResult<Vec<String>> {
         let pattern = format!("{}*", glob_escape(&self.inner.prefix));
-        let prefix_len = self.inner.prefix.len();
         self.with(method, |c| {
-            let mut ids = Vec::new();
+            let mut all = Vec::new();
             let mut cursor: u64 = 0;
             loop {
                 let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
@@ -259,18 +258,27 @@ impl RedisStore {
                     .arg("COUNT")
                     .arg(1000)
                     .query(c)?;
-                ids.extend(keys.into_iter().map(|k| k[prefix_len..].to_string()));
+                all.extend(keys);
                 if next == 0 {
-                    return Ok(ids);
+                    return Ok(all);
                 }
                 cursor = next;
             }
         })
     }
 
+    /// Every session id of this store (its keys without the prefix).
+    pub fn ids(&self, method: &str) -> LuaResult<Vec<String>> {
+        let prefix_len = self.inner.prefix.len();
+        let mut keys = self.keys(method)?;
+        for k in &mut keys {
+            k.drain(..prefix_len);
+        }
+        Ok(keys)
+    }
+
     pub fn clear(&self) -> LuaResult<()> {
-        let keys: Vec<String> = self.ids("clear")?.iter().map(|id| self.key(id)).collect();
-        for chunk in keys.chunks(500) {
+        for chunk in self.keys("clear")?.chunks(500) {
             self.with("clear", |c| redis::cmd("DEL").arg(chunk).query::<()>(c))?;
         }
         Ok(())
