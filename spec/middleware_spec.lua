@@ -109,6 +109,18 @@ describe("the lazy session of a visitor without our cookie", function()
     assert.is_true(store:exists(req.sessionID))
   end)
 
+  it("keeps its own state out of reach: numeric keys are refused like on a native session", function()
+    run(mw, nil, function(req, res)
+      local id = req.sessionID
+      assert.is_nil(req.session[1])
+      local ok, err = pcall(function() req.session[1] = "x" end)
+      assert.is_false(ok)
+      assert.matches("session keys must be strings", tostring(err), 1, true)
+      assert.equal(id, req.session:getId())
+      res:send("ok")
+    end)
+  end)
+
   it("refuses method calls with a dot instead of a colon", function()
     run(mw, nil, function(req, res)
       local ok, err = pcall(req.session.getId, {})

@@ -14,8 +14,9 @@ local cookie_prefix = name .. "="
 -- A visitor without our cookie gets a lazy session: only an id until a handler first uses
 -- it, then the native session (made under that id). A visitor who never touches the session
 -- costs one native call instead of a native object, a commit and a finalizer.
--- Array slots (cheaper to make than hash keys): id, secure, request, then the native session.
-local ID, SECURE, REQ, NATIVE = 1, 2, 3, 4
+-- Its slots, under keys no handler can name: `session[1] = x` must reach __newindex (and be
+-- refused as a non-string key), not overwrite the id.
+local ID, SECURE, REQ, NATIVE = {}, {}, {}, {}
 
 local Lazy
 
@@ -124,7 +125,7 @@ return function(req, res, nxt)
         requests[session] = req
     else
         id = new_id()
-        session = setmetatable({ id, secure, req }, Lazy)
+        session = setmetatable({ [ID] = id, [SECURE] = secure, [REQ] = req }, Lazy)
     end
     req.session, req.sessionID = session, id
 
