@@ -13,11 +13,12 @@ const POOL: usize = ID_BYTES * 64;
 struct Pool {
     bytes: [u8; POOL],
     used: usize,
-    pid: u32,
+    /// The fork generation the bytes were drawn in (see `fork`).
+    generation: u64,
 }
 
 thread_local! {
-    static POOL_CELL: RefCell<Pool> = const { RefCell::new(Pool { bytes: [0; POOL], used: POOL, pid: 0 }) };
+    static POOL_CELL: RefCell<Pool> = const { RefCell::new(Pool { bytes: [0; POOL], used: POOL, generation: 0 }) };
 }
 
 /// Fills `out` with bytes from the OS CSPRNG.
@@ -30,11 +31,11 @@ pub fn os_random(out: &mut [u8]) -> Result<(), String> {
 pub fn generate() -> Result<String, String> {
     POOL_CELL.with(|cell| {
         let mut pool = cell.borrow_mut();
-        let pid = std::process::id();
-        if pool.used + ID_BYTES > POOL || pool.pid != pid {
+        let generation = crate::fork::generation();
+        if pool.used + ID_BYTES > POOL || pool.generation != generation {
             os_random(&mut pool.bytes)?;
             pool.used = 0;
-            pool.pid = pid;
+            pool.generation = generation;
         }
         let start = pool.used;
         let id = URL_SAFE_NO_PAD.encode(&pool.bytes[start..start + ID_BYTES]);

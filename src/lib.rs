@@ -4,6 +4,7 @@
 mod clock;
 mod codec;
 mod cookie;
+mod fork;
 mod id;
 mod json;
 mod middleware;

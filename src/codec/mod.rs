@@ -17,6 +17,7 @@ pub use json::{from_json, to_json};
 pub use lua::{decode_value, encode_entries, encode_value};
 
 use mlua::prelude::*;
+use std::cmp::Ordering;
 
 const FALSE: u8 = b'F';
 const TRUE: u8 = b'T';
@@ -24,6 +25,8 @@ const INT: u8 = b'I';
 const FLOAT: u8 = b'N';
 const STR: u8 = b'S';
 const MAP: u8 = b'M';
+/// In a patch only: the key was removed.
+const REMOVED: u8 = b'X';
 
 /// Deeper nesting than this is refused: it is almost surely a bug, and it bounds recursion.
 const MAX_DEPTH: usize = 64;
@@ -144,6 +147,57 @@ impl Changes {
     pub fn is_empty(&self) -> bool {
         self.set.is_empty() && self.removed.is_empty()
     }
+
+    /// The changes as one byte string, for stores written in Lua that merge atomically on
+    /// their side (`Record::merged` over `Changes::from_patch`): a map in key order whose
+    /// removed keys carry the tag `X` instead of a value.
+    pub fn to_patch(&self) -> Vec<u8> {
+        let mut keys: Vec<(&[u8], Option<&[u8]>)> = self
+            .set
+            .iter()
+            .map(|(k, v)| (k.as_slice(), Some(v.as_slice())))
+            .chain(self.removed.iter().map(|k| (k.as_slice(), None)))
+            .collect();
+        keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut out = Vec::new();
+        out.push(MAP);
+        write_varint(&mut out, keys.len() as u64);
+        for (k, v) in keys {
+            write_str(&mut out, k);
+            match v {
+                Some(v) => out.extend_from_slice(v),
+                None => out.push(REMOVED),
+            }
+        }
+        out
+    }
+
+    /// Reads what `to_patch` wrote; `None` for anything else.
+    pub fn from_patch(buf: &[u8]) -> Option<Changes> {
+        let mut r = Reader::new(buf);
+        if r.byte()? != MAP {
+            return None;
+        }
+        let n = r.varint()?;
+        let mut changes = Changes::default();
+        let mut last: Option<&[u8]> = None;
+        for _ in 0..n {
+            let key = r.string()?;
+            if last.is_some_and(|l| l >= key) {
+                return None; // keys must be sorted and distinct, as merged() relies on
+            }
+            last = Some(key);
+            if r.peek() == Some(REMOVED) {
+                r.byte();
+                changes.removed.push(key.to_vec());
+            } else {
+                let start = r.pos;
+                r.skip_value(0)?;
+                changes.set.push((key.to_vec(), buf[start..r.pos].to_vec()));
+            }
+        }
+        (r.pos == buf.len()).then_some(changes)
+    }
 }
 
 fn corrupt() -> LuaError {
@@ -175,41 +229,77 @@ impl Record {
         self.0.len() <= 2 && self.0.get(1).is_none_or(|&n| n == 0)
     }
 
-    /// What changed from `self` (as loaded) to `now` (at commit), key by key.
+    /// What changed from `self` (as loaded) to `now` (at commit), key by key: one walk over
+    /// both key-sorted entry lists, so a commit stays linear in the number of keys.
     pub fn diff(&self, now: &Record) -> LuaResult<Changes> {
         let before = self.entries()?;
         let after = now.entries()?;
         let mut changes = Changes::default();
-        for (k, v) in &after {
-            if !before.iter().any(|(bk, bv)| bk == k && bv == v) {
-                changes.set.push((k.to_vec(), v.to_vec()));
-            }
-        }
-        for (k, _) in &before {
-            if !after.iter().any(|(ak, _)| ak == k) {
-                changes.removed.push(k.to_vec());
+        let (mut b, mut a) = (before.iter().peekable(), after.iter().peekable());
+        loop {
+            match (b.peek(), a.peek()) {
+                (None, None) => break,
+                (Some((bk, _)), None) => {
+                    changes.removed.push(bk.to_vec());
+                    b.next();
+                }
+                (None, Some((ak, av))) => {
+                    changes.set.push((ak.to_vec(), av.to_vec()));
+                    a.next();
+                }
+                (Some((bk, bv)), Some((ak, av))) => match bk.cmp(ak) {
+                    Ordering::Less => {
+                        changes.removed.push(bk.to_vec());
+                        b.next();
+                    }
+                    Ordering::Greater => {
+                        changes.set.push((ak.to_vec(), av.to_vec()));
+                        a.next();
+                    }
+                    Ordering::Equal => {
+                        if bv != av {
+                            changes.set.push((ak.to_vec(), av.to_vec()));
+                        }
+                        b.next();
+                        a.next();
+                    }
+                },
             }
         }
         Ok(changes)
     }
 
     /// Applies changes to a stored record (the store's current version, borrowed where it is
-    /// kept), copying each byte once.
+    /// kept), copying each byte once. `changes` lists keys in sorted order (as `diff` makes
+    /// them); one walk merges the two.
     pub fn merged(current: &[u8], changes: &Changes) -> LuaResult<Record> {
-        let mut entries: Vec<(&[u8], &[u8])> = entries_of(current)?
-            .into_iter()
-            .filter(|(k, _)| {
-                !changes.removed.iter().any(|r| r == k) && !changes.set.iter().any(|(s, _)| s == k)
-            })
-            .collect();
-        entries.extend(
-            changes
-                .set
-                .iter()
-                .map(|(k, v)| (k.as_slice(), v.as_slice())),
-        );
-        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        Ok(Record::write(&entries))
+        let stored = entries_of(current)?;
+        let mut out: Vec<(&[u8], &[u8])> = Vec::with_capacity(stored.len() + changes.set.len());
+        let mut set = changes.set.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).peekable();
+        let mut removed = changes.removed.iter().map(Vec::as_slice).peekable();
+        for (k, v) in stored {
+            while let Some(&(sk, sv)) = set.peek() {
+                match sk.cmp(k) {
+                    Ordering::Less => {
+                        out.push((sk, sv));
+                        set.next();
+                    }
+                    _ => break,
+                }
+            }
+            while removed.peek().is_some_and(|r| *r < k) {
+                removed.next();
+            }
+            if removed.peek() == Some(&k) {
+                continue;
+            }
+            if set.peek().is_some_and(|(sk, _)| *sk == k) {
+                continue; // written below, with its new value
+            }
+            out.push((k, v));
+        }
+        out.extend(set);
+        Ok(Record::write(&out))
     }
 
     /// Writes sorted, distinct entries.
@@ -474,6 +564,38 @@ mod tests {
         let merged = Record::merged(&theirs.0, &changes).unwrap();
         let (want, _) = roundtrip(&lua, "return { a = 10, b = 2, d = 4 }");
         assert_eq!(merged, want);
+    }
+
+    #[test]
+    fn patches_round_trip_and_merge_like_changes() {
+        let lua = Lua::new();
+        let (base, _) = roundtrip(&lua, "return { a = 1, b = 2, c = 3, e = 5 }");
+        let (mine, _) = roundtrip(&lua, "return { a = 10, b = 2, z = { 1 } }");
+        let changes = base.diff(&mine).unwrap();
+        let patch = changes.to_patch();
+        let back = Changes::from_patch(&patch).unwrap();
+        assert_eq!(back.set, changes.set);
+        assert_eq!(back.removed, changes.removed);
+        let (theirs, _) = roundtrip(&lua, "return { a = 1, b = 2, c = 3, d = 4, e = 5 }");
+        let merged = Record::merged(&theirs.0, &back).unwrap();
+        let (want, _) = roundtrip(&lua, "return { a = 10, b = 2, d = 4, z = { 1 } }");
+        assert_eq!(merged, want);
+        assert!(Changes::from_patch(b"M\x01S\x01aX junk").is_none());
+        assert!(Changes::from_patch(b"M\x02S\x01bXS\x01aX").is_none(), "unsorted keys");
+    }
+
+    #[test]
+    fn diff_and_merge_handle_many_keys() {
+        let lua = Lua::new();
+        let (base, _) = roundtrip(&lua, "local t = {} for i = 1, 40000 do t['k' .. i] = i end return t");
+        let (mine, _) = roundtrip(
+            &lua,
+            "local t = {} for i = 1, 40000 do t['k' .. i] = i end t.k7 = 'x' t.k9 = nil return t",
+        );
+        let changes = base.diff(&mine).unwrap();
+        let merged = Record::merged(&base.0, &changes).unwrap();
+        assert_eq!(merged, mine);
+        assert_eq!((changes.set.len(), changes.removed.len()), (1, 1));
     }
 
     #[test]
