@@ -77,6 +77,17 @@ pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
             store::redis::RedisStore::from_options(lua, opts)
         })?,
     )?;
+    // For stores written in Lua that merge atomically on their side (record format).
+    exports.set(
+        "_merge_patch",
+        lua.create_function(|lua, (current, patch): (LuaString, LuaString)| {
+            let changes = codec::Changes::from_patch(&patch.as_bytes()).ok_or_else(|| {
+                LuaError::runtime("honeymoon_session: merge_patch: not a patch this module wrote")
+            })?;
+            let merged = codec::Record::merged(&current.as_bytes(), &changes)?;
+            lua.create_string(&merged.0)
+        })?,
+    )?;
     exports.set("json", json::module(lua)?)?;
     exports.set(
         "_monotonic",
