@@ -65,6 +65,9 @@ p=${p:-0} f=${f:-0}
 [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
 add "$p" "$f"
 
+echo "== nginx demo from a clone in a private (mode 700) directory"
+check "private_dir_check: clone into mktemp -d, nginx demo, curl login" bash scripts/private_dir_check.sh
+
 echo "== luarocks make into a tree, then require"
 out=$(bash scripts/luarocks_check.sh 2>&1); echo "$out"
 add "$(grep -c ': ok$' <<<"$out")" "$(grep -c ': FAILED$' <<<"$out")"

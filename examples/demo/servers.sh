@@ -4,6 +4,8 @@
 #   start_nginx                     -> sets NGINX_URL, NGINX_PID (the wrapper), NGINX_WORKER_PID
 #   stop_servers                    -> stops whatever was started (call it from an EXIT trap)
 #   build_module                    -> make both, quietly (its log only on failure)
+# A start_* that gets an error for its server's first request returns 1 at once, with the first
+# error from the server's log (retrying on another port only when the port was taken).
 # Logs go to $DEMO_LOGS (a temp dir made here), printed by show_server_logs.
 
 DEMO_ROOT=${DEMO_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
@@ -23,39 +25,66 @@ free_port() {
              assert(s:listen()); local _, _, port = s:localname(); print(port); s:close()'
 }
 
-# Waits until $1 answers GET /counter-plain (a route without sessions), up to 10 s.
+# Waits until $1 answers GET /counter-plain (a route without sessions), up to 10 s. Returns 0 on a
+# 2xx; 1 if process $2 exits or nothing answers in time; 2 at once if the server answers with an
+# error: it is up but cannot serve the app (say, its workers cannot read the module), and
+# neither waiting nor another port would help.
 wait_http() {
-  local url=$1 pid=$2
+  local url=$1 pid=$2 code
   for _ in $(seq 100); do
+    code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 2 "${url}counter-plain" 2>/dev/null) || true
+    case $code in 2??) return 0 ;; 000) ;; *) return 2 ;; esac
     kill -0 "$pid" 2>/dev/null || return 1
-    curl -fsS -o /dev/null --max-time 2 "${url}counter-plain" 2>/dev/null && return 0
     sleep 0.1
   done
   return 1
 }
 
+# Whether a server log says its port was taken (between free_port and bind): worth another port.
+port_taken() { grep -qi 'address already in use' "$1" 2>/dev/null; }
+
+# The first error in a server log: nginx.sh's own diagnosis when it gave one (it quotes nginx's
+# first error and names what the workers cannot read), else the first line that reads as an
+# error, else the log's last lines.
+first_error() {
+  local log=$1
+  if grep -q '^nginx.sh: ' "$log" 2>/dev/null; then grep '^nginx.sh: ' "$log"; return; fi
+  grep -m1 -iE '\[(emerg|alert|crit|error)\]|error|fail|not found' "$log" 2>/dev/null || tail -n 5 "$log" 2>/dev/null
+}
+
+# A server that cannot answer its first request: say so with its first error; no retries.
+server_failed() {
+  echo "servers: the $1 demo cannot answer its first request (GET /counter-plain); its first error:" >&2
+  first_error "$2" | sed 's/^/  /' >&2
+  return 1
+}
+
 start_lua_http() {
-  local lua=${1:-lua5.4} port
+  local lua=${1:-lua5.4} port rc
   for _ in 1 2 3; do
     port=$(free_port)
     PORT=$port "$lua" "$DEMO_ROOT/examples/demo/app.lua" >"$DEMO_LOGS/lua-http.out" 2>"$DEMO_LOGS/lua-http.err" &
     LUA_HTTP_PID=$!
     LUA_HTTP_URL="http://127.0.0.1:$port/"
-    wait_http "$LUA_HTTP_URL" "$LUA_HTTP_PID" && return 0
+    wait_http "$LUA_HTTP_URL" "$LUA_HTTP_PID"; rc=$?
+    [ "$rc" -eq 0 ] && return 0
     kill "$LUA_HTTP_PID" 2>/dev/null; wait "$LUA_HTTP_PID" 2>/dev/null; LUA_HTTP_PID=""
+    [ "$rc" -eq 1 ] && port_taken "$DEMO_LOGS/lua-http.err" && continue
+    server_failed lua-http "$DEMO_LOGS/lua-http.err"; return 1
   done
-  echo "servers: the lua-http demo did not start:" >&2; cat "$DEMO_LOGS/lua-http.err" >&2
+  echo "servers: the lua-http demo did not start (3 ports taken):" >&2; cat "$DEMO_LOGS/lua-http.err" >&2
   return 1
 }
 
 start_nginx() {
-  local port
+  local port rc
   for _ in 1 2 3; do
     port=$(free_port)
     bash "$DEMO_ROOT/examples/demo/nginx.sh" "$port" >"$DEMO_LOGS/nginx.out" 2>"$DEMO_LOGS/nginx.err" &
     NGINX_PID=$!
     NGINX_URL="http://127.0.0.1:$port/"
-    if wait_http "$NGINX_URL" "$NGINX_PID"; then
+    wait_http "$NGINX_URL" "$NGINX_PID"; rc=$?
+    if [ "$rc" -eq 0 ]; then
       # nginx.sh prints "... (master pid N)"; the one worker is the master's child.
       local master="" _
       for _ in $(seq 50); do
@@ -67,9 +96,15 @@ start_nginx() {
       echo "servers: nginx answers, but its worker was not found" >&2
       return 0
     fi
+    if [ "$rc" -eq 2 ]; then
+      # nginx.sh sends the same first request and then stops with the cause: up to 5 s for that.
+      for _ in $(seq 50); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.1; done
+    fi
     kill "$NGINX_PID" 2>/dev/null; wait "$NGINX_PID" 2>/dev/null; NGINX_PID=""
+    [ "$rc" -eq 1 ] && port_taken "$DEMO_LOGS/nginx.err" && continue
+    server_failed nginx "$DEMO_LOGS/nginx.err"; return 1
   done
-  echo "servers: the nginx demo did not start:" >&2; cat "$DEMO_LOGS/nginx.err" >&2
+  echo "servers: the nginx demo did not start (3 ports taken):" >&2; cat "$DEMO_LOGS/nginx.err" >&2
   return 1
 }
 
