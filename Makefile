@@ -5,6 +5,9 @@
 LUA ?= lua5.4
 LUA_INCDIR ?=
 CARGO ?= cargo
+# `make both` (tests, benchmarks, the demo) adds the test-hooks feature (_advance_clock); the
+# rock's `make` leaves it out.
+HOOKS ?=
 FEATURE ?= $(if $(findstring jit,$(LUA) $(LUA_INCDIR)),luajit,$(if $(findstring 5.4,$(LUA) $(LUA_INCDIR)),lua54,unsupported))
 LUA_FILES := $(shell find lua -name '*.lua')
 
@@ -15,15 +18,15 @@ all: build
 build:
 	@if [ "$(FEATURE)" = unsupported ]; then \
 	  echo "honeymoon_session: needs Lua 5.4 or LuaJIT; luarocks is configured for $(LUA) ($(LUA_INCDIR))" >&2; exit 1; fi
-	$(CARGO) build --release --locked --features $(FEATURE),module --target-dir target/$(FEATURE)
+	$(CARGO) build --release --locked --features $(FEATURE),module$(HOOKS) --target-dir target/$(FEATURE)
 	mkdir -p build/$(FEATURE)
 	# Copy then rename: a running interpreter that has the old .so mapped keeps a valid file.
 	cp target/$(FEATURE)/release/libhoneymoon_session.so build/$(FEATURE)/.honeymoon_session.so.tmp
 	mv build/$(FEATURE)/.honeymoon_session.so.tmp build/$(FEATURE)/honeymoon_session.so
 
 both:
-	$(MAKE) build FEATURE=lua54
-	$(MAKE) build FEATURE=luajit
+	$(MAKE) build FEATURE=lua54 HOOKS=,test-hooks
+	$(MAKE) build FEATURE=luajit HOOKS=,test-hooks
 
 install:
 	mkdir -p "$(INST_LIBDIR)"

@@ -323,3 +323,84 @@ pub fn decode_value(lua: &Lua, bytes: &[u8]) -> LuaResult<LuaValue> {
     }
     Ok(value)
 }
+
+/// Where a top-level key of a stored session goes when it is decoded for a request.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// Session data: a field of the data table.
+    Data,
+    /// Flash messages (kept out of the data, and dropped unless they are a table).
+    Flash,
+    /// A key named like a session method: kept beside the data so the method still resolves.
+    Shadow,
+}
+
+/// Decodes a stored session into three fresh values: the data table, the flash table (or
+/// nil) and the table of method-named keys (or nil). `slot` sorts the top-level keys.
+pub fn decode_session(
+    lua: &Lua,
+    bytes: &[u8],
+    slot: impl Fn(&[u8]) -> Slot,
+) -> LuaResult<(LuaTable, LuaValue, LuaValue)> {
+    let mut ok = false;
+    // SAFETY: the stack holds data (1), flash (2), shadow (3), then one key and one value at a
+    // time; `push` checks the stack before it grows it, and an allocation failure unwinds to
+    // exec_raw's protected call with no owned Rust values in these frames (`bytes` is
+    // borrowed, the rest are integers).
+    let values = unsafe {
+        lua.exec_raw::<(LuaValue, LuaValue, LuaValue)>((), |state| {
+            let mut r = Reader::new(bytes);
+            let n = match (r.byte(), r.varint()) {
+                (Some(MAP), Some(n)) => n,
+                _ => {
+                    ffi::lua_settop(state, 0);
+                    return;
+                }
+            };
+            ffi::lua_createtable(state, 0, n.min(64) as c_int);
+            ffi::lua_pushnil(state);
+            ffi::lua_pushnil(state);
+            for _ in 0..n {
+                let Some(key) = r.string() else {
+                    ffi::lua_settop(state, 0);
+                    return;
+                };
+                let target = slot(key);
+                if target == Slot::Shadow && ffi::lua_type(state, 3) == ffi::LUA_TNIL {
+                    ffi::lua_createtable(state, 0, 1);
+                    ffi::lua_replace(state, 3);
+                }
+                if ffi::lua_checkstack(state, 2) == 0 {
+                    ffi::lua_settop(state, 0);
+                    return;
+                }
+                ffi::lua_pushlstring(state, key.as_ptr() as *const _, key.len());
+                if !push(state, &mut r, 1) {
+                    ffi::lua_settop(state, 0);
+                    return;
+                }
+                match target {
+                    Slot::Data => ffi::lua_rawset(state, 1),
+                    Slot::Shadow => ffi::lua_rawset(state, 3),
+                    Slot::Flash => {
+                        // Only a table is flash; anything else under the key is dropped.
+                        if ffi::lua_type(state, -1) == ffi::LUA_TTABLE {
+                            ffi::lua_replace(state, 2);
+                            ffi::lua_pop(state, 1);
+                        } else {
+                            ffi::lua_pop(state, 2);
+                        }
+                    }
+                }
+            }
+            ok = r.pos == bytes.len();
+            if !ok {
+                ffi::lua_settop(state, 0);
+            }
+        })
+    };
+    match values? {
+        (LuaValue::Table(data), flash, shadow) if ok => Ok((data, flash, shadow)),
+        _ => Err(corrupt()),
+    }
+}

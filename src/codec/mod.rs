@@ -14,7 +14,7 @@ mod json;
 mod lua;
 
 pub use json::{from_json, to_json};
-pub use lua::{decode_value, encode_entries, encode_value};
+pub use lua::{Slot, decode_session, decode_value, encode_entries, encode_value};
 
 use mlua::prelude::*;
 use std::cmp::Ordering;
@@ -114,22 +114,6 @@ pub fn a_type(v: &LuaValue) -> &'static str {
     }
 }
 
-/// Checks that a value may be stored in a session without encoding it (cheap, shallow).
-pub fn check_storable(key: &LuaString, v: &LuaValue) -> LuaResult<()> {
-    match v {
-        LuaValue::Nil
-        | LuaValue::Boolean(_)
-        | LuaValue::Integer(_)
-        | LuaValue::Number(_)
-        | LuaValue::String(_)
-        | LuaValue::Table(_) => Ok(()),
-        other => Err(LuaError::runtime(type_message(
-            &[Step::Key(key.as_bytes().to_vec())],
-            a_type(other),
-        ))),
-    }
-}
-
 /// A session's stored form: the encoding of its top-level table, keys sorted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Record(pub Vec<u8>);
@@ -144,10 +128,6 @@ pub struct Changes {
 }
 
 impl Changes {
-    pub fn is_empty(&self) -> bool {
-        self.set.is_empty() && self.removed.is_empty()
-    }
-
     /// The changes as one byte string, for stores written in Lua that merge atomically on
     /// their side (`Record::merged` over `Changes::from_patch`): a map in key order whose
     /// removed keys carry the tag `X` instead of a value.
@@ -275,7 +255,11 @@ impl Record {
     pub fn merged(current: &[u8], changes: &Changes) -> LuaResult<Record> {
         let stored = entries_of(current)?;
         let mut out: Vec<(&[u8], &[u8])> = Vec::with_capacity(stored.len() + changes.set.len());
-        let mut set = changes.set.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).peekable();
+        let mut set = changes
+            .set
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_slice()))
+            .peekable();
         let mut removed = changes.removed.iter().map(Vec::as_slice).peekable();
         for (k, v) in stored {
             while let Some(&(sk, sv)) = set.peek() {
@@ -581,13 +565,19 @@ mod tests {
         let (want, _) = roundtrip(&lua, "return { a = 10, b = 2, d = 4, z = { 1 } }");
         assert_eq!(merged, want);
         assert!(Changes::from_patch(b"M\x01S\x01aX junk").is_none());
-        assert!(Changes::from_patch(b"M\x02S\x01bXS\x01aX").is_none(), "unsorted keys");
+        assert!(
+            Changes::from_patch(b"M\x02S\x01bXS\x01aX").is_none(),
+            "unsorted keys"
+        );
     }
 
     #[test]
     fn diff_and_merge_handle_many_keys() {
         let lua = Lua::new();
-        let (base, _) = roundtrip(&lua, "local t = {} for i = 1, 40000 do t['k' .. i] = i end return t");
+        let (base, _) = roundtrip(
+            &lua,
+            "local t = {} for i = 1, 40000 do t['k' .. i] = i end return t",
+        );
         let (mine, _) = roundtrip(
             &lua,
             "local t = {} for i = 1, 40000 do t['k' .. i] = i end t.k7 = 'x' t.k9 = nil return t",

@@ -431,7 +431,7 @@ fn json_entry(method: &str, key: &[u8], value: &[u8]) -> LuaResult<(String, Json
 }
 
 impl Store for RedisStore {
-    fn get(&self, _: &Lua, id: &str) -> LuaResult<Option<Loaded>> {
+    fn get(&self, id: &str) -> LuaResult<Option<Loaded>> {
         match self.get_raw(id)? {
             Some(raw) => Ok(Some(Loaded {
                 record: parse(&raw)?,
@@ -441,13 +441,7 @@ impl Store for RedisStore {
         }
     }
 
-    fn set(
-        &self,
-        _: &Lua,
-        id: &str,
-        record: &Record,
-        life: &Lifetime,
-    ) -> LuaResult<Option<String>> {
+    fn set(&self, id: &str, record: &Record, life: &Lifetime) -> LuaResult<Option<String>> {
         let mut map = Map::new();
         for (k, v) in record.entries()? {
             let (k, v) = json_entry("set", k, v)?;
@@ -462,7 +456,6 @@ impl Store for RedisStore {
 
     fn merge(
         &self,
-        _: &Lua,
         id: &str,
         changes: &Changes,
         _full: &Record,
@@ -527,11 +520,11 @@ impl Store for RedisStore {
         ))
     }
 
-    fn destroy(&self, _: &Lua, id: &str) -> LuaResult<()> {
+    fn destroy(&self, id: &str) -> LuaResult<()> {
         self.destroy_id(id)
     }
 
-    fn touch(&self, _: &Lua, id: &str, life: &Lifetime) -> LuaResult<bool> {
+    fn touch(&self, id: &str, life: &Lifetime) -> LuaResult<bool> {
         self.touch_id(id, cookie_json(life).1)
     }
 }
@@ -561,7 +554,7 @@ impl LuaUserData for RedisStore {
                     ttl: ttl_arg(ttl)?,
                     cookie: None,
                 };
-                Store::set(s, lua, &id, &record, &life).map(|_| ())
+                Store::set(s, &id, &record, &life).map(|_| ())
             },
         );
         m.add_method("destroy", |_, s, id: String| s.destroy_id(&id));
