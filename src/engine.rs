@@ -8,12 +8,12 @@
 //! driven from Lua (`src/lua/store.lua`), where its methods may yield; the engine then returns
 //! the operation for Lua to perform.
 
-use crate::codec::{self, Changes, Entries, Record, Slot};
+use crate::codec::{self, Changes, Record, Slot};
 use crate::cookie;
 use crate::id;
 use crate::lifecycle::{self, Cookie, Facts, Policy, State, Write};
 use crate::options::Options;
-use crate::store::{self, Lifetime, Merged, Store};
+use crate::store::{self, Lifetime, Loaded, Merged, Store};
 use mlua::prelude::*;
 use std::rc::Rc;
 
@@ -41,6 +41,32 @@ pub const FLASH_KEY: &str = "__flash";
 /// store: repeating a signed cookie must not multiply store lookups.
 pub const MAX_CANDIDATES: usize = 4;
 
+/// Up to `MAX_CANDIDATES` distinct ids, on the stack.
+#[derive(Default)]
+struct Candidates {
+    ids: [[u8; id::ID_LEN]; MAX_CANDIDATES],
+    len: usize,
+}
+
+impl Candidates {
+    fn push(&mut self, id: &str) {
+        let Ok(bytes) = <[u8; id::ID_LEN]>::try_from(id.as_bytes()) else {
+            return;
+        };
+        if self.len < MAX_CANDIDATES && !self.ids[..self.len].contains(&bytes) {
+            self.ids[self.len] = bytes;
+            self.len += 1;
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        // Ids are checked ASCII (id::looks_valid) before they are pushed.
+        self.ids[..self.len]
+            .iter()
+            .filter_map(|id| std::str::from_utf8(id).ok())
+    }
+}
+
 /// What kind of store the engine talks to.
 enum Backend {
     /// Carried out inside the engine's calls.
@@ -56,7 +82,7 @@ pub struct Engine {
     backend: Backend,
 }
 
-fn slot(key: &[u8]) -> Slot {
+pub fn slot(key: &[u8]) -> Slot {
     if key == FLASH_KEY.as_bytes() {
         Slot::Flash
     } else if METHODS.iter().any(|m| m.as_bytes() == key) {
@@ -66,7 +92,7 @@ fn slot(key: &[u8]) -> Slot {
     }
 }
 
-fn state_of(s: &[u8]) -> LuaResult<State> {
+pub fn state_of(s: &[u8]) -> LuaResult<State> {
     Ok(match s {
         b"new" => State::New,
         b"stored" => State::Stored,
@@ -80,7 +106,7 @@ fn state_of(s: &[u8]) -> LuaResult<State> {
     })
 }
 
-fn state_name(s: State) -> &'static str {
+pub fn state_name(s: State) -> &'static str {
     match s {
         State::New => "new",
         State::Stored => "stored",
@@ -90,33 +116,42 @@ fn state_name(s: State) -> &'static str {
 }
 
 /// Commit flags, set by `src/lua/store.lua`.
-const MUST_SAVE: i64 = 1;
-const COOKIE_DUE: i64 = 2;
-const SECURE: i64 = 4;
+pub const MUST_SAVE: i64 = 1;
+pub const COOKIE_DUE: i64 = 2;
+pub const SECURE: i64 = 4;
 /// `session:save()`: write now, no cookie line yet.
-const SAVE_NOW: i64 = 8;
-
-/// `engine:commit(state, id, data, flash, shadow, snapshot, flags, resend, version)`.
-type CommitArgs = (
-    LuaString,
-    LuaString,
-    LuaTable,
-    LuaValue,
-    LuaValue,
-    Option<LuaString>,
-    i64,
-    Option<LuaString>,
-    Option<LuaString>,
-);
+pub const SAVE_NOW: i64 = 8;
 
 /// One commit's inputs, as the Lua session holds them.
-struct Commit<'a> {
-    state: State,
-    id: &'a [u8],
-    snap: Option<&'a [u8]>,
-    flags: i64,
-    resend: Option<LuaString>,
-    version: Option<LuaString>,
+pub struct Commit<'a> {
+    pub state: State,
+    pub id: &'a [u8],
+    pub snap: Option<&'a [u8]>,
+    pub flags: i64,
+    pub version: Option<&'a [u8]>,
+}
+
+/// What a commit decided (and, for a native store, did).
+pub struct Outcome {
+    /// The Set-Cookie line to send.
+    pub line: Option<String>,
+    pub state: State,
+    /// The new snapshot, when the store was written.
+    pub snap: Option<Record>,
+    pub version: Option<Vec<u8>>,
+    /// For a Lua store: what Lua must do.
+    pub op: Option<Op>,
+}
+
+/// A store operation left to Lua.
+pub enum Op {
+    /// Store the whole session (`Outcome::snap`).
+    Set,
+    /// Apply the changes; true: as a patch string (record stores), false: as tables.
+    Merge(Changes, bool),
+    /// A store without merge: check it still holds the session, then set it whole.
+    Replace,
+    Touch,
 }
 
 impl Engine {
@@ -141,6 +176,11 @@ impl Engine {
         })
     }
 
+    /// A Lua store that takes and returns encoded records (else plain tables).
+    pub fn takes_records(&self) -> bool {
+        matches!(self.backend, Backend::Lua { record: true, .. })
+    }
+
     fn life(&self) -> Lifetime<'_> {
         Lifetime {
             ttl: self.options.ttl,
@@ -148,102 +188,58 @@ impl Engine {
         }
     }
 
-    /// The distinct ids named by validly signed cookies, each with the cookie value to send
-    /// back unchanged when the current secret made it.
-    fn candidates(&self, header: &[u8]) -> Vec<(String, Option<String>)> {
-        let header = String::from_utf8_lossy(header);
-        let mut out: Vec<(String, Option<String>)> = Vec::new();
-        for value in cookie::find(&header, &self.options.name) {
-            let Some((id, current)) = self.options.signer.unsign(&value) else {
-                continue;
-            };
-            if !id::looks_valid(id) || out.iter().any(|(seen, _)| seen == id) {
-                continue;
+    /// The distinct ids named by validly signed cookies, at most `MAX_CANDIDATES`, in order.
+    fn candidates(&self, header: &[u8]) -> Candidates {
+        let mut found = Candidates::default();
+        let name = self.options.name.as_bytes();
+        cookie::each_value(header, name, |value| {
+            if let Some(id) = self.options.signer.unsign(value)
+                && id::looks_valid(id)
+            {
+                found.push(id);
             }
-            let id = id.to_string();
-            out.push((id, current.then_some(value)));
-            if out.len() == MAX_CANDIDATES {
-                break;
-            }
-        }
-        out
+            found.len < MAX_CANDIDATES
+        });
+        found
     }
 
-    /// Decodes a stored record into (data, snapshot, flash, shadow).
+    /// Decodes a stored record into (data, flash, shadow, snapshot).
     fn open(&self, lua: &Lua, record: &[u8]) -> LuaResult<LuaMultiValue> {
         let (data, flash, shadow) = codec::decode_session(lua, record, slot)?;
-        (data, lua.create_string(record)?, flash, shadow).into_lua_multi(lua)
+        (data, flash, shadow, lua.create_string(record)?).into_lua_multi(lua)
     }
 
-    /// Loads a native store's session: `id, data, snapshot, flash, shadow, resend, version`,
-    /// or just a fresh `id` when no cookie names a live session.
-    fn load(&self, lua: &Lua, header: Option<LuaString>) -> LuaResult<LuaMultiValue> {
+    /// The first candidate id a native store holds, with what it holds.
+    pub fn find(&self, header: Option<&[u8]>) -> LuaResult<Option<(String, Loaded)>> {
         let Backend::Native(store) = &self.backend else {
             return Err(LuaError::runtime(
                 "honeymoon_session: load is for native stores; this engine drives a Lua store",
             ));
         };
         if let Some(header) = header {
-            for (id, resend) in self.candidates(&header.as_bytes()) {
-                if let Some(loaded) = store.get(&id)? {
-                    let (data, flash, shadow) = codec::decode_session(lua, &loaded.record.0, slot)?;
-                    let snap = lua.create_string(&loaded.record.0)?;
-                    return (id, data, snap, flash, shadow, resend, loaded.version)
-                        .into_lua_multi(lua);
+            for id in self.candidates(header).iter() {
+                if let Some(loaded) = store.get(id)? {
+                    return Ok(Some((id.to_string(), loaded)));
                 }
             }
         }
-        new_id()?.into_lua_multi(lua)
+        Ok(None)
     }
 
-    /// The record the session holds now: data, method-named keys and pending flash.
-    fn record(
-        &self,
-        lua: &Lua,
-        data: &LuaTable,
-        flash: &LuaValue,
-        shadow: &LuaValue,
-    ) -> LuaResult<Record> {
-        let mut entries = Entries::default();
-        codec::encode_entries(lua, data, &mut entries)?;
-        if let LuaValue::Table(shadow) = shadow {
-            codec::encode_entries(lua, shadow, &mut entries)?;
-        }
-        if let LuaValue::Table(f) = flash
-            && !f.is_empty()
-        {
-            let v = codec::encode_value(lua, "flash", flash)?;
-            entries.push(FLASH_KEY.as_bytes(), &v);
-        }
-        Ok(entries.into_record())
-    }
-
-    fn cookie_line(&self, c: &Commit, secure_request: bool) -> LuaResult<String> {
-        let signed = match &c.resend {
-            Some(v) => v.to_str()?.to_string(),
-            None => self
-                .options
-                .signer
-                .sign(std::str::from_utf8(c.id).unwrap_or_default()),
-        };
-        let value = cookie::encode_value(&signed);
-        Ok(self
+    fn cookie_line(&self, c: &Commit, secure_request: bool) -> String {
+        let signed = self
             .options
+            .signer
+            .sign(std::str::from_utf8(c.id).unwrap_or_default());
+        let value = cookie::encode_value(&signed);
+        self.options
             .cookie
-            .line(&self.options.name, &value, secure_request))
+            .line(&self.options.name, &value, secure_request)
     }
 
-    /// Decides, performs (native stores) or describes (Lua stores) the commit.
-    /// Returns `line, state, snapshot, version, op, a, b`.
-    fn commit(
-        &self,
-        lua: &Lua,
-        c: Commit,
-        data: LuaTable,
-        flash: LuaValue,
-        shadow: LuaValue,
-    ) -> LuaResult<LuaMultiValue> {
-        let record = self.record(lua, &data, &flash, &shadow)?;
+    /// Decides the commit of `record` (the session as the request left it), and carries it
+    /// out for a native store; for a Lua store, returns the operation for Lua to perform.
+    pub fn decide(&self, c: &Commit, record: Record) -> LuaResult<Outcome> {
         let modified = c.snap != Some(record.0.as_slice());
         let facts = Facts {
             state: c.state,
@@ -260,27 +256,31 @@ impl Engine {
         };
         let id = std::str::from_utf8(c.id)
             .map_err(|_| LuaError::runtime("honeymoon_session: not a session id"))?;
-        let final_commit = c.flags & SAVE_NOW == 0;
-        let secure = c.flags & SECURE != 0;
-        match &self.backend {
+        let mut out = Outcome {
+            line: None,
+            state: c.state,
+            snap: None,
+            version: c.version.map(<[u8]>::to_vec),
+            op: None,
+        };
+        let stored_now = match &self.backend {
             Backend::Native(store) => {
                 let life = self.life();
-                let mut state = c.state;
-                let mut version = c.version.as_ref().map(|v| v.to_string_lossy());
-                let stored_now = match write {
+                let version = out.version.as_deref().map(String::from_utf8_lossy);
+                match write {
                     Write::Set => {
-                        version = store.set(id, &record, &life)?;
-                        state = State::Stored;
+                        out.version = store.set(id, &record, &life)?.map(String::into_bytes);
+                        out.state = State::Stored;
                         true
                     }
                     Write::Merge => {
                         match store.merge(id, &changes, &record, version.as_deref(), &life)? {
                             Merged::Written(v) => {
-                                version = v;
+                                out.version = v.map(String::into_bytes);
                                 true
                             }
                             Merged::Gone => {
-                                state = State::Gone;
+                                out.state = State::Gone;
                                 false
                             }
                         }
@@ -288,103 +288,48 @@ impl Engine {
                     Write::None if touch => {
                         let alive = store.touch(id, &life)?;
                         if !alive {
-                            state = State::Gone;
+                            out.state = State::Gone;
                         }
                         alive
                     }
                     Write::None => false,
-                };
-                let line = if final_commit {
-                    match lifecycle::should_set_cookie(state, stored_now, facts.cookie_due) {
-                        Cookie::Session => Some(self.cookie_line(&c, secure)?),
-                        Cookie::Clear => Some(
-                            self.options
-                                .cookie
-                                .clearing_line(&self.options.name, secure),
-                        ),
-                        Cookie::None => None,
-                    }
-                } else {
-                    None
-                };
-                let snap = match write {
-                    Write::None => None,
-                    _ => Some(lua.create_string(&record.0)?),
-                };
-                (line, state_name(state), snap, version).into_lua_multi(lua)
+                }
             }
+            // The outcome if the store confirms; Lua drops the cookie and marks the session
+            // gone when the store says it is.
             Backend::Lua {
                 record: as_record,
-                merge: has_merge,
+                merge,
             } => {
-                // The line to send if the store confirms; Lua drops it when the store says
-                // the session is gone.
-                let after = match write {
-                    Write::Set => State::Stored,
-                    _ => c.state,
+                out.op = match write {
+                    Write::Set => Some(Op::Set),
+                    Write::Merge if !merge => Some(Op::Replace),
+                    Write::Merge => Some(Op::Merge(changes, *as_record)),
+                    Write::None if touch => Some(Op::Touch),
+                    Write::None => None,
                 };
-                let stored_now = write != Write::None || touch;
-                let line = if final_commit {
-                    match lifecycle::should_set_cookie(after, stored_now, facts.cookie_due) {
-                        Cookie::Session => Some(self.cookie_line(&c, secure)?),
-                        Cookie::Clear => Some(
-                            self.options
-                                .cookie
-                                .clearing_line(&self.options.name, secure),
-                        ),
-                        Cookie::None => None,
-                    }
-                } else {
-                    None
-                };
-                let snap = match write {
-                    Write::None => LuaValue::Nil,
-                    _ => LuaValue::String(lua.create_string(&record.0)?),
-                };
-                let none = || (LuaValue::Nil, LuaValue::Nil);
-                let (op, a, b) = match write {
-                    Write::Set if *as_record => (
-                        "set",
-                        LuaValue::String(lua.create_string(&record.0)?),
-                        LuaValue::Nil,
-                    ),
-                    Write::Set => ("set", LuaValue::Table(record.to_table(lua)?), LuaValue::Nil),
-                    Write::Merge if !*has_merge => {
-                        let whole = if *as_record {
-                            LuaValue::String(lua.create_string(&record.0)?)
-                        } else {
-                            LuaValue::Table(record.to_table(lua)?)
-                        };
-                        ("replace", whole, LuaValue::Nil)
-                    }
-                    Write::Merge if *as_record => (
-                        "merge",
-                        LuaValue::String(lua.create_string(changes.to_patch())?),
-                        LuaValue::Nil,
-                    ),
-                    Write::Merge => {
-                        let changed = lua.create_table_with_capacity(0, changes.set.len())?;
-                        for (k, v) in &changes.set {
-                            changed.raw_set(lua.create_string(k)?, codec::decode_value(lua, v)?)?;
-                        }
-                        let removed = lua.create_table_with_capacity(changes.removed.len(), 0)?;
-                        for (i, k) in changes.removed.iter().enumerate() {
-                            removed.raw_set(i + 1, lua.create_string(k)?)?;
-                        }
-                        ("merge", LuaValue::Table(changed), LuaValue::Table(removed))
-                    }
-                    Write::None if touch => {
-                        let (a, b) = none();
-                        ("touch", a, b)
-                    }
-                    Write::None => {
-                        let (line, state) = (line, state_name(after));
-                        return (line, state, snap, c.version).into_lua_multi(lua);
-                    }
-                };
-                (line, state_name(after), snap, c.version, op, a, b).into_lua_multi(lua)
+                if write == Write::Set {
+                    out.state = State::Stored;
+                }
+                write != Write::None || touch
             }
+        };
+        if write != Write::None {
+            out.snap = Some(record);
         }
+        if c.flags & SAVE_NOW == 0 {
+            let secure = c.flags & SECURE != 0;
+            out.line = match lifecycle::should_set_cookie(out.state, stored_now, facts.cookie_due) {
+                Cookie::Session => Some(self.cookie_line(c, secure)),
+                Cookie::Clear => Some(
+                    self.options
+                        .cookie
+                        .clearing_line(&self.options.name, secure),
+                ),
+                Cookie::None => None,
+            };
+        }
+        Ok(out)
     }
 
     /// Decodes what a Lua store returned: a record string (record stores) or a data table.
@@ -440,66 +385,43 @@ pub fn message(e: &LuaError) -> String {
     }
 }
 
-/// A fresh session id.
-pub fn new_id() -> LuaResult<String> {
-    id::generate().map_err(LuaError::runtime)
-}
+/// The engine as Lua holds it; the crossings (`crate::crossing`) share it.
+pub struct Handle(pub Rc<Engine>);
 
-impl LuaUserData for Engine {
+impl LuaUserData for Handle {
     fn add_fields<F: LuaUserDataFields<Self>>(f: &mut F) {
-        f.add_field_method_get("name", |_, e| Ok(e.options.name.clone()));
-        f.add_field_method_get("ttl", |_, e| Ok(e.options.ttl));
-        f.add_field_method_get("native", |_, e| Ok(matches!(e.backend, Backend::Native(_))));
-        f.add_field_method_get("saveUninitialized", |_, e| Ok(e.options.save_uninitialized));
+        f.add_field_method_get("name", |_, e| Ok(e.0.options.name.clone()));
+        f.add_field_method_get("ttl", |_, e| Ok(e.0.options.ttl));
+        f.add_field_method_get("native", |_, e| {
+            Ok(matches!(e.0.backend, Backend::Native(_)))
+        });
+        f.add_field_method_get("saveUninitialized", |_, e| {
+            Ok(e.0.options.save_uninitialized)
+        });
     }
 
     fn add_methods<M: LuaUserDataMethods<Self>>(m: &mut M) {
-        m.add_method("load", |lua, e, header: Option<LuaString>| {
-            plain(lua, e.load(lua, header))
+        // load, commit and id: the per-request calls, as plain C functions.
+        m.add_method("crossings", |lua, e, ()| {
+            crate::crossing::functions(lua, e.0.clone())
         });
         m.add_method("candidates", |lua, e, header: Option<LuaString>| {
             let list = lua.create_table()?;
             if let Some(header) = header {
-                for (i, (id, resend)) in e.candidates(&header.as_bytes()).into_iter().enumerate() {
-                    list.raw_set(2 * i + 1, id)?;
-                    list.raw_set(
-                        2 * i + 2,
-                        resend.map_or(LuaValue::Boolean(false), |r| {
-                            lua.create_string(r).map_or(LuaValue::Nil, LuaValue::String)
-                        }),
-                    )?;
+                for (i, id) in e.0.candidates(&header.as_bytes()).iter().enumerate() {
+                    list.raw_set(i + 1, id)?;
                 }
             }
             Ok(list)
         });
         m.add_method("adopt", |lua, e, stored: LuaValue| {
-            plain(lua, e.adopt(lua, stored))
+            plain(lua, e.0.adopt(lua, stored))
         });
-        m.add_function("id", |_, ()| new_id());
-        m.add_method(
-            "commit",
-            |lua, e, (state, id, data, flash, shadow, snap, flags, resend, version): CommitArgs| {
-                let id_bytes = id.as_bytes();
-                let snap_bytes = snap.as_ref().map(|s| s.as_bytes());
-                let result = state_of(&state.as_bytes()).and_then(|state| {
-                    let c = Commit {
-                        state,
-                        id: &id_bytes,
-                        snap: snap_bytes.as_deref(),
-                        flags,
-                        resend,
-                        version,
-                    };
-                    e.commit(lua, c, data, flash, shadow)
-                });
-                plain(lua, result)
-            },
-        );
         m.add_method("destroy", |lua, e, id: LuaString| {
-            let r = id.to_str().and_then(|id| e.destroy(&id));
+            let r = id.to_str().and_then(|id| e.0.destroy(&id));
             plain(lua, r.and_then(|()| true.into_lua_multi(lua)))
         });
-        m.add_method("life", |lua, e, ()| life_table(lua, &e.options));
+        m.add_method("life", |lua, e, ()| life_table(lua, &e.0.options));
     }
 }
 

@@ -5,6 +5,7 @@
 mod clock;
 mod codec;
 mod cookie;
+mod crossing;
 mod engine;
 mod fork;
 mod id;
@@ -32,7 +33,8 @@ pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
     native.set(
         "engine",
         lua.create_function(|lua, opts: Option<LuaTable>| {
-            lua.create_userdata(engine::Engine::new(lua, opts)?)
+            let engine = engine::Engine::new(lua, opts)?;
+            lua.create_userdata(engine::Handle(std::rc::Rc::new(engine)))
         })?,
     )?;
     native.set("methods", lua.create_sequence_from(engine::METHODS)?)?;

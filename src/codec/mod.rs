@@ -14,7 +14,10 @@ mod json;
 mod lua;
 
 pub use json::{from_json, to_json};
-pub use lua::{Slot, decode_session, decode_value, encode_entries, encode_value};
+pub use lua::{
+    Slot, decode_session, decode_value, encode_entries, encode_table_at, encode_value_at,
+    push_decoded, push_session,
+};
 
 use mlua::prelude::*;
 use std::cmp::Ordering;
@@ -29,7 +32,7 @@ const MAP: u8 = b'M';
 const REMOVED: u8 = b'X';
 
 /// Deeper nesting than this is refused: it is almost surely a bug, and it bounds recursion.
-const MAX_DEPTH: usize = 64;
+pub const MAX_DEPTH: usize = 64;
 
 /// One step of the path from the session's top level to a value, for error messages.
 enum Step {

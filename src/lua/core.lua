@@ -49,12 +49,13 @@ end
 ---@param store any the store object from the options (nil: a MemoryStore)
 function Core.new(engine, store)
     check_store(store)
+    local load, commit, id = engine:crossings()
     local ctx = {
         engine = engine, store = store, native = engine.native,
         record = type(store) == "table" and store.format == "record",
         ttl = engine.ttl, save_uninitialized = engine.saveUninitialized,
-        load = engine.load, candidates = engine.candidates, adopt = engine.adopt,
-        commit = engine.commit, destroy = engine.destroy, id = engine.id,
+        load = load, commit = commit, id = id,
+        candidates = engine.candidates, adopt = engine.adopt, destroy = engine.destroy,
     }
     if not ctx.native then ctx.life = engine:life() end
     return setmetatable({ ctx = ctx, name = engine.name, engine = engine }, Core)
@@ -68,8 +69,8 @@ end
 ---@return string id
 function Core:load(header, secure, req)
     local ctx = self.ctx
-    local id, data, snap, flash, shadow, resend, version = load_session(ctx, header_text(header))
-    local s = new_session(ctx, id, data, snap, flash, shadow, resend, version, secure == true, req)
+    local id, data, flash, shadow, snap, version = load_session(ctx, header_text(header))
+    local s = new_session(ctx, id, data, flash, shadow, snap, version, secure == true, req)
     if req ~= nil then req.sessionID = id end
     return s, id
 end
@@ -79,7 +80,7 @@ end
 function Core:fresh(secure, req)
     local ctx = self.ctx
     local id = ctx.id()
-    return new_session(ctx, id, nil, nil, nil, nil, nil, nil, secure == true, req), id
+    return new_session(ctx, id, nil, nil, nil, nil, nil, secure == true, req), id
 end
 
 ---Commits once: stores what needs storing. Returns the Set-Cookie lines (0 or 1).

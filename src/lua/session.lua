@@ -198,7 +198,7 @@ function Methods:destroy()
     if m.state == "stored" then destroy_id(m) end
     clear(self)
     m.shadow, m.flash_old, m.flash_new = nil, nil, nil
-    m.id, m.state, m.snap, m.ver, m.resend = m.ctx.id(), "destroyed", nil, nil, nil
+    m.id, m.state, m.snap, m.ver = m.ctx.id(), "destroyed", nil, nil
     m.must_save, m.cookie_due = false, false
     follow(m)
 end
@@ -214,7 +214,7 @@ function Methods:regenerate(keep)
         clear(self)
         m.shadow, m.flash_old, m.flash_new = nil, nil, nil
     end
-    m.id, m.state, m.snap, m.ver, m.resend = m.ctx.id(), "new", nil, nil, nil
+    m.id, m.state, m.snap, m.ver = m.ctx.id(), "new", nil, nil
     m.must_save, m.cookie_due = true, false
     follow(m)
     return m.id
@@ -244,10 +244,10 @@ local S = {}
 
 ---A session over `data` (the table the engine decoded, or a new one).
 ---@return table session, table state
-function S.new(ctx, id, data, snap, flash, shadow, resend, version, secure, req)
+function S.new(ctx, id, data, flash, shadow, snap, version, secure, req)
     local m = {
         __index = Methods, __newindex = guard, __pairs = walk, __tostring = name,
-        ctx = ctx, id = id, snap = snap, ver = version, resend = resend,
+        ctx = ctx, id = id, snap = snap, ver = version,
         state = snap and "stored" or "new", secure = secure, req = req,
         flash_old = flash, shadow = shadow,
     }

@@ -78,8 +78,7 @@ function M.commit(s, m, flags)
     if m.must_save then flags = flags + MUST_SAVE end
     if m.cookie_due then flags = flags + COOKIE_DUE end
     local line, state, snap, version, op, a, b =
-        ctx.commit(ctx.engine, m.state, m.id, s, m.flash_new, m.shadow, m.snap, flags, m.resend, m.ver)
-    if line == false then error(state, 0) end
+        ctx.commit(m.state, m.id, s, m.flash_new, m.shadow, m.snap, flags, m.ver)
     if op ~= nil then
         local id = m.id
         if op == "set" then
@@ -120,22 +119,19 @@ end
 ---the engine's candidates are looked up here (each once). Returns the engine's values.
 function M.load(ctx, header)
     if ctx.native then
-        local id, data, snap, flash, shadow, resend, version = ctx.load(ctx.engine, header)
-        if id == false then error(data, 0) end
-        return id, data, snap, flash, shadow, resend, version
+        return ctx.load(header)
     end
     if header ~= nil then
         local candidates = ctx.candidates(ctx.engine, header)
-        for i = 1, #candidates, 2 do
+        for i = 1, #candidates do
             local id = candidates[i]
             local stored, version = M.get(ctx, id)
             if stored ~= nil then
-                local data, snap, flash, shadow = ctx.adopt(ctx.engine, stored)
+                local data, flash, shadow, snap = ctx.adopt(ctx.engine, stored)
                 if data == false then
-                    error("honeymoon_session: store:get failed: " .. snap:gsub("^honeymoon_session: ", ""), 0)
+                    error("honeymoon_session: store:get failed: " .. flash:gsub("^honeymoon_session: ", ""), 0)
                 end
-                local resend = candidates[i + 1]
-                return id, data, snap, flash, shadow, resend or nil, version
+                return id, data, flash, shadow, snap, version
             end
         end
     end
