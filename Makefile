@@ -11,7 +11,7 @@ HOOKS ?=
 FEATURE ?= $(if $(findstring jit,$(LUA) $(LUA_INCDIR)),luajit,$(if $(findstring 5.4,$(LUA) $(LUA_INCDIR)),lua54,unsupported))
 LUA_FILES := $(shell find lua -name '*.lua')
 
-.PHONY: all build both install test example demo demo-nginx e2e load private-dir-check bench clean
+.PHONY: all build both install test example demo demo-nginx e2e load private-dir-check shared-dict-check bench clean
 
 all: build
 
@@ -56,6 +56,10 @@ load:
 # The nginx demo from a clone of HEAD inside a fresh mode-700 dir (issue 11), with the built .so.
 private-dir-check: both
 	bash scripts/private_dir_check.sh
+
+# The SharedDictStore inside nginx with two workers: contract, concurrent merges across workers.
+shared-dict-check: both
+	bash scripts/shared_dict_check.sh
 
 bench: both
 	bash bench/run.sh

@@ -64,6 +64,22 @@ pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
             lua.create_string(&merged.0)
         })?,
     )?;
+    // Test aid: records of two tables and the patch from one to the other (spec and nginx checks).
+    #[cfg(feature = "test-hooks")]
+    native.set(
+        "_record_patch",
+        lua.create_function(|lua, (a, b): (LuaTable, LuaTable)| {
+            let (a, b) = (
+                codec::Record::from_table(lua, &a)?,
+                codec::Record::from_table(lua, &b)?,
+            );
+            Ok((
+                lua.create_string(&a.0)?,
+                lua.create_string(&b.0)?,
+                lua.create_string(a.diff(&b)?.to_patch())?,
+            ))
+        })?,
+    )?;
     native.set(
         "_monotonic",
         lua.create_function(|_, ()| Ok(clock::monotonic()))?,

@@ -74,5 +74,7 @@ M.json = { encode = strict(native.json.encode), decode = strict(native.json.deco
 M.error_message = message
 M._merge_patch = strict(native._merge_patch)
 M._monotonic = native._monotonic
-M._advance_clock = native._advance_clock -- only in builds with the test-hooks feature
+-- Only in builds with the test-hooks feature:
+M._advance_clock = native._advance_clock
+M._record_patch = native._record_patch and strict(native._record_patch)
 return M
