@@ -11,7 +11,8 @@ HOOKS ?=
 FEATURE ?= $(if $(findstring jit,$(LUA) $(LUA_INCDIR)),luajit,$(if $(findstring 5.4,$(LUA) $(LUA_INCDIR)),lua54,unsupported))
 LUA_FILES := $(shell find lua -name '*.lua')
 
-.PHONY: all build both install test example demo demo-nginx e2e load private-dir-check shared-dict-check bench clean
+
+.PHONY: all build both install test check example demo demo-nginx e2e load private-dir-check shared-dict-check bench clean
 
 all: build
 
@@ -35,6 +36,10 @@ install:
 
 test:
 	bash scripts/test.sh
+
+# The fast tier (about a minute): lint, cargo test, busted on Lua 5.4 and LuaJIT.
+check:
+	bash scripts/test.sh --fast
 
 example: both
 	lua5.4 examples/walk.lua

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every test the project has: cargo test (vendored Lua), busted under Lua 5.4 and LuaJIT, and the
-# luarocks install check. Ends with one line "tests: N passed, N failed"; exits non-zero on failure.
+# Every test the project has (make test), or with --fast the quick tier (make check): lint, cargo
+# test (vendored Lua), busted under Lua 5.4 and LuaJIT; then interop, e2e, load, nginx and
+# luarocks checks. Ends with one line "tests: N passed, N failed"; exits non-zero on failure.
 set -u
 cd "$(dirname "$0")/.."
 passed=0 failed=0
@@ -42,6 +43,12 @@ for lua in lua5.4 luajit; do
   [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
   add "$p" "$f"
 done
+
+# make check: the fast tier stops here (lint, cargo test, busted on both interpreters).
+if [ "${1:-}" = "--fast" ]; then
+  echo "tests: $passed passed, $failed failed"
+  [ "$failed" -eq 0 ]; exit
+fi
 
 # node --test's TAP output ends with "# pass N" and "# fail N".
 node_suite() { # title, log name, command...
