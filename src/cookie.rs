@@ -83,11 +83,14 @@ impl Signer {
 
     /// `s:<id>.<sig>`, the cookie value before URL-encoding.
     pub fn sign(&self, id: &str) -> String {
-        let sig = match self.keys.first() {
-            Some(k) => STANDARD_NO_PAD.encode(Self::mac(k, id).finalize().into_bytes()),
-            None => String::new(),
-        };
-        format!("s:{id}.{sig}")
+        let mut out = String::with_capacity(id.len() + 48);
+        out.push_str("s:");
+        out.push_str(id);
+        out.push('.');
+        if let Some(k) = self.keys.first() {
+            STANDARD_NO_PAD.encode_string(Self::mac(k, id).finalize().into_bytes(), &mut out);
+        }
+        out
     }
 
     /// The id inside a signed value, if a secret verifies it (in constant time).

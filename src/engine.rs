@@ -251,7 +251,7 @@ impl Engine {
         let write = lifecycle::should_save(&facts, &self.policy);
         let touch = lifecycle::should_touch(&facts, &self.policy, write);
         let changes = match (write, c.snap) {
-            (Write::Merge, Some(snap)) if modified => Record(snap.to_vec()).diff(&record)?,
+            (Write::Merge, Some(snap)) if modified => codec::diff(snap, &record)?,
             _ => Changes::default(),
         };
         let id = std::str::from_utf8(c.id)

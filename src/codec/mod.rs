@@ -215,43 +215,51 @@ impl Record {
     /// What changed from `self` (as loaded) to `now` (at commit), key by key: one walk over
     /// both key-sorted entry lists, so a commit stays linear in the number of keys.
     pub fn diff(&self, now: &Record) -> LuaResult<Changes> {
-        let before = self.entries()?;
-        let after = now.entries()?;
-        let mut changes = Changes::default();
-        let (mut b, mut a) = (before.iter().peekable(), after.iter().peekable());
-        loop {
-            match (b.peek(), a.peek()) {
-                (None, None) => break,
-                (Some((bk, _)), None) => {
+        diff(&self.0, now)
+    }
+}
+
+/// What changed from `loaded` (a stored record, borrowed) to `now`, key by key: one walk over
+/// both key-sorted entry lists, so a commit stays linear in the number of keys.
+pub fn diff(loaded: &[u8], now: &Record) -> LuaResult<Changes> {
+    let before = entries_of(loaded)?;
+    let after = now.entries()?;
+    let mut changes = Changes::default();
+    let (mut b, mut a) = (before.iter().peekable(), after.iter().peekable());
+    loop {
+        match (b.peek(), a.peek()) {
+            (None, None) => break,
+            (Some((bk, _)), None) => {
+                changes.removed.push(bk.to_vec());
+                b.next();
+            }
+            (None, Some((ak, av))) => {
+                changes.set.push((ak.to_vec(), av.to_vec()));
+                a.next();
+            }
+            (Some((bk, bv)), Some((ak, av))) => match bk.cmp(ak) {
+                Ordering::Less => {
                     changes.removed.push(bk.to_vec());
                     b.next();
                 }
-                (None, Some((ak, av))) => {
+                Ordering::Greater => {
                     changes.set.push((ak.to_vec(), av.to_vec()));
                     a.next();
                 }
-                (Some((bk, bv)), Some((ak, av))) => match bk.cmp(ak) {
-                    Ordering::Less => {
-                        changes.removed.push(bk.to_vec());
-                        b.next();
-                    }
-                    Ordering::Greater => {
+                Ordering::Equal => {
+                    if bv != av {
                         changes.set.push((ak.to_vec(), av.to_vec()));
-                        a.next();
                     }
-                    Ordering::Equal => {
-                        if bv != av {
-                            changes.set.push((ak.to_vec(), av.to_vec()));
-                        }
-                        b.next();
-                        a.next();
-                    }
-                },
-            }
+                    b.next();
+                    a.next();
+                }
+            },
         }
-        Ok(changes)
     }
+    Ok(changes)
+}
 
+impl Record {
     /// Applies changes to a stored record (the store's current version, borrowed where it is
     /// kept), copying each byte once. `changes` lists keys in sorted order (as `diff` makes
     /// them); one walk merges the two.
