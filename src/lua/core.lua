@@ -45,6 +45,8 @@ local function header_text(header)
     return header
 end
 
+Core.header_text = header_text
+
 ---@param engine userdata the native engine (src/engine.rs)
 ---@param store any the store object from the options (nil: a MemoryStore)
 function Core.new(engine, store)
@@ -73,6 +75,18 @@ function Core:load(header, secure, req)
     local s = new_session(ctx, id, data, flash, shadow, snap, version, secure == true, req)
     if req ~= nil then req.sessionID = id end
     return s, id
+end
+
+---The same for the middleware, which knows its header is a string and sets req.sessionID
+---itself: one call less on every request.
+function Core:_load(header, secure, req)
+    local ctx = self.ctx
+    if ctx.native then
+        local id, data, flash, shadow, snap, version = ctx.load(header)
+        return new_session(ctx, id, data, flash, shadow, snap, version, secure, req), id
+    end
+    local id, data, flash, shadow, snap, version = load_session(ctx, header)
+    return new_session(ctx, id, data, flash, shadow, snap, version, secure, req), id
 end
 
 ---A new session without looking at any cookie (the middleware's path for a visitor without

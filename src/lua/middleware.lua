@@ -5,7 +5,7 @@ local core = ...
 local find, type = string.find, type
 local name = core.name
 local cookie_prefix = name .. "="
-local load, fresh, commit = core.load, core.fresh, core._commit
+local load, fresh, commit = core._load, core.fresh, core._commit
 
 -- Stores what needs storing and adds the Set-Cookie line, if any.
 local function finish(session, res)
@@ -31,6 +31,7 @@ return function(req, res, nxt)
     local session, id
     -- Only a header that may carry our cookie is worth parsing natively.
     if header ~= nil and (type(header) ~= "string" or find(header, name, 1, true)) then
+        if type(header) ~= "string" then header = core.header_text(header) end
         session, id = load(core, header, secure, req)
     else
         session, id = fresh(core, secure, req)

@@ -233,7 +233,6 @@ local function guard(self, key, value)
     rawset(self, key, value)
 end
 
-local function walk(self) return next, self, nil end
 local function name() return "honeymoon_session.Session" end
 
 for _, n in pairs(method_names) do
@@ -244,14 +243,24 @@ local S = {}
 
 ---A session over `data` (the table the engine decoded, or a new one).
 ---@return table session, table state
+-- The data table holds nothing else, so pairs() walks the data without a __pairs. Fields that
+-- are nil are left out of the constructor: each one costs a hash slot in every request.
 function S.new(ctx, id, data, flash, shadow, snap, version, secure, req)
+    if snap == nil then
+        return setmetatable({}, {
+            __index = Methods, __newindex = guard, __tostring = name,
+            ctx = ctx, id = id, state = "new", secure = secure, req = req, committed = false,
+        })
+    end
     local m = {
-        __index = Methods, __newindex = guard, __pairs = walk, __tostring = name,
-        ctx = ctx, id = id, snap = snap, ver = version,
-        state = snap and "stored" or "new", secure = secure, req = req,
-        flash_old = flash, shadow = shadow,
+        __index = Methods, __newindex = guard, __tostring = name,
+        ctx = ctx, id = id, state = "stored", secure = secure, req = req, committed = false,
+        snap = snap,
     }
-    return setmetatable(data or {}, m), m
+    if version ~= nil then m.ver = version end
+    if flash ~= nil then m.flash_old = flash end
+    if shadow ~= nil then m.shadow = shadow end
+    return setmetatable(data, m)
 end
 
 ---Commits once: returns the Set-Cookie line, if any.
