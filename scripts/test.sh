@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every test the project has: cargo test (vendored Lua), busted under Lua 5.4 and LuaJIT, and the
-# luarocks install check. Ends with one line "tests: N passed, N failed"; exits non-zero on failure.
+# Every test the project has: cargo test (vendored Lua), busted under Lua 5.4 and LuaJIT, the
+# Node interop, browser e2e, load and nginx checks, and the luarocks install check. Ends with one
+# line "tests: N passed, N failed"; exits non-zero on failure.
 set -u
 cd "$(dirname "$0")/.."
 passed=0 failed=0
@@ -69,6 +70,14 @@ echo "== SharedDictStore inside nginx, two workers"
 out=$(bash scripts/shared_dict_check.sh 2>&1); rc=$?
 grep -E '^(not ok|#)' <<<"$out"; tail -1 <<<"$out"
 read -r p f < <(sed -n 's/^shared-dict: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' <<<"$out")
+p=${p:-0} f=${f:-0}
+[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+add "$p" "$f"
+
+echo "== sessions across nginx workers: the demo with 2 workers and the shared-dict store"
+out=$(bash scripts/nginx_workers_check.sh 2>&1); rc=$?
+grep -E '^(not ok|#)' <<<"$out"; tail -1 <<<"$out"
+read -r p f < <(sed -n 's/^nginx-workers: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' <<<"$out")
 p=${p:-0} f=${f:-0}
 [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
 add "$p" "$f"
