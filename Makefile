@@ -12,7 +12,7 @@ FEATURE ?= $(if $(findstring jit,$(LUA) $(LUA_INCDIR)),luajit,$(if $(findstring 
 LUA_FILES := $(shell find lua -name '*.lua')
 
 
-.PHONY: all build both install test check example demo demo-nginx e2e load private-dir-check shared-dict-check bench clean
+.PHONY: all build both install test check example demo demo-nginx e2e load private-dir-check shared-dict-check nginx-workers-check bench bench-nginx clean
 
 all: build
 
@@ -66,8 +66,17 @@ private-dir-check: both
 shared-dict-check: both
 	bash scripts/shared_dict_check.sh
 
+# Sessions across nginx workers: the demo with 2 workers, 1,000 logged-in requests over both,
+# concurrent writes of different keys from both, escaped errors logged with their message.
+nginx-workers-check: both
+	bash scripts/nginx_workers_check.sh
+
 bench: both
 	bash bench/run.sh
+
+# Worker CPU per request under nginx (2 workers, shared-dict store): /counter vs /counter-plain.
+bench-nginx: both
+	bash bench/nginx_cost.sh
 
 clean:
 	rm -rf build target

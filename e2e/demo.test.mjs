@@ -3,6 +3,9 @@
 //   E2E_SERVERS="lua-http=http://127.0.0.1:P1/,nginx=http://127.0.0.1:P2/"
 // (default: lua-http=http://127.0.0.1:3000/, i.e. a running `make demo`).
 // Each server gets a fresh browser profile; the steps run in order and share one page.
+// Under nginx (a server named "nginx...") the demo runs two workers sharing their sessions in a
+// lua_shared_dict, and every response names its worker (X-Worker-Pid): one more step checks
+// that both workers serve the browser's session logged in.
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -107,6 +110,25 @@ for (const [name, base] of servers) {
       assert.equal(await page.locator("#username").textContent(), "Alice");
       assert.equal(await flashes("success").count(), 0);
       assert.equal(await flashes("error").count(), 0);
+    });
+
+    if (name.startsWith("nginx")) test("both nginx workers serve the session logged in", async (t) => {
+      // The browser keeps its connection, so one worker served the pages so far. Requests with
+      // the browser's cookies on new connections reach the other worker too (reuseport).
+      const seen = new Map();
+      for (let i = 0; i < 40 && seen.size < 2; i++) {
+        const r = await context.request.get(url("/dashboard"), { headers: { connection: "close" }, maxRedirects: 0 });
+        assert.equal(r.status(), 200, `request ${i + 1} was not served logged in (HTTP ${r.status()})`);
+        assert.match(await r.text(), /Signed in as <strong id="username">Alice<\/strong>/);
+        const pid = r.headers()["x-worker-pid"];
+        assert.match(pid ?? "", /^\d+$/, "the response names its worker (X-Worker-Pid)");
+        seen.set(pid, (seen.get(pid) ?? 0) + 1);
+      }
+      const served = [...seen].map(([pid, n]) => `${pid}: ${n}`).join(", ");
+      assert.equal(seen.size, 2, `served only by worker(s) ${served}`);
+      t.diagnostic(`requests per worker pid: ${served}`);
+      await page.reload();
+      assert.equal(await page.locator("#username").textContent(), "Alice", "the browser is still logged in");
     });
 
     test("the theme set with fetch() is kept in the session", async () => {

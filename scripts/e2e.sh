@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Browser end-to-end tests: the demo (examples/demo) on lua-http (Lua 5.4; E2E_LUA=luajit for
-# LuaJIT) and under nginx, each on a free loopback port, driven through Debian's chromium by
+# LuaJIT) and under nginx (2 workers sharing sessions in a lua_shared_dict), each on a free
+# loopback port, driven through Debian's chromium by
 # playwright-core (e2e/demo.test.mjs, node's test runner, TAP output ending "# pass N" /
 # "# fail N"). Installs nothing: scripts/setup.sh installs the packages and `npm ci` in e2e/.
 # Builds the module (make both) first. Screenshots go to e2e/artifacts/. Exits non-zero on failure.

@@ -129,7 +129,7 @@ n=$(grep -c 'lua_shared_dict tiny is full: storing a session evicted the least r
 # 4. One session, read by requests over both workers.
 id="cross$$"
 curl -sSf --max-time 5 -o /dev/null "$url/setup?id=$id" || not_ok "GET /setup"
-out=$(curl -sS --no-progress-meter --max-time 30 --parallel --parallel-max 16 "$url/get?id=$id&r=[1-200]")
+out=$(curl -sS --no-progress-meter --max-time 30 --parallel --parallel-immediate --parallel-max 16 "$url/get?id=$id&r=[1-200]")
 hits=$(grep -c '^hit ' <<<"$out") workers=$(awk '{ print $2 }' <<<"$out" | sort -u | wc -l)
 [ "$hits" -eq 200 ] && ok "200 reads of one session all hit" || not_ok "reads: $hits of 200 hit"
 [ "$workers" -eq 2 ] && ok "reads served by both workers" || not_ok "reads served by $workers worker(s), not 2"
@@ -137,7 +137,7 @@ hits=$(grep -c '^hit ' <<<"$out") workers=$(awk '{ print $2 }' <<<"$out" | sort 
 # 5. Concurrent merges of different keys into one session, from both workers.
 id="conc$$"
 curl -sSf --max-time 5 -o /dev/null "$url/setup?id=$id" || not_ok "GET /setup"
-out=$(curl -sS --no-progress-meter --max-time 60 --parallel --parallel-max 32 "$url/merge?id=$id&n=$merges&key=k[1-$requests]")
+out=$(curl -sS --no-progress-meter --max-time 60 --parallel --parallel-immediate --parallel-max 32 "$url/merge?id=$id&n=$merges&key=k[1-$requests]")
 merged=$(grep -c '^merged ' <<<"$out") workers=$(awk '/^merged / { print $2 }' <<<"$out" | sort -u | wc -l)
 [ "$merged" -eq "$requests" ] && ok "$requests parallel requests x $merges merges answered" ||
   not_ok "$merged of $requests merge requests answered: $(grep -v '^merged ' <<<"$out" | head -3)"

@@ -80,6 +80,14 @@ p=${p:-0} f=${f:-0}
 [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
 add "$p" "$f"
 
+echo "== sessions across nginx workers: the demo with 2 workers and the shared-dict store"
+out=$(bash scripts/nginx_workers_check.sh 2>&1); rc=$?
+grep -E '^(not ok|#)' <<<"$out"; tail -1 <<<"$out"
+read -r p f < <(sed -n 's/^nginx-workers: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' <<<"$out")
+p=${p:-0} f=${f:-0}
+[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+add "$p" "$f"
+
 echo "== nginx demo from a clone in a private (mode 700) directory"
 check "private_dir_check: clone into mktemp -d, nginx demo, curl login" bash scripts/private_dir_check.sh
 

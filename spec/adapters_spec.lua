@@ -308,6 +308,86 @@ describe("adapters.openresty", function()
         assert.is_nil(ngx.header["Set-Cookie"])
     end)
 
+    describe("the store", function()
+        -- Just what SharedDictStore.new looks at (ngx.shared[name]) and what its get/set use.
+        local function fake_dict()
+            local data = {}
+            return {
+                get = function(_, k) return data[k] end,
+                set = function(_, k, v) data[k] = v; return true end,
+                data = data,
+            }
+        end
+        local function without_store(extra)
+            local t = {}
+            for k, v in pairs(OPTS) do t[k] = v end
+            for k, v in pairs(extra or {}) do t[k] = v end
+            return t
+        end
+
+        it("is a SharedDictStore on the lua_shared_dict 'sessions' by default", function()
+            local ngx = fake_ngx(nil)
+            ngx.shared = { sessions = fake_dict() }
+            local given = without_store()
+            local a = openresty.new(given)
+            assert.equal(ngx.shared.sessions, a.store.dict)
+            assert.equal("record", a.store.format)
+            assert.is_nil(given.store, "the caller's options table is left as it was")
+            local s, id = a:start()
+            s.userId = 7
+            a:finish(s)
+            assert.is_string(ngx.shared.sessions.data["sess:" .. id], "stored in the dict")
+            -- Another adapter (another worker) over the same dict reads it.
+            fake_ngx(pair(ngx.header["Set-Cookie"])).shared = ngx.shared
+            local other = openresty.new(without_store())
+            assert.equal(7, other:start().userId)
+        end)
+
+        it("shared_dict names another dict", function()
+            local ngx = fake_ngx(nil)
+            ngx.shared = { sessions = fake_dict(), app = fake_dict() }
+            local a = openresty.new(without_store({ shared_dict = "app" }))
+            assert.equal(ngx.shared.app, a.store.dict)
+        end)
+
+        it("raises at new(), naming the dict, when it is not declared; never falls back to a per-worker store", function()
+            fake_ngx(nil).shared = {}
+            local ok, err = pcall(openresty.new, without_store())
+            assert.is_false(ok)
+            assert.is_string(err)
+            assert.matches('^honeymoon_session: adapters%.openresty: no store given, and the default one %(SharedDictStore, shared by every nginx worker%) cannot be made: no lua_shared_dict named "sessions": declare it', err)
+            assert.matches("lua_shared_dict sessions 10m;", err, 1, true)
+            assert.matches("hs.MemoryStore() only with worker_processes 1", err, 1, true)
+            ok, err = pcall(openresty.new, without_store({ shared_dict = "app" }))
+            assert.matches('no lua_shared_dict named "app"', err, 1, true)
+        end)
+
+        it("raises outside nginx when no store is given", function()
+            _G.ngx = nil
+            local ok, err = pcall(openresty.new, without_store())
+            assert.is_false(ok)
+            assert.matches("not running under nginx", err, 1, true)
+        end)
+
+        it("uses a given store as it is, and refuses store and shared_dict together", function()
+            fake_ngx(nil).shared = { sessions = fake_dict() }
+            local store = hs.MemoryStore()
+            local a = openresty.new(opts({ store = store }))
+            assert.equal(store, a.store)
+            local ok, err = pcall(openresty.new, opts({ shared_dict = "sessions" }))
+            assert.is_false(ok)
+            assert.matches("give either store or shared_dict, not both", err, 1, true)
+            ok, err = pcall(openresty.new, without_store({ shared_dict = 1 }))
+            assert.matches("shared_dict must be the name of a lua_shared_dict, got a number", err, 1, true)
+        end)
+
+        it("a core keeps its own store", function()
+            local store = hs.MemoryStore()
+            local a = openresty.new(hs.core(opts({ store = store })))
+            assert.equal(store, a.store)
+        end)
+    end)
+
     it("shares one core between adapters: a cookie from one is read by the other", function()
         local core = hs.core(opts())
         local ngx = fake_ngx(nil)

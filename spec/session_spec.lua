@@ -1152,6 +1152,27 @@ describe("rule 12: sessions hold nil, booleans, numbers, strings and tables; Mem
     for _, e in ipairs(errs) do assert.matches("callback is a", e, 1, true) end
   end)
 
+  it("a refused property write points at the line that wrote, not into the module", function()
+    -- error(msg, level) prefixes a position: it must be the handler's, as for set().
+    local errs, line = {}, nil
+    local _, c = app_with(nil, kv_routes({
+      ["POST /bad"] = function(req, res)
+        local s = req.session
+        line = debug.getinfo(1, "l").currentline + 1
+        errs[1] = select(2, pcall(function() s.callback = print end))
+        errs[2] = select(2, pcall(function() s.__flash = 1 end))
+        errs[3] = select(2, pcall(function() s[1] = 1 end))
+        errs[4] = select(2, pcall(function() s.save = 1 end))
+        res:text("")
+      end,
+    }))
+    assert.equal(200, c:post("/bad").status)
+    for i = 1, 4 do
+      assert.is_string(errs[i])
+      assert.matches("^[^:]*session_spec%.lua:" .. (line + i - 1) .. ": honeymoon_session: ", errs[i])
+    end
+  end)
+
   it("refuses non-string top-level keys", function()
     local errs = {}
     local _, c = app_with(nil, {

@@ -16,8 +16,13 @@ end
 
 local http_server = require("http.server")
 local http_headers = require("http.headers")
+local hs = require("honeymoon_session")
 local routes = require("examples.demo.routes")
-local adapter = require("honeymoon_session.adapters.lua_http").new(routes.options)
+-- One process serves every request, so its memory is a store every request sees.
+routes.store = hs.MemoryStore()
+local options = { store = routes.store }
+for k, v in pairs(routes.options) do options[k] = v end
+local adapter = require("honeymoon_session.adapters.lua_http").new(options)
 
 local HOST = os.getenv("HOST") or "127.0.0.1"
 local PORT = tonumber(os.getenv("PORT") or "3000")

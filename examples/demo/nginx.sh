@@ -6,6 +6,9 @@
 # nginx's workers run as the user who runs this script, root included, so a checkout in a
 # private directory (/root, a `mktemp -d` dir) works; as root, DEMO_NGINX_USER=nobody (say) runs
 # them as another user, who must be able to read the checkout.
+# DEMO_NGINX_WORKERS sets worker_processes (default auto: one per CPU); sessions are in a
+# lua_shared_dict every worker shares. DEMO_NGINX_INCLUDE names a file of nginx directives
+# included in the server block (the tests add their own locations that way).
 # The script sends a first request (GET /counter-plain, no session) before it announces
 # anything: if that fails it prints nginx's first error and the cause, stops nginx and exits 1.
 # The first line printed on success names the address and nginx's master pid.
@@ -45,7 +48,15 @@ if [ "$(id -u)" -eq 0 ]; then
     chmod 711 "$prefix"; chown "$worker_user:$worker_group" "$prefix/tmp"
   fi
 fi
+workers=${DEMO_NGINX_WORKERS:-auto}
+case $workers in auto|[1-9]|[1-9][0-9]) ;; *) echo "nginx.sh: DEMO_NGINX_WORKERS must be auto or 1..99, got '$workers'" >&2; exit 1 ;; esac
+include_line=""
+if [ -n "${DEMO_NGINX_INCLUDE:-}" ]; then
+  [ -r "$DEMO_NGINX_INCLUDE" ] || { echo "nginx.sh: DEMO_NGINX_INCLUDE: cannot read $DEMO_NGINX_INCLUDE" >&2; exit 1; }
+  include_line="include $(cd "$(dirname "$DEMO_NGINX_INCLUDE")" && pwd)/$(basename "$DEMO_NGINX_INCLUDE");"
+fi
 sed -e "s|@PREFIX@|$prefix|g" -e "s|@ROOT@|$root|g" -e "s|@PORT@|$port|g" -e "s|@USER@|$user_line|g" \
+  -e "s|@WORKERS@|$workers|g" -e "s|@INCLUDE@|$include_line|g" \
   "$root/examples/demo/nginx.conf.in" >"$prefix/nginx.conf"
 
 # The first [emerg]/[alert]/[crit]/[error] line of nginx's log file, without its timestamp.
@@ -119,5 +130,5 @@ if [ "$code" != 200 ]; then
   exit 1
 fi
 
-echo "honeymoon_session demo (nginx $(nginx -v 2>&1 | sed 's|.*/||'), LuaJIT): $url (master pid $pid)"
+echo "honeymoon_session demo (nginx $(nginx -v 2>&1 | sed 's|.*/||'), LuaJIT, worker_processes $workers): $url (master pid $pid)"
 wait "$pid"

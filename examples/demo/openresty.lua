@@ -1,11 +1,15 @@
 -- The demo (examples/demo/routes.lua) as an nginx content handler, sessions through
 -- honeymoon_session.adapters.openresty. Loaded once per worker by nginx.conf.in:
 --   content_by_lua_block { require("examples.demo.openresty").handle() }
+-- nginx runs several workers (worker_processes auto), and a user's requests land on any of
+-- them: the adapter's default store, a SharedDictStore on nginx.conf's `lua_shared_dict
+-- sessions`, is shared by all of them.
 local routes = require("examples.demo.routes")
 local adapter = require("honeymoon_session.adapters.openresty").new(routes.options)
+routes.store = adapter.store
 
 local ngx = ngx
-local M = {}
+local M = { adapter = adapter }
 
 local function fail(what, err)
     ngx.log(ngx.ERR, "demo: ", what, ": ", tostring(err))

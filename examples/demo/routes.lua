@@ -20,16 +20,18 @@ local USERS = {
 }
 local THEMES = { light = true, dark = true }
 
--- The session options for both servers; the MemoryStore lives in this process (per nginx worker).
-M.store = hs.MemoryStore()
+-- The session options for both servers, without a store: each server picks the store that
+-- fits it and sets M.store to it (GET /stats counts its sessions). app.lua (lua-http, one
+-- process) uses a MemoryStore; openresty.lua the OpenResty adapter's default, a SharedDictStore
+-- on `lua_shared_dict sessions` that every nginx worker shares.
 M.options = {
     name = "app.sid",
     secret = os.getenv("SESSION_SECRET") or "dev-secret",
     ttl = 86400 * 7,
     rolling = true,
-    store = M.store,
     cookie = { httpOnly = true, secure = "auto", sameSite = "Lax" },
 }
+M.store = nil
 
 ---------------------------------------------------------------------------
 -- Small helpers

@@ -1,7 +1,10 @@
 # Sourced by scripts/e2e.sh and scripts/load.sh: start the demo on lua-http and under nginx on
 # free loopback ports, and stop them again. Needs `make both`. Not a script of its own.
 #   start_lua_http [lua5.4|luajit]  -> sets LUA_HTTP_URL, LUA_HTTP_PID (the interpreter's pid)
-#   start_nginx                     -> sets NGINX_URL, NGINX_PID (the wrapper), NGINX_WORKER_PID
+#   start_nginx                     -> sets NGINX_URL, NGINX_PID (the wrapper), NGINX_MASTER_PID,
+#                                      NGINX_WORKER_PIDS (all workers, space-separated) and
+#                                      NGINX_WORKER_PID (the first); DEMO_NGINX_WORKERS workers
+#                                      (default 2 here, so tests see two on any machine)
 #   stop_servers                    -> stops whatever was started (call it from an EXIT trap)
 #   build_module                    -> make both, quietly (its log only on failure)
 # A start_* that gets an error for its server's first request returns 1 at once, with the first
@@ -10,7 +13,7 @@
 
 DEMO_ROOT=${DEMO_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 DEMO_LOGS=$(mktemp -d "${TMPDIR:-/tmp}/hs-demo-logs.XXXXXX")
-LUA_HTTP_PID="" NGINX_PID="" NGINX_WORKER_PID="" LUA_HTTP_URL="" NGINX_URL=""
+LUA_HTTP_PID="" NGINX_PID="" NGINX_MASTER_PID="" NGINX_WORKER_PID="" NGINX_WORKER_PIDS="" LUA_HTTP_URL="" NGINX_URL=""
 
 build_module() {
   local log
@@ -77,23 +80,29 @@ start_lua_http() {
 }
 
 start_nginx() {
-  local port rc
+  local port rc workers=${DEMO_NGINX_WORKERS:-2}
   for _ in 1 2 3; do
     port=$(free_port)
-    bash "$DEMO_ROOT/examples/demo/nginx.sh" "$port" >"$DEMO_LOGS/nginx.out" 2>"$DEMO_LOGS/nginx.err" &
+    DEMO_NGINX_WORKERS=$workers bash "$DEMO_ROOT/examples/demo/nginx.sh" "$port" \
+      >"$DEMO_LOGS/nginx.out" 2>"$DEMO_LOGS/nginx.err" &
     NGINX_PID=$!
     NGINX_URL="http://127.0.0.1:$port/"
     wait_http "$NGINX_URL" "$NGINX_PID"; rc=$?
     if [ "$rc" -eq 0 ]; then
-      # nginx.sh prints "... (master pid N)"; the one worker is the master's child.
-      local master="" _
+      # nginx.sh prints "... (master pid N)"; the workers are the master's children.
+      local master="" _ want=$workers
+      [ "$want" = auto ] && want=$(nproc)
       for _ in $(seq 50); do
         master=$(sed -n 's/.*(master pid \([0-9]*\)).*/\1/p' "$DEMO_LOGS/nginx.out")
-        [ -n "$master" ] && NGINX_WORKER_PID=$(awk '{ print $1 }' "/proc/$master/task/$master/children" 2>/dev/null)
-        [ -n "$NGINX_WORKER_PID" ] && return 0
+        if [ -n "$master" ]; then
+          NGINX_MASTER_PID=$master
+          NGINX_WORKER_PIDS=$(xargs 2>/dev/null <"/proc/$master/task/$master/children")
+          NGINX_WORKER_PID=${NGINX_WORKER_PIDS%% *}
+          [ "$(wc -w <<<"$NGINX_WORKER_PIDS")" -eq "$want" ] && return 0
+        fi
         sleep 0.1
       done
-      echo "servers: nginx answers, but its worker was not found" >&2
+      echo "servers: nginx answers, but its $want worker(s) were not found (found: ${NGINX_WORKER_PIDS:-none})" >&2
       return 0
     fi
     if [ "$rc" -eq 2 ]; then

@@ -223,13 +223,13 @@ end
 -- Property writes to absent keys come here: method names and the flash key are refused, and
 -- values are checked at once (nested ones at commit).
 local function guard(self, key, value)
-    check_key(key, 2)
+    check_key(key)
     if is_method[key] then
         error("honeymoon_session: session." .. key .. " is a method and cannot be assigned; use session:set(\""
             .. key .. "\", value) to store a value under that name", 2)
     end
-    reserved(key, 2)
-    check_value(key, value, 2)
+    reserved(key)
+    check_value(key, value)
     rawset(self, key, value)
 end
 

@@ -5,9 +5,10 @@
 -- nginx.conf:
 --   lua_package_cpath "/path/to/build/luajit/?.so;;";     -- honeymoon_session.so (LuaJIT)
 --   lua_package_path  "/path/to/lua/?.lua;;";             -- this file
+--   lua_shared_dict   sessions 10m;                       -- the default store (see "The store")
 --   location / { content_by_lua_block { require("myapp").handle() } }
 --
--- myapp.lua (a module, so the adapter and its MemoryStore are made once per worker):
+-- myapp.lua (a module, so the adapter is made once per worker):
 --   local adapter = require("honeymoon_session.adapters.openresty").new({ secret = "...", name = "app.sid" })
 --   local M = {}
 --   function M.handle()
@@ -18,33 +19,94 @@
 --   end
 --   return M
 --
+-- The store. nginx runs several worker processes (`worker_processes auto`), and a request of one
+-- user may land on any of them, so the store must be shared by all workers:
+--   * By default (no `store` option) the adapter keeps sessions in the lua_shared_dict named
+--     "sessions" through SharedDictStore (honeymoon_session.stores.shared_dict), which every
+--     worker of this nginx shares and whose merge is atomic across workers. Declare the dict
+--     in nginx.conf's http block:   lua_shared_dict sessions 10m;
+--     The option `shared_dict = "name"` picks another dict. new() raises, naming the dict, if
+--     it is not declared (or outside nginx): it never falls back to a per-worker store, which
+--     would log users out whenever a request lands on another worker.
+--   * `store = ...` uses that store instead, as session() does: a SharedDictStore with options
+--     of your own (prefix, lock timeouts), the Lua RedisStore on cosockets
+--     (honeymoon_session.stores.redis, socket = "ngx") to share sessions between several nginx
+--     hosts or with Node, or any store written in Lua. Store methods are called from Lua, so a
+--     store may yield (cosockets, ngx.sleep). hs.MemoryStore() lives in one worker: only with
+--     `worker_processes 1`, and a reload (new workers) loses its sessions. The native
+--     hs.RedisStore blocks the worker for each round trip: not here.
+--   * Passing a core (require("honeymoon_session").core(opts)) uses the core's store as it is.
+-- adapter.store is the store in use (nil for a core's own default MemoryStore).
+--
 -- start(req) also keeps the session in ngx.ctx.session, so an access_by_lua phase can start it
 -- and the content phase can use and finish it (adapter:finish() with no argument finishes
 -- ngx.ctx.session). finish appends to a Set-Cookie header set earlier (string or table) instead
 -- of replacing it, and returns the list of lines. A store failure raises from finish; respond
 -- with a 500 then. Headers can only be set before the response is sent: finish after ngx.say
--- or ngx.flush raises (nginx itself would only log it and drop the cookie).
---
--- The MemoryStore lives in one worker process: with worker_processes > 1 a session written by
--- one worker is unknown to the others, and a reload (new workers) loses them all. Run one worker,
--- or use a store outside the process: RedisStore (its socket I/O blocks the worker's event loop
--- for each round trip) or a Lua store. Store methods are called from native code and must not
--- yield, so a store built on cosockets (ngx.socket.tcp) does not work (yet).
-local type = type
+-- or ngx.flush raises (nginx itself would only log it and drop the cookie). start and finish
+-- call the store from Lua, so they may yield: call them from the rewrite, access, content or
+-- timer phase (SharedDictStore also works elsewhere; see its README section).
+local type, next, pcall, error, getmetatable = type, next, pcall, error, getmetatable
 
 local Adapter = {}
 Adapter.__index = Adapter
 
----@param opts_or_core table|userdata session options (as for session()) or a core
+local DEFAULT_DICT = "sessions"
+
+---The options for the core: `opts` without the adapter's own `shared_dict`, and with a
+---SharedDictStore on that dict when no store is given. The caller's table is not changed.
+---@return table options, any store
+local function with_store(opts)
+    local dict = opts.shared_dict
+    if dict ~= nil and type(dict) ~= "string" then
+        error("honeymoon_session: adapters.openresty: shared_dict must be the name of a lua_shared_dict, got a "
+            .. type(dict), 3)
+    end
+    if opts.store ~= nil then
+        if dict ~= nil then
+            error("honeymoon_session: adapters.openresty: give either store or shared_dict, not both "
+                .. "(shared_dict names the dict of the default SharedDictStore)", 3)
+        end
+        return opts, opts.store
+    end
+    local ok, store = pcall(function()
+        return require("honeymoon_session.stores.shared_dict").new({ dict = dict or DEFAULT_DICT })
+    end)
+    if not ok then
+        error("honeymoon_session: adapters.openresty: no store given, and the default one (SharedDictStore, "
+            .. "shared by every nginx worker) cannot be made: "
+            .. tostring(store):gsub("^honeymoon_session: SharedDictStore: ", "")
+            .. "; or pass store = ... (hs.MemoryStore() only with worker_processes 1)", 3)
+    end
+    local copy = {}
+    for k, v in next, opts do
+        if k ~= "shared_dict" then copy[k] = v end
+    end
+    copy.store = store
+    return copy, store
+end
+
+---@param opts_or_core table session options (as for session(), plus shared_dict) or a core
 local function new(opts_or_core)
-    local core = require("honeymoon_session").core(opts_or_core) -- a core comes back as it is
-    -- The methods looked up once: a call through the userdata looks them up every time.
-    return setmetatable({ core = core, name = core.name, _load = core.load, _commit = core.commit }, Adapter)
+    local hs = require("honeymoon_session")
+    local opts, store = opts_or_core, nil
+    if opts_or_core == nil then
+        opts, store = with_store({})
+    elseif type(opts_or_core) == "table" then
+        if getmetatable(opts_or_core) ~= nil and type(opts_or_core.ctx) == "table" then
+            store = opts_or_core.ctx.store -- a core: its store as it is
+        else
+            opts, store = with_store(opts_or_core)
+        end
+    end -- anything else: hs.core names the problem
+    local core = hs.core(opts) -- a core comes back as it is
+    return setmetatable({ core = core, name = core.name, store = store, _load = core.load, _commit = core.commit },
+        Adapter)
 end
 
 ---Load this request's session (ngx.var.http_cookie; Secure decided by ngx.var.scheme).
 ---@param req table? optional request table; its sessionID is kept in step
----@return userdata session, string id
+---@return honeymoon_session.Session session, string id
 function Adapter:start(req)
     local var = ngx.var
     local session, id = self._load(self.core, var.http_cookie, var.scheme == "https", req)
@@ -53,7 +115,7 @@ function Adapter:start(req)
 end
 
 ---Commit the session and add its Set-Cookie line (if any) to the response headers.
----@param session userdata? defaults to ngx.ctx.session
+---@param session honeymoon_session.Session? defaults to ngx.ctx.session
 ---@return string[] lines the Set-Cookie values (0 or 1)
 function Adapter:finish(session)
     local ctx = ngx.ctx
