@@ -77,6 +77,8 @@ pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
             store::redis::RedisStore::from_options(lua, opts)
         })?,
     )?;
+    #[cfg(feature = "redis")]
+    exports.set("_redis", store::redis::lua_exports(lua)?)?;
     // For stores written in Lua that merge atomically on their side (record format).
     exports.set(
         "_merge_patch",

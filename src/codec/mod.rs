@@ -275,7 +275,11 @@ impl Record {
     pub fn merged(current: &[u8], changes: &Changes) -> LuaResult<Record> {
         let stored = entries_of(current)?;
         let mut out: Vec<(&[u8], &[u8])> = Vec::with_capacity(stored.len() + changes.set.len());
-        let mut set = changes.set.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).peekable();
+        let mut set = changes
+            .set
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_slice()))
+            .peekable();
         let mut removed = changes.removed.iter().map(Vec::as_slice).peekable();
         for (k, v) in stored {
             while let Some(&(sk, sv)) = set.peek() {
@@ -581,13 +585,19 @@ mod tests {
         let (want, _) = roundtrip(&lua, "return { a = 10, b = 2, d = 4, z = { 1 } }");
         assert_eq!(merged, want);
         assert!(Changes::from_patch(b"M\x01S\x01aX junk").is_none());
-        assert!(Changes::from_patch(b"M\x02S\x01bXS\x01aX").is_none(), "unsorted keys");
+        assert!(
+            Changes::from_patch(b"M\x02S\x01bXS\x01aX").is_none(),
+            "unsorted keys"
+        );
     }
 
     #[test]
     fn diff_and_merge_handle_many_keys() {
         let lua = Lua::new();
-        let (base, _) = roundtrip(&lua, "local t = {} for i = 1, 40000 do t['k' .. i] = i end return t");
+        let (base, _) = roundtrip(
+            &lua,
+            "local t = {} for i = 1, 40000 do t['k' .. i] = i end return t",
+        );
         let (mine, _) = roundtrip(
             &lua,
             "local t = {} for i = 1, 40000 do t['k' .. i] = i end t.k7 = 'x' t.k9 = nil return t",
