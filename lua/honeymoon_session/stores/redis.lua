@@ -209,11 +209,13 @@ local function read(conn, n)
 end
 
 -- Sends packed commands and reads their `n` replies over a pooled connection (a fresh one
--- first sends AUTH and SELECT in the same write). A pooled connection the server closed is
--- replaced once; any failure closes the connection (it may hold a late reply).
+-- first sends AUTH and SELECT in the same write). Any failure closes the connection (it may
+-- hold a late reply). A pooled connection the server closed (a restart closes them all) is
+-- replaced, at most until a fresh connection was tried: every command here is idempotent.
 local function exchange(self, method, packed, n)
     local cfg, backend = self.cfg, self.backend
-    for attempt = 1, 2 do
+    local last = cfg.pool_size + 1
+    for attempt = 1, last do
         local got, conn, why = pcall(backend.acquire)
         if not got then fail(self, method, conn) end
         if not conn then fail(self, method, why) end
@@ -239,7 +241,7 @@ local function exchange(self, method, packed, n)
             return v, e
         end
         conn:close()
-        if attempt == 2 or conn.fresh or not closed then fail(self, method, why) end
+        if attempt == last or conn.fresh or not closed then fail(self, method, why) end
     end
 end
 
