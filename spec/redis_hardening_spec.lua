@@ -24,7 +24,8 @@ describe("RedisStore across fork() (8.1)", function()
         p:close()
         local counts = {}
         for k, v in out:gmatch("([%w_]+)=(%d+)") do counts[k] = tonumber(v) end
-        assert.same({ new_connections = 1, parent_foreign = 0, parent_errors = 0, child_exit = 0 }, counts, out)
+        assert.same({ new_connections = 1, lua_new_connections = 1, parent_foreign = 0, parent_errors = 0,
+            child_exit = 0 }, counts, out)
     end)
 
     it("nginx, 4 workers, the store called in init_by_lua (the master): no request reads another's session", function()
