@@ -208,6 +208,13 @@ local function read(conn, n)
     return values, errs
 end
 
+-- Sends `payload` and reads `n` replies: values, errors; or nil, why, closed.
+local function talk(conn, payload, n)
+    local sent, why, closed = conn:send(payload)
+    if not sent then return nil, why, closed end
+    return read(conn, n)
+end
+
 -- Sends packed commands and reads their `n` replies over a pooled connection (a fresh one
 -- first sends AUTH and SELECT in the same write). Any failure closes the connection (it may
 -- hold a late reply). A pooled connection the server closed (a restart closes them all) is
@@ -220,12 +227,9 @@ local function exchange(self, method, packed, n)
         if not got then fail(self, method, conn) end
         if not conn then fail(self, method, why) end
         local skip = (conn.fresh and cfg.hello) and cfg.hello_count or 0
-        local sent, closed, values, errs
-        sent, why, closed = conn:send(skip > 0 and (cfg.hello .. packed) or packed)
-        if sent then
-            values, errs, closed = read(conn, skip + n) -- nil, why, closed on failure
-            if not values then why = errs end
-        end
+        local ran, values, errs, closed = pcall(talk, conn, skip > 0 and (cfg.hello .. packed) or packed, skip + n)
+        if not ran then values, errs, closed = nil, values, false end -- raised: not retried
+        if not values then why = errs end
         if values then
             for i = 1, skip do
                 if errs[i] then
