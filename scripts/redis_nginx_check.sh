@@ -5,7 +5,10 @@
 # whole check by CHECK_SECONDS (default 60). Needs `make both` (build/luajit).
 # Checks: both workers serve and see one another's writes; 40 concurrent writes of different
 # keys to one session from both workers all survive; connections are pooled (few connections
-# for many requests); a store failure is a plain message naming store, method and address.
+# for many requests); with Redis behind a proxy that holds each reply 0.5 s, 8 concurrent
+# requests overlap instead of queueing and a route without Redis still answers at once (the
+# workers yield; a blocking store would take >= 2 s and stall that route); a store failure is a
+# plain message naming store, method and address.
 # Prints "redis_nginx_check: N passed, N failed"; exits 1 on a failure.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,9 +17,9 @@ command -v nginx >/dev/null && [ -f /usr/lib/nginx/modules/ngx_http_lua_module.s
   { echo "redis_nginx_check: needs nginx and libnginx-mod-http-lua (scripts/setup.sh)" >&2; exit 1; }
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/hs-redis-nginx.XXXXXX")
-redis_pid="" nginx_pid=""
+redis_pid="" nginx_pid="" proxy_pid=""
 cleanup() {
-  for pid in $nginx_pid $redis_pid; do
+  for pid in $nginx_pid $proxy_pid $redis_pid; do
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
   done
@@ -45,6 +48,18 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --d
 for _ in $(seq 100); do [ -s "$dir/redis.pid" ] && redis-cli -p "$redis_port" PING 2>/dev/null | grep -q PONG && break; sleep 0.05; done
 redis_pid=$(cat "$dir/redis.pid")
 
+# Redis behind a slow path: spec/support/slow_proxy.lua in its own cqueues loop (Lua 5.4).
+lua5.4 -e "
+  package.path = '$root/?.lua;' .. package.path
+  local cqueues = require('cqueues')
+  local cq = cqueues.new()
+  local port = require('spec.support.slow_proxy').start(cq, $redis_port, 0.5)
+  local f = assert(io.open('$dir/proxy.port', 'w')); f:write(port); f:close()
+  assert(cq:loop())" >"$dir/proxy.log" 2>&1 &
+proxy_pid=$!
+for _ in $(seq 100); do [ -s "$dir/proxy.port" ] && break; sleep 0.05; done
+proxy_port=$(cat "$dir/proxy.port")
+
 port=$(free_port)
 user_line=""; [ "$(id -u)" -ne 0 ] || user_line="user root root;"
 mkdir -p "$dir/tmp"
@@ -72,6 +87,7 @@ http {
         R = require("honeymoon_session")._redis
         store = Redis.new({ url = "redis://127.0.0.1:$redis_port/1", pool = { size = 8 } })
         down = Redis.new({ url = "redis://127.0.0.1:1", socket = "ngx" })
+        slow = Redis.new({ url = "redis://127.0.0.1:$proxy_port", commandTimeout = 5000 })
         LIFE = { ttl = 600, path = "/", httpOnly = true, secure = false, sameSite = "Lax" }
         -- Runs f; a failure answers 500 with the error's type and message.
         function guarded(f)
@@ -103,6 +119,10 @@ http {
             table.sort(keys)
             ngx.say(#keys, " ", table.concat(keys, ","), " ", ngx.worker.pid())
         end) } }
+        location /slow { content_by_lua_block { guarded(function()
+            ngx.say(slow:exists("x") and "yes" or "no")
+        end) } }
+        location /plain { content_by_lua_block { ngx.say("plain") } }
         location /down { content_by_lua_block { guarded(function() down:exists("x") end) } }
     }
 }
@@ -145,6 +165,22 @@ check "stored in connect-redis's form in db 1" '[[ $stored == *\"k40\":\"40\"* &
 after=$(redis-cli -p "$redis_port" INFO stats | tr -d '\r' | sed -n 's/^total_connections_received://p')
 conns=$((after - before - 1))
 check "connections pooled: $conns for 102 requests (at most 2 workers x 8)" '[ "$conns" -le 16 ]' "$conns connections"
+
+# The slow path: 8 requests at once (each one GET, its reply held 0.5 s), and meanwhile a
+# route without Redis. Yielding workers answer the 8 in about 0.5 s; blocking ones would
+# take 4 rounds of 0.5 s on 2 workers, and /plain would wait behind them.
+curl -s -m 10 -Z --parallel-immediate --parallel-max 8 -o /dev/null -w '%{http_code} %{time_total}\n' "$url/slow?n=[1-8]" \
+  >"$dir/slow" 2>/dev/null &
+slow_pid=$!
+sleep 0.2
+plain=$(curl -s -m 10 -o /dev/null -w '%{http_code} %{time_total}' "$url/plain")
+wait "$slow_pid" || true
+ok200=$(grep -c '^200 ' "$dir/slow" || true)
+longest=$(awk 'BEGIN { m = 0 } { if ($2 > m) m = $2 } END { print m }' "$dir/slow")
+check "8 concurrent requests through the slow path overlap (longest ${longest} s, 8 in a row: >= 2 s)" \
+  '[ "$ok200" -eq 8 ] && awk "BEGIN { exit !($longest < 1.5) }"' "$(tr '\n' ' ' <"$dir/slow")"
+check "a route without Redis answers meanwhile (${plain#* } s)" \
+  '[[ $plain == 200\ * ]] && awk "BEGIN { exit !(${plain#* } < 0.45) }"' "$plain"
 
 out=$(curl -s -m 5 -w ' %{http_code}' "$url/down")
 check "a closed port answers a plain message naming store, method and address" \
