@@ -5,25 +5,29 @@
 LUA ?= lua5.4
 LUA_INCDIR ?=
 CARGO ?= cargo
+# `make both` (tests, benchmarks, the demo) adds the test-hooks feature (_advance_clock); the
+# rock's `make` leaves it out.
+HOOKS ?=
 FEATURE ?= $(if $(findstring jit,$(LUA) $(LUA_INCDIR)),luajit,$(if $(findstring 5.4,$(LUA) $(LUA_INCDIR)),lua54,unsupported))
 LUA_FILES := $(shell find lua -name '*.lua')
 
-.PHONY: all build both install test example demo demo-nginx e2e load private-dir-check bench clean
+
+.PHONY: all build both install test check example demo demo-nginx e2e load private-dir-check shared-dict-check bench clean
 
 all: build
 
 build:
 	@if [ "$(FEATURE)" = unsupported ]; then \
 	  echo "honeymoon_session: needs Lua 5.4 or LuaJIT; luarocks is configured for $(LUA) ($(LUA_INCDIR))" >&2; exit 1; fi
-	$(CARGO) build --release --locked --features $(FEATURE),module --target-dir target/$(FEATURE)
+	$(CARGO) build --release --locked --features $(FEATURE),module$(HOOKS) --target-dir target/$(FEATURE)
 	mkdir -p build/$(FEATURE)
 	# Copy then rename: a running interpreter that has the old .so mapped keeps a valid file.
 	cp target/$(FEATURE)/release/libhoneymoon_session.so build/$(FEATURE)/.honeymoon_session.so.tmp
 	mv build/$(FEATURE)/.honeymoon_session.so.tmp build/$(FEATURE)/honeymoon_session.so
 
 both:
-	$(MAKE) build FEATURE=lua54
-	$(MAKE) build FEATURE=luajit
+	$(MAKE) build FEATURE=lua54 HOOKS=,test-hooks
+	$(MAKE) build FEATURE=luajit HOOKS=,test-hooks
 
 install:
 	mkdir -p "$(INST_LIBDIR)"
@@ -32,6 +36,10 @@ install:
 
 test:
 	bash scripts/test.sh
+
+# The fast tier (about a minute): lint, cargo test, busted on Lua 5.4 and LuaJIT.
+check:
+	bash scripts/test.sh --fast
 
 example: both
 	lua5.4 examples/walk.lua
@@ -53,6 +61,10 @@ load:
 # The nginx demo from a clone of HEAD inside a fresh mode-700 dir (issue 11), with the built .so.
 private-dir-check: both
 	bash scripts/private_dir_check.sh
+
+# The SharedDictStore inside nginx with two workers: contract, concurrent merges across workers.
+shared-dict-check: both
+	bash scripts/shared_dict_check.sh
 
 bench: both
 	bash bench/run.sh

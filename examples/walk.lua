@@ -7,8 +7,8 @@ package.cpath = "./build/" .. flavour .. "/?.so;" .. package.cpath
 package.path = "./?.lua;" .. package.path
 
 local hs = require("honeymoon_session")
-local App = require("spec.support.app")
-local Client = require("spec.support.client")
+local App = require("examples.framework.app")
+local Client = require("examples.framework.client")
 
 local users = { ["alice@example.com"] = { id = 1, name = "Alice", role = "admin", password = "wonderland" } }
 

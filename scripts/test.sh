@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every test the project has: cargo test (vendored Lua), busted under Lua 5.4 and LuaJIT, and the
-# luarocks install check. Ends with one line "tests: N passed, N failed"; exits non-zero on failure.
+# Every test the project has (make test), or with --fast the quick tier (make check): lint, cargo
+# test (vendored Lua), busted under Lua 5.4 and LuaJIT; then interop, e2e, load, nginx and
+# luarocks checks. Ends with one line "tests: N passed, N failed"; exits non-zero on failure.
 set -u
 cd "$(dirname "$0")/.."
 passed=0 failed=0
@@ -43,6 +44,12 @@ for lua in lua5.4 luajit; do
   add "$p" "$f"
 done
 
+# make check: the fast tier stops here (lint, cargo test, busted on both interpreters).
+if [ "${1:-}" = "--fast" ]; then
+  echo "tests: $passed passed, $failed failed"
+  [ "$failed" -eq 0 ]; exit
+fi
+
 # node --test's TAP output ends with "# pass N" and "# fail N".
 node_suite() { # title, log name, command...
   local title=$1 name=$2; shift 2
@@ -61,6 +68,14 @@ echo "== load: wrk, 5 s per run, lua-http and nginx"
 out=$(bash scripts/load.sh 5 2>&1); rc=$?
 echo "$out" | tail -12
 read -r p f < <(sed -n 's/^load: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' <<<"$out")
+p=${p:-0} f=${f:-0}
+[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+add "$p" "$f"
+
+echo "== SharedDictStore inside nginx, two workers"
+out=$(bash scripts/shared_dict_check.sh 2>&1); rc=$?
+grep -E '^(not ok|#)' <<<"$out"; tail -1 <<<"$out"
+read -r p f < <(sed -n 's/^shared-dict: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' <<<"$out")
 p=${p:-0} f=${f:-0}
 [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
 add "$p" "$f"

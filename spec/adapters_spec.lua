@@ -55,7 +55,7 @@ describe("adapters.lua_http", function()
 
     it("builds a core from options, or takes a core as it is", function()
         local a = lua_http.new(opts())
-        assert.equal("userdata", type(a.core))
+        assert.equal(getmetatable(hs.core(opts())), getmetatable(a.core))
         assert.equal("app.sid", a.name)
         local core = hs.core(opts())
         assert.equal(core, lua_http.new(core).core)

@@ -1,14 +1,14 @@
 -- Every code block of the user-facing Sessions page (/work/shared/spec/sessions.md), run as a
 -- spec. `honeymoon` on the page is the native module `hs` here, the app is the in-process test
--- app (spec/support/app.lua) and requests go through the cookie-jar client. The page's blocks
+-- app (examples/framework/app.lua) and requests go through the cookie-jar client. The page's blocks
 -- are kept as written, inside routes; only what the test app lacks is swapped for a local fake
 -- (authenticate, User, verifyPassword, os_ext.env, app:get_setting, app:listen).
 -- The Custom Store Example (DatabaseStore) and the MemoryStore contract are specified elsewhere.
 
 local cjson = require("cjson")
 local hs = require("honeymoon_session")
-local App = require("spec.support.app")
-local Client = require("spec.support.client")
+local App = require("examples.framework.app")
+local Client = require("examples.framework.client")
 local Site = require("spec.support.site")
 local cookie_lines, cookie_line, advance = Site.cookie_lines, Site.cookie_line, Site.advance
 

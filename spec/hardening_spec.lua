@@ -2,8 +2,8 @@
 -- (values a session cannot hold), and stores that fail or are not stores at all.
 
 local hs = require("honeymoon_session")
-local App = require("spec.support.app")
-local Client = require("spec.support.client")
+local App = require("examples.framework.app")
+local Client = require("examples.framework.client")
 local TableStore = require("spec.support.table_store")
 
 local SECRET = "hardening-secret"

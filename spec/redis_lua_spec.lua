@@ -463,3 +463,81 @@ describe("Lua RedisStore (cqueues) yields to the event loop", function()
         assert.same({ base = 1, p = true, q = true, r = true }, data)
     end)
 end)
+
+describe("Lua RedisStore (cqueues) under session(): the engine's record-store path", function()
+    local App = require("examples.framework.app")
+    local Client = require("examples.framework.client")
+
+    local function site(store, opts)
+        local app = App.new()
+        opts = opts or {}
+        opts.secret, opts.store = "lua-redis-secret", store
+        app:use(hs.session(opts))
+        app:get("/login", function(req, res) req.session.userId = 42; res:text("in") end)
+        app:get("/read", function(req, res) res:text(tostring(req.session.userId)) end)
+        app:get("/set", function(req, res) req.session[req.query.k] = req.query.k; res:text("ok") end)
+        app:get("/logout", function(req, res) req.session:destroy(); res:text("out") end)
+        return app, Client.new(app)
+    end
+
+    local function id_of(client)
+        local v = client:cookie("honeymoon.sid")
+        return v and v:match("^s%%3A([^.]+)%.")
+    end
+
+    it("stores connect-redis's form with the config's cookie, reads it back, destroys it", function()
+        local _, c = site(new(), { ttl = 3600, cookie = { maxAge = 600, sameSite = "Strict" } })
+        in_loop(function()
+            assert.equal("in", c:get("/login").body)
+            assert.equal("42", c:get("/read").body)
+        end)
+        local id = id_of(c)
+        local doc = hs.json.decode(raw("sess:" .. id))
+        assert.equal(42, doc.userId)
+        assert.equal(600000, doc.cookie.originalMaxAge)
+        assert.equal("strict", doc.cookie.sameSite)
+        local ttl = tonumber(server:cli("TTL", "sess:" .. id))
+        assert.is_true(ttl > 590 and ttl <= 600, "ttl " .. tostring(ttl))
+        in_loop(function() assert.equal("out", c:get("/logout").body) end)
+        assert.equal("0", server:cli("EXISTS", "sess:" .. id):match("%d"))
+    end)
+
+    it("a read-only request costs one command (GET), a write one more (EVALSHA)", function()
+        local _, c = site(new())
+        c:get("/login")
+        c:get("/set?k=warm") -- the script is loaded
+        local read = server:client_commands(function() assert.equal("42", c:get("/read").body) end)
+        assert.same({ "GET" }, read)
+        local write = server:client_commands(function() c:get("/set?k=a") end)
+        assert.same({ "GET", "EVALSHA" }, write)
+    end)
+
+    it("two requests on one session, interleaved through a slow path, both keep their key", function()
+        local _, first = site(new())
+        in_loop(function() first:get("/login") end)
+        local cookie = first:cookie("honeymoon.sid")
+        local cq = cqueues.new()
+        local port = SlowProxy.start(cq, server.port, 0.1)
+        local app = site(new({ url = "redis://127.0.0.1:" .. port }))
+        local events, done = {}, 0
+        for _, k in ipairs({ "x", "y" }) do
+            cq:wrap(function()
+                local client = Client.new(app)
+                client:set_cookie("honeymoon.sid", cookie)
+                events[#events + 1] = k .. " start"
+                local r = client:get("/set?k=" .. k)
+                assert.equal(200, r.status)
+                events[#events + 1] = k .. " end"
+                done = done + 1
+            end)
+        end
+        local deadline = cqueues.monotime() + 10
+        while done < 2 and cqueues.monotime() < deadline do assert(cq:step(0.05)) end
+        assert.equal(2, done)
+        assert.matches(" start$", events[2]) -- both were in flight at once
+        local doc = hs.json.decode(raw("sess:" .. id_of(first)))
+        assert.equal("x", doc.x)
+        assert.equal("y", doc.y)
+        assert.equal(42, doc.userId)
+    end)
+end)

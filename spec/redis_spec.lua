@@ -1,8 +1,8 @@
 -- RedisStore beyond the conformance suite: connect-redis's stored form, keys written by Node
 -- surviving Lua writes, per-key merges under concurrency, restarts and outages, round trips.
 local hs = require("honeymoon_session")
-local App = require("spec.support.app")
-local Client = require("spec.support.client")
+local App = require("examples.framework.app")
+local Client = require("examples.framework.client")
 local RedisServer = require("spec.support.redis_server")
 
 local SECRET = "redis-spec-secret"

@@ -5,8 +5,8 @@
 
 local cjson = require("cjson")
 local hs = require("honeymoon_session")
-local App = require("spec.support.app")
-local Client = require("spec.support.client")
+local App = require("examples.framework.app")
+local Client = require("examples.framework.client")
 local Site = require("spec.support.site")
 local advance = Site.advance
 
@@ -623,8 +623,8 @@ describe("rule 7: a list of secrets rotates: the first signs, all verify; no sec
       package.cpath = %q
       package.path = %q
       local hs = require("honeymoon_session")
-      local App = require("spec.support.app")
-      local Client = require("spec.support.client")
+      local App = require("examples.framework.app")
+      local Client = require("examples.framework.client")
       local store = hs.MemoryStore()
       local function app()
         local a = App.new()

@@ -3,8 +3,8 @@
 -- store behind the session middleware.
 
 local hs = require("honeymoon_session")
-local App = require("spec.support.app")
-local Client = require("spec.support.client")
+local App = require("examples.framework.app")
+local Client = require("examples.framework.client")
 local Db = require("spec.support.db")
 local TableStore = require("spec.support.table_store")
 local DatabaseStore = require("spec.support.database_store")

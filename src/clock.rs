@@ -24,6 +24,7 @@ pub fn monotonic() -> f64 {
 }
 
 /// Moves this module's clock forward (testing aid: expires sessions and cookies without sleeping).
+#[cfg(feature = "test-hooks")]
 pub fn advance(seconds: f64) {
     OFFSET_MS.fetch_add((seconds * 1000.0) as i64, Ordering::Relaxed);
 }

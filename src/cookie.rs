@@ -12,44 +12,50 @@ type HmacSha256 = Hmac<Sha256>;
 /// Longest cookie value we look at; anything longer is not ours.
 const MAX_VALUE: usize = 256;
 
-/// The values of every cookie called `name` in a Cookie header, in order, URL-decoded.
-/// Browsers may send duplicates (cookies set for different paths or domains).
-pub fn find<'a>(header: &'a str, name: &'a str) -> impl Iterator<Item = String> + 'a {
-    header.split(';').filter_map(move |pair| {
-        let (k, v) = pair.split_once('=')?;
-        if k.trim() != name {
-            return None;
+/// Calls `f` with the value of every cookie called `name` in a Cookie header, in order,
+/// URL-decoded into a stack buffer (no allocation per request), until `f` returns false.
+/// Browsers may send duplicates (cookies set for different paths or domains). Values longer
+/// than `MAX_VALUE` or badly escaped are not ours and are skipped.
+pub fn each_value(header: &[u8], name: &[u8], mut f: impl FnMut(&[u8]) -> bool) {
+    let mut buf = [0u8; MAX_VALUE];
+    for pair in header.split(|&b| b == b';') {
+        let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+            continue;
+        };
+        if pair[..eq].trim_ascii() != name {
+            continue;
         }
-        let v = v.trim();
-        let v = v
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .unwrap_or(v);
-        if v.len() > MAX_VALUE {
-            return None;
+        let mut v = pair[eq + 1..].trim_ascii();
+        if v.len() >= 2 && v[0] == b'"' && v[v.len() - 1] == b'"' {
+            v = &v[1..v.len() - 1];
         }
-        percent_decode(v)
-    })
+        if let Some(n) = percent_decode(v, &mut buf)
+            && !f(&buf[..n])
+        {
+            return;
+        }
+    }
 }
 
-fn percent_decode(s: &str) -> Option<String> {
-    if !s.contains('%') {
-        return Some(s.to_owned());
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
+/// Decodes `%XX` escapes of `s` into `out`; the decoded length, or None if it does not fit or
+/// an escape is malformed.
+fn percent_decode(s: &[u8], out: &mut [u8; MAX_VALUE]) -> Option<usize> {
+    let mut n = 0;
     let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
+    while i < s.len() {
+        let b = if s[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            let digit = |c: u8| (c as char).to_digit(16);
             i += 3;
+            (digit(hex[0])? * 16 + digit(hex[1])?) as u8
         } else {
-            out.push(b[i]);
             i += 1;
-        }
+            s[i - 1]
+        };
+        *out.get_mut(n)? = b;
+        n += 1;
     }
-    String::from_utf8(out).ok()
+    Some(n)
 }
 
 /// Signs and verifies with a list of secrets: the first signs, every one verifies (rotation).
@@ -77,26 +83,33 @@ impl Signer {
 
     /// `s:<id>.<sig>`, the cookie value before URL-encoding.
     pub fn sign(&self, id: &str) -> String {
-        let sig = match self.keys.first() {
-            Some(k) => STANDARD_NO_PAD.encode(Self::mac(k, id).finalize().into_bytes()),
-            None => String::new(),
-        };
-        format!("s:{id}.{sig}")
+        let mut out = String::with_capacity(id.len() + 48);
+        out.push_str("s:");
+        out.push_str(id);
+        out.push('.');
+        if let Some(k) = self.keys.first() {
+            STANDARD_NO_PAD.encode_string(Self::mac(k, id).finalize().into_bytes(), &mut out);
+        }
+        out
     }
 
-    /// The id inside a signed value, if a secret verifies it (in constant time), and whether
-    /// that was the signing secret (then the value can be sent back as it is).
-    pub fn unsign<'a>(&self, value: &'a str) -> Option<(&'a str, bool)> {
-        let rest = value.strip_prefix("s:")?;
-        let (id, sig) = rest.rsplit_once('.')?;
+    /// The id inside a signed value, if a secret verifies it (in constant time).
+    pub fn unsign<'a>(&self, value: &'a [u8]) -> Option<&'a str> {
+        let rest = value.strip_prefix(b"s:")?;
+        let dot = rest.iter().rposition(|&b| b == b'.')?;
+        let (id, sig) = (&rest[..dot], &rest[dot + 1..]);
         if sig.len() != 43 {
             return None;
         }
-        let sig = STANDARD_NO_PAD.decode(sig).ok()?;
+        let id = std::str::from_utf8(id).ok()?;
+        let mut mac = [0u8; 32];
+        if STANDARD_NO_PAD.decode_slice(sig, &mut mac).ok()? != 32 {
+            return None;
+        }
         self.keys
             .iter()
-            .position(|k| Self::mac(k, id).verify_slice(&sig).is_ok())
-            .map(|i| (id, i == 0))
+            .any(|k| Self::mac(k, id).verify_slice(&mac).is_ok())
+            .then_some(id)
     }
 }
 
@@ -248,25 +261,41 @@ mod tests {
     fn unsigns_with_any_secret_and_rejects_tampering() {
         let s = signer(&["new", "old"]);
         let old = signer(&["old"]).sign(ID);
-        assert_eq!(s.unsign(&old), Some((ID, false)));
-        assert_eq!(s.unsign(&s.sign(ID)), Some((ID, true)));
-        assert_eq!(s.unsign(&signer(&["other"]).sign(ID)), None);
+        assert_eq!(s.unsign(old.as_bytes()), Some(ID));
+        assert_eq!(s.unsign(s.sign(ID).as_bytes()), Some(ID));
+        assert_eq!(s.unsign(signer(&["other"]).sign(ID).as_bytes()), None);
         let mut bad = old.clone();
         bad.replace_range(3..4, "B");
-        assert_eq!(s.unsign(&bad), None);
-        assert_eq!(s.unsign(ID), None);
-        assert_eq!(s.unsign("s:"), None);
-        assert_eq!(s.unsign("s:."), None);
-        assert_eq!(s.unsign(&format!("{old}x")), None);
+        assert_eq!(s.unsign(bad.as_bytes()), None);
+        assert_eq!(s.unsign(ID.as_bytes()), None);
+        assert_eq!(s.unsign(b"s:"), None);
+        assert_eq!(s.unsign(b"s:."), None);
+        assert_eq!(s.unsign(format!("{old}x").as_bytes()), None);
+    }
+
+    fn find(header: &str, name: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        each_value(header.as_bytes(), name.as_bytes(), |v| {
+            out.push(String::from_utf8_lossy(v).into_owned());
+            true
+        });
+        out
     }
 
     #[test]
     fn finds_and_decodes_duplicates() {
         let h = "a=1; sid=s%3Aone.x; b=2;sid=\"two\"; sidx=3; =4; junk";
-        let got: Vec<String> = find(h, "sid").collect();
-        assert_eq!(got, vec!["s:one.x".to_string(), "two".to_string()]);
-        assert_eq!(find("sid=%zz", "sid").count(), 0);
-        assert_eq!(find("sid=%", "sid").count(), 0);
+        assert_eq!(
+            find(h, "sid"),
+            vec!["s:one.x".to_string(), "two".to_string()]
+        );
+        assert!(find("sid=%zz", "sid").is_empty());
+        assert!(find("sid=%", "sid").is_empty());
+        assert!(find(&format!("sid={}", "a".repeat(MAX_VALUE + 1)), "sid").is_empty());
+        assert_eq!(
+            find(&format!("sid={}", "a".repeat(MAX_VALUE)), "sid").len(),
+            1
+        );
     }
 
     #[test]
@@ -308,10 +337,11 @@ mod garbage {
             let s: String = (0..len)
                 .map(|i| chars[((x >> (i % 50)) as usize + i) % chars.len()])
                 .collect();
-            for v in find(&s, "s") {
-                let _ = signer.unsign(&v);
-            }
-            let _ = signer.unsign(&s);
+            each_value(s.as_bytes(), b"s", |v| {
+                let _ = signer.unsign(v);
+                true
+            });
+            let _ = signer.unsign(s.as_bytes());
         }
     }
 }

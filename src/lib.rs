@@ -1,86 +1,62 @@
 //! honeymoon_session: server-side sessions for the HoneyMoon Lua web framework.
-//! This file only builds the export table.
+//! This file only builds the export table: the native functions, and the embedded Lua chunks
+//! that `src/lua/exports.lua` wires together.
 
 mod clock;
 mod codec;
 mod cookie;
+mod crossing;
+mod engine;
 mod fork;
 mod id;
 mod json;
-mod middleware;
+mod lifecycle;
 mod options;
-mod session;
 mod store;
 
-use middleware::{Core, Manager};
 use mlua::prelude::*;
-use std::rc::Rc;
 
-const MIDDLEWARE_LUA: &str = include_str!("../lua/honeymoon_session/middleware.lua");
-const FLASH_LUA: &str = include_str!("../lua/honeymoon_session/flash.lua");
-const EXPORTS_LUA: &str = include_str!("../lua/honeymoon_session/exports.lua");
-
-fn core(lua: &Lua, opts: Option<LuaTable>) -> LuaResult<Core> {
-    Ok(Core(Rc::new(Manager::new(lua, opts)?)))
-}
+/// The embedded Lua chunks, in dependency order (each receives what the earlier ones built).
+const CHUNKS: [(&str, &str); 6] = [
+    ("store", include_str!("lua/store.lua")),
+    ("session", include_str!("lua/session.lua")),
+    ("core", include_str!("lua/core.lua")),
+    ("middleware", include_str!("lua/middleware.lua")),
+    ("flash", include_str!("lua/flash.lua")),
+    ("exports", include_str!("lua/exports.lua")),
+];
 
 #[cfg_attr(feature = "module", mlua::lua_module)]
 pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
-    let exports = lua.create_table()?;
-    exports.set("version", env!("CARGO_PKG_VERSION"))?;
-    let middleware: LuaFunction = lua
-        .load(MIDDLEWARE_LUA)
-        .set_name("=honeymoon_session/middleware.lua")
-        .into_function()?;
-    exports.set(
-        "session",
-        lua.create_function(move |lua, opts: Option<LuaTable>| {
-            let core = core(lua, opts)?;
-            let requests = core.0.requests.clone();
-            let save_uninitialized = core.0.options.save_uninitialized;
-            let methods = lua.create_sequence_from(session::METHODS)?;
-            middleware.call::<LuaFunction>((
-                lua.create_userdata(core)?,
-                requests,
-                save_uninitialized,
-                methods,
-            ))
+    let native = lua.create_table()?;
+    native.set("version", env!("CARGO_PKG_VERSION"))?;
+    native.set(
+        "engine",
+        lua.create_function(|lua, opts: Option<LuaTable>| {
+            let engine = engine::Engine::new(lua, opts)?;
+            lua.create_userdata(engine::Handle(std::rc::Rc::new(engine)))
         })?,
     )?;
-    exports.set(
-        "core",
-        // A core is returned as it is, so adapters can take options or a core alike.
-        lua.create_function(|lua, opts: LuaValue| match opts {
-            LuaValue::UserData(ud) if ud.is::<Core>() => Ok(ud),
-            LuaValue::Table(t) => lua.create_userdata(core(lua, Some(t))?),
-            LuaValue::Nil => lua.create_userdata(core(lua, None)?),
-            other => Err(LuaError::runtime(format!(
-                "honeymoon_session: core takes an options table, got {}",
-                codec::a_type(&other)
-            ))),
-        })?,
+    native.set("methods", lua.create_sequence_from(engine::METHODS)?)?;
+    native.set(
+        "store_methods",
+        lua.create_sequence_from(store::LUA_METHODS)?,
     )?;
-    exports.set(
+    native.set(
         "MemoryStore",
         lua.create_function(|_, opts: Option<LuaTable>| store::memory::from_options(opts))?,
     )?;
-    exports.set(
-        "flash",
-        lua.load(FLASH_LUA)
-            .set_name("=honeymoon_session/flash.lua")
-            .call::<LuaFunction>(())?,
-    )?;
     #[cfg(feature = "redis")]
-    exports.set(
+    native.set(
         "RedisStore",
         lua.create_function(|lua, opts: Option<LuaTable>| {
             store::redis::RedisStore::from_options(lua, opts)
         })?,
     )?;
     #[cfg(feature = "redis")]
-    exports.set("_redis", store::redis::lua_exports(lua)?)?;
-    // For stores written in Lua that merge atomically on their side (record format).
-    exports.set(
+    native.set("_redis", store::redis::lua_exports(lua)?)?;
+    native.set("json", json::module(lua)?)?;
+    native.set(
         "_merge_patch",
         lua.create_function(|lua, (current, patch): (LuaString, LuaString)| {
             let changes = codec::Changes::from_patch(&patch.as_bytes()).ok_or_else(|| {
@@ -90,19 +66,42 @@ pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
             lua.create_string(&merged.0)
         })?,
     )?;
-    exports.set("json", json::module(lua)?)?;
-    exports.set(
+    // Test aid: records of two tables and the patch from one to the other (spec and nginx checks).
+    #[cfg(feature = "test-hooks")]
+    native.set(
+        "_record_patch",
+        lua.create_function(|lua, (a, b): (LuaTable, LuaTable)| {
+            let (a, b) = (
+                codec::Record::from_table(lua, &a)?,
+                codec::Record::from_table(lua, &b)?,
+            );
+            Ok((
+                lua.create_string(&a.0)?,
+                lua.create_string(&b.0)?,
+                lua.create_string(a.diff(&b)?.to_patch())?,
+            ))
+        })?,
+    )?;
+    native.set(
         "_monotonic",
         lua.create_function(|_, ()| Ok(clock::monotonic()))?,
     )?;
-    exports.set(
+    #[cfg(feature = "test-hooks")]
+    native.set(
         "_advance_clock",
         lua.create_function(|_, seconds: f64| {
             clock::advance(seconds);
             Ok(())
         })?,
     )?;
-    lua.load(EXPORTS_LUA)
-        .set_name("=honeymoon_session/exports.lua")
-        .call(exports)
+    let chunks = lua.create_table()?;
+    for (name, source) in CHUNKS {
+        let f = lua
+            .load(source)
+            .set_name(format!("=honeymoon_session/{name}.lua"))
+            .into_function()?;
+        chunks.set(name, f)?;
+    }
+    let exports: LuaFunction = chunks.get("exports")?;
+    exports.call((native, chunks))
 }

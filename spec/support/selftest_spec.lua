@@ -2,8 +2,8 @@
 -- failing session spec can be trusted to be about the session code.
 
 local cjson = require("cjson")
-local App = require("spec.support.app")
-local Client = require("spec.support.client")
+local App = require("examples.framework.app")
+local Client = require("examples.framework.client")
 local Db = require("spec.support.db")
 
 local function find_line(list, prefix)

@@ -1,7 +1,7 @@
 -- Helpers the specs share: an app with the session middleware, and reading what came back.
 local hs = require("honeymoon_session")
-local App = require("spec.support.app")
-local Client = require("spec.support.client")
+local App = require("examples.framework.app")
+local Client = require("examples.framework.client")
 local assert = require("luassert")
 
 local M = {}

@@ -201,43 +201,59 @@ fn failure(f: Failure) -> LuaError {
     })
 }
 
-/// Encodes one value (a session's top-level value, a flash value...); `path` names it in errors.
-pub fn encode_value(lua: &Lua, path: &str, v: &LuaValue) -> LuaResult<Vec<u8>> {
+/// Encodes the value at stack index `idx` (absolute) of a raw state; `path` names it in
+/// errors. The stack is left as it was. Calls only Lua functions that cannot raise.
+///
+/// # Safety
+/// `state` is a valid Lua state and `idx` a valid absolute index in it.
+pub unsafe fn encode_value_at(
+    state: *mut ffi::lua_State,
+    idx: c_int,
+    path: &str,
+) -> LuaResult<Vec<u8>> {
     let mut out = Vec::new();
-    let mut result = Ok(());
-    unsafe {
-        lua.exec_raw::<()>(v, |state| {
-            let mut enc = Encoder {
-                path: vec![StepRef::Key(path.as_ptr(), path.len())],
-                open: Vec::new(),
-            };
-            result = match ffi::lua_type(state, -1) {
-                ffi::LUA_TNIL => Err(enc.fail("nil")),
-                _ => enc.value(state, ffi::lua_gettop(state), &mut out),
-            };
-            ffi::lua_settop(state, 0);
-        })?;
-    }
+    let mut enc = Encoder {
+        path: vec![StepRef::Key(path.as_ptr(), path.len())],
+        open: Vec::new(),
+    };
+    // SAFETY: as this function's contract; the walk pops what it pushes.
+    let result = unsafe {
+        match ffi::lua_type(state, idx) {
+            ffi::LUA_TNIL => Err(enc.fail("nil")),
+            _ => enc.value(state, idx, &mut out),
+        }
+    };
     result.map_err(failure)?;
     Ok(out)
 }
 
-/// Encodes a table of string keys (the session data) into `entries`.
-pub fn encode_entries(lua: &Lua, t: &LuaTable, entries: &mut Entries) -> LuaResult<()> {
-    let mut result = Ok(());
-    unsafe {
-        lua.exec_raw::<()>(t, |state| {
-            let idx = ffi::lua_gettop(state);
-            let mut enc = Encoder {
-                path: Vec::with_capacity(4),
-                open: vec![ffi::lua_topointer(state, idx)],
-            };
+/// Encodes the table of string keys (session data) at absolute index `idx` of a raw state into
+/// `entries`. The stack is left as it was. Calls only Lua functions that cannot raise.
+///
+/// # Safety
+/// `state` is a valid Lua state and `idx` a valid absolute index of a table in it.
+pub unsafe fn encode_table_at(
+    state: *mut ffi::lua_State,
+    idx: c_int,
+    entries: &mut Entries,
+) -> LuaResult<()> {
+    let top = unsafe { ffi::lua_gettop(state) };
+    // SAFETY: as this function's contract; lua_next walks a table nobody changes meanwhile, and
+    // every exit restores the stack top.
+    let result = unsafe {
+        let mut enc = Encoder {
+            path: Vec::with_capacity(4),
+            open: vec![ffi::lua_topointer(state, idx)],
+        };
+        let mut result = Ok(());
+        if ffi::lua_checkstack(state, 3) == 0 {
+            result = Err(Failure::Type(Vec::new(), "nested too deeply".into()));
+        } else {
             ffi::lua_pushnil(state);
             while ffi::lua_next(state, idx) != 0 {
                 if ffi::lua_type(state, -2) != ffi::LUA_TSTRING {
                     result = Err(Failure::KeyType(type_name(ffi::lua_type(state, -2))));
-                    ffi::lua_settop(state, 0);
-                    return;
+                    break;
                 }
                 let key = string_at(state, -2);
                 enc.path.clear();
@@ -245,20 +261,36 @@ pub fn encode_entries(lua: &Lua, t: &LuaTable, entries: &mut Entries) -> LuaResu
                 let value = entries.start(key);
                 if let Err(e) = enc.value(state, ffi::lua_gettop(state), value) {
                     result = Err(e);
-                    ffi::lua_settop(state, 0);
-                    return;
+                    break;
                 }
                 entries.finish();
                 ffi::lua_pop(state, 1);
             }
-            ffi::lua_settop(state, 0);
-        })?;
-    }
+        }
+        ffi::lua_settop(state, top);
+        result
+    };
     result.map_err(failure)
 }
 
+/// Encodes a table of string keys (the session data) into `entries`.
+pub fn encode_entries(lua: &Lua, t: &LuaTable, entries: &mut Entries) -> LuaResult<()> {
+    let mut result = Ok(());
+    // SAFETY: exec_raw pushes `t` on a fresh stack; encode_table_at reads it and restores the
+    // stack.
+    unsafe {
+        lua.exec_raw::<()>(t, |state| {
+            result = encode_table_at(state, ffi::lua_gettop(state), entries);
+            ffi::lua_settop(state, 0);
+        })?;
+    }
+    result
+}
+
 /// Pushes the value `r` reads; false (with the stack as it was) on corrupt input.
-unsafe fn push(state: *mut ffi::lua_State, r: &mut Reader, depth: usize) -> bool {
+/// # Safety
+/// As `push_session`.
+unsafe fn push_value(state: *mut ffi::lua_State, r: &mut Reader, depth: usize) -> bool {
     unsafe {
         if depth > MAX_DEPTH || ffi::lua_checkstack(state, 3) == 0 {
             return false;
@@ -288,11 +320,11 @@ unsafe fn push(state: *mut ffi::lua_State, r: &mut Reader, depth: usize) -> bool
                 let (narr, nrec) = if int_keys { (hint, 0) } else { (0, hint) };
                 ffi::lua_createtable(state, narr, nrec);
                 for _ in 0..n {
-                    if !push(state, r, depth + 1) {
+                    if !push_value(state, r, depth + 1) {
                         ffi::lua_pop(state, 1);
                         return false;
                     }
-                    if !push(state, r, depth + 1) {
+                    if !push_value(state, r, depth + 1) {
                         ffi::lua_pop(state, 2);
                         return false;
                     }
@@ -305,13 +337,32 @@ unsafe fn push(state: *mut ffi::lua_State, r: &mut Reader, depth: usize) -> bool
     }
 }
 
+/// Pushes one encoded value; false (stack as it was) on corrupt input.
+///
+/// # Safety
+/// As `push_session`.
+pub unsafe fn push_decoded(state: *mut ffi::lua_State, bytes: &[u8]) -> bool {
+    let mut r = Reader::new(bytes);
+    // SAFETY: as this function's contract.
+    unsafe {
+        if !push_value(state, &mut r, 0) {
+            return false;
+        }
+        if r.pos != bytes.len() {
+            ffi::lua_pop(state, 1);
+            return false;
+        }
+    }
+    true
+}
+
 /// Decodes one encoded value into a fresh Lua value.
 pub fn decode_value(lua: &Lua, bytes: &[u8]) -> LuaResult<LuaValue> {
     let mut ok = false;
     let value = unsafe {
         lua.exec_raw::<LuaValue>((), |state| {
             let mut r = Reader::new(bytes);
-            ok = push(state, &mut r, 0) && r.pos == bytes.len();
+            ok = push_value(state, &mut r, 0) && r.pos == bytes.len();
             if !ok {
                 ffi::lua_settop(state, 0);
                 ffi::lua_pushnil(state);
@@ -322,4 +373,100 @@ pub fn decode_value(lua: &Lua, bytes: &[u8]) -> LuaResult<LuaValue> {
         return Err(corrupt());
     }
     Ok(value)
+}
+
+/// Where a top-level key of a stored session goes when it is decoded for a request.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// Session data: a field of the data table.
+    Data,
+    /// Flash messages (kept out of the data, and dropped unless they are a table).
+    Flash,
+    /// A key named like a session method: kept beside the data so the method still resolves.
+    Shadow,
+}
+
+/// Pushes a stored session as three fresh values: the data table, the flash table (or nil)
+/// and the table of method-named keys (or nil). `slot` sorts the top-level keys. On corrupt
+/// input returns false with the stack as it was.
+///
+/// # Safety
+/// `state` is a valid Lua state. Pushing allocates: call it where a Lua error (out of memory)
+/// unwinds to a protected call, with no owned Rust values in the frames between.
+pub unsafe fn push_session(
+    state: *mut ffi::lua_State,
+    bytes: &[u8],
+    slot: impl Fn(&[u8]) -> Slot,
+) -> bool {
+    // SAFETY: as this function's contract. The three results sit at base+1..base+3, each key
+    // and value above them; `push` checks the stack before it grows it.
+    unsafe {
+        let base = ffi::lua_gettop(state);
+        if ffi::lua_checkstack(state, 5) == 0 {
+            return false;
+        }
+        let mut r = Reader::new(bytes);
+        let n = match (r.byte(), r.varint()) {
+            (Some(MAP), Some(n)) => n,
+            _ => return false,
+        };
+        let (data, flash, shadow) = (base + 1, base + 2, base + 3);
+        ffi::lua_createtable(state, 0, n.min(64) as c_int);
+        ffi::lua_pushnil(state);
+        ffi::lua_pushnil(state);
+        for _ in 0..n {
+            let Some(key) = r.string() else {
+                ffi::lua_settop(state, base);
+                return false;
+            };
+            let target = slot(key);
+            if target == Slot::Shadow && ffi::lua_type(state, shadow) == ffi::LUA_TNIL {
+                ffi::lua_createtable(state, 0, 1);
+                ffi::lua_replace(state, shadow);
+            }
+            ffi::lua_pushlstring(state, key.as_ptr() as *const _, key.len());
+            if !push_value(state, &mut r, 1) {
+                ffi::lua_settop(state, base);
+                return false;
+            }
+            match target {
+                Slot::Data => ffi::lua_rawset(state, data),
+                Slot::Shadow => ffi::lua_rawset(state, shadow),
+                Slot::Flash => {
+                    // Only a table is flash; anything else under the key is dropped.
+                    if ffi::lua_type(state, -1) == ffi::LUA_TTABLE {
+                        ffi::lua_replace(state, flash);
+                        ffi::lua_pop(state, 1);
+                    } else {
+                        ffi::lua_pop(state, 2);
+                    }
+                }
+            }
+        }
+        if r.pos != bytes.len() {
+            ffi::lua_settop(state, base);
+            return false;
+        }
+        true
+    }
+}
+
+/// Decodes a stored session into three fresh values (see `push_session`).
+pub fn decode_session(
+    lua: &Lua,
+    bytes: &[u8],
+    slot: impl Fn(&[u8]) -> Slot,
+) -> LuaResult<(LuaTable, LuaValue, LuaValue)> {
+    let mut ok = false;
+    // SAFETY: exec_raw runs the closure in a protected call on a fresh stack; push_session
+    // holds only borrowed data.
+    let values = unsafe {
+        lua.exec_raw::<(LuaValue, LuaValue, LuaValue)>((), |state| {
+            ok = push_session(state, bytes, &slot);
+        })?
+    };
+    match values {
+        (LuaValue::Table(data), flash, shadow) if ok => Ok((data, flash, shadow)),
+        _ => Err(corrupt()),
+    }
 }

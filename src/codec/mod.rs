@@ -14,7 +14,10 @@ mod json;
 mod lua;
 
 pub use json::{from_json, to_json};
-pub use lua::{decode_value, encode_entries, encode_value};
+pub use lua::{
+    Slot, decode_session, decode_value, encode_entries, encode_table_at, encode_value_at,
+    push_decoded, push_session,
+};
 
 use mlua::prelude::*;
 use std::cmp::Ordering;
@@ -29,7 +32,7 @@ const MAP: u8 = b'M';
 const REMOVED: u8 = b'X';
 
 /// Deeper nesting than this is refused: it is almost surely a bug, and it bounds recursion.
-const MAX_DEPTH: usize = 64;
+pub const MAX_DEPTH: usize = 64;
 
 /// One step of the path from the session's top level to a value, for error messages.
 enum Step {
@@ -114,22 +117,6 @@ pub fn a_type(v: &LuaValue) -> &'static str {
     }
 }
 
-/// Checks that a value may be stored in a session without encoding it (cheap, shallow).
-pub fn check_storable(key: &LuaString, v: &LuaValue) -> LuaResult<()> {
-    match v {
-        LuaValue::Nil
-        | LuaValue::Boolean(_)
-        | LuaValue::Integer(_)
-        | LuaValue::Number(_)
-        | LuaValue::String(_)
-        | LuaValue::Table(_) => Ok(()),
-        other => Err(LuaError::runtime(type_message(
-            &[Step::Key(key.as_bytes().to_vec())],
-            a_type(other),
-        ))),
-    }
-}
-
 /// A session's stored form: the encoding of its top-level table, keys sorted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Record(pub Vec<u8>);
@@ -144,10 +131,6 @@ pub struct Changes {
 }
 
 impl Changes {
-    pub fn is_empty(&self) -> bool {
-        self.set.is_empty() && self.removed.is_empty()
-    }
-
     /// The changes as one byte string, for stores written in Lua that merge atomically on
     /// their side (`Record::merged` over `Changes::from_patch`): a map in key order whose
     /// removed keys carry the tag `X` instead of a value.
@@ -232,43 +215,51 @@ impl Record {
     /// What changed from `self` (as loaded) to `now` (at commit), key by key: one walk over
     /// both key-sorted entry lists, so a commit stays linear in the number of keys.
     pub fn diff(&self, now: &Record) -> LuaResult<Changes> {
-        let before = self.entries()?;
-        let after = now.entries()?;
-        let mut changes = Changes::default();
-        let (mut b, mut a) = (before.iter().peekable(), after.iter().peekable());
-        loop {
-            match (b.peek(), a.peek()) {
-                (None, None) => break,
-                (Some((bk, _)), None) => {
+        diff(&self.0, now)
+    }
+}
+
+/// What changed from `loaded` (a stored record, borrowed) to `now`, key by key: one walk over
+/// both key-sorted entry lists, so a commit stays linear in the number of keys.
+pub fn diff(loaded: &[u8], now: &Record) -> LuaResult<Changes> {
+    let before = entries_of(loaded)?;
+    let after = now.entries()?;
+    let mut changes = Changes::default();
+    let (mut b, mut a) = (before.iter().peekable(), after.iter().peekable());
+    loop {
+        match (b.peek(), a.peek()) {
+            (None, None) => break,
+            (Some((bk, _)), None) => {
+                changes.removed.push(bk.to_vec());
+                b.next();
+            }
+            (None, Some((ak, av))) => {
+                changes.set.push((ak.to_vec(), av.to_vec()));
+                a.next();
+            }
+            (Some((bk, bv)), Some((ak, av))) => match bk.cmp(ak) {
+                Ordering::Less => {
                     changes.removed.push(bk.to_vec());
                     b.next();
                 }
-                (None, Some((ak, av))) => {
+                Ordering::Greater => {
                     changes.set.push((ak.to_vec(), av.to_vec()));
                     a.next();
                 }
-                (Some((bk, bv)), Some((ak, av))) => match bk.cmp(ak) {
-                    Ordering::Less => {
-                        changes.removed.push(bk.to_vec());
-                        b.next();
-                    }
-                    Ordering::Greater => {
+                Ordering::Equal => {
+                    if bv != av {
                         changes.set.push((ak.to_vec(), av.to_vec()));
-                        a.next();
                     }
-                    Ordering::Equal => {
-                        if bv != av {
-                            changes.set.push((ak.to_vec(), av.to_vec()));
-                        }
-                        b.next();
-                        a.next();
-                    }
-                },
-            }
+                    b.next();
+                    a.next();
+                }
+            },
         }
-        Ok(changes)
     }
+    Ok(changes)
+}
 
+impl Record {
     /// Applies changes to a stored record (the store's current version, borrowed where it is
     /// kept), copying each byte once. `changes` lists keys in sorted order (as `diff` makes
     /// them); one walk merges the two.

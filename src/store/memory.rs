@@ -250,25 +250,18 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    fn get(&self, _: &Lua, id: &str) -> LuaResult<Option<Loaded>> {
+    fn get(&self, id: &str) -> LuaResult<Option<Loaded>> {
         Ok(self.get_record(id).map(|record| Loaded {
             record,
             version: None,
         }))
     }
-    fn set(
-        &self,
-        _: &Lua,
-        id: &str,
-        record: &Record,
-        life: &Lifetime,
-    ) -> LuaResult<Option<String>> {
+    fn set(&self, id: &str, record: &Record, life: &Lifetime) -> LuaResult<Option<String>> {
         self.set_record(id, record, life.ttl);
         Ok(None)
     }
     fn merge(
         &self,
-        _: &Lua,
         id: &str,
         changes: &Changes,
         _full: &Record,
@@ -280,11 +273,11 @@ impl Store for MemoryStore {
             false => Merged::Gone,
         })
     }
-    fn destroy(&self, _: &Lua, id: &str) -> LuaResult<()> {
+    fn destroy(&self, id: &str) -> LuaResult<()> {
         self.destroy_id(id);
         Ok(())
     }
-    fn touch(&self, _: &Lua, id: &str, life: &Lifetime) -> LuaResult<bool> {
+    fn touch(&self, id: &str, life: &Lifetime) -> LuaResult<bool> {
         Ok(self.touch_id(id, life.ttl))
     }
 }

@@ -3,7 +3,6 @@
 //! Stores hold [`Record`]s (the codec's stored form). Every failure leaves a store as a Lua
 //! error that names the store and the method, so nothing is reported saved that was not.
 
-pub mod lua;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
@@ -37,31 +36,24 @@ pub enum Merged {
 }
 
 pub trait Store {
-    fn get(&self, lua: &Lua, id: &str) -> LuaResult<Option<Loaded>>;
+    fn get(&self, id: &str) -> LuaResult<Option<Loaded>>;
     /// Stores a whole session; returns its version token.
-    fn set(
-        &self,
-        lua: &Lua,
-        id: &str,
-        record: &Record,
-        life: &Lifetime,
-    ) -> LuaResult<Option<String>>;
+    fn set(&self, id: &str, record: &Record, life: &Lifetime) -> LuaResult<Option<String>>;
     /// Applies a request's top-level changes to the store's current version, atomically, and
     /// refreshes the TTL. `base` is the version the request loaded. `full` is the whole session
     /// as the request left it, for stores that can only replace (they lose concurrent writes to
     /// other keys; their docs say so).
     fn merge(
         &self,
-        lua: &Lua,
         id: &str,
         changes: &Changes,
         full: &Record,
         base: Option<&str>,
         life: &Lifetime,
     ) -> LuaResult<Merged>;
-    fn destroy(&self, lua: &Lua, id: &str) -> LuaResult<()>;
+    fn destroy(&self, id: &str) -> LuaResult<()>;
     /// Refreshes the TTL; false when the session is gone.
-    fn touch(&self, lua: &Lua, id: &str, life: &Lifetime) -> LuaResult<bool>;
+    fn touch(&self, id: &str, life: &Lifetime) -> LuaResult<bool>;
 }
 
 /// `honeymoon_session: store:set failed: <why>`, the one shape of a store error.
@@ -69,20 +61,62 @@ pub fn failed(store: &str, method: &str, why: impl std::fmt::Display) -> LuaErro
     LuaError::runtime(format!("honeymoon_session: {store}:{method} failed: {why}"))
 }
 
-/// The store given as `opts.store`: a native store, or any Lua table with the store methods.
-pub fn from_option(value: LuaValue) -> LuaResult<Rc<dyn Store>> {
+/// The methods every store written in Lua must have (the Sessions page's Store Interface).
+pub const LUA_METHODS: [&str; 8] = [
+    "get", "set", "destroy", "touch", "exists", "all", "length", "clear",
+];
+
+/// The native store behind `opts.store` (nil means a new MemoryStore), or None for a store
+/// written in Lua.
+pub fn native(value: &LuaValue) -> Option<Rc<dyn Store>> {
     match value {
-        LuaValue::Nil => Ok(Rc::new(memory::MemoryStore::new())),
+        LuaValue::Nil => Some(Rc::new(memory::MemoryStore::new())),
+        // The Lua object `MemoryStore()`/`RedisStore()` return, over the userdata.
+        LuaValue::Table(t) => match t.raw_get::<LuaValue>("_native") {
+            Ok(inner @ LuaValue::UserData(_)) => native(&inner),
+            _ => None,
+        },
         LuaValue::UserData(ud) => {
             if let Ok(m) = ud.borrow::<memory::MemoryStore>() {
-                return Ok(Rc::new(m.clone()));
+                return Some(Rc::new(m.clone()));
             }
             #[cfg(feature = "redis")]
             if let Ok(r) = ud.borrow::<redis::RedisStore>() {
-                return Ok(Rc::new(r.clone()));
+                return Some(Rc::new(r.clone()));
             }
-            lua::LuaStore::new(LuaValue::UserData(ud)).map(|s| Rc::new(s) as Rc<dyn Store>)
+            None
         }
-        other => lua::LuaStore::new(other).map(|s| Rc::new(s) as Rc<dyn Store>),
+        _ => None,
+    }
+}
+
+/// A Lua store's shape: whether its `format` field is `"record"` (it takes and returns encoded
+/// records; absent means the Sessions page's contract, plain tables), and whether it has a
+/// `merge` method.
+pub fn lua_store_format(value: &LuaValue) -> LuaResult<(bool, bool)> {
+    let field = |name: &str| -> LuaValue {
+        match value {
+            LuaValue::Table(t) => t.get::<LuaValue>(name).unwrap_or(LuaValue::Nil),
+            LuaValue::UserData(u) => u.get::<LuaValue>(name).unwrap_or(LuaValue::Nil),
+            _ => LuaValue::Nil,
+        }
+    };
+    let merge = matches!(field("merge"), LuaValue::Function(_));
+    let format = match value {
+        LuaValue::Table(_) | LuaValue::UserData(_) => field("format"),
+        other => {
+            return Err(LuaError::runtime(format!(
+                "honeymoon_session: store must be a table with the store methods, got {}",
+                crate::codec::a_type(other)
+            )));
+        }
+    };
+    match format {
+        LuaValue::Nil => Ok((false, merge)),
+        LuaValue::String(s) if s.as_bytes() == b"record" => Ok((true, merge)),
+        other => Err(LuaError::runtime(format!(
+            "honeymoon_session: store.format must be \"record\" or absent, got {}",
+            crate::codec::a_type(&other)
+        ))),
     }
 }

@@ -349,7 +349,7 @@ impl RedisStore {
 }
 
 impl Store for RedisStore {
-    fn get(&self, _: &Lua, id: &str) -> LuaResult<Option<Loaded>> {
+    fn get(&self, id: &str) -> LuaResult<Option<Loaded>> {
         match self.get_raw(id.as_bytes())? {
             Some(raw) => Ok(Some(Loaded {
                 record: format::to_record(&raw).map_err(|e| failed("RedisStore", "get", e))?,
@@ -359,13 +359,7 @@ impl Store for RedisStore {
         }
     }
 
-    fn set(
-        &self,
-        _: &Lua,
-        id: &str,
-        record: &Record,
-        life: &Lifetime,
-    ) -> LuaResult<Option<String>> {
+    fn set(&self, id: &str, record: &Record, life: &Lifetime) -> LuaResult<Option<String>> {
         let cookie = Cookie::of(life);
         let json =
             format::from_record(record, &cookie).map_err(|e| failed("RedisStore", "set", e))?;
@@ -375,7 +369,6 @@ impl Store for RedisStore {
 
     fn merge(
         &self,
-        _: &Lua,
         id: &str,
         changes: &Changes,
         _full: &Record,
@@ -417,11 +410,11 @@ impl Store for RedisStore {
         )))
     }
 
-    fn destroy(&self, _: &Lua, id: &str) -> LuaResult<()> {
+    fn destroy(&self, id: &str) -> LuaResult<()> {
         self.destroy_id(id.as_bytes())
     }
 
-    fn touch(&self, _: &Lua, id: &str, life: &Lifetime) -> LuaResult<bool> {
+    fn touch(&self, id: &str, life: &Lifetime) -> LuaResult<bool> {
         self.touch_id(id.as_bytes(), Cookie::of(life).ttl())
     }
 }
@@ -456,7 +449,7 @@ impl LuaUserData for RedisStore {
                     ttl: ttl_arg(ttl)?,
                     cookie: None,
                 };
-                Store::set(s, lua, &id, &record, &life).map(|_| ())
+                Store::set(s, &id, &record, &life).map(|_| ())
             },
         );
         m.add_method("destroy", |_, s, id: LuaString| {

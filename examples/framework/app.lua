@@ -1,6 +1,6 @@
--- A tiny in-process stand-in for the HoneyMoon framework: enough of its
--- request/response contract to drive session middleware from specs and
--- benchmarks without sockets. Runs unchanged on Lua 5.4 and LuaJIT.
+-- A tiny in-process stand-in for the HoneyMoon framework: enough of its request/response
+-- contract to drive session middleware from the examples and the specs without sockets. Runs
+-- unchanged on Lua 5.4 and LuaJIT.
 
 local cjson = require("cjson")
 

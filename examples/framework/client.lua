@@ -1,9 +1,9 @@
--- A minimal user agent for spec/support/app.lua: sends requests in-process
+-- A minimal user agent for examples/framework/app.lua: sends requests in-process
 -- and keeps a browser-like cookie jar (simplified RFC 6265) with its own
 -- clock, so specs can expire cookies without sleeping.
 
 local cjson = require("cjson")
-local App = require("spec.support.app")
+local App = require("examples.framework.app")
 
 local type, tostring, tonumber, pairs, ipairs, setmetatable =
   type, tostring, tonumber, pairs, ipairs, setmetatable

@@ -1,0 +1,409 @@
+//! The native crossings of a request: `load` and `commit` (and drawing an id), as plain C
+//! functions over the Lua stack. mlua's callback machinery (argument conversion, registry
+//! references, a protected call per conversion) costs more than the work itself, and these
+//! run on every request.
+//!
+//! The rules that keep them sound:
+//! - Between entry and the final push, only Lua functions that cannot raise are called
+//!   (`lua_type`, `lua_tolstring` on strings, `lua_next` on a table nobody changes, ...), so a
+//!   Lua error never unwinds through Rust frames that own values.
+//! - Everything that allocates in Lua (the results) is pushed inside `protected`, a
+//!   `lua_pcall` whose callee frames hold only borrowed data and numbers.
+//! - Errors leave as plain `honeymoon_session: ...` strings through `raise`, from the entry
+//!   frame, after every owned Rust value is gone.
+//! - A Rust panic is caught at the entry (`catch_unwind`) and raised as an error.
+
+use crate::codec::{self, Entries, MAX_DEPTH};
+use crate::engine::{self, Commit, Engine, FLASH_KEY, Op, Outcome};
+use crate::id;
+use mlua::ffi::{self, lua_State};
+use mlua::prelude::*;
+use std::ffi::{c_int, c_void};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
+
+type Pusher<'a> = &'a mut dyn FnMut(*mut lua_State) -> c_int;
+
+/// The error of a crossing, as text (owned values are dropped before it is raised).
+type Failed = String;
+
+fn failed(e: LuaError) -> Failed {
+    engine::message(&e)
+}
+
+/// `load`, `commit` and `id` for one engine, each a C closure over (engine, trampoline).
+pub fn functions(
+    lua: &Lua,
+    engine: Rc<Engine>,
+) -> LuaResult<(LuaFunction, LuaFunction, LuaFunction)> {
+    let fns: [ffi::lua_CFunction; 3] = [load, commit, draw_id];
+    // SAFETY: exec_raw runs this in a protected call on a fresh stack. Each userdata block is
+    // allocated before the Rc it holds is made, so an allocation failure leaks nothing; the
+    // stack ends with the three closures that exec_raw returns.
+    unsafe {
+        lua.exec_raw::<(LuaFunction, LuaFunction, LuaFunction)>((), |state| {
+            for f in fns {
+                push_engine(state, &engine);
+                ffi::lua_pushcfunction(state, trampoline);
+                ffi::lua_pushcclosure(state, f, 2);
+            }
+        })
+    }
+}
+
+const ENGINE_META: &std::ffi::CStr = c"honeymoon_session.engine";
+
+/// Pushes a full userdata holding one strong reference to `engine`, released by `__gc`.
+unsafe fn push_engine(state: *mut lua_State, engine: &Rc<Engine>) {
+    // SAFETY: called inside exec_raw's protected call (see `functions`); the block is sized
+    // and aligned for one pointer (Lua aligns userdata for any C type).
+    unsafe {
+        let slot = ffi::lua_newuserdata(state, size_of::<*const Engine>()) as *mut *const Engine;
+        slot.write(Rc::into_raw(engine.clone()));
+        if ffi::luaL_newmetatable(state, ENGINE_META.as_ptr()) != 0 {
+            ffi::lua_pushcfunction(state, release_engine);
+            ffi::lua_setfield(state, -2, c"__gc".as_ptr());
+        }
+        ffi::lua_setmetatable(state, -2);
+    }
+}
+
+unsafe extern "C-unwind" fn release_engine(state: *mut lua_State) -> c_int {
+    // SAFETY: __gc of the userdata push_engine made: it holds a pointer from Rc::into_raw,
+    // taken back once and nulled, so a second __gc (resurrection) does nothing.
+    unsafe {
+        let slot = ffi::lua_touserdata(state, 1) as *mut *const Engine;
+        if !slot.is_null() && !(*slot).is_null() {
+            drop(Rc::from_raw(*slot));
+            *slot = std::ptr::null();
+        }
+    }
+    0
+}
+
+/// The engine of the running closure.
+///
+/// # Safety
+/// Only inside a closure made by `functions` (upvalue 1 is the engine userdata, alive while
+/// the closure runs).
+unsafe fn engine_of<'a>(state: *mut lua_State) -> Option<&'a Engine> {
+    // SAFETY: as this function's contract.
+    unsafe {
+        let slot = ffi::lua_touserdata(state, ffi::lua_upvalueindex(1)) as *const *const Engine;
+        if slot.is_null() || (*slot).is_null() {
+            return None;
+        }
+        Some(&**slot)
+    }
+}
+
+/// Runs the pusher `*ud` (a `Pusher` behind a light userdata) as a protected call.
+unsafe extern "C-unwind" fn trampoline(state: *mut lua_State) -> c_int {
+    // SAFETY: `protected` passes a pointer to a live `Pusher` as the only argument.
+    unsafe {
+        let push = ffi::lua_touserdata(state, 1) as *mut Pusher;
+        ffi::lua_settop(state, 0);
+        widened((*push)(state))
+    }
+}
+
+/// A result count with the upper half of the return register cleared. The C ABI leaves those
+/// bits undefined for an `int`, but LuaJIT's VM (x64) reads the whole register: a count that
+/// Rust loaded as part of a wider value crashed it. Going through memory as a `u32` makes the
+/// load a 32-bit one, which zero-extends.
+fn widened(n: c_int) -> c_int {
+    std::hint::black_box(n as u32) as c_int
+}
+
+/// Runs `push` in a protected call, so that a Lua error while pushing (out of memory) is
+/// caught before it can unwind through Rust frames. The values it pushed are left on the
+/// stack; returns how many.
+///
+/// # Safety
+/// Only inside a closure made by `functions` (upvalue 2 is the trampoline). `push` must push
+/// only from borrowed data, and return the number of values it pushed.
+unsafe fn protected(state: *mut lua_State, mut push: Pusher) -> Result<c_int, Failed> {
+    // SAFETY: as this function's contract. Pushing an upvalue and a light userdata does not
+    // allocate once the stack has room, which lua_checkstack makes (or refuses) without
+    // raising on Lua 5.4.
+    unsafe {
+        if ffi::lua_checkstack(state, 8) == 0 {
+            return Err("honeymoon_session: the Lua stack is exhausted".into());
+        }
+        let top = ffi::lua_gettop(state);
+        ffi::lua_pushvalue(state, ffi::lua_upvalueindex(2));
+        ffi::lua_pushlightuserdata(state, &mut push as *mut Pusher as *mut c_void);
+        if ffi::lua_pcall(state, 1, ffi::LUA_MULTRET, 0) != 0 {
+            let why = match ffi::lua_type(state, -1) {
+                ffi::LUA_TSTRING => String::from_utf8_lossy(string_at(state, -1)).into_owned(),
+                _ => "a Lua error".to_string(),
+            };
+            ffi::lua_settop(state, top);
+            return Err(format!(
+                "honeymoon_session: {}",
+                why.trim_start_matches("honeymoon_session: ")
+            ));
+        }
+        Ok(ffi::lua_gettop(state) - top)
+    }
+}
+
+/// Raises `msg` as a plain string error. Called from an entry frame that owns nothing else.
+unsafe fn raise(state: *mut lua_State, msg: Failed) -> c_int {
+    let mut buf = [0u8; 1024];
+    let n = msg.len().min(buf.len());
+    buf[..n].copy_from_slice(&msg.as_bytes()[..n]);
+    drop(msg);
+    // SAFETY: nothing in this frame needs dropping when lua_error (or an allocation failure
+    // in lua_pushlstring) unwinds it.
+    unsafe {
+        ffi::lua_settop(state, 0);
+        ffi::lua_pushlstring(state, buf.as_ptr() as *const _, n);
+        ffi::lua_error(state)
+    }
+}
+
+/// Calls `body`, turning its error or panic into a raised string.
+unsafe fn entry(
+    state: *mut lua_State,
+    body: unsafe fn(*mut lua_State) -> Result<c_int, Failed>,
+) -> c_int {
+    // SAFETY: `body` follows this module's rules (see the top of the file).
+    let result = catch_unwind(AssertUnwindSafe(|| unsafe { body(state) }));
+    let msg = match result {
+        Ok(Ok(n)) => return widened(n),
+        Ok(Err(msg)) => msg,
+        Err(panic) => {
+            drop(panic);
+            "honeymoon_session: internal error (a bug: please report it)".to_string()
+        }
+    };
+    // SAFETY: `result` is consumed; only `msg` is left, and raise drops it first.
+    unsafe { raise(state, msg) }
+}
+
+unsafe fn string_at<'a>(state: *mut lua_State, idx: c_int) -> &'a [u8] {
+    let mut len = 0usize;
+    // SAFETY: the value at idx is a string (callers check); Lua keeps it alive while it is on
+    // the stack, which outlives every use here.
+    unsafe {
+        let p = ffi::lua_tolstring(state, idx, &mut len);
+        std::slice::from_raw_parts(p as *const u8, len)
+    }
+}
+
+/// The string argument at `idx`, or None for anything else.
+unsafe fn string_arg<'a>(state: *mut lua_State, idx: c_int) -> Option<&'a [u8]> {
+    // SAFETY: lua_type does not raise; string_at only reads strings.
+    unsafe { (ffi::lua_type(state, idx) == ffi::LUA_TSTRING).then(|| string_at(state, idx)) }
+}
+
+unsafe fn push_bytes(state: *mut lua_State, b: &[u8]) {
+    // SAFETY: only called from pushers, inside `protected`.
+    unsafe {
+        ffi::lua_pushlstring(state, b.as_ptr() as *const _, b.len());
+    }
+}
+
+unsafe fn push_opt(state: *mut lua_State, b: Option<&[u8]>) {
+    // SAFETY: only called from pushers, inside `protected`.
+    unsafe {
+        match b {
+            Some(b) => push_bytes(state, b),
+            None => ffi::lua_pushnil(state),
+        }
+    }
+}
+
+/// `load(header)` for a native store: `id, data, flash, shadow, snapshot, version` for a live
+/// session named by the header, else a fresh `id`.
+unsafe extern "C-unwind" fn load(state: *mut lua_State) -> c_int {
+    // SAFETY: an entry point of a closure made by `functions`.
+    unsafe { entry(state, load_body) }
+}
+
+unsafe fn load_body(state: *mut lua_State) -> Result<c_int, Failed> {
+    // SAFETY: the header stays on the stack (argument 1) while it is borrowed.
+    let (engine, header) = unsafe { (engine_of(state), string_arg(state, 1)) };
+    let engine = engine.ok_or("honeymoon_session: the engine is gone")?;
+    match engine.find(header).map_err(failed)? {
+        Some((id, loaded)) => {
+            let mut corrupt = false;
+            let record = &loaded.record.0;
+            let version = loaded.version.as_deref().map(str::as_bytes);
+            // SAFETY: the pusher pushes from borrowed data only.
+            let n = unsafe {
+                protected(state, &mut |l| {
+                    push_bytes(l, id.as_bytes());
+                    if !codec::push_session(l, record, engine::slot) {
+                        corrupt = true;
+                        return 1;
+                    }
+                    push_bytes(l, record);
+                    push_opt(l, version);
+                    6
+                })?
+            };
+            if corrupt {
+                return Err(format!(
+                    "honeymoon_session: store:get failed: the stored session {id} is corrupt"
+                ));
+            }
+            Ok(n)
+        }
+        None => {
+            let id = id::generate()?;
+            // SAFETY: the pusher pushes from borrowed data only.
+            unsafe {
+                protected(state, &mut |l| {
+                    push_bytes(l, id.as_bytes());
+                    1
+                })
+            }
+        }
+    }
+}
+
+/// `id()`: a fresh session id.
+unsafe extern "C-unwind" fn draw_id(state: *mut lua_State) -> c_int {
+    // SAFETY: an entry point of a closure made by `functions`.
+    unsafe { entry(state, id_body) }
+}
+
+unsafe fn id_body(state: *mut lua_State) -> Result<c_int, Failed> {
+    let id = id::generate()?;
+    // SAFETY: the pusher pushes from borrowed data only.
+    unsafe {
+        protected(state, &mut |l| {
+            push_bytes(l, id.as_bytes());
+            1
+        })
+    }
+}
+
+/// `commit(state, id, data, flash, shadow, snapshot, flags, version)`:
+/// `line, state, snapshot, version[, op, a, b]` (see `Engine::decide`).
+unsafe extern "C-unwind" fn commit(state: *mut lua_State) -> c_int {
+    // SAFETY: an entry point of a closure made by `functions`.
+    unsafe { entry(state, commit_body) }
+}
+
+unsafe fn commit_body(state: *mut lua_State) -> Result<c_int, Failed> {
+    // SAFETY: arguments are read with lua_type checks first; borrowed strings stay on the
+    // stack (arguments 1, 2, 6, 8) for the whole call. The stack room the encoder needs is
+    // reserved in a protected call first, so its lua_checkstack calls never allocate.
+    unsafe {
+        let engine = engine_of(state).ok_or("honeymoon_session: the engine is gone")?;
+        // Room for the encoder's deepest walk, so its own lua_checkstack calls find it there.
+        // (Lua 5.4 refuses without raising; LuaJIT may raise if memory is exhausted.)
+        if ffi::lua_checkstack(state, 3 * MAX_DEPTH as c_int + 16) == 0 {
+            return Err("honeymoon_session: the Lua stack is exhausted".into());
+        }
+        let st = engine::state_of(string_arg(state, 1).unwrap_or_default()).map_err(failed)?;
+        let id = string_arg(state, 2).ok_or("honeymoon_session: not a session this module made")?;
+        if ffi::lua_type(state, 3) != ffi::LUA_TTABLE {
+            return Err("honeymoon_session: not a session this module made".into());
+        }
+        let mut entries = Entries::default();
+        codec::encode_table_at(state, 3, &mut entries).map_err(failed)?;
+        if ffi::lua_type(state, 5) == ffi::LUA_TTABLE {
+            codec::encode_table_at(state, 5, &mut entries).map_err(failed)?;
+        }
+        if ffi::lua_type(state, 4) == ffi::LUA_TTABLE {
+            ffi::lua_pushnil(state);
+            if ffi::lua_next(state, 4) != 0 {
+                ffi::lua_pop(state, 2);
+                let v = codec::encode_value_at(state, 4, "flash").map_err(failed)?;
+                entries.push(FLASH_KEY.as_bytes(), &v);
+            }
+        }
+        let record = entries.into_record();
+        let c = Commit {
+            state: st,
+            id,
+            snap: string_arg(state, 6),
+            flags: ffi::lua_tointegerx(state, 7, std::ptr::null_mut()) as i64,
+            version: string_arg(state, 8),
+        };
+        let out = engine.decide(&c, record).map_err(failed)?;
+        push_outcome(state, engine, &out)
+    }
+}
+
+/// Pushes `line, state, snapshot, version[, op, a, b]`.
+unsafe fn push_outcome(
+    state: *mut lua_State,
+    engine: &Engine,
+    out: &Outcome,
+) -> Result<c_int, Failed> {
+    let snap = out.snap.as_ref().map(|r| r.0.as_slice());
+    let whole_as_table = !engine.takes_records();
+    let patch = match &out.op {
+        Some(Op::Merge(changes, true)) => Some(changes.to_patch()),
+        _ => None,
+    };
+    let mut corrupt = false;
+    // SAFETY: the pusher pushes from borrowed data only (`out`, `patch`).
+    let n = unsafe {
+        protected(state, &mut |l| {
+            push_opt(l, out.line.as_deref().map(str::as_bytes));
+            push_bytes(l, engine::state_name(out.state).as_bytes());
+            push_opt(l, snap);
+            push_opt(l, out.version.as_deref());
+            let Some(op) = &out.op else { return 4 };
+            let whole = |l: *mut lua_State, corrupt: &mut bool| match snap {
+                Some(s) if whole_as_table => {
+                    if !codec::push_decoded(l, s) {
+                        *corrupt = true;
+                        ffi::lua_pushnil(l);
+                    }
+                }
+                other => push_opt(l, other),
+            };
+            match op {
+                Op::Set => {
+                    push_bytes(l, b"set");
+                    whole(l, &mut corrupt);
+                    ffi::lua_pushnil(l);
+                }
+                Op::Replace => {
+                    push_bytes(l, b"replace");
+                    whole(l, &mut corrupt);
+                    ffi::lua_pushnil(l);
+                }
+                Op::Touch => {
+                    push_bytes(l, b"touch");
+                    ffi::lua_pushnil(l);
+                    ffi::lua_pushnil(l);
+                }
+                Op::Merge(changes, as_patch) => {
+                    push_bytes(l, b"merge");
+                    if *as_patch {
+                        push_opt(l, patch.as_deref());
+                        ffi::lua_pushnil(l);
+                    } else {
+                        ffi::lua_createtable(l, 0, changes.set.len() as c_int);
+                        for (k, v) in &changes.set {
+                            push_bytes(l, k);
+                            if !codec::push_decoded(l, v) {
+                                corrupt = true;
+                                ffi::lua_pushnil(l);
+                            }
+                            ffi::lua_rawset(l, -3);
+                        }
+                        ffi::lua_createtable(l, changes.removed.len() as c_int, 0);
+                        for (i, k) in changes.removed.iter().enumerate() {
+                            push_bytes(l, k);
+                            ffi::lua_rawseti(l, -2, (i + 1) as _);
+                        }
+                    }
+                }
+            }
+            7
+        })?
+    };
+    if corrupt {
+        return Err("honeymoon_session: a session record could not be decoded".into());
+    }
+    Ok(n)
+}

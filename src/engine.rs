@@ -1,0 +1,449 @@
+//! The engine: one per `session()` configuration. It takes bytes and Lua values and returns
+//! bytes and Lua values: it finds and unsigns the cookie, draws ids, decodes a stored record
+//! into plain Lua tables, and at commit encodes the session again, diffs it against what was
+//! loaded and decides what must happen (see `lifecycle`).
+//!
+//! A native store (MemoryStore, the blocking RedisStore) carries the decision out inside the
+//! same call, so a request crosses into native code twice: load and commit. Any other store is
+//! driven from Lua (`src/lua/store.lua`), where its methods may yield; the engine then returns
+//! the operation for Lua to perform.
+
+use crate::codec::{self, Changes, Record, Slot};
+use crate::cookie;
+use crate::id;
+use crate::lifecycle::{self, Cookie, Facts, Policy, State, Write};
+use crate::options::Options;
+use crate::store::{self, Lifetime, Loaded, Merged, Store};
+use mlua::prelude::*;
+use std::rc::Rc;
+
+/// The session API's method names (defined in `src/lua/session.lua`): data keys with these
+/// names are kept beside the data so that `session:get(...)` still finds the method.
+pub const METHODS: [&str; 12] = [
+    "get",
+    "set",
+    "has",
+    "all",
+    "forget",
+    "flash",
+    "getFlash",
+    "clearFlash",
+    "save",
+    "destroy",
+    "regenerate",
+    "getId",
+];
+
+/// Where flash messages live in the stored record; never shown as data.
+pub const FLASH_KEY: &str = "__flash";
+
+/// At most this many distinct, validly signed ids from one Cookie header are looked up in the
+/// store: repeating a signed cookie must not multiply store lookups.
+pub const MAX_CANDIDATES: usize = 4;
+
+/// Up to `MAX_CANDIDATES` distinct ids, on the stack.
+#[derive(Default)]
+struct Candidates {
+    ids: [[u8; id::ID_LEN]; MAX_CANDIDATES],
+    len: usize,
+}
+
+impl Candidates {
+    fn push(&mut self, id: &str) {
+        let Ok(bytes) = <[u8; id::ID_LEN]>::try_from(id.as_bytes()) else {
+            return;
+        };
+        if self.len < MAX_CANDIDATES && !self.ids[..self.len].contains(&bytes) {
+            self.ids[self.len] = bytes;
+            self.len += 1;
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        // Ids are checked ASCII (id::looks_valid) before they are pushed.
+        self.ids[..self.len]
+            .iter()
+            .filter_map(|id| std::str::from_utf8(id).ok())
+    }
+}
+
+/// What kind of store the engine talks to.
+enum Backend {
+    /// Carried out inside the engine's calls.
+    Native(Rc<dyn Store>),
+    /// A Lua object driven from Lua; `record` stores take the encoded record, the others
+    /// (the Sessions page's contract) plain tables.
+    Lua { record: bool, merge: bool },
+}
+
+pub struct Engine {
+    options: Options,
+    policy: Policy,
+    backend: Backend,
+}
+
+pub fn slot(key: &[u8]) -> Slot {
+    if key == FLASH_KEY.as_bytes() {
+        Slot::Flash
+    } else if METHODS.iter().any(|m| m.as_bytes() == key) {
+        Slot::Shadow
+    } else {
+        Slot::Data
+    }
+}
+
+pub fn state_of(s: &[u8]) -> LuaResult<State> {
+    Ok(match s {
+        b"new" => State::New,
+        b"stored" => State::Stored,
+        b"gone" => State::Gone,
+        b"destroyed" => State::Destroyed,
+        _ => {
+            return Err(LuaError::runtime(
+                "honeymoon_session: not a session this module made",
+            ));
+        }
+    })
+}
+
+pub fn state_name(s: State) -> &'static str {
+    match s {
+        State::New => "new",
+        State::Stored => "stored",
+        State::Gone => "gone",
+        State::Destroyed => "destroyed",
+    }
+}
+
+/// Commit flags, set by `src/lua/store.lua`.
+pub const MUST_SAVE: i64 = 1;
+pub const COOKIE_DUE: i64 = 2;
+pub const SECURE: i64 = 4;
+/// `session:save()`: write now, no cookie line yet.
+pub const SAVE_NOW: i64 = 8;
+
+/// One commit's inputs, as the Lua session holds them.
+pub struct Commit<'a> {
+    pub state: State,
+    pub id: &'a [u8],
+    pub snap: Option<&'a [u8]>,
+    pub flags: i64,
+    pub version: Option<&'a [u8]>,
+}
+
+/// What a commit decided (and, for a native store, did).
+pub struct Outcome {
+    /// The Set-Cookie line to send.
+    pub line: Option<String>,
+    pub state: State,
+    /// The new snapshot, when the store was written.
+    pub snap: Option<Record>,
+    pub version: Option<Vec<u8>>,
+    /// For a Lua store: what Lua must do.
+    pub op: Option<Op>,
+}
+
+/// A store operation left to Lua.
+pub enum Op {
+    /// Store the whole session (`Outcome::snap`).
+    Set,
+    /// Apply the changes; true: as a patch string (record stores), false: as tables.
+    Merge(Changes, bool),
+    /// A store without merge: check it still holds the session, then set it whole.
+    Replace,
+    Touch,
+}
+
+impl Engine {
+    pub fn new(lua: &Lua, opts: Option<LuaTable>) -> LuaResult<Engine> {
+        let (options, store) = Options::parse(opts, lua)?;
+        let backend = match store::native(&store) {
+            Some(native) => Backend::Native(native),
+            None => {
+                let (record, merge) = store::lua_store_format(&store)?;
+                Backend::Lua { record, merge }
+            }
+        };
+        let policy = Policy {
+            resave: options.resave,
+            rolling: options.rolling,
+            save_uninitialized: options.save_uninitialized,
+        };
+        Ok(Engine {
+            options,
+            policy,
+            backend,
+        })
+    }
+
+    /// A Lua store that takes and returns encoded records (else plain tables).
+    pub fn takes_records(&self) -> bool {
+        matches!(self.backend, Backend::Lua { record: true, .. })
+    }
+
+    fn life(&self) -> Lifetime<'_> {
+        Lifetime {
+            ttl: self.options.ttl,
+            cookie: Some(&self.options.cookie),
+        }
+    }
+
+    /// The distinct ids named by validly signed cookies, at most `MAX_CANDIDATES`, in order.
+    fn candidates(&self, header: &[u8]) -> Candidates {
+        let mut found = Candidates::default();
+        let name = self.options.name.as_bytes();
+        cookie::each_value(header, name, |value| {
+            if let Some(id) = self.options.signer.unsign(value)
+                && id::looks_valid(id)
+            {
+                found.push(id);
+            }
+            found.len < MAX_CANDIDATES
+        });
+        found
+    }
+
+    /// Decodes a stored record into (data, flash, shadow, snapshot).
+    fn open(&self, lua: &Lua, record: &[u8]) -> LuaResult<LuaMultiValue> {
+        let (data, flash, shadow) = codec::decode_session(lua, record, slot)?;
+        (data, flash, shadow, lua.create_string(record)?).into_lua_multi(lua)
+    }
+
+    /// The first candidate id a native store holds, with what it holds.
+    pub fn find(&self, header: Option<&[u8]>) -> LuaResult<Option<(String, Loaded)>> {
+        let Backend::Native(store) = &self.backend else {
+            return Err(LuaError::runtime(
+                "honeymoon_session: load is for native stores; this engine drives a Lua store",
+            ));
+        };
+        if let Some(header) = header {
+            for id in self.candidates(header).iter() {
+                if let Some(loaded) = store.get(id)? {
+                    return Ok(Some((id.to_string(), loaded)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn cookie_line(&self, c: &Commit, secure_request: bool) -> String {
+        let signed = self
+            .options
+            .signer
+            .sign(std::str::from_utf8(c.id).unwrap_or_default());
+        let value = cookie::encode_value(&signed);
+        self.options
+            .cookie
+            .line(&self.options.name, &value, secure_request)
+    }
+
+    /// Decides the commit of `record` (the session as the request left it), and carries it
+    /// out for a native store; for a Lua store, returns the operation for Lua to perform.
+    pub fn decide(&self, c: &Commit, record: Record) -> LuaResult<Outcome> {
+        let modified = c.snap != Some(record.0.as_slice());
+        let facts = Facts {
+            state: c.state,
+            modified,
+            empty: record.is_empty(),
+            must_save: c.flags & (MUST_SAVE | SAVE_NOW) != 0,
+            cookie_due: c.flags & COOKIE_DUE != 0,
+        };
+        let write = lifecycle::should_save(&facts, &self.policy);
+        let touch = lifecycle::should_touch(&facts, &self.policy, write);
+        let changes = match (write, c.snap) {
+            (Write::Merge, Some(snap)) if modified => codec::diff(snap, &record)?,
+            _ => Changes::default(),
+        };
+        let id = std::str::from_utf8(c.id)
+            .map_err(|_| LuaError::runtime("honeymoon_session: not a session id"))?;
+        let mut out = Outcome {
+            line: None,
+            state: c.state,
+            snap: None,
+            version: c.version.map(<[u8]>::to_vec),
+            op: None,
+        };
+        let stored_now = match &self.backend {
+            Backend::Native(store) => {
+                let life = self.life();
+                let version = out.version.as_deref().map(String::from_utf8_lossy);
+                match write {
+                    Write::Set => {
+                        out.version = store.set(id, &record, &life)?.map(String::into_bytes);
+                        out.state = State::Stored;
+                        true
+                    }
+                    Write::Merge => {
+                        match store.merge(id, &changes, &record, version.as_deref(), &life)? {
+                            Merged::Written(v) => {
+                                out.version = v.map(String::into_bytes);
+                                true
+                            }
+                            Merged::Gone => {
+                                out.state = State::Gone;
+                                false
+                            }
+                        }
+                    }
+                    Write::None if touch => {
+                        let alive = store.touch(id, &life)?;
+                        if !alive {
+                            out.state = State::Gone;
+                        }
+                        alive
+                    }
+                    Write::None => false,
+                }
+            }
+            // The outcome if the store confirms; Lua drops the cookie and marks the session
+            // gone when the store says it is.
+            Backend::Lua {
+                record: as_record,
+                merge,
+            } => {
+                out.op = match write {
+                    Write::Set => Some(Op::Set),
+                    Write::Merge if !merge => Some(Op::Replace),
+                    Write::Merge => Some(Op::Merge(changes, *as_record)),
+                    Write::None if touch => Some(Op::Touch),
+                    Write::None => None,
+                };
+                if write == Write::Set {
+                    out.state = State::Stored;
+                }
+                write != Write::None || touch
+            }
+        };
+        if write != Write::None {
+            out.snap = Some(record);
+        }
+        if c.flags & SAVE_NOW == 0 {
+            let secure = c.flags & SECURE != 0;
+            out.line = match lifecycle::should_set_cookie(out.state, stored_now, facts.cookie_due) {
+                Cookie::Session => Some(self.cookie_line(c, secure)),
+                Cookie::Clear => Some(
+                    self.options
+                        .cookie
+                        .clearing_line(&self.options.name, secure),
+                ),
+                Cookie::None => None,
+            };
+        }
+        Ok(out)
+    }
+
+    /// Decodes what a Lua store returned: a record string (record stores) or a data table.
+    fn adopt(&self, lua: &Lua, stored: LuaValue) -> LuaResult<LuaMultiValue> {
+        match stored {
+            LuaValue::String(s) => self.open(lua, &s.as_bytes()),
+            LuaValue::Table(t) => {
+                // A table store may hand out its own table: the request works on a copy.
+                let record = Record::from_table(lua, &t)?;
+                self.open(lua, &record.0)
+            }
+            other => Err(LuaError::runtime(format!(
+                "honeymoon_session: store:get returned {}; it must return {} or nil",
+                codec::a_type(&other),
+                if matches!(self.backend, Backend::Lua { record: true, .. }) {
+                    "a record string"
+                } else {
+                    "a table"
+                }
+            ))),
+        }
+    }
+
+    fn destroy(&self, id: &str) -> LuaResult<()> {
+        if let Backend::Native(store) = &self.backend {
+            store.destroy(id)?;
+        }
+        Ok(())
+    }
+}
+
+/// Errors go back to Lua as values, `false, message`, and `src/lua/store.lua` raises the
+/// message as a plain string: every error the module raises has one shape, without a pcall on
+/// the hot path.
+fn plain(lua: &Lua, r: LuaResult<LuaMultiValue>) -> LuaResult<LuaMultiValue> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(e) => (false, message(&e)).into_lua_multi(lua),
+    }
+}
+
+/// The plain text of an error: no mlua wrapping, no traceback.
+pub fn message(e: &LuaError) -> String {
+    let text = match e {
+        LuaError::CallbackError { cause, .. } => return message(cause),
+        LuaError::RuntimeError(m) => m.clone(),
+        LuaError::MemoryError(_) => "honeymoon_session: not enough memory".to_string(),
+        other => other.to_string(),
+    };
+    match text.split_once("\nstack traceback:") {
+        Some((m, _)) => m.to_string(),
+        None => text,
+    }
+}
+
+/// The engine as Lua holds it; the crossings (`crate::crossing`) share it.
+pub struct Handle(pub Rc<Engine>);
+
+impl LuaUserData for Handle {
+    fn add_fields<F: LuaUserDataFields<Self>>(f: &mut F) {
+        f.add_field_method_get("name", |_, e| Ok(e.0.options.name.clone()));
+        f.add_field_method_get("ttl", |_, e| Ok(e.0.options.ttl));
+        f.add_field_method_get("native", |_, e| {
+            Ok(matches!(e.0.backend, Backend::Native(_)))
+        });
+        f.add_field_method_get("saveUninitialized", |_, e| {
+            Ok(e.0.options.save_uninitialized)
+        });
+    }
+
+    fn add_methods<M: LuaUserDataMethods<Self>>(m: &mut M) {
+        // load, commit and id: the per-request calls, as plain C functions.
+        m.add_method("crossings", |lua, e, ()| {
+            crate::crossing::functions(lua, e.0.clone())
+        });
+        m.add_method("candidates", |lua, e, header: Option<LuaString>| {
+            let list = lua.create_table()?;
+            if let Some(header) = header {
+                for (i, id) in e.0.candidates(&header.as_bytes()).iter().enumerate() {
+                    list.raw_set(i + 1, id)?;
+                }
+            }
+            Ok(list)
+        });
+        m.add_method("adopt", |lua, e, stored: LuaValue| {
+            plain(lua, e.0.adopt(lua, stored))
+        });
+        m.add_method("destroy", |lua, e, id: LuaString| {
+            let r = id.to_str().and_then(|id| e.0.destroy(&id));
+            plain(lua, r.and_then(|()| true.into_lua_multi(lua)))
+        });
+        m.add_method("life", |lua, e, ()| life_table(lua, &e.0.options));
+    }
+}
+
+/// The lifetime a Lua store is handed with each write: the TTL and the cookie's attributes
+/// (RedisStore writes express-session's `cookie` object from them).
+fn life_table(lua: &Lua, o: &Options) -> LuaResult<LuaTable> {
+    let t = lua.create_table()?;
+    t.raw_set("ttl", o.ttl)?;
+    t.raw_set("maxAge", o.cookie.max_age)?;
+    t.raw_set("path", o.cookie.path.as_str())?;
+    t.raw_set("httpOnly", o.cookie.http_only)?;
+    match o.cookie.secure {
+        cookie::Secure::Always => t.raw_set("secure", true)?,
+        cookie::Secure::Never => t.raw_set("secure", false)?,
+        cookie::Secure::Auto => t.raw_set("secure", "auto")?,
+    }
+    match o.cookie.same_site {
+        Some(s) => t.raw_set("sameSite", s.as_str())?,
+        None => t.raw_set("sameSite", false)?,
+    }
+    if let Some(d) = &o.cookie.domain {
+        t.raw_set("domain", d.as_str())?;
+    }
+    Ok(t)
+}

@@ -1,0 +1,217 @@
+//! The commit decision, as a state and small named predicates over it. Pure: no Lua, no store,
+//! so the unit tests below pin every rule.
+
+/// Where a request's session stands with the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Not in the store (a first visit, or after `regenerate`).
+    New,
+    /// In the store, as loaded or last written by this request.
+    Stored,
+    /// The store lost it while the request ran (destroyed elsewhere, or expired): nothing is
+    /// written under this id again.
+    Gone,
+    /// `destroy()` ran: the browser's cookie is cleared, unless the handler fills the new
+    /// (empty) session, which is then stored like a new one.
+    Destroyed,
+}
+
+/// The options that shape the decision.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Policy {
+    pub resave: bool,
+    pub rolling: bool,
+    pub save_uninitialized: bool,
+}
+
+/// What the request did to its session.
+#[derive(Clone, Copy, Debug)]
+pub struct Facts {
+    pub state: State,
+    /// The data differ from what was loaded (or last written).
+    pub modified: bool,
+    /// The session holds nothing (no data, no pending flash).
+    pub empty: bool,
+    /// `save()` or `regenerate()` asked for a write whatever the data.
+    pub must_save: bool,
+    /// `save()` already wrote; the cookie is still to go out.
+    pub cookie_due: bool,
+}
+
+/// The store write a commit makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Write {
+    None,
+    /// The whole session (it is not in the store yet).
+    Set,
+    /// The top-level keys that changed, onto the store's current version.
+    Merge,
+}
+
+/// The Set-Cookie line a response carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cookie {
+    None,
+    Session,
+    Clear,
+}
+
+/// A new session is stored only once it holds something, unless told otherwise; a stored one
+/// only when it changed, or under `resave`.
+pub fn should_save(f: &Facts, p: &Policy) -> Write {
+    match f.state {
+        State::Gone => Write::None,
+        State::New | State::Destroyed => {
+            if f.must_save || !f.empty || (p.save_uninitialized && f.state == State::New) {
+                Write::Set
+            } else {
+                Write::None
+            }
+        }
+        State::Stored => {
+            if f.modified || f.must_save || p.resave {
+                Write::Merge
+            } else {
+                Write::None
+            }
+        }
+    }
+}
+
+/// Under `rolling`, a stored session that was not written has its TTL refreshed.
+pub fn should_touch(f: &Facts, p: &Policy, write: Write) -> bool {
+    p.rolling && write == Write::None && f.state == State::Stored
+}
+
+/// The cookie goes out whenever the store's lifetime for the session was set or refreshed, so
+/// the two expire together. `state` is the state after the store answered (a merge or touch
+/// may have found the session gone).
+pub fn should_set_cookie(state: State, stored_now: bool, cookie_due: bool) -> Cookie {
+    match state {
+        State::Stored if stored_now || cookie_due => Cookie::Session,
+        State::Destroyed => Cookie::Clear,
+        _ => Cookie::None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(state: State) -> Facts {
+        Facts {
+            state,
+            modified: false,
+            empty: true,
+            must_save: false,
+            cookie_due: false,
+        }
+    }
+    const DEFAULT: Policy = Policy {
+        resave: false,
+        rolling: false,
+        save_uninitialized: false,
+    };
+
+    #[test]
+    fn an_untouched_new_session_costs_nothing() {
+        let f = facts(State::New);
+        assert_eq!(should_save(&f, &DEFAULT), Write::None);
+        assert!(!should_touch(&f, &DEFAULT, Write::None));
+        assert_eq!(should_set_cookie(State::New, false, false), Cookie::None);
+    }
+
+    #[test]
+    fn a_new_session_is_set_once_it_holds_data_or_is_told_to() {
+        let mut f = facts(State::New);
+        f.empty = false;
+        assert_eq!(should_save(&f, &DEFAULT), Write::Set);
+        let mut f = facts(State::New);
+        f.must_save = true;
+        assert_eq!(should_save(&f, &DEFAULT), Write::Set);
+        let p = Policy {
+            save_uninitialized: true,
+            ..DEFAULT
+        };
+        assert_eq!(should_save(&facts(State::New), &p), Write::Set);
+    }
+
+    #[test]
+    fn a_stored_session_merges_only_when_changed_or_resaved() {
+        let mut f = facts(State::Stored);
+        f.empty = false;
+        assert_eq!(should_save(&f, &DEFAULT), Write::None);
+        f.modified = true;
+        assert_eq!(should_save(&f, &DEFAULT), Write::Merge);
+        f.modified = false;
+        let p = Policy {
+            resave: true,
+            ..DEFAULT
+        };
+        assert_eq!(should_save(&f, &p), Write::Merge);
+    }
+
+    #[test]
+    fn rolling_touches_an_unwritten_stored_session_only() {
+        let p = Policy {
+            rolling: true,
+            ..DEFAULT
+        };
+        assert!(should_touch(&facts(State::Stored), &p, Write::None));
+        assert!(!should_touch(&facts(State::Stored), &p, Write::Merge));
+        assert!(!should_touch(&facts(State::New), &p, Write::None));
+        assert!(!should_touch(&facts(State::Gone), &p, Write::None));
+        assert!(!should_touch(&facts(State::Stored), &DEFAULT, Write::None));
+    }
+
+    #[test]
+    fn a_gone_session_is_never_written_and_gets_no_cookie() {
+        let mut f = facts(State::Gone);
+        f.modified = true;
+        f.must_save = true;
+        f.empty = false;
+        let p = Policy {
+            resave: true,
+            rolling: true,
+            save_uninitialized: true,
+        };
+        assert_eq!(should_save(&f, &p), Write::None);
+        assert!(!should_touch(&f, &p, Write::None));
+        assert_eq!(should_set_cookie(State::Gone, false, true), Cookie::None);
+    }
+
+    #[test]
+    fn destroy_clears_the_cookie_unless_the_new_session_is_filled() {
+        let f = facts(State::Destroyed);
+        let p = Policy {
+            save_uninitialized: true,
+            ..DEFAULT
+        };
+        assert_eq!(should_save(&f, &p), Write::None);
+        assert_eq!(
+            should_set_cookie(State::Destroyed, false, false),
+            Cookie::Clear
+        );
+        let mut f = facts(State::Destroyed);
+        f.empty = false;
+        assert_eq!(should_save(&f, &DEFAULT), Write::Set);
+        // After the set the session is stored: its own cookie replaces the clearing one.
+        assert_eq!(
+            should_set_cookie(State::Stored, true, false),
+            Cookie::Session
+        );
+    }
+
+    #[test]
+    fn the_cookie_follows_the_store_lifetime() {
+        assert_eq!(
+            should_set_cookie(State::Stored, true, false),
+            Cookie::Session
+        );
+        assert_eq!(
+            should_set_cookie(State::Stored, false, true),
+            Cookie::Session
+        );
+        assert_eq!(should_set_cookie(State::Stored, false, false), Cookie::None);
+    }
+}

@@ -1,0 +1,81 @@
+-- The public export table: wires the embedded chunks (store -> session -> core -> middleware)
+-- over the native functions, and gives every error the module raises one shape, a plain
+-- "honeymoon_session: ..." string. Receives the native table and the chunks (src/lib.rs).
+local native, chunks = ...
+local pcall, error, pairs, tostring, type = pcall, error, pairs, tostring, type
+local setmetatable, getmetatable = setmetatable, getmetatable
+
+---The plain message of an error this module raised.
+---@param err any
+---@return string
+local function message(err)
+    if type(err) == "string" then return err end
+    local text = tostring(err):gsub("^runtime error: ", "", 1)
+    return (text:gsub("\n*stack traceback:.*$", ""))
+end
+
+local function unwrap(ok, ...)
+    if not ok then error(message((...)), 0) end
+    return ...
+end
+
+local function strict(f)
+    return function(...) return unwrap(pcall(f, ...)) end
+end
+
+local ops = chunks.store()
+local Session = chunks.session(ops, native.methods)
+local Core = chunks.core(ops, Session, native.store_methods)
+local middleware = chunks.middleware
+
+-- A native store is handed out as a Lua object over its userdata, so its methods raise plain
+-- strings too; the engine finds the userdata under `_native` and calls it directly.
+local store_methods = { "get", "set", "destroy", "touch", "exists", "all", "length", "clear" }
+local function native_store(make)
+    local Store = {}
+    Store.__index = Store
+    Store.__tostring = function(self) return tostring(self._native) end
+    for _, name in pairs(store_methods) do
+        Store[name] = function(self, ...)
+            local ud = self._native
+            return unwrap(pcall(ud[name], ud, ...))
+        end
+    end
+    return function(opts)
+        return setmetatable({ _native = unwrap(pcall(make, opts)) }, Store)
+    end
+end
+
+local M = {}
+M.version = native.version
+
+---The framework-agnostic core (see the README's "Other servers"). A core is returned as it is.
+---@param opts table|honeymoon_session.Core|nil
+---@return honeymoon_session.Core
+function M.core(opts)
+    if getmetatable(opts) == Core then return opts end
+    if opts ~= nil and type(opts) ~= "table" then
+        error("honeymoon_session: core takes an options table, got a " .. type(opts), 2)
+    end
+    local engine = unwrap(pcall(native.engine, opts))
+    return Core.new(engine, opts and opts.store)
+end
+
+---The middleware: function(req, res, next).
+---@param opts table|nil
+function M.session(opts)
+    return middleware(M.core(opts))
+end
+
+M.flash = chunks.flash()
+M.MemoryStore = native_store(native.MemoryStore)
+if native.RedisStore then M.RedisStore = native_store(native.RedisStore) end
+M.json = { encode = strict(native.json.encode), decode = strict(native.json.decode) }
+M.error_message = message
+M._merge_patch = strict(native._merge_patch)
+M._redis = native._redis -- internal: what honeymoon_session.stores.redis needs from Rust
+M._monotonic = native._monotonic
+-- Only in builds with the test-hooks feature:
+M._advance_clock = native._advance_clock
+M._record_patch = native._record_patch and strict(native._record_patch)
+return M

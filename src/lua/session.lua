@@ -1,0 +1,281 @@
+-- req.session: the session's data as a plain Lua table, so property reads and writes never
+-- leave Lua, with the session API on a metatable of its own that also holds the session's
+-- state (id, what was loaded, flash). Keeping the state out of the table keeps `pairs` on the
+-- data alone, also on LuaJIT, which ignores __pairs. Embedded in the module; receives the
+-- store functions (store.lua) and the engine's list of method names.
+local ops, method_names = ...
+local type, error, next, pairs, rawget, rawset = type, error, next, pairs, rawget, rawset
+local getmetatable, setmetatable, tostring = getmetatable, setmetatable, tostring
+local commit, destroy_id = ops.commit, ops.destroy
+local SAVE_NOW = ops.SAVE_NOW
+
+local FLASH_KEY = "__flash"
+local MAX_DEPTH = 64
+
+---@class honeymoon_session.Session
+local Methods = {}
+local is_method = {}
+for _, name in pairs(method_names) do is_method[name] = true end
+
+local function state(s, level)
+    local m = getmetatable(s)
+    if m == nil or m.__index ~= Methods then
+        error("honeymoon_session: session methods are called with a colon: req.session:method(...)", level or 3)
+    end
+    return m
+end
+
+local function check_key(k, level)
+    if type(k) ~= "string" then
+        local t = type(k)
+        error("honeymoon_session: session keys must be strings, got " .. (t == "nil" and "nil" or "a " .. t), level or 3)
+    end
+end
+
+local unstorable = { ["function"] = "a function", userdata = "a userdata", thread = "a coroutine" }
+
+local function check_value(k, v, level)
+    local bad = unstorable[type(v)]
+    if bad then
+        error("honeymoon_session: session value " .. k .. " is " .. bad
+            .. "; sessions hold only nil, booleans, numbers, strings and tables of them", level or 3)
+    end
+end
+
+local function reserved(k, level)
+    if k == FLASH_KEY then
+        error('honeymoon_session: the session key "__flash" is reserved for flash messages; use flash() and getFlash()', level or 3)
+    end
+end
+
+-- After commit the response has left: a write to the store now would be lost or orphaned.
+local function live(m, what)
+    if m.committed then
+        error("honeymoon_session: session:" .. what .. "() after the response was committed; call it before res:send (the stored session is unchanged)", 3)
+    end
+end
+
+---Keeps req.sessionID in step with the id.
+local function follow(m)
+    local req = m.req
+    if req ~= nil then req.sessionID = m.id end
+end
+
+local function deep_copy(v, depth)
+    if type(v) ~= "table" then return v end
+    if depth > MAX_DEPTH then
+        error("honeymoon_session: session value is nested too deeply (more than 64 levels, or a cycle)", 0)
+    end
+    local out = {}
+    for k, x in next, v do out[k] = deep_copy(x, depth + 1) end
+    return out
+end
+
+---@return string
+function Methods:getId() return state(self).id end
+
+---The live value (nested tables can be mutated in place), or `default`.
+---@param key string
+---@param default any
+function Methods:get(key, default)
+    local m = state(self)
+    check_key(key)
+    local v
+    if is_method[key] then
+        local shadow = m.shadow
+        v = shadow and shadow[key]
+    else
+        v = rawget(self, key)
+    end
+    if v == nil then return default end
+    return v
+end
+
+---@param key string
+---@param value any
+function Methods:set(key, value)
+    local m = state(self)
+    check_key(key)
+    reserved(key)
+    check_value(key, value)
+    if is_method[key] then
+        local shadow = m.shadow
+        if shadow == nil then
+            if value == nil then return end
+            shadow = {}
+            m.shadow = shadow
+        end
+        shadow[key] = value
+    else
+        rawset(self, key, value)
+    end
+end
+
+---@param key string
+---@return boolean
+function Methods:has(key)
+    return Methods.get(self, key) ~= nil
+end
+
+---@param key string
+function Methods:forget(key)
+    check_key(key)
+    return Methods.set(self, key, nil)
+end
+
+---A deep copy of the data.
+---@return table
+function Methods:all()
+    local m = state(self)
+    local out = deep_copy(self, 1)
+    local shadow = m.shadow
+    if shadow then
+        for k, v in next, shadow do out[k] = deep_copy(v, 1) end
+    end
+    return out
+end
+
+---Readable through getFlash in this request and the next.
+---@param key string
+---@param value any
+function Methods:flash(key, value)
+    local m = state(self)
+    check_key(key)
+    check_value("flash." .. key, value)
+    local new = m.flash_new
+    if new == nil then
+        new = {}
+        m.flash_new = new
+    end
+    local old = m.flash_old
+    if old ~= nil then old[key] = nil end
+    new[key] = value
+end
+
+---Returns and removes a flash message.
+---@param key string
+function Methods:getFlash(key)
+    local m = state(self)
+    check_key(key)
+    local found
+    local new, old = m.flash_new, m.flash_old
+    if new ~= nil then
+        found = new[key]
+        new[key] = nil
+    end
+    if old ~= nil then
+        local v = old[key]
+        if v ~= nil then
+            old[key] = nil
+            if found == nil then found = v end
+        end
+    end
+    return found
+end
+
+function Methods:clearFlash()
+    local m = state(self)
+    m.flash_old, m.flash_new = nil, nil
+end
+
+---Stores the session now; its cookie goes out with the response.
+function Methods:save()
+    local m = state(self)
+    live(m, "save")
+    commit(self, m, SAVE_NOW)
+    m.must_save, m.cookie_due = false, true
+end
+
+local function clear(self)
+    for k in next, self do rawset(self, k, nil) end
+end
+
+---Removes the session from the store; the request goes on with an empty session under a new
+---id, and the response clears the cookie.
+function Methods:destroy()
+    local m = state(self)
+    live(m, "destroy")
+    if m.state == "stored" then destroy_id(m) end
+    clear(self)
+    m.shadow, m.flash_old, m.flash_new = nil, nil, nil
+    m.id, m.state, m.snap, m.ver = m.ctx.id(), "destroyed", nil, nil
+    m.must_save, m.cookie_due = false, false
+    follow(m)
+end
+
+---A new id; the old one is deleted from the store. Data is kept only when `keep` is true.
+---@param keep boolean?
+---@return string id
+function Methods:regenerate(keep)
+    local m = state(self)
+    live(m, "regenerate")
+    if m.state == "stored" then destroy_id(m) end
+    if not keep then
+        clear(self)
+        m.shadow, m.flash_old, m.flash_new = nil, nil, nil
+    end
+    m.id, m.state, m.snap, m.ver = m.ctx.id(), "new", nil, nil
+    m.must_save, m.cookie_due = true, false
+    follow(m)
+    return m.id
+end
+
+-- Property writes to absent keys come here: method names and the flash key are refused, and
+-- values are checked at once (nested ones at commit).
+local function guard(self, key, value)
+    check_key(key, 2)
+    if is_method[key] then
+        error("honeymoon_session: session." .. key .. " is a method and cannot be assigned; use session:set(\""
+            .. key .. "\", value) to store a value under that name", 2)
+    end
+    reserved(key, 2)
+    check_value(key, value, 2)
+    rawset(self, key, value)
+end
+
+local function name() return "honeymoon_session.Session" end
+
+for _, n in pairs(method_names) do
+    if Methods[n] == nil then error("honeymoon_session: session.lua lacks the method " .. n) end
+end
+
+local S = {}
+
+---A session over `data` (the table the engine decoded, or a new one).
+---@return table session, table state
+-- The data table holds nothing else, so pairs() walks the data without a __pairs. Fields that
+-- are nil are left out of the constructor: each one costs a hash slot in every request.
+function S.new(ctx, id, data, flash, shadow, snap, version, secure, req)
+    if snap == nil then
+        return setmetatable({}, {
+            __index = Methods, __newindex = guard, __tostring = name,
+            ctx = ctx, id = id, state = "new", secure = secure, req = req, committed = false,
+        })
+    end
+    local m = {
+        __index = Methods, __newindex = guard, __tostring = name,
+        ctx = ctx, id = id, state = "stored", secure = secure, req = req, committed = false,
+        snap = snap,
+    }
+    if version ~= nil then m.ver = version end
+    if flash ~= nil then m.flash_old = flash end
+    if shadow ~= nil then m.shadow = shadow end
+    return setmetatable(data, m)
+end
+
+---Commits once: returns the Set-Cookie line, if any.
+function S.commit(s)
+    local m = state(s, 2)
+    if m.committed then return nil end
+    m.committed = true -- before the work: a failing commit must not run again
+    -- A new session that holds nothing costs nothing (unless told to save it).
+    if m.state == "new" and next(s) == nil and m.flash_new == nil and m.shadow == nil
+        and not m.must_save and not m.ctx.save_uninitialized then
+        return nil
+    end
+    return commit(s, m, 0)
+end
+
+S.Methods = Methods
+S.tostring = tostring
+return S

@@ -1,0 +1,141 @@
+-- The Lua side of store I/O: runs the engine's commit decision and, for a store written in
+-- Lua, calls its methods here, where they may yield (cosockets, cqueues). A native store's
+-- work happens inside the engine's own call. Embedded in the module; receives nothing, returns
+-- the functions session.lua and core.lua use.
+local type, error, tostring, select = type, error, tostring, select
+local pcall, unpack = pcall, table.unpack or unpack
+
+local M = {}
+
+-- Commit flags (src/engine.rs).
+local MUST_SAVE, COOKIE_DUE, SECURE, SAVE_NOW = 1, 2, 4, 8
+M.MUST_SAVE, M.COOKIE_DUE, M.SECURE, M.SAVE_NOW = MUST_SAVE, COOKIE_DUE, SECURE, SAVE_NOW
+
+---A plain message from whatever a store raised (a string, or an error object).
+local function reason(err)
+    if type(err) == "string" then return err end
+    return tostring(err)
+end
+
+---Calls store method `name`, turning its error into `honeymoon_session: store:<name> failed: …`.
+---@param ctx table the core's context
+local function call(ctx, name, ...)
+    local store = ctx.store
+    local results = { pcall(store[name], store, ...) }
+    if not results[1] then
+        error("honeymoon_session: store:" .. name .. " failed: " .. reason(results[2]), 0)
+    end
+    return select(2, unpack(results))
+end
+M.call = call
+
+local function wrong(name, what, got)
+    error("honeymoon_session: store:" .. name .. " failed: it returned "
+        .. (got == nil and "nil" or "a " .. type(got)) .. "; it must return " .. what, 0)
+end
+
+---The Lua store's checked methods: a wrong return type is an error naming the method.
+function M.get(ctx, id)
+    local value, version = call(ctx, "get", id)
+    local want = ctx.record and "string" or "table"
+    if value ~= nil and type(value) ~= want then
+        wrong("get", ctx.record and "a record string or nil" or "a table or nil", value)
+    end
+    if version ~= nil and type(version) ~= "string" then wrong("get", "a string version (or nothing) second", version) end
+    return value, version
+end
+
+function M.exists(ctx, id)
+    local alive = call(ctx, "exists", id)
+    if type(alive) ~= "boolean" then wrong("exists", "a boolean", alive) end
+    return alive
+end
+
+-- touch may return nothing (done: the store cannot tell) or a boolean (false: gone).
+local function touch(ctx, id)
+    local alive = call(ctx, "touch", id, ctx.ttl, ctx.life)
+    if alive == nil then return true end
+    if type(alive) ~= "boolean" then wrong("touch", "a boolean or nothing", alive) end
+    return alive
+end
+
+local function merge(ctx, id, a, b, version)
+    if ctx.record then
+        local ok, v = call(ctx, "merge", id, a, ctx.ttl, version, ctx.life)
+        if type(ok) ~= "boolean" then wrong("merge", "a boolean", ok) end
+        return ok, v
+    end
+    local ok = call(ctx, "merge", id, a, b, ctx.ttl)
+    if type(ok) ~= "boolean" then wrong("merge", "a boolean", ok) end
+    return ok
+end
+
+---Runs the engine's commit for session `s` (its state `m`); performs a Lua store's part.
+---@return string|nil line the Set-Cookie line, if any
+function M.commit(s, m, flags)
+    local ctx = m.ctx
+    if m.secure then flags = flags + SECURE end
+    if m.must_save then flags = flags + MUST_SAVE end
+    if m.cookie_due then flags = flags + COOKIE_DUE end
+    local line, state, snap, version, op, a, b =
+        ctx.commit(m.state, m.id, s, m.flash_new, m.shadow, m.snap, flags, m.ver)
+    if op ~= nil then
+        local id = m.id
+        if op == "set" then
+            version = call(ctx, "set", id, a, ctx.ttl, ctx.life)
+            if not ctx.record then version = nil end
+        elseif op == "merge" then
+            local ok, v = merge(ctx, id, a, b, m.ver)
+            if ok then version = v else state, line, snap = "gone", nil, nil end
+        elseif op == "replace" then
+            -- A store without merge: the whole session, if the store still holds it (writes
+            -- of other requests to other keys are lost; the README says so).
+            if M.exists(ctx, id) then
+                call(ctx, "set", id, a, ctx.ttl, ctx.life)
+            else
+                state, line, snap = "gone", nil, nil
+            end
+        elseif op == "touch" then
+            if not touch(ctx, id) then state, line = "gone", nil end
+        end
+    end
+    m.state = state
+    if snap ~= nil then m.snap, m.ver = snap, version end
+    return line
+end
+
+---Removes the session's id from the store.
+function M.destroy(m)
+    local ctx = m.ctx
+    if ctx.native then
+        local ok, err = ctx.destroy(ctx.engine, m.id)
+        if ok == false then error(err, 0) end
+    else
+        call(ctx, "destroy", m.id)
+    end
+end
+
+---The session named by a Cookie header: for a native store one engine call; for a Lua store
+---the engine's candidates are looked up here (each once). Returns the engine's values.
+function M.load(ctx, header)
+    if ctx.native then
+        return ctx.load(header)
+    end
+    if header ~= nil then
+        local candidates = ctx.candidates(ctx.engine, header)
+        for i = 1, #candidates do
+            local id = candidates[i]
+            local stored, version = M.get(ctx, id)
+            if stored ~= nil then
+                local data, flash, shadow, snap = ctx.adopt(ctx.engine, stored)
+                if data == false then
+                    error("honeymoon_session: store:get failed: " .. flash:gsub("^honeymoon_session: ", ""), 0)
+                end
+                return id, data, flash, shadow, snap, version
+            end
+        end
+    end
+    return ctx.id()
+end
+
+return M
