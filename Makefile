@@ -12,7 +12,7 @@ FEATURE ?= $(if $(findstring jit,$(LUA) $(LUA_INCDIR)),luajit,$(if $(findstring 
 LUA_FILES := $(shell find lua -name '*.lua')
 
 
-.PHONY: all build both install test check example demo demo-nginx e2e load private-dir-check shared-dict-check bench clean
+.PHONY: all build both install test check example demo demo-nginx e2e load private-dir-check shared-dict-check redis-nginx-check bench clean
 
 all: build
 
@@ -65,6 +65,10 @@ private-dir-check: both
 # The SharedDictStore inside nginx with two workers: contract, concurrent merges across workers.
 shared-dict-check: both
 	bash scripts/shared_dict_check.sh
+
+# The Lua RedisStore's ngx backend (cosockets) in nginx with 2 workers, against a throwaway redis-server.
+redis-nginx-check: both
+	bash scripts/redis_nginx_check.sh
 
 bench: both
 	bash bench/run.sh

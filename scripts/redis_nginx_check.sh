@@ -3,7 +3,8 @@
 # nginx with 2 workers, against a throwaway redis-server. Loopback only; both servers are
 # started here and stopped by their PIDs on exit; every request is bounded (curl -m 5) and the
 # whole check by CHECK_SECONDS (default 60). Needs `make both` (build/luajit).
-# Checks: both workers serve and see one another's writes; 40 concurrent writes of different
+# Checks: both workers serve and see one another's writes; session() through the OpenResty
+# adapter over this store counts a browser's 20 visits across both workers; 40 concurrent writes of different
 # keys to one session from both workers all survive; connections are pooled (few connections
 # for many requests); with Redis behind a proxy that holds each reply 0.5 s, 8 concurrent
 # requests overlap instead of queueing and a route without Redis still answers at once (the
@@ -89,6 +90,7 @@ http {
         down = Redis.new({ url = "redis://127.0.0.1:1", socket = "ngx" })
         slow = Redis.new({ url = "redis://127.0.0.1:$proxy_port", commandTimeout = 5000 })
         LIFE = { ttl = 600, path = "/", httpOnly = true, secure = false, sameSite = "Lax" }
+        adapter = require("honeymoon_session.adapters.openresty").new({ secret = "check", store = store })
         -- Runs f; a failure answers 500 with the error's type and message.
         function guarded(f)
             local ok, err = pcall(f)
@@ -118,6 +120,12 @@ http {
             for k, v in pairs(record and R.data(record) or {}) do keys[#keys + 1] = k .. "=" .. v end
             table.sort(keys)
             ngx.say(#keys, " ", table.concat(keys, ","), " ", ngx.worker.pid())
+        end) } }
+        location /hits { content_by_lua_block { guarded(function()
+            local session = adapter:start()
+            session.hits = (session.hits or 0) + 1
+            adapter:finish(session)
+            ngx.say(session.hits, " ", ngx.worker.pid())
         end) } }
         location /slow { content_by_lua_block { guarded(function()
             ngx.say(slow:exists("x") and "yes" or "no")
@@ -165,6 +173,13 @@ check "stored in connect-redis's form in db 1" '[[ $stored == *\"k40\":\"40\"* &
 after=$(redis-cli -p "$redis_port" INFO stats | tr -d '\r' | sed -n 's/^total_connections_received://p')
 conns=$((after - before - 1))
 check "connections pooled: $conns for 102 requests (at most 2 workers x 8)" '[ "$conns" -le 16 ]' "$conns connections"
+
+# Through the engine: the OpenResty adapter over this store, one browser's cookie, 20 visits.
+for _ in $(seq 20); do curl -s -m 5 -b "$dir/jar" -c "$dir/jar" "$url/hits"; done >"$dir/hits"
+last=$(tail -1 "$dir/hits" | cut -d' ' -f1)
+workers=$(awk '{print $2}' "$dir/hits" | sort -u | wc -l)
+check "session() over it (OpenResty adapter): 20 visits count to 20 across both workers" \
+  '[ "$last" = 20 ] && [ "$workers" -eq 2 ]' "last $last, $workers workers"
 
 # The slow path: 8 requests at once (each one GET, its reply held 0.5 s), and meanwhile a
 # route without Redis. Yielding workers answer the 8 in about 0.5 s; blocking ones would
