@@ -12,7 +12,7 @@ FEATURE ?= $(if $(findstring jit,$(LUA) $(LUA_INCDIR)),luajit,$(if $(findstring 
 LUA_FILES := $(shell find lua -name '*.lua')
 
 
-.PHONY: all build both install test check example demo demo-nginx e2e load private-dir-check shared-dict-check nginx-workers-check bench bench-nginx clean
+.PHONY: all build both install test check example demo demo-nginx e2e load private-dir-check shared-dict-check nginx-workers-check redis-nginx-check bench bench-nginx clean
 
 all: build
 
@@ -70,6 +70,10 @@ shared-dict-check: both
 # concurrent writes of different keys from both, escaped errors logged with their message.
 nginx-workers-check: both
 	bash scripts/nginx_workers_check.sh
+
+# The Lua RedisStore's ngx backend (cosockets) in nginx with 2 workers, against a throwaway redis-server.
+redis-nginx-check: both
+	bash scripts/redis_nginx_check.sh
 
 bench: both
 	bash bench/run.sh

@@ -8,4 +8,6 @@ local line = core:commit(s)[1]
 assert(line and line:match("^honeymoon%.sid=s%%3A"), "no session cookie: " .. tostring(line))
 local again = core:load(line:match("^([^;]*)"), false)
 assert(again.user == "alice", "session not restored")
+-- The installed Lua files load from the tree (the Lua RedisStore needs no server to load).
+assert(type(require("honeymoon_session.stores.redis").new) == "function", "stores.redis did not load")
 print("install check ok: " .. hs.version .. " on " .. (rawget(_G, "jit") and jit.version or _VERSION))

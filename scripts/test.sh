@@ -91,6 +91,9 @@ add "$p" "$f"
 echo "== nginx demo from a clone in a private (mode 700) directory"
 check "private_dir_check: clone into mktemp -d, nginx demo, curl login" bash scripts/private_dir_check.sh
 
+echo "== the Lua RedisStore's ngx backend under nginx (2 workers)"
+check "redis_nginx_check: cosockets, pooled, concurrent merges from both workers" bash scripts/redis_nginx_check.sh
+
 echo "== luarocks make into a tree, then require"
 out=$(bash scripts/luarocks_check.sh 2>&1); echo "$out"
 add "$(grep -c ': ok$' <<<"$out")" "$(grep -c ': FAILED$' <<<"$out")"

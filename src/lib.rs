@@ -53,6 +53,8 @@ pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
             store::redis::RedisStore::from_options(lua, opts)
         })?,
     )?;
+    #[cfg(feature = "redis")]
+    native.set("_redis", store::redis::lua_exports(lua)?)?;
     native.set("json", json::module(lua)?)?;
     native.set(
         "_merge_patch",

@@ -13,10 +13,12 @@ end
 local Server = {}
 Server.__index = Server
 
----@param opts? { tls: boolean } tls: serve TLS only, with a self-signed certificate (server.ca)
+---@param opts? { tls: boolean, password: string } tls: serve TLS only, with a self-signed
+---certificate (server.ca); password: require it (requirepass; cli() sends it)
 ---@return table server
 function M.start(opts)
     local tls = opts and opts.tls
+    local password = opts and opts.password
     local dir = sh("mktemp -d"):gsub("%s+$", "")
     local ca
     if tls then
@@ -33,7 +35,7 @@ function M.start(opts)
     math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)") or "0", 16) % 100000)
     for _ = 1, 20 do
         local port = math.random(20000, 45000)
-        local s = setmetatable({ dir = dir, port = port, tls = tls, ca = ca,
+        local s = setmetatable({ dir = dir, port = port, tls = tls, ca = ca, password = password,
             url = (tls and "rediss" or "redis") .. "://127.0.0.1:" .. port }, Server)
         if s:launch() then return s end
     end
@@ -46,6 +48,7 @@ function Server:launch()
         listen = ("--port 0 --tls-port %d --tls-cert-file %s/cert.pem --tls-key-file %s/key.pem "
             .. "--tls-ca-cert-file %s --tls-auth-clients no"):format(self.port, self.dir, self.dir, self.ca)
     end
+    if self.password then listen = listen .. " --requirepass '" .. self.password .. "'" end
     os.execute(("redis-server %s --bind 127.0.0.1 --save '' --appendonly no --daemonize yes "
         .. "--dir %s --pidfile %s/redis.pid --logfile %s/redis.log"):format(listen, self.dir, self.dir, self.dir))
     for _ = 1, 100 do
@@ -59,6 +62,7 @@ function Server:cli(...)
     local args = {}
     for i, a in ipairs({ ... }) do args[i] = "'" .. tostring(a):gsub("'", "'\\''") .. "'" end
     local tls = self.tls and ("--tls --cacert " .. self.ca .. " ") or ""
+    if self.password then tls = tls .. "--no-auth-warning -a '" .. self.password .. "' " end
     return sh(("redis-cli %s-p %d --raw %s"):format(tls, self.port, table.concat(args, " ")))
 end
 

@@ -1,0 +1,398 @@
+-- honeymoon_session.stores.redis: RedisStore for event loops. Sessions in Redis (or Valkey) in
+-- connect-redis's format, like the native hs.RedisStore, but the socket I/O is Lua's, so every
+-- call yields to the server's event loop instead of blocking it:
+--
+--   socket = "ngx"      OpenResty cosockets (ngx.socket.tcp), with nginx's keepalive pool
+--   socket = "cqueues"  cqueues sockets (lua-http), with a small pool per process
+--
+-- The bytes are Rust's: the redis crate packs each command and parses each reply, and the
+-- stored JSON is made and merged exactly as the native store does (hs._redis).
+--
+--   local store = require("honeymoon_session.stores.redis").new({
+--       url = "redis://:password@127.0.0.1:6379/0", -- db and password in the URL; no TLS here
+--       prefix = "sess:",
+--       socket = "ngx",                             -- default: "ngx" inside OpenResty, else "cqueues"
+--       pool = { size = 32, idle = 60000 },         -- idle connections kept, and for how long (ms)
+--       connectTimeout = 2000, commandTimeout = 2000, -- ms
+--   })
+--
+-- It is a store in "record" format (store.format == "record"): get returns the module's record
+-- encoding and a version (the JSON it loaded); merge applies a patch to that version with one
+-- compare-and-set script (EVALSHA, EVAL once if the server lacks it), retrying a lost race. A
+-- read costs one round trip (GET), a write one more; a fresh connection sends its AUTH and
+-- SELECT in the same write as its first command. Failures raise plain strings:
+--   honeymoon_session: RedisStore:get failed: connection refused (redis at 127.0.0.1:6379/0)
+local hs = require("honeymoon_session")
+local R = hs._redis
+if not R then
+    error("honeymoon_session: stores.redis needs the module built with its redis feature", 2)
+end
+
+local type, tostring, error, pcall, setmetatable = type, tostring, error, pcall, setmetatable
+local sub, find, format = string.sub, string.find, string.format
+local pack, decode, encode, merge, ttl_of = R.pack, R.decode, R.encode, R.merge, R.ttl
+local replies = R.replies
+
+local CAS, CAS_SHA, MERGE_ATTEMPTS = R.CAS, R.CAS_SHA, R.MERGE_ATTEMPTS
+
+-- The plain message of an error raised by native code (an mlua error value) or by Lua.
+local function plain(e)
+    if type(e) == "string" then return e end
+    local s = tostring(e)
+    s = s:gsub("^runtime error: ", "")
+    local cut = find(s, "\nstack traceback:", 1, true)
+    if cut then s = sub(s, 1, cut - 1) end
+    return s
+end
+
+-- Backends: acquire() -> conn | nil, why; conn:send(bytes) -> true | nil, why, closed;
+-- conn:receive() -> bytes | nil, why, closed; conn:release(); conn:close(). `closed` says the
+-- server closed the connection (a pooled one may have been, by a restart: retried once).
+
+local function timed_out(ms) return format("timed out after %d ms", ms) end
+
+local function ngx_backend(cfg)
+    local ngx = ngx
+    local tcp = ngx.socket.tcp
+    local connect_opts = { pool = cfg.pool_name, pool_size = cfg.pool_size }
+    local Conn = {}
+    Conn.__index = Conn
+    local function why(err, ms)
+        if err == "timeout" then return timed_out(ms), false end
+        if err == "closed" then return "the server closed the connection", true end
+        return tostring(err), err == "connection reset by peer" or err == "broken pipe"
+    end
+    function Conn:send(bytes)
+        local ok, err = self.sock:send(bytes)
+        if ok then return true end
+        return nil, why(err, cfg.command_timeout)
+    end
+    function Conn:receive()
+        local data, err = self.sock:receiveany(65536)
+        if data then return data end
+        return nil, why(err, cfg.command_timeout)
+    end
+    function Conn:release()
+        self.sock:setkeepalive(cfg.pool_idle, cfg.pool_size)
+    end
+    function Conn:close()
+        self.sock:close()
+    end
+    local B = {}
+    function B.acquire()
+        local sock, err = tcp()
+        if not sock then return nil, tostring(err) end
+        sock:settimeouts(cfg.connect_timeout, cfg.command_timeout, cfg.command_timeout)
+        local ok
+        ok, err = sock:connect(cfg.host, cfg.port, connect_opts)
+        if not ok then
+            if err == "timeout" then return nil, timed_out(cfg.connect_timeout) end
+            return nil, tostring(err)
+        end
+        return setmetatable({ sock = sock, fresh = sock:getreusedtimes() == 0 }, Conn)
+    end
+    return B
+end
+
+-- Idle cqueues connections, per process and pool name: { gen =, n =, [i] = conn }.
+local cqueues_pools = {}
+
+local function cqueues_backend(cfg)
+    local ok, socket = pcall(require, "cqueues.socket")
+    if not ok then
+        error("honeymoon_session: RedisStore socket \"cqueues\" needs cqueues (require failed: "
+            .. plain(socket) .. ")", 3)
+    end
+    local errno = require("cqueues.errno")
+    local monotime = require("cqueues").monotime
+    local ETIMEDOUT, ECONNRESET, EPIPE = errno.ETIMEDOUT, errno.ECONNRESET, errno.EPIPE
+    local connect_s, command_s = cfg.connect_timeout / 1000, cfg.command_timeout / 1000
+    local idle_s = cfg.pool_idle / 1000
+    local function returned(_, _, err) return err end -- socket errors are returned, never raised
+    local function why(err, ms)
+        if err == nil then return "the server closed the connection", true end
+        if err == ETIMEDOUT then return timed_out(ms), false end
+        return errno.strerror(err) or ("error " .. tostring(err)), err == ECONNRESET or err == EPIPE
+    end
+    local Conn = {}
+    Conn.__index = Conn
+    function Conn:send(bytes)
+        local done, err = self.sock:xwrite(bytes, "bn", command_s)
+        if done then return true end
+        return nil, why(err, cfg.command_timeout)
+    end
+    function Conn:receive()
+        local data, err = self.sock:xread(-65536, "b", command_s)
+        if data then return data end
+        return nil, why(err, cfg.command_timeout)
+    end
+    local function pool()
+        local gen = R.generation()
+        local p = cqueues_pools[cfg.pool_name]
+        -- A pool filled in another process (before fork) is dropped, not closed: closing only
+        -- releases our copy of each descriptor, but nothing here may write to those sockets.
+        if not p or p.gen ~= gen then
+            p = { gen = gen, n = 0 }
+            cqueues_pools[cfg.pool_name] = p
+        end
+        return p
+    end
+    function Conn:release()
+        local p = pool()
+        if p.gen == self.gen and p.n < cfg.pool_size then
+            p.n = p.n + 1
+            p[p.n] = self
+            self.since = monotime()
+        else
+            self.sock:close()
+        end
+    end
+    function Conn:close()
+        self.sock:close()
+    end
+    local B = {}
+    function B.acquire()
+        local p = pool()
+        local now = monotime()
+        while p.n > 0 do
+            local c = p[p.n]
+            p[p.n] = nil
+            p.n = p.n - 1
+            if now - c.since < idle_s then
+                c.fresh = false
+                return c
+            end
+            c.sock:close()
+        end
+        local made, sock = pcall(socket.connect, { host = cfg.host, port = cfg.port, nodelay = true })
+        if not made then return nil, plain(sock) end
+        sock:onerror(returned)
+        sock:setmode("b", "b")
+        local connected, err = sock:connect(connect_s)
+        if not connected then
+            sock:close()
+            return nil, (why(err, cfg.connect_timeout))
+        end
+        return setmetatable({ sock = sock, fresh = true, gen = p.gen }, Conn)
+    end
+    return B
+end
+
+local Store = {}
+Store.__index = Store
+
+local function fail(self, method, why)
+    error(format("honeymoon_session: RedisStore:%s failed: %s (redis at %s)",
+        method, plain(why), self.cfg.address), 0)
+end
+
+-- Reads `n` replies: values and error replies by position; or nil, why, closed.
+local function read(conn, n)
+    local r = replies()
+    local values, errs = {}, {}
+    local got, chunk = 0, nil
+    while got < n do
+        local done, v, e = r:take(chunk)
+        chunk = nil
+        if done then
+            got = got + 1
+            values[got], errs[got] = v, e
+        elseif done == false then
+            local data, why, closed = conn:receive()
+            if not data then return nil, why, closed end
+            chunk = data
+        else
+            return nil, v, false
+        end
+    end
+    return values, errs
+end
+
+-- Sends `payload` and reads `n` replies: values, errors; or nil, why, closed.
+local function talk(conn, payload, n)
+    local sent, why, closed = conn:send(payload)
+    if not sent then return nil, why, closed end
+    return read(conn, n)
+end
+
+-- Sends packed commands and reads their `n` replies over a pooled connection (a fresh one
+-- first sends AUTH and SELECT in the same write). Any failure closes the connection (it may
+-- hold a late reply). A pooled connection the server closed (a restart closes them all) is
+-- replaced, at most until a fresh connection was tried: every command here is idempotent.
+local function exchange(self, method, packed, n)
+    local cfg, backend = self.cfg, self.backend
+    local last = cfg.pool_size + 1
+    for attempt = 1, last do
+        local got, conn, why = pcall(backend.acquire)
+        if not got then fail(self, method, conn) end
+        if not conn then fail(self, method, why) end
+        local skip = (conn.fresh and cfg.hello) and cfg.hello_count or 0
+        local ran, values, errs, closed = pcall(talk, conn, skip > 0 and (cfg.hello .. packed) or packed, skip + n)
+        if not ran then values, errs, closed = nil, values, false end -- raised: not retried
+        if not values then why = errs end
+        if values then
+            for i = 1, skip do
+                if errs[i] then
+                    conn:close()
+                    local what = (i == 1 and cfg.auth) and "AUTH" or "SELECT " .. cfg.db
+                    fail(self, method, "redis refused " .. what .. ": " .. errs[i])
+                end
+            end
+            conn:release()
+            if skip == 0 then return values, errs end
+            local v, e = {}, {}
+            for i = 1, n do v[i], e[i] = values[skip + i], errs[skip + i] end
+            return v, e
+        end
+        conn:close()
+        if attempt == last or conn.fresh or not closed then fail(self, method, why) end
+    end
+end
+
+-- One command: its reply, or raises (an error reply too).
+local function command(self, method, packed)
+    local values, errs = exchange(self, method, packed, 1)
+    if errs[1] then fail(self, method, errs[1]) end
+    return values[1]
+end
+
+local function key(self, method, id)
+    if type(id) ~= "string" then
+        fail(self, method, "a session id is a string, got " .. type(id))
+    end
+    return self.prefix .. id
+end
+
+---@return string|nil record, string|nil version (the stored JSON)
+function Store:get(id)
+    local raw = command(self, "get", pack("GET", key(self, "get", id)))
+    if raw == nil then return nil end
+    local record, why = decode(raw)
+    if not record then fail(self, "get", why) end
+    return record, raw
+end
+
+---@return string version
+function Store:set(id, record, ttl, life)
+    local k = key(self, "set", id)
+    if type(record) ~= "string" then fail(self, "set", "a record is a string, got " .. type(record)) end
+    local json, ex = encode(record, ttl, life)
+    if not json then fail(self, "set", ex) end
+    command(self, "set", pack("SET", k, json, "EX", ex))
+    return json
+end
+
+---@return boolean written, string|nil version
+function Store:merge(id, patch, ttl, version, life)
+    local k = key(self, "merge", id)
+    if type(patch) ~= "string" then fail(self, "merge", "a patch is a string, got " .. type(patch)) end
+    local base = version
+    if base == nil then
+        base = command(self, "merge", pack("GET", k))
+        if base == nil then return false end
+    end
+    for _ = 1, MERGE_ATTEMPTS do
+        local json, ex, sha = merge(base, patch, ttl, life)
+        if not json then fail(self, "merge", ex) end
+        local values, errs = exchange(self, "merge", pack("EVALSHA", CAS_SHA, 1, k, sha, json, ex), 1)
+        local reply, err = values[1], errs[1]
+        if err and find(err, "^NOSCRIPT") then
+            reply = command(self, "merge", pack("EVAL", CAS, 1, k, sha, json, ex))
+        elseif err then
+            fail(self, "merge", err)
+        end
+        if reply == 1 then return true, json end
+        if reply == 0 then return false end
+        if type(reply) ~= "string" then
+            fail(self, "merge", "unexpected reply " .. tostring(reply))
+        end
+        base = reply -- lost a race: merge onto what the winner wrote
+    end
+    fail(self, "merge", MERGE_ATTEMPTS .. " concurrent writes to the session won every race; giving up")
+end
+
+function Store:destroy(id)
+    command(self, "destroy", pack("DEL", key(self, "destroy", id)))
+end
+
+---@return boolean alive
+function Store:touch(id, ttl, life)
+    local k = key(self, "touch", id)
+    local ex, why = ttl_of(ttl, life)
+    if not ex then fail(self, "touch", why) end
+    return command(self, "touch", pack("EXPIRE", k, ex)) == 1
+end
+
+---@return boolean
+function Store:exists(id)
+    return command(self, "exists", pack("EXISTS", key(self, "exists", id))) == 1
+end
+
+-- Walks every key under the prefix with SCAN (never KEYS), as bytes, calling each(keys).
+local function scan(self, method, each)
+    local cursor = "0"
+    repeat
+        local reply = command(self, method, pack("SCAN", cursor, "MATCH", self.pattern, "COUNT", 1000))
+        if type(reply) ~= "table" or type(reply[1]) ~= "string" or type(reply[2]) ~= "table" then
+            fail(self, method, "unexpected reply to SCAN")
+        end
+        cursor = reply[1]
+        each(reply[2])
+    until cursor == "0"
+end
+
+---@return string[] ids
+function Store:all()
+    local ids, n, from = {}, 0, #self.prefix + 1
+    scan(self, "all", function(keys)
+        for i = 1, #keys do
+            n = n + 1
+            ids[n] = sub(keys[i], from)
+        end
+    end)
+    return ids
+end
+
+---@return integer
+function Store:length()
+    local n = 0
+    scan(self, "length", function(keys) n = n + #keys end)
+    return n
+end
+
+function Store:clear()
+    local doomed = {}
+    scan(self, "clear", function(keys)
+        for i = 1, #keys do doomed[#doomed + 1] = keys[i] end
+    end)
+    local unpack = table.unpack or unpack
+    for i = 1, #doomed, 500 do
+        command(self, "clear", pack("DEL", unpack(doomed, i, math.min(i + 499, #doomed))))
+    end
+end
+
+local M = {}
+
+---@param opts? table url, prefix, socket, pool, connectTimeout, commandTimeout
+function M.new(opts)
+    local ok, cfg = pcall(R.config, opts)
+    if not ok then error(plain(cfg), 2) end
+    local socket = cfg.socket
+    if socket == nil then
+        socket = (type(ngx) == "table" and type(ngx.socket) == "table") and "ngx" or "cqueues"
+    end
+    if socket == "ngx" and not (type(ngx) == "table" and type(ngx.socket) == "table") then
+        error("honeymoon_session: RedisStore socket \"ngx\" needs OpenResty (ngx.socket.tcp)", 2)
+    end
+    local store = setmetatable({
+        format = "record",
+        socket = socket,
+        prefix = cfg.prefix,
+        pattern = cfg.pattern,
+        cfg = cfg,
+    }, Store)
+    store.backend = socket == "ngx" and ngx_backend(cfg) or cqueues_backend(cfg)
+    return store
+end
+
+return M

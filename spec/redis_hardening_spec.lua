@@ -1,0 +1,95 @@
+-- Issue 8, the RedisStore items: 8.1 a connection made before fork() is never used by a child
+-- (a real fork, and nginx workers forked from a master that called the store in init_by_lua),
+-- 8.9 timeouts say "timed out after N ms" with store, method and address, 8.12 keys under the
+-- prefix that are not UTF-8 are ids as bytes for all, length and clear. Each fails on the
+-- code before the fix.
+local hs = require("honeymoon_session")
+local RedisServer = require("spec.support.redis_server")
+local Nginx = require("spec.support.nginx")
+
+local server
+
+lazy_setup(function() server = RedisServer.start() end)
+lazy_teardown(function() server:close() end)
+before_each(function() server:cli("FLUSHALL") end)
+
+local function message(err) return hs.error_message and hs.error_message(err) or tostring(err) end
+
+describe("RedisStore across fork() (8.1)", function()
+    it("a child's first call opens its own connection; parent and child never read each other's session", function()
+        -- Under LuaJIT (its FFI reaches fork()); Lua 5.4 has no fork() without a C module, so
+        -- both interpreters run this check as a LuaJIT child over build/luajit.
+        local p = assert(io.popen("luajit spec/support/fork_check.lua " .. server.port .. " 2>&1"))
+        local out = p:read("*a")
+        p:close()
+        local counts = {}
+        for k, v in out:gmatch("([%w_]+)=(%d+)") do counts[k] = tonumber(v) end
+        assert.same({ new_connections = 1, lua_new_connections = 1, parent_foreign = 0, parent_errors = 0,
+            child_exit = 0 }, counts, out)
+    end)
+
+    it("nginx, 4 workers, the store called in init_by_lua (the master): no request reads another's session", function()
+        assert.is_true(Nginx.available(), "nginx with libnginx-mod-http-lua (scripts/setup.sh)")
+        local nginx = Nginx.start({
+            workers = 4,
+            http = ([[
+    init_by_lua_block {
+        store = require("honeymoon_session").RedisStore({ url = "%s", commandTimeout = 1000 })
+        store:exists("opened-in-the-master")
+    }]]):format(server.url),
+            locations = [[
+        location /me {
+            content_by_lua_block {
+                local u = ngx.var.arg_u
+                store:set("u" .. u, { user = u }, 60)
+                local got = store:get("u" .. u)
+                ngx.say("me ", u, " ", got and got.user or "nil")
+            }
+        }]],
+        })
+        -- 400 requests, 8 at a time (curl's URL glob, one process).
+        local ok, out = pcall(nginx.shell, nginx,
+            "curl -s -m 20 -Z --parallel-max 8 \"$URL/me?u=[1-400]\" 2>/dev/null")
+        local log = nginx:errors()
+        nginx:stop()
+        assert.is_true(ok, out)
+        local right, wrong = 0, 0
+        for u, got in out:gmatch("me (%d+) (%w+)") do
+            if u == got then right = right + 1 else wrong = wrong + 1 end
+        end
+        assert.equal(0, wrong, "requests that read another user's session")
+        assert.equal(400, right, "requests answered with their own session\n" .. log:sub(1, 2000))
+    end)
+end)
+
+describe("RedisStore timeouts (8.9)", function()
+    it("say timed out after N ms, naming the store, the method and the address", function()
+        local store = hs.RedisStore({ url = server.url, commandTimeout = 150 })
+        store:exists("warm") -- connected: the timeout is the command's
+        server:cli("CLIENT", "PAUSE", 600, "ALL")
+        local ok, err = pcall(store.get, store, "x")
+        assert.is_false(ok)
+        assert.matches("honeymoon_session: RedisStore:get failed: timed out after 150 ms (redis at 127.0.0.1:"
+            .. server.port .. "/0)", message(err), 1, true)
+        os.execute("sleep 0.6")
+        assert.is_nil(store:get("x")) -- and the timed-out connection was replaced
+    end)
+end)
+
+describe("RedisStore keys that are not UTF-8 (8.12)", function()
+    it("are ids as bytes to all and length, and clear leaves nothing behind", function()
+        local store = hs.RedisStore({ url = server.url })
+        store:set("ok", { a = 1 }, 60)
+        server:cli("SET", "sess:\255\254", "{}")
+        server:cli("SET", "sess:caf\233", "{}")
+        local ids = store:all()
+        table.sort(ids)
+        assert.same({ "caf\233", "ok", "\255\254" }, ids)
+        assert.equal(3, store:length())
+        assert.is_true(store:exists("\255\254"))
+        store:destroy("caf\233")
+        assert.equal(2, store:length())
+        store:clear()
+        assert.equal("0", server:cli("DBSIZE"):match("%d+"))
+    end)
+end)

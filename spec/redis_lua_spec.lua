@@ -1,0 +1,543 @@
+-- The Lua RedisStore (honeymoon_session.stores.redis) on cqueues sockets against a real
+-- redis-server: the record-store contract, connect-redis's stored form shared with the native
+-- store and with Node, compare-and-set merges under concurrency, failures as plain messages,
+-- and proof that its calls yield to the event loop.
+local hs = require("honeymoon_session")
+local R = hs._redis
+local LuaRedis = require("honeymoon_session.stores.redis")
+local RedisServer = require("spec.support.redis_server")
+local SlowProxy = require("spec.support.slow_proxy")
+local cqueues = require("cqueues")
+
+local unpack = table.unpack or unpack
+
+-- What the engine hands a record store: the session config's lifetime.
+local LIFE = { ttl = 3600, maxAge = 600, path = "/", httpOnly = true, secure = false, sameSite = "Strict" }
+
+local server
+
+lazy_setup(function() server = RedisServer.start() end)
+lazy_teardown(function() server:close() end)
+before_each(function() server:cli("FLUSHALL") end)
+
+-- Runs each function as a coroutine of one cqueues loop (socket calls there yield) until all
+-- have returned; returns the first one's results, or raises the first error.
+local function in_loop(...)
+    local cq = cqueues.new()
+    local fns, results, pending, failure = { ... }, {}, select("#", ...), nil
+    for i, fn in ipairs(fns) do
+        cq:wrap(function()
+            local r = { pcall(fn, cq) }
+            if r[1] then results[i] = { unpack(r, 2) } elseif not failure then failure = r[2] end
+            pending = pending - 1
+        end)
+    end
+    local deadline = cqueues.monotime() + 20
+    while pending > 0 and not failure do
+        local ok, err = cq:step(0.05)
+        if not ok then error(err, 0) end
+        assert(cqueues.monotime() < deadline, "the loop did not finish in 20 s")
+    end
+    if failure then error(failure, 0) end
+    return unpack(results[1] or {})
+end
+
+local function new(opts)
+    opts = opts or {}
+    opts.url = opts.url or server.url
+    opts.socket = "cqueues"
+    return LuaRedis.new(opts)
+end
+
+local function raw(key) return (server:cli("GET", key):gsub("\n$", "")) end
+
+local function caught(f, ...)
+    local ok, err = pcall(f, ...)
+    assert.is_false(ok, "expected an error")
+    assert.equal("string", type(err), "errors are plain strings")
+    return err
+end
+
+describe("Lua RedisStore (cqueues): the record-store contract", function()
+    it("is a store in record format", function()
+        local s = new()
+        assert.equal("record", s.format)
+        for _, m in ipairs({ "get", "set", "merge", "destroy", "touch", "exists", "all", "length", "clear" }) do
+            assert.equal("function", type(s[m]), m)
+        end
+    end)
+
+    it("get: nil for an unknown id; after set, the record and the stored JSON as version", function()
+        in_loop(function()
+            local s = new()
+            assert.is_nil(s:get("nobody"))
+            local version = s:set("a1", R.record({ user = "ann", n = 3, cart = { 1, 2 } }), 3600, LIFE)
+            local record, v = s:get("a1")
+            assert.equal(version, v)
+            assert.same({ user = "ann", n = 3, cart = { 1, 2 } }, R.data(record))
+        end)
+    end)
+
+    it("set writes connect-redis's form: prefix..id, JSON with the cookie object, TTL of the cookie", function()
+        in_loop(function()
+            new({ prefix = "app:" }):set("a2", R.record({ userId = 42 }), 3600, LIFE)
+        end)
+        local doc = hs.json.decode(raw("app:a2"))
+        assert.equal(42, doc.userId)
+        assert.equal(600000, doc.cookie.originalMaxAge)
+        assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$", doc.cookie.expires)
+        assert.equal("strict", doc.cookie.sameSite)
+        assert.is_true(doc.cookie.httpOnly)
+        assert.is_false(doc.cookie.secure)
+        local ttl = tonumber(server:cli("TTL", "app:a2"))
+        assert.is_true(ttl > 590 and ttl <= 600, "ttl " .. tostring(ttl))
+    end)
+
+    it("writes the same JSON as the native RedisStore for the same session and lifetime", function()
+        local data = { s = "é", i = 7, f = 0.5, t = { a = true, list = { "x", "y" } } }
+        in_loop(function() new():set("lua", R.record(data), 120) end)
+        hs.RedisStore({ url = server.url }):set("native", data, 120)
+        local strip = function(j) return (j:gsub('"expires":"[^"]*"', "")) end
+        assert.equal(strip(raw("sess:native")), strip(raw("sess:lua")))
+        assert.equal(server:cli("TTL", "sess:native"), server:cli("TTL", "sess:lua"))
+    end)
+
+    it("without a lifetime (called directly) keeps express-session's default cookie and a day", function()
+        in_loop(function() new():set("d", R.record({ a = 1 })) end)
+        local doc = hs.json.decode(raw("sess:d"))
+        assert.equal(86400000, doc.cookie.originalMaxAge)
+        assert.is_nil(doc.cookie.sameSite)
+        assert.equal("/", doc.cookie.path)
+    end)
+
+    it("merge applies a patch onto the version it was given and returns the new version", function()
+        in_loop(function()
+            local s = new()
+            local before = R.record({ a = 1, b = 2, gone = true })
+            local v1 = s:set("m1", before, 3600, LIFE)
+            local patch = R.patch(before, R.record({ a = 10, b = 2, c = "new" }))
+            local written, v2 = s:merge("m1", patch, 3600, v1, LIFE)
+            assert.is_true(written)
+            local record, v = s:get("m1")
+            assert.equal(v2, v)
+            assert.same({ a = 10, b = 2, c = "new" }, R.data(record))
+        end)
+    end)
+
+    it("merge without a version loads the current one first", function()
+        in_loop(function()
+            local s = new()
+            local before = R.record({ a = 1 })
+            s:set("m2", before, 3600, LIFE)
+            assert.is_true((s:merge("m2", R.patch(before, R.record({ a = 1, z = 26 })), 3600, nil, LIFE)))
+            assert.same({ a = 1, z = 26 }, R.data((s:get("m2"))))
+        end)
+    end)
+
+    it("merge keeps the keys a Node app wrote: values, order and float bits", function()
+        local node = '{"passport":{"user":"u-123","roles":[],"meta":{}},"half":0.1,"lua":1,'
+            .. '"cookie":{"originalMaxAge":600000,"expires":"2030-01-01T00:00:00.000Z","httpOnly":true,"path":"/"}}'
+        server:cli("SET", "sess:node", node, "EX", 600)
+        in_loop(function()
+            local s = new()
+            local record, version = s:get("node")
+            local data = R.data(record)
+            assert.equal("u-123", data.passport.user)
+            data.lua = data.lua + 1
+            assert.is_true((s:merge("node", R.patch(record, R.record(data)), 3600, version, LIFE)))
+        end)
+        local after = raw("sess:node")
+        assert.matches('^{"passport":{"user":"u%-123","roles":%[%],"meta":{}},"half":0.1,"lua":2,', after)
+    end)
+
+    it("two concurrent merges of different keys from one version both survive", function()
+        local base = R.record({ base = 1 })
+        local version
+        in_loop(function() version = new():set("c1", base, 3600, LIFE) end)
+        local s = new()
+        local function writer(key)
+            return function()
+                assert.is_true((s:merge("c1", R.patch(base, R.record({ base = 1, [key] = key })), 3600, version, LIFE)))
+            end
+        end
+        in_loop(writer("x"), writer("y"))
+        local data = R.data((in_loop(function() return s:get("c1") end)))
+        assert.same({ base = 1, x = "x", y = "y" }, data)
+    end)
+
+    it("a destroyed session is not written back: merge returns false and writes nothing", function()
+        in_loop(function()
+            local s = new()
+            local before = R.record({ userId = 1 })
+            local version = s:set("dead", before, 3600, LIFE)
+            s:destroy("dead")
+            assert.is_false(s:merge("dead", R.patch(before, R.record({ userId = 1, late = true })), 3600, version, LIFE))
+            assert.is_false(s:merge("dead", R.patch(before, R.record({ late = true })), 3600, nil, LIFE))
+            assert.is_false(s:exists("dead"))
+        end)
+        assert.equal("0", server:cli("EXISTS", "sess:dead"):match("%d"))
+    end)
+
+    it("touch refreshes the TTL from the cookie's lifetime, and is false for a gone session", function()
+        in_loop(function()
+            local s = new()
+            s:set("t1", R.record({ a = 1 }), 60)
+            assert.is_true(s:touch("t1", 3600, LIFE))
+            assert.is_false(s:touch("nobody", 3600, LIFE))
+            assert.is_true(s:touch("t1", 5000))
+        end)
+        local ttl = tonumber(server:cli("TTL", "sess:t1"))
+        assert.is_true(ttl > 4990 and ttl <= 5000, "ttl " .. tostring(ttl))
+    end)
+
+    it("exists, all, length and clear see exactly the keys under the prefix", function()
+        server:cli("SET", "other:x", "{}")
+        server:cli("SET", "sess*x", "{}") -- a glob character right after the prefix's stem
+        in_loop(function()
+            local s = new()
+            for i = 1, 25 do s:set("id" .. i, R.record({ i = i }), 60) end
+            assert.is_true(s:exists("id7"))
+            assert.is_false(s:exists("id99"))
+            assert.equal(25, s:length())
+            local ids = s:all()
+            table.sort(ids)
+            assert.equal(25, #ids)
+            assert.equal("id1", ids[1])
+            s:clear()
+            assert.equal(0, s:length())
+        end)
+        assert.equal("1", server:cli("EXISTS", "other:x"):match("%d"))
+        assert.equal("1", server:cli("EXISTS", "sess*x"):match("%d"))
+    end)
+
+    it("keys under the prefix that are not UTF-8 are ids as bytes; clear leaves nothing behind", function()
+        server:cli("SET", "sess:\255\254", "{}")
+        server:cli("SET", "sess:ok", "{}")
+        in_loop(function()
+            local s = new()
+            local ids = s:all()
+            table.sort(ids)
+            assert.same({ "ok", "\255\254" }, ids)
+            assert.equal(2, s:length())
+            assert.is_true(s:exists("\255\254"))
+            s:clear()
+        end)
+        assert.equal("0", server:cli("DBSIZE"):match("%d+"))
+    end)
+
+    it("refuses a session key named cookie, and data JSON cannot carry, naming the store", function()
+        in_loop(function()
+            local s = new()
+            local err = caught(s.set, s, "k", R.record({ cookie = 1 }), 60)
+            assert.matches("RedisStore:set failed: the session key \"cookie\"", err, 1, true)
+            err = caught(s.set, s, "k", R.record({ bad = "\255" }), 60)
+            assert.matches("not UTF-8", err, 1, true)
+            err = caught(s.set, s, "k", "not a record", 60)
+            assert.matches("RedisStore:set failed: the session record is not one this module encoded", err, 1, true)
+            err = caught(s.merge, s, "k", "junk", 60, "{}")
+            assert.matches("RedisStore:merge failed: the patch is not one this module wrote", err, 1, true)
+            err = caught(s.set, s, "k", R.record({}), 0)
+            assert.matches("ttl must be a whole number of seconds", err, 1, true)
+            err = caught(s.get, s, nil)
+            assert.matches("RedisStore:get failed: a session id is a string", err, 1, true)
+        end)
+    end)
+
+    it("a stored value that is not JSON fails the read, naming the store and address", function()
+        server:cli("SET", "sess:junk", "not json")
+        in_loop(function()
+            local s = new()
+            local err = caught(s.get, s, "junk")
+            assert.matches("^honeymoon_session: RedisStore:get failed: the stored session is not JSON", err)
+            assert.matches("(redis at 127.0.0.1:" .. server.port .. "/0)", err, 1, true)
+        end)
+    end)
+end)
+
+describe("Lua RedisStore (cqueues): connections", function()
+    it("selects the database in the URL on fresh connections only, pipelined with the first command", function()
+        local s = new({ url = server.url .. "/3" })
+        in_loop(function() s:set("db3", R.record({ a = 1 }), 60) end)
+        assert.equal("1", server:cli("-n", 3, "EXISTS", "sess:db3"):match("%d"))
+        assert.equal("0", server:cli("EXISTS", "sess:db3"):match("%d"))
+        -- The pooled connection already has its database: later calls send just the command.
+        local commands = server:client_commands(function()
+            assert.is_true(s:exists("db3"))
+            assert.is_true(s:exists("db3"))
+        end)
+        assert.same({ "EXISTS", "EXISTS" }, commands)
+    end)
+
+    it("a read costs one command (GET), a write one more (EVALSHA)", function()
+        local s = new()
+        local before = R.record({ n = 1 })
+        local version = s:set("rt", before, 60, LIFE)
+        s:merge("rt", R.patch(before, R.record({ n = 2 })), 60, version, LIFE) -- script loaded
+        local record, v
+        local commands = server:client_commands(function()
+            record, v = s:get("rt")
+            s:merge("rt", R.patch(record, R.record({ n = 3 })), 60, v, LIFE)
+        end)
+        assert.same({ "GET", "EVALSHA" }, commands)
+    end)
+
+    it("a server without the script (restart, SCRIPT FLUSH) gets it by EVAL once", function()
+        local s = new()
+        local before = R.record({ n = 1 })
+        local version = s:set("ns", before, 60, LIFE)
+        server:cli("SCRIPT", "FLUSH")
+        local commands = server:client_commands(function()
+            assert.is_true((s:merge("ns", R.patch(before, R.record({ n = 2 })), 60, version, LIFE)))
+        end)
+        assert.same({ "EVALSHA", "EVAL" }, commands)
+        assert.same({ n = 2 }, R.data((s:get("ns"))))
+    end)
+
+    it("reuses pooled connections, and replaces one the server closed (restart)", function()
+        local s = new({ url = server.url .. "/5" }) -- its own pool: no other spec's connections
+        in_loop(function()
+            for i = 1, 20 do s:set("p" .. i, R.record({ i = i }), 60) end
+        end)
+        local list = server:cli("CLIENT", "LIST")
+        local _, in_db5 = list:gsub("db=5", "")
+        assert.equal(1, in_db5, "one pooled connection: " .. list)
+        -- Three at once: three pooled connections, all of which the restart closes.
+        local function exists() return s:exists("p1") end
+        in_loop(exists, exists, exists)
+        server:restart()
+        in_loop(function()
+            assert.is_nil(s:get("p1")) -- no persistence: gone, but the store works again
+            s:set("again", R.record({ a = 1 }), 60)
+        end)
+        assert.equal("1", server:cli("-n", 5, "EXISTS", "sess:again"):match("%d"))
+    end)
+
+    it("keeps at most pool.size idle connections", function()
+        local cq = cqueues.new()
+        local port = SlowProxy.start(cq, server.port, 0.05)
+        local slow = new({ url = "redis://127.0.0.1:" .. port .. "/6", pool = { size = 2 } })
+        local done = 0
+        for i = 1, 5 do
+            cq:wrap(function() slow:exists("x" .. i); done = done + 1 end)
+        end
+        local deadline = cqueues.monotime() + 10
+        while done < 5 and cqueues.monotime() < deadline do assert(cq:step(0.05)) end
+        assert.equal(5, done)
+        -- Five connections were open at once (each selected db 6); two are kept, three closed.
+        local in_db6
+        for _ = 1, 50 do
+            assert(cq:step(0.01))
+            _, in_db6 = server:cli("CLIENT", "LIST"):gsub("db=6", "")
+            if in_db6 == 2 then break end
+        end
+        assert.equal(2, in_db6)
+    end)
+end)
+
+describe("Lua RedisStore (cqueues): failures are plain messages naming store, method and address", function()
+    it("a closed port", function()
+        local s = new({ url = "redis://127.0.0.1:1", connectTimeout = 500 })
+        in_loop(function()
+            local err = caught(s.get, s, "x")
+            assert.equal("honeymoon_session: RedisStore:get failed: Connection refused (redis at 127.0.0.1:1/0)", err)
+            err = caught(s.merge, s, "x", R.patch(R.record({}), R.record({ a = 1 })), 60, nil, LIFE)
+            assert.matches("^honeymoon_session: RedisStore:merge failed: .*%(redis at 127.0.0.1:1/0%)$", err)
+        end)
+    end)
+
+    describe("with a password", function()
+        local locked
+        lazy_setup(function() locked = RedisServer.start({ password = "s3cret-pw" }) end)
+        lazy_teardown(function() locked:close() end)
+
+        it("the right password (and a database) works", function()
+            local s = new({ url = "redis://:s3cret-pw@127.0.0.1:" .. locked.port .. "/2" })
+            in_loop(function()
+                s:set("pw", R.record({ a = 1 }), 60)
+                assert.same({ a = 1 }, R.data((s:get("pw"))))
+            end)
+        end)
+
+        it("a wrong password says redis refused AUTH, never showing the password", function()
+            local s = new({ url = "redis://:wrong-pw-123@127.0.0.1:" .. locked.port })
+            in_loop(function()
+                local err = caught(s.get, s, "x")
+                assert.matches("^honeymoon_session: RedisStore:get failed: redis refused AUTH: WRONGPASS", err)
+                assert.equal(" (redis at 127.0.0.1:" .. locked.port .. "/0)", err:sub(-#(" (redis at 127.0.0.1:" .. locked.port .. "/0)")))
+                assert.is_nil(err:find("wrong-pw-123", 1, true))
+            end)
+        end)
+
+        it("no password says what redis said (NOAUTH)", function()
+            local s = new({ url = "redis://127.0.0.1:" .. locked.port })
+            in_loop(function()
+                local err = caught(s.exists, s, "x")
+                assert.matches("^honeymoon_session: RedisStore:exists failed: NOAUTH", err)
+            end)
+        end)
+    end)
+
+    it("a command that takes too long says it timed out after N ms", function()
+        local s = new({ commandTimeout = 150 })
+        in_loop(function() s:exists("warm") end)
+        server:cli("CLIENT", "PAUSE", 600, "ALL")
+        in_loop(function()
+            local err = caught(s.get, s, "x")
+            assert.equal("honeymoon_session: RedisStore:get failed: timed out after 150 ms (redis at 127.0.0.1:"
+                .. server.port .. "/0)", err)
+        end)
+        os.execute("sleep 0.6")
+        in_loop(function() assert.is_nil(s:get("x")) end) -- the timed-out connection was dropped
+    end)
+
+    it("bad options fail at construction as plain strings", function()
+        local cases = {
+            { { url = "rediss://127.0.0.1" }, "only the blocking hs.RedisStore" },
+            { { url = "http://127.0.0.1" }, "url is not a Redis URL" },
+            { { uri = "redis://x" }, "unknown option uri" },
+            { { pool = { max = 3 } }, "unknown option pool.max" },
+            { { pool = { size = 0 } }, "pool.size must be a whole number above 0" },
+            { { commandTimeout = -1 }, "commandTimeout must be" },
+            { { socket = "epoll" }, "socket must be \"ngx\" or \"cqueues\"" },
+            { { socket = "ngx" }, "needs OpenResty" },
+        }
+        for _, case in ipairs(cases) do
+            local err = caught(LuaRedis.new, case[1])
+            assert.matches("^honeymoon_session: RedisStore ", err)
+            assert.matches(case[2], err, 1, true)
+        end
+    end)
+end)
+
+describe("Lua RedisStore (cqueues) yields to the event loop", function()
+    it("two coroutines with Redis behind a slow path interleave, and the loop keeps running", function()
+        in_loop(function() new():set("y", R.record({ a = 1 }), 60) end)
+        local cq = cqueues.new()
+        local port = SlowProxy.start(cq, server.port, 0.2)
+        local s = new({ url = "redis://127.0.0.1:" .. port })
+        local events, ticks, finished = {}, 0, 0
+        local function reader(name)
+            return function()
+                events[#events + 1] = name .. " start"
+                local record = s:get("y")
+                assert.same({ a = 1 }, R.data(record))
+                events[#events + 1] = name .. " end"
+                finished = finished + 1
+            end
+        end
+        cq:wrap(reader("A"))
+        cq:wrap(reader("B"))
+        cq:wrap(function()
+            while finished < 2 do ticks = ticks + 1; cqueues.sleep(0.01) end
+        end)
+        local deadline = cqueues.monotime() + 10
+        while finished < 2 and cqueues.monotime() < deadline do
+            local ok, err = cq:step(0.05)
+            assert(ok, err)
+        end
+        assert.equal(2, finished)
+        -- Each started while the other waited for its reply: both calls yielded.
+        assert.matches(" start$", events[1])
+        assert.matches(" start$", events[2])
+        assert.is_true(ticks >= 5, "the loop ran other coroutines while both waited: " .. ticks .. " ticks")
+    end)
+
+    it("concurrent merges through the slow path still both survive", function()
+        local base = R.record({ base = 1 })
+        local version
+        in_loop(function() version = new():set("slow", base, 3600, LIFE) end)
+        local cq = cqueues.new()
+        local port = SlowProxy.start(cq, server.port, 0.05)
+        local s = new({ url = "redis://127.0.0.1:" .. port })
+        local done = 0
+        for _, key in ipairs({ "p", "q", "r" }) do
+            cq:wrap(function()
+                assert.is_true((s:merge("slow", R.patch(base, R.record({ base = 1, [key] = true })), 3600, version, LIFE)))
+                done = done + 1
+            end)
+        end
+        local deadline = cqueues.monotime() + 10
+        while done < 3 and cqueues.monotime() < deadline do assert(cq:step(0.05)) end
+        assert.equal(3, done)
+        local data = R.data((in_loop(function() return new():get("slow") end)))
+        assert.same({ base = 1, p = true, q = true, r = true }, data)
+    end)
+end)
+
+describe("Lua RedisStore (cqueues) under session(): the engine's record-store path", function()
+    local App = require("examples.framework.app")
+    local Client = require("examples.framework.client")
+
+    local function site(store, opts)
+        local app = App.new()
+        opts = opts or {}
+        opts.secret, opts.store = "lua-redis-secret", store
+        app:use(hs.session(opts))
+        app:get("/login", function(req, res) req.session.userId = 42; res:text("in") end)
+        app:get("/read", function(req, res) res:text(tostring(req.session.userId)) end)
+        app:get("/set", function(req, res) req.session[req.query.k] = req.query.k; res:text("ok") end)
+        app:get("/logout", function(req, res) req.session:destroy(); res:text("out") end)
+        return app, Client.new(app)
+    end
+
+    local function id_of(client)
+        local v = client:cookie("honeymoon.sid")
+        return v and v:match("^s%%3A([^.]+)%.")
+    end
+
+    it("stores connect-redis's form with the config's cookie, reads it back, destroys it", function()
+        local _, c = site(new(), { ttl = 3600, cookie = { maxAge = 600, sameSite = "Strict" } })
+        in_loop(function()
+            assert.equal("in", c:get("/login").body)
+            assert.equal("42", c:get("/read").body)
+        end)
+        local id = id_of(c)
+        local doc = hs.json.decode(raw("sess:" .. id))
+        assert.equal(42, doc.userId)
+        assert.equal(600000, doc.cookie.originalMaxAge)
+        assert.equal("strict", doc.cookie.sameSite)
+        local ttl = tonumber(server:cli("TTL", "sess:" .. id))
+        assert.is_true(ttl > 590 and ttl <= 600, "ttl " .. tostring(ttl))
+        in_loop(function() assert.equal("out", c:get("/logout").body) end)
+        assert.equal("0", server:cli("EXISTS", "sess:" .. id):match("%d"))
+    end)
+
+    it("a read-only request costs one command (GET), a write one more (EVALSHA)", function()
+        local _, c = site(new())
+        c:get("/login")
+        c:get("/set?k=warm") -- the script is loaded
+        local read = server:client_commands(function() assert.equal("42", c:get("/read").body) end)
+        assert.same({ "GET" }, read)
+        local write = server:client_commands(function() c:get("/set?k=a") end)
+        assert.same({ "GET", "EVALSHA" }, write)
+    end)
+
+    it("two requests on one session, interleaved through a slow path, both keep their key", function()
+        local _, first = site(new())
+        in_loop(function() first:get("/login") end)
+        local cookie = first:cookie("honeymoon.sid")
+        local cq = cqueues.new()
+        local port = SlowProxy.start(cq, server.port, 0.1)
+        local app = site(new({ url = "redis://127.0.0.1:" .. port }))
+        local events, done = {}, 0
+        for _, k in ipairs({ "x", "y" }) do
+            cq:wrap(function()
+                local client = Client.new(app)
+                client:set_cookie("honeymoon.sid", cookie)
+                events[#events + 1] = k .. " start"
+                local r = client:get("/set?k=" .. k)
+                assert.equal(200, r.status)
+                events[#events + 1] = k .. " end"
+                done = done + 1
+            end)
+        end
+        local deadline = cqueues.monotime() + 10
+        while done < 2 and cqueues.monotime() < deadline do assert(cq:step(0.05)) end
+        assert.equal(2, done)
+        assert.matches(" start$", events[2]) -- both were in flight at once
+        local doc = hs.json.decode(raw("sess:" .. id_of(first)))
+        assert.equal("x", doc.x)
+        assert.equal("y", doc.y)
+        assert.equal(42, doc.userId)
+    end)
+end)

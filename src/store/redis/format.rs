@@ -1,0 +1,344 @@
+//! connect-redis's stored form, pure: no I/O and no Lua, so the blocking store and the Lua
+//! store (whose sockets are Lua's) share it byte for byte.
+//!
+//! Key `prefix .. id`; value the JSON of the session's data plus express-session's `cookie`
+//! object; TTL from the cookie's lifetime. A merge applies a request's changes to the JSON it
+//! loaded, so keys a Node app wrote keep their values, order and float bits; the write is a
+//! compare-and-set on the SHA-1 of that JSON ([`CAS`]).
+//!
+//! Every error here is the *why* of a store error (`Err(String)`); the callers add the store,
+//! method and address.
+
+use crate::clock;
+use crate::codec::{self, Changes, Record};
+use crate::cookie::{SameSite, Secure};
+use crate::store::Lifetime;
+use serde_json::{Map, Value as Json};
+
+/// The key express-session keeps its cookie under; not session data.
+pub const COOKIE_KEY: &str = "cookie";
+
+/// Retries of a merge that keeps losing to concurrent writers before giving up.
+pub const MERGE_ATTEMPTS: usize = 16;
+
+/// Compare-and-set: write ARGV[2] with TTL ARGV[3] only if the stored value's SHA-1 is ARGV[1].
+/// Returns 1 (written), 0 (no such key: gone, nothing written) or the current value (lost a
+/// race: merge onto it and try again).
+pub const CAS: &str = r#"
+local cur = redis.call('GET', KEYS[1])
+if not cur then return 0 end
+if redis.sha1hex(cur) ~= ARGV[1] then return cur end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"#;
+
+/// What express-session's stored `cookie` object says, and so the TTL of a write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cookie<'a> {
+    /// Seconds; also the key's TTL, as connect-redis sets it.
+    pub max_age: u64,
+    pub path: &'a str,
+    pub domain: Option<&'a str>,
+    pub http_only: bool,
+    /// `"auto"` is stored as false, as express-session stores it before a request decides.
+    pub secure: bool,
+    pub same_site: Option<SameSite>,
+}
+
+impl<'a> Cookie<'a> {
+    /// The cookie of a store method called directly (no session config): express-session's
+    /// defaults, alive for `ttl` seconds.
+    pub fn standalone(ttl: u64) -> Cookie<'static> {
+        Cookie {
+            max_age: ttl,
+            path: "/",
+            domain: None,
+            http_only: true,
+            secure: false,
+            same_site: None,
+        }
+    }
+
+    /// The cookie a session config's lifetime describes.
+    pub fn of(life: &Lifetime<'a>) -> Cookie<'a> {
+        match life.cookie {
+            None => Cookie::standalone(life.ttl),
+            Some(c) => Cookie {
+                max_age: c.max_age,
+                path: &c.path,
+                domain: c.domain.as_deref(),
+                http_only: c.http_only,
+                secure: c.secure == Secure::Always,
+                same_site: c.same_site,
+            },
+        }
+    }
+
+    /// The key's TTL in seconds: the cookie's lifetime.
+    pub fn ttl(&self) -> u64 {
+        self.max_age
+    }
+
+    /// express-session's cookie object for a write now.
+    pub fn to_json(&self) -> Json {
+        let mut o = Map::new();
+        o.insert(
+            "originalMaxAge".into(),
+            Json::from(self.max_age.saturating_mul(1000)),
+        );
+        let ms = i64::try_from(self.max_age.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let expires = clock::now_ms().saturating_add(ms);
+        o.insert("expires".into(), Json::from(clock::iso_date(expires)));
+        o.insert("secure".into(), Json::from(self.secure));
+        o.insert("httpOnly".into(), Json::from(self.http_only));
+        if let Some(d) = self.domain {
+            o.insert("domain".into(), Json::from(d));
+        }
+        o.insert("path".into(), Json::from(self.path));
+        if let Some(ss) = self.same_site {
+            let v = match ss {
+                SameSite::Strict => "strict",
+                SameSite::Lax => "lax",
+                SameSite::None => "none",
+            };
+            o.insert("sameSite".into(), Json::from(v));
+        }
+        Json::Object(o)
+    }
+}
+
+fn reserved(key: &[u8]) -> Result<(), String> {
+    if key == COOKIE_KEY.as_bytes() {
+        return Err(
+            "the session key \"cookie\" is express-session's cookie object in this store; use another name"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// JavaScript writes strings with lone surrogates (an emoji cut in half) as `\ud83d`, which is
+/// valid JSON to JavaScript but not to serde_json: read each such escape as U+FFFD.
+fn replace_lone_surrogates(raw: &str) -> String {
+    let unit = |at: usize| -> Option<u16> {
+        let hex = raw.get(at..at + 6)?.strip_prefix("\\u")?;
+        u16::from_str_radix(hex, 16).ok()
+    };
+    let mut out = String::with_capacity(raw.len());
+    let mut i = 0;
+    while let Some(off) = raw[i..].find('\\') {
+        let at = i + off;
+        out.push_str(&raw[i..at]);
+        let step = match unit(at) {
+            Some(0xD800..=0xDBFF) if matches!(unit(at + 6), Some(0xDC00..=0xDFFF)) => 12,
+            Some(0xD800..=0xDFFF) => {
+                out.push_str("\\ufffd");
+                i = at + 6;
+                continue;
+            }
+            Some(_) => 6,
+            // Any other escape is a backslash and one character; copied whole, an escaped
+            // backslash is not mistaken for the start of another escape.
+            None => 1 + raw[at + 1..].chars().next().map_or(0, char::len_utf8),
+        };
+        let end = (at + step).min(raw.len());
+        out.push_str(raw.get(at..end).unwrap_or("\\"));
+        i = end;
+    }
+    out.push_str(&raw[i..]);
+    out
+}
+
+/// A stored session's JSON object, keys in the stored order.
+pub fn parse_object(raw: &[u8]) -> Result<Map<String, Json>, String> {
+    let value = match serde_json::from_slice::<Json>(raw) {
+        Ok(v) => v,
+        Err(e) => {
+            let text = std::str::from_utf8(raw)
+                .map_err(|_| format!("the stored session is not JSON: {e}"))?;
+            serde_json::from_str(&replace_lone_surrogates(text))
+                .map_err(|_| format!("the stored session is not JSON: {e}"))?
+        }
+    };
+    match value {
+        Json::Object(map) => Ok(map),
+        _ => Err("the stored session is not a JSON object".into()),
+    }
+}
+
+/// A stored JSON session -> record (without express-session's cookie object).
+pub fn to_record(raw: &[u8]) -> Result<Record, String> {
+    let mut entries = codec::Entries::default();
+    for (k, v) in parse_object(raw)? {
+        if let (false, Some(v)) = (k == COOKIE_KEY, codec::from_json(&v)) {
+            entries.push(k.as_bytes(), &v);
+        }
+    }
+    Ok(entries.into_record())
+}
+
+fn json_entry(key: &[u8], value: &[u8]) -> Result<(String, Json), String> {
+    reserved(key)?;
+    let key = String::from_utf8(key.to_vec()).map_err(|_| "a session key is not UTF-8")?;
+    let value = codec::to_json(&key, value)?;
+    Ok((key, value))
+}
+
+/// A whole session's stored JSON, with the cookie object.
+pub fn from_record(record: &Record, cookie: &Cookie) -> Result<String, String> {
+    let mut map = Map::new();
+    let entries = record
+        .entries()
+        .map_err(|_| "the session record is not one this module encoded".to_string())?;
+    for (k, v) in entries {
+        let (k, v) = json_entry(k, v)?;
+        map.insert(k, v);
+    }
+    map.insert(COOKIE_KEY.into(), cookie.to_json());
+    Ok(Json::Object(map).to_string())
+}
+
+/// A request's changes in JSON, converted once and applied to every base a merge tries.
+pub struct JsonChanges {
+    set: Vec<(String, Json)>,
+    removed: Vec<String>,
+}
+
+impl JsonChanges {
+    pub fn of(changes: &Changes) -> Result<JsonChanges, String> {
+        let mut set = Vec::with_capacity(changes.set.len());
+        for (k, v) in &changes.set {
+            set.push(json_entry(k, v)?);
+        }
+        let removed = changes
+            .removed
+            .iter()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .collect();
+        Ok(JsonChanges { set, removed })
+    }
+
+    /// The stored JSON `base` with these changes and a fresh cookie object; every other key
+    /// keeps its place and its exact value.
+    pub fn apply(&self, base: &[u8], cookie: &Cookie) -> Result<String, String> {
+        let mut map = parse_object(base)?;
+        for (k, v) in &self.set {
+            map.insert(k.clone(), v.clone());
+        }
+        for k in &self.removed {
+            // shift_remove: the other keys keep their order.
+            map.shift_remove(k.as_str());
+        }
+        map.insert(COOKIE_KEY.into(), cookie.to_json());
+        Ok(Json::Object(map).to_string())
+    }
+}
+
+/// The SHA-1 of a stored value in hex, as the CAS script's `redis.sha1hex` computes it.
+pub fn sha1_hex(bytes: &[u8]) -> String {
+    sha1_smol::Sha1::from(bytes).digest().to_string()
+}
+
+/// The SCAN pattern for every key under `prefix`: the prefix with glob characters escaped.
+pub fn scan_pattern(prefix: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(prefix.len() + 2);
+    for &b in prefix {
+        if matches!(b, b'*' | b'?' | b'[' | b']' | b'\\') {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out.push(b'*');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mlua::prelude::*;
+
+    #[test]
+    fn reads_lone_surrogates_as_replacement_characters() {
+        let raw = r#"{"a":"x\ud83d","b":"\ud83d\ude00","c":"\\ud83d","d":"\udc00y"}"#;
+        // Not JSON at all, with a backslash before a multibyte character: an error, no panic.
+        assert!(parse_object(r#"{"a":"\é\ud83d"#.as_bytes()).is_err());
+        assert!(parse_object(br"\").is_err());
+        assert!(parse_object(b"\xff{}").is_err());
+        let map = parse_object(raw.as_bytes()).unwrap();
+        assert_eq!(map["a"], "x\u{fffd}");
+        assert_eq!(map["b"], "\u{1f600}");
+        assert_eq!(map["c"], "\\ud83d");
+        assert_eq!(map["d"], "\u{fffd}y");
+    }
+
+    #[test]
+    fn a_merge_keeps_foreign_keys_their_order_and_float_bits() {
+        let lua = Lua::new();
+        let base = br#"{"passport":{"user":"u"},"half":0.1,"n":1,"gone":true,"cookie":{"x":1}}"#;
+        let before = to_record(base).unwrap();
+        let t: LuaTable = lua
+            .load("return { passport = { user = 'u' }, half = 0.1, n = 2, new = 'x' }")
+            .eval()
+            .unwrap();
+        let after = Record::from_table(&lua, &t).unwrap();
+        let changes = JsonChanges::of(&before.diff(&after).unwrap()).unwrap();
+        let json = changes.apply(base, &Cookie::standalone(60)).unwrap();
+        assert!(
+            json.starts_with(r#"{"passport":{"user":"u"},"half":0.1,"n":2,"cookie":{"#),
+            "{json}"
+        );
+        assert!(json.contains(r#""new":"x""#), "{json}");
+        assert!(!json.contains("gone"), "{json}");
+    }
+
+    #[test]
+    fn the_cookie_object_follows_the_config() {
+        let c = Cookie {
+            max_age: 600,
+            path: "/app",
+            domain: Some("example.com"),
+            http_only: false,
+            secure: true,
+            same_site: Some(SameSite::Strict),
+        };
+        let j = c.to_json();
+        assert_eq!(j["originalMaxAge"], 600_000);
+        assert_eq!(j["path"], "/app");
+        assert_eq!(j["domain"], "example.com");
+        assert_eq!(j["httpOnly"], false);
+        assert_eq!(j["secure"], true);
+        assert_eq!(j["sameSite"], "strict");
+        let d = Cookie::standalone(5).to_json();
+        assert!(d.get("sameSite").is_none() && d.get("domain").is_none());
+        // A lifetime too long for milliseconds saturates instead of overflowing.
+        let _ = Cookie::standalone(u64::MAX).to_json();
+    }
+
+    #[test]
+    fn refuses_what_json_cannot_carry() {
+        let lua = Lua::new();
+        let t: LuaTable = lua.load("return { cookie = 1 }").eval().unwrap();
+        let r = Record::from_table(&lua, &t).unwrap();
+        assert!(
+            from_record(&r, &Cookie::standalone(1))
+                .unwrap_err()
+                .contains("\"cookie\"")
+        );
+        let t: LuaTable = lua.load("return { ['\\255'] = 1 }").eval().unwrap();
+        let r = Record::from_table(&lua, &t).unwrap();
+        assert!(
+            from_record(&r, &Cookie::standalone(1))
+                .unwrap_err()
+                .contains("not UTF-8")
+        );
+        assert!(from_record(&Record(b"junk".to_vec()), &Cookie::standalone(1)).is_err());
+    }
+
+    #[test]
+    fn scan_patterns_escape_glob_bytes() {
+        assert_eq!(
+            scan_pattern(b"a*b?[c]\\\xff"),
+            b"a\\*b\\?\\[c\\]\\\\\xff*".to_vec()
+        );
+    }
+}

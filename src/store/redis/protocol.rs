@@ -1,0 +1,693 @@
+//! What the Lua RedisStore (`lua/honeymoon_session/stores/redis.lua`) needs from Rust, as the
+//! internal table `require("honeymoon_session")._redis`. Its sockets are Lua's (cosockets,
+//! cqueues), so store calls may yield; the bytes are ours: the redis crate packs every command
+//! and parses every reply, and `format` makes and merges the stored JSON.
+//!
+//! - `config(opts)`: the store's options checked and the URL parsed (by the redis crate) into
+//!   `{ host, port, db, address, prefix, pattern, hello, hello_count, auth, pool_name, pool_size,
+//!   pool_idle, connect_timeout, command_timeout, socket }`. `hello` is the AUTH and SELECT a
+//!   fresh connection sends before its first command (nil when neither is needed).
+//! - `pack(name, ...)`: one command, packed (arguments: strings and integers). Concatenated
+//!   packed commands are a pipeline.
+//! - `replies()`: an incremental reply reader. `r:take(chunk?)` adds the bytes read (if any) and
+//!   returns `true, value` for a reply, `true, nil, "CODE message"` for an error reply, `false`
+//!   when it needs more bytes, and `nil, why` for bytes that are not the protocol.
+//! - `decode(json)` -> record; `encode(record, ttl, life)` -> json, ttl;
+//!   `merge(base_json, patch, ttl, life)` -> json, ttl, sha1 of base; `ttl(ttl, life)` -> the
+//!   key's TTL. Each returns `nil, why` on failure.
+//! - `CAS`, `CAS_SHA`, `MERGE_ATTEMPTS`: the compare-and-set script, its SHA-1, the retries.
+//! - `generation()`: changes in the child after `fork()` (pooled sockets of another process
+//!   are never used).
+//! - `record(data)`, `data(record)`, `patch(before, after)`: the codec, for calling the store
+//!   directly.
+
+use super::blocking::{bad, bytes, option_ms, text};
+use super::format::{self, CAS, Cookie, JsonChanges, MERGE_ATTEMPTS};
+use crate::codec::{Changes, Record};
+use crate::cookie::SameSite;
+use crate::fork;
+use mlua::prelude::*;
+use redis::{ConnectionAddr, IntoConnectionInfo, Value};
+use std::io::{self, Read};
+
+/// The nesting of replies we convert (our commands nest two deep).
+const MAX_REPLY_DEPTH: usize = 16;
+
+/// `nil, why`, the Lua idiom for an expected failure, so the Lua side raises it as a plain
+/// string with the store, method and address.
+fn nil_why(lua: &Lua, why: impl AsRef<str>) -> LuaResult<LuaMultiValue> {
+    (LuaValue::Nil, lua.create_string(why.as_ref())?).into_lua_multi(lua)
+}
+
+fn positive(t: &LuaTable, key: &str, what: &str, default: i64) -> LuaResult<i64> {
+    match t.raw_get::<LuaValue>(key)? {
+        LuaValue::Nil => Ok(default),
+        LuaValue::Integer(n) if n > 0 => Ok(n),
+        LuaValue::Number(n) if n > 0.0 && n.fract() == 0.0 && n < 9.0e15 => Ok(n as i64),
+        other => Err(bad(format!(
+            "{what} must be a whole number above 0, got {}",
+            crate::codec::a_type(&other)
+        ))),
+    }
+}
+
+fn known(t: &LuaTable, what: &str, names: &[&str]) -> LuaResult<()> {
+    for pair in t.pairs::<LuaValue, LuaValue>() {
+        let (k, _) = pair?;
+        let name = k.to_string().unwrap_or_default();
+        if !names.contains(&name.as_str()) {
+            return Err(bad(format!(
+                "got the unknown option {what}{name}; known are {}",
+                names
+                    .iter()
+                    .map(|n| format!("{what}{n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `config(opts)`: see the module docs.
+fn config(lua: &Lua, opts: Option<LuaTable>) -> LuaResult<LuaTable> {
+    const KNOWN: [&str; 6] = [
+        "url",
+        "prefix",
+        "socket",
+        "pool",
+        "connectTimeout",
+        "commandTimeout",
+    ];
+    let opts = match opts {
+        Some(t) => t,
+        None => lua.create_table()?,
+    };
+    known(&opts, "", &KNOWN)?;
+    let url = text(&opts, "url")?.unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+    let info = url.as_str().into_connection_info().map_err(|e| {
+        bad(format!(
+            "url is not a Redis URL (redis://[[user]:password@]host[:port][/db]): {e}"
+        ))
+    })?;
+    let (host, port) = match info.addr() {
+        ConnectionAddr::Tcp(host, port) => (host.clone(), *port),
+        ConnectionAddr::TcpTls { .. } => {
+            return Err(bad(format!(
+                "url {url:?} asks for TLS, which only the blocking hs.RedisStore speaks; \
+                 this store's sockets are the event loop's (use redis:// on a trusted network)"
+            )));
+        }
+        _ => {
+            return Err(bad(format!(
+                "url {url:?} is not a TCP address; this store connects over TCP (redis://host:port/db)"
+            )));
+        }
+    };
+    let settings = info.redis_settings();
+    let db = settings.db();
+    let address = format!("{host}:{port}/{db}");
+    let mut hello = Vec::new();
+    let mut hello_count = 0;
+    if let Some(password) = settings.password() {
+        let mut auth = redis::cmd("AUTH");
+        if let Some(user) = settings.username() {
+            auth.arg(user);
+        }
+        auth.arg(password);
+        auth.write_packed_command(&mut hello);
+        hello_count += 1;
+    }
+    if db != 0 {
+        redis::cmd("SELECT")
+            .arg(db)
+            .write_packed_command(&mut hello);
+        hello_count += 1;
+    }
+    // Connections differ by database and credentials, so pools do too; the credentials go
+    // into the name only as a digest.
+    let credentials = format!(
+        "{}\0{}",
+        settings.username().unwrap_or(""),
+        settings.password().unwrap_or("")
+    );
+    let pool_name = format!(
+        "honeymoon_session:{address}#{}",
+        &format::sha1_hex(credentials.as_bytes())[..12]
+    );
+    let prefix = bytes(&opts, "prefix")?.unwrap_or_else(|| b"sess:".to_vec());
+    let (pool_size, pool_idle) = match opts.raw_get::<LuaValue>("pool")? {
+        LuaValue::Nil => (32, 60_000),
+        LuaValue::Table(p) => {
+            known(&p, "pool.", &["size", "idle"])?;
+            (
+                positive(&p, "size", "pool.size", 32)?,
+                positive(&p, "idle", "pool.idle (milliseconds)", 60_000)?,
+            )
+        }
+        other => {
+            return Err(bad(format!(
+                "pool must be a table {{ size =, idle = }}, got {}",
+                crate::codec::a_type(&other)
+            )));
+        }
+    };
+    let socket = match text(&opts, "socket")?.as_deref() {
+        None => LuaValue::Nil,
+        Some(s @ ("ngx" | "cqueues")) => LuaValue::String(lua.create_string(s)?),
+        Some(other) => {
+            return Err(bad(format!(
+                "socket must be \"ngx\" or \"cqueues\", got {other:?}"
+            )));
+        }
+    };
+    let t = lua.create_table()?;
+    t.raw_set("host", host)?;
+    t.raw_set("port", port)?;
+    t.raw_set("db", db)?;
+    t.raw_set("address", address)?;
+    t.raw_set("pattern", lua.create_string(format::scan_pattern(&prefix))?)?;
+    t.raw_set("prefix", lua.create_string(prefix)?)?;
+    if hello_count > 0 {
+        t.raw_set("hello", lua.create_string(hello)?)?;
+    }
+    t.raw_set("hello_count", hello_count)?;
+    t.raw_set("auth", settings.password().is_some())?;
+    t.raw_set("pool_name", pool_name)?;
+    t.raw_set("pool_size", pool_size)?;
+    t.raw_set("pool_idle", pool_idle)?;
+    t.raw_set(
+        "connect_timeout",
+        option_ms(&opts, "connectTimeout", 2000)?.as_millis() as i64,
+    )?;
+    t.raw_set(
+        "command_timeout",
+        option_ms(&opts, "commandTimeout", 2000)?.as_millis() as i64,
+    )?;
+    t.raw_set("socket", socket)?;
+    Ok(t)
+}
+
+/// `pack(name, ...)`: one command in the protocol's bytes.
+fn pack(lua: &Lua, args: LuaVariadic<LuaValue>) -> LuaResult<LuaString> {
+    let mut cmd = redis::Cmd::new();
+    for (i, a) in args.iter().enumerate() {
+        match a {
+            LuaValue::String(s) => {
+                cmd.arg(&*s.as_bytes());
+            }
+            LuaValue::Integer(n) => {
+                cmd.arg(*n);
+            }
+            LuaValue::Number(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => {
+                cmd.arg(*n as i64);
+            }
+            other => {
+                return Err(LuaError::runtime(format!(
+                    "honeymoon_session: _redis.pack: argument {} is {}; commands take strings and integers",
+                    i + 1,
+                    crate::codec::a_type(other)
+                )));
+            }
+        }
+    }
+    lua.create_string(cmd.get_packed_command())
+}
+
+/// The bytes `take` was given and the parser has not read yet. Reading past them is
+/// `WouldBlock`, which leaves the crate's parser holding its partial state for the next chunk.
+struct Feed<'a> {
+    buf: &'a [u8],
+    pos: &'a mut usize,
+    starved: bool,
+}
+
+impl Read for Feed<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let rest = self.buf.get(*self.pos..).unwrap_or_default();
+        if rest.is_empty() {
+            self.starved = true;
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = rest.len().min(out.len());
+        out[..n].copy_from_slice(&rest[..n]);
+        *self.pos += n;
+        Ok(n)
+    }
+}
+
+/// An incremental reply reader over the redis crate's parser; one per exchange.
+#[derive(Default)]
+pub struct Replies {
+    parser: redis::Parser,
+    pending: Vec<u8>,
+    pos: usize,
+}
+
+/// What `take` found.
+#[derive(Debug, PartialEq)]
+enum Taken {
+    Reply(Value),
+    NeedMore,
+    Bad(String),
+}
+
+impl Replies {
+    fn take(&mut self, chunk: Option<&[u8]>) -> Taken {
+        if let Some(chunk) = chunk {
+            if self.pos >= self.pending.len() {
+                self.pending.clear();
+                self.pos = 0;
+            }
+            self.pending.extend_from_slice(chunk);
+        }
+        let mut feed = Feed {
+            buf: &self.pending,
+            pos: &mut self.pos,
+            starved: false,
+        };
+        match self.parser.parse_value(&mut feed) {
+            Ok(v) => Taken::Reply(v),
+            Err(_) if feed.starved => Taken::NeedMore,
+            Err(e) => Taken::Bad(format!("bad reply from redis: {e}")),
+        }
+    }
+}
+
+fn server_error(e: &redis::ServerError) -> String {
+    match e.details() {
+        Some(d) => format!("{} {d}", e.code()),
+        None => e.code().to_string(),
+    }
+}
+
+/// A reply as a Lua value: nil, integers, strings (bulk replies are bytes), tables for arrays
+/// (a nil inside one is false) and maps; an error nested in an array is `{ error = "..." }`.
+fn to_lua(lua: &Lua, v: Value, depth: usize) -> LuaResult<LuaValue> {
+    if depth > MAX_REPLY_DEPTH {
+        return Err(LuaError::runtime(
+            "honeymoon_session: a reply from redis nests too deeply",
+        ));
+    }
+    Ok(match v {
+        Value::Nil => LuaValue::Nil,
+        Value::Int(n) => (n as LuaInteger).into_lua(lua)?,
+        Value::BulkString(b) => LuaValue::String(lua.create_string(b)?),
+        Value::SimpleString(s) => LuaValue::String(lua.create_string(s)?),
+        Value::Okay => LuaValue::String(lua.create_string("OK")?),
+        Value::Double(d) => LuaValue::Number(d),
+        Value::Boolean(b) => LuaValue::Boolean(b),
+        Value::VerbatimString { text, .. } => LuaValue::String(lua.create_string(text)?),
+        Value::BigNumber(n) => LuaValue::String(lua.create_string(format!("{n:?}"))?),
+        Value::Array(items) | Value::Set(items) | Value::Push { data: items, .. } => {
+            let t = lua.create_table_with_capacity(items.len(), 0)?;
+            for (i, item) in items.into_iter().enumerate() {
+                let v = match to_lua(lua, item, depth + 1)? {
+                    LuaValue::Nil => LuaValue::Boolean(false),
+                    v => v,
+                };
+                t.raw_set(i + 1, v)?;
+            }
+            LuaValue::Table(t)
+        }
+        Value::Map(pairs) => {
+            let t = lua.create_table_with_capacity(0, pairs.len())?;
+            for (k, v) in pairs {
+                t.raw_set(to_lua(lua, k, depth + 1)?, to_lua(lua, v, depth + 1)?)?;
+            }
+            LuaValue::Table(t)
+        }
+        Value::Attribute { data, .. } => to_lua(lua, *data, depth + 1)?,
+        Value::ServerError(e) => {
+            let t = lua.create_table()?;
+            t.raw_set("error", server_error(&e))?;
+            LuaValue::Table(t)
+        }
+        // The enum is non-exhaustive; a kind of reply this crate version added is not ours.
+        _ => {
+            return Err(LuaError::runtime(
+                "honeymoon_session: redis sent a kind of reply this store does not read",
+            ));
+        }
+    })
+}
+
+impl LuaUserData for Replies {
+    fn add_methods<M: LuaUserDataMethods<Self>>(m: &mut M) {
+        m.add_method_mut("take", |lua, r, chunk: Option<LuaString>| {
+            let taken = match &chunk {
+                Some(c) => r.take(Some(&c.as_bytes())),
+                None => r.take(None),
+            };
+            match taken {
+                Taken::Reply(Value::ServerError(e)) => {
+                    (true, LuaValue::Nil, server_error(&e)).into_lua_multi(lua)
+                }
+                Taken::Reply(v) => (true, to_lua(lua, v, 0)?).into_lua_multi(lua),
+                Taken::NeedMore => false.into_lua_multi(lua),
+                Taken::Bad(why) => nil_why(lua, why),
+            }
+        });
+    }
+}
+
+/// A session config's lifetime as the stored cookie object describes it, owned (the `life`
+/// table of the record-store contract; nil for a store method called directly).
+struct Life {
+    max_age: u64,
+    path: String,
+    domain: Option<String>,
+    http_only: bool,
+    secure: bool,
+    same_site: Option<SameSite>,
+}
+
+impl Life {
+    fn cookie(&self) -> Cookie<'_> {
+        Cookie {
+            max_age: self.max_age,
+            path: &self.path,
+            domain: self.domain.as_deref(),
+            http_only: self.http_only,
+            secure: self.secure,
+            same_site: self.same_site,
+        }
+    }
+}
+
+fn seconds(v: &LuaValue, what: &str) -> Result<Option<u64>, String> {
+    match v {
+        LuaValue::Nil => Ok(None),
+        LuaValue::Integer(n) if *n >= 1 => Ok(Some(*n as u64)),
+        LuaValue::Number(n) if *n >= 1.0 && n.fract() == 0.0 && *n < 9.0e15 => Ok(Some(*n as u64)),
+        other => Err(format!(
+            "{what} must be a whole number of seconds from 1, got {}",
+            crate::codec::a_type(other)
+        )),
+    }
+}
+
+fn life_of(ttl: &LuaValue, life: Option<&LuaTable>) -> Result<Life, String> {
+    let ttl = seconds(ttl, "ttl")?.unwrap_or(86_400);
+    let Some(life) = life else {
+        let c = Cookie::standalone(ttl);
+        return Ok(Life {
+            max_age: c.max_age,
+            path: c.path.into(),
+            domain: None,
+            http_only: c.http_only,
+            secure: c.secure,
+            same_site: None,
+        });
+    };
+    let get = |k: &str| life.raw_get::<LuaValue>(k).map_err(|e| e.to_string());
+    let string = |k: &str| -> Result<Option<String>, String> {
+        match get(k)? {
+            LuaValue::Nil => Ok(None),
+            LuaValue::String(s) => s
+                .to_str()
+                .map(|s| Some(s.to_string()))
+                .map_err(|_| format!("life.{k} is not UTF-8")),
+            other => Err(format!(
+                "life.{k} must be a string, got {}",
+                crate::codec::a_type(&other)
+            )),
+        }
+    };
+    let max_age = seconds(&get("maxAge")?, "life.maxAge")?.unwrap_or(ttl);
+    let http_only = !matches!(get("httpOnly")?, LuaValue::Boolean(false));
+    let secure = matches!(get("secure")?, LuaValue::Boolean(true));
+    let same_site = match get("sameSite")? {
+        LuaValue::Nil | LuaValue::Boolean(false) => None,
+        LuaValue::String(s) => match s.as_bytes().to_ascii_lowercase().as_slice() {
+            b"strict" => Some(SameSite::Strict),
+            b"lax" => Some(SameSite::Lax),
+            b"none" => Some(SameSite::None),
+            _ => {
+                return Err(format!(
+                    "life.sameSite must be \"Strict\", \"Lax\", \"None\" or false, got {:?}",
+                    s.to_string_lossy()
+                ));
+            }
+        },
+        other => {
+            return Err(format!(
+                "life.sameSite must be a string or false, got {}",
+                crate::codec::a_type(&other)
+            ));
+        }
+    };
+    Ok(Life {
+        max_age,
+        path: string("path")?.unwrap_or_else(|| "/".into()),
+        domain: string("domain")?,
+        http_only,
+        secure,
+        same_site,
+    })
+}
+
+fn generation() -> LuaInteger {
+    // Generations count forks; they stay far below 2^53 (LuaJIT's integers are doubles).
+    (fork::generation() & ((1 << 53) - 1)) as LuaInteger
+}
+
+pub fn lua_exports(lua: &Lua) -> LuaResult<LuaTable> {
+    let t = lua.create_table()?;
+    t.set("config", lua.create_function(config)?)?;
+    t.set("pack", lua.create_function(pack)?)?;
+    t.set(
+        "replies",
+        lua.create_function(|_, ()| Ok(Replies::default()))?,
+    )?;
+    t.set("CAS", CAS)?;
+    t.set("CAS_SHA", redis::Script::new(CAS).get_hash())?;
+    t.set("MERGE_ATTEMPTS", MERGE_ATTEMPTS)?;
+    t.set(
+        "decode",
+        lua.create_function(
+            |lua, raw: LuaString| match format::to_record(&raw.as_bytes()) {
+                Ok(record) => lua.create_string(&record.0)?.into_lua_multi(lua),
+                Err(why) => nil_why(lua, why),
+            },
+        )?,
+    )?;
+    t.set(
+        "encode",
+        lua.create_function(
+            |lua, (record, ttl, life): (LuaString, LuaValue, Option<LuaTable>)| {
+                let life = match life_of(&ttl, life.as_ref()) {
+                    Ok(l) => l,
+                    Err(why) => return nil_why(lua, why),
+                };
+                let cookie = life.cookie();
+                match format::from_record(&Record(record.as_bytes().to_vec()), &cookie) {
+                    Ok(json) => (json, cookie.ttl()).into_lua_multi(lua),
+                    Err(why) => nil_why(lua, why),
+                }
+            },
+        )?,
+    )?;
+    t.set(
+        "merge",
+        lua.create_function(
+            |lua, (base, patch, ttl, life): (LuaString, LuaString, LuaValue, Option<LuaTable>)| {
+                let life = match life_of(&ttl, life.as_ref()) {
+                    Ok(l) => l,
+                    Err(why) => return nil_why(lua, why),
+                };
+                let Some(changes) = Changes::from_patch(&patch.as_bytes()) else {
+                    return nil_why(lua, "the patch is not one this module wrote");
+                };
+                let cookie = life.cookie();
+                let base = base.as_bytes();
+                match JsonChanges::of(&changes).and_then(|c| c.apply(&base, &cookie)) {
+                    Ok(json) => (json, cookie.ttl(), format::sha1_hex(&base)).into_lua_multi(lua),
+                    Err(why) => nil_why(lua, why),
+                }
+            },
+        )?,
+    )?;
+    t.set(
+        "ttl",
+        lua.create_function(|lua, (ttl, life): (LuaValue, Option<LuaTable>)| {
+            match life_of(&ttl, life.as_ref()) {
+                Ok(l) => l.max_age.into_lua_multi(lua),
+                Err(why) => nil_why(lua, why),
+            }
+        })?,
+    )?;
+    t.set("generation", lua.create_function(|_, ()| Ok(generation()))?)?;
+    // The codec, for calling this record store directly (and its specs): a data table as a
+    // record, a record as a fresh data table, the patch from one record to another.
+    t.set(
+        "record",
+        lua.create_function(|lua, data: LuaTable| {
+            lua.create_string(Record::from_table(lua, &data)?.0)
+        })?,
+    )?;
+    t.set(
+        "data",
+        lua.create_function(|lua, record: LuaString| {
+            Record(record.as_bytes().to_vec()).to_table(lua)
+        })?,
+    )?;
+    t.set(
+        "patch",
+        lua.create_function(|lua, (before, after): (LuaString, LuaString)| {
+            let before = Record(before.as_bytes().to_vec());
+            let changes = before.diff(&Record(after.as_bytes().to_vec()))?;
+            lua.create_string(changes.to_patch())
+        })?,
+    )?;
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_at_once(bytes: &[u8]) -> Vec<Value> {
+        let mut r = Replies::default();
+        let mut out = Vec::new();
+        let mut chunk = Some(bytes);
+        loop {
+            match r.take(chunk.take()) {
+                Taken::Reply(v) => out.push(v),
+                Taken::NeedMore => return out,
+                Taken::Bad(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    const REPLIES: &[u8] = b"+OK\r\n$5\r\nhello\r\n$-1\r\n:42\r\n-NOSCRIPT No matching script\r\n\
+*2\r\n$1\r\n0\r\n*3\r\n$5\r\nsess:\r\n$0\r\n\r\n$2\r\n\xff\xfe\r\n$10\r\n0123456789\r\n";
+
+    #[test]
+    fn replies_split_anywhere_parse_as_whole() {
+        let whole = all_at_once(REPLIES);
+        assert_eq!(whole.len(), 7);
+        assert_eq!(whole[0], Value::Okay);
+        assert_eq!(whole[2], Value::Nil);
+        // Every split into two chunks, with an empty take between them, and byte by byte.
+        for cut in 0..REPLIES.len() {
+            let mut r = Replies::default();
+            let mut got = Vec::new();
+            for chunk in [&REPLIES[..cut], &REPLIES[cut..]] {
+                let mut next = Some(chunk);
+                loop {
+                    match r.take(next.take()) {
+                        Taken::Reply(v) => got.push(v),
+                        Taken::NeedMore => break,
+                        Taken::Bad(e) => panic!("cut {cut}: {e}"),
+                    }
+                }
+                assert_eq!(r.take(None), Taken::NeedMore);
+            }
+            assert_eq!(got, whole, "cut at {cut}");
+        }
+        let mut r = Replies::default();
+        let mut got = Vec::new();
+        for b in REPLIES {
+            let mut next = Some(std::slice::from_ref(b));
+            while let Taken::Reply(v) = r.take(next.take()) {
+                got.push(v);
+            }
+        }
+        assert_eq!(got, whole);
+    }
+
+    #[test]
+    fn bytes_that_are_not_the_protocol_are_an_error_not_a_panic() {
+        for bad in [&b"?what\r\n"[..], b":notanumber\r\n", b"$abc\r\n"] {
+            let mut r = Replies::default();
+            assert!(matches!(r.take(Some(bad)), Taken::Bad(_)), "{bad:?}");
+        }
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut bytes = REPLIES.to_vec();
+            let i = (x as usize) % bytes.len();
+            bytes[i] = (x >> 32) as u8;
+            let mut r = Replies::default();
+            let _ = r.take(Some(&bytes[..i.max(1)]));
+            let _ = r.take(Some(&bytes[i.max(1)..]));
+            let _ = r.take(None);
+        }
+    }
+
+    #[test]
+    fn commands_are_packed_by_the_crate() {
+        let lua = Lua::new();
+        let t = lua_exports(&lua).unwrap();
+        let pack: LuaFunction = t.get("pack").unwrap();
+        let s: LuaString = pack.call(("GET", "sess:\u{ff}", 7)).unwrap();
+        assert_eq!(
+            &*s.as_bytes(),
+            b"*3\r\n$3\r\nGET\r\n$7\r\nsess:\xc3\xbf\r\n$1\r\n7\r\n"
+        );
+        assert!(pack.call::<LuaString>(("GET", true)).is_err());
+    }
+
+    #[test]
+    fn config_parses_the_url_and_keeps_the_password_out_of_names() {
+        let lua = Lua::new();
+        let t = lua_exports(&lua).unwrap();
+        let config: LuaFunction = t.get("config").unwrap();
+        let opts = lua
+            .load("return { url = 'redis://u:s3cret@10.0.0.1:6400/3', pool = { size = 4 } }")
+            .eval::<LuaTable>()
+            .unwrap();
+        let c: LuaTable = config.call(opts).unwrap();
+        assert_eq!(c.get::<String>("address").unwrap(), "10.0.0.1:6400/3");
+        assert_eq!(c.get::<i64>("hello_count").unwrap(), 2);
+        assert_eq!(c.get::<i64>("pool_size").unwrap(), 4);
+        let name: String = c.get("pool_name").unwrap();
+        assert!(!name.contains("s3cret"), "{name}");
+        let hello: LuaString = c.get("hello").unwrap();
+        assert!(hello.to_string_lossy().contains("AUTH"));
+        for (src, want) in [
+            ("return { url = 'rediss://h' }", "only the blocking"),
+            ("return { url = 'http://h' }", "not a Redis URL"),
+            ("return { socket = 'epoll' }", "socket must be"),
+            ("return { pool = { max = 1 } }", "unknown option pool.max"),
+            ("return { nope = 1 }", "unknown option nope"),
+        ] {
+            let opts: LuaTable = lua.load(src).eval().unwrap();
+            let err = config.call::<LuaTable>(opts).unwrap_err().to_string();
+            assert!(err.contains(want), "{src}: {err}");
+        }
+    }
+
+    #[test]
+    fn life_tables_follow_the_session_config() {
+        let lua = Lua::new();
+        let life: LuaTable = lua
+            .load("return { ttl = 60, maxAge = 30, path = '/a', httpOnly = false, secure = 'auto', sameSite = 'Lax', domain = 'x.org' }")
+            .eval()
+            .unwrap();
+        let l = life_of(&LuaValue::Integer(60), Some(&life)).unwrap();
+        let c = l.cookie();
+        assert_eq!(
+            (
+                c.max_age,
+                c.path,
+                c.domain,
+                c.http_only,
+                c.secure,
+                c.same_site
+            ),
+            (30, "/a", Some("x.org"), false, false, Some(SameSite::Lax))
+        );
+        assert_eq!(
+            life_of(&LuaValue::Nil, None).unwrap().max_age,
+            86_400,
+            "a direct call without ttl keeps a day"
+        );
+        assert!(life_of(&LuaValue::Integer(0), None).is_err());
+        let bad: LuaTable = lua.load("return { sameSite = 'lax ' }").eval().unwrap();
+        assert!(life_of(&LuaValue::Integer(1), Some(&bad)).is_err());
+    }
+}

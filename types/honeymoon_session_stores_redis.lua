@@ -1,0 +1,63 @@
+---@meta honeymoon_session.stores.redis
+-- LuaLS type stub for lua/honeymoon_session/stores/redis.lua: RedisStore for event loops
+-- (OpenResty cosockets or cqueues sockets), in record format. Documentation only.
+
+---@class honeymoon_session.LuaRedisOptions
+---@field url? string redis://[[user]:password@]host[:port][/db], default redis://127.0.0.1:6379 (no TLS)
+---@field prefix? string key prefix, default "sess:"
+---@field socket? "ngx"|"cqueues" default "ngx" inside OpenResty, else "cqueues"
+---@field pool? { size?: integer, idle?: integer } idle connections kept (32) and for how long (ms, 60000)
+---@field connectTimeout? integer ms, default 2000
+---@field commandTimeout? integer ms, default 2000
+
+---The session config's lifetime, as the engine hands it to a record store.
+---@class honeymoon_session.Life
+---@field ttl integer seconds
+---@field maxAge? integer cookie lifetime in seconds
+---@field path string
+---@field httpOnly boolean
+---@field secure boolean|"auto"
+---@field sameSite "Strict"|"Lax"|"None"|false
+---@field domain? string
+
+---@class honeymoon_session.LuaRedisStore
+---@field format "record"
+local Store = {}
+---@param id string
+---@return string|nil record, string|nil version
+function Store:get(id) end
+---@param id string
+---@param record string
+---@param ttl? integer
+---@param life? honeymoon_session.Life
+---@return string version
+function Store:set(id, record, ttl, life) end
+---@param id string
+---@param patch string
+---@param ttl? integer
+---@param version? string
+---@param life? honeymoon_session.Life
+---@return boolean written, string|nil version
+function Store:merge(id, patch, ttl, version, life) end
+---@param id string
+function Store:destroy(id) end
+---@param id string
+---@param ttl? integer
+---@param life? honeymoon_session.Life
+---@return boolean alive
+function Store:touch(id, ttl, life) end
+---@param id string
+---@return boolean
+function Store:exists(id) end
+---@return string[]
+function Store:all() end
+---@return integer
+function Store:length() end
+function Store:clear() end
+
+local M = {}
+---@param opts? honeymoon_session.LuaRedisOptions
+---@return honeymoon_session.LuaRedisStore
+function M.new(opts) end
+
+return M
