@@ -94,6 +94,14 @@ check "private_dir_check: clone into mktemp -d, nginx demo, curl login" bash scr
 echo "== the Lua RedisStore's ngx backend under nginx (2 workers)"
 check "redis_nginx_check: cosockets, pooled, concurrent merges from both workers" bash scripts/redis_nginx_check.sh
 
+echo "== stores never block an event loop: Redis 2 ms away, one nginx worker, one lua-http process"
+out=$(bash scripts/nonblocking_check.sh 2>&1); rc=$?
+grep -E '^(ok|FAILED|#)' <<<"$out"
+read -r p f < <(sed -n 's/^nonblocking: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' <<<"$out")
+p=${p:-0} f=${f:-0}
+[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+add "$p" "$f"
+
 echo "== luarocks make into a tree, then require"
 out=$(bash scripts/luarocks_check.sh 2>&1); echo "$out"
 add "$(grep -c ': ok$' <<<"$out")" "$(grep -c ': FAILED$' <<<"$out")"

@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# Stores never block an event loop (issue 7), as a pass/fail check on behaviour: Redis sits
+# behind a loopback proxy that holds each reply 2 ms, and the session route (/counter: read, +1,
+# save; two round trips) is served by one nginx worker (the event-loop RedisStore over
+# cosockets), then by one lua-http process (the same store over cqueues). For each server:
+#   - throughput at 32 connections is at least 10x the throughput at 1 connection (a blocking
+#     store serves the same rate at any concurrency);
+#   - a route without a session keeps p99 under 10 ms while the session route is loaded.
+# The figures are printed (they are reported, not asserted beyond those two rules). Loopback
+# only; wrk runs are bounded (3-5 s); every server is stopped by PID.
+# Prints "nonblocking: N passed, N failed"; exits 1 on a failure.
+set -u
+cd "$(dirname "$0")/.."
+root=$PWD
+dir=$(mktemp -d "${TMPDIR:-/tmp}/hs-nonblocking.XXXXXX")
+redis_pid="" proxy_pid="" nginx_pid="" luahttp_pid=""
+passed=0 failed=0
+
+cleanup() {
+  for pid in $luahttp_pid $nginx_pid $proxy_pid $redis_pid; do kill "$pid" 2>/dev/null; done
+  for pid in $luahttp_pid $nginx_pid $proxy_pid $redis_pid; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null
+  done
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ok() { echo "ok: $*"; passed=$((passed + 1)); }
+bad() { echo "FAILED: $*"; failed=$((failed + 1)); }
+finish() { echo "nonblocking: $passed passed, $failed failed"; [ "$failed" -eq 0 ]; exit; }
+
+for bin in redis-server redis-cli nginx wrk curl lua5.4; do
+  command -v "$bin" >/dev/null || { bad "$bin is missing (scripts/setup.sh)"; finish; }
+done
+[ -f build/luajit/honeymoon_session.so ] && [ -f build/lua54/honeymoon_session.so ] ||
+  { bad "the module is not built (make both)"; finish; }
+
+free_port() { # a loopback port nobody listens on now
+  local p
+  for _ in $(seq 50); do
+    p=$((20000 + RANDOM % 25000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+  return 1
+}
+
+# Waits (at most 10 s) until a file has content.
+wait_file() { for _ in $(seq 200); do [ -s "$1" ] && return 0; sleep 0.05; done; return 1; }
+
+# Redis, retried on another port if the probed one was taken meanwhile.
+for _ in 1 2 3; do
+  redis_port=$(free_port)
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+    --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
+  wait_file "$dir/redis.pid" && redis-cli -p "$redis_port" PING 2>/dev/null | grep -q PONG &&
+    redis_pid=$(cat "$dir/redis.pid") && break
+done
+[ -n "$redis_pid" ] || { bad "redis-server did not start: $(tail -3 "$dir/redis.log" 2>/dev/null)"; finish; }
+
+# The slow path: every reply from Redis held 2 ms (spec/support/slow_proxy.lua, own process).
+lua5.4 -e "
+  package.path = '$root/?.lua;' .. package.path
+  local cqueues = require('cqueues')
+  local cq = cqueues.new()
+  local port = require('spec.support.slow_proxy').start(cq, $redis_port, 0.002)
+  local f = assert(io.open('$dir/proxy.port', 'w')); f:write(port); f:close()
+  assert(cq:loop())" >"$dir/proxy.log" 2>&1 &
+proxy_pid=$!
+wait_file "$dir/proxy.port" || { bad "the delaying proxy did not start: $(tail -3 "$dir/proxy.log")"; finish; }
+redis_url="redis://127.0.0.1:$(cat "$dir/proxy.port")"
+
+# wrk's requests carry one of 64 sessions' cookies in turn (made through /new), so concurrent
+# requests mostly write different sessions, as different browsers would.
+make_script() { # base url -> $dir/cookies.lua
+  local base=$1 urls=() i
+  for i in $(seq 64); do urls+=("${base}new"); done
+  curl -s --max-time 30 -D - -o /dev/null "${urls[@]}" |
+    sed -n 's/^[Ss]et-[Cc]ookie: \([^;]*\).*/\1/p' >"$dir/cookies.txt"
+  {
+    echo "local cookies = {"
+    sed 's/.*/  "&",/' "$dir/cookies.txt"
+    echo "}"
+    echo "local i = 0"
+    echo 'request = function()'
+    echo '  i = i % #cookies + 1'
+    echo '  return wrk.format("GET", "/counter", { Cookie = cookies[i] })'
+    echo 'end'
+  } >"$dir/cookies.lua"
+  [ "$(wc -l <"$dir/cookies.txt")" -eq 64 ]
+}
+
+rps() { sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$1"; }
+errors() { grep -E "Non-2xx|Socket errors" "$1" | tr -s ' ' | paste -sd ' ' -; }
+# wrk's 99th percentile in ms (it prints us, ms or s).
+p99_ms() {
+  awk '$1 == "99%" { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
+       print (u == "us" ? v / 1000 : (u == "s" ? v * 1000 : v)) }' "$1"
+}
+
+check_server() { # name, base url
+  local name=$1 base=$2
+  if ! make_script "$base"; then bad "$name: could not make 64 sessions through /new"; return; fi
+  wrk -t1 -c1 -d3s -s "$dir/cookies.lua" "$base" >"$dir/$name-1.txt" 2>&1
+  wrk -t2 -c32 -d3s -s "$dir/cookies.lua" "$base" >"$dir/$name-32.txt" 2>&1
+  local one thirty_two
+  one=$(rps "$dir/$name-1.txt") thirty_two=$(rps "$dir/$name-32.txt")
+  echo "# $name /counter, Redis 2 ms away: ${one:-?} req/s at 1 connection, ${thirty_two:-?} req/s at 32 $(errors "$dir/$name-32.txt")"
+  if [ -n "$one" ] && [ -n "$thirty_two" ] && awk -v a="$one" -v b="$thirty_two" 'BEGIN { exit !(b >= 10 * a) }'; then
+    ok "$name: 32 connections serve $(awk -v a="$one" -v b="$thirty_two" 'BEGIN { printf "%.1f", b / a }')x the requests of one (at least 10x)"
+  else
+    bad "$name: 32 connections serve less than 10x one connection's requests ($one vs $thirty_two req/s)"
+  fi
+  [ -z "$(errors "$dir/$name-32.txt")" ] && ok "$name: no errors under load" ||
+    bad "$name: $(errors "$dir/$name-32.txt")"
+
+  # The plain route's latency while the session route is loaded.
+  wrk -t1 -c32 -d5s -s "$dir/cookies.lua" "$base" >"$dir/$name-bg.txt" 2>&1 &
+  local bg=$!
+  sleep 1
+  wrk -t1 -c2 -d3s --latency "${base}plain" >"$dir/$name-plain.txt" 2>&1
+  wait "$bg"
+  local p99
+  p99=$(p99_ms "$dir/$name-plain.txt")
+  echo "# $name /plain while /counter is loaded: p99 ${p99:-?} ms, $(rps "$dir/$name-plain.txt") req/s; /counter meanwhile $(rps "$dir/$name-bg.txt") req/s"
+  if [ -n "$p99" ] && awk -v p="$p99" 'BEGIN { exit !(p < 10) }'; then
+    ok "$name: a route without a session keeps p99 under 10 ms ($p99 ms) while the session route is loaded"
+  else
+    bad "$name: the plain route's p99 is ${p99:-unknown} ms under load (limit 10 ms)"
+  fi
+}
+
+# nginx, one worker.
+port=$(free_port)
+user_line=""; [ "$(id -u)" -ne 0 ] || user_line="user root root;"
+mkdir -p "$dir/tmp"
+cat >"$dir/nginx.conf" <<EOF
+load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
+$user_line
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/nginx-error.log warn;
+env NB_REDIS_URL;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    lua_package_path "$root/?.lua;$root/lua/?.lua;;";
+    lua_package_cpath "$root/build/luajit/?.so;;";
+    server {
+        listen 127.0.0.1:$port;
+        location = /plain { content_by_lua_block { ngx.say("plain") } }
+        location / { content_by_lua_block { require("scripts.nonblocking.openresty").handle() } }
+    }
+}
+EOF
+NB_REDIS_URL=$redis_url nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/nginx-error.log" -g 'daemon off;' &
+nginx_pid=$!
+for _ in $(seq 100); do curl -fs -o /dev/null --max-time 1 "http://127.0.0.1:$port/plain" && break; sleep 0.1; done
+if curl -fs -o /dev/null --max-time 2 "http://127.0.0.1:$port/new"; then
+  check_server nginx "http://127.0.0.1:$port/"
+else
+  bad "nginx did not serve the session route: $(grep -m1 -E 'error|emerg' "$dir/nginx-error.log")"
+fi
+grep -q "runtime error" "$dir/nginx-error.log" && bad "nginx logged: $(grep -m1 'runtime error' "$dir/nginx-error.log")"
+kill "$nginx_pid" 2>/dev/null; wait "$nginx_pid" 2>/dev/null; nginx_pid=""
+
+# lua-http, one process (Lua 5.4, cqueues).
+lport=$(free_port)
+lua5.4 scripts/nonblocking/lua_http_server.lua "$root" "$lport" "$redis_url" "$dir/lua-http.port" \
+  >"$dir/lua-http.log" 2>&1 &
+luahttp_pid=$!
+if wait_file "$dir/lua-http.port" && curl -fs -o /dev/null --max-time 2 "http://127.0.0.1:$lport/new"; then
+  check_server lua-http "http://127.0.0.1:$lport/"
+else
+  bad "lua-http did not serve the session route: $(tail -3 "$dir/lua-http.log")"
+fi
+finish
