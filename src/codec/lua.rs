@@ -470,3 +470,66 @@ pub fn decode_session(
         _ => Err(corrupt()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Entries;
+
+    /// Runs `f` on a raw stack holding `v` (at the top) and returns the stack height before
+    /// and after, so a test can see every exit path leave the stack as it found it.
+    fn heights(lua: &Lua, v: &LuaValue, f: impl Fn(*mut ffi::lua_State, c_int)) -> (c_int, c_int) {
+        let mut out = (0, 0);
+        // SAFETY: exec_raw pushes `v` on a fresh stack and runs the closure in a protected call.
+        unsafe {
+            lua.exec_raw::<()>(v, |state| {
+                let top = ffi::lua_gettop(state);
+                f(state, top);
+                out = (top, ffi::lua_gettop(state));
+                ffi::lua_settop(state, 0);
+            })
+            .unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn encoding_and_pushing_leave_the_stack_balanced() {
+        let lua = Lua::new();
+        let cases = [
+            "return { a = 1, b = { c = { 1, 2, 3 } } }",
+            "return { a = { f = print } }",
+            "local t = {} t.me = t return { t = t }",
+            "return { [1] = 'not a string key' }",
+            "local t = {} local c = t for i = 1, 100 do c.n = {} c = c.n end return { d = t }",
+        ];
+        for src in cases {
+            let v: LuaValue = lua.load(src).eval().unwrap();
+            // SAFETY: idx is the table heights() pushed.
+            let (before, after) = heights(&lua, &v, |state, idx| unsafe {
+                let _ = encode_table_at(state, idx, &mut Entries::default());
+                let _ = encode_value_at(state, idx, "v");
+            });
+            assert_eq!(before, after, "{src}");
+        }
+        let good: LuaValue = lua.load("return { a = 1, b = 'x' }").eval().unwrap();
+        let LuaValue::Table(t) = &good else {
+            unreachable!()
+        };
+        let record = crate::codec::Record::from_table(&lua, t).unwrap();
+        for bytes in [record.0.as_slice(), b"M\x05", b"MM", b""] {
+            // SAFETY: both functions push on success and restore the stack on failure.
+            let (before, after) = heights(&lua, &LuaValue::Nil, |state, _| unsafe {
+                let pushed = if push_session(state, bytes, |_| Slot::Data) {
+                    3
+                } else {
+                    0
+                };
+                ffi::lua_pop(state, pushed);
+                let pushed = if push_decoded(state, bytes) { 1 } else { 0 };
+                ffi::lua_pop(state, pushed);
+            });
+            assert_eq!(before, after, "{bytes:?}");
+        }
+    }
+}
