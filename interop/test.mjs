@@ -1,6 +1,7 @@
-// Interop test: honeymoon_session (Lua, interop/lua/app.lua) and express-session + connect-redis
-// (Node, interop/node/app.mjs) share sessions through one Redis. Started by interop/run.sh, which
-// sets NODE_URL, LUA_URL and REDIS_PORT; run with `node --test --test-reporter=tap`.
+// Interop test: honeymoon_session (Lua, interop/lua/routes.lua, served by lua-http or by nginx)
+// and express-session + connect-redis (Node, interop/node/app.mjs) share sessions through one
+// Redis. Started by interop/run.sh, which sets NODE_URL, LUA_URL and REDIS_PORT; run with
+// `node --test --test-reporter=tap`.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";

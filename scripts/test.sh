@@ -62,6 +62,7 @@ node_suite() { # title, log name, command...
 }
 node_suite "interop: express-session <-> honeymoon_session through Redis (LuaJIT)" interop bash interop/run.sh
 node_suite "interop on Lua 5.4" interop54 env INTEROP_LUA=lua5.4 bash interop/run.sh
+node_suite "interop on OpenResty: nginx (2 workers), cosocket RedisStore" interop-nginx env INTEROP_LUA=openresty bash interop/run.sh
 node_suite "browser e2e: the demo on lua-http and nginx (chromium)" e2e bash scripts/e2e.sh
 
 echo "== load: wrk, 5 s per run, lua-http and nginx"

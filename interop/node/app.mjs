@@ -1,5 +1,6 @@
 // Express app for the interop test: express-session + connect-redis, the same cookie name,
-// secret and key prefix as interop/lua/app.lua, so the two share sessions through Redis.
+// secret and key prefix as the Lua app (interop/lua/routes.lua), so the two share sessions
+// through Redis.
 // PORT and REDIS_URL from the environment.
 import express from "express";
 import session from "express-session";

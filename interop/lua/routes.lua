@@ -1,0 +1,68 @@
+-- The interop test's Lua app, without a server: the session options interop/node/app.mjs also
+-- uses (cookie connect.sid, secret interop-secret, a day's lifetime, keys sess:<id>) and the
+-- routes. Two servers serve it:
+--   interop/lua/app.lua        lua-http, core:load / core:commit over the native hs.RedisStore
+--   interop/lua/openresty.lua  nginx, the OpenResty adapter over the cosocket RedisStore
+--                              (honeymoon_session.stores.redis, socket = "ngx")
+-- Routes (JSON): /visit increments lua_visits, /show returns the session, /logout destroys it,
+-- /list?n=N stores session.list = {1..N} (test aid).
+local hs = require("honeymoon_session")
+local encode = hs.json.encode
+
+local M = {}
+
+-- Session options for hs.core / the OpenResty adapter; the server adds its store.
+function M.options(store)
+    return { name = "connect.sid", secret = "interop-secret", ttl = 86400, store = store }
+end
+
+M.prefix = "sess:" -- connect-redis's default, as the Node app
+
+local routes = {}
+
+routes["/visit"] = function(session)
+    session.lua_visits = (session.lua_visits or 0) + 1
+    return session:all()
+end
+
+routes["/show"] = function(session)
+    return session:all()
+end
+
+-- Test aid: session.list = { 1, 2, ..., n } (n from ?n=, default 300).
+routes["/list"] = function(session, query)
+    local n = tonumber(query:match("n=(%d+)")) or 300
+    local list = {}
+    for i = 1, n do list[i] = i end
+    session.list = list
+    return session:all()
+end
+
+routes["/logout"] = function(session)
+    session:destroy()
+    return { destroyed = true }
+end
+
+---Serves one request. `start()` loads the session; `finish(session)` commits it and returns its
+---Set-Cookie lines (the OpenResty adapter also puts them in the response headers itself). Both
+---run inside a pcall: a failure answers 500 with the message.
+---@param path string
+---@param query string the query string without "?", "" if none
+---@return integer status, string body (JSON), string[]|nil cookies, any err (on a 500)
+function M.serve(path, query, start, finish)
+    local route = routes[path]
+    if not route then
+        return 404, encode({ error = "not found" })
+    end
+    local ok, body, cookies = pcall(function()
+        local session = start()
+        local body = encode(route(session, query or ""))
+        return body, finish(session)
+    end)
+    if not ok then
+        return 500, encode({ error = tostring(body) }), nil, body
+    end
+    return 200, body, cookies
+end
+
+return M
