@@ -518,3 +518,31 @@ for _, kind in ipairs(STORES) do
     end)
   end)
 end
+
+describe("errors a store written in Lua raises", function()
+  local function failing_store(message)
+    local store = TableStore.new()
+    store.get = function() error(message, 0) end
+    return store
+  end
+
+  local function error_of(store)
+    local core = hs.core({ secret = "x", store = TableStore.new() })
+    local s = core:load(nil)
+    s.k = 1
+    local header = core:_commit(s):match("^([^;]*)")
+    local broken = hs.core({ secret = "x", store = store })
+    local ok, err = pcall(broken.load, broken, header)
+    assert.is_false(ok)
+    return err
+  end
+
+  it("are wrapped to name the method", function()
+    assert.equal("honeymoon_session: store:get failed: disk on fire", error_of(failing_store("disk on fire")))
+  end)
+
+  it("pass unchanged when they already name a store of this module (one prefix, not two)", function()
+    local msg = "honeymoon_session: RedisStore:get failed: connection refused (redis at 127.0.0.1:1/0)"
+    assert.equal(msg, error_of(failing_store(msg)))
+  end)
+end)

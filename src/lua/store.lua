@@ -18,12 +18,16 @@ local function reason(err)
 end
 
 ---Calls store method `name`, turning its error into `honeymoon_session: store:<name> failed: …`.
+---A store of this module's own (SharedDictStore, the Lua RedisStore) already raises that shape,
+---naming itself: its message passes unchanged.
 ---@param ctx table the core's context
 local function call(ctx, name, ...)
     local store = ctx.store
     local results = { pcall(store[name], store, ...) }
     if not results[1] then
-        error("honeymoon_session: store:" .. name .. " failed: " .. reason(results[2]), 0)
+        local why = reason(results[2])
+        if why:find("^honeymoon_session: %S+ failed: ") then error(why, 0) end
+        error("honeymoon_session: store:" .. name .. " failed: " .. why, 0)
     end
     return select(2, unpack(results))
 end
