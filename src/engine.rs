@@ -13,7 +13,7 @@ use crate::cookie;
 use crate::id;
 use crate::lifecycle::{self, Cookie, Facts, Policy, State, Write};
 use crate::options::Options;
-use crate::store::{self, Lifetime, Loaded, Merged, Store};
+use crate::store::{self, Id, Lifetime, Loaded, Merged, Store, Ttl};
 use mlua::prelude::*;
 use std::rc::Rc;
 
@@ -78,6 +78,8 @@ enum Backend {
 
 pub struct Engine {
     options: Options,
+    /// `options.ttl`, as the stores take it.
+    ttl: Ttl,
     policy: Policy,
     backend: Backend,
 }
@@ -169,8 +171,15 @@ impl Engine {
             rolling: options.rolling,
             save_uninitialized: options.save_uninitialized,
         };
+        let ttl = Ttl::new(options.ttl).ok_or_else(|| {
+            LuaError::runtime(format!(
+                "honeymoon_session: ttl must be a whole number of seconds from 1 to {}",
+                Ttl::MAX
+            ))
+        })?;
         Ok(Engine {
             options,
+            ttl,
             policy,
             backend,
         })
@@ -183,7 +192,7 @@ impl Engine {
 
     fn life(&self) -> Lifetime<'_> {
         Lifetime {
-            ttl: self.options.ttl,
+            ttl: self.ttl,
             cookie: Some(&self.options.cookie),
         }
     }
@@ -218,7 +227,8 @@ impl Engine {
         };
         if let Some(header) = header {
             for id in self.candidates(header).iter() {
-                if let Some(loaded) = store.get(id)? {
+                let Some(checked) = Id::new(id) else { continue };
+                if let Some(loaded) = store.get(checked)? {
                     return Ok(Some((id.to_string(), loaded)));
                 }
             }
@@ -255,7 +265,9 @@ impl Engine {
             _ => Changes::default(),
         };
         let id = std::str::from_utf8(c.id)
-            .map_err(|_| LuaError::runtime("honeymoon_session: not a session id"))?;
+            .ok()
+            .and_then(Id::new)
+            .ok_or_else(|| LuaError::runtime("honeymoon_session: not a session id"))?;
         let mut out = Outcome {
             line: None,
             state: c.state,
@@ -355,6 +367,8 @@ impl Engine {
 
     fn destroy(&self, id: &str) -> LuaResult<()> {
         if let Backend::Native(store) = &self.backend {
+            let id = Id::new(id)
+                .ok_or_else(|| LuaError::runtime("honeymoon_session: not a session id"))?;
             store.destroy(id)?;
         }
         Ok(())

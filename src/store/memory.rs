@@ -6,7 +6,7 @@
 
 use crate::clock;
 use crate::codec::{Changes, Record};
-use crate::store::{Lifetime, Loaded, Merged, Store};
+use crate::store::{Id, Lifetime, Loaded, MAX_ID_LEN, Merged, Store, StoreError, StoreResult, Ttl};
 use hashbrown::HashTable;
 use mlua::prelude::*;
 use parking_lot::Mutex;
@@ -194,12 +194,13 @@ impl MemoryStore {
         inner.put(id.as_bytes(), &record.0, expiry(now, ttl));
     }
 
-    pub fn merge_record(&self, id: &str, changes: &Changes, ttl: u64) -> LuaResult<bool> {
+    pub fn merge_record(&self, id: &str, changes: &Changes, ttl: u64) -> StoreResult<bool> {
         let now = clock::now_ms();
         let mut inner = self.inner.lock();
         inner.reclaim(now, RECLAIM_PER_CALL);
         let merged = match inner.live(id.as_bytes(), now) {
-            Some(e) => Record::merged(e.data(), changes)?,
+            Some(e) => Record::merged(e.data(), changes)
+                .map_err(|e| StoreError::new("MemoryStore", "set", crate::engine::message(&e)))?,
             None => return Ok(false),
         };
         inner.put(id.as_bytes(), &merged.0, expiry(now, ttl));
@@ -250,59 +251,65 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    fn get(&self, id: &str) -> LuaResult<Option<Loaded>> {
-        Ok(self.get_record(id).map(|record| Loaded {
+    fn get(&self, id: Id) -> StoreResult<Option<Loaded>> {
+        Ok(self.get_record(id.as_str()).map(|record| Loaded {
             record,
             version: None,
         }))
     }
-    fn set(&self, id: &str, record: &Record, life: &Lifetime) -> LuaResult<Option<String>> {
-        self.set_record(id, record, life.ttl);
+    fn set(&self, id: Id, record: &Record, life: &Lifetime) -> StoreResult<Option<String>> {
+        self.set_record(id.as_str(), record, life.ttl.seconds());
         Ok(None)
     }
     fn merge(
         &self,
-        id: &str,
+        id: Id,
         changes: &Changes,
         _full: &Record,
         _base: Option<&str>,
         life: &Lifetime,
-    ) -> LuaResult<Merged> {
-        Ok(match self.merge_record(id, changes, life.ttl)? {
-            true => Merged::Written(None),
-            false => Merged::Gone,
-        })
+    ) -> StoreResult<Merged> {
+        Ok(
+            match self.merge_record(id.as_str(), changes, life.ttl.seconds())? {
+                true => Merged::Written(None),
+                false => Merged::Gone,
+            },
+        )
     }
-    fn destroy(&self, id: &str) -> LuaResult<()> {
-        self.destroy_id(id);
+    fn destroy(&self, id: Id) -> StoreResult<()> {
+        self.destroy_id(id.as_str());
         Ok(())
     }
-    fn touch(&self, id: &str, life: &Lifetime) -> LuaResult<bool> {
-        Ok(self.touch_id(id, life.ttl))
+    fn touch(&self, id: Id, life: &Lifetime) -> StoreResult<bool> {
+        Ok(self.touch_id(id.as_str(), life.ttl.seconds()))
     }
 }
 
-/// An id argument from Lua: a non-empty string of at most 4096 bytes.
+/// An id argument from Lua, checked once here: 1 to MAX_ID_LEN bytes.
 fn id_arg(id: String) -> LuaResult<String> {
-    if id.is_empty() || id.len() > 4096 {
+    if Id::new(&id).is_none() {
         return Err(LuaError::runtime(format!(
-            "honeymoon_session: MemoryStore ids must be 1 to 4096 bytes long, got {} bytes",
+            "honeymoon_session: MemoryStore ids must be 1 to {MAX_ID_LEN} bytes long, got {} bytes",
             id.len()
         )));
     }
     Ok(id)
 }
 
-/// A TTL argument from Lua: whole seconds >= 1; nil means the session default of a day.
+/// A TTL argument from Lua, checked once here: whole seconds; nil means a day.
 fn ttl_arg(v: LuaValue) -> LuaResult<u64> {
     let n = match v {
-        LuaValue::Nil => return Ok(86_400),
+        LuaValue::Nil => return Ok(Ttl::DAY.seconds()),
         LuaValue::Integer(i) => i as f64,
         LuaValue::Number(n) => n,
         _ => f64::NAN,
     };
-    if n >= 1.0 && n.fract() == 0.0 && n <= 3_153_600_000.0 {
-        return Ok(n as u64);
+    if n.fract() == 0.0
+        && let Some(ttl) = (n >= 1.0 && n <= Ttl::MAX as f64)
+            .then(|| Ttl::new(n as u64))
+            .flatten()
+    {
+        return Ok(ttl.seconds());
     }
     let got = match v {
         LuaValue::Integer(_) | LuaValue::Number(_) => n.to_string(),

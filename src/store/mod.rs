@@ -1,65 +1,14 @@
-//! The store contract the session core speaks, and the stores behind it.
-//!
-//! Stores hold [`Record`]s (the codec's stored form). Every failure leaves a store as a Lua
-//! error that names the store and the method, so nothing is reported saved that was not.
+//! The stores behind the engine: the contract (`contract`), the native stores, and how a
+//! store given in the options is told apart (native, or written in Lua).
 
+pub mod contract;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
 
-use crate::codec::{Changes, Record};
-use crate::cookie::Attributes;
+pub use contract::{Id, Lifetime, Loaded, MAX_ID_LEN, Merged, Store, StoreError, StoreResult, Ttl};
 use mlua::prelude::*;
 use std::rc::Rc;
-
-/// A session as a store returned it: the record, and the store's token for that version of
-/// it (for stores that merge optimistically; `None` for the others).
-pub struct Loaded {
-    pub record: Record,
-    pub version: Option<String>,
-}
-
-/// How long to keep a session, and the cookie it travels with (stores that keep
-/// express-session's `cookie` object write it from this).
-pub struct Lifetime<'a> {
-    pub ttl: u64,
-    pub cookie: Option<&'a Attributes>,
-}
-
-/// What a merge did.
-pub enum Merged {
-    /// Written; the new version token.
-    Written(Option<String>),
-    /// The session is gone (destroyed or expired meanwhile); nothing was written, because a
-    /// destroyed id must never come back.
-    Gone,
-}
-
-pub trait Store {
-    fn get(&self, id: &str) -> LuaResult<Option<Loaded>>;
-    /// Stores a whole session; returns its version token.
-    fn set(&self, id: &str, record: &Record, life: &Lifetime) -> LuaResult<Option<String>>;
-    /// Applies a request's top-level changes to the store's current version, atomically, and
-    /// refreshes the TTL. `base` is the version the request loaded. `full` is the whole session
-    /// as the request left it, for stores that can only replace (they lose concurrent writes to
-    /// other keys; their docs say so).
-    fn merge(
-        &self,
-        id: &str,
-        changes: &Changes,
-        full: &Record,
-        base: Option<&str>,
-        life: &Lifetime,
-    ) -> LuaResult<Merged>;
-    fn destroy(&self, id: &str) -> LuaResult<()>;
-    /// Refreshes the TTL; false when the session is gone.
-    fn touch(&self, id: &str, life: &Lifetime) -> LuaResult<bool>;
-}
-
-/// `honeymoon_session: store:set failed: <why>`, the one shape of a store error.
-pub fn failed(store: &str, method: &str, why: impl std::fmt::Display) -> LuaError {
-    LuaError::runtime(format!("honeymoon_session: {store}:{method} failed: {why}"))
-}
 
 /// The methods every store written in Lua must have (the Sessions page's Store Interface).
 pub const LUA_METHODS: [&str; 8] = [

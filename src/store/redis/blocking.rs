@@ -10,7 +10,7 @@
 use super::format::{self, CAS, Cookie, JsonChanges, MERGE_ATTEMPTS};
 use crate::codec::{self, Changes, Record};
 use crate::fork;
-use crate::store::{Lifetime, Loaded, Merged, Store, failed};
+use crate::store::{Id, Lifetime, Loaded, Merged, Store, StoreError, StoreResult, Ttl};
 use mlua::prelude::*;
 use parking_lot::Mutex;
 use redis::{Client, Connection, RedisError, RedisResult};
@@ -186,7 +186,7 @@ impl RedisStore {
 
     /// `honeymoon_session: RedisStore:<method> failed: <why> (redis at host:port/db)`; a timeout
     /// says how long it waited.
-    fn fail(&self, method: &str, wait: Wait, e: &RedisError) -> LuaError {
+    fn fail(&self, method: &'static str, wait: Wait, e: &RedisError) -> StoreError {
         let why = if e.is_timeout() {
             let limit = match wait {
                 Wait::Connect => self.inner.connect_timeout,
@@ -196,14 +196,14 @@ impl RedisStore {
         } else {
             e.to_string()
         };
-        failed(
+        StoreError::new(
             "RedisStore",
             method,
             format!("{why} (redis at {})", self.inner.address),
         )
     }
 
-    fn connect(&self, method: &str) -> LuaResult<Conn> {
+    fn connect(&self, method: &'static str) -> StoreResult<Conn> {
         let i = &self.inner;
         let conn = i
             .client
@@ -225,9 +225,9 @@ impl RedisStore {
     /// our copy closes only this process's descriptor, so the parent's stays intact.
     fn with<T>(
         &self,
-        method: &str,
+        method: &'static str,
         mut f: impl FnMut(&mut Connection) -> RedisResult<T>,
-    ) -> LuaResult<T> {
+    ) -> StoreResult<T> {
         let mut slot = self.inner.conn.lock();
         let now = fork::generation();
         let mut conn = match slot.take() {
@@ -263,14 +263,14 @@ impl RedisStore {
         }
     }
 
-    fn get_raw(&self, id: &[u8]) -> LuaResult<Option<Vec<u8>>> {
+    fn get_raw(&self, id: &[u8]) -> StoreResult<Option<Vec<u8>>> {
         let key = self.key(id);
         self.with("get", |c| {
             redis::cmd("GET").arg(&key).query::<Option<Vec<u8>>>(c)
         })
     }
 
-    fn set_raw(&self, method: &str, id: &[u8], json: &str, ttl: u64) -> LuaResult<()> {
+    fn set_raw(&self, method: &'static str, id: &[u8], json: &str, ttl: u64) -> StoreResult<()> {
         let key = self.key(id);
         self.with(method, |c| {
             redis::cmd("SET")
@@ -284,7 +284,7 @@ impl RedisStore {
 
     /// Every key of this store, by SCAN (never KEYS), as bytes: a key under the prefix need
     /// not be UTF-8.
-    fn keys(&self, method: &str) -> LuaResult<Vec<Vec<u8>>> {
+    fn keys(&self, method: &'static str) -> StoreResult<Vec<Vec<u8>>> {
         let pattern = format::scan_pattern(&self.inner.prefix);
         self.with(method, |c| {
             let mut all = Vec::new();
@@ -307,7 +307,7 @@ impl RedisStore {
     }
 
     /// Every session id of this store (its keys without the prefix), as bytes.
-    pub fn ids(&self, method: &str) -> LuaResult<Vec<Vec<u8>>> {
+    pub fn ids(&self, method: &'static str) -> StoreResult<Vec<Vec<u8>>> {
         let prefix_len = self.inner.prefix.len();
         let mut keys = self.keys(method)?;
         for k in &mut keys {
@@ -316,66 +316,69 @@ impl RedisStore {
         Ok(keys)
     }
 
-    pub fn clear(&self) -> LuaResult<()> {
+    pub fn clear(&self) -> StoreResult<()> {
         for chunk in self.keys("clear")?.chunks(500) {
             self.with("clear", |c| redis::cmd("DEL").arg(chunk).query::<()>(c))?;
         }
         Ok(())
     }
 
-    pub fn exists(&self, id: &[u8]) -> LuaResult<bool> {
+    pub fn exists(&self, id: &[u8]) -> StoreResult<bool> {
         let key = self.key(id);
         self.with("exists", |c| {
             redis::cmd("EXISTS").arg(&key).query::<bool>(c)
         })
     }
 
-    fn destroy_id(&self, id: &[u8]) -> LuaResult<()> {
+    fn destroy_id(&self, id: &[u8]) -> StoreResult<()> {
         let key = self.key(id);
         self.with("destroy", |c| redis::cmd("DEL").arg(&key).query::<()>(c))
     }
 
-    fn touch_id(&self, id: &[u8], ttl: u64) -> LuaResult<bool> {
+    fn touch_id(&self, id: &[u8], ttl: u64) -> StoreResult<bool> {
         let key = self.key(id);
         self.with("touch", |c| {
             redis::cmd("EXPIRE").arg(&key).arg(ttl).query::<bool>(c)
         })
     }
 
-    fn json(method: &str, raw: Vec<u8>) -> LuaResult<String> {
-        String::from_utf8(raw)
-            .map_err(|_| failed("RedisStore", method, "the stored session is not UTF-8 JSON"))
+    fn json(method: &'static str, raw: Vec<u8>) -> StoreResult<String> {
+        String::from_utf8(raw).map_err(|_| {
+            StoreError::new("RedisStore", method, "the stored session is not UTF-8 JSON")
+        })
     }
 }
 
 impl Store for RedisStore {
-    fn get(&self, id: &str) -> LuaResult<Option<Loaded>> {
-        match self.get_raw(id.as_bytes())? {
+    fn get(&self, id: Id) -> StoreResult<Option<Loaded>> {
+        match self.get_raw(id.as_str().as_bytes())? {
             Some(raw) => Ok(Some(Loaded {
-                record: format::to_record(&raw).map_err(|e| failed("RedisStore", "get", e))?,
+                record: format::to_record(&raw)
+                    .map_err(|e| StoreError::new("RedisStore", "get", e))?,
                 version: Some(Self::json("get", raw)?),
             })),
             None => Ok(None),
         }
     }
 
-    fn set(&self, id: &str, record: &Record, life: &Lifetime) -> LuaResult<Option<String>> {
+    fn set(&self, id: Id, record: &Record, life: &Lifetime) -> StoreResult<Option<String>> {
         let cookie = Cookie::of(life);
-        let json =
-            format::from_record(record, &cookie).map_err(|e| failed("RedisStore", "set", e))?;
-        self.set_raw("set", id.as_bytes(), &json, cookie.ttl())?;
+        let json = format::from_record(record, &cookie)
+            .map_err(|e| StoreError::new("RedisStore", "set", e))?;
+        self.set_raw("set", id.as_str().as_bytes(), &json, cookie.ttl())?;
         Ok(Some(json))
     }
 
     fn merge(
         &self,
-        id: &str,
+        id: Id,
         changes: &Changes,
         _full: &Record,
         base: Option<&str>,
         life: &Lifetime,
-    ) -> LuaResult<Merged> {
-        let bad = |e: String| failed("RedisStore", "set", e);
+    ) -> StoreResult<Merged> {
+        let id = id.as_str();
+        let bad = |e: String| StoreError::new("RedisStore", "set", e);
         let changes = JsonChanges::of(changes).map_err(bad)?;
         let cookie = Cookie::of(life);
         let mut base = match base {
@@ -410,23 +413,25 @@ impl Store for RedisStore {
         )))
     }
 
-    fn destroy(&self, id: &str) -> LuaResult<()> {
-        self.destroy_id(id.as_bytes())
+    fn destroy(&self, id: Id) -> StoreResult<()> {
+        self.destroy_id(id.as_str().as_bytes())
     }
 
-    fn touch(&self, id: &str, life: &Lifetime) -> LuaResult<bool> {
-        self.touch_id(id.as_bytes(), Cookie::of(life).ttl())
+    fn touch(&self, id: Id, life: &Lifetime) -> StoreResult<bool> {
+        self.touch_id(id.as_str().as_bytes(), Cookie::of(life).ttl())
     }
 }
 
 /// A TTL argument from Lua for the standalone methods; nil means a day.
-fn ttl_arg(v: Option<i64>) -> LuaResult<u64> {
+fn ttl_arg(v: Option<i64>) -> LuaResult<Ttl> {
     match v {
-        None => Ok(86_400),
-        Some(n) if n >= 1 => Ok(n as u64),
-        Some(n) => Err(LuaError::runtime(format!(
-            "honeymoon_session: RedisStore ttl must be a whole number of seconds from 1, got {n}"
-        ))),
+        None => Ok(Ttl::DAY),
+        Some(n) => u64::try_from(n).ok().and_then(Ttl::new).ok_or_else(|| {
+            LuaError::runtime(format!(
+                "honeymoon_session: RedisStore ttl must be a whole number of seconds from 1 to {}, got {n}",
+                Ttl::MAX
+            ))
+        }),
     }
 }
 
@@ -435,7 +440,7 @@ impl LuaUserData for RedisStore {
         m.add_method("get", |lua, s, id: LuaString| {
             match s.get_raw(&id.as_bytes())? {
                 Some(raw) => format::to_record(&raw)
-                    .map_err(|e| failed("RedisStore", "get", e))?
+                    .map_err(|e| StoreError::new("RedisStore", "get", e))?
                     .to_table(lua)
                     .map(LuaValue::Table),
                 None => Ok(LuaValue::Nil),
@@ -449,16 +454,26 @@ impl LuaUserData for RedisStore {
                     ttl: ttl_arg(ttl)?,
                     cookie: None,
                 };
-                Store::set(s, &id, &record, &life).map(|_| ())
+                let id = Id::new(&id).ok_or_else(|| {
+                    LuaError::runtime(
+                        "honeymoon_session: RedisStore ids must be 1 to 4096 bytes long",
+                    )
+                })?;
+                Store::set(s, id, &record, &life)
+                    .map(|_| ())
+                    .map_err(LuaError::from)
             },
         );
         m.add_method("destroy", |_, s, id: LuaString| {
-            s.destroy_id(&id.as_bytes())
+            Ok(s.destroy_id(&id.as_bytes())?)
         });
         m.add_method("touch", |_, s, (id, ttl): (LuaString, Option<i64>)| {
-            s.touch_id(&id.as_bytes(), ttl_arg(ttl)?)
+            Ok(s.touch_id(&id.as_bytes(), ttl_arg(ttl)?.seconds())?)
         });
-        m.add_method("exists", |_, s, id: LuaString| s.exists(&id.as_bytes()));
+        m.add_method(
+            "exists",
+            |_, s, id: LuaString| Ok(s.exists(&id.as_bytes())?),
+        );
         m.add_method("all", |lua, s, ()| {
             let ids = s.ids("all")?;
             let t = lua.create_table_with_capacity(ids.len(), 0)?;
@@ -468,6 +483,6 @@ impl LuaUserData for RedisStore {
             Ok(t)
         });
         m.add_method("length", |_, s, ()| Ok(s.ids("length")?.len()));
-        m.add_method("clear", |_, s, ()| s.clear());
+        m.add_method("clear", |_, s, ()| Ok(s.clear()?));
     }
 }

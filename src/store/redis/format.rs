@@ -62,7 +62,7 @@ impl<'a> Cookie<'a> {
     /// The cookie a session config's lifetime describes.
     pub fn of(life: &Lifetime<'a>) -> Cookie<'a> {
         match life.cookie {
-            None => Cookie::standalone(life.ttl),
+            None => Cookie::standalone(life.ttl.seconds()),
             Some(c) => Cookie {
                 max_age: c.max_age,
                 path: &c.path,

@@ -1,0 +1,156 @@
+//! The contract between the engine and a native store, in plain Rust: no Lua types. Ids and
+//! lifetimes are checked once, where they enter (`Id::new`, `Ttl::new`), and every failure is a
+//! `StoreError` that names the store and the method.
+
+use crate::codec::{Changes, Record};
+use crate::cookie::Attributes;
+use std::fmt;
+
+/// A store failure: `honeymoon_session: <store>:<method> failed: <why>`, the one shape of a
+/// store error. `why` never holds a password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError {
+    pub store: &'static str,
+    pub method: &'static str,
+    pub why: String,
+}
+
+impl StoreError {
+    pub fn new(store: &'static str, method: &'static str, why: impl fmt::Display) -> StoreError {
+        StoreError {
+            store,
+            method,
+            why: why.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let why = self.why.trim_start_matches("honeymoon_session: ");
+        write!(
+            f,
+            "honeymoon_session: {}:{} failed: {why}",
+            self.store, self.method
+        )
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<StoreError> for mlua::Error {
+    fn from(e: StoreError) -> mlua::Error {
+        mlua::Error::runtime(e.to_string())
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The longest id a store accepts from a caller (the engine's own are 32 bytes).
+pub const MAX_ID_LEN: usize = 4096;
+
+/// A session id: 1 to `MAX_ID_LEN` bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Id<'a>(&'a str);
+
+impl<'a> Id<'a> {
+    pub fn new(id: &'a str) -> Option<Id<'a>> {
+        (!id.is_empty() && id.len() <= MAX_ID_LEN).then_some(Id(id))
+    }
+
+    pub fn as_str(&self) -> &'a str {
+        self.0
+    }
+}
+
+/// A lifetime in whole seconds, from 1 to `Ttl::MAX` (100 years).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ttl(u64);
+
+impl Ttl {
+    pub const MAX: u64 = 3_153_600_000;
+    /// The default when a caller gives none: a day.
+    pub const DAY: Ttl = Ttl(86_400);
+
+    pub fn new(seconds: u64) -> Option<Ttl> {
+        (1..=Ttl::MAX).contains(&seconds).then_some(Ttl(seconds))
+    }
+
+    pub fn seconds(self) -> u64 {
+        self.0
+    }
+}
+
+/// A session as a store returned it: the record, and the store's token for that version of
+/// it (for stores that merge optimistically; `None` for the others).
+pub struct Loaded {
+    pub record: Record,
+    pub version: Option<String>,
+}
+
+/// How long to keep a session, and the cookie it travels with (stores that keep
+/// express-session's `cookie` object write it from this).
+pub struct Lifetime<'a> {
+    pub ttl: Ttl,
+    pub cookie: Option<&'a Attributes>,
+}
+
+/// What a merge did.
+pub enum Merged {
+    /// Written; the new version token.
+    Written(Option<String>),
+    /// The session is gone (destroyed or expired meanwhile); nothing was written, because a
+    /// destroyed id must never come back.
+    Gone,
+}
+
+/// A store the engine carries decisions out on inside its own call (MemoryStore, the blocking
+/// RedisStore). Stores written in Lua are driven from Lua instead (src/lua/store.lua).
+pub trait Store {
+    fn get(&self, id: Id) -> StoreResult<Option<Loaded>>;
+    /// Stores a whole session; returns its version token.
+    fn set(&self, id: Id, record: &Record, life: &Lifetime) -> StoreResult<Option<String>>;
+    /// Applies a request's top-level changes to the store's current version, atomically, and
+    /// refreshes the TTL. `base` is the version the request loaded. `full` is the whole session
+    /// as the request left it, for stores that can only replace.
+    fn merge(
+        &self,
+        id: Id,
+        changes: &Changes,
+        full: &Record,
+        base: Option<&str>,
+        life: &Lifetime,
+    ) -> StoreResult<Merged>;
+    fn destroy(&self, id: Id) -> StoreResult<()>;
+    /// Refreshes the TTL; false when the session is gone.
+    fn touch(&self, id: Id, life: &Lifetime) -> StoreResult<bool>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_ttls_are_checked_once() {
+        assert!(Id::new("").is_none());
+        assert!(Id::new(&"a".repeat(MAX_ID_LEN + 1)).is_none());
+        assert_eq!(Id::new("abc").map(|i| i.as_str()), Some("abc"));
+        assert!(Ttl::new(0).is_none());
+        assert!(Ttl::new(Ttl::MAX + 1).is_none());
+        assert_eq!(Ttl::new(60).map(Ttl::seconds), Some(60));
+    }
+
+    #[test]
+    fn errors_name_store_and_method_once() {
+        let e = StoreError::new("RedisStore", "get", "timed out after 5 ms");
+        assert_eq!(
+            e.to_string(),
+            "honeymoon_session: RedisStore:get failed: timed out after 5 ms"
+        );
+        let nested = StoreError::new("MemoryStore", "set", "honeymoon_session: data is corrupt");
+        assert_eq!(
+            nested.to_string(),
+            "honeymoon_session: MemoryStore:set failed: data is corrupt"
+        );
+    }
+}
