@@ -13,6 +13,7 @@
 # Prints "redis_nginx_check: N passed, N failed"; exits 1 on a failure.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+source "$root/scripts/lib/servers.sh"
 [ -f "$root/build/luajit/honeymoon_session.so" ] || { echo "redis_nginx_check: run 'make both' first" >&2; exit 1; }
 command -v nginx >/dev/null && [ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] ||
   { echo "redis_nginx_check: needs nginx and libnginx-mod-http-lua (scripts/setup.sh)" >&2; exit 1; }
@@ -34,64 +35,18 @@ trap 'exit 130' INT
 watchdog=$!
 trap 'kill $watchdog 2>/dev/null || true; cleanup' EXIT
 
-free_port() { # a loopback port nobody listens on
-  local p
-  for _ in $(seq 50); do
-    p=$((20000 + RANDOM % 25000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-  return 1
-}
+start_redis "$dir" || { echo "redis_nginx_check: redis-server did not start:"; tail -5 "$dir/redis.log" 2>/dev/null
+  echo "redis_nginx_check: 0 passed, 1 failed"; exit 1; }
+redis_pid=$REDIS_PID redis_port=$REDIS_PORT
 
-# A free port can be taken between the probe and the bind (other tests run servers too): try
-# another one then. A loaded machine may need seconds to start redis-server: wait up to 10 s.
-for _ in 1 2 3; do
-  redis_port=$(free_port)
-  rm -f "$dir/redis.pid"
-  redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
-    --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
-  for _ in $(seq 200); do [ -s "$dir/redis.pid" ] && redis-cli -p "$redis_port" PING 2>/dev/null | grep -q PONG && break; sleep 0.05; done
-  [ -s "$dir/redis.pid" ] && redis_pid=$(cat "$dir/redis.pid") && break
-done
-if [ -z "$redis_pid" ]; then
-  echo "redis_nginx_check: redis-server did not start:"; tail -5 "$dir/redis.log" 2>/dev/null
-  echo "redis_nginx_check: 0 passed, 1 failed"; exit 1
-fi
-
-# Redis behind a slow path: spec/support/slow_proxy.lua in its own cqueues loop (Lua 5.4).
-lua5.4 -e "
-  package.path = '$root/?.lua;' .. package.path
-  local cqueues = require('cqueues')
-  local cq = cqueues.new()
-  local port = require('spec.support.slow_proxy').start(cq, $redis_port, 0.5)
-  local f = assert(io.open('$dir/proxy.port', 'w')); f:write(port); f:close()
-  assert(cq:loop())" >"$dir/proxy.log" 2>&1 &
-proxy_pid=$!
-for _ in $(seq 100); do [ -s "$dir/proxy.port" ] && break; sleep 0.05; done
-proxy_port=$(cat "$dir/proxy.port")
+# Redis behind a slow path: each reply held 0.5 s.
+start_slow_proxy "$dir" "$redis_port" 0.5 || true
+proxy_pid=$PROXY_PID proxy_port=$PROXY_PORT
 
 port=$(free_port)
-user_line=""; [ "$(id -u)" -ne 0 ] || user_line="user root root;"
-mkdir -p "$dir/tmp"
-cat >"$dir/nginx.conf" <<EOF
-load_module /usr/lib/nginx/modules/ndk_http_module.so;
-load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
-$user_line
-master_process on;
-worker_processes 2;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 256; }
-http {
-    access_log off;
-    default_type text/plain;
-    client_body_temp_path $dir/tmp/body;
-    proxy_temp_path $dir/tmp/proxy;
-    fastcgi_temp_path $dir/tmp/fastcgi;
-    uwsgi_temp_path $dir/tmp/uwsgi;
-    scgi_temp_path $dir/tmp/scgi;
-    lua_package_path "$root/lua/?.lua;;";
-    lua_package_cpath "$root/build/luajit/?.so;;";
+{
+  nginx_conf_head "$dir" 2
+  cat <<EOF
     init_by_lua_block {
         local Redis = require("honeymoon_session.stores.redis")
         R = require("honeymoon_session")._redis
@@ -144,6 +99,7 @@ http {
     }
 }
 EOF
+} >"$dir/nginx.conf"
 nginx -e "$dir/stderr.log" -p "$dir" -c "$dir/nginx.conf" >/dev/null 2>&1 ||
   { echo "redis_nginx_check: nginx did not start:" >&2; cat "$dir/stderr.log" "$dir/error.log" >&2 2>/dev/null; exit 1; }
 for _ in $(seq 100); do [ -s "$dir/nginx.pid" ] && break; sleep 0.05; done

@@ -13,6 +13,7 @@
 #   scripts/shared_dict_check.sh [REQUESTS]   (parallel merge requests, default 200)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+source "$root/scripts/lib/servers.sh"
 requests=${1:-200}
 merges=10 # merges per request
 so=$root/build/luajit/honeymoon_session.so
@@ -48,29 +49,9 @@ assert(ffi.C.bind(fd, sa, 16) == 0)
 local len = ffi.new("unsigned[1]", 16); assert(ffi.C.getsockname(fd, sa, len) == 0)
 print(sa[2] * 256 + sa[3]); ffi.C.close(fd)')
 
-# Root's workers would be nobody, who may not read a checkout in a private directory (/root):
-# run them as the invoking user.
-user_line=""
-[ "$(id -u)" -eq 0 ] && user_line="user root $(id -gn);"
-mkdir -p "$prefix/tmp"
-cat >"$prefix/nginx.conf" <<EOF
-load_module /usr/lib/nginx/modules/ndk_http_module.so;
-load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
-$user_line
-worker_processes 2;
-pid $prefix/nginx.pid;
-error_log $prefix/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    default_type text/plain;
-    client_body_temp_path $prefix/tmp/body;
-    proxy_temp_path $prefix/tmp/proxy;
-    fastcgi_temp_path $prefix/tmp/fastcgi;
-    uwsgi_temp_path $prefix/tmp/uwsgi;
-    scgi_temp_path $prefix/tmp/scgi;
-    lua_package_path "$root/?.lua;$root/lua/?.lua;;";
-    lua_package_cpath "$root/build/luajit/?.so;;";
+{
+  nginx_conf_head "$prefix" 2
+  cat <<EOF
     lua_shared_dict sessions 10m;
     lua_shared_dict other 1m;
     lua_shared_dict tiny 64k;
@@ -94,6 +75,7 @@ http {
     }
 }
 EOF
+} >"$prefix/nginx.conf"
 
 nginx -e "$prefix/error.log" -p "$prefix" -c "$prefix/nginx.conf" -g 'daemon off;' &
 pid=$!

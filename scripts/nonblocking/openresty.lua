@@ -1,9 +1,14 @@
 -- The non-blocking check's nginx handler: /counter reads, adds one and saves through the
 -- event-loop RedisStore over cosockets; /new makes a session. (/plain is a plain location.)
 local RedisStore = require("honeymoon_session.stores.redis")
+local url = os.getenv("NB_REDIS_URL")
+-- NB_BLOCKING=1 swaps in the native blocking RedisStore, to see the check fail as it should.
+local store = os.getenv("NB_BLOCKING") == "1"
+    and require("honeymoon_session").RedisStore({ url = url, prefix = "nb:" })
+    or RedisStore.new({ url = url, prefix = "nb:", socket = "ngx" })
 local adapter = require("honeymoon_session.adapters.openresty").new({
     secret = "nonblocking-check",
-    store = RedisStore.new({ url = os.getenv("NB_REDIS_URL"), prefix = "nb:", socket = "ngx" }),
+    store = store,
 })
 
 local M = {}
