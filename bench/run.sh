@@ -18,3 +18,10 @@ done
 lua5.4 bench/round_trips.lua
 echo
 lua5.4 bench/memory_store.lua
+# HoneyMoon itself is not in the repository: HONEYMOON=/path/to/harbor_modules/honeymoon adds it.
+if [ -n "${HONEYMOON:-}" ]; then
+  for lua in lua5.4 luajit; do
+    echo
+    $lua bench/honeymoon.lua "$HONEYMOON" "$((N / 2))"
+  done
+fi
