@@ -23,9 +23,9 @@ pub fn from_json(v: &serde_json::Value) -> Option<Vec<u8>> {
         J::Bool(b) => out.push(if *b { TRUE } else { FALSE }),
         J::Number(n) => match n.as_i64() {
             Some(i) => {
-                // LuaJIT's numbers are doubles: store what it will hold, so reading such a
-                // value back unchanged does not look like a modification.
-                #[cfg(feature = "luajit")]
+                // Numbers on Lua 5.1, 5.2 and LuaJIT are doubles: store what it will hold, so
+                // reading such a value back unchanged does not look like a modification.
+                #[cfg(not(any(feature = "lua53", feature = "lua54")))]
                 let i = i as f64 as i64;
                 out.push(INT);
                 out.extend_from_slice(&i.to_le_bytes());

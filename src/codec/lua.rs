@@ -36,13 +36,14 @@ fn type_name(t: c_int) -> &'static str {
     }
 }
 
-/// The integer a Lua number holds, if it is one (LuaJIT: a double with an integral value).
+/// The integer a Lua number holds, if it is one. Lua 5.3 and 5.4 have an integer subtype; on
+/// Lua 5.1, 5.2 and LuaJIT every number is a double, and one with an integral value counts.
 unsafe fn integer_at(state: *mut ffi::lua_State, idx: c_int) -> Option<i64> {
-    #[cfg(not(feature = "luajit"))]
+    #[cfg(any(feature = "lua53", feature = "lua54"))]
     unsafe {
         (ffi::lua_isinteger(state, idx) != 0).then(|| ffi::lua_tointeger(state, idx))
     }
-    #[cfg(feature = "luajit")]
+    #[cfg(not(any(feature = "lua53", feature = "lua54")))]
     unsafe {
         let n = ffi::lua_tonumber(state, idx);
         let i = n as i64;
