@@ -2,7 +2,7 @@
 -- a fake `ngx` table. Both are thin layers over core:load/core:commit, so these specs check the
 -- plumbing (which header goes in, which lines come out, where), not session semantics.
 if _VERSION ~= "Lua 5.1" then
-    -- Debian ships lua-http (pure Lua) for 5.1 only; on 5.4 it runs from the 5.1 share dir.
+    -- Debian ships lua-http (pure Lua) for 5.1 only; on 5.2 to 5.4 it runs from the 5.1 share dir.
     package.path = package.path .. ";/usr/share/lua/5.1/?.lua;/usr/share/lua/5.1/?/init.lua"
 end
 
