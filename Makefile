@@ -1,43 +1,85 @@
-# Builds honeymoon_session.so for one Lua flavour (FEATURE=lua54 or luajit), and both for tests.
-# luarocks calls `make` then `make install` with LUA, LUA_INCDIR, INST_LIBDIR and INST_LUADIR
-# set for the interpreter it is configured for; the flavour is picked from those.
+# Builds honeymoon_session for one Lua flavour (lua51, lua52, lua53, lua54 or luajit), and for
+# tests every flavour.
+#
+# luarocks runs `make` then `make install` (rockspec/*.rockspec) with its own variables: LUA, the
+# interpreter it is configured for; LIB_EXTENSION, its module suffix ("so" on Linux and macOS,
+# "dll" on Windows); and the rock's install dirs. The flavour is what that interpreter says it
+# is: `jit` for LuaJIT, else its _VERSION (luarocks itself runs its interpreter the same way to
+# tell LuaJIT from Lua 5.1). Paths are never looked at. FEATURE=lua54 (etc.) overrides.
 
 LUA ?= lua5.4
-LUA_INCDIR ?=
 CARGO ?= cargo
-# `make both` (tests, benchmarks, the demo) adds the test-hooks feature (_advance_clock); the
-# rock's `make` leaves it out.
+LIB_EXTENSION ?= so
+# One cargo target dir for every flavour: the dependencies are built once, only mlua and this
+# crate per flavour. A CARGO_TARGET_DIR in the environment wins (the install check shares one).
+CARGO_TARGET_DIR ?= target/module
+# `make both` / `make flavours` (tests, benchmarks, the demo) add the test-hooks feature
+# (_advance_clock); the rock's `make` leaves it out.
 HOOKS ?=
-FEATURE ?= $(if $(findstring jit,$(LUA) $(LUA_INCDIR)),luajit,$(if $(findstring 5.4,$(LUA) $(LUA_INCDIR)),lua54,unsupported))
-LUA_FILES := $(shell find lua -name '*.lua')
+FLAVOURS := lua51 lua52 lua53 lua54 luajit
+ifeq ($(origin FEATURE),undefined)
+FEATURE := $(shell $(LUA) -e 'io.write(rawget(_G, "jit") and "luajit" or ({ ["Lua 5.1"] = "lua51", ["Lua 5.2"] = "lua52", ["Lua 5.3"] = "lua53", ["Lua 5.4"] = "lua54" })[_VERSION] or ("unsupported: " .. _VERSION))' 2>/dev/null)
+endif
+# What cargo names a cdylib on this platform; installed as honeymoon_session.$(LIB_EXTENSION).
+UNAME_S := $(shell uname -s 2>/dev/null)
+ifeq ($(UNAME_S),Darwin)
+CARGO_LIB := libhoneymoon_session.dylib
+else ifneq ($(filter MINGW% MSYS% CYGWIN% Windows_NT,$(UNAME_S) $(OS)),)
+CARGO_LIB := honeymoon_session.dll
+else
+CARGO_LIB := libhoneymoon_session.so
+endif
+MODULE := honeymoon_session.$(LIB_EXTENSION)
+# The modules the rock installs: the adapters and stores (each loads with require), nothing else.
+LUA_MODULES := $(wildcard lua/honeymoon_session/adapters/*.lua lua/honeymoon_session/stores/*.lua)
 
-
-.PHONY: all build both install test check example demo demo-nginx e2e load private-dir-check shared-dict-check nginx-workers-check redis-nginx-check nonblocking-check bench bench-nginx clean
+.PHONY: all build both flavours flavour install dist install-check test check example demo demo-nginx e2e load private-dir-check shared-dict-check nginx-workers-check redis-nginx-check nonblocking-check bench bench-nginx clean
 
 all: build
 
 build:
-	@if [ "$(FEATURE)" = unsupported ]; then \
-	  echo "honeymoon_session: needs Lua 5.4 or LuaJIT; luarocks is configured for $(LUA) ($(LUA_INCDIR))" >&2; exit 1; fi
-	$(CARGO) build --release --locked --features $(FEATURE),module$(HOOKS) --target-dir target/$(FEATURE)
+	@case "$(FEATURE)" in lua51|lua52|lua53|lua54|luajit) ;; \
+	  "") echo "honeymoon_session: cannot run the Lua interpreter '$(LUA)' to learn its version; set LUA (luarocks: variables.LUA) or FEATURE" >&2; exit 1 ;; \
+	  *) echo "honeymoon_session: needs Lua 5.1, 5.2, 5.3, 5.4 or LuaJIT; '$(LUA)' is $(FEATURE)" >&2; exit 1 ;; esac
+	$(CARGO) build --release --locked --features $(FEATURE),module$(HOOKS) --target-dir "$(CARGO_TARGET_DIR)"
 	mkdir -p build/$(FEATURE)
-	# Copy then rename: a running interpreter that has the old .so mapped keeps a valid file.
-	cp target/$(FEATURE)/release/libhoneymoon_session.so build/$(FEATURE)/.honeymoon_session.so.tmp
-	mv build/$(FEATURE)/.honeymoon_session.so.tmp build/$(FEATURE)/honeymoon_session.so
+	# Copy then rename: a running interpreter that has the old module mapped keeps a valid file.
+	cp "$(CARGO_TARGET_DIR)/release/$(CARGO_LIB)" build/$(FEATURE)/.$(MODULE).tmp
+	mv build/$(FEATURE)/.$(MODULE).tmp build/$(FEATURE)/$(MODULE)
 
+# The flavour `make build` would pick for LUA (the install check tests the detection with it).
+flavour:
+	@echo "$(FEATURE)"
+
+# Lua 5.4 and LuaJIT: what the examples, demo, interop, e2e, load and nginx checks use.
 both:
 	$(MAKE) build FEATURE=lua54 HOOKS=,test-hooks
 	$(MAKE) build FEATURE=luajit HOOKS=,test-hooks
 
+# Every flavour, for busted on every interpreter.
+flavours:
+	for f in $(FLAVOURS); do $(MAKE) build FEATURE=$$f HOOKS=,test-hooks || exit 1; done
+
+# INST_PREFIX is the rock's own dir: the LuaLS stubs go to its library/ (see the README).
 install:
-	mkdir -p "$(INST_LIBDIR)"
-	cp build/$(FEATURE)/honeymoon_session.so "$(INST_LIBDIR)/"
-	for f in $(LUA_FILES); do d="$(INST_LUADIR)/$${f#lua/}"; mkdir -p "$$(dirname "$$d")"; cp "$$f" "$$d"; done
+	mkdir -p "$(INST_LIBDIR)" "$(INST_LUADIR)/honeymoon_session/adapters" "$(INST_LUADIR)/honeymoon_session/stores"
+	cp build/$(FEATURE)/$(MODULE) "$(INST_LIBDIR)/"
+	for f in $(LUA_MODULES); do cp "$$f" "$(INST_LUADIR)/$${f#lua/}"; done
+	if [ -n "$(INST_PREFIX)" ]; then mkdir -p "$(INST_PREFIX)/library" && cp types/honeymoon_session.lua "$(INST_PREFIX)/library/"; fi
+
+# A local rocks server in dist/: the src.rock of the working tree's tracked files (uncommitted
+# changes included, untracked files not) and its manifest. See the README's Install.
+dist:
+	bash scripts/dist.sh
+
+# luarocks install --server=dist on every interpreter, from throwaway trees (make dist first).
+install-check: dist
+	bash scripts/install_check.sh
 
 test:
 	bash scripts/test.sh
 
-# The fast tier (about a minute): lint, cargo test, busted on Lua 5.4 and LuaJIT.
+# The fast tier: lint, cargo test, busted on every interpreter.
 check:
 	bash scripts/test.sh --fast
 
@@ -87,4 +129,4 @@ bench-nginx: both
 	bash bench/nginx_cost.sh
 
 clean:
-	rm -rf build target
+	rm -rf build target dist

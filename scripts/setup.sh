@@ -4,7 +4,10 @@ set -euo pipefail
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 # luajit2 (OpenResty's LuaJIT, also /usr/bin/luajit) rather than Debian's luajit: nginx's Lua
 # module depends on it and the two conflict.
-packages=(lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-busted luarocks lua-cjson lua-sql-sqlite3
+# Every interpreter the module supports, with its headers (luarocks checks them), for busted and
+# the install check: Lua 5.1, 5.2, 5.3, 5.4 and LuaJIT.
+packages=(lua5.1 liblua5.1-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev lua5.4 liblua5.4-dev
+          luajit2 libluajit2-5.1-dev lua-busted luarocks zip unzip git lua-cjson lua-sql-sqlite3
           redis-server lua-http nginx libnginx-mod-http-lua chromium wrk curl openssl pkg-config gcc make)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
