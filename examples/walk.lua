@@ -2,7 +2,7 @@
 -- login (wrong, then right), dashboard with flash, settings, logout. Prints what crosses the
 -- wire: each request's Cookie header and each response's Set-Cookie.
 -- Run from the repository root: `make example` (builds the module first).
-local flavour = rawget(_G, "jit") and "luajit" or "lua54"
+local flavour = rawget(_G, "jit") and "luajit" or "lua" .. _VERSION:sub(5):gsub("%.", "") -- build/lua51 .. lua54, luajit
 package.cpath = "./build/" .. flavour .. "/?.so;" .. package.cpath
 package.path = "./?.lua;" .. package.path
 
