@@ -221,6 +221,14 @@ impl Record {
 
 /// What changed from `loaded` (a stored record, borrowed) to `now`, key by key: one walk over
 /// both key-sorted entry lists, so a commit stays linear in the number of keys.
+/// Orders two top-level keys. Every key comparison of `diff` and `merged` goes through here,
+/// so a test can count them: a commit must stay linear in the number of keys.
+fn key_cmp(a: &[u8], b: &[u8]) -> Ordering {
+    #[cfg(test)]
+    tests::COMPARISONS.with(|c| c.set(c.get() + 1));
+    a.cmp(b)
+}
+
 pub fn diff(loaded: &[u8], now: &Record) -> LuaResult<Changes> {
     let before = entries_of(loaded)?;
     let after = now.entries()?;
@@ -237,7 +245,7 @@ pub fn diff(loaded: &[u8], now: &Record) -> LuaResult<Changes> {
                 changes.set.push((ak.to_vec(), av.to_vec()));
                 a.next();
             }
-            (Some((bk, bv)), Some((ak, av))) => match bk.cmp(ak) {
+            (Some((bk, bv)), Some((ak, av))) => match key_cmp(bk, ak) {
                 Ordering::Less => {
                     changes.removed.push(bk.to_vec());
                     b.next();
@@ -274,7 +282,7 @@ impl Record {
         let mut removed = changes.removed.iter().map(Vec::as_slice).peekable();
         for (k, v) in stored {
             while let Some(&(sk, sv)) = set.peek() {
-                match sk.cmp(k) {
+                match key_cmp(sk, k) {
                     Ordering::Less => {
                         out.push((sk, sv));
                         set.next();
@@ -282,13 +290,22 @@ impl Record {
                     _ => break,
                 }
             }
-            while removed.peek().is_some_and(|r| *r < k) {
+            while removed
+                .peek()
+                .is_some_and(|r| key_cmp(r, k) == Ordering::Less)
+            {
                 removed.next();
             }
-            if removed.peek() == Some(&k) {
+            if removed
+                .peek()
+                .is_some_and(|r| key_cmp(r, k) == Ordering::Equal)
+            {
                 continue;
             }
-            if set.peek().is_some_and(|(sk, _)| *sk == k) {
+            if set
+                .peek()
+                .is_some_and(|(sk, _)| key_cmp(sk, k) == Ordering::Equal)
+            {
                 continue; // written below, with its new value
             }
             out.push((k, v));
@@ -456,6 +473,11 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
 
+    thread_local! {
+        /// Key comparisons made by `diff` and `merged` on this thread (see `key_cmp`).
+        pub static COMPARISONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
     pub(crate) fn roundtrip(lua: &Lua, src: &str) -> (Record, Record) {
         let t: LuaTable = lua.load(src).eval().unwrap();
         let rec = Record::from_table(lua, &t).unwrap();
@@ -593,10 +615,16 @@ mod tests {
             &lua,
             "local t = {} for i = 1, 40000 do t['k' .. i] = i end t.k7 = 'x' t.k9 = nil return t",
         );
+        COMPARISONS.with(|c| c.set(0));
         let changes = base.diff(&mine).unwrap();
         let merged = Record::merged(&base.0, &changes).unwrap();
         assert_eq!(merged, mine);
         assert_eq!((changes.set.len(), changes.removed.len()), (1, 1));
+        // One walk over each list: a few comparisons per key (diff one, merged up to four),
+        // where the quadratic code of before made n * n / 2 (issue 8, item 4).
+        let n = 40_000;
+        let made = COMPARISONS.with(|c| c.get());
+        assert!(made <= 6 * n, "{made} key comparisons for {n} keys");
     }
 
     #[test]
