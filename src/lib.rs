@@ -13,6 +13,7 @@ mod json;
 mod lifecycle;
 mod options;
 mod store;
+mod warn;
 
 use mlua::prelude::*;
 

@@ -129,8 +129,8 @@ fn is_token(s: &str) -> bool {
 fn process_secret() -> LuaResult<Vec<u8>> {
     static SECRET: OnceLock<Result<Vec<u8>, String>> = OnceLock::new();
     let secret = SECRET.get_or_init(|| {
-        eprintln!(
-            "honeymoon_session: no secret given; signing with a random one for this process, so sessions will not survive a restart"
+        crate::warn::warn(
+            "honeymoon_session: no secret given; signing with a random one for this process, so sessions will not survive a restart",
         );
         let mut s = vec![0u8; 32];
         id::os_random(&mut s).map(|_| s)
