@@ -71,3 +71,444 @@ describe("8.3 the no-secret warning", function()
   end)
 end)
 
+---------------------------------------------------------------------------
+-- Helpers for the request-level items
+---------------------------------------------------------------------------
+
+-- An app over `opts.store` (a TableStore by default) with routes:
+--   /login?user=x stores user=x   /logout destroys   /whoami answers "<user or -> <id>"
+--   /run runs site.handler(req, res)
+local function make_site(opts)
+  local o = { secret = SECRET, store = TableStore.new() }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  local site = { app = App.new(), store = o.store }
+  site.app:use(hs.session(o))
+  site.app:get("/login", function(req, res)
+    req.session.user = req.query.user or "ann"
+    res:text(req.sessionID)
+  end)
+  site.app:get("/logout", function(req, res)
+    req.session:destroy()
+    res:text("bye")
+  end)
+  site.app:get("/whoami", function(req, res)
+    res:text((req.session.user or "-") .. " " .. req.sessionID)
+  end)
+  site.app:get("/run", function(req, res) site.handler(req, res) end)
+  return site
+end
+
+-- Logs `user` in with a fresh client: the client, its raw cookie value and the session id.
+local function login(site, user)
+  local c = Client.new(site.app)
+  local r = c:get("/login?user=" .. (user or "ann"))
+  return c, assert(c:cookie(NAME), "login set no cookie"), r.body
+end
+
+-- A request with exactly `header` as its Cookie header.
+local function with_header(site, path, header)
+  return site.app:handle({ path = path, headers = { cookie = header } })
+end
+
+-- Counts the calls of store method `name` (wrapping the one the store has now).
+local function count_calls(store, name)
+  local counter = { n = 0 }
+  local original = store[name]
+  store[name] = function(self, ...)
+    counter.n = counter.n + 1
+    return original(self, ...)
+  end
+  return counter
+end
+
+---------------------------------------------------------------------------
+-- 8.5 Repeated cookies cost one store lookup each, at most MAX_CANDIDATES (4) in all
+---------------------------------------------------------------------------
+
+describe("8.5 store lookups per Cookie header", function()
+  local site
+
+  before_each(function()
+    site = make_site()
+  end)
+
+  -- A validly signed cookie value for a session that was logged out (destroyed).
+  local function dead_cookie(user)
+    local c, value = login(site, user)
+    c:get("/logout")
+    return value
+  end
+
+  it("100 copies of one signed cookie for a dead session cost at most one store:get", function()
+    local value = dead_cookie("mallory")
+    local gets = count_calls(site.store, "get")
+    local copies = {}
+    for i = 1, 100 do copies[i] = NAME .. "=" .. value end
+    local r = with_header(site, "/whoami", table.concat(copies, "; "))
+    assert.equal(200, r.status)
+    assert.matches("^%- ", r.body) -- a fresh, empty session
+    assert.is_true(gets.n <= 1, "store:get was called " .. gets.n .. " times")
+  end)
+
+  it("looks each distinct candidate up once, however they repeat", function()
+    local a, b = dead_cookie("a"), dead_cookie("b")
+    local gets = count_calls(site.store, "get")
+    local header = {}
+    for i = 1, 50 do header[i] = NAME .. "=" .. (i % 2 == 0 and a or b) end
+    with_header(site, "/whoami", table.concat(header, "; "))
+    assert.equal(2, gets.n)
+  end)
+
+  it("looks up at most 4 distinct candidates per request (the cap)", function()
+    local header = {}
+    for i = 1, 10 do header[i] = NAME .. "=" .. dead_cookie("u" .. i) end
+    local gets = count_calls(site.store, "get")
+    local r = with_header(site, "/whoami", table.concat(header, "; "))
+    assert.equal(200, r.status)
+    assert.equal(4, gets.n)
+  end)
+
+  it("so a live session's cookie after 4 dead ones is not found, and one among the first 4 is", function()
+    local dead = {}
+    for i = 1, 4 do dead[i] = NAME .. "=" .. dead_cookie("u" .. i) end
+    local _, live = login(site, "alice")
+    local late = table.concat(dead, "; ") .. "; " .. NAME .. "=" .. live
+    assert.matches("^%- ", with_header(site, "/whoami", late).body)
+    local early = table.concat(dead, "; ", 1, 3) .. "; " .. NAME .. "=" .. live
+    assert.matches("^alice ", with_header(site, "/whoami", early).body)
+  end)
+
+  it("holds for the native MemoryStore too: a 100-copy header is served with a fresh session", function()
+    local native = make_site({ store = hs.MemoryStore() })
+    local c, value = login(native, "mallory")
+    c:get("/logout")
+    local copies = {}
+    for i = 1, 100 do copies[i] = NAME .. "=" .. value end
+    local r = with_header(native, "/whoami", table.concat(copies, "; "))
+    assert.equal(200, r.status)
+    assert.matches("^%- ", r.body)
+  end)
+end)
+
+---------------------------------------------------------------------------
+-- 8.6 save, destroy and regenerate after the commit raise, and change nothing
+---------------------------------------------------------------------------
+
+describe("8.6 session methods after the response was committed", function()
+  local site
+
+  before_each(function()
+    site = make_site({ store = hs.MemoryStore() })
+  end)
+
+  -- Runs `method` on req.session after res:send inside the handler; returns its error.
+  local function after_send(client, method, ...)
+    local args, err = { ... }, nil
+    site.handler = function(req, res)
+      res:text("sent")
+      local ok, e = pcall(req.session[method], req.session, (table.unpack or unpack)(args))
+      err = ok and "no error" or tostring(e)
+    end
+    local r = client:get("/run")
+    assert.equal(200, r.status)
+    assert.equal("sent", r.body)
+    return err, r
+  end
+
+  for _, method in ipairs({ "regenerate", "save", "destroy" }) do
+    it(method .. "() after res:send raises a clear error and leaves the stored session as it was", function()
+      local c, _, id = login(site, "alice")
+      local before = site.store:length()
+      local err, r = after_send(c, method)
+      contains("honeymoon_session: session:" .. method .. "() after the response was committed", err)
+      assert.is_nil(r.headers["set-cookie"])
+      assert.equal(before, site.store:length())
+      assert.same({ user = "alice" }, site.store:get(id))
+      assert.equal("alice " .. id, c:get("/whoami").body) -- still logged in, same id
+    end)
+  end
+
+  it("regenerate(true) after res:send raises too, with the data still stored under the old id", function()
+    local c, _, id = login(site, "alice")
+    contains("after the response was committed", (after_send(c, "regenerate", true)))
+    assert.same({ user = "alice" }, site.store:get(id))
+  end)
+
+  it("save() of a new session after res:send leaves no orphan entry in the store", function()
+    site.handler = function(req, res)
+      res:text("sent")
+      req.session.x = 1
+      local ok, e = pcall(req.session.save, req.session)
+      site.err = ok and "no error" or tostring(e)
+    end
+    local r = Client.new(site.app):get("/run")
+    contains("session:save() after the response was committed", site.err)
+    assert.is_nil(r.headers["set-cookie"])
+    assert.equal(0, site.store:length())
+  end)
+
+  it("an uncaught regenerate() after res:send reaches the framework's error handler", function()
+    local c, _, id = login(site, "alice")
+    site.handler = function(req, res)
+      res:text("sent")
+      req.session:regenerate()
+    end
+    c:get("/run")
+    contains("session:regenerate() after the response was committed", site.app.last_error)
+    assert.same({ user = "alice" }, site.store:get(id))
+  end)
+
+  it("the same through the core API: after core:commit the methods raise", function()
+    local core = hs.core({ secret = SECRET })
+    local s = core:load(nil)
+    s.n = 1
+    core:commit(s)
+    for _, method in ipairs({ "save", "destroy", "regenerate" }) do
+      contains("session:" .. method .. "() after the response was committed", error_of(s[method], s))
+    end
+  end)
+end)
+
+---------------------------------------------------------------------------
+-- 8.7 A Lua store's results are checked
+---------------------------------------------------------------------------
+
+describe("8.7 a Lua store method returning the wrong type", function()
+  local site, c, id
+
+  before_each(function()
+    site = make_site({ rolling = true })
+    c, _, id = login(site, "alice")
+  end)
+
+  local function write_request()
+    site.handler = function(req, res)
+      req.session.n = (req.session.n or 0) + 1
+      res:text("ok")
+    end
+    return c:get("/run")
+  end
+
+  local function fails_naming(method, got, wanted, r)
+    assert.equal(500, r.status)
+    contains("honeymoon_session: store:" .. method .. " failed: it returned " .. got .. "; it must return " .. wanted,
+      site.app.last_error)
+  end
+
+  it("exists returning nil fails naming store:exists, and the write is not lost silently", function()
+    site.store.exists = function() return nil end
+    fails_naming("exists", "nil", "a boolean", write_request())
+    assert.is_nil(site.store:get(id).n)
+  end)
+
+  it("exists returning a string fails naming store:exists", function()
+    site.store.exists = function() return "yes" end
+    fails_naming("exists", "a string", "a boolean", write_request())
+  end)
+
+  it("touch returning a string fails naming store:touch (nothing and booleans are fine)", function()
+    site.store.touch = function() return "ok" end
+    fails_naming("touch", "a string", "a boolean or nothing", c:get("/whoami"))
+    site.store.touch = function() end
+    assert.equal(200, c:get("/whoami").status)
+  end)
+
+  it("merge returning nil fails naming store:merge", function()
+    local store = TableStore.new()
+    store.merge = function() return nil end -- at setup: the engine looks for merge() there
+    site = make_site({ store = store })
+    c, _, id = login(site, "alice")
+    fails_naming("merge", "nil", "a boolean", write_request())
+    assert.is_nil(site.store:get(id).n)
+  end)
+
+  it("get returning a number fails naming store:get", function()
+    site.store.get = function() return 42 end
+    fails_naming("get", "a number", "a table or nil", c:get("/whoami"))
+  end)
+
+  it("get returning a string from a table store fails naming store:get", function()
+    site.store.get = function() return "user=alice" end
+    fails_naming("get", "a string", "a table or nil", c:get("/whoami"))
+  end)
+end)
+
+---------------------------------------------------------------------------
+-- 8.8 A named shared MemoryStore lives as long as the process
+---------------------------------------------------------------------------
+
+describe("8.8 MemoryStore{ shared = name }", function()
+  local name = "issue-8.8-" .. tostring({}):gsub("%W", "")
+
+  -- Makes the handles inside a function, so no stack slot keeps one alive.
+  local function store_and_drop()
+    local a = hs.MemoryStore({ shared = name })
+    a:set("id-1", { user = "ann" }, 60)
+    local site = make_site({ store = hs.MemoryStore({ shared = name }) })
+    local _, _, id = login(site, "bob")
+    return id
+  end
+
+  it("keeps its sessions when every handle is dropped and collected", function()
+    local id = store_and_drop()
+    collectgarbage()
+    collectgarbage()
+    local b = hs.MemoryStore({ shared = name })
+    assert.same({ user = "ann" }, b:get("id-1"))
+    assert.same({ user = "bob" }, b:get(id))
+    assert.equal(2, b:length())
+    b:clear()
+  end)
+
+  it("is one store per name: another name is another store", function()
+    local a = hs.MemoryStore({ shared = name .. "-a" })
+    a:set("x", { v = 1 }, 60)
+    assert.is_nil(hs.MemoryStore({ shared = name .. "-b" }):get("x"))
+    assert.same({ v = 1 }, hs.MemoryStore({ shared = name .. "-a" }):get("x"))
+  end)
+end)
+
+---------------------------------------------------------------------------
+-- 8.11 A Cookie header that is not a string
+---------------------------------------------------------------------------
+
+describe("8.11 the Cookie header's type", function()
+  local site, value
+
+  before_each(function()
+    site = make_site({ store = hs.MemoryStore() })
+    _, value = login(site, "alice")
+  end)
+
+  it("a list of header lines is joined, as the adapters do", function()
+    local r = with_header(site, "/whoami", { "a=b", NAME .. "=" .. value })
+    assert.matches("^alice ", r.body)
+    assert.matches("^%- ", with_header(site, "/whoami", {}).body)
+  end)
+
+  for what, header in pairs({
+    ["a number"] = 42, ["a boolean"] = true, ["a function"] = print,
+    ["a list holding a number"] = { "a=b", 42 }, ["a table that is not a list"] = { cookie = "x" },
+  }) do
+    it("a header that is " .. what .. " fails the request with a clear error", function()
+      local r = with_header(site, "/whoami", header)
+      assert.equal(500, r.status)
+      assert.matches("honeymoon_session: [a-zA-Z ]*Cookie header", site.app.last_error)
+      assert.is_nil(site.app.last_error:match("attempt to"), site.app.last_error)
+    end)
+  end
+
+  it("core:load raises the same plain errors", function()
+    local core = hs.core({ secret = SECRET })
+    assert.equal("honeymoon_session: the Cookie header must be a string or a list of strings, got a number",
+      error_of(core.load, core, 42))
+    assert.equal("honeymoon_session: a Cookie header list must hold strings, got a table at [2]",
+      error_of(core.load, core, { "a=b", {} }))
+    assert.equal("honeymoon_session: the Cookie header must be a string or a list of strings, got a table that is not a list",
+      error_of(core.load, core, { "a=b", x = "y" }))
+  end)
+
+  it("a server without req.headers whose req:cookie() returns a table gets a clear error", function()
+    local middleware = hs.session({ secret = SECRET })
+    local req = { cookie = function() return {} end }
+    local res = { send = function() end, append = function() end }
+    local ok, err = pcall(middleware, req, res, function() end)
+    assert.is_false(ok)
+    assert.equal("honeymoon_session: req:cookie(name) must return a string or nil, got a table", err)
+  end)
+end)
+
+---------------------------------------------------------------------------
+-- 8.13 A stored __flash that is not a table is no flash
+---------------------------------------------------------------------------
+
+describe("8.13 a stored __flash that is not a table", function()
+  for _, kind in ipairs({ "MemoryStore", "a Lua table store" }) do
+    for _, bad in ipairs({ "a string", 42, true }) do
+      it("(" .. type(bad) .. ", " .. kind .. ") never shows in all(), has(), property access or pairs", function()
+        local store = kind == "MemoryStore" and hs.MemoryStore() or TableStore.new()
+        local site = make_site({ store = store })
+        local c, _, id = login(site, "alice")
+        if kind == "MemoryStore" then
+          store:set(id, { user = "alice", __flash = bad }, 60)
+        else
+          store.rows[id].data.__flash = bad
+        end
+        local seen = {}
+        site.handler = function(req, res)
+          local s = req.session
+          seen.all, seen.has, seen.prop, seen.get = s:all(), s:has("__flash"), s.__flash, s:get("__flash")
+          seen.keys = {}
+          for k in next, s do seen.keys[#seen.keys + 1] = k end
+          seen.flash = s:getFlash("x")
+          res:text("ok")
+        end
+        assert.equal(200, c:get("/run").status)
+        assert.same({ user = "alice" }, seen.all)
+        assert.is_false(seen.has)
+        assert.is_nil(seen.prop)
+        assert.is_nil(seen.get)
+        assert.same({ "user" }, seen.keys)
+        assert.is_nil(seen.flash)
+      end)
+    end
+  end
+
+  it("flash still works on such a session, and the bad value is not written back", function()
+    local store = TableStore.new()
+    local site = make_site({ store = store })
+    local c, _, id = login(site, "alice")
+    store.rows[id].data.__flash = "junk"
+    site.handler = function(req, res)
+      req.session:flash("notice", "hi")
+      res:text("ok")
+    end
+    c:get("/run")
+    assert.same({ notice = "hi" }, store:get(id).__flash)
+    local got
+    site.handler = function(req, res)
+      got = req.session:getFlash("notice")
+      res:text("ok")
+    end
+    c:get("/run")
+    assert.equal("hi", got)
+  end)
+end)
+
+---------------------------------------------------------------------------
+-- 8.15 core:commit refuses a session another core made
+---------------------------------------------------------------------------
+
+describe("8.15 core:commit with another core's session", function()
+  it("refuses it with a clear error, storing nothing in either store", function()
+    local store_a, store_b = hs.MemoryStore(), hs.MemoryStore()
+    local a = hs.core({ secret = "secret-a", store = store_a })
+    local b = hs.core({ secret = "secret-b", store = store_b })
+    local s = a:load(nil)
+    s.user = "ann"
+    local err = error_of(b.commit, b, s)
+    assert.equal("honeymoon_session: core:commit: this session was made by another core (another session() or core() "
+      .. "configuration, with its own store and secret); commit it with the core that loaded it", err)
+    assert.equal(0, store_a:length())
+    assert.equal(0, store_b:length())
+    -- Its own core still commits it.
+    local lines = a:commit(s)
+    assert.equal(1, #lines)
+    assert.equal(1, store_a:length())
+  end)
+
+  it("refuses what is not a session at all", function()
+    local core = hs.core({ secret = SECRET })
+    for _, bad in ipairs({ "x", 42, {}, setmetatable({}, { ctx = false }) }) do
+      contains("honeymoon_session: core:commit takes a session that core:load made", error_of(core.commit, core, bad))
+    end
+  end)
+
+  it("refuses it through the adapters too", function()
+    local adapter = require("honeymoon_session.adapters.lua_http").new({ secret = "a" })
+    local other = hs.core({ secret = "b" })
+    local s = other:load(nil)
+    s.x = 1
+    contains("made by another core", error_of(adapter.commit, adapter, s, nil))
+  end)
+end)

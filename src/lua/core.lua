@@ -3,7 +3,7 @@
 -- module; receives the store functions (store.lua), the session type (session.lua) and the
 -- names of the methods a Lua store needs; returns the core constructor.
 local ops, Session, store_methods = ...
-local type, error, setmetatable, concat = type, error, setmetatable, table.concat
+local type, error, setmetatable, getmetatable, pairs, concat = type, error, setmetatable, getmetatable, pairs, table.concat
 local load_session, new_session, commit_session = ops.load, Session.new, Session.commit
 
 ---@class honeymoon_session.Core
@@ -28,21 +28,26 @@ local function check_store(store)
     end
 end
 
----The Cookie header as one string: the adapters may hand over a list of header lines.
+---The Cookie header as one string: the adapters may hand over a list of header lines (a
+---server that keeps repeated headers apart), which are joined; anything else is an error.
 local function header_text(header)
-    if type(header) == "table" then
-        if #header == 0 then return nil end
-        for i = 1, #header do
-            if type(header[i]) ~= "string" then
-                error("honeymoon_session: a Cookie header list must hold strings, got a " .. type(header[i]) .. " at [" .. i .. "]", 3)
-            end
+    local kind = type(header)
+    if kind == "string" or header == nil then return header end
+    if kind ~= "table" then
+        error("honeymoon_session: the Cookie header must be a string or a list of strings, got a " .. kind, 0)
+    end
+    local n, count = #header, 0
+    for _ in pairs(header) do count = count + 1 end
+    if count ~= n then
+        error("honeymoon_session: the Cookie header must be a string or a list of strings, got a table that is not a list", 0)
+    end
+    for i = 1, n do
+        if type(header[i]) ~= "string" then
+            error("honeymoon_session: a Cookie header list must hold strings, got a " .. type(header[i]) .. " at [" .. i .. "]", 0)
         end
-        return concat(header, "; ")
     end
-    if header ~= nil and type(header) ~= "string" then
-        error("honeymoon_session: the Cookie header must be a string or a list of strings, got a " .. type(header), 3)
-    end
-    return header
+    if n == 0 then return nil end
+    return concat(header, "; ")
 end
 
 Core.header_text = header_text
@@ -97,9 +102,18 @@ function Core:fresh(secure, req)
     return new_session(ctx, id, nil, nil, nil, nil, nil, secure == true, req), id
 end
 
----Commits once: stores what needs storing. Returns the Set-Cookie lines (0 or 1).
+---Commits once: stores what needs storing. Returns the Set-Cookie lines (0 or 1). Only a
+---session this core made: another core's would go to that core's store under its secret.
 ---@return string[]
 function Core:commit(session)
+    local m = type(session) == "table" and getmetatable(session) or nil
+    local ctx = type(m) == "table" and m.ctx or nil
+    if ctx ~= self.ctx then
+        if ctx == nil then
+            error("honeymoon_session: core:commit takes a session that core:load made, got a " .. type(session), 0)
+        end
+        error("honeymoon_session: core:commit: this session was made by another core (another session() or core() configuration, with its own store and secret); commit it with the core that loaded it", 0)
+    end
     local line = commit_session(session)
     return { line }
 end

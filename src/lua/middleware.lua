@@ -25,7 +25,11 @@ return function(req, res, nxt)
     elseif req.cookie then
         -- A server that hides raw headers: ask it for the one cookie (already URL-decoded).
         local value = req:cookie(name)
-        if value then header = cookie_prefix .. value end
+        if type(value) == "string" then
+            header = cookie_prefix .. value
+        elseif value ~= nil then
+            error("honeymoon_session: req:cookie(name) must return a string or nil, got a " .. type(value), 0)
+        end
     end
     local secure = req.secure == true
     local session, id

@@ -12,7 +12,7 @@ use mlua::prelude::*;
 use parking_lot::Mutex;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasher, RandomState};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 
 /// At most this many expired entries are reclaimed by one get/set/touch/destroy: enough to
 /// keep up (every session costs at least one set), small enough that no request waits long.
@@ -166,16 +166,15 @@ impl MemoryStore {
     }
 
     /// The store registered under `name` in this process, made on first use, so several Lua
-    /// states (threads) can share sessions.
+    /// states (threads) can share sessions. It lives as long as the process: a thread (Lua
+    /// state) that exits and drops every handle it had does not take the sessions with it.
     pub fn shared(name: &str) -> Self {
-        static NAMED: OnceLock<Mutex<HashMap<String, Weak<Mutex<Inner>>>>> = OnceLock::new();
+        static NAMED: OnceLock<Mutex<HashMap<String, Arc<Mutex<Inner>>>>> = OnceLock::new();
         let mut named = NAMED.get_or_init(Default::default).lock();
-        if let Some(inner) = named.get(name).and_then(Weak::upgrade) {
-            return MemoryStore { inner };
+        let inner = named.entry(name.to_string()).or_default();
+        MemoryStore {
+            inner: Arc::clone(inner),
         }
-        let store = MemoryStore::new();
-        named.insert(name.to_string(), Arc::downgrade(&store.inner));
-        store
     }
 
     pub fn get_record(&self, id: &str) -> Option<Record> {
