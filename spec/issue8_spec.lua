@@ -439,7 +439,7 @@ describe("8.13 a stored __flash that is not a table", function()
           local s = req.session
           seen.all, seen.has, seen.prop, seen.get = s:all(), s:has("__flash"), s.__flash, s:get("__flash")
           seen.keys = {}
-          for k in next, s do seen.keys[#seen.keys + 1] = k end
+          for k in pairs(s) do seen.keys[#seen.keys + 1] = k end
           seen.flash = s:getFlash("x")
           res:text("ok")
         end
@@ -510,5 +510,325 @@ describe("8.15 core:commit with another core's session", function()
     local s = other:load(nil)
     s.x = 1
     contains("made by another core", error_of(adapter.commit, adapter, s, nil))
+  end)
+end)
+
+---------------------------------------------------------------------------
+-- 8.2 Allocation failure: a size limit checked before allocating, fallible buffers
+---------------------------------------------------------------------------
+
+describe("8.2 big sessions under a memory limit", function()
+  -- Child prelude: `squeeze()` fills the address space up to the ulimit with strings, then frees
+  -- 16 MiB of headroom in 1 MiB pieces, so the next big allocation (64 MiB or more) fails.
+  local PRELUDE = [[
+    local hs = require("honeymoon_session")
+    -- `n` bytes of `c`, built from 4 KB blocks (Lua 5.4's string.rep copies unit by unit).
+    local function bytes(c, n) return string.rep(string.rep(c, 4096), n / 4096) end
+    local ballast = {}
+    -- A string of `size` bytes no other string equals (LuaJIT interns every string).
+    local function chunk(i, size)
+      return string.rep(string.format("%08d", i) .. string.rep("x", 4088), size / 4096)
+    end
+    local function squeeze()
+      local i = 0
+      -- 16 MiB chunks, then 1 MiB ones into what is left, so no big gap stays free; a full
+      -- collection after each, so the garbage string.rep leaves (its buffer) never piles up
+      -- into room that would be freed later.
+      for _, size in ipairs({ 16 * 2^20, 2^20 }) do
+        while true do
+          i = i + 1
+          local ok, s = pcall(chunk, i, size)
+          collectgarbage()
+          if not ok then break end
+          ballast[#ballast + 1] = s
+        end
+      end
+      for _ = 1, 16 do table.remove(ballast) end -- 16 MiB of room, in 1 MiB pieces
+      collectgarbage()
+      collectgarbage()
+    end
+    local function report(label, ok, err)
+      print(label .. ": " .. (ok and "ok" or tostring(err)))
+    end
+  ]]
+  local LIMIT = "ulimit -v 524288" -- 512 MiB of address space
+
+  local function run(body)
+    local r = Child.run(PRELUDE .. body, { setup = LIMIT })
+    assert.equal(0, r.status, "the process died (status " .. r.status .. "): " .. r.stdout .. r.stderr:sub(1, 300))
+    contains("alive", r.stdout)
+    return r.stdout
+  end
+
+  it("a commit of a 100 MiB value is refused by maxSize (4 MiB by default) before any buffer grows", function()
+    local out = run([[
+      local core = hs.core({ secret = "s" })
+      local s = core:load(nil)
+      s.big = bytes("v", 100 * 2^20)
+      collectgarbage()
+      squeeze() -- 16 MiB left: only a refusal that allocates nothing can succeed
+      report("commit", pcall(core.commit, core, s))
+      print("alive")
+    ]])
+    contains("commit: honeymoon_session: the session is larger than maxSize (4194304 bytes) at big; store less in it, or raise maxSize", out)
+  end)
+
+  it("with maxSize raised past the memory there is, the commit fails for want of memory and the process lives", function()
+    local out = run([[
+      local core = hs.core({ secret = "s", maxSize = 2^30 })
+      local s = core:load(nil)
+      s.big = bytes("v", 100 * 2^20)
+      collectgarbage()
+      squeeze()
+      report("commit", pcall(core.commit, core, s))
+      print("alive")
+    ]])
+    contains("commit: honeymoon_session: not enough memory", out)
+  end)
+
+  it("a stored 64 MiB session that memory cannot copy fails its load with a clear error, and the process lives", function()
+    -- MemoryStore:set stores it (no maxSize there); the copy a load makes is fallible.
+    local out = run([[
+      local store = hs.MemoryStore()
+      local core = hs.core({ secret = "s", store = store })
+      local s = core:load(nil)
+      s.n = 1
+      local cookie = core:commit(s)[1]:match("^([^;]+)")
+      store:set(s:getId(), { big = bytes("v", 64 * 2^20) }, 60) -- (100 MiB: too much to store on 5.1)
+      collectgarbage()
+      squeeze()
+      report("load", pcall(core.load, core, cookie))
+      print("alive")
+    ]])
+    contains("load: honeymoon_session: MemoryStore:get failed: not enough memory for a session of 67108876 bytes", out)
+  end)
+
+  it("MemoryStore:set of a value memory cannot copy fails with a clear error", function()
+    local out = run([[
+      local store = hs.MemoryStore()
+      local big = { big = bytes("v", 100 * 2^20) }
+      collectgarbage()
+      squeeze()
+      report("set", pcall(store.set, store, "id", big, 60))
+      print("alive")
+    ]])
+    contains("set: honeymoon_session: not enough memory", out)
+  end)
+end)
+
+describe("8.2 maxSize", function()
+  local function session_of(store, opts)
+    local o = { secret = SECRET, store = store }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    local core = hs.core(o)
+    local s = core:load(nil)
+    s.n = 1
+    local cookie = core:commit(s)[1]:match("^([^;]+)")
+    return core, s:getId(), cookie
+  end
+
+  it("is checked on the data a commit encodes, naming the value that crossed it", function()
+    local core = hs.core({ secret = SECRET, maxSize = 1024 })
+    local s = core:load(nil)
+    s.cart = { items = { string.rep("x", 600), string.rep("y", 600) } }
+    local err = error_of(core.commit, core, s)
+    assert.matches("^honeymoon_session: the session is larger than maxSize %(1024 bytes%) at cart%.items%[%d%]", err)
+    local ok = hs.core({ secret = SECRET, maxSize = 1024 })
+    local small = ok:load(nil)
+    small.cart = { items = { string.rep("x", 600) } }
+    assert.equal(1, #ok:commit(small))
+  end)
+
+  it("counts flash messages too", function()
+    local core = hs.core({ secret = SECRET, maxSize = 1024 })
+    local s = core:load(nil)
+    s:flash("notice", string.rep("x", 2000))
+    contains("larger than maxSize (1024 bytes) at __flash", error_of(core.commit, core, s))
+  end)
+
+  it("fails the request in the middleware, storing nothing and sending no cookie", function()
+    local store = hs.MemoryStore()
+    local site = make_site({ store = store, maxSize = 4096 })
+    site.handler = function(req, res)
+      req.session.big = string.rep("x", 5000)
+      res:text("ok")
+    end
+    local r = Client.new(site.app):get("/run")
+    assert.equal(500, r.status)
+    contains("larger than maxSize (4096 bytes) at big", site.app.last_error)
+    assert.is_nil(r.headers["set-cookie"])
+    assert.equal(0, store:length())
+  end)
+
+  it("is checked on what a MemoryStore holds before it is decoded", function()
+    local store = hs.MemoryStore()
+    local core, id, cookie = session_of(store)
+    store:set(id, { big = string.rep("x", 5e6) }, 60)
+    assert.equal("honeymoon_session: MemoryStore:get failed: the stored session is 5000012 bytes, more than maxSize (4194304 bytes)",
+      error_of(core.load, core, cookie))
+  end)
+
+  it("is checked on what a Lua table store returns", function()
+    local store = TableStore.new()
+    local core, id, cookie = session_of(store, { maxSize = 1000 })
+    store.rows[id].data.big = string.rep("x", 2000)
+    local err = error_of(core.load, core, cookie)
+    contains("honeymoon_session: store:get failed: ", err)
+    contains("larger than maxSize (1000 bytes) at big", err)
+  end)
+
+  it("is checked on the record string a record store returns", function()
+    local rows = {}
+    local store = { format = "record" }
+    function store:get(id) return rows[id] end
+    function store:set(id, rec) rows[id] = rec end
+    function store:merge() return true end
+    for _, m in ipairs({ "destroy", "touch", "exists", "all", "length", "clear" }) do store[m] = function() end end
+    local core, id, cookie = session_of(store, { maxSize = 1000 })
+    rows[id] = rows[id] .. string.rep("\0", 2000)
+    assert.equal("honeymoon_session: store:get failed: the stored session is " .. #rows[id] .. " bytes, more than maxSize (1000 bytes)",
+      error_of(core.load, core, cookie))
+  end)
+
+  it("is an option: a whole number of bytes from 1 to 2147483647", function()
+    for _, bad in ipairs({ 0, -1, 1.5, 2^31, "4M", true }) do
+      contains("honeymoon_session: maxSize must be a whole number of bytes from 1 to 2147483647",
+        error_of(hs.session, { secret = SECRET, maxSize = bad }))
+    end
+    hs.session({ secret = SECRET, maxSize = 1 })
+    hs.session({ secret = SECRET, maxSize = 2147483647 })
+  end)
+end)
+
+---------------------------------------------------------------------------
+-- 8.10 One depth limit, 64 levels, named in every error
+---------------------------------------------------------------------------
+
+describe("8.10 the depth limit", function()
+  -- A table nesting `n` levels (itself the first).
+  local function nest(n)
+    local t = {}
+    local c = t
+    for _ = 2, n do
+      c.n = {}
+      c = c.n
+    end
+    return t
+  end
+
+  local function json_nest(n) return string.rep('{"n":', n - 1) .. "{}" .. string.rep("}", n - 1) end
+
+  it("json.decode takes 64 levels and refuses 65 or 500, naming the limit", function()
+    assert.is_table(hs.json.decode(json_nest(64)))
+    assert.is_table(hs.json.decode(string.rep("[", 64) .. string.rep("]", 64)))
+    for _, n in ipairs({ 65, 500 }) do
+      assert.matches("^honeymoon_session: json%.decode: the JSON nests deeper than 64 levels",
+        error_of(hs.json.decode, json_nest(n)))
+      assert.matches("^honeymoon_session: json%.decode: the JSON nests deeper than 64 levels",
+        error_of(hs.json.decode, string.rep("[", n) .. string.rep("]", n)))
+    end
+  end)
+
+  it("json.encode takes 64 levels and refuses 65, naming the path and the limit", function()
+    assert.equal(json_nest(64), hs.json.encode(nest(64)))
+    local err = error_of(hs.json.encode, nest(65))
+    assert.equal("honeymoon_session: json.encode: value n" .. string.rep(".n", 63)
+      .. " is a table that nests deeper than 64 levels", err)
+  end)
+
+  it("a session holds 64 levels (itself the first), stored and loaded; 65 are refused at commit", function()
+    local store = hs.MemoryStore()
+    local core = hs.core({ secret = SECRET, store = store })
+    local s = core:load(nil)
+    s.d = nest(63)
+    local cookie = core:commit(s)[1]:match("^([^;]+)")
+    local back = core:load(cookie)
+    assert.same(nest(63), back.d)
+    back.d = nest(64)
+    assert.matches("^honeymoon_session: session value d" .. string.rep("%.n", 63) .. " nests deeper than 64 levels",
+      error_of(core.commit, core, back))
+  end)
+
+  it("a Lua store returning data deeper than 64 levels fails naming store:get and the limit", function()
+    local store = TableStore.new()
+    local core = hs.core({ secret = SECRET, store = store })
+    local s = core:load(nil)
+    s.n = 1
+    local cookie = core:commit(s)[1]:match("^([^;]+)")
+    store.rows[s:getId()].data.d = nest(64)
+    local err = error_of(core.load, core, cookie)
+    assert.matches("^honeymoon_session: store:get failed: session value d[%.n]* nests deeper than 64 levels", err)
+  end)
+
+  describe("with Node-written JSON in Redis", function()
+    local RedisServer = require("spec.support.redis_server")
+    local server
+    lazy_setup(function() server = RedisServer.start() end)
+    lazy_teardown(function() if server then server:close() end end)
+
+    for _, depth in ipairs({ 65, 70, 200 }) do
+      it("a stored session " .. depth .. " levels deep reads 'RedisStore:get failed: stored session data nests deeper than 64 levels'", function()
+        local store = hs.RedisStore({ url = server.url })
+        local core = hs.core({ secret = SECRET, store = store })
+        local s = core:load(nil)
+        s.n = 1
+        local cookie = core:commit(s)[1]:match("^([^;]+)")
+        -- The session object is the first level: `d` then holds depth - 1 more.
+        server:cli("SET", "sess:" .. s:getId(), '{"n":1,"d":' .. json_nest(depth - 1) .. "}")
+        assert.equal("honeymoon_session: RedisStore:get failed: stored session data nests deeper than 64 levels",
+          error_of(core.load, core, cookie))
+      end)
+    end
+
+    it("64 levels of Node-written JSON load", function()
+      local store = hs.RedisStore({ url = server.url })
+      local core = hs.core({ secret = SECRET, store = store })
+      local s = core:load(nil)
+      s.n = 1
+      local cookie = core:commit(s)[1]:match("^([^;]+)")
+      server:cli("SET", "sess:" .. s:getId(), '{"n":1,"d":' .. json_nest(63) .. "}")
+      assert.same(nest(63), core:load(cookie).d)
+    end)
+  end)
+end)
+
+---------------------------------------------------------------------------
+-- 8.14 json.encode names the path of what it cannot encode
+---------------------------------------------------------------------------
+
+describe("8.14 json.encode errors", function()
+  local cycle = {}
+  cycle.self = cycle
+  local cases = {
+    { { cart = { items = { 1, 2, print } } }, "value cart.items[3] is a function" },
+    { { co = { coroutine.create(function() end) } }, "value co[1] is a coroutine" },
+    { { u = { io.stdout } }, "value u[1] is a userdata" },
+    { { c = cycle }, "value c.self is a table that contains itself (a cycle)" },
+    { { x = { y = 0 / 0 } }, "value x.y is " },
+    { { x = { math.huge } }, "value x[1] is inf, which has no JSON form" },
+    { { s = { ok = "fine", bad = "\255" } }, "value s.bad is a string that is not UTF-8" },
+    { { t = { [true] = 1 } }, "value t is a table with a boolean as a key" },
+    { { ["odd key"] = { print } }, 'value ["odd key"][1] is a function' },
+    { print, "the value is a function" },
+  }
+  for _, case in ipairs(cases) do
+    it("names where: " .. case[2], function()
+      local err = error_of(hs.json.encode, case[1])
+      assert.equal(1, select(2, err:gsub("^honeymoon_session: json%.encode: ", "")), err)
+      contains(case[2], err)
+    end)
+  end
+
+  it("a key that a number and a string share is refused, not silently dropped", function()
+    contains("value t is a table with the key \"1.5\" both as a number and as a string",
+      error_of(hs.json.encode, { t = { [1.5] = "a", ["1.5"] = "b" } }))
+  end)
+
+  it("encodes what it did before", function()
+    assert.equal('[1,2,3]', hs.json.encode({ 1, 2, 3 }))
+    assert.equal('{}', hs.json.encode({}))
+    assert.equal('{"a":"x\\"y"}', hs.json.encode({ a = 'x"y' }))
+    assert.equal('{"2":true}', hs.json.encode({ [2] = true }))
+    assert.same({ a = { 1, 2, { b = "c" } } }, hs.json.decode(hs.json.encode({ a = { 1, 2, { b = "c" } } })))
   end)
 end)

@@ -245,8 +245,11 @@ unsafe fn load_body(state: *mut lua_State) -> Result<c_int, Failed> {
                 })?
             };
             if corrupt {
+                // No id in the message: ids are bearer secrets, and messages reach logs.
                 return Err(format!(
-                    "honeymoon_session: store:get failed: the stored session {id} is corrupt"
+                    "honeymoon_session: {}:get failed: {}",
+                    engine.store_name(),
+                    codec::why_undecodable(record).describe()
                 ));
             }
             Ok(n)
@@ -304,7 +307,7 @@ unsafe fn commit_body(state: *mut lua_State) -> Result<c_int, Failed> {
         if ffi::lua_type(state, 3) != ffi::LUA_TTABLE {
             return Err("honeymoon_session: not a session this module made".into());
         }
-        let mut entries = Entries::default();
+        let mut entries = Entries::with_limit(engine.max_size());
         codec::encode_table_at(state, 3, &mut entries).map_err(failed)?;
         if ffi::lua_type(state, 5) == ffi::LUA_TTABLE {
             codec::encode_table_at(state, 5, &mut entries).map_err(failed)?;
@@ -314,10 +317,10 @@ unsafe fn commit_body(state: *mut lua_State) -> Result<c_int, Failed> {
             if ffi::lua_next(state, 4) != 0 {
                 ffi::lua_pop(state, 2);
                 let v = codec::encode_value_at(state, 4, "flash").map_err(failed)?;
-                entries.push(FLASH_KEY.as_bytes(), &v);
+                entries.push(FLASH_KEY.as_bytes(), &v).map_err(failed)?;
             }
         }
-        let record = entries.into_record();
+        let record = entries.into_record().map_err(failed)?;
         let c = Commit {
             state: st,
             id,
@@ -339,7 +342,7 @@ unsafe fn push_outcome(
     let snap = out.snap.as_ref().map(|r| r.0.as_slice());
     let whole_as_table = !engine.takes_records();
     let patch = match &out.op {
-        Some(Op::Merge(changes, true)) => Some(changes.to_patch()),
+        Some(Op::Merge(changes, true)) => Some(changes.to_patch().map_err(|e| failed(e.into()))?),
         _ => None,
     };
     let mut corrupt = false;

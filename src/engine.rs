@@ -13,7 +13,7 @@ use crate::cookie;
 use crate::id;
 use crate::lifecycle::{self, Cookie, Facts, Policy, State, Write};
 use crate::options::Options;
-use crate::store::{self, Id, Lifetime, Loaded, Merged, Store, Ttl};
+use crate::store::{self, Id, Lifetime, Loaded, Merged, Store, StoreError, Ttl};
 use mlua::prelude::*;
 use std::rc::Rc;
 
@@ -190,6 +190,29 @@ impl Engine {
         matches!(self.backend, Backend::Lua { record: true, .. })
     }
 
+    /// The largest session record, in bytes (`maxSize`).
+    pub fn max_size(&self) -> usize {
+        self.options.max_size
+    }
+
+    /// The store's name in errors: `MemoryStore`, `RedisStore`, or `store` for a Lua store.
+    pub fn store_name(&self) -> &'static str {
+        match &self.backend {
+            Backend::Native(store) => store.name(),
+            Backend::Lua { .. } => "store",
+        }
+    }
+
+    /// Why stored bytes of this length must not be decoded: larger than `maxSize`.
+    fn too_large(&self, len: usize) -> Option<String> {
+        (len > self.options.max_size).then(|| {
+            format!(
+                "the stored session is {len} bytes, more than maxSize ({} bytes)",
+                self.options.max_size
+            )
+        })
+    }
+
     fn life(&self) -> Lifetime<'_> {
         Lifetime {
             ttl: self.ttl,
@@ -229,6 +252,9 @@ impl Engine {
             for id in self.candidates(header).iter() {
                 let Some(checked) = Id::new(id) else { continue };
                 if let Some(loaded) = store.get(checked)? {
+                    if let Some(why) = self.too_large(loaded.record.0.len()) {
+                        return Err(StoreError::new(store.name(), "get", why).into());
+                    }
                     return Ok(Some((id.to_string(), loaded)));
                 }
             }
@@ -347,10 +373,17 @@ impl Engine {
     /// Decodes what a Lua store returned: a record string (record stores) or a data table.
     fn adopt(&self, lua: &Lua, stored: LuaValue) -> LuaResult<LuaMultiValue> {
         match stored {
-            LuaValue::String(s) => self.open(lua, &s.as_bytes()),
+            LuaValue::String(s) => {
+                let bytes = s.as_bytes();
+                // src/lua/store.lua adds "store:get failed: " to what this raises.
+                if let Some(why) = self.too_large(bytes.len()) {
+                    return Err(LuaError::runtime(format!("honeymoon_session: {why}")));
+                }
+                self.open(lua, &bytes)
+            }
             LuaValue::Table(t) => {
                 // A table store may hand out its own table: the request works on a copy.
-                let record = Record::from_table(lua, &t)?;
+                let record = Record::from_table_within(lua, &t, self.options.max_size)?;
                 self.open(lua, &record.0)
             }
             other => Err(LuaError::runtime(format!(

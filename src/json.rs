@@ -4,121 +4,408 @@
 //! Mapping: a table whose keys are exactly 1..n (n >= 1) is an array, any other table an object
 //! (number keys become strings; an empty table is `{}`). Integers stay integers where the
 //! interpreter has them; JSON `null` decodes to nil. NaN and infinities have no JSON form and
-//! are refused, as are functions, userdata and cycles.
+//! are refused, as are functions, userdata and cycles, naming where in the value they are
+//! (`json.encode: value cart.items[3] is a function`).
+//!
+//! Both directions go without an intermediate tree: `encode` writes into one buffer that grows
+//! fallibly, `decode` builds Lua values as it parses (Lua's allocations fail with a catchable
+//! error), so a big value fails its call instead of aborting the process. Tables nest at most
+//! `MAX_DEPTH` levels either way, the same limit as sessions.
 
+use crate::codec::{MAX_DEPTH, NoMemory, Step, TOO_DEEP, a_type, describe_path, put};
 use mlua::prelude::*;
-use serde_json::{Map, Number, Value};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use std::collections::HashSet;
+use std::fmt;
 
-const MAX_DEPTH: usize = 64;
-
-fn fail(what: &str) -> LuaError {
-    LuaError::runtime(format!("honeymoon_session: json.encode: {what}"))
+/// Why an encoding failed, with the path to the value.
+struct Failed {
+    path: Vec<Step>,
+    what: String,
 }
 
-/// Lua value -> JSON value.
-pub fn to_json(v: &LuaValue, depth: usize) -> LuaResult<Value> {
-    if depth > MAX_DEPTH {
-        return Err(fail("nested too deeply (or a cycle)"));
+impl From<NoMemory> for Failed {
+    fn from(_: NoMemory) -> Failed {
+        Failed {
+            path: Vec::new(),
+            what: "too large: not enough memory to encode it".into(),
+        }
     }
-    Ok(match v {
-        LuaValue::Nil => Value::Null,
-        LuaValue::Boolean(b) => Value::Bool(*b),
-        LuaValue::Integer(i) => Value::Number((*i).into()),
-        LuaValue::Number(n) => Value::Number(
-            Number::from_f64(*n).ok_or_else(|| fail(&format!("{n} has no JSON form")))?,
-        ),
-        LuaValue::String(s) => Value::String(
-            s.to_str()
-                .map_err(|_| fail("strings must be valid UTF-8"))?
-                .to_string(),
-        ),
-        LuaValue::Table(t) => {
-            let n = t.raw_len();
-            let mut count = 0;
-            for pair in t.pairs::<LuaValue, LuaValue>() {
-                pair?;
-                count += 1;
-            }
-            if n > 0 && count == n {
-                let mut arr = Vec::with_capacity(n);
-                for i in 1..=n {
-                    arr.push(to_json(&t.raw_get::<LuaValue>(i)?, depth + 1)?);
-                }
-                Value::Array(arr)
-            } else {
-                let mut obj = Map::new();
-                for pair in t.pairs::<LuaValue, LuaValue>() {
-                    let (k, v) = pair?;
-                    let key = match &k {
-                        LuaValue::String(s) => s
-                            .to_str()
-                            .map_err(|_| fail("keys must be valid UTF-8"))?
-                            .to_string(),
-                        LuaValue::Integer(i) => i.to_string(),
-                        LuaValue::Number(n) => n.to_string(),
-                        other => {
-                            return Err(fail(&format!(
-                                "{} cannot be an object key",
-                                crate::codec::a_type(other)
-                            )));
-                        }
-                    };
-                    obj.insert(key, to_json(&v, depth + 1)?);
-                }
-                Value::Object(obj)
-            }
+}
+
+impl From<LuaError> for Failed {
+    fn from(e: LuaError) -> Failed {
+        Failed {
+            path: Vec::new(),
+            what: format!(
+                "unreadable: {}",
+                crate::engine::message(&e).trim_start_matches("honeymoon_session: ")
+            ),
         }
-        other => {
-            return Err(fail(&format!(
-                "{} cannot be encoded",
-                crate::codec::a_type(other)
-            )));
-        }
+    }
+}
+
+fn encode_error(f: Failed) -> LuaError {
+    LuaError::runtime(if f.path.is_empty() {
+        format!("honeymoon_session: json.encode: the value is {}", f.what)
+    } else {
+        format!(
+            "honeymoon_session: json.encode: value {} is {}",
+            describe_path(&f.path),
+            f.what
+        )
     })
 }
 
-/// JSON value -> fresh Lua value.
-pub fn to_lua(lua: &Lua, v: &Value) -> LuaResult<LuaValue> {
-    Ok(match v {
-        Value::Null => LuaValue::Nil,
-        Value::Bool(b) => LuaValue::Boolean(*b),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => LuaValue::Integer(i as LuaInteger),
-            None => LuaValue::Number(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        Value::String(s) => LuaValue::String(lua.create_string(s)?),
-        Value::Array(a) => {
-            let t = lua.create_table_with_capacity(a.len(), 0)?;
-            for (i, item) in a.iter().enumerate() {
-                t.raw_set(i + 1, to_lua(lua, item)?)?;
-            }
-            LuaValue::Table(t)
+/// `io::Write` over a buffer that grows fallibly (serde_json writes escaped strings into it).
+struct Out(Vec<u8>);
+
+impl std::io::Write for Out {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        put(&mut self.0, b).map_err(|_| std::io::Error::from(std::io::ErrorKind::OutOfMemory))?;
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct Encoder {
+    out: Out,
+    path: Vec<Step>,
+    /// Tables being written, outermost first: meeting one again is a cycle, and the length is
+    /// the depth of the value being written.
+    open: Vec<*const std::ffi::c_void>,
+}
+
+impl Encoder {
+    fn fail(&self, what: impl Into<String>) -> Failed {
+        Failed {
+            path: self.path.clone(),
+            what: what.into(),
         }
-        Value::Object(o) => {
-            let t = lua.create_table_with_capacity(0, o.len())?;
-            for (k, item) in o {
-                t.raw_set(k.as_str(), to_lua(lua, item)?)?;
-            }
-            LuaValue::Table(t)
+    }
+
+    fn raw(&mut self, b: &[u8]) -> Result<(), Failed> {
+        Ok(put(&mut self.out.0, b)?)
+    }
+
+    /// A JSON string of `s` (UTF-8 checked), escaped by serde_json into the fallible buffer.
+    fn string(&mut self, s: &LuaString, what: &str) -> Result<(), Failed> {
+        let bytes = s.as_bytes();
+        let text = std::str::from_utf8(&bytes).map_err(|_| self.fail(what))?;
+        serde_json::to_writer(&mut self.out, text).map_err(|_| Failed::from(NoMemory))
+    }
+
+    fn value(&mut self, v: &LuaValue) -> Result<(), Failed> {
+        match v {
+            LuaValue::Nil => self.raw(b"null"),
+            LuaValue::Boolean(true) => self.raw(b"true"),
+            LuaValue::Boolean(false) => self.raw(b"false"),
+            LuaValue::Integer(i) => self.raw(i.to_string().as_bytes()),
+            LuaValue::Number(n) => match serde_json::Number::from_f64(*n) {
+                Some(n) => self.raw(n.to_string().as_bytes()),
+                None => Err(self.fail(format!("{n}, which has no JSON form"))),
+            },
+            LuaValue::String(s) => self.string(s, "a string that is not UTF-8"),
+            LuaValue::Table(t) => self.table(t),
+            other => Err(self.fail(a_type(other))),
         }
-    })
+    }
+
+    fn table(&mut self, t: &LuaTable) -> Result<(), Failed> {
+        let ptr = t.to_pointer();
+        if self.open.contains(&ptr) {
+            return Err(self.fail("a table that contains itself (a cycle)"));
+        }
+        if self.open.len() >= MAX_DEPTH {
+            return Err(self.fail(format!("a table that {TOO_DEEP}")));
+        }
+        self.open.push(ptr);
+        let n = t.raw_len();
+        let (mut count, mut number_keys) = (0usize, false);
+        for pair in t.pairs::<LuaValue, LuaValue>() {
+            let (k, _) = pair?;
+            count += 1;
+            number_keys |= matches!(k, LuaValue::Integer(_) | LuaValue::Number(_));
+        }
+        if n > 0 && count == n {
+            self.raw(b"[")?;
+            for i in 1..=n {
+                if i > 1 {
+                    self.raw(b",")?;
+                }
+                self.path.push(Step::Index(i as i64));
+                self.value(&t.raw_get::<LuaValue>(i)?)?;
+                self.path.pop();
+            }
+            self.raw(b"]")?;
+        } else {
+            // Number keys become strings, which may then equal a string key of the same table.
+            let mut seen: Option<HashSet<String>> = number_keys.then(HashSet::new);
+            self.raw(b"{")?;
+            let mut first = true;
+            for pair in t.pairs::<LuaValue, LuaValue>() {
+                let (k, v) = pair?;
+                let step = match &k {
+                    LuaValue::String(s) => Step::Key(s.as_bytes().to_vec()),
+                    LuaValue::Integer(i) => Step::Index(*i),
+                    LuaValue::Number(x) => Step::Other(x.to_string()),
+                    other => {
+                        return Err(self.fail(format!("a table with {} as a key", a_type(other))));
+                    }
+                };
+                if !first {
+                    self.raw(b",")?;
+                }
+                first = false;
+                let text = match &k {
+                    LuaValue::String(s) => {
+                        self.string(s, "a table with a key that is not UTF-8")?;
+                        seen.as_ref().map(|_| s.to_string_lossy())
+                    }
+                    LuaValue::Integer(i) => Some(i.to_string()),
+                    LuaValue::Number(x) => Some(x.to_string()),
+                    _ => None,
+                };
+                if !matches!(k, LuaValue::String(_))
+                    && let Some(text) = &text
+                {
+                    serde_json::to_writer(&mut self.out, text)
+                        .map_err(|_| Failed::from(NoMemory))?;
+                }
+                if let (Some(seen), Some(text)) = (seen.as_mut(), text)
+                    && !seen.insert(text.clone())
+                {
+                    return Err(self.fail(format!(
+                        "a table with the key {text:?} both as a number and as a string"
+                    )));
+                }
+                self.raw(b":")?;
+                self.path.push(step);
+                self.value(&v)?;
+                self.path.pop();
+            }
+            self.raw(b"}")?;
+        }
+        self.open.pop();
+        Ok(())
+    }
+}
+
+/// Lua value -> JSON text.
+pub fn encode(v: &LuaValue) -> LuaResult<Vec<u8>> {
+    let mut e = Encoder {
+        out: Out(Vec::new()),
+        path: Vec::new(),
+        open: Vec::new(),
+    };
+    e.value(v).map_err(encode_error)?;
+    Ok(e.out.0)
+}
+
+/// Builds the Lua value of a JSON value as serde_json parses it; `depth` tables enclose it.
+#[derive(Clone, Copy)]
+struct ToLua<'a> {
+    lua: &'a Lua,
+    depth: usize,
+}
+
+fn lua_err<E: de::Error>(e: LuaError) -> E {
+    E::custom(crate::engine::message(&e).trim_start_matches("honeymoon_session: "))
+}
+
+impl<'de> DeserializeSeed<'de> for ToLua<'_> {
+    type Value = LuaValue;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<LuaValue, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'a> ToLua<'a> {
+    fn nested<E: de::Error>(&self) -> Result<ToLua<'a>, E> {
+        if self.depth >= MAX_DEPTH {
+            return Err(E::custom(format!("the JSON {TOO_DEEP}")));
+        }
+        Ok(ToLua {
+            lua: self.lua,
+            depth: self.depth + 1,
+        })
+    }
+}
+
+impl<'de> Visitor<'de> for ToLua<'_> {
+    type Value = LuaValue;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<LuaValue, E> {
+        Ok(LuaValue::Nil)
+    }
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<LuaValue, E> {
+        Ok(LuaValue::Boolean(b))
+    }
+    fn visit_i64<E: de::Error>(self, i: i64) -> Result<LuaValue, E> {
+        Ok(LuaValue::Integer(i as LuaInteger))
+    }
+    fn visit_u64<E: de::Error>(self, u: u64) -> Result<LuaValue, E> {
+        Ok(match i64::try_from(u) {
+            Ok(i) => LuaValue::Integer(i as LuaInteger),
+            Err(_) => LuaValue::Number(u as f64),
+        })
+    }
+    fn visit_f64<E: de::Error>(self, n: f64) -> Result<LuaValue, E> {
+        Ok(LuaValue::Number(n))
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<LuaValue, E> {
+        self.lua
+            .create_string(s)
+            .map(LuaValue::String)
+            .map_err(lua_err)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<LuaValue, A::Error> {
+        let inner = self.nested()?;
+        let t = self.lua.create_table().map_err(lua_err)?;
+        let mut i: i64 = 0;
+        while let Some(v) = seq.next_element_seed(inner)? {
+            i += 1;
+            if !v.is_nil() {
+                t.raw_set(i, v).map_err(lua_err)?;
+            }
+        }
+        Ok(LuaValue::Table(t))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<LuaValue, A::Error> {
+        let inner = self.nested()?;
+        let t = self.lua.create_table().map_err(lua_err)?;
+        while let Some(k) = map.next_key_seed(inner)? {
+            let v = map.next_value_seed(inner)?;
+            t.raw_set(k, v).map_err(lua_err)?;
+        }
+        Ok(LuaValue::Table(t))
+    }
+}
+
+/// JSON text -> fresh Lua value.
+pub fn decode(lua: &Lua, text: &[u8]) -> LuaResult<LuaValue> {
+    let fail =
+        |e: serde_json::Error| LuaError::runtime(format!("honeymoon_session: json.decode: {e}"));
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let v = ToLua { lua, depth: 0 }.deserialize(&mut de).map_err(fail)?;
+    de.end().map_err(fail)?;
+    Ok(v)
 }
 
 pub fn module(lua: &Lua) -> LuaResult<LuaTable> {
     let t = lua.create_table()?;
     t.set(
         "encode",
-        lua.create_function(|_, v: LuaValue| {
-            serde_json::to_string(&to_json(&v, 0)?).map_err(|e| fail(&e.to_string()))
-        })?,
+        lua.create_function(|lua, v: LuaValue| lua.create_string(encode(&v)?))?,
     )?;
     t.set(
         "decode",
-        lua.create_function(|lua, s: LuaString| {
-            let v: Value = serde_json::from_slice(&s.as_bytes())
-                .map_err(|e| LuaError::runtime(format!("honeymoon_session: json.decode: {e}")))?;
-            to_lua(lua, &v)
-        })?,
+        lua.create_function(|lua, s: LuaString| decode(lua, &s.as_bytes()))?,
     )?;
     Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(lua: &Lua, src: &str) -> Result<String, String> {
+        let v: LuaValue = lua.load(src).eval().map_err(|e| e.to_string())?;
+        encode(&v)
+            .map(|b| String::from_utf8(b).unwrap_or_default())
+            .map_err(|e| crate::engine::message(&e))
+    }
+
+    #[test]
+    fn encodes_like_serde_json_did() {
+        let lua = Lua::new();
+        assert_eq!(
+            enc(&lua, "return { 1, 2.5, 'x\"', true }").unwrap(),
+            r#"[1,2.5,"x\"",true]"#
+        );
+        assert_eq!(enc(&lua, "return {}").unwrap(), "{}");
+        assert_eq!(
+            enc(&lua, "return { a = { [2] = 1.0 } }").unwrap(),
+            r#"{"a":{"2":1.0}}"#
+        );
+        assert_eq!(enc(&lua, "return 'é\\n'").unwrap(), "\"é\\n\"");
+    }
+
+    #[test]
+    fn errors_name_the_path() {
+        let lua = Lua::new();
+        let cases = [
+            (
+                "return { cart = { items = { 1, 2, print } } }",
+                "json.encode: value cart.items[3] is a function",
+            ),
+            ("return print", "json.encode: the value is a function"),
+            (
+                "local c = {} c.self = c return { c = c }",
+                "value c.self is a table that contains itself",
+            ),
+            (
+                "return { t = { [true] = 1 } }",
+                "value t is a table with a boolean as a key",
+            ),
+            (
+                "return { x = 0/0 }",
+                "value x is NaN, which has no JSON form",
+            ),
+            (
+                "return { s = { 'ok', '\\255' } }",
+                "value s[2] is a string that is not UTF-8",
+            ),
+            (
+                "return { [1.5] = 1, ['1.5'] = 2 }",
+                "both as a number and as a string",
+            ),
+        ];
+        for (src, want) in cases {
+            let got = enc(&lua, src).unwrap_err();
+            assert!(got.contains(want), "{src}: {got}");
+        }
+    }
+
+    #[test]
+    fn one_depth_limit_both_ways() {
+        let lua = Lua::new();
+        let nest = |n: usize| {
+            format!("local t = {{}} local c = t for i = 2, {n} do c.n = {{}} c = c.n end return t")
+        };
+        assert!(enc(&lua, &nest(64)).is_ok());
+        let err = enc(&lua, &nest(65)).unwrap_err();
+        assert!(err.contains("nests deeper than 64 levels"), "{err}");
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(decode(&lua, deep(64).as_bytes()).is_ok());
+        let err = crate::engine::message(&decode(&lua, deep(65).as_bytes()).unwrap_err());
+        assert!(
+            err.contains("json.decode: the JSON nests deeper than 64 levels"),
+            "{err}"
+        );
+        let err = crate::engine::message(&decode(&lua, deep(500).as_bytes()).unwrap_err());
+        assert!(err.contains("nests deeper than 64 levels"), "{err}");
+    }
+
+    #[test]
+    fn decodes_values_and_refuses_trailing_text() {
+        let lua = Lua::new();
+        let v = decode(
+            &lua,
+            br#"{"a":[1,null,3],"b":1.5,"c":"x","d":18446744073709551615}"#,
+        )
+        .unwrap();
+        let check: bool = lua
+            .load("local v = ... return v.a[1] == 1 and v.a[2] == nil and v.a[3] == 3 and v.b == 1.5 and v.c == 'x' and v.d > 1e19 and math.type(v.a[1]) == 'integer'")
+            .call(v)
+            .unwrap();
+        assert!(check);
+        assert!(decode(&lua, b"[1] x").is_err());
+        assert!(decode(&lua, b"").is_err());
+    }
 }

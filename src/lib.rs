@@ -60,7 +60,7 @@ pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
     native.set(
         "_merge_patch",
         lua.create_function(|lua, (current, patch): (LuaString, LuaString)| {
-            let changes = codec::Changes::from_patch(&patch.as_bytes()).ok_or_else(|| {
+            let changes = codec::Changes::from_patch(&patch.as_bytes())?.ok_or_else(|| {
                 LuaError::runtime("honeymoon_session: merge_patch: not a patch this module wrote")
             })?;
             let merged = codec::Record::merged(&current.as_bytes(), &changes)?;
@@ -79,7 +79,7 @@ pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
             Ok((
                 lua.create_string(&a.0)?,
                 lua.create_string(&b.0)?,
-                lua.create_string(a.diff(&b)?.to_patch())?,
+                lua.create_string(a.diff(&b)?.to_patch()?)?,
             ))
         })?,
     )?;

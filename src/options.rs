@@ -16,7 +16,16 @@ pub struct Options {
     pub resave: bool,
     pub save_uninitialized: bool,
     pub cookie: Attributes,
+    /// The largest session, in bytes of its stored form (the record), checked before a
+    /// buffer grows past it: when a commit encodes the session and when stored bytes are read.
+    pub max_size: usize,
 }
+
+/// The default `maxSize`: 4 MiB. Far above any sane session (a cookie-backed one holds 4 KB),
+/// far below what takes a process down.
+pub const DEFAULT_MAX_SIZE: usize = 4 * 1024 * 1024;
+/// The largest `maxSize` (LuaJIT's strings stop at 2 GiB).
+const MAX_MAX_SIZE: f64 = 2_147_483_647.0;
 
 const TOP: &[&str] = &[
     "name",
@@ -27,6 +36,7 @@ const TOP: &[&str] = &[
     "saveUninitialized",
     "store",
     "cookie",
+    "maxSize",
 ];
 const COOKIE: &[&str] = &["path", "httpOnly", "secure", "sameSite", "maxAge", "domain"];
 
@@ -245,6 +255,24 @@ impl Options {
             max_age: seconds(&cookie, "maxAge", "cookie.maxAge")?.unwrap_or(ttl),
         };
 
+        let max_size = match opts.raw_get::<LuaValue>("maxSize")? {
+            LuaValue::Nil => DEFAULT_MAX_SIZE,
+            v => {
+                let n = match &v {
+                    LuaValue::Integer(i) => *i as f64,
+                    LuaValue::Number(n) => *n,
+                    _ => f64::NAN,
+                };
+                if n.fract() != 0.0 || !(1.0..=MAX_MAX_SIZE).contains(&n) {
+                    return Err(err(format!(
+                        "maxSize must be a whole number of bytes from 1 to 2147483647, got {}",
+                        describe(&v)
+                    )));
+                }
+                n as usize
+            }
+        };
+
         let store = opts.raw_get::<LuaValue>("store")?;
         Ok((
             Options {
@@ -260,6 +288,7 @@ impl Options {
                     false,
                 )?,
                 cookie: attributes,
+                max_size,
             },
             store,
         ))
@@ -290,6 +319,8 @@ mod tests {
         assert_eq!(o.cookie.same_site, Some(SameSite::Lax));
         assert_eq!(o.cookie.max_age, 86_400);
         assert_eq!(o.cookie.domain, None);
+        assert_eq!(o.max_size, 4 * 1024 * 1024);
+        assert_eq!(parse("return { maxSize = 1024 }").unwrap().max_size, 1024);
     }
 
     #[test]
@@ -327,6 +358,16 @@ mod tests {
             (
                 "return { cookie = { domain = 'a;b' } }",
                 "cookie.domain must be",
+            ),
+            ("return { maxSize = 0 }", "maxSize must be a whole number"),
+            ("return { maxSize = 1.5 }", "maxSize must be a whole number"),
+            (
+                "return { maxSize = 2^31 }",
+                "maxSize must be a whole number",
+            ),
+            (
+                "return { maxSize = '4M' }",
+                "maxSize must be a whole number",
             ),
         ];
         for (src, want) in cases {

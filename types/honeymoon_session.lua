@@ -19,6 +19,7 @@
 ---@field saveUninitialized? boolean
 ---@field store? honeymoon_session.Store
 ---@field cookie? honeymoon_session.CookieOptions
+---@field maxSize? integer the largest session in bytes of its stored form, default 4194304 (4 MiB)
 
 ---@class honeymoon_session.Session
 local Session = {}

@@ -1,75 +1,80 @@
 //! The wire format <-> JSON, for stores that speak JSON (express-session's format, JSON Lua stores).
 
-use super::{FALSE, FLOAT, INT, MAP, MAX_DEPTH, Reader, STR, TRUE, write_map, write_str};
+use super::{FALSE, FLOAT, INT, MAP, MAX_DEPTH, NoMemory, Reader, STR, TRUE};
+use super::{put, try_copy, write_map, write_str};
 
-/// The JSON form of one stored value, for stores that speak JSON (express-session's format).
-/// A table whose keys are exactly 1..n becomes an array, any other table an object with its
-/// keys as strings; strings must be UTF-8 and numbers finite, else this fails, naming `path`.
+/// The JSON form of one stored top-level value, for stores that speak JSON (express-session's
+/// format). A table whose keys are exactly 1..n becomes an array, any other table an object
+/// with its keys as strings; strings must be UTF-8 and numbers finite, else this fails, naming
+/// `path`.
 pub fn to_json(path: &str, bytes: &[u8]) -> Result<serde_json::Value, String> {
     let mut r = Reader::new(bytes);
-    let v = r.json_value(0).map_err(|e| format!("{path}: {e}"))?;
+    let v = r.json_value(1).map_err(|e| format!("{path}: {e}"))?;
     if r.pos != bytes.len() {
         return Err(format!("{path}: stored session data is corrupt"));
     }
     Ok(v)
 }
 
-/// The stored form of a JSON value; `None` for `null`, which a Lua table cannot hold.
-pub fn from_json(v: &serde_json::Value) -> Option<Vec<u8>> {
+/// The stored form of a JSON value; `None` for `null`, which a Lua table cannot hold. Nesting
+/// is not limited here (serde_json stops at 128 levels): decoding the record refuses more than
+/// `MAX_DEPTH`, naming the limit.
+pub fn from_json(v: &serde_json::Value) -> Result<Option<Vec<u8>>, NoMemory> {
     use serde_json::Value as J;
     let mut out = Vec::new();
     match v {
-        J::Null => return None,
-        J::Bool(b) => out.push(if *b { TRUE } else { FALSE }),
+        J::Null => return Ok(None),
+        J::Bool(b) => put(&mut out, &[if *b { TRUE } else { FALSE }])?,
         J::Number(n) => match n.as_i64() {
             Some(i) => {
                 // Numbers on Lua 5.1, 5.2 and LuaJIT are doubles: store what it will hold, so
                 // reading such a value back unchanged does not look like a modification.
                 #[cfg(not(any(feature = "lua53", feature = "lua54")))]
                 let i = i as f64 as i64;
-                out.push(INT);
-                out.extend_from_slice(&i.to_le_bytes());
+                put(&mut out, &[INT])?;
+                put(&mut out, &i.to_le_bytes())?;
             }
             None => {
-                out.push(FLOAT);
-                out.extend_from_slice(&n.as_f64().unwrap_or(f64::NAN).to_le_bytes());
+                put(&mut out, &[FLOAT])?;
+                put(&mut out, &n.as_f64().unwrap_or(f64::NAN).to_le_bytes())?;
             }
         },
-        J::String(s) => write_str(&mut out, s.as_bytes()),
+        J::String(s) => write_str(&mut out, s.as_bytes())?,
         J::Array(items) => {
-            let pairs = items
-                .iter()
-                .enumerate()
-                .filter_map(|(i, item)| {
-                    let mut k = vec![INT];
-                    k.extend_from_slice(&(i as i64 + 1).to_le_bytes());
-                    from_json(item).map(|v| (k, v))
-                })
-                .collect();
-            write_map(&mut out, pairs);
+            let mut pairs = Vec::new();
+            pairs.try_reserve(items.len()).map_err(|_| NoMemory)?;
+            for (i, item) in items.iter().enumerate() {
+                if let Some(v) = from_json(item)? {
+                    let mut k = Vec::new();
+                    put(&mut k, &[INT])?;
+                    put(&mut k, &(i as i64 + 1).to_le_bytes())?;
+                    pairs.push((k, v));
+                }
+            }
+            write_map(&mut out, pairs)?;
         }
         J::Object(map) => {
-            let pairs = map
-                .iter()
-                .filter_map(|(k, item)| {
-                    let mut key = Vec::with_capacity(k.len() + 2);
-                    write_str(&mut key, k.as_bytes());
-                    from_json(item).map(|v| (key, v))
-                })
-                .collect();
-            write_map(&mut out, pairs);
+            let mut pairs = Vec::new();
+            pairs.try_reserve(map.len()).map_err(|_| NoMemory)?;
+            for (k, item) in map {
+                if let Some(v) = from_json(item)? {
+                    let mut key = Vec::new();
+                    write_str(&mut key, k.as_bytes())?;
+                    pairs.push((key, v));
+                }
+            }
+            write_map(&mut out, pairs)?;
         }
     }
-    Some(out)
+    Ok(Some(out))
 }
 
 impl Reader<'_> {
+    /// The JSON of one value that `depth` tables enclose (see `MAX_DEPTH`).
     fn json_value(&mut self, depth: usize) -> Result<serde_json::Value, String> {
         use serde_json::Value as J;
         let corrupt = || "stored session data is corrupt".to_string();
-        if depth > MAX_DEPTH {
-            return Err("nested too deeply".into());
-        }
+        let no_memory = |_| "not enough memory for the session data".to_string();
         Ok(match self.byte().ok_or_else(corrupt)? {
             FALSE => J::Bool(false),
             TRUE => J::Bool(true),
@@ -81,11 +86,13 @@ impl Reader<'_> {
             STR => {
                 let n = self.varint().ok_or_else(corrupt)? as usize;
                 let bytes = self.take(n).ok_or_else(corrupt)?;
-                J::String(
-                    std::str::from_utf8(bytes)
-                        .map_err(|_| "a string that is not UTF-8 has no JSON form".to_string())?
-                        .to_string(),
-                )
+                std::str::from_utf8(bytes)
+                    .map_err(|_| "a string that is not UTF-8 has no JSON form".to_string())?;
+                let copy = try_copy(bytes).map_err(no_memory)?;
+                J::String(String::from_utf8(copy).map_err(|_| corrupt())?)
+            }
+            MAP if depth >= MAX_DEPTH => {
+                return Err(format!("a table {}", super::TOO_DEEP));
             }
             MAP => {
                 let n = self.varint().ok_or_else(corrupt)? as usize;
@@ -158,7 +165,7 @@ mod tests {
             to_json("obj", entries[1].1).unwrap(),
             serde_json::json!({ "2": 1 })
         );
-        let back = from_json(&list).unwrap();
+        let back = from_json(&list).unwrap().unwrap();
         assert_eq!(back, entries[0].1);
     }
 }

@@ -10,8 +10,9 @@
 //! unwinds by longjmp to the protected call: there, frames hold only borrowed data and plain
 //! numbers, nothing that needs dropping.
 
-use super::{Entries, FALSE, FLOAT, INT, MAP, MAX_DEPTH, Reader, STR, Step, TRUE};
-use super::{corrupt, type_message, write_map, write_str};
+use super::{Entries, FALSE, FLOAT, INT, MAP, MAX_DEPTH, NoMemory, Reader, STR, Step, TRUE};
+use super::{TOO_DEEP, describe_path, reserve, str_len, too_big, type_message, undecodable};
+use super::{varint_len, write_map, write_str};
 use mlua::ffi;
 use mlua::prelude::*;
 use std::ffi::{c_int, c_void};
@@ -20,6 +21,16 @@ use std::ffi::{c_int, c_void};
 enum Failure {
     Type(Vec<Step>, String),
     KeyType(&'static str),
+    TooDeep(Vec<Step>),
+    /// Past the size budget (maxSize, in bytes).
+    TooBig(Vec<Step>, usize),
+    NoMemory,
+}
+
+impl From<NoMemory> for Failure {
+    fn from(_: NoMemory) -> Failure {
+        Failure::NoMemory
+    }
 }
 
 fn type_name(t: c_int) -> &'static str {
@@ -59,31 +70,53 @@ unsafe fn string_at<'a>(state: *mut ffi::lua_State, idx: c_int) -> &'a [u8] {
     }
 }
 
-/// Encodes the scalar at `idx`; false if it is not a scalar.
-unsafe fn scalar(state: *mut ffi::lua_State, idx: c_int, out: &mut Vec<u8>) -> bool {
+/// The bytes the scalar at `idx` encodes to; None if it is not a scalar.
+unsafe fn scalar_len(state: *mut ffi::lua_State, idx: c_int) -> Option<usize> {
     unsafe {
         match ffi::lua_type(state, idx) {
-            ffi::LUA_TBOOLEAN => out.push(if ffi::lua_toboolean(state, idx) != 0 {
-                TRUE
-            } else {
-                FALSE
-            }),
-            ffi::LUA_TNUMBER => match integer_at(state, idx) {
-                Some(i) => {
-                    out.push(INT);
-                    out.extend_from_slice(&i.to_le_bytes());
-                }
-                None => {
-                    out.push(FLOAT);
-                    out.extend_from_slice(&ffi::lua_tonumber(state, idx).to_le_bytes());
-                }
-            },
-            // The type is string: lua_tolstring does not convert anything in place.
-            ffi::LUA_TSTRING => write_str(out, string_at(state, idx)),
-            _ => return false,
+            ffi::LUA_TBOOLEAN => Some(1),
+            ffi::LUA_TNUMBER => Some(9),
+            ffi::LUA_TSTRING => Some(str_len(string_at(state, idx).len())),
+            _ => None,
         }
     }
-    true
+}
+
+/// Encodes the scalar at `idx` (a boolean, number or string: see `scalar_len`).
+unsafe fn scalar(
+    state: *mut ffi::lua_State,
+    idx: c_int,
+    out: &mut Vec<u8>,
+) -> Result<(), NoMemory> {
+    unsafe {
+        match ffi::lua_type(state, idx) {
+            ffi::LUA_TBOOLEAN => {
+                reserve(out, 1)?;
+                out.push(if ffi::lua_toboolean(state, idx) != 0 {
+                    TRUE
+                } else {
+                    FALSE
+                })
+            }
+            ffi::LUA_TNUMBER => {
+                reserve(out, 9)?;
+                match integer_at(state, idx) {
+                    Some(i) => {
+                        out.push(INT);
+                        out.extend_from_slice(&i.to_le_bytes());
+                    }
+                    None => {
+                        out.push(FLOAT);
+                        out.extend_from_slice(&ffi::lua_tonumber(state, idx).to_le_bytes());
+                    }
+                }
+            }
+            // The type is string: lua_tolstring does not convert anything in place.
+            ffi::LUA_TSTRING => write_str(out, string_at(state, idx))?,
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// A step of the path being walked, borrowing the key from the Lua stack (where it stays
@@ -98,8 +131,12 @@ enum StepRef {
 
 struct Encoder {
     path: Vec<StepRef>,
-    /// Tables on the way from the top to here: meeting one again is a cycle.
+    /// Tables on the way from the top to here: meeting one again is a cycle. The session's own
+    /// table is the first, so its length is the depth of the value being encoded.
     open: Vec<*const c_void>,
+    /// Bytes of the record's size budget not yet charged (see `Entries`), and the whole budget.
+    left: usize,
+    limit: usize,
 }
 
 impl Encoder {
@@ -121,6 +158,32 @@ impl Encoder {
     unsafe fn fail(&self, what: impl Into<String>) -> Failure {
         Failure::Type(unsafe { self.owned_path() }, what.into())
     }
+
+    /// Charges `n` bytes of the size budget, before they are written.
+    unsafe fn charge(&mut self, n: usize) -> Result<(), Failure> {
+        if Entries::charge(&mut self.left, n) {
+            Ok(())
+        } else {
+            Err(Failure::TooBig(unsafe { self.owned_path() }, self.limit))
+        }
+    }
+
+    /// Charges and encodes the scalar at `idx`; false (nothing written) if it is not one.
+    unsafe fn scalar(
+        &mut self,
+        state: *mut ffi::lua_State,
+        idx: c_int,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, Failure> {
+        unsafe {
+            let Some(n) = scalar_len(state, idx) else {
+                return Ok(false);
+            };
+            self.charge(n)?;
+            scalar(state, idx, out)?;
+        }
+        Ok(true)
+    }
 }
 
 impl Encoder {
@@ -131,7 +194,7 @@ impl Encoder {
         out: &mut Vec<u8>,
     ) -> Result<(), Failure> {
         unsafe {
-            if scalar(state, idx, out) {
+            if self.scalar(state, idx, out)? {
                 return Ok(());
             }
             match ffi::lua_type(state, idx) {
@@ -153,14 +216,21 @@ impl Encoder {
                 return Err(self.fail("a table that contains itself (a cycle)"));
             }
             if self.open.len() >= MAX_DEPTH || ffi::lua_checkstack(state, 3) == 0 {
-                return Err(self.fail("nested too deeply"));
+                return Err(Failure::TooDeep(self.owned_path()));
             }
             self.open.push(ptr);
             let mut pairs = Vec::new();
             ffi::lua_pushnil(state);
             while ffi::lua_next(state, idx) != 0 {
                 let mut key = Vec::new();
-                if !scalar(state, -2, &mut key) {
+                let is_scalar = match self.scalar(state, -2, &mut key) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        ffi::lua_pop(state, 2);
+                        return Err(e);
+                    }
+                };
+                if !is_scalar {
                     let what = type_name(ffi::lua_type(state, -2));
                     let failure = self.fail(format!("a table with {what} as a key"));
                     ffi::lua_pop(state, 2);
@@ -183,11 +253,16 @@ impl Encoder {
                     return Err(e);
                 }
                 self.path.pop();
+                if pairs.try_reserve(1).is_err() {
+                    ffi::lua_pop(state, 2);
+                    return Err(Failure::NoMemory);
+                }
                 pairs.push((key, val));
                 ffi::lua_pop(state, 1);
             }
             self.open.pop();
-            write_map(out, pairs);
+            self.charge(1 + varint_len(pairs.len() as u64))?; // the map's tag and count
+            write_map(out, pairs)?;
             Ok(())
         }
     }
@@ -199,6 +274,12 @@ fn failure(f: Failure) -> LuaError {
         Failure::KeyType(what) => {
             format!("honeymoon_session: session keys must be strings, got {what}")
         }
+        Failure::TooDeep(path) => format!(
+            "honeymoon_session: session value {} {TOO_DEEP}",
+            describe_path(&path)
+        ),
+        Failure::TooBig(path, limit) => too_big(limit, &describe_path(&path)),
+        Failure::NoMemory => return NoMemory.into(),
     })
 }
 
@@ -215,7 +296,10 @@ pub unsafe fn encode_value_at(
     let mut out = Vec::new();
     let mut enc = Encoder {
         path: vec![StepRef::Key(path.as_ptr(), path.len())],
-        open: Vec::new(),
+        // The value sits under a top-level key: the session's table encloses it.
+        open: vec![std::ptr::null()],
+        left: usize::MAX,
+        limit: usize::MAX,
     };
     // SAFETY: as this function's contract; the walk pops what it pushes.
     let result = unsafe {
@@ -245,10 +329,12 @@ pub unsafe fn encode_table_at(
         let mut enc = Encoder {
             path: Vec::with_capacity(4),
             open: vec![ffi::lua_topointer(state, idx)],
+            left: entries.left,
+            limit: entries.limit,
         };
         let mut result = Ok(());
         if ffi::lua_checkstack(state, 3) == 0 {
-            result = Err(Failure::Type(Vec::new(), "nested too deeply".into()));
+            result = Err(Failure::TooDeep(Vec::new()));
         } else {
             ffi::lua_pushnil(state);
             while ffi::lua_next(state, idx) != 0 {
@@ -259,7 +345,17 @@ pub unsafe fn encode_table_at(
                 let key = string_at(state, -2);
                 enc.path.clear();
                 enc.path.push(StepRef::Key(key.as_ptr(), key.len()));
-                let value = entries.start(key);
+                if let Err(e) = enc.charge(1 + varint_len(key.len() as u64) + key.len()) {
+                    result = Err(e);
+                    break;
+                }
+                let value = match entries.start(key) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        result = Err(e.into());
+                        break;
+                    }
+                };
                 if let Err(e) = enc.value(state, ffi::lua_gettop(state), value) {
                     result = Err(e);
                     break;
@@ -269,6 +365,7 @@ pub unsafe fn encode_table_at(
             }
         }
         ffi::lua_settop(state, top);
+        entries.left = enc.left;
         result
     };
     result.map_err(failure)
@@ -293,7 +390,7 @@ pub fn encode_entries(lua: &Lua, t: &LuaTable, entries: &mut Entries) -> LuaResu
 /// As `push_session`.
 unsafe fn push_value(state: *mut ffi::lua_State, r: &mut Reader, depth: usize) -> bool {
     unsafe {
-        if depth > MAX_DEPTH || ffi::lua_checkstack(state, 3) == 0 {
+        if ffi::lua_checkstack(state, 3) == 0 {
             return false;
         }
         match r.byte() {
@@ -313,7 +410,8 @@ unsafe fn push_value(state: *mut ffi::lua_State, r: &mut Reader, depth: usize) -
                 }
                 None => return false,
             },
-            Some(MAP) => {
+            // A table at level depth + 1 (see MAX_DEPTH).
+            Some(MAP) if depth < MAX_DEPTH => {
                 let Some(n) = r.varint() else { return false };
                 // Capacity hints bounded, so a corrupt count cannot ask for a huge table.
                 let hint = n.min(64) as c_int;
@@ -344,7 +442,9 @@ unsafe fn push_value(state: *mut ffi::lua_State, r: &mut Reader, depth: usize) -
 /// As `push_session`.
 pub unsafe fn push_decoded(state: *mut ffi::lua_State, bytes: &[u8]) -> bool {
     let mut r = Reader::new(bytes);
-    // SAFETY: as this function's contract.
+    // SAFETY: as this function's contract. Depth 0: the value is a whole record (its values
+    // then sit at depth 1) or one of its top-level values, which this encoder wrote and so
+    // never uses the one level of slack this leaves it.
     unsafe {
         if !push_value(state, &mut r, 0) {
             return false;
@@ -371,7 +471,7 @@ pub fn decode_value(lua: &Lua, bytes: &[u8]) -> LuaResult<LuaValue> {
         })?
     };
     if !ok {
-        return Err(corrupt());
+        return Err(undecodable(bytes));
     }
     Ok(value)
 }
@@ -468,7 +568,7 @@ pub fn decode_session(
     };
     match values {
         (LuaValue::Table(data), flash, shadow) if ok => Ok((data, flash, shadow)),
-        _ => Err(corrupt()),
+        _ => Err(undecodable(bytes)),
     }
 }
 

@@ -31,17 +31,63 @@ const MAP: u8 = b'M';
 /// In a patch only: the key was removed.
 const REMOVED: u8 = b'X';
 
-/// Deeper nesting than this is refused: it is almost surely a bug, and it bounds recursion.
+/// Tables nest at most this many levels, the session's own table (or the value handed to
+/// `json.encode`, or a JSON document's outermost value) being the first: one limit for encoding,
+/// decoding stored records, stored JSON and `json`. Deeper is almost surely a bug, and the
+/// limit bounds recursion.
 pub const MAX_DEPTH: usize = 64;
 
+/// What errors say about the limit.
+pub const TOO_DEEP: &str = "nests deeper than 64 levels";
+
+/// A buffer could not grow: the allocator refused (a memory limit). Buffers whose size comes
+/// from session data or stored data grow fallibly, so a big session fails its request with a
+/// clear error instead of aborting the process.
+#[derive(Debug, Clone, Copy)]
+pub struct NoMemory;
+
+impl From<NoMemory> for LuaError {
+    fn from(_: NoMemory) -> LuaError {
+        LuaError::runtime("honeymoon_session: not enough memory for the session data")
+    }
+}
+
+/// Makes room for `n` more bytes, or fails without aborting.
+pub fn reserve(out: &mut Vec<u8>, n: usize) -> Result<(), NoMemory> {
+    out.try_reserve(n).map_err(|_| NoMemory)
+}
+
+/// Appends `bytes`, growing fallibly.
+pub fn put(out: &mut Vec<u8>, bytes: &[u8]) -> Result<(), NoMemory> {
+    reserve(out, bytes.len())?;
+    out.extend_from_slice(bytes);
+    Ok(())
+}
+
+/// A copy of `bytes`, allocated fallibly.
+pub fn try_copy(bytes: &[u8]) -> Result<Vec<u8>, NoMemory> {
+    let mut out = Vec::new();
+    put(&mut out, bytes)?;
+    Ok(out)
+}
+
+/// Pushes onto a vector, growing fallibly.
+fn try_push<T>(v: &mut Vec<T>, item: T) -> Result<(), NoMemory> {
+    v.try_reserve(1).map_err(|_| NoMemory)?;
+    v.push(item);
+    Ok(())
+}
+
 /// One step of the path from the session's top level to a value, for error messages.
-enum Step {
+#[derive(Clone)]
+pub(crate) enum Step {
     Key(Vec<u8>),
     Index(i64),
     Other(String),
 }
 
-fn describe_path(path: &[Step]) -> String {
+/// `cart.items[3]` (`the session` for the empty path).
+pub(crate) fn describe_path(path: &[Step]) -> String {
     let mut s = String::new();
     for step in path {
         match step {
@@ -76,29 +122,51 @@ fn type_message(path: &[Step], what: &str) -> String {
     )
 }
 
-fn write_varint(out: &mut Vec<u8>, mut n: u64) {
+/// The bytes a varint of `n` takes.
+fn varint_len(mut n: u64) -> usize {
+    let mut len = 1;
+    while n >= 0x80 {
+        n >>= 7;
+        len += 1;
+    }
+    len
+}
+
+fn write_varint(out: &mut Vec<u8>, mut n: u64) -> Result<(), NoMemory> {
+    reserve(out, 10)?;
     while n >= 0x80 {
         out.push((n as u8) | 0x80);
         n >>= 7;
     }
     out.push(n as u8);
+    Ok(())
 }
 
-fn write_str(out: &mut Vec<u8>, s: &[u8]) {
+/// The bytes `write_str` writes for a string of `len` bytes.
+fn str_len(len: usize) -> usize {
+    1 + varint_len(len as u64) + len
+}
+
+fn write_str(out: &mut Vec<u8>, s: &[u8]) -> Result<(), NoMemory> {
+    reserve(out, str_len(s.len()))?;
     out.push(STR);
-    write_varint(out, s.len() as u64);
+    write_varint(out, s.len() as u64)?;
     out.extend_from_slice(s);
+    Ok(())
 }
 
 /// A table's encoding: pairs sorted by encoded key, so equal tables encode equally.
-fn write_map(out: &mut Vec<u8>, mut pairs: Vec<(Vec<u8>, Vec<u8>)>) {
+fn write_map(out: &mut Vec<u8>, mut pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), NoMemory> {
     pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let size = pairs.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+    reserve(out, 11 + size)?;
     out.push(MAP);
-    write_varint(out, pairs.len() as u64);
+    write_varint(out, pairs.len() as u64)?;
     for (k, v) in pairs {
         out.extend_from_slice(&k);
         out.extend_from_slice(&v);
     }
+    Ok(())
 }
 
 /// A value's type in words, with its article, as Lua users name types: `a number`, `nil`...
@@ -134,52 +202,88 @@ impl Changes {
     /// The changes as one byte string, for stores written in Lua that merge atomically on
     /// their side (`Record::merged` over `Changes::from_patch`): a map in key order whose
     /// removed keys carry the tag `X` instead of a value.
-    pub fn to_patch(&self) -> Vec<u8> {
-        let mut keys: Vec<(&[u8], Option<&[u8]>)> = self
-            .set
-            .iter()
-            .map(|(k, v)| (k.as_slice(), Some(v.as_slice())))
-            .chain(self.removed.iter().map(|k| (k.as_slice(), None)))
-            .collect();
+    pub fn to_patch(&self) -> Result<Vec<u8>, NoMemory> {
+        let mut keys: Vec<(&[u8], Option<&[u8]>)> = Vec::new();
+        keys.try_reserve(self.set.len() + self.removed.len())
+            .map_err(|_| NoMemory)?;
+        keys.extend(
+            self.set
+                .iter()
+                .map(|(k, v)| (k.as_slice(), Some(v.as_slice())))
+                .chain(self.removed.iter().map(|k| (k.as_slice(), None))),
+        );
         keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut out = Vec::new();
-        out.push(MAP);
-        write_varint(&mut out, keys.len() as u64);
+        put(&mut out, &[MAP])?;
+        write_varint(&mut out, keys.len() as u64)?;
         for (k, v) in keys {
-            write_str(&mut out, k);
+            write_str(&mut out, k)?;
             match v {
-                Some(v) => out.extend_from_slice(v),
-                None => out.push(REMOVED),
+                Some(v) => put(&mut out, v)?,
+                None => put(&mut out, &[REMOVED])?,
             }
         }
-        out
+        Ok(out)
     }
 
-    /// Reads what `to_patch` wrote; `None` for anything else.
-    pub fn from_patch(buf: &[u8]) -> Option<Changes> {
+    /// Reads what `to_patch` wrote; `Ok(None)` for anything else.
+    pub fn from_patch(buf: &[u8]) -> Result<Option<Changes>, NoMemory> {
         let mut r = Reader::new(buf);
-        if r.byte()? != MAP {
-            return None;
+        if r.byte() != Some(MAP) {
+            return Ok(None);
         }
-        let n = r.varint()?;
+        let Some(n) = r.varint() else {
+            return Ok(None);
+        };
         let mut changes = Changes::default();
         let mut last: Option<&[u8]> = None;
         for _ in 0..n {
-            let key = r.string()?;
+            let Some(key) = r.string() else {
+                return Ok(None);
+            };
             if last.is_some_and(|l| l >= key) {
-                return None; // keys must be sorted and distinct, as merged() relies on
+                return Ok(None); // keys must be sorted and distinct, as merged() relies on
             }
             last = Some(key);
             if r.peek() == Some(REMOVED) {
                 r.byte();
-                changes.removed.push(key.to_vec());
+                try_push(&mut changes.removed, try_copy(key)?)?;
             } else {
                 let start = r.pos;
-                r.skip_value(0)?;
-                changes.set.push((key.to_vec(), buf[start..r.pos].to_vec()));
+                if r.skip_value(1).is_err() {
+                    return Ok(None);
+                }
+                let value = try_copy(buf.get(start..r.pos).unwrap_or_default())?;
+                try_push(&mut changes.set, (try_copy(key)?, value))?;
             }
         }
-        (r.pos == buf.len()).then_some(changes)
+        Ok((r.pos == buf.len()).then_some(changes))
+    }
+}
+
+/// Why stored bytes could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bad {
+    Corrupt,
+    TooDeep,
+}
+
+impl Bad {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Bad::Corrupt => "stored session data is corrupt",
+            Bad::TooDeep => "stored session data nests deeper than 64 levels",
+        }
+    }
+}
+
+/// Why `bytes` (a stored record) cannot be decoded: nesting beyond `MAX_DEPTH`, or anything
+/// else wrong. For error messages, after a decode failed.
+pub fn why_undecodable(bytes: &[u8]) -> Bad {
+    let mut r = Reader::new(bytes);
+    match r.skip_value(0) {
+        Err(Bad::TooDeep) => Bad::TooDeep,
+        _ => Bad::Corrupt,
     }
 }
 
@@ -187,12 +291,24 @@ fn corrupt() -> LuaError {
     LuaError::runtime("honeymoon_session: stored session data is corrupt")
 }
 
+fn undecodable(bytes: &[u8]) -> LuaError {
+    LuaError::runtime(format!(
+        "honeymoon_session: {}",
+        why_undecodable(bytes).describe()
+    ))
+}
+
 impl Record {
     /// Encodes a Lua table of string keys (the session data) into a record.
     pub fn from_table(lua: &Lua, t: &LuaTable) -> LuaResult<Record> {
-        let mut entries = Entries::default();
+        Record::from_table_within(lua, t, usize::MAX)
+    }
+
+    /// As `from_table`, refusing a record larger than `limit` bytes before building it.
+    pub fn from_table_within(lua: &Lua, t: &LuaTable, limit: usize) -> LuaResult<Record> {
+        let mut entries = Entries::with_limit(limit);
         encode_entries(lua, t, &mut entries)?;
-        Ok(entries.into_record())
+        entries.into_record()
     }
 
     /// Decodes into a fresh Lua table.
@@ -238,25 +354,25 @@ pub fn diff(loaded: &[u8], now: &Record) -> LuaResult<Changes> {
         match (b.peek(), a.peek()) {
             (None, None) => break,
             (Some((bk, _)), None) => {
-                changes.removed.push(bk.to_vec());
+                try_push(&mut changes.removed, try_copy(bk)?)?;
                 b.next();
             }
             (None, Some((ak, av))) => {
-                changes.set.push((ak.to_vec(), av.to_vec()));
+                try_push(&mut changes.set, (try_copy(ak)?, try_copy(av)?))?;
                 a.next();
             }
             (Some((bk, bv)), Some((ak, av))) => match key_cmp(bk, ak) {
                 Ordering::Less => {
-                    changes.removed.push(bk.to_vec());
+                    try_push(&mut changes.removed, try_copy(bk)?)?;
                     b.next();
                 }
                 Ordering::Greater => {
-                    changes.set.push((ak.to_vec(), av.to_vec()));
+                    try_push(&mut changes.set, (try_copy(ak)?, try_copy(av)?))?;
                     a.next();
                 }
                 Ordering::Equal => {
                     if bv != av {
-                        changes.set.push((ak.to_vec(), av.to_vec()));
+                        try_push(&mut changes.set, (try_copy(ak)?, try_copy(av)?))?;
                     }
                     b.next();
                     a.next();
@@ -273,7 +389,9 @@ impl Record {
     /// them); one walk merges the two.
     pub fn merged(current: &[u8], changes: &Changes) -> LuaResult<Record> {
         let stored = entries_of(current)?;
-        let mut out: Vec<(&[u8], &[u8])> = Vec::with_capacity(stored.len() + changes.set.len());
+        let mut out: Vec<(&[u8], &[u8])> = Vec::new();
+        out.try_reserve(stored.len() + changes.set.len())
+            .map_err(|_| NoMemory)?;
         let mut set = changes
             .set
             .iter()
@@ -311,41 +429,83 @@ impl Record {
             out.push((k, v));
         }
         out.extend(set);
-        Ok(Record::write(&out))
+        Ok(Record::write(&out)?)
     }
 
     /// Writes sorted, distinct entries.
-    fn write(entries: &[(&[u8], &[u8])]) -> Record {
+    fn write(entries: &[(&[u8], &[u8])]) -> Result<Record, NoMemory> {
         let size = entries
             .iter()
-            .map(|(k, v)| k.len() + v.len() + 6)
+            .map(|(k, v)| str_len(k.len()) + v.len())
             .sum::<usize>();
-        let mut out = Vec::with_capacity(8 + size);
+        let mut out = Vec::new();
+        reserve(&mut out, 11 + size)?;
         out.push(MAP);
-        write_varint(&mut out, entries.len() as u64);
+        write_varint(&mut out, entries.len() as u64)?;
         for (k, v) in entries {
-            write_str(&mut out, k);
+            write_str(&mut out, k)?;
             out.extend_from_slice(v);
         }
-        Record(out)
+        Ok(Record(out))
     }
 }
 
-/// A record being built: keys and encoded values in one buffer, sorted at the end.
-#[derive(Default)]
+/// A record being built: keys and encoded values in one buffer, sorted at the end. It holds
+/// the size budget (`maxSize`): every byte the record will hold is charged before it is
+/// written, so an oversized session fails before its buffers grow past the limit.
 pub struct Entries {
     buf: Vec<u8>,
     /// (key start, value start, value end) in `buf`.
     spans: Vec<(usize, usize, usize)>,
+    /// Bytes of the record's size budget not yet charged.
+    pub(crate) left: usize,
+    /// The whole budget, for messages.
+    pub(crate) limit: usize,
+}
+
+impl Default for Entries {
+    fn default() -> Self {
+        Entries::with_limit(usize::MAX)
+    }
+}
+
+/// Why a record could not be built: too big for the limit, or no memory.
+pub(crate) fn too_big(limit: usize, path: &str) -> String {
+    format!(
+        "honeymoon_session: the session is larger than maxSize ({limit} bytes) at {path}; store less in it, or raise maxSize"
+    )
 }
 
 impl Entries {
-    /// Starts an entry under `key`; returns the buffer to write its encoded value into.
-    fn start(&mut self, key: &[u8]) -> &mut Vec<u8> {
+    /// An empty record that may grow to `limit` bytes.
+    pub fn with_limit(limit: usize) -> Self {
+        Entries {
+            buf: Vec::new(),
+            spans: Vec::new(),
+            left: limit,
+            limit,
+        }
+    }
+
+    /// Charges `n` bytes of the budget; false when they do not fit.
+    pub(crate) fn charge(left: &mut usize, n: usize) -> bool {
+        match left.checked_sub(n) {
+            Some(rest) => {
+                *left = rest;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Starts an entry under `key` (its bytes charged); returns the buffer to write its
+    /// encoded value into.
+    fn start(&mut self, key: &[u8]) -> Result<&mut Vec<u8>, NoMemory> {
+        self.spans.try_reserve(1).map_err(|_| NoMemory)?;
         let k = self.buf.len();
-        self.buf.extend_from_slice(key);
+        put(&mut self.buf, key)?;
         self.spans.push((k, self.buf.len(), 0));
-        &mut self.buf
+        Ok(&mut self.buf)
     }
 
     /// Ends the entry `start` began.
@@ -356,21 +516,35 @@ impl Entries {
         }
     }
 
-    pub fn push(&mut self, key: &[u8], value: &[u8]) {
-        self.start(key).extend_from_slice(value);
+    /// Adds an entry whose value is already encoded, charging the budget.
+    pub fn push(&mut self, key: &[u8], value: &[u8]) -> LuaResult<()> {
+        if !Entries::charge(&mut self.left, str_len(key.len()) + value.len()) {
+            return Err(LuaError::runtime(too_big(
+                self.limit,
+                &describe_path(&[Step::Key(key.to_vec())]),
+            )));
+        }
+        put(self.start(key)?, value)?;
         self.finish();
+        Ok(())
     }
 
-    pub fn into_record(self) -> Record {
+    pub fn into_record(mut self) -> LuaResult<Record> {
+        if !Entries::charge(&mut self.left, 1 + varint_len(self.spans.len() as u64)) {
+            return Err(LuaError::runtime(too_big(self.limit, "the session")));
+        }
         let buf = &self.buf;
-        let mut refs: Vec<(&[u8], &[u8])> = self
-            .spans
-            .iter()
-            .map(|&(k, v, e)| (&buf[k..v], &buf[v..e]))
-            .collect();
+        let mut refs: Vec<(&[u8], &[u8])> = Vec::new();
+        refs.try_reserve(self.spans.len()).map_err(|_| NoMemory)?;
+        refs.extend(self.spans.iter().map(|&(k, v, e)| {
+            (
+                buf.get(k..v).unwrap_or_default(),
+                buf.get(v..e).unwrap_or_default(),
+            )
+        }));
         refs.sort_unstable_by(|a, b| a.0.cmp(b.0));
         refs.dedup_by(|a, b| a.0 == b.0);
-        Record::write(&refs)
+        Ok(Record::write(&refs)?)
     }
 }
 
@@ -381,12 +555,14 @@ fn entries_of(buf: &[u8]) -> LuaResult<Vec<(&[u8], &[u8])>> {
         return Err(corrupt());
     }
     let n = r.varint().ok_or_else(corrupt)?;
-    let mut out = Vec::with_capacity(n.min(1024) as usize);
+    let mut out = Vec::new();
+    out.try_reserve(n.min(1024) as usize)
+        .map_err(|_| NoMemory)?;
     for _ in 0..n {
         let key = r.string().ok_or_else(corrupt)?;
         let start = r.pos;
-        r.skip_value(0).ok_or_else(corrupt)?;
-        out.push((key, &buf[start..r.pos]));
+        r.skip_value(1).map_err(|_| undecodable(buf))?;
+        try_push(&mut out, (key, buf.get(start..r.pos).unwrap_or_default()))?;
     }
     Ok(out)
 }
@@ -444,28 +620,31 @@ impl<'a> Reader<'a> {
         self.take(n)
     }
 
-    fn skip_value(&mut self, depth: usize) -> Option<()> {
-        if depth > MAX_DEPTH {
-            return None;
-        }
-        match self.byte()? {
+    /// Skips one value that `depth` tables enclose (a session's top-level values: 1). A table
+    /// at level `depth + 1` beyond `MAX_DEPTH` is refused.
+    fn skip_value(&mut self, depth: usize) -> Result<(), Bad> {
+        let c = Bad::Corrupt;
+        match self.byte().ok_or(c)? {
             FALSE | TRUE => {}
             INT | FLOAT => {
-                self.take(8)?;
+                self.take(8).ok_or(c)?;
             }
             STR => {
-                let n = self.varint()? as usize;
-                self.take(n)?;
+                let n = self.varint().ok_or(c)? as usize;
+                self.take(n).ok_or(c)?;
             }
             MAP => {
-                for _ in 0..self.varint()? {
+                if depth >= MAX_DEPTH {
+                    return Err(Bad::TooDeep);
+                }
+                for _ in 0..self.varint().ok_or(c)? {
                     self.skip_value(depth + 1)?;
                     self.skip_value(depth + 1)?;
                 }
             }
-            _ => return None,
+            _ => return Err(c),
         }
-        Some(())
+        Ok(())
     }
 }
 
@@ -559,7 +738,83 @@ mod tests {
             .eval()
             .unwrap();
         let err = Record::from_table(&lua, &deep).unwrap_err().to_string();
-        assert!(err.contains("nested too deeply"), "{err}");
+        assert!(err.contains("nests deeper than 64 levels"), "{err}");
+    }
+
+    /// A session whose value `d` nests `n` tables (the session's own table makes n + 1).
+    fn nested(lua: &Lua, n: usize) -> LuaTable {
+        lua.load(format!(
+            "local t = {{}} local c = t for i = 2, {n} do c.n = {{}} c = c.n end return {{ d = t }}"
+        ))
+        .eval()
+        .unwrap()
+    }
+
+    #[test]
+    fn one_depth_limit_for_encoding_decoding_and_json() {
+        let lua = Lua::new();
+        // 64 levels counting the session: encoded, decoded, and as JSON.
+        let ok = Record::from_table(&lua, &nested(&lua, 63)).unwrap();
+        assert!(ok.to_table(&lua).is_ok());
+        let entries = ok.entries().unwrap();
+        let json = to_json("d", entries[0].1).unwrap();
+        assert_eq!(from_json(&json).unwrap().unwrap(), entries[0].1);
+        // 65: refused by the encoder, naming the limit.
+        let err = Record::from_table(&lua, &nested(&lua, 64)).unwrap_err();
+        assert!(
+            err.to_string().contains("nests deeper than 64 levels"),
+            "{err}"
+        );
+        // Stored data one level deeper (another program wrote it): decode and JSON refuse it
+        // naming the limit, not as corruption.
+        let mut inner = ok.entries().unwrap()[0].1.to_vec();
+        inner = [b"M\x01S\x01n".as_slice(), &inner].concat();
+        let deep = Record::write(&[(b"d".as_slice(), inner.as_slice())]).unwrap();
+        assert_eq!(why_undecodable(&deep.0), Bad::TooDeep);
+        let err = deep.to_table(&lua).unwrap_err().to_string();
+        assert!(
+            err.contains("stored session data nests deeper than 64 levels"),
+            "{err}"
+        );
+        let err = deep.entries().unwrap_err().to_string();
+        assert!(err.contains("nests deeper than 64 levels"), "{err}");
+        assert!(
+            to_json("d", &inner)
+                .unwrap_err()
+                .contains("nests deeper than 64 levels")
+        );
+        assert_eq!(why_undecodable(b"M\x05"), Bad::Corrupt);
+    }
+
+    #[test]
+    fn the_size_budget_is_checked_before_the_buffer_grows() {
+        let lua = Lua::new();
+        let t: LuaTable = lua
+            .load("return { small = 'x', cart = { big = string.rep('y', 5000) } }")
+            .eval()
+            .unwrap();
+        let err = Record::from_table_within(&lua, &t, 1000)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("the session is larger than maxSize (1000 bytes) at cart.big"),
+            "{err}"
+        );
+        let fits = Record::from_table_within(&lua, &t, 6000).unwrap();
+        assert!(fits.0.len() <= 6000);
+        // The budget counts what the record holds: a limit of exactly its size passes.
+        let exact = Record::from_table_within(&lua, &t, fits.0.len()).unwrap();
+        assert_eq!(exact, fits);
+        assert!(Record::from_table_within(&lua, &t, fits.0.len() - 1).is_err());
+        let mut entries = Entries::with_limit(100);
+        let err = entries
+            .push(b"flash", &[b'S'; 200])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("larger than maxSize (100 bytes) at flash"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -589,17 +844,19 @@ mod tests {
         let (base, _) = roundtrip(&lua, "return { a = 1, b = 2, c = 3, e = 5 }");
         let (mine, _) = roundtrip(&lua, "return { a = 10, b = 2, z = { 1 } }");
         let changes = base.diff(&mine).unwrap();
-        let patch = changes.to_patch();
-        let back = Changes::from_patch(&patch).unwrap();
+        let patch = changes.to_patch().unwrap();
+        let back = Changes::from_patch(&patch).unwrap().unwrap();
         assert_eq!(back.set, changes.set);
         assert_eq!(back.removed, changes.removed);
         let (theirs, _) = roundtrip(&lua, "return { a = 1, b = 2, c = 3, d = 4, e = 5 }");
         let merged = Record::merged(&theirs.0, &back).unwrap();
         let (want, _) = roundtrip(&lua, "return { a = 10, b = 2, d = 4, z = { 1 } }");
         assert_eq!(merged, want);
-        assert!(Changes::from_patch(b"M\x01S\x01aX junk").is_none());
+        assert!(Changes::from_patch(b"M\x01S\x01aX junk").unwrap().is_none());
         assert!(
-            Changes::from_patch(b"M\x02S\x01bXS\x01aX").is_none(),
+            Changes::from_patch(b"M\x02S\x01bXS\x01aX")
+                .unwrap()
+                .is_none(),
             "unsorted keys"
         );
     }

@@ -64,7 +64,7 @@ end
 local function deep_copy(v, depth)
     if type(v) ~= "table" then return v end
     if depth > MAX_DEPTH then
-        error("honeymoon_session: session value is nested too deeply (more than 64 levels, or a cycle)", 0)
+        error("honeymoon_session: session value nests deeper than 64 levels (or holds a cycle)", 0)
     end
     local out = {}
     for k, x in next, v do out[k] = deep_copy(x, depth + 1) end

@@ -107,6 +107,10 @@ pub enum Merged {
 /// A store the engine carries decisions out on inside its own call (MemoryStore, the blocking
 /// RedisStore). Stores written in Lua are driven from Lua instead (src/lua/store.lua).
 pub trait Store {
+    /// The store's name in errors (`MemoryStore:get failed: ...`).
+    fn name(&self) -> &'static str {
+        "store"
+    }
     fn get(&self, id: Id) -> StoreResult<Option<Loaded>>;
     /// Stores a whole session; returns its version token.
     fn set(&self, id: Id, record: &Record, life: &Lifetime) -> StoreResult<Option<String>>;

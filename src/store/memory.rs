@@ -5,7 +5,7 @@
 //! whole store; `length()` and `all()` reclaim the rest first, each entry once (amortised O(1)).
 
 use crate::clock;
-use crate::codec::{Changes, Record};
+use crate::codec::{self, Changes, Record};
 use crate::store::{Id, Lifetime, Loaded, MAX_ID_LEN, Merged, Store, StoreError, StoreResult, Ttl};
 use hashbrown::HashTable;
 use mlua::prelude::*;
@@ -28,15 +28,17 @@ struct Entry {
 const HEAD: usize = 10;
 
 impl Entry {
-    fn new(id: &[u8], data: &[u8], expires_ms: i64) -> Entry {
-        let mut bytes = Vec::with_capacity(HEAD + id.len() + data.len());
+    /// Allocated fallibly: `data` is as large as a session gets.
+    fn new(id: &[u8], data: &[u8], expires_ms: i64) -> Result<Entry, codec::NoMemory> {
+        let mut bytes = Vec::new();
+        codec::reserve(&mut bytes, HEAD + id.len() + data.len())?;
         bytes.extend_from_slice(&expires_ms.to_le_bytes());
         bytes.extend_from_slice(&(id.len() as u16).to_le_bytes());
         bytes.extend_from_slice(id);
         bytes.extend_from_slice(data);
-        Entry {
+        Ok(Entry {
             bytes: bytes.into_boxed_slice(),
-        }
+        })
     }
 
     fn expires_ms(&self) -> i64 {
@@ -114,9 +116,9 @@ impl Inner {
         }
     }
 
-    fn put(&mut self, id: &[u8], data: &[u8], expires_ms: i64) {
+    fn put(&mut self, id: &[u8], data: &[u8], expires_ms: i64) -> Result<(), codec::NoMemory> {
         let h = self.hash(id);
-        let entry = Entry::new(id, data, expires_ms);
+        let entry = Entry::new(id, data, expires_ms)?;
         match self.table.find_mut(h, |e| e.id() == id) {
             Some(slot) => {
                 let old = std::mem::replace(slot, entry).expires_ms();
@@ -129,6 +131,7 @@ impl Inner {
             }
         }
         self.by_expiry.insert((expires_ms, h));
+        Ok(())
     }
 
     fn remove(&mut self, id: &[u8]) {
@@ -156,6 +159,14 @@ pub struct MemoryStore {
     inner: Arc<Mutex<Inner>>,
 }
 
+fn no_memory(method: &'static str, bytes: usize) -> StoreError {
+    StoreError::new(
+        "MemoryStore",
+        method,
+        format!("not enough memory for a session of {bytes} bytes"),
+    )
+}
+
 fn expiry(now: i64, ttl: u64) -> i64 {
     now.saturating_add((ttl as i64).saturating_mul(1000))
 }
@@ -177,20 +188,28 @@ impl MemoryStore {
         }
     }
 
-    pub fn get_record(&self, id: &str) -> Option<Record> {
+    /// A copy of the live session's record, allocated fallibly (it is as large as a
+    /// session gets).
+    pub fn get_record(&self, id: &str) -> StoreResult<Option<Record>> {
+        let now = clock::now_ms();
+        let mut inner = self.inner.lock();
+        inner.reclaim(now, RECLAIM_PER_CALL);
+        match inner.live(id.as_bytes(), now) {
+            Some(e) => match codec::try_copy(e.data()) {
+                Ok(bytes) => Ok(Some(Record(bytes))),
+                Err(_) => Err(no_memory("get", e.data().len())),
+            },
+            None => Ok(None),
+        }
+    }
+
+    pub fn set_record(&self, id: &str, record: &Record, ttl: u64) -> StoreResult<()> {
         let now = clock::now_ms();
         let mut inner = self.inner.lock();
         inner.reclaim(now, RECLAIM_PER_CALL);
         inner
-            .live(id.as_bytes(), now)
-            .map(|e| Record(e.data().to_vec()))
-    }
-
-    pub fn set_record(&self, id: &str, record: &Record, ttl: u64) {
-        let now = clock::now_ms();
-        let mut inner = self.inner.lock();
-        inner.reclaim(now, RECLAIM_PER_CALL);
-        inner.put(id.as_bytes(), &record.0, expiry(now, ttl));
+            .put(id.as_bytes(), &record.0, expiry(now, ttl))
+            .map_err(|_| no_memory("set", record.0.len()))
     }
 
     pub fn merge_record(&self, id: &str, changes: &Changes, ttl: u64) -> StoreResult<bool> {
@@ -202,7 +221,9 @@ impl MemoryStore {
                 .map_err(|e| StoreError::new("MemoryStore", "set", crate::engine::message(&e)))?,
             None => return Ok(false),
         };
-        inner.put(id.as_bytes(), &merged.0, expiry(now, ttl));
+        inner
+            .put(id.as_bytes(), &merged.0, expiry(now, ttl))
+            .map_err(|_| no_memory("merge", merged.0.len()))?;
         Ok(true)
     }
 
@@ -250,14 +271,17 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
+    fn name(&self) -> &'static str {
+        "MemoryStore"
+    }
     fn get(&self, id: Id) -> StoreResult<Option<Loaded>> {
-        Ok(self.get_record(id.as_str()).map(|record| Loaded {
+        Ok(self.get_record(id.as_str())?.map(|record| Loaded {
             record,
             version: None,
         }))
     }
     fn set(&self, id: Id, record: &Record, life: &Lifetime) -> StoreResult<Option<String>> {
-        self.set_record(id.as_str(), record, life.ttl.seconds());
+        self.set_record(id.as_str(), record, life.ttl.seconds())?;
         Ok(None)
     }
     fn merge(
@@ -322,7 +346,7 @@ fn ttl_arg(v: LuaValue) -> LuaResult<u64> {
 impl LuaUserData for MemoryStore {
     fn add_methods<M: LuaUserDataMethods<Self>>(m: &mut M) {
         m.add_method("get", |lua, s, id: String| {
-            match s.get_record(&id_arg(id)?) {
+            match s.get_record(&id_arg(id)?)? {
                 Some(r) => r.to_table(lua).map(LuaValue::Table),
                 None => Ok(LuaValue::Nil),
             }
@@ -331,8 +355,7 @@ impl LuaUserData for MemoryStore {
             "set",
             |lua, s, (id, data, ttl): (String, LuaTable, LuaValue)| {
                 let record = Record::from_table(lua, &data)?;
-                s.set_record(&id_arg(id)?, &record, ttl_arg(ttl)?);
-                Ok(())
+                Ok(s.set_record(&id_arg(id)?, &record, ttl_arg(ttl)?)?)
             },
         );
         m.add_method("destroy", |_, s, id: String| {
@@ -395,9 +418,9 @@ mod tests {
     #[test]
     fn index_follows_puts_retimes_and_removes() {
         let mut inner = Inner::default();
-        inner.put(b"a", &rec(1), 100);
-        inner.put(b"b", &rec(2), 200);
-        inner.put(b"a", &rec(3), 300); // replace: old index key goes
+        inner.put(b"a", &rec(1), 100).unwrap();
+        inner.put(b"b", &rec(2), 200).unwrap();
+        inner.put(b"a", &rec(3), 300).unwrap(); // replace: old index key goes
         inner.retime(b"b", 400);
         assert_eq!(inner.table.len(), 2);
         assert_eq!(inner.by_expiry.len(), 2);
@@ -413,7 +436,7 @@ mod tests {
         // not leave stale index keys behind (they did, growing memory under rolling sessions).
         let mut inner = Inner::default();
         for i in 0..5000u32 {
-            inner.put(&i.to_le_bytes(), &rec(1), 1000);
+            inner.put(&i.to_le_bytes(), &rec(1), 1000).unwrap();
         }
         for round in 0..4 {
             for i in 0..5000u32 {
@@ -430,7 +453,9 @@ mod tests {
     fn reclaims_in_expiry_order_and_at_most_the_limit() {
         let mut inner = Inner::default();
         for i in 0..100u8 {
-            inner.put(&[b'x', i], &rec(i as i64), 1000 + i as i64);
+            inner
+                .put(&[b'x', i], &rec(i as i64), 1000 + i as i64)
+                .unwrap();
         }
         inner.reclaim(1049, 10);
         assert_eq!(inner.table.len(), 90);

@@ -350,6 +350,10 @@ impl RedisStore {
 }
 
 impl Store for RedisStore {
+    fn name(&self) -> &'static str {
+        "RedisStore"
+    }
+
     fn get(&self, id: Id) -> StoreResult<Option<Loaded>> {
         match self.get_raw(id.as_str().as_bytes())? {
             Some(raw) => Ok(Some(Loaded {

@@ -154,10 +154,14 @@ pub fn parse_object(raw: &[u8]) -> Result<Map<String, Json>, String> {
     let value = match serde_json::from_slice::<Json>(raw) {
         Ok(v) => v,
         Err(e) => {
-            let text = std::str::from_utf8(raw)
-                .map_err(|_| format!("the stored session is not JSON: {e}"))?;
-            serde_json::from_str(&replace_lone_surrogates(text))
-                .map_err(|_| format!("the stored session is not JSON: {e}"))?
+            // serde_json stops at 128 levels: past the module's limit either way.
+            let why = if e.to_string().starts_with("recursion limit exceeded") {
+                "stored session data nests deeper than 64 levels".to_string()
+            } else {
+                format!("the stored session is not JSON: {e}")
+            };
+            let text = std::str::from_utf8(raw).map_err(|_| why.clone())?;
+            serde_json::from_str(&replace_lone_surrogates(text)).map_err(|_| why)?
         }
     };
     match value {
@@ -168,13 +172,21 @@ pub fn parse_object(raw: &[u8]) -> Result<Map<String, Json>, String> {
 
 /// A stored JSON session -> record (without express-session's cookie object).
 pub fn to_record(raw: &[u8]) -> Result<Record, String> {
+    let plain = |e: mlua::Error| {
+        crate::engine::message(&e)
+            .trim_start_matches("honeymoon_session: ")
+            .to_string()
+    };
     let mut entries = codec::Entries::default();
     for (k, v) in parse_object(raw)? {
-        if let (false, Some(v)) = (k == COOKIE_KEY, codec::from_json(&v)) {
-            entries.push(k.as_bytes(), &v);
+        if k == COOKIE_KEY {
+            continue;
+        }
+        if let Some(v) = codec::from_json(&v).map_err(|e| plain(e.into()))? {
+            entries.push(k.as_bytes(), &v).map_err(plain)?;
         }
     }
-    Ok(entries.into_record())
+    entries.into_record().map_err(plain)
 }
 
 fn json_entry(key: &[u8], value: &[u8]) -> Result<(String, Json), String> {
