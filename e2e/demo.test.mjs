@@ -15,7 +15,10 @@ import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
 const COOKIE = "app.sid";
-const ARTIFACTS = path.join(path.dirname(fileURLToPath(import.meta.url)), "artifacts");
+// Screenshots: the dashboard's, and the page of every step that failed (with its HTML).
+// scripts/e2e.sh sets E2E_ARTIFACTS (artifacts/e2e/ under scripts/test.sh).
+const ARTIFACTS = process.env.E2E_ARTIFACTS ??
+  path.join(path.dirname(fileURLToPath(import.meta.url)), "artifacts");
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const ARGS = [
   "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -45,6 +48,22 @@ for (const [name, base] of servers) {
       await page.waitForLoadState("load");
     };
     let idBeforeLogin;
+    // A step is a test that, when it fails, leaves the page it failed on in ARTIFACTS.
+    const step = (title, fn) => test(title, async (t) => {
+      try {
+        await fn(t);
+      } catch (err) {
+        const file = `failed-${name}-${title.replace(/[^A-Za-z0-9]+/g, "-").slice(0, 60)}`;
+        try {
+          fs.mkdirSync(ARTIFACTS, { recursive: true });
+          await page.screenshot({ path: path.join(ARTIFACTS, `${file}.png`), fullPage: true });
+          fs.writeFileSync(path.join(ARTIFACTS, `${file}.html`), `<!-- ${page.url()} -->\n${await page.content()}`);
+        } catch {
+          // No page to keep (the browser did not start): the error itself says why.
+        }
+        throw err;
+      }
+    });
 
     before(async () => {
       profile = fs.mkdtempSync(path.join(os.tmpdir(), "hs-e2e-profile-"));
@@ -61,14 +80,14 @@ for (const [name, base] of servers) {
       if (profile) fs.rmSync(profile, { recursive: true, force: true });
     });
 
-    test("the dashboard sends a visitor without a session to the login page", async () => {
+    step("the dashboard sends a visitor without a session to the login page", async () => {
       await page.goto(url("/dashboard"));
       assert.equal(page.url(), url("/login"));
       assert.equal(await page.locator("h1").textContent(), "Log in");
       assert.equal(await sessionCookie(), undefined, "an untouched visitor gets no cookie");
     });
 
-    test("a wrong password shows the error flash once", async () => {
+    step("a wrong password shows the error flash once", async () => {
       await logIn("alice@example.com", "not-the-password", "/login");
       assert.equal(page.url(), url("/login"));
       assert.equal(await flashes("error").textContent(), "Invalid email or password");
@@ -80,7 +99,7 @@ for (const [name, base] of servers) {
       assert.equal(await flashes("error").count(), 0, "the flash is gone after it was shown");
     });
 
-    test("logging in shows the welcome flash once under a new session id", async () => {
+    step("logging in shows the welcome flash once under a new session id", async () => {
       await logIn("alice@example.com", "wonderland", "/dashboard");
       assert.equal(page.url(), url("/dashboard"));
       assert.equal(await flashes("success").textContent(), "Welcome back!");
@@ -91,7 +110,7 @@ for (const [name, base] of servers) {
       await page.screenshot({ path: path.join(ARTIFACTS, `dashboard-${name}.png`), fullPage: true });
     });
 
-    test("the session cookie is HttpOnly, SameSite=Lax, path / and lasts the ttl", async () => {
+    step("the session cookie is HttpOnly, SameSite=Lax, path / and lasts the ttl", async () => {
       const cookie = await sessionCookie();
       assert.equal(cookie.httpOnly, true);
       assert.equal(cookie.sameSite, "Lax");
@@ -104,7 +123,7 @@ for (const [name, base] of servers) {
       assert.ok(!visible.includes(COOKIE), "scripts cannot read the session cookie");
     });
 
-    test("a reload stays logged in and the welcome flash is gone", async () => {
+    step("a reload stays logged in and the welcome flash is gone", async () => {
       await page.reload();
       assert.equal(page.url(), url("/dashboard"));
       assert.equal(await page.locator("#username").textContent(), "Alice");
@@ -112,7 +131,7 @@ for (const [name, base] of servers) {
       assert.equal(await flashes("error").count(), 0);
     });
 
-    if (name.startsWith("nginx")) test("both nginx workers serve the session logged in", async (t) => {
+    if (name.startsWith("nginx")) step("both nginx workers serve the session logged in", async (t) => {
       // The browser keeps its connection, so one worker served the pages so far. Requests with
       // the browser's cookies on new connections reach the other worker too (reuseport).
       const seen = new Map();
@@ -131,7 +150,7 @@ for (const [name, base] of servers) {
       assert.equal(await page.locator("#username").textContent(), "Alice", "the browser is still logged in");
     });
 
-    test("the theme set with fetch() is kept in the session", async () => {
+    step("the theme set with fetch() is kept in the session", async () => {
       await Promise.all([
         page.waitForResponse((r) => r.url() === url("/settings/theme") && r.status() === 200),
         page.click('button[data-theme="dark"]'),
@@ -141,7 +160,7 @@ for (const [name, base] of servers) {
       assert.equal(await page.locator("body").getAttribute("class"), "dark");
     });
 
-    test("logging out ends the session and returns to the login page", async () => {
+    step("logging out ends the session and returns to the login page", async () => {
       await Promise.all([
         page.waitForResponse((r) => r.url() === url("/login") && r.request().method() === "GET"),
         page.click("#logout"),

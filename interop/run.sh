@@ -42,6 +42,7 @@ if [ ! -f "build/$flavour/honeymoon_session.so" ]; then
   exit 1
 fi
 
+source scripts/lib/servers.sh # free_port, keep_artifacts
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
@@ -50,22 +51,16 @@ cleanup() {
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null
   done
+  # Under scripts/test.sh: artifacts/interop-<lua>/ keeps the three servers' logs.
+  keep_artifacts "interop-$lua_bin" "$tmp"/*.log "$tmp/nginx/nginx.conf" "$tmp/nginx/access.log"
   rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Three distinct free ports on 127.0.0.1 (held open together while picking, so they differ).
-read -r redis_port node_port lua_port < <(node -e '
-  const net = require("net");
-  const servers = [0, 1, 2].map(() => net.createServer());
-  let n = 0;
-  for (const s of servers) s.listen(0, "127.0.0.1", () => {
-    if (++n === servers.length) {
-      console.log(servers.map((x) => x.address().port).join(" "));
-      for (const x of servers) x.close();
-    }
-  });')
+# Three distinct free ports on 127.0.0.1, below the ephemeral range (scripts/lib/servers.sh): port 0's
+# picks could be taken by an outgoing connection before the servers bind them.
+read -r redis_port node_port lua_port < <(free_port 3)
 
 dump_logs() {
   for f in redis node lua; do

@@ -4,7 +4,9 @@
 # loopback port, driven through Debian's chromium by
 # playwright-core (e2e/demo.test.mjs, node's test runner, TAP output ending "# pass N" /
 # "# fail N"). Installs nothing: scripts/setup.sh installs the packages and `npm ci` in e2e/.
-# Builds the module (make both) first. Screenshots go to e2e/artifacts/. Exits non-zero on failure.
+# Builds the module (make both) first. Screenshots (the dashboard's, and the page and HTML of any
+# failing step) go to e2e/artifacts/, or under scripts/test.sh to artifacts/e2e/ beside the
+# servers' logs (artifacts/servers-e2e/). Exits non-zero on failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,9 +22,14 @@ start_lua_http "${E2E_LUA:-lua5.4}" || exit 1
 start_nginx || exit 1
 echo "e2e: lua-http on $LUA_HTTP_URL, nginx on $NGINX_URL"
 
-rm -rf e2e/artifacts
+E2E_ARTIFACTS=${HS_ARTIFACTS:+$HS_ARTIFACTS/e2e}
+export E2E_ARTIFACTS=${E2E_ARTIFACTS:-$PWD/e2e/artifacts}
+rm -rf "$E2E_ARTIFACTS"
 E2E_SERVERS="lua-http=$LUA_HTTP_URL,nginx=$NGINX_URL" \
   timeout 300 node --test --test-reporter=tap e2e/demo.test.mjs
 rc=$?
-[ "$rc" -eq 0 ] || show_server_logs
+if [ "$rc" -ne 0 ]; then
+  show_server_logs
+  echo "e2e: screenshots and pages of the failing steps: $E2E_ARTIFACTS"
+fi
 exit "$rc"

@@ -25,6 +25,7 @@ cleanup() {
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null
   done
+  keep_artifacts nonblocking "$dir"/*.log "$dir"/*.txt "$dir"/*.conf
   rm -rf "$dir"
 }
 trap cleanup EXIT

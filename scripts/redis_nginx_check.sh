@@ -25,6 +25,7 @@ cleanup() {
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
   done
+  keep_artifacts redis-nginx "$dir"/*.log "$dir"/*.conf
   rm -rf "$dir"
 }
 trap cleanup EXIT

@@ -27,6 +27,7 @@ prefix=$(mktemp -d "${TMPDIR:-/tmp}/hs-shdict.XXXXXX")
 pid=""
 cleanup() {
   if [ -n "$pid" ]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; fi
+  keep_artifacts shared-dict "$prefix/error.log" "$prefix/nginx.conf"
   rm -rf "$prefix"
 }
 trap cleanup EXIT
@@ -38,16 +39,9 @@ ok() { echo "ok $*"; passed=$((passed + 1)); }
 not_ok() { echo "not ok $*"; failed=$((failed + 1)); }
 finish() { echo "shared-dict: $passed passed, $failed failed"; [ "$failed" -eq 0 ]; exit; }
 
-# A port nothing listens on now (the kernel's pick for port 0, released; nginx may lose a race
-# for it, and then says so in its log).
-port=$(luajit -e 'local ffi = require("ffi")
-ffi.cdef[[ int socket(int, int, int); int bind(int, const void *, unsigned); int close(int);
-  int getsockname(int, void *, unsigned *); unsigned short ntohs(unsigned short); ]]
-local fd = ffi.C.socket(2, 1, 0)
-local sa = ffi.new("uint8_t[16]"); sa[0] = 2; sa[4], sa[5], sa[6], sa[7] = 127, 0, 0, 1
-assert(ffi.C.bind(fd, sa, 16) == 0)
-local len = ffi.new("unsigned[1]", 16); assert(ffi.C.getsockname(fd, sa, len) == 0)
-print(sa[2] * 256 + sa[3]); ffi.C.close(fd)')
+# A port nothing holds now, below the ephemeral range (scripts/lib/servers.sh; nginx may still lose a
+# race for it, and then says so in its log).
+port=$(free_port)
 
 {
   nginx_conf_head "$prefix" 2

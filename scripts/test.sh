@@ -4,17 +4,55 @@
 # nginx, and the luarocks install check on every interpreter. Ends with one line
 # "tests: N passed, N failed, N skipped" (a busted pending is a skip, never a pass); exits
 # non-zero on failure.
+# Every failing test is named in this output (busted's and node's TAP "not ok" lines with their
+# messages, each check's FAILED line). Everything a run leaves is kept under artifacts/ (not in
+# git; emptied at the start of each run): logs/ holds each step's full output, servers-*/ and
+# the other directories the servers' logs and configs (HS_ARTIFACTS, see
+# scripts/lib/servers.sh), e2e/ the browser's screenshots; the last lines name the directory
+# when anything failed.
 set -u
 cd "$(dirname "$0")/.."
 passed=0 failed=0 skipped=0
-log=$(mktemp -d)
-trap 'rm -rf "$log"' EXIT
+export HS_ARTIFACTS=$PWD/artifacts
+rm -rf "$HS_ARTIFACTS"
+log=$HS_ARTIFACTS/logs
+mkdir -p "$log"
 
 add() { passed=$((passed + $1)); failed=$((failed + $2)); }
 
-check() { # title, command...: one pass or one failure
-  local title=$1; shift
-  if "$@" >"$log/check" 2>&1; then echo "$title: ok"; add 1 0; else echo "$title: FAILED"; tail -30 "$log/check"; add 0 1; fi
+finish() {
+  [ "$failed" -eq 0 ] || echo "artifacts of this run (each step's log, server logs, screenshots): $HS_ARTIFACTS"
+  echo "tests: $passed passed, $failed failed, $skipped skipped"
+  [ "$failed" -eq 0 ]; exit
+}
+
+check() { # title, command...: one pass or one failure; the output goes to logs/<title>.log
+  local title=$1 file; shift
+  file=$log/$(tr -c 'A-Za-z0-9_.\n-' '-' <<<"$title" | cut -c1-60).log
+  if "$@" >"$file" 2>&1; then echo "$title: ok"; add 1 0; else echo "$title: FAILED"; tail -30 "$file"; add 0 1; fi
+}
+
+# busted's TAP: every "not ok" line with its message lines, and the pending ones ("# SKIP").
+# Sets p, f and s (passed, failed, pending).
+busted_results() { # log file
+  awk '/^not ok / { print; n = 0; failing = 1; next }
+       /^ok [0-9]+ - # SKIP/ { print "pending: " $0; failing = 0; next }
+       /^ok / { failing = 0; next }
+       failing && /^#/ && n++ < 12 { print "    " $0 }' "$1"
+  read -r p f s < <(awk '/^ok [0-9]+ - # SKIP/ { s++; next } /^ok / { p++ } /^not ok / { f++ }
+                         END { print p+0, f+0, s+0 }' "$1")
+}
+
+# node --test's TAP: every test's ok/not ok line, nested ones too (node indents subtests, so the
+# steps of a describe), and for a failure its location and error and the stack's first frame
+# (where it threw), not the rest of the stack.
+node_results() { # log file
+  awk '/^ *(not )?ok / { print; failing = ($0 ~ /^ *not ok /); block = 0; next }
+       failing && /^ *---$/ { block = 1; n = 0; next }
+       block && /^ *\.\.\.$/ { block = 0; failing = 0; next }
+       block == 1 && /^ *stack: / { block = 2; print; next }
+       block == 2 { print; block = 3; next }
+       block == 1 && !/^ *duration_ms: / && n++ < 20 { print }' "$1"
 }
 echo "== lint"
 check "cargo fmt --check" cargo fmt --check
@@ -29,45 +67,48 @@ for flavour in $flavours; do
 done
 
 echo "== cargo test (vendored Lua 5.4)"
-cargo test --locked --features lua54,vendored 2>&1 | tee "$log/cargo" | grep -E "^test result|FAILED|panicked"
+cargo test --locked --features lua54,vendored 2>&1 | tee "$log/cargo-test.log" | grep -E "^test result|FAILED|panicked"
 rc=${PIPESTATUS[0]}
-read -r p f < <(awk '/^test result/ { p += $4; f += $6 } END { print p+0, f+0 }' "$log/cargo")
-[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1 # a build failure counts
+read -r p f < <(awk '/^test result/ { p += $4; f += $6 } END { print p+0, f+0 }' "$log/cargo-test.log")
+if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; tail -30 "$log/cargo-test.log"; fi # a build failure counts
 add "$p" "$f"
 
 echo "== build for $interpreters"
 target=flavours; $fast && target=both
-if ! make -s "$target" >"$log/build" 2>&1; then
-  tail -30 "$log/build"; add 0 1
-  echo "tests: $passed passed, $failed failed, $skipped skipped"; exit 1
+if ! make -s "$target" >"$log/build.log" 2>&1; then
+  tail -30 "$log/build.log"; add 0 1
+  finish
 fi
 
 for lua in $interpreters; do
   echo "== busted --lua=$lua"
-  busted --lua="$lua" -o utfTerminal 2>&1 | tee "$log/busted-$lua" | tail -n 40
-  rc=${PIPESTATUS[0]}
-  # "N successes / N failures / N errors / N pending"; a pending test is a skip, not a pass.
-  read -r p f s < <(sed 's/\x1b\[[0-9;]*m//g' "$log/busted-$lua" |
-    awk '/successes? \/ .* failures? \/ .* errors? \/ .* pending/ { print $1, $4 + $7, $10 }' | tail -1)
-  p=${p:-0} f=${f:-0} s=${s:-0}
-  [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+  busted --lua="$lua" -o TAP >"$log/busted-$lua.log" 2>&1
+  rc=$?
+  # A pending test is a skip, not a pass.
+  busted_results "$log/busted-$lua.log"
+  echo "busted --lua=$lua: $p passed, $f failed, $s pending"
+  # A run that died before its plan line (a spec file that does not load, a crash) counts.
+  if { [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; } || ! grep -q '^1\.\.[0-9]' "$log/busted-$lua.log"; then
+    f=$((f > 0 ? f : 1)); tail -20 "$log/busted-$lua.log"
+  fi
   add "$p" "$f"; skipped=$((skipped + s))
 done
 
 # make check: the fast tier stops here.
-if $fast; then
-  echo "tests: $passed passed, $failed failed, $skipped skipped"
-  [ "$failed" -eq 0 ]; exit
-fi
+if $fast; then finish; fi
 
-# node --test's TAP output ends with "# pass N" and "# fail N".
+# node --test's TAP output ends with "# pass N", "# fail N" and "# cancelled N" (a test cut off
+# by a timeout is cancelled, not failed: it counts as a failure here).
 node_suite() { # title, log name, command...
   local title=$1 name=$2; shift 2
   echo "== $title"
-  "$@" 2>&1 | tee "$log/$name" | grep -E "^(not )?ok |^# (pass|fail|todo) "
-  local rc=${PIPESTATUS[0]} p f
-  read -r p f < <(awk '/^# pass / { p = $3 } /^# fail / { f = $3 } END { print p+0, f+0 }' "$log/$name")
-  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; tail -30 "$log/$name"; fi
+  "$@" >"$log/$name.log" 2>&1
+  local rc=$? p f
+  node_results "$log/$name.log"
+  grep -E "^# (pass|fail|cancelled|todo) " "$log/$name.log"
+  read -r p f < <(awk '/^# pass / { p = $3 } /^# fail / { f += $3 } /^# cancelled / { f += $3 }
+                       END { print p+0, f+0 }' "$log/$name.log")
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; tail -30 "$log/$name.log"; fi
   add "$p" "$f"
 }
 node_suite "interop: express-session <-> honeymoon_session through Redis (LuaJIT)" interop bash interop/run.sh
@@ -77,7 +118,8 @@ node_suite "browser e2e: the demo on lua-http and nginx (chromium)" e2e bash scr
 
 echo "== load: wrk, 5 s per run, lua-http and nginx"
 out=$(bash scripts/load.sh 5 2>&1); rc=$?
-echo "$out" | tail -12
+echo "$out" >"$log/load.log"
+grep '^load: FAIL' <<<"$out"; tail -12 <<<"$out" | grep -v '^load: FAIL' 
 read -r p f < <(sed -n 's/^load: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' <<<"$out")
 p=${p:-0} f=${f:-0}
 [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
@@ -85,6 +127,7 @@ add "$p" "$f"
 
 echo "== SharedDictStore inside nginx, two workers"
 out=$(bash scripts/shared_dict_check.sh 2>&1); rc=$?
+echo "$out" >"$log/shared-dict.log"
 grep -E '^(not ok|#)' <<<"$out"; tail -1 <<<"$out"
 read -r p f < <(sed -n 's/^shared-dict: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' <<<"$out")
 p=${p:-0} f=${f:-0}
@@ -93,6 +136,7 @@ add "$p" "$f"
 
 echo "== sessions across nginx workers: the demo with 2 workers and the shared-dict store"
 out=$(bash scripts/nginx_workers_check.sh 2>&1); rc=$?
+echo "$out" >"$log/nginx-workers.log"
 grep -E '^(not ok|#)' <<<"$out"; tail -1 <<<"$out"
 read -r p f < <(sed -n 's/^nginx-workers: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' <<<"$out")
 p=${p:-0} f=${f:-0}
@@ -107,6 +151,7 @@ check "redis_nginx_check: cosockets, pooled, concurrent merges from both workers
 
 echo "== stores never block an event loop: Redis 2 ms away, one nginx worker, one lua-http process"
 out=$(bash scripts/nonblocking_check.sh 2>&1); rc=$?
+echo "$out" >"$log/nonblocking.log"
 grep -E '^(ok|FAILED|#)' <<<"$out"
 read -r p f < <(sed -n 's/^nonblocking: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' <<<"$out")
 p=${p:-0} f=${f:-0}
@@ -114,14 +159,13 @@ p=${p:-0} f=${f:-0}
 add "$p" "$f"
 
 echo "== luarocks install --server=dist on every interpreter, from throwaway trees"
-if make -s dist >"$log/dist" 2>&1; then
-  out=$(bash scripts/install_check.sh 2>&1); rc=$?; echo "$out"
+if make -s dist >"$log/dist.log" 2>&1; then
+  out=$(bash scripts/install_check.sh 2>&1); rc=$?; echo "$out"; echo "$out" >"$log/install.log"
   p=$(grep -c '^install [^ ]*: ok' <<<"$out") f=$(grep -c '^install [^ ]*: FAILED' <<<"$out")
   [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
   add "$p" "$f"
 else
-  echo "make dist: FAILED"; tail -20 "$log/dist"; add 0 1
+  echo "make dist: FAILED"; tail -20 "$log/dist.log"; add 0 1
 fi
 
-echo "tests: $passed passed, $failed failed, $skipped skipped"
-[ "$failed" -eq 0 ]
+finish

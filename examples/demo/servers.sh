@@ -22,11 +22,9 @@ build_module() {
   rm -f "$log"
 }
 
-# A port nothing listens on now (bound to port 0 and released; the caller retries on a race).
-free_port() {
-  lua5.4 -e 'local s = assert(require("cqueues.socket").listen({ host = "127.0.0.1", port = 0 }))
-             assert(s:listen()); local _, _, port = s:localname(); print(port); s:close()'
-}
+# free_port (below the ephemeral range, so no outgoing connection takes it before the server
+# binds; the callers still retry on a race) and keep_artifacts.
+source "$DEMO_ROOT/scripts/lib/servers.sh"
 
 # Waits until $1 answers GET /counter-plain (a route without sessions), up to 10 s. Returns 0 on a
 # 2xx; 1 if process $2 exits or nothing answers in time; 2 at once if the server answers with an
@@ -124,6 +122,8 @@ stop_servers() {
     wait "$pid" 2>/dev/null || true
   done
   LUA_HTTP_PID="" NGINX_PID=""
+  # Under scripts/test.sh the servers' logs are kept: artifacts/servers-<script>/.
+  keep_artifacts "servers-$(basename "$0" .sh)" "$DEMO_LOGS"/*
   rm -rf "$DEMO_LOGS"
 }
 

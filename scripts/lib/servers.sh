@@ -1,7 +1,10 @@
-# Sourced by the checks that start throwaway servers (scripts/*_check.sh): free ports, Redis,
+# Sourced by the checks that start throwaway servers (scripts/*_check.sh, interop/run.sh,
+# examples/demo/servers.sh): free ports, kept logs, Redis,
 # a delaying proxy in front of it, and the head of an nginx config. Loopback only. Callers stop
 # what they started by the PIDs these set. Not a script of its own.
-#   free_port                          -> prints a loopback port nobody listens on now
+#   free_port [N]                      -> N (default 1) distinct loopback ports free now
+#   keep_artifacts NAME PATH...        -> copies logs into $HS_ARTIFACTS/NAME when HS_ARTIFACTS
+#                                         is set (scripts/test.sh sets it to artifacts/)
 #   wait_file FILE                     -> waits (10 s at most) until FILE has content
 #   start_redis DIR                    -> sets REDIS_PORT, REDIS_PID (or returns 1, log in DIR)
 #   start_slow_proxy DIR PORT SECONDS  -> sets PROXY_PORT, PROXY_PID: each reply from PORT held
@@ -11,13 +14,64 @@
 HS_ROOT=${HS_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 REDIS_PORT="" REDIS_PID="" PROXY_PORT="" PROXY_PID=""
 
+# Ports come from below the kernel's ephemeral range (net.ipv4.ip_local_port_range, 32768 and up
+# by default), from 20000 up (clear of the ports browsers refuse to load, like 10080, which
+# failed the e2e run that drew it), at random, each checked by binding it. A port from the ephemeral
+# range, as port 0 hands out, can be taken between the check and the server's own bind by any
+# outgoing connection on the machine (the load tests open thousands), which failed a server's
+# start now and then; below the range only an explicit bind can take it. When the range leaves
+# no room below it, port 0 is used. The ports of one call are held together while picking, so
+# they differ. Needs lua5.4 with cqueues (scripts/setup.sh).
 free_port() {
-  local p
-  for _ in $(seq 50); do
-    p=$((20000 + RANDOM % 25000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  lua5.4 - "${1:-1}" <<'LUA'
+local socket = require("cqueues.socket")
+local want = tonumber(arg[1]) or 1
+local low = 32768
+local range = io.open("/proc/sys/net/ipv4/ip_local_port_range")
+if range then
+  low = tonumber((range:read("*l") or ""):match("^%s*(%d+)")) or low
+  range:close()
+end
+local seed = 0
+local urandom = io.open("/dev/urandom", "rb")
+if urandom then
+  for c in urandom:read(6):gmatch(".") do seed = seed * 256 + c:byte() end
+  urandom:close()
+end
+math.randomseed(seed + os.time())
+local lo, hi = 20000, low - 1
+local held, ports = {}, {}
+for _ = 1, 500 do
+  if #ports == want then break end
+  local s = socket.listen({ host = "127.0.0.1", port = hi - lo >= 1000 and math.random(lo, hi) or 0 })
+  if pcall(s.listen, s) then -- raises when the port is taken
+    local _, _, port = s:localname()
+    held[#held + 1], ports[#ports + 1] = s, port
+  else
+    s:close()
+  end
+end
+for _, s in ipairs(held) do s:close() end
+if #ports < want then
+  io.stderr:write("free_port: found only ", #ports, " of ", want, " free ports\n")
+  os.exit(1)
+end
+print(table.concat(ports, " "))
+LUA
+}
+
+# Copies PATH... (files or directories; missing ones are skipped) into $HS_ARTIFACTS/NAME, so a
+# failed run's server logs outlive the temp dirs their scripts remove. A no-op without
+# HS_ARTIFACTS; never fails.
+keep_artifacts() {
+  local name=$1 path
+  shift
+  [ -n "${HS_ARTIFACTS:-}" ] || return 0
+  mkdir -p "$HS_ARTIFACTS/$name" 2>/dev/null || return 0
+  for path; do
+    [ -e "$path" ] && cp -r "$path" "$HS_ARTIFACTS/$name/" 2>/dev/null
   done
-  return 1
+  return 0
 }
 
 wait_file() { for _ in $(seq 200); do [ -s "$1" ] && return 0; sleep 0.05; done; return 1; }
