@@ -100,6 +100,7 @@ function M.MemoryStore(opts) end
 function M.RedisStore(opts) end
 ---@return fun(req: table, res: table, next: fun())
 function M.flash() end
+---Only in builds with the test-hooks feature (make both, the specs); nil in the rock.
 ---@param seconds number testing aid: moves the module's clock forward
 function M._advance_clock(seconds) end
 ---@return number seconds on a monotonic clock (benchmark aid)
