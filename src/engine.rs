@@ -398,13 +398,14 @@ impl Engine {
         }
     }
 
-    fn destroy(&self, id: &str) -> LuaResult<()> {
-        if let Backend::Native(store) = &self.backend {
-            let id = Id::new(id)
-                .ok_or_else(|| LuaError::runtime("honeymoon_session: not a session id"))?;
-            store.destroy(id)?;
-        }
-        Ok(())
+    /// Deletes a native store's session; true when a live one was there.
+    fn destroy(&self, id: &str) -> LuaResult<bool> {
+        let Backend::Native(store) = &self.backend else {
+            return Ok(false);
+        };
+        let id =
+            Id::new(id).ok_or_else(|| LuaError::runtime("honeymoon_session: not a session id"))?;
+        Ok(store.destroy(id)?)
     }
 }
 
@@ -464,9 +465,12 @@ impl LuaUserData for Handle {
         m.add_method("adopt", |lua, e, stored: LuaValue| {
             plain(lua, e.0.adopt(lua, stored))
         });
+        // `existed` (a boolean), or `nil, message`.
         m.add_method("destroy", |lua, e, id: LuaString| {
-            let r = id.to_str().and_then(|id| e.0.destroy(&id));
-            plain(lua, r.and_then(|()| true.into_lua_multi(lua)))
+            match id.to_str().and_then(|id| e.0.destroy(&id)) {
+                Ok(existed) => existed.into_lua_multi(lua),
+                Err(err) => (LuaValue::Nil, message(&err)).into_lua_multi(lua),
+            }
         });
         m.add_method("life", |lua, e, ()| life_table(lua, &e.0.options));
     }

@@ -44,6 +44,7 @@ function Session:flash(key, value) end
 ---@return any value, removed
 function Session:getFlash(key) end
 function Session:clearFlash() end
+---@return boolean stored false when the store no longer holds the session
 function Session:save() end
 function Session:destroy() end
 ---@param keepData? boolean

@@ -179,11 +179,15 @@ function Methods:clearFlash()
 end
 
 ---Stores the session now; its cookie goes out with the response.
+---@return boolean stored false when the store no longer holds the session (another request
+---destroyed it, or it expired): nothing was written, and nothing will be.
 function Methods:save()
     local m = state(self)
     live(m, "save")
     commit(self, m, SAVE_NOW)
+    if m.state == "gone" then return false end
     m.must_save, m.cookie_due = false, true
+    return true
 end
 
 local function clear(self)
@@ -209,7 +213,11 @@ end
 function Methods:regenerate(keep)
     local m = state(self)
     live(m, "regenerate")
-    if m.state == "stored" then destroy_id(m) end
+    local st = m.state
+    local existed = st == "stored" and destroy_id(m, keep)
+    -- Data moves to the new id only from a session that is still alive (or was never stored):
+    -- a session another request destroyed meanwhile must not come back under a new id.
+    if keep and (st == "gone" or (st == "stored" and not existed)) then keep = false end
     if not keep then
         clear(self)
         m.shadow, m.flash_old, m.flash_new = nil, nil, nil

@@ -87,7 +87,11 @@ function M.commit(s, m, flags)
         local id = m.id
         if op == "set" then
             version = call(ctx, "set", id, a, ctx.ttl, ctx.life)
-            if not ctx.record then version = nil end
+            if not ctx.record then
+                version = nil
+            elseif version ~= nil and type(version) ~= "string" then
+                wrong("set", "a string version or nothing", version)
+            end
         elseif op == "merge" then
             local ok, v = merge(ctx, id, a, b, m.ver)
             if ok then version = v else state, line, snap = "gone", nil, nil end
@@ -108,15 +112,18 @@ function M.commit(s, m, flags)
     return line
 end
 
----Removes the session's id from the store.
-function M.destroy(m)
+---Removes the session's id from the store. With `ask`, returns whether a live session was
+---there (a native store answers atomically; a Lua store is asked with `exists` first).
+function M.destroy(m, ask)
     local ctx = m.ctx
     if ctx.native then
-        local ok, err = ctx.destroy(ctx.engine, m.id)
-        if ok == false then error(err, 0) end
-    else
-        call(ctx, "destroy", m.id)
+        local existed, err = ctx.destroy(ctx.engine, m.id)
+        if existed == nil then error(err, 0) end
+        return existed
     end
+    local existed = ask and M.exists(ctx, m.id) or false
+    call(ctx, "destroy", m.id)
+    return existed
 end
 
 ---The session named by a Cookie header: for a native store one engine call; for a Lua store

@@ -125,7 +125,9 @@ pub trait Store {
         base: Option<&str>,
         life: &Lifetime,
     ) -> StoreResult<Merged>;
-    fn destroy(&self, id: Id) -> StoreResult<()>;
+    /// Deletes the session; true when a live one was there (atomically: so `regenerate` knows
+    /// whether another request destroyed it first).
+    fn destroy(&self, id: Id) -> StoreResult<bool>;
     /// Refreshes the TTL; false when the session is gone.
     fn touch(&self, id: Id, life: &Lifetime) -> StoreResult<bool>;
 }

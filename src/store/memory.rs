@@ -134,12 +134,14 @@ impl Inner {
         Ok(())
     }
 
-    fn remove(&mut self, id: &[u8]) {
+    /// Removes the entry; returns its expiry (ms) when there was one.
+    fn remove(&mut self, id: &[u8]) -> Option<i64> {
         let h = self.hash(id);
-        if let Ok(e) = self.table.find_entry(h, |e| e.id() == id) {
-            let (old, _) = e.remove();
-            self.unindex(old.expires_ms(), h, id);
-        }
+        let e = self.table.find_entry(h, |e| e.id() == id).ok()?;
+        let (old, _) = e.remove();
+        let expires = old.expires_ms();
+        self.unindex(expires, h, id);
+        Some(expires)
     }
 
     fn retime(&mut self, id: &[u8], expires_ms: i64) {
@@ -227,10 +229,14 @@ impl MemoryStore {
         Ok(true)
     }
 
-    pub fn destroy_id(&self, id: &str) {
+    /// Removes a session; true when a live one was there.
+    pub fn destroy_id(&self, id: &str) -> bool {
+        let now = clock::now_ms();
         let mut inner = self.inner.lock();
-        inner.reclaim(clock::now_ms(), RECLAIM_PER_CALL);
-        inner.remove(id.as_bytes());
+        inner.reclaim(now, RECLAIM_PER_CALL);
+        inner
+            .remove(id.as_bytes())
+            .is_some_and(|expires| expires > now)
     }
 
     /// Refreshes a live session's expiry; an expired or unknown id stays gone.
@@ -299,9 +305,8 @@ impl Store for MemoryStore {
             },
         )
     }
-    fn destroy(&self, id: Id) -> StoreResult<()> {
-        self.destroy_id(id.as_str());
-        Ok(())
+    fn destroy(&self, id: Id) -> StoreResult<bool> {
+        Ok(self.destroy_id(id.as_str()))
     }
     fn touch(&self, id: Id, life: &Lifetime) -> StoreResult<bool> {
         Ok(self.touch_id(id.as_str(), life.ttl.seconds()))

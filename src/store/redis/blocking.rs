@@ -330,9 +330,11 @@ impl RedisStore {
         })
     }
 
-    fn destroy_id(&self, id: &[u8]) -> StoreResult<()> {
+    /// Deletes a session; true when Redis held it (DEL counts what it removed).
+    fn destroy_id(&self, id: &[u8]) -> StoreResult<bool> {
         let key = self.key(id);
-        self.with("destroy", |c| redis::cmd("DEL").arg(&key).query::<()>(c))
+        self.with("destroy", |c| redis::cmd("DEL").arg(&key).query::<i64>(c))
+            .map(|n| n > 0)
     }
 
     fn touch_id(&self, id: &[u8], ttl: u64) -> StoreResult<bool> {
@@ -417,7 +419,7 @@ impl Store for RedisStore {
         )))
     }
 
-    fn destroy(&self, id: Id) -> StoreResult<()> {
+    fn destroy(&self, id: Id) -> StoreResult<bool> {
         self.destroy_id(id.as_str().as_bytes())
     }
 

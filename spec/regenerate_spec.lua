@@ -1,0 +1,67 @@
+-- regenerate(true) moves data to a new id only from a session that is still alive: a session
+-- another request destroyed (a logout, an admin's kill) while this one ran must not come back
+-- under a new id. save() says when the store no longer holds the session.
+local hs = require("honeymoon_session")
+local TableStore = require("spec.support.table_store")
+
+local function cookie(line) return (assert(line, "a Set-Cookie line")):match("^([^;]*)") end
+
+local stores = {
+  { "MemoryStore", function() return hs.MemoryStore() end },
+  { "a Lua table store", function() return TableStore.new() end },
+}
+
+for _, case in ipairs(stores) do
+  describe("regenerate(true) on " .. case[1], function()
+    local core
+
+    before_each(function()
+      core = hs.core({ secret = "regen-secret", store = case[2]() })
+    end)
+
+    local function logged_in(user)
+      local s = core:load(nil)
+      s.user = user
+      return cookie(core:commit(s)[1])
+    end
+
+    it("keeps the data of a live session", function()
+      local c = logged_in("alice")
+      local a = core:load(c)
+      local id = a:regenerate(true)
+      local line = core:commit(a)[1]
+      assert.matches(id, line, 1, true)
+      assert.equal("alice", core:load(cookie(line)).user)
+    end)
+
+    it("does not bring back a session another request destroyed meanwhile", function()
+      local c = logged_in("alice")
+      local a, b = core:load(c), core:load(c)
+      b:destroy()
+      core:commit(b) -- the logout
+      a:regenerate(true)
+      local lines = core:commit(a)
+      assert.is_nil(a.user, "the destroyed session's data stays gone")
+      if lines[1] then assert.is_nil(core:load(cookie(lines[1])).user) end
+    end)
+
+    it("does not bring back a session save() found gone", function()
+      local c = logged_in("bob")
+      local a, b = core:load(c), core:load(c)
+      b:destroy()
+      core:commit(b)
+      a.x = 1
+      assert.is_false(a:save())
+      a:regenerate(true)
+      local lines = core:commit(a)
+      assert.is_nil(a.user)
+      if lines[1] then assert.is_nil(core:load(cookie(lines[1])).user) end
+    end)
+
+    it("save() answers true when it stored", function()
+      local a = core:load(logged_in("carol"))
+      a.y = 2
+      assert.is_true(a:save())
+    end)
+  end)
+end
