@@ -111,37 +111,33 @@ node_suite() { # title, log name, command...
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; tail -30 "$log/$name.log"; fi
   add "$p" "$f"
 }
+# A check script whose last line is "PREFIX: N passed, N failed": its whole output goes to
+# $log/NAME.log, the lines matching SHOW to the console, its totals to ours (a non-zero exit
+# without a counted failure counts as one).
+counted() { # name, prefix, lines to show (ERE), command...
+  local name=$1 prefix=$2 show=$3 out rc p f; shift 3
+  out=$("$@" 2>&1); rc=$?
+  echo "$out" >"$log/$name.log"
+  grep -E "$show" <<<"$out"
+  read -r p f < <(sed -n "s/^$prefix: \([0-9]*\) passed, \([0-9]*\) failed\$/\1 \2/p" <<<"$out")
+  p=${p:-0} f=${f:-0}
+  [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+  add "$p" "$f"
+}
+
 node_suite "interop: express-session <-> honeymoon_session through Redis (LuaJIT)" interop bash interop/run.sh
 node_suite "interop on Lua 5.4" interop54 env INTEROP_LUA=lua5.4 bash interop/run.sh
 node_suite "interop on OpenResty: nginx (2 workers), cosocket RedisStore" interop-nginx env INTEROP_LUA=openresty bash interop/run.sh
 node_suite "browser e2e: the demo on lua-http and nginx (chromium)" e2e bash scripts/e2e.sh
 
 echo "== load: wrk, 5 s per run, lua-http and nginx"
-out=$(bash scripts/load.sh 5 2>&1); rc=$?
-echo "$out" >"$log/load.log"
-grep '^load: FAIL' <<<"$out"; tail -12 <<<"$out" | grep -v '^load: FAIL' 
-read -r p f < <(sed -n 's/^load: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' <<<"$out")
-p=${p:-0} f=${f:-0}
-[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
-add "$p" "$f"
+counted load load '^(load: |server |lua-http|nginx)' bash scripts/load.sh 5
 
 echo "== SharedDictStore inside nginx, two workers"
-out=$(bash scripts/shared_dict_check.sh 2>&1); rc=$?
-echo "$out" >"$log/shared-dict.log"
-grep -E '^(not ok|#)' <<<"$out"; tail -1 <<<"$out"
-read -r p f < <(sed -n 's/^shared-dict: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' <<<"$out")
-p=${p:-0} f=${f:-0}
-[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
-add "$p" "$f"
+counted shared-dict shared-dict '^(not ok|#|shared-dict: )' bash scripts/shared_dict_check.sh
 
 echo "== sessions across nginx workers: the demo with 2 workers and the shared-dict store"
-out=$(bash scripts/nginx_workers_check.sh 2>&1); rc=$?
-echo "$out" >"$log/nginx-workers.log"
-grep -E '^(not ok|#)' <<<"$out"; tail -1 <<<"$out"
-read -r p f < <(sed -n 's/^nginx-workers: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' <<<"$out")
-p=${p:-0} f=${f:-0}
-[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
-add "$p" "$f"
+counted nginx-workers nginx-workers '^(not ok|#|nginx-workers: )' bash scripts/nginx_workers_check.sh
 
 echo "== nginx demo from a clone in a private (mode 700) directory"
 check "private_dir_check: clone into mktemp -d, nginx demo, curl login" bash scripts/private_dir_check.sh
@@ -150,13 +146,7 @@ echo "== the Lua RedisStore's ngx backend under nginx (2 workers)"
 check "redis_nginx_check: cosockets, pooled, concurrent merges from both workers" bash scripts/redis_nginx_check.sh
 
 echo "== stores never block an event loop: Redis 2 ms away, one nginx worker, one lua-http process"
-out=$(bash scripts/nonblocking_check.sh 2>&1); rc=$?
-echo "$out" >"$log/nonblocking.log"
-grep -E '^(ok|FAILED|#)' <<<"$out"
-read -r p f < <(sed -n 's/^nonblocking: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' <<<"$out")
-p=${p:-0} f=${f:-0}
-[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
-add "$p" "$f"
+counted nonblocking nonblocking '^(ok|FAILED|#|nonblocking: )' bash scripts/nonblocking_check.sh
 
 echo "== luarocks install --server=dist on every interpreter, from throwaway trees"
 if make -s dist >"$log/dist.log" 2>&1; then

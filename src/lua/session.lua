@@ -5,7 +5,7 @@
 -- store functions (store.lua) and the engine's list of method names.
 local ops, method_names = ...
 local type, error, next, pairs, rawget, rawset = type, error, next, pairs, rawget, rawset
-local getmetatable, setmetatable, tostring = getmetatable, setmetatable, tostring
+local getmetatable, setmetatable = getmetatable, setmetatable
 local commit, destroy_id = ops.commit, ops.destroy
 local SAVE_NOW = ops.SAVE_NOW
 
@@ -285,5 +285,4 @@ function S.commit(s)
 end
 
 S.Methods = Methods
-S.tostring = tostring
 return S

@@ -9,7 +9,7 @@ local M = {}
 
 -- Commit flags (src/engine.rs).
 local MUST_SAVE, COOKIE_DUE, SECURE, SAVE_NOW = 1, 2, 4, 8
-M.MUST_SAVE, M.COOKIE_DUE, M.SECURE, M.SAVE_NOW = MUST_SAVE, COOKIE_DUE, SECURE, SAVE_NOW
+M.SAVE_NOW = SAVE_NOW
 
 ---A plain message from whatever a store raised (a string, or an error object).
 local function reason(err)
@@ -31,7 +31,6 @@ local function call(ctx, name, ...)
     end
     return select(2, unpack(results))
 end
-M.call = call
 
 local function wrong(name, what, got)
     error("honeymoon_session: store:" .. name .. " failed: it returned "
