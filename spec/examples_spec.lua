@@ -524,11 +524,16 @@ describe("sessions.md session:regenerate (login)", function()
     local after = cookie_id(c, "honeymoon.sid")
     assert.is_string(after)
     assert.are_not.equal(before, after)
-    assert.is_false(store:exists(before))
     assert.same({ userId = 7, cart = { "apple" } }, cjson.decode(c:get("/me").body))
-    -- The pre-login cookie (the one an attacker could have planted) is worthless now.
+    -- The pre-login cookie (the one an attacker could have planted) never reaches the login:
+    -- for the stale grace (10 s) it shows only its own pre-login data, then it is gone.
+    assert.same({ userId = cjson.null, cart = { "apple" } },
+      cjson.decode(c:get("/me", { cookie = "honeymoon.sid=" .. old_cookie }).body))
+    hs._advance_clock(11)
+    assert.is_false(store:exists(before))
     assert.same({ userId = cjson.null, cart = cjson.null },
       cjson.decode(c:get("/me", { cookie = "honeymoon.sid=" .. old_cookie }).body))
+    assert.same({ userId = 7, cart = { "apple" } }, cjson.decode(c:get("/me").body))
   end)
 
   it("a failed login leaves the session and its id alone", function()

@@ -95,12 +95,15 @@ describe("RedisStore stored form (connect-redis)", function()
     local app, c = site({ store = store() }, {
       ["/set"] = function(req) req.session.a = 1 end,
       ["/keys"] = function(req, res) local n = 0 for _ in pairs(req.session:all()) do n = n + 1 end res:text(tostring(n)) end,
-      ["/bad"] = function(req) req.session.cookie = "mine" end,
+      ["/bad"] = function(req) req.session:set("cookie", "mine") end,
+      ["/prop"] = function(req) req.session.cookie = "mine" end,
     })
     c:get("/set")
     assert.equal("1", c:get("/keys").body)
     assert.equal(500, c:get("/bad").status)
     assert.matches('"cookie" is express%-session\'s cookie object', tostring(app.last_error))
+    assert.equal(500, c:get("/prop").status)
+    assert.matches("session.cookie is the session's cookie object", tostring(app.last_error), 1, true)
   end)
 
   it("keeps keys a Node app wrote byte for byte through a Lua read-modify-write", function()
@@ -199,7 +202,7 @@ describe("RedisStore when Redis restarts or is down", function()
 end)
 
 describe("RedisStore round trips per request", function()
-  local function count(opts, path)
+  local function count(opts, path, warm)
     local _, c = site(opts, {
       ["/login"] = function(req) req.session.userId = 7 end,
       ["/read"] = function(req, res) res:text(tostring(req.session.userId)) end,
@@ -208,6 +211,7 @@ describe("RedisStore round trips per request", function()
     })
     c:get("/login")
     c:get("/write") -- the merge script is loaded once; count steady-state requests
+    if warm then c:get(path) end -- as is the touch script
     return commands_during(function() assert.equal(200, c:get(path).status) end)
   end
 
@@ -223,14 +227,21 @@ describe("RedisStore round trips per request", function()
     assert.equal(1, by.EVALSHA)
   end)
 
-  it("a rolling read costs two (GET, EXPIRE)", function()
-    local n, by = count({ store = store(), rolling = true }, "/read")
+  it("a rolling read costs two (GET, then the touch script, which leaves a retired id alone)", function()
+    local n, by = count({ store = store(), rolling = true }, "/read", true)
     assert.equal(2, n)
-    assert.equal(1, by.EXPIRE)
+    assert.equal(1, by.EVALSHA)
   end)
 
-  it("regenerate costs three (GET, DEL of the old id, SET of the new)", function()
+  it("regenerate costs three (GET, the compare-and-set that retires the old id, SET of the new)", function()
     local n, by = count({ store = store() }, "/regenerate")
+    assert.equal(3, n)
+    assert.equal(1, by.EVALSHA)
+    assert.equal(1, by.SET)
+  end)
+
+  it("regenerate with staleGrace = 0 costs three (GET, DEL of the old id, SET of the new)", function()
+    local n, by = count({ store = store(), staleGrace = 0 }, "/regenerate")
     assert.equal(3, n)
     assert.equal(1, by.DEL)
     assert.equal(1, by.SET)

@@ -760,8 +760,10 @@ end)
 ---------------------------------------------------------------------------
 
 describe("rule 9: regenerate(keepData) issues a new id, deletes the old, and sends the new cookie", function()
+  -- staleGrace = 0: the old id is deleted at once (the default grace is specified in
+  -- spec/lifetime_spec.lua).
   local function regen_app(store)
-    return app_with({ store = store }, kv_routes({
+    return app_with({ store = store, staleGrace = 0 }, kv_routes({
       ["POST /regen"] = function(req, res)
         local before = req.session:getId()
         local keep = req.query.keep
@@ -1266,10 +1268,22 @@ describe("rule 13: concurrent requests on one session merge by top-level key", f
       c:post("/set?userId=42")
       local old_id, old_cookie = jar_id(c), replay(c)
       local finish_slow = start(c, "/slow")
-      c:post("/end")
-      finish_slow()
-      assert.is_false(store:exists(old_id))
-      assert.same({}, all_of(c, { cookie = old_cookie }))
+      local ended = c:post("/end")
+      local slow = finish_slow()
+      if ending == "destroy" then
+        assert.is_false(store:exists(old_id))
+        assert.same({}, all_of(c, { cookie = old_cookie }))
+      else
+        -- regenerate retired the old id for the stale grace: the late write is refused (the
+        -- store's merge sees the retired record), and its response sends no cookie that could
+        -- replace the new one.
+        assert.same({ userId = "42" }, store:get(old_id))
+        assert.same({}, cookie_lines(slow))
+        assert.is_string(cookie_line(ended))
+        hs._advance_clock(11)
+        assert.is_false(store:exists(old_id))
+        assert.same({}, all_of(c, { cookie = old_cookie }))
+      end
     end)
   end
 

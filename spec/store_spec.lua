@@ -161,6 +161,16 @@ local function session_site(store, extra)
   return site
 end
 
+-- A store's data without the module's bookkeeping (a Lua store holds `__meta` as a field).
+local function data_of(t)
+  if t == nil then return nil end
+  local out = {}
+  for k, v in pairs(t) do
+    if k ~= "__meta" then out[k] = v end
+  end
+  return out
+end
+
 local function login(site, client, user)
   return site.visit(client, function(req) req.session.user = user or "ann" end)
 end
@@ -400,8 +410,8 @@ for _, kind in ipairs(STORES) do
         assert.is_nil(c:cookie(COOKIE))
       end)
 
-      it("regenerate moves the data to a new id and deletes the old entry", function()
-        local site = session_site(store)
+      it("regenerate moves the data to a new id and deletes the old entry (staleGrace = 0)", function()
+        local site = session_site(store, { staleGrace = 0 })
         local c = Client.new(site.app)
         login(site, c, "ann")
         local old, new = cookie_id(c), nil
@@ -410,6 +420,33 @@ for _, kind in ipairs(STORES) do
         assert.equal(new, cookie_id(c))
         assert.same({ new }, store:all())
         assert.same({ user = "ann" }, store:get(new))
+      end)
+
+      it("regenerate retires the old id for the stale grace: its own data only, never written, no cookie; then gone", function()
+        local site = session_site(store)
+        local c = Client.new(site.app)
+        login(site, c, "ann")
+        local old_id = cookie_id(c)
+        local parallel = Client.new(site.app) -- a request the browser sent with the pre-login cookie
+        parallel:set_cookie(COOKIE, c:cookie(COOKIE))
+        local new_id
+        site.visit(c, function(req)
+          new_id = req.session:regenerate(true)
+          req.session.role = "admin"
+        end)
+        assert.equal(new_id, cookie_id(c))
+        local seen
+        local r = site.visit(parallel, function(req)
+          seen = req.session:all()
+          req.session.late = "write"
+        end)
+        assert.same({ user = "ann" }, seen, "the old id shows its own data, never the new session's")
+        assert.is_nil(r.headers["set-cookie"], "no cookie that could replace the new one")
+        assert.same({ user = "ann" }, data_of(store:get(old_id)), "the old id is never written")
+        assert.same({ user = "ann", role = "admin" }, data_of(store:get(new_id)))
+        fx.age(11) -- the default grace is 10 s
+        assert.is_nil(store:get(old_id))
+        assert.same({ user = "ann", role = "admin" }, data_of(store:get(new_id)))
       end)
 
       it("replaces a session the store has expired with a fresh one, never reviving its id", function()

@@ -166,23 +166,32 @@ pub struct Attributes {
 }
 
 impl Attributes {
-    /// A Set-Cookie line carrying `value` (already encoded), alive for max_age seconds from now.
-    pub fn line(&self, name: &str, value: &str, secure_request: bool) -> String {
-        let expires = clock::now_ms() + (self.max_age as i64) * 1000;
-        self.build(name, value, self.max_age, expires, secure_request)
+    /// A Set-Cookie line carrying `value` (already encoded), alive for `max_age` seconds from
+    /// now; without Max-Age and Expires (a browser-session cookie) for `None`.
+    pub fn line(
+        &self,
+        name: &str,
+        value: &str,
+        secure_request: bool,
+        max_age: Option<u64>,
+    ) -> String {
+        let life = max_age.map(|m| {
+            let ms = i64::try_from(m.saturating_mul(1000)).unwrap_or(i64::MAX);
+            (m, clock::now_ms().saturating_add(ms))
+        });
+        self.build(name, value, life, secure_request)
     }
 
     /// A Set-Cookie line that makes the browser drop the cookie.
     pub fn clearing_line(&self, name: &str, secure_request: bool) -> String {
-        self.build(name, "", 0, 0, secure_request)
+        self.build(name, "", Some((0, 0)), secure_request)
     }
 
     fn build(
         &self,
         name: &str,
         value: &str,
-        max_age: u64,
-        expires_ms: i64,
+        life: Option<(u64, i64)>,
         secure_request: bool,
     ) -> String {
         let mut s = String::with_capacity(160);
@@ -195,10 +204,12 @@ impl Attributes {
             s.push_str("; Domain=");
             s.push_str(d);
         }
-        s.push_str("; Max-Age=");
-        push_number(&mut s, max_age);
-        s.push_str("; Expires=");
-        clock::push_http_date(&mut s, expires_ms);
+        if let Some((max_age, expires_ms)) = life {
+            s.push_str("; Max-Age=");
+            push_number(&mut s, max_age);
+            s.push_str("; Expires=");
+            clock::push_http_date(&mut s, expires_ms);
+        }
         if self.http_only {
             s.push_str("; HttpOnly");
         }
@@ -308,7 +319,7 @@ mod tests {
             same_site: Some(SameSite::Lax),
             max_age: 60,
         };
-        let line = a.line("sid", "v", true);
+        let line = a.line("sid", "v", true, Some(a.max_age));
         assert!(line.starts_with("sid=v; Path=/; Domain=example.com; Max-Age=60; Expires="));
         assert!(line.ends_with("GMT; HttpOnly; Secure; SameSite=Lax"));
         let clear = a.clearing_line("sid", false);

@@ -13,6 +13,7 @@
 //!   frame, after every owned Rust value is gone.
 //! - A Rust panic is caught at the entry (`catch_unwind`) and raised as an error.
 
+use crate::codec::meta::Meta;
 use crate::codec::{self, Entries, MAX_DEPTH};
 use crate::engine::{self, Commit, Engine, FLASH_KEY, Op, Outcome};
 use crate::id;
@@ -215,8 +216,8 @@ unsafe fn push_opt(state: *mut lua_State, b: Option<&[u8]>) {
     }
 }
 
-/// `load(header)` for a native store: `id, data, flash, shadow, snapshot, version` for a live
-/// session named by the header, else a fresh `id`.
+/// `load(header)` for a native store: `id, data, flash, shadow, meta, snapshot, version` for a
+/// live session named by the header, else a fresh `id`.
 unsafe extern "C-unwind" fn load(state: *mut lua_State) -> c_int {
     // SAFETY: an entry point of a closure made by `functions`.
     unsafe { entry(state, load_body) }
@@ -241,7 +242,7 @@ unsafe fn load_body(state: *mut lua_State) -> Result<c_int, Failed> {
                     }
                     push_bytes(l, record);
                     push_opt(l, version);
-                    6
+                    7
                 })?
             };
             if corrupt {
@@ -284,8 +285,8 @@ unsafe fn id_body(state: *mut lua_State) -> Result<c_int, Failed> {
     }
 }
 
-/// `commit(state, id, data, flash, shadow, snapshot, flags, version)`:
-/// `line, state, snapshot, version[, op, a, b]` (see `Engine::decide`).
+/// `commit(state, id, data, flash, shadow, snapshot, flags, version, meta, owner)`:
+/// `line, state, snapshot, version[, op, a, b, ttl, maxAge, owner]` (see `Engine::decide`).
 unsafe extern "C-unwind" fn commit(state: *mut lua_State) -> c_int {
     // SAFETY: an entry point of a closure made by `functions`.
     unsafe { entry(state, commit_body) }
@@ -320,20 +321,44 @@ unsafe fn commit_body(state: *mut lua_State) -> Result<c_int, Failed> {
                 entries.push(FLASH_KEY.as_bytes(), &v).map_err(failed)?;
             }
         }
-        let record = entries.into_record().map_err(failed)?;
+        let mut meta = if ffi::lua_type(state, 9) == ffi::LUA_TTABLE {
+            Meta::from_value(&codec::encode_value_at(state, 9, "__meta").map_err(failed)?)
+        } else {
+            Meta::default()
+        };
+        meta.owner = owner_at(state, 10);
         let c = Commit {
             state: st,
             id,
             snap: string_arg(state, 6),
             flags: ffi::lua_tointegerx(state, 7, std::ptr::null_mut()) as i64,
             version: string_arg(state, 8),
+            meta,
         };
-        let out = engine.decide(&c, record).map_err(failed)?;
+        let out = engine.decide(&c, entries).map_err(failed)?;
         push_outcome(state, engine, &out)
     }
 }
 
-/// Pushes `line, state, snapshot, version[, op, a, b]`.
+/// The owner a session's `index` field names: a string, or a whole number in decimal.
+///
+/// # Safety
+/// `idx` is a valid stack index.
+unsafe fn owner_at(state: *mut lua_State, idx: c_int) -> Option<String> {
+    // SAFETY: as the contract; lua_tolstring is called on strings only (no conversion).
+    unsafe {
+        match ffi::lua_type(state, idx) {
+            ffi::LUA_TSTRING => Some(String::from_utf8_lossy(string_at(state, idx)).into_owned()),
+            ffi::LUA_TNUMBER => {
+                let n = ffi::lua_tonumber(state, idx);
+                (n.fract() == 0.0 && n.abs() < 9.0e15).then(|| (n as i64).to_string())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Pushes `line, state, snapshot, version[, op, a, b, ttl, maxAge, owner]`.
 unsafe fn push_outcome(
     state: *mut lua_State,
     engine: &Engine,
@@ -402,7 +427,13 @@ unsafe fn push_outcome(
                     }
                 }
             }
-            7
+            ffi::lua_pushinteger(l, out.ttl as ffi::lua_Integer);
+            match out.max_age {
+                Some(m) => ffi::lua_pushinteger(l, m as ffi::lua_Integer),
+                None => ffi::lua_pushboolean(l, 0),
+            }
+            push_opt(l, out.owner.as_deref().map(str::as_bytes));
+            10
         })?
     };
     if corrupt {

@@ -8,7 +8,9 @@
 //! driven from Lua (`src/lua/store.lua`), where its methods may yield; the engine then returns
 //! the operation for Lua to perform.
 
-use crate::codec::{self, Changes, Record, Slot};
+use crate::clock;
+use crate::codec::meta::{self, META_KEY, MaxAge, Meta};
+use crate::codec::{self, Changes, Entries, Record, Slot};
 use crate::cookie;
 use crate::id;
 use crate::lifecycle::{self, Cookie, Facts, Policy, State, Write};
@@ -19,7 +21,7 @@ use std::rc::Rc;
 
 /// The session API's method names (defined in `src/lua/session.lua`): data keys with these
 /// names are kept beside the data so that `session:get(...)` still finds the method.
-pub const METHODS: [&str; 12] = [
+pub const METHODS: [&str; 15] = [
     "get",
     "set",
     "has",
@@ -32,6 +34,11 @@ pub const METHODS: [&str; 12] = [
     "destroy",
     "regenerate",
     "getId",
+    "touch",
+    "reload",
+    // Not a method: `req.session.cookie` is the session's cookie object (express-session's
+    // shape), so a data key of that name is kept beside the data like a method name.
+    "cookie",
 ];
 
 /// Where flash messages live in the stored record; never shown as data.
@@ -87,6 +94,8 @@ pub struct Engine {
 pub fn slot(key: &[u8]) -> Slot {
     if key == FLASH_KEY.as_bytes() {
         Slot::Flash
+    } else if key == META_KEY.as_bytes() {
+        Slot::Meta
     } else if METHODS.iter().any(|m| m.as_bytes() == key) {
         Slot::Shadow
     } else {
@@ -123,6 +132,10 @@ pub const COOKIE_DUE: i64 = 2;
 pub const SECURE: i64 = 4;
 /// `session:save()`: write now, no cookie line yet.
 pub const SAVE_NOW: i64 = 8;
+/// `regenerate()`: retire this stored id for the stale grace (see `Engine::retire`).
+pub const RETIRE: i64 = 16;
+/// `session:touch()`: refresh the lifetime even without `rolling`.
+pub const TOUCH: i64 = 32;
 
 /// One commit's inputs, as the Lua session holds them.
 pub struct Commit<'a> {
@@ -131,6 +144,9 @@ pub struct Commit<'a> {
     pub snap: Option<&'a [u8]>,
     pub flags: i64,
     pub version: Option<&'a [u8]>,
+    /// The session's bookkeeping as Lua holds it (its own cookie lifetime), with the owner
+    /// read from the data.
+    pub meta: Meta,
 }
 
 /// What a commit decided (and, for a native store, did).
@@ -143,6 +159,17 @@ pub struct Outcome {
     pub version: Option<Vec<u8>>,
     /// For a Lua store: what Lua must do.
     pub op: Option<Op>,
+    /// The write's store TTL, cookie lifetime (`None`: browser session) and owner, for a Lua
+    /// store.
+    pub ttl: u64,
+    pub max_age: Option<u64>,
+    pub owner: Option<String>,
+}
+
+/// An outcome, and whether the store's lifetime for the session was set or refreshed.
+struct Carried {
+    outcome: Outcome,
+    stored_now: bool,
 }
 
 /// A store operation left to Lua.
@@ -213,11 +240,52 @@ impl Engine {
         })
     }
 
-    fn life(&self) -> Lifetime<'_> {
-        Lifetime {
-            ttl: self.ttl,
-            cookie: Some(&self.options.cookie),
+    /// The session's own cookie lifetime where it has one, else the config's: the store TTL
+    /// and the cookie's Max-Age of a write now, capped by `absoluteTimeout`.
+    fn lifetime<'a>(&'a self, meta: &'a Meta, now: i64) -> Lifetime<'a> {
+        let config = self.options.cookie.max_age;
+        let (mut ttl, mut max_age) = match meta.max_age {
+            Some(MaxAge::Ms(ms)) => {
+                let s = MaxAge::seconds(ms).min(Ttl::MAX);
+                (s, Some(s))
+            }
+            Some(MaxAge::Browser) => (self.options.ttl, None),
+            None => (self.options.ttl, Some(config)),
+        };
+        if let Some(left) = self.time_left(meta, now) {
+            // Never past the absolute end, and at least a second (an expired one is refused at
+            // its next load).
+            let left = u64::try_from(left.saturating_add(999) / 1000)
+                .unwrap_or(0)
+                .max(1);
+            ttl = ttl.min(left);
+            max_age = max_age.map(|m| m.min(left));
         }
+        Lifetime {
+            ttl: Ttl::new(ttl).unwrap_or(self.ttl),
+            cookie: Some(&self.options.cookie),
+            max_age,
+            owner: meta.owner.as_deref(),
+        }
+    }
+
+    /// Milliseconds until `absoluteTimeout` ends the session (negative: over), when it applies.
+    fn time_left(&self, meta: &Meta, now: i64) -> Option<i64> {
+        let limit = self.options.absolute_timeout?;
+        let created = meta.created?;
+        let end = created.saturating_add(i64::try_from(limit).ok()?.saturating_mul(1000));
+        Some(end.saturating_sub(now))
+    }
+
+    /// A stored session that must not be adopted: past `absoluteTimeout`, or a retired id
+    /// whose stale grace is over (the store's TTL normally removed it first).
+    fn expired(&self, record: &[u8], now: i64) -> bool {
+        if self.options.absolute_timeout.is_none() {
+            // Retired ids expire by their TTL alone; no walk over the record on the hot path.
+            return false;
+        }
+        let meta = Meta::of_record(record);
+        meta.stale.is_some_and(|s| s <= now) || self.time_left(&meta, now).is_some_and(|l| l <= 0)
     }
 
     /// The distinct ids named by validly signed cookies, at most `MAX_CANDIDATES`, in order.
@@ -235,13 +303,14 @@ impl Engine {
         found
     }
 
-    /// Decodes a stored record into (data, flash, shadow, snapshot).
+    /// Decodes a stored record into (data, flash, shadow, bookkeeping, snapshot).
     fn open(&self, lua: &Lua, record: &[u8]) -> LuaResult<LuaMultiValue> {
-        let (data, flash, shadow) = codec::decode_session(lua, record, slot)?;
-        (data, flash, shadow, lua.create_string(record)?).into_lua_multi(lua)
+        let (data, flash, shadow, meta) = codec::decode_session(lua, record, slot)?;
+        (data, flash, shadow, meta, lua.create_string(record)?).into_lua_multi(lua)
     }
 
-    /// The first candidate id a native store holds, with what it holds.
+    /// The first candidate id a native store holds, with what it holds. A session past its
+    /// absolute timeout is deleted and skipped.
     pub fn find(&self, header: Option<&[u8]>) -> LuaResult<Option<(String, Loaded)>> {
         let Backend::Native(store) = &self.backend else {
             return Err(LuaError::runtime(
@@ -255,6 +324,10 @@ impl Engine {
                     if let Some(why) = self.too_large(loaded.record.0.len()) {
                         return Err(StoreError::new(store.name(), "get", why).into());
                     }
+                    if self.expired(&loaded.record.0, clock::now_ms()) {
+                        store.destroy(checked)?;
+                        continue;
+                    }
                     return Ok(Some((id.to_string(), loaded)));
                 }
             }
@@ -262,7 +335,7 @@ impl Engine {
         Ok(None)
     }
 
-    fn cookie_line(&self, c: &Commit, secure_request: bool) -> String {
+    fn cookie_line(&self, c: &Commit, secure_request: bool, max_age: Option<u64>) -> String {
         let signed = self
             .options
             .signer
@@ -270,26 +343,112 @@ impl Engine {
         let value = cookie::encode_value(&signed);
         self.options
             .cookie
-            .line(&self.options.name, &value, secure_request)
+            .line(&self.options.name, &value, secure_request, max_age)
     }
 
-    /// Decides the commit of `record` (the session as the request left it), and carries it
-    /// out for a native store; for a Lua store, returns the operation for Lua to perform.
-    pub fn decide(&self, c: &Commit, record: Record) -> LuaResult<Outcome> {
+    /// Decides the commit of the session as the request left it (`entries`: its data, flash
+    /// and method-named keys), and carries it out for a native store; for a Lua store,
+    /// returns the operation for Lua to perform.
+    pub fn decide(&self, c: &Commit, entries: Entries) -> LuaResult<Outcome> {
+        let now = clock::now_ms();
+        if c.flags & RETIRE != 0 {
+            return self.retire(c, now);
+        }
+        let empty = entries.is_empty();
+        let mut meta = c.meta.clone();
+        // The creation time is kept from what was stored; a session stored for the first time
+        // is created now.
+        if meta.created.is_none() {
+            meta.created = c.snap.and_then(|s| Meta::of_record(s).created);
+        }
+        let mut record = self.with_meta(entries, &meta)?;
         let modified = c.snap != Some(record.0.as_slice());
         let facts = Facts {
             state: c.state,
             modified,
-            empty: record.is_empty(),
+            empty,
             must_save: c.flags & (MUST_SAVE | SAVE_NOW) != 0,
             cookie_due: c.flags & COOKIE_DUE != 0,
+            touch: c.flags & TOUCH != 0,
         };
         let write = lifecycle::should_save(&facts, &self.policy);
         let touch = lifecycle::should_touch(&facts, &self.policy, write);
+        // The creation time is kept only where something reads it: the absolute timeout, and
+        // the owner index's `sessionsOf`.
+        if write == Write::Set
+            && meta.created.is_none()
+            && (self.options.absolute_timeout.is_some() || self.options.index.is_some())
+        {
+            meta.created = Some(now);
+            record = meta::with_meta(&record.0, &meta)?;
+        }
         let changes = match (write, c.snap) {
             (Write::Merge, Some(snap)) if modified => codec::diff(snap, &record)?,
             _ => Changes::default(),
         };
+        let life = self.lifetime(&meta, now);
+        let mut out = self.carry_out(c, write, touch, record, changes, &life)?;
+        if c.flags & SAVE_NOW == 0 {
+            let secure = c.flags & SECURE != 0;
+            out.outcome.line = match lifecycle::should_set_cookie(
+                out.outcome.state,
+                out.stored_now,
+                facts.cookie_due,
+            ) {
+                Cookie::Session => Some(self.cookie_line(c, secure, life.max_age)),
+                Cookie::Clear => Some(
+                    self.options
+                        .cookie
+                        .clearing_line(&self.options.name, secure),
+                ),
+                Cookie::None => None,
+            };
+        }
+        Ok(out.outcome)
+    }
+
+    /// The record of `entries` with its bookkeeping.
+    fn with_meta(&self, mut entries: Entries, meta: &Meta) -> LuaResult<Record> {
+        if !meta.is_empty() {
+            entries.push(META_KEY.as_bytes(), &meta.encode()?)?;
+        }
+        entries.into_record()
+    }
+
+    /// `regenerate` with a stale grace: the old id keeps its stored (pre-login) data, marked
+    /// retired, for `staleGrace` seconds. Requests that still carry its cookie (a browser's
+    /// parallel requests) read that data and never write it or send a cookie, so they cannot
+    /// replace the new cookie; nothing links it to the new id. No cookie line.
+    fn retire(&self, c: &Commit, now: i64) -> LuaResult<Outcome> {
+        let snap = c.snap.ok_or_else(|| {
+            LuaError::runtime("honeymoon_session: only a stored session can be retired")
+        })?;
+        let mut meta = Meta::of_record(snap);
+        let grace = self.options.stale_grace.max(1);
+        meta.stale = Some(now.saturating_add(i64::try_from(grace * 1000).unwrap_or(i64::MAX)));
+        let record = meta::with_meta(snap, &meta)?;
+        let changes = codec::diff(snap, &record)?;
+        let life = Lifetime {
+            ttl: Ttl::new(grace).unwrap_or(self.ttl),
+            cookie: Some(&self.options.cookie),
+            max_age: Some(grace),
+            owner: meta.owner.as_deref(),
+        };
+        Ok(self
+            .carry_out(c, Write::Merge, false, record, changes, &life)?
+            .outcome)
+    }
+
+    /// Performs `write` (or the touch) on a native store, or describes it for Lua.
+    fn carry_out(
+        &self,
+        c: &Commit,
+        write: Write,
+        touch: bool,
+        record: Record,
+        changes: Changes,
+        life: &Lifetime,
+    ) -> LuaResult<Carried> {
         let id = std::str::from_utf8(c.id)
             .ok()
             .and_then(Id::new)
@@ -300,19 +459,21 @@ impl Engine {
             snap: None,
             version: c.version.map(<[u8]>::to_vec),
             op: None,
+            ttl: life.ttl.seconds(),
+            max_age: life.max_age,
+            owner: life.owner.map(String::from),
         };
         let stored_now = match &self.backend {
             Backend::Native(store) => {
-                let life = self.life();
                 let version = out.version.as_deref().map(String::from_utf8_lossy);
                 match write {
                     Write::Set => {
-                        out.version = store.set(id, &record, &life)?.map(String::into_bytes);
+                        out.version = store.set(id, &record, life)?.map(String::into_bytes);
                         out.state = State::Stored;
                         true
                     }
                     Write::Merge => {
-                        match store.merge(id, &changes, &record, version.as_deref(), &life)? {
+                        match store.merge(id, &changes, &record, version.as_deref(), life)? {
                             Merged::Written(v) => {
                                 out.version = v.map(String::into_bytes);
                                 true
@@ -324,7 +485,7 @@ impl Engine {
                         }
                     }
                     Write::None if touch => {
-                        let alive = store.touch(id, &life)?;
+                        let alive = store.touch(id, life)?;
                         if !alive {
                             out.state = State::Gone;
                         }
@@ -355,47 +516,69 @@ impl Engine {
         if write != Write::None {
             out.snap = Some(record);
         }
-        if c.flags & SAVE_NOW == 0 {
-            let secure = c.flags & SECURE != 0;
-            out.line = match lifecycle::should_set_cookie(out.state, stored_now, facts.cookie_due) {
-                Cookie::Session => Some(self.cookie_line(c, secure)),
-                Cookie::Clear => Some(
-                    self.options
-                        .cookie
-                        .clearing_line(&self.options.name, secure),
-                ),
-                Cookie::None => None,
-            };
-        }
-        Ok(out)
+        Ok(Carried {
+            outcome: out,
+            stored_now,
+        })
     }
 
     /// Decodes what a Lua store returned: a record string (record stores) or a data table.
+    /// `nil` when the session must not be adopted (past `absoluteTimeout`): Lua deletes it.
     fn adopt(&self, lua: &Lua, stored: LuaValue) -> LuaResult<LuaMultiValue> {
-        match stored {
+        let record = match stored {
             LuaValue::String(s) => {
                 let bytes = s.as_bytes();
                 // src/lua/store.lua adds "store:get failed: " to what this raises.
                 if let Some(why) = self.too_large(bytes.len()) {
                     return Err(LuaError::runtime(format!("honeymoon_session: {why}")));
                 }
-                self.open(lua, &bytes)
+                Record(bytes.to_vec())
             }
-            LuaValue::Table(t) => {
-                // A table store may hand out its own table: the request works on a copy.
-                let record = Record::from_table_within(lua, &t, self.options.max_size)?;
-                self.open(lua, &record.0)
+            // A table store may hand out its own table: the request works on a copy.
+            LuaValue::Table(t) => Record::from_table_within(lua, &t, self.options.max_size)?,
+            other => {
+                return Err(LuaError::runtime(format!(
+                    "honeymoon_session: store:get returned {}; it must return {} or nil",
+                    codec::a_type(&other),
+                    if matches!(self.backend, Backend::Lua { record: true, .. }) {
+                        "a record string"
+                    } else {
+                        "a table"
+                    }
+                )));
             }
-            other => Err(LuaError::runtime(format!(
-                "honeymoon_session: store:get returned {}; it must return {} or nil",
-                codec::a_type(&other),
-                if matches!(self.backend, Backend::Lua { record: true, .. }) {
-                    "a record string"
-                } else {
-                    "a table"
-                }
-            ))),
+        };
+        if self.expired(&record.0, clock::now_ms()) {
+            return LuaValue::Nil.into_lua_multi(lua);
         }
+        self.open(lua, &record.0)
+    }
+
+    /// A native store's session by id, for `session:reload()`: what `adopt` returns, then the
+    /// version; nothing when the store no longer holds it (or it is past its absolute end).
+    fn reload(&self, lua: &Lua, id: &str) -> LuaResult<LuaMultiValue> {
+        let Backend::Native(store) = &self.backend else {
+            return Err(LuaError::runtime(
+                "honeymoon_session: reload is for native stores; this engine drives a Lua store",
+            ));
+        };
+        let id =
+            Id::new(id).ok_or_else(|| LuaError::runtime("honeymoon_session: not a session id"))?;
+        let Some(loaded) = store.get(id)? else {
+            return LuaValue::Nil.into_lua_multi(lua);
+        };
+        if let Some(why) = self.too_large(loaded.record.0.len()) {
+            return Err(StoreError::new(store.name(), "get", why).into());
+        }
+        if self.expired(&loaded.record.0, clock::now_ms()) {
+            return LuaValue::Nil.into_lua_multi(lua);
+        }
+        let mut values = self.open(lua, &loaded.record.0)?;
+        values.push_back(match loaded.version {
+            Some(v) => LuaValue::String(lua.create_string(v)?),
+            None => LuaValue::Nil,
+        });
+        Ok(values)
     }
 
     /// Deletes a native store's session; true when a live one was there.
@@ -446,6 +629,8 @@ impl LuaUserData for Handle {
         f.add_field_method_get("saveUninitialized", |_, e| {
             Ok(e.0.options.save_uninitialized)
         });
+        f.add_field_method_get("staleGrace", |_, e| Ok(e.0.options.stale_grace));
+        f.add_field_method_get("index", |_, e| Ok(e.0.options.index.clone()));
     }
 
     fn add_methods<M: LuaUserDataMethods<Self>>(m: &mut M) {
@@ -471,6 +656,9 @@ impl LuaUserData for Handle {
                 Ok(existed) => existed.into_lua_multi(lua),
                 Err(err) => (LuaValue::Nil, message(&err)).into_lua_multi(lua),
             }
+        });
+        m.add_method("reload", |lua, e, id: LuaString| {
+            plain(lua, id.to_str().and_then(|id| e.0.reload(lua, &id)))
         });
         m.add_method("life", |lua, e, ()| life_table(lua, &e.0.options));
     }

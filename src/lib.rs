@@ -63,8 +63,22 @@ pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
             let changes = codec::Changes::from_patch(&patch.as_bytes())?.ok_or_else(|| {
                 LuaError::runtime("honeymoon_session: merge_patch: not a patch this module wrote")
             })?;
-            let merged = codec::Record::merged(&current.as_bytes(), &changes)?;
-            lua.create_string(&merged.0)
+            let current = current.as_bytes();
+            // An id `regenerate` retired is never written again: false, as for a gone one.
+            if codec::meta::Meta::of_record(&current).stale.is_some() {
+                return Ok(LuaValue::Boolean(false));
+            }
+            let merged = codec::Record::merged(&current, &changes)?;
+            Ok(LuaValue::String(lua.create_string(&merged.0)?))
+        })?,
+    )?;
+    // For record stores written in Lua: whether a stored record is an id `regenerate` retired.
+    native.set(
+        "_retired",
+        lua.create_function(|_, record: LuaString| {
+            Ok(codec::meta::Meta::of_record(&record.as_bytes())
+                .stale
+                .is_some())
         })?,
     )?;
     // Test aid: records of two tables and the patch from one to the other (spec and nginx checks).

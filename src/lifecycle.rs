@@ -36,6 +36,8 @@ pub struct Facts {
     pub must_save: bool,
     /// `save()` already wrote; the cookie is still to go out.
     pub cookie_due: bool,
+    /// `touch()` asked for the lifetime to be refreshed.
+    pub touch: bool,
 }
 
 /// The store write a commit makes.
@@ -78,9 +80,10 @@ pub fn should_save(f: &Facts, p: &Policy) -> Write {
     }
 }
 
-/// Under `rolling`, a stored session that was not written has its TTL refreshed.
+/// Under `rolling`, or when `touch()` asked, a stored session that was not written has its
+/// TTL refreshed.
 pub fn should_touch(f: &Facts, p: &Policy, write: Write) -> bool {
-    p.rolling && write == Write::None && f.state == State::Stored
+    (p.rolling || f.touch) && write == Write::None && f.state == State::Stored
 }
 
 /// The cookie goes out whenever the store's lifetime for the session was set or refreshed, so
@@ -105,6 +108,7 @@ mod tests {
             empty: true,
             must_save: false,
             cookie_due: false,
+            touch: false,
         }
     }
     const DEFAULT: Policy = Policy {
@@ -162,6 +166,18 @@ mod tests {
         assert!(!should_touch(&facts(State::New), &p, Write::None));
         assert!(!should_touch(&facts(State::Gone), &p, Write::None));
         assert!(!should_touch(&facts(State::Stored), &DEFAULT, Write::None));
+    }
+
+    #[test]
+    fn touch_refreshes_a_stored_session_without_rolling() {
+        let mut f = facts(State::Stored);
+        f.touch = true;
+        assert!(should_touch(&f, &DEFAULT, Write::None));
+        assert!(!should_touch(&f, &DEFAULT, Write::Merge));
+        f.state = State::New;
+        assert!(!should_touch(&f, &DEFAULT, Write::None));
+        f.state = State::Gone;
+        assert!(!should_touch(&f, &DEFAULT, Write::None));
     }
 
     #[test]

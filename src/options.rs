@@ -19,7 +19,18 @@ pub struct Options {
     /// The largest session, in bytes of its stored form (the record), checked before a
     /// buffer grows past it: when a commit encodes the session and when stored bytes are read.
     pub max_size: usize,
+    /// Seconds after its creation when a session ends, whatever `rolling` does.
+    pub absolute_timeout: Option<u64>,
+    /// Seconds an id retired by `regenerate` stays readable with its old data (0: deleted at
+    /// once).
+    pub stale_grace: u64,
+    /// The data field that names a session's owner, for `sessionsOf` and `destroyAll`.
+    pub index: Option<String>,
 }
+
+/// The default `staleGrace`: parallel requests a browser sent with the pre-login cookie have
+/// this long to finish without logging the user out.
+pub const DEFAULT_STALE_GRACE: u64 = 10;
 
 /// The default `maxSize`: 4 MiB. Far above any sane session (a cookie-backed one holds 4 KB),
 /// far below what takes a process down.
@@ -37,6 +48,9 @@ const TOP: &[&str] = &[
     "store",
     "cookie",
     "maxSize",
+    "absoluteTimeout",
+    "staleGrace",
+    "index",
 ];
 const COOKIE: &[&str] = &["path", "httpOnly", "secure", "sameSite", "maxAge", "domain"];
 
@@ -87,22 +101,27 @@ fn boolean(t: &LuaTable, key: &str, label: &str, default: bool) -> LuaResult<boo
     }
 }
 
-fn seconds(t: &LuaTable, key: &str, label: &str) -> LuaResult<Option<u64>> {
-    let v = t.raw_get::<LuaValue>(key)?;
-    let n = match &v {
-        LuaValue::Nil => return Ok(None),
+/// A whole number of seconds from `min` up to ~100 years (past that Expires dates and store
+/// TTLs stop making sense).
+fn whole_seconds(v: &LuaValue, min: u64) -> Option<u64> {
+    let n = match v {
         LuaValue::Integer(i) => *i as f64,
         LuaValue::Number(n) => *n,
-        _ => f64::NAN,
+        _ => return None,
     };
-    // Up to ~100 years; past that Expires dates and store TTLs stop making sense.
-    if n.fract() != 0.0 || !(1.0..=3_153_600_000.0).contains(&n) {
-        return Err(err(format!(
-            "{label} must be a whole number of seconds from 1 to 3153600000, got {}",
-            describe(&v)
-        )));
+    (n.fract() == 0.0 && (min as f64..=3_153_600_000.0).contains(&n)).then_some(n as u64)
+}
+
+fn seconds(t: &LuaTable, key: &str, label: &str) -> LuaResult<Option<u64>> {
+    match t.raw_get::<LuaValue>(key)? {
+        LuaValue::Nil => Ok(None),
+        v => whole_seconds(&v, 1).map(Some).ok_or_else(|| {
+            err(format!(
+                "{label} must be a whole number of seconds from 1 to 3153600000, got {}",
+                describe(&v)
+            ))
+        }),
     }
-    Ok(Some(n as u64))
 }
 
 /// Text that goes into a Set-Cookie attribute: no separators or control characters.
@@ -273,6 +292,39 @@ impl Options {
             }
         };
 
+        let stale_grace = match opts.raw_get::<LuaValue>("staleGrace")? {
+            LuaValue::Nil => DEFAULT_STALE_GRACE,
+            v => whole_seconds(&v, 0).ok_or_else(|| {
+                err(format!(
+                    "staleGrace must be a whole number of seconds from 0 to 3153600000, got {}",
+                    describe(&v)
+                ))
+            })?,
+        };
+        let index = match opts.raw_get::<LuaValue>("index")? {
+            LuaValue::Nil => None,
+            LuaValue::String(s) => match s.to_str() {
+                Ok(name)
+                    if !name.is_empty()
+                        && crate::engine::slot(name.as_bytes()) == crate::codec::Slot::Data =>
+                {
+                    Some(name.to_string())
+                }
+                _ => {
+                    return Err(err(format!(
+                        "index must name a session data field (not a method name, \"__flash\" or \"__meta\"), got {}",
+                        describe(&LuaValue::String(s))
+                    )));
+                }
+            },
+            other => {
+                return Err(err(format!(
+                    "index must be the name of a session field (a string), got {}",
+                    describe(&other)
+                )));
+            }
+        };
+
         let store = opts.raw_get::<LuaValue>("store")?;
         Ok((
             Options {
@@ -289,6 +341,9 @@ impl Options {
                 )?,
                 cookie: attributes,
                 max_size,
+                absolute_timeout: seconds(&opts, "absoluteTimeout", "absoluteTimeout")?,
+                stale_grace,
+                index,
             },
             store,
         ))
@@ -321,6 +376,15 @@ mod tests {
         assert_eq!(o.cookie.domain, None);
         assert_eq!(o.max_size, 4 * 1024 * 1024);
         assert_eq!(parse("return { maxSize = 1024 }").unwrap().max_size, 1024);
+        assert_eq!(o.absolute_timeout, None);
+        assert_eq!(o.stale_grace, 10);
+        assert_eq!(o.index, None);
+        assert_eq!(parse("return { staleGrace = 0 }").unwrap().stale_grace, 0);
+        let o = parse("return { index = 'userId', absoluteTimeout = 60 }").unwrap();
+        assert_eq!(
+            (o.index.as_deref(), o.absolute_timeout),
+            (Some("userId"), Some(60))
+        );
     }
 
     #[test]
@@ -368,6 +432,22 @@ mod tests {
             (
                 "return { maxSize = '4M' }",
                 "maxSize must be a whole number",
+            ),
+            (
+                "return { absoluteTimeout = 0 }",
+                "absoluteTimeout must be a whole number of seconds",
+            ),
+            (
+                "return { staleGrace = -1 }",
+                "staleGrace must be a whole number of seconds from 0",
+            ),
+            (
+                "return { index = 'save' }",
+                "index must name a session data field",
+            ),
+            (
+                "return { index = 5 }",
+                "index must be the name of a session field",
             ),
         ];
         for (src, want) in cases {

@@ -485,10 +485,12 @@ pub enum Slot {
     Flash,
     /// A key named like a session method: kept beside the data so the method still resolves.
     Shadow,
+    /// The session's bookkeeping (`meta::META_KEY`), dropped unless it is a table.
+    Meta,
 }
 
-/// Pushes a stored session as three fresh values: the data table, the flash table (or nil)
-/// and the table of method-named keys (or nil). `slot` sorts the top-level keys. On corrupt
+/// Pushes a stored session as four fresh values: the data table, the flash table (or nil),
+/// the table of method-named keys (or nil) and the bookkeeping table (or nil). `slot` sorts the top-level keys. On corrupt
 /// input returns false with the stack as it was.
 ///
 /// # Safety
@@ -499,7 +501,7 @@ pub unsafe fn push_session(
     bytes: &[u8],
     slot: impl Fn(&[u8]) -> Slot,
 ) -> bool {
-    // SAFETY: as this function's contract. The three results sit at base+1..base+3, each key
+    // SAFETY: as this function's contract. The four results sit at base+1..base+4, each key
     // and value above them; `push` checks the stack before it grows it.
     unsafe {
         let base = ffi::lua_gettop(state);
@@ -511,8 +513,9 @@ pub unsafe fn push_session(
             (Some(MAP), Some(n)) => n,
             _ => return false,
         };
-        let (data, flash, shadow) = (base + 1, base + 2, base + 3);
+        let (data, flash, shadow, meta) = (base + 1, base + 2, base + 3, base + 4);
         ffi::lua_createtable(state, 0, n.min(64) as c_int);
+        ffi::lua_pushnil(state);
         ffi::lua_pushnil(state);
         ffi::lua_pushnil(state);
         for _ in 0..n {
@@ -533,10 +536,10 @@ pub unsafe fn push_session(
             match target {
                 Slot::Data => ffi::lua_rawset(state, data),
                 Slot::Shadow => ffi::lua_rawset(state, shadow),
-                Slot::Flash => {
-                    // Only a table is flash; anything else under the key is dropped.
+                // Only a table is flash (or bookkeeping); anything else under the key is dropped.
+                Slot::Flash | Slot::Meta => {
                     if ffi::lua_type(state, -1) == ffi::LUA_TTABLE {
-                        ffi::lua_replace(state, flash);
+                        ffi::lua_replace(state, if target == Slot::Flash { flash } else { meta });
                         ffi::lua_pop(state, 1);
                     } else {
                         ffi::lua_pop(state, 2);
@@ -552,22 +555,22 @@ pub unsafe fn push_session(
     }
 }
 
-/// Decodes a stored session into three fresh values (see `push_session`).
+/// Decodes a stored session into four fresh values (see `push_session`).
 pub fn decode_session(
     lua: &Lua,
     bytes: &[u8],
     slot: impl Fn(&[u8]) -> Slot,
-) -> LuaResult<(LuaTable, LuaValue, LuaValue)> {
+) -> LuaResult<(LuaTable, LuaValue, LuaValue, LuaValue)> {
     let mut ok = false;
     // SAFETY: exec_raw runs the closure in a protected call on a fresh stack; push_session
     // holds only borrowed data.
     let values = unsafe {
-        lua.exec_raw::<(LuaValue, LuaValue, LuaValue)>((), |state| {
+        lua.exec_raw::<(LuaValue, LuaValue, LuaValue, LuaValue)>((), |state| {
             ok = push_session(state, bytes, &slot);
         })?
     };
     match values {
-        (LuaValue::Table(data), flash, shadow) if ok => Ok((data, flash, shadow)),
+        (LuaValue::Table(data), flash, shadow, meta) if ok => Ok((data, flash, shadow, meta)),
         _ => Err(undecodable(bytes)),
     }
 }
@@ -622,7 +625,7 @@ mod tests {
             // SAFETY: both functions push on success and restore the stack on failure.
             let (before, after) = heights(&lua, &LuaValue::Nil, |state, _| unsafe {
                 let pushed = if push_session(state, bytes, |_| Slot::Data) {
-                    3
+                    4
                 } else {
                     0
                 };

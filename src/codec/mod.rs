@@ -12,6 +12,7 @@
 
 mod json;
 mod lua;
+pub mod meta;
 
 pub use json::{from_json, to_json};
 pub use lua::{
@@ -319,13 +320,17 @@ impl Record {
         }
     }
 
+    /// As `to_table`, without the bookkeeping (`meta::META_KEY`): what a store's own `get`
+    /// shows of a session.
+    pub fn data_table(&self, lua: &Lua) -> LuaResult<LuaTable> {
+        let t = self.to_table(lua)?;
+        t.raw_set(meta::META_KEY, LuaValue::Nil)?;
+        Ok(t)
+    }
+
     /// The (key, encoded value) pairs, in key order.
     pub fn entries(&self) -> LuaResult<Vec<(&[u8], &[u8])>> {
         entries_of(&self.0)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.len() <= 2 && self.0.get(1).is_none_or(|&n| n == 0)
     }
 
     /// What changed from `self` (as loaded) to `now` (at commit), key by key: one walk over
@@ -527,6 +532,11 @@ impl Entries {
         put(self.start(key)?, value)?;
         self.finish();
         Ok(())
+    }
+
+    /// No entry yet.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
     }
 
     pub fn into_record(mut self) -> LuaResult<Record> {

@@ -63,6 +63,7 @@ function Core.new(engine, store)
         ttl = engine.ttl, save_uninitialized = engine.saveUninitialized,
         load = load, commit = commit, id = id,
         candidates = engine.candidates, adopt = engine.adopt, destroy = engine.destroy,
+        reload = engine.reload, index = engine.index, stale_grace = engine.staleGrace,
     }
     if not ctx.native then ctx.life = engine:life() end
     return setmetatable({ ctx = ctx, name = engine.name, engine = engine }, Core)
@@ -76,8 +77,8 @@ end
 ---@return string id
 function Core:load(header, secure, req)
     local ctx = self.ctx
-    local id, data, flash, shadow, snap, version = load_session(ctx, header_text(header))
-    local s = new_session(ctx, id, data, flash, shadow, snap, version, secure == true, req)
+    local id, data, flash, shadow, meta, snap, version = load_session(ctx, header_text(header))
+    local s = new_session(ctx, id, data, flash, shadow, meta, snap, version, secure == true, req)
     if req ~= nil then req.sessionID = id end
     return s, id
 end
@@ -87,11 +88,11 @@ end
 function Core:_load(header, secure, req)
     local ctx = self.ctx
     if ctx.native then
-        local id, data, flash, shadow, snap, version = ctx.load(header)
-        return new_session(ctx, id, data, flash, shadow, snap, version, secure, req), id
+        local id, data, flash, shadow, meta, snap, version = ctx.load(header)
+        return new_session(ctx, id, data, flash, shadow, meta, snap, version, secure, req), id
     end
-    local id, data, flash, shadow, snap, version = load_session(ctx, header)
-    return new_session(ctx, id, data, flash, shadow, snap, version, secure, req), id
+    local id, data, flash, shadow, meta, snap, version = load_session(ctx, header)
+    return new_session(ctx, id, data, flash, shadow, meta, snap, version, secure, req), id
 end
 
 ---A new session without looking at any cookie (the middleware's path for a visitor without
@@ -99,7 +100,7 @@ end
 function Core:fresh(secure, req)
     local ctx = self.ctx
     local id = ctx.id()
-    return new_session(ctx, id, nil, nil, nil, nil, nil, secure == true, req), id
+    return new_session(ctx, id, nil, nil, nil, nil, nil, nil, secure == true, req), id
 end
 
 ---Commits once: stores what needs storing. Returns the Set-Cookie lines (0 or 1). Only a

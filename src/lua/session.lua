@@ -4,22 +4,32 @@
 -- data alone, also on LuaJIT, which ignores __pairs. Embedded in the module; receives the
 -- store functions (store.lua) and the engine's list of method names.
 local ops, method_names = ...
-local type, error, next, pairs, rawget, rawset = type, error, next, pairs, rawget, rawset
+local type, error, next, pairs, rawget, rawset, tostring = type, error, next, pairs, rawget, rawset, tostring
 local getmetatable, setmetatable = getmetatable, setmetatable
-local commit, destroy_id = ops.commit, ops.destroy
-local SAVE_NOW = ops.SAVE_NOW
+local commit, destroy_id, reload = ops.commit, ops.destroy, ops.reload
+local SAVE_NOW, RETIRE = ops.SAVE_NOW, ops.RETIRE
+local floor = math.floor
 
 local FLASH_KEY = "__flash"
 local MAX_DEPTH = 64
 
 ---@class honeymoon_session.Session
+---@field cookie honeymoon_session.SessionCookie this session's cookie (express-session's shape)
 local Methods = {}
 local is_method = {}
 for _, name in pairs(method_names) do is_method[name] = true end
 
+local cookie_of -- defined below, with the cookie object
+
+-- Missing keys: methods, and `cookie`, the session's cookie object (made on first use).
+local function index(s, k)
+    if k == "cookie" then return cookie_of(s) end
+    return Methods[k]
+end
+
 local function state(s, level)
     local m = getmetatable(s)
-    if m == nil or m.__index ~= Methods then
+    if m == nil or m.__index ~= index then
         error("honeymoon_session: session methods are called with a colon: req.session:method(...)", level or 3)
     end
     return m
@@ -184,6 +194,8 @@ end
 function Methods:save()
     local m = state(self)
     live(m, "save")
+    -- An id regenerate retired is read-only until its grace ends.
+    if m.stale then return false end
     commit(self, m, SAVE_NOW)
     if m.state == "gone" then return false end
     m.must_save, m.cookie_due = false, true
@@ -201,7 +213,7 @@ function Methods:destroy()
     live(m, "destroy")
     if m.state == "stored" then destroy_id(m) end
     clear(self)
-    m.shadow, m.flash_old, m.flash_new = nil, nil, nil
+    m.shadow, m.flash_old, m.flash_new, m.meta = nil, nil, nil, nil
     m.id, m.state, m.snap, m.ver = m.ctx.id(), "destroyed", nil, nil
     m.must_save, m.cookie_due = false, false
     follow(m)
@@ -214,24 +226,155 @@ function Methods:regenerate(keep)
     local m = state(self)
     live(m, "regenerate")
     local st = m.state
-    local existed = st == "stored" and destroy_id(m, keep)
+    local existed = false
+    if st == "stored" then
+        if m.ctx.stale_grace > 0 and not m.stale then
+            -- The old id stays readable, with its stored data, for the stale grace (see
+            -- Engine::retire): a browser's parallel requests that still carry it finish
+            -- without replacing the new cookie.
+            commit(self, m, RETIRE)
+            existed = m.state == "stored"
+        else
+            existed = destroy_id(m, keep)
+        end
+    end
     -- Data moves to the new id only from a session that is still alive (or was never stored):
     -- a session another request destroyed meanwhile must not come back under a new id.
     if keep and (st == "gone" or (st == "stored" and not existed)) then keep = false end
+    -- The new session starts its own life (creation time); its cookie lifetime stays with
+    -- the data it keeps.
+    local meta = m.meta
+    if keep and meta ~= nil and meta.maxAge ~= nil then
+        m.meta = { maxAge = meta.maxAge }
+    else
+        m.meta = nil
+    end
     if not keep then
         clear(self)
         m.shadow, m.flash_old, m.flash_new = nil, nil, nil
     end
-    m.id, m.state, m.snap, m.ver = m.ctx.id(), "new", nil, nil
+    m.id, m.state, m.snap, m.ver, m.stale = m.ctx.id(), "new", nil, nil, nil
     m.must_save, m.cookie_due = true, false
     follow(m)
     return m.id
+end
+
+---Refreshes the session's lifetime at commit (store TTL and cookie), as `rolling` does for
+---every request; nothing for a session that is not stored.
+function Methods:touch()
+    local m = state(self)
+    live(m, "touch")
+    m.touch = true
+end
+
+---Replaces the session's data with what the store holds now, dropping this request's unsaved
+---changes (and flash messages set in it).
+---@return boolean found false when the store does not hold the session (never stored,
+---destroyed elsewhere, or expired): the session is then empty.
+function Methods:reload()
+    local m = state(self)
+    live(m, "reload")
+    local data, flash, shadow, meta, snap, version
+    if m.state == "stored" then
+        data, flash, shadow, meta, snap, version = reload(m.ctx, m.id)
+    end
+    clear(self)
+    m.flash_new = nil
+    if data == nil then
+        m.shadow, m.flash_old, m.meta = nil, nil, nil
+        if m.state == "stored" then m.state, m.snap, m.ver = "gone", nil, nil end
+        return false
+    end
+    for k, v in next, data do rawset(self, k, v) end
+    m.shadow, m.flash_old, m.meta, m.snap, m.ver = shadow, flash, meta, snap, version
+    m.stale = meta ~= nil and meta.stale ~= nil or nil
+    return true
+end
+
+-- The cookie object: `req.session.cookie`, shaped like express-session's. Its lifetime is the
+-- session's own (kept in the record's bookkeeping, so the store's TTL follows it); the other
+-- attributes are the session() options'.
+local Cookie = {}
+local OWNER = {} -- the key under which a cookie object holds its session's state
+
+---@class honeymoon_session.SessionCookie
+---@field maxAge number|false|nil milliseconds this session's cookie (and stored session) lives; false: a browser-session cookie. Settable.
+---@field originalMaxAge number|nil the same, read-only (express-session's name)
+---@field path string
+---@field domain string|nil
+---@field httpOnly boolean
+---@field secure boolean|"auto"
+---@field sameSite string|false
+
+local function defaults(ctx)
+    local life = ctx.cookie_defaults
+    if life == nil then
+        life = ctx.engine:life()
+        ctx.cookie_defaults = life
+    end
+    return life
+end
+
+-- The session's cookie lifetime in ms (nil: a browser-session cookie).
+local function lifetime(m)
+    local own = m.meta and m.meta.maxAge
+    if own == false then return nil end
+    if own ~= nil then return own end
+    local config = defaults(m.ctx).maxAge
+    if config == false then return nil end
+    return config * 1000
+end
+
+Cookie.__index = function(c, k)
+    local m = rawget(c, OWNER)
+    if k == "maxAge" or k == "originalMaxAge" then return lifetime(m) end
+    if k == "expires" then return nil end
+    return defaults(m.ctx)[k]
+end
+
+Cookie.__newindex = function(c, k, v)
+    local m = rawget(c, OWNER)
+    if k ~= "maxAge" then
+        error("honeymoon_session: session.cookie." .. tostring(k) .. " cannot be set per session; "
+            .. "only session.cookie.maxAge can (the other attributes are session() options)", 2)
+    end
+    if v == nil then v = false end
+    if v ~= false and (type(v) ~= "number" or v ~= v or v < 1000 or v > 3153600000000) then
+        error("honeymoon_session: session.cookie.maxAge must be milliseconds from 1000 to 3153600000000, "
+            .. "or false for a browser-session cookie, got " .. (type(v) == "number" and tostring(v) or "a " .. type(v)), 2)
+    end
+    if m.committed then
+        error("honeymoon_session: session.cookie.maxAge set after the response was committed; set it before res:send", 2)
+    end
+    if v ~= false then v = floor(v) end
+    local meta = m.meta
+    if meta == nil then
+        meta = {}
+        m.meta = meta
+    end
+    meta.maxAge = v
+end
+
+Cookie.__tostring = function() return "honeymoon_session.SessionCookie" end
+
+function cookie_of(s)
+    local m = getmetatable(s)
+    local c = m.cookie_object
+    if c == nil then
+        c = setmetatable({ [OWNER] = m }, Cookie)
+        m.cookie_object = c
+    end
+    return c
 end
 
 -- Property writes to absent keys come here: method names and the flash key are refused, and
 -- values are checked at once (nested ones at commit).
 local function guard(self, key, value)
     check_key(key)
+    if key == "cookie" then
+        error("honeymoon_session: session.cookie is the session's cookie object and cannot be assigned; "
+            .. "set session.cookie.maxAge, or use session:set(\"cookie\", value) to store a value under that name", 2)
+    end
     if is_method[key] then
         error("honeymoon_session: session." .. key .. " is a method and cannot be assigned; use session:set(\""
             .. key .. "\", value) to store a value under that name", 2)
@@ -244,7 +387,7 @@ end
 local function name() return "honeymoon_session.Session" end
 
 for _, n in pairs(method_names) do
-    if Methods[n] == nil then error("honeymoon_session: session.lua lacks the method " .. n) end
+    if Methods[n] == nil and n ~= "cookie" then error("honeymoon_session: session.lua lacks the method " .. n) end
 end
 
 local S = {}
@@ -253,21 +396,26 @@ local S = {}
 ---@return table session, table state
 -- The data table holds nothing else, so pairs() walks the data without a __pairs. Fields that
 -- are nil are left out of the constructor: each one costs a hash slot in every request.
-function S.new(ctx, id, data, flash, shadow, snap, version, secure, req)
+function S.new(ctx, id, data, flash, shadow, meta, snap, version, secure, req)
     if snap == nil then
         return setmetatable({}, {
-            __index = Methods, __newindex = guard, __tostring = name,
+            __index = index, __newindex = guard, __tostring = name,
             ctx = ctx, id = id, state = "new", secure = secure, req = req, committed = false,
         })
     end
     local m = {
-        __index = Methods, __newindex = guard, __tostring = name,
+        __index = index, __newindex = guard, __tostring = name,
         ctx = ctx, id = id, state = "stored", secure = secure, req = req, committed = false,
         snap = snap,
     }
     if version ~= nil then m.ver = version end
     if flash ~= nil then m.flash_old = flash end
     if shadow ~= nil then m.shadow = shadow end
+    if meta ~= nil then
+        m.meta = meta
+        -- An id regenerate retired: readable until its grace ends, never written, no cookie.
+        if meta.stale ~= nil then m.stale = true end
+    end
     return setmetatable(data, m)
 end
 
@@ -276,6 +424,8 @@ function S.commit(s)
     local m = state(s, 2)
     if m.committed then return nil end
     m.committed = true -- before the work: a failing commit must not run again
+    -- A retired id's response must not replace the newer cookie, nor write the old session.
+    if m.stale then return nil end
     -- A new session that holds nothing costs nothing (unless told to save it).
     if m.state == "new" and next(s) == nil and m.flash_new == nil and m.shadow == nil
         and not m.must_save and not m.ctx.save_uninitialized then

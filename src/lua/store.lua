@@ -2,14 +2,14 @@
 -- Lua, calls its methods here, where they may yield (cosockets, cqueues). A native store's
 -- work happens inside the engine's own call. Embedded in the module; receives nothing, returns
 -- the functions session.lua and core.lua use.
-local type, error, tostring, select = type, error, tostring, select
+local type, error, tostring, select, next, rawget = type, error, tostring, select, next, rawget
 local pcall, unpack = pcall, table.unpack or unpack
 
 local M = {}
 
 -- Commit flags (src/engine.rs).
-local MUST_SAVE, COOKIE_DUE, SECURE, SAVE_NOW = 1, 2, 4, 8
-M.SAVE_NOW = SAVE_NOW
+local MUST_SAVE, COOKIE_DUE, SECURE, SAVE_NOW, RETIRE, TOUCH = 1, 2, 4, 8, 16, 32
+M.SAVE_NOW, M.RETIRE = SAVE_NOW, RETIRE
 
 ---A plain message from whatever a store raised (a string, or an error object).
 local function reason(err)
@@ -55,22 +55,33 @@ function M.exists(ctx, id)
 end
 
 -- touch may return nothing (done: the store cannot tell) or a boolean (false: gone).
-local function touch(ctx, id)
-    local alive = call(ctx, "touch", id, ctx.ttl, ctx.life)
+local function touch(ctx, id, ttl, life)
+    local alive = call(ctx, "touch", id, ttl, life)
     if alive == nil then return true end
     if type(alive) ~= "boolean" then wrong("touch", "a boolean or nothing", alive) end
     return alive
 end
 
-local function merge(ctx, id, a, b, version)
+local function merge(ctx, id, a, b, version, ttl, life)
     if ctx.record then
-        local ok, v = call(ctx, "merge", id, a, ctx.ttl, version, ctx.life)
+        local ok, v = call(ctx, "merge", id, a, ttl, version, life)
         if type(ok) ~= "boolean" then wrong("merge", "a boolean", ok) end
         return ok, v
     end
-    local ok = call(ctx, "merge", id, a, b, ctx.ttl)
+    local ok = call(ctx, "merge", id, a, b, ttl)
     if type(ok) ~= "boolean" then wrong("merge", "a boolean", ok) end
     return ok
+end
+
+---The lifetime handed to a Lua store with one write: the config's (`ctx.life`), or a copy
+---with this session's own TTL, cookie lifetime and owner.
+local function life_of(ctx, ttl, max_age, owner)
+    local base = ctx.life
+    if ttl == base.ttl and max_age == base.maxAge and owner == nil then return base end
+    local life = {}
+    for k, v in next, base do life[k] = v end
+    life.ttl, life.maxAge, life.owner = ttl, max_age, owner
+    return life
 end
 
 ---Runs the engine's commit for session `s` (its state `m`); performs a Lua store's part.
@@ -80,35 +91,65 @@ function M.commit(s, m, flags)
     if m.secure then flags = flags + SECURE end
     if m.must_save then flags = flags + MUST_SAVE end
     if m.cookie_due then flags = flags + COOKIE_DUE end
-    local line, state, snap, version, op, a, b =
-        ctx.commit(m.state, m.id, s, m.flash_new, m.shadow, m.snap, flags, m.ver)
+    if m.touch then flags = flags + TOUCH end
+    local index = ctx.index
+    local line, state, snap, version, op, a, b, ttl, max_age, owner =
+        ctx.commit(m.state, m.id, s, m.flash_new, m.shadow, m.snap, flags, m.ver, m.meta,
+            index and rawget(s, index))
     if op ~= nil then
         local id = m.id
+        local life = life_of(ctx, ttl, max_age, owner)
         if op == "set" then
-            version = call(ctx, "set", id, a, ctx.ttl, ctx.life)
+            version = call(ctx, "set", id, a, ttl, life)
             if not ctx.record then
                 version = nil
             elseif version ~= nil and type(version) ~= "string" then
                 wrong("set", "a string version or nothing", version)
             end
         elseif op == "merge" then
-            local ok, v = merge(ctx, id, a, b, m.ver)
+            local ok, v = merge(ctx, id, a, b, m.ver, ttl, life)
             if ok then version = v else state, line, snap = "gone", nil, nil end
         elseif op == "replace" then
-            -- A store without merge: the whole session, if the store still holds it (writes
-            -- of other requests to other keys are lost; the README says so).
-            if M.exists(ctx, id) then
-                call(ctx, "set", id, a, ctx.ttl, ctx.life)
+            -- A store without merge: the whole session, if the store still holds it and
+            -- regenerate has not retired it (writes of other requests to other keys are lost;
+            -- the README says so).
+            local current = M.get(ctx, id)
+            local meta = current ~= nil and current.__meta
+            if current ~= nil and not (type(meta) == "table" and meta.stale ~= nil) then
+                call(ctx, "set", id, a, ttl, life)
             else
                 state, line, snap = "gone", nil, nil
             end
         elseif op == "touch" then
-            if not touch(ctx, id) then state, line = "gone", nil end
+            if not touch(ctx, id, ttl, life) then state, line = "gone", nil end
         end
     end
-    m.state = state
+    m.state, m.touch = state, nil
     if snap ~= nil then m.snap, m.ver = snap, version end
     return line
+end
+
+local function checked(data, flash, shadow, meta, snap)
+    if data == false then
+        error("honeymoon_session: store:get failed: " .. flash:gsub("^honeymoon_session: ", ""), 0)
+    end
+    return data, flash, shadow, meta, snap
+end
+
+---The session `id` as the store holds it now (for session:reload()): `data, flash, shadow,
+---meta, snapshot, version`, or nothing when the store no longer holds it.
+function M.reload(ctx, id)
+    if ctx.native then
+        local data, flash, shadow, meta, snap, version = ctx.reload(ctx.engine, id)
+        if data == nil then return nil end
+        checked(data, flash, shadow, meta, snap)
+        return data, flash, shadow, meta, snap, version
+    end
+    local stored, version = M.get(ctx, id)
+    if stored == nil then return nil end
+    local data, flash, shadow, meta, snap = checked(ctx.adopt(ctx.engine, stored))
+    if data == nil then return nil end
+    return data, flash, shadow, meta, snap, version
 end
 
 ---Removes the session's id from the store. With `ask`, returns whether a live session was
@@ -137,11 +178,9 @@ function M.load(ctx, header)
             local id = candidates[i]
             local stored, version = M.get(ctx, id)
             if stored ~= nil then
-                local data, flash, shadow, snap = ctx.adopt(ctx.engine, stored)
-                if data == false then
-                    error("honeymoon_session: store:get failed: " .. flash:gsub("^honeymoon_session: ", ""), 0)
-                end
-                return id, data, flash, shadow, snap, version
+                local data, flash, shadow, meta, snap = checked(ctx.adopt(ctx.engine, stored))
+                if data ~= nil then return id, data, flash, shadow, meta, snap, version end
+                call(ctx, "destroy", id) -- past its absolute timeout: never adopted again
             end
         end
     end

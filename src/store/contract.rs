@@ -93,6 +93,23 @@ pub struct Loaded {
 pub struct Lifetime<'a> {
     pub ttl: Ttl,
     pub cookie: Option<&'a Attributes>,
+    /// This write's cookie lifetime in seconds: the session's own (`req.session.cookie`) or the
+    /// config's; `None` for a browser-session cookie.
+    pub max_age: Option<u64>,
+    /// The session's owner (the `index` option's field), for stores that keep an index.
+    pub owner: Option<&'a str>,
+}
+
+impl Lifetime<'_> {
+    /// A store method called directly: `ttl` for both the store and the cookie.
+    pub fn standalone(ttl: Ttl) -> Lifetime<'static> {
+        Lifetime {
+            ttl,
+            cookie: None,
+            max_age: Some(ttl.seconds()),
+            owner: None,
+        }
+    }
 }
 
 /// What a merge did.

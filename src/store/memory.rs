@@ -5,6 +5,7 @@
 //! whole store; `length()` and `all()` reclaim the rest first, each entry once (amortised O(1)).
 
 use crate::clock;
+use crate::codec::meta::Meta;
 use crate::codec::{self, Changes, Record};
 use crate::store::{Id, Lifetime, Loaded, MAX_ID_LEN, Merged, Store, StoreError, StoreResult, Ttl};
 use hashbrown::HashTable;
@@ -169,6 +170,11 @@ fn no_memory(method: &'static str, bytes: usize) -> StoreError {
     )
 }
 
+/// Whether a record is an id `regenerate` retired (readable during its stale grace only).
+fn retired(record: &[u8]) -> bool {
+    Meta::of_record(record).stale.is_some()
+}
+
 fn expiry(now: i64, ttl: u64) -> i64 {
     now.saturating_add((ttl as i64).saturating_mul(1000))
 }
@@ -219,6 +225,8 @@ impl MemoryStore {
         let mut inner = self.inner.lock();
         inner.reclaim(now, RECLAIM_PER_CALL);
         let merged = match inner.live(id.as_bytes(), now) {
+            // An id `regenerate` retired is never written again.
+            Some(e) if retired(e.data()) => return Ok(false),
             Some(e) => Record::merged(e.data(), changes)
                 .map_err(|e| StoreError::new("MemoryStore", "set", crate::engine::message(&e)))?,
             None => return Ok(false),
@@ -244,8 +252,11 @@ impl MemoryStore {
         let now = clock::now_ms();
         let mut inner = self.inner.lock();
         inner.reclaim(now, RECLAIM_PER_CALL);
-        if inner.live(id.as_bytes(), now).is_none() {
-            return false;
+        match inner.live(id.as_bytes(), now) {
+            None => return false,
+            // Its stale grace must not grow.
+            Some(e) if retired(e.data()) => return false,
+            Some(_) => {}
         }
         inner.retime(id.as_bytes(), expiry(now, ttl));
         true
@@ -352,7 +363,7 @@ impl LuaUserData for MemoryStore {
     fn add_methods<M: LuaUserDataMethods<Self>>(m: &mut M) {
         m.add_method("get", |lua, s, id: String| {
             match s.get_record(&id_arg(id)?)? {
-                Some(r) => r.to_table(lua).map(LuaValue::Table),
+                Some(r) => r.data_table(lua).map(LuaValue::Table),
                 None => Ok(LuaValue::Nil),
             }
         });

@@ -34,6 +34,7 @@ local pack, decode, encode, merge, ttl_of = R.pack, R.decode, R.encode, R.merge,
 local replies = R.replies
 
 local CAS, CAS_SHA, MERGE_ATTEMPTS = R.CAS, R.CAS_SHA, R.MERGE_ATTEMPTS
+local TOUCH, TOUCH_SHA = R.TOUCH, R.TOUCH_SHA
 
 -- The plain message of an error raised by native code (an mlua error value) or by Lua.
 local function plain(e)
@@ -293,6 +294,7 @@ function Store:merge(id, patch, ttl, version, life)
     end
     for _ = 1, MERGE_ATTEMPTS do
         local json, ex, sha = merge(base, patch, ttl, life)
+        if json == false then return false end -- an id regenerate retired: never written again
         if not json then fail(self, "merge", ex) end
         local values, errs = exchange(self, "merge", pack("EVALSHA", CAS_SHA, 1, k, sha, json, ex), 1)
         local reply, err = values[1], errs[1]
@@ -315,12 +317,19 @@ function Store:destroy(id)
     command(self, "destroy", pack("DEL", key(self, "destroy", id)))
 end
 
----@return boolean alive
+---@return boolean alive false when gone, or an id regenerate retired (its grace must not grow)
 function Store:touch(id, ttl, life)
     local k = key(self, "touch", id)
     local ex, why = ttl_of(ttl, life)
     if not ex then fail(self, "touch", why) end
-    return command(self, "touch", pack("EXPIRE", k, ex)) == 1
+    local values, errs = exchange(self, "touch", pack("EVALSHA", TOUCH_SHA, 1, k, ex), 1)
+    local reply, err = values[1], errs[1]
+    if err and find(err, "^NOSCRIPT") then
+        reply = command(self, "touch", pack("EVAL", TOUCH, 1, k, ex))
+    elseif err then
+        fail(self, "touch", err)
+    end
+    return reply == 1
 end
 
 ---@return boolean

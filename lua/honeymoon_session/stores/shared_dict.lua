@@ -44,7 +44,7 @@ local WARN_EVERY = 60 -- seconds between two eviction warnings of one worker
 
 -- Filled on first use: requiring the module from inside honeymoon_session's own loader (an
 -- adapter picking this store by default) must not recurse.
-local merge_patch, error_message
+local merge_patch, error_message, retired
 
 ---@class honeymoon_session.SharedDictStoreOptions
 ---@field dict? string name of the lua_shared_dict, default "sessions"
@@ -178,6 +178,10 @@ function Store:merge(id, patch, ttl)
         dict:delete(lock_key)
         fail(self, "merge", error_message(merged))
     end
+    if merged == false then -- an id regenerate retired: never written again
+        dict:delete(lock_key)
+        return false
+    end
     -- replace, not set: a session destroyed (or expired) since the get stays gone.
     local ok, err, forcible = dict:replace(key, merged, ttl)
     dict:delete(lock_key)
@@ -204,6 +208,10 @@ function Store:touch(id, ttl)
     -- calls judge expiry by this worker's cached clock, which does not move between them.
     local left = dict:ttl(key)
     if left == nil or left < 0 then return false end
+    -- An id regenerate retired keeps its short grace: not refreshed, and no cookie goes out.
+    if not retired then retired = require("honeymoon_session")._retired end
+    local record = dict:get(key)
+    if record == nil or retired(record) then return false end
     local ok, err = dict:expire(key, ttl)
     if ok then return true end
     if err == "not found" then return false end -- destroyed (or reclaimed) in between

@@ -32,6 +32,7 @@ struct Inner {
     command_timeout: Duration,
     conn: Mutex<Option<Conn>>,
     cas: redis::Script,
+    touch: redis::Script,
 }
 
 /// A handle to one Redis store; clones share its connection.
@@ -173,6 +174,7 @@ impl RedisStore {
                 command_timeout: option_ms(&opts, "commandTimeout", 2000)?,
                 conn: Mutex::new(None),
                 cas: redis::Script::new(CAS),
+                touch: redis::Script::new(format::TOUCH),
             }),
         })
     }
@@ -340,7 +342,12 @@ impl RedisStore {
     fn touch_id(&self, id: &[u8], ttl: u64) -> StoreResult<bool> {
         let key = self.key(id);
         self.with("touch", |c| {
-            redis::cmd("EXPIRE").arg(&key).arg(ttl).query::<bool>(c)
+            self.inner
+                .touch
+                .key(&key)
+                .arg(ttl)
+                .invoke::<i64>(c)
+                .map(|n| n == 1)
         })
     }
 
@@ -396,6 +403,10 @@ impl Store for RedisStore {
         };
         let key = self.key(id.as_bytes());
         for _ in 0..MERGE_ATTEMPTS {
+            // An id `regenerate` retired is never written again (its stale grace runs out).
+            if format::retired(&base) {
+                return Ok(Merged::Gone);
+            }
             let json = changes.apply(&base, &cookie).map_err(bad)?;
             let sha = format::sha1_hex(&base);
             let reply: redis::Value = self.with("set", |c| {
@@ -447,7 +458,7 @@ impl LuaUserData for RedisStore {
             match s.get_raw(&id.as_bytes())? {
                 Some(raw) => format::to_record(&raw)
                     .map_err(|e| StoreError::new("RedisStore", "get", e))?
-                    .to_table(lua)
+                    .data_table(lua)
                     .map(LuaValue::Table),
                 None => Ok(LuaValue::Nil),
             }
@@ -456,10 +467,7 @@ impl LuaUserData for RedisStore {
             "set",
             |lua, s, (id, data, ttl): (String, LuaTable, Option<i64>)| {
                 let record = Record::from_table(lua, &data)?;
-                let life = Lifetime {
-                    ttl: ttl_arg(ttl)?,
-                    cookie: None,
-                };
+                let life = Lifetime::standalone(ttl_arg(ttl)?);
                 let id = Id::new(&id).ok_or_else(|| {
                     LuaError::runtime(
                         "honeymoon_session: RedisStore ids must be 1 to 4096 bytes long",

@@ -10,6 +10,7 @@
 //! method and address.
 
 use crate::clock;
+use crate::codec::meta::{META_KEY, MaxAge, Meta};
 use crate::codec::{self, Changes, Record};
 use crate::cookie::{SameSite, Secure};
 use crate::store::Lifetime;
@@ -32,11 +33,24 @@ redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return 1
 "#;
 
+/// Touch: refresh the TTL to ARGV[1] seconds. Returns 1, or 0 when the session is gone or is an
+/// id `regenerate` retired (its stale grace must not grow, nor its cookie go out again).
+pub const TOUCH: &str = r#"
+local cur = redis.call('GET', KEYS[1])
+if not cur then return 0 end
+local ok, v = pcall(cjson.decode, cur)
+if ok and type(v) == 'table' and type(v.__meta) == 'table' and type(v.__meta.stale) == 'number' then return 0 end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"#;
+
 /// What express-session's stored `cookie` object says, and so the TTL of a write.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cookie<'a> {
-    /// Seconds; also the key's TTL, as connect-redis sets it.
-    pub max_age: u64,
+    /// Seconds; also the key's TTL, as connect-redis sets it. `None`: a browser-session cookie
+    /// (express-session's `originalMaxAge: null`), and the key lives `ttl` seconds.
+    pub max_age: Option<u64>,
+    pub ttl: u64,
     pub path: &'a str,
     pub domain: Option<&'a str>,
     pub http_only: bool,
@@ -50,7 +64,8 @@ impl<'a> Cookie<'a> {
     /// defaults, alive for `ttl` seconds.
     pub fn standalone(ttl: u64) -> Cookie<'static> {
         Cookie {
-            max_age: ttl,
+            max_age: Some(ttl),
+            ttl,
             path: "/",
             domain: None,
             http_only: true,
@@ -64,7 +79,8 @@ impl<'a> Cookie<'a> {
         match life.cookie {
             None => Cookie::standalone(life.ttl.seconds()),
             Some(c) => Cookie {
-                max_age: c.max_age,
+                max_age: life.max_age,
+                ttl: life.max_age.unwrap_or(life.ttl.seconds()),
                 path: &c.path,
                 domain: c.domain.as_deref(),
                 http_only: c.http_only,
@@ -74,21 +90,29 @@ impl<'a> Cookie<'a> {
         }
     }
 
-    /// The key's TTL in seconds: the cookie's lifetime.
+    /// The key's TTL in seconds: the cookie's lifetime, or `ttl` for a browser-session cookie.
     pub fn ttl(&self) -> u64 {
-        self.max_age
+        self.ttl
     }
 
     /// express-session's cookie object for a write now.
     pub fn to_json(&self) -> Json {
         let mut o = Map::new();
-        o.insert(
-            "originalMaxAge".into(),
-            Json::from(self.max_age.saturating_mul(1000)),
-        );
-        let ms = i64::try_from(self.max_age.saturating_mul(1000)).unwrap_or(i64::MAX);
-        let expires = clock::now_ms().saturating_add(ms);
-        o.insert("expires".into(), Json::from(clock::iso_date(expires)));
+        match self.max_age {
+            Some(max_age) => {
+                o.insert(
+                    "originalMaxAge".into(),
+                    Json::from(max_age.saturating_mul(1000)),
+                );
+                let ms = i64::try_from(max_age.saturating_mul(1000)).unwrap_or(i64::MAX);
+                let expires = clock::now_ms().saturating_add(ms);
+                o.insert("expires".into(), Json::from(clock::iso_date(expires)));
+            }
+            None => {
+                o.insert("originalMaxAge".into(), Json::Null);
+                o.insert("expires".into(), Json::Null);
+            }
+        }
         o.insert("secure".into(), Json::from(self.secure));
         o.insert("httpOnly".into(), Json::from(self.http_only));
         if let Some(d) = self.domain {
@@ -170,16 +194,78 @@ pub fn parse_object(raw: &[u8]) -> Result<Map<String, Json>, String> {
     }
 }
 
-/// A stored JSON session -> record (without express-session's cookie object).
+/// The bookkeeping of a stored JSON session: `__meta` (created, stale, owner) as Lua wrote it,
+/// and the session's own lifetime from express-session's `cookie.originalMaxAge`, which both
+/// sides keep (null: a browser-session cookie).
+fn meta_of(map: &Map<String, Json>) -> Meta {
+    let mut meta = Meta::default();
+    if let Some(Json::Object(m)) = map.get(META_KEY) {
+        let int = |k: &str| {
+            m.get(k)
+                .and_then(Json::as_f64)
+                .filter(|f| f.fract() == 0.0)
+                .map(|f| f as i64)
+        };
+        meta.created = int("created");
+        meta.stale = int("stale");
+        meta.owner = m.get("owner").and_then(Json::as_str).map(String::from);
+    }
+    if let Some(Json::Object(c)) = map.get(COOKIE_KEY) {
+        meta.max_age = match c.get("originalMaxAge") {
+            Some(Json::Null) => Some(MaxAge::Browser),
+            Some(n) => n
+                .as_f64()
+                .filter(|ms| *ms >= 1.0 && *ms < 9.0e15)
+                .map(|ms| MaxAge::Ms(ms as u64)),
+            None => None,
+        };
+    }
+    meta
+}
+
+/// `__meta` as JSON: what Node cannot keep elsewhere (the lifetime lives in the cookie
+/// object); `None` when nothing is left.
+fn meta_json(meta: &Meta) -> Option<Json> {
+    let mut o = Map::new();
+    if let Some(c) = meta.created {
+        o.insert("created".into(), Json::from(c));
+    }
+    if let Some(o2) = &meta.owner {
+        o.insert("owner".into(), Json::from(o2.as_str()));
+    }
+    if let Some(st) = meta.stale {
+        o.insert("stale".into(), Json::from(st));
+    }
+    (!o.is_empty()).then_some(Json::Object(o))
+}
+
+/// Whether a stored JSON session is an id `regenerate` retired: readable during the stale
+/// grace, never written again.
+pub fn retired(raw: &[u8]) -> bool {
+    parse_object(raw).is_ok_and(|map| meta_of(&map).stale.is_some())
+}
+
+/// A stored JSON session -> record (express-session's cookie object becomes the lifetime in
+/// the record's bookkeeping).
 pub fn to_record(raw: &[u8]) -> Result<Record, String> {
     let plain = |e: mlua::Error| {
         crate::engine::message(&e)
             .trim_start_matches("honeymoon_session: ")
             .to_string()
     };
+    let map = parse_object(raw)?;
     let mut entries = codec::Entries::default();
-    for (k, v) in parse_object(raw)? {
-        if k == COOKIE_KEY {
+    let meta = meta_of(&map);
+    if !meta.is_empty() {
+        entries
+            .push(
+                META_KEY.as_bytes(),
+                &meta.encode().map_err(|e| plain(e.into()))?,
+            )
+            .map_err(plain)?;
+    }
+    for (k, v) in map {
+        if k == COOKIE_KEY || k == META_KEY {
             continue;
         }
         if let Some(v) = codec::from_json(&v).map_err(|e| plain(e.into()))? {
@@ -189,11 +275,15 @@ pub fn to_record(raw: &[u8]) -> Result<Record, String> {
     entries.into_record().map_err(plain)
 }
 
-fn json_entry(key: &[u8], value: &[u8]) -> Result<(String, Json), String> {
+/// A record entry as a JSON entry; `None` for bookkeeping that JSON keeps elsewhere.
+fn json_entry(key: &[u8], value: &[u8]) -> Result<Option<(String, Json)>, String> {
     reserved(key)?;
     let key = String::from_utf8(key.to_vec()).map_err(|_| "a session key is not UTF-8")?;
+    if key == META_KEY {
+        return Ok(meta_json(&Meta::from_value(value)).map(|v| (key, v)));
+    }
     let value = codec::to_json(&key, value)?;
-    Ok((key, value))
+    Ok(Some((key, value)))
 }
 
 /// A whole session's stored JSON, with the cookie object.
@@ -203,8 +293,9 @@ pub fn from_record(record: &Record, cookie: &Cookie) -> Result<String, String> {
         .entries()
         .map_err(|_| "the session record is not one this module encoded".to_string())?;
     for (k, v) in entries {
-        let (k, v) = json_entry(k, v)?;
-        map.insert(k, v);
+        if let Some((k, v)) = json_entry(k, v)? {
+            map.insert(k, v);
+        }
     }
     map.insert(COOKIE_KEY.into(), cookie.to_json());
     Ok(Json::Object(map).to_string())
@@ -219,14 +310,17 @@ pub struct JsonChanges {
 impl JsonChanges {
     pub fn of(changes: &Changes) -> Result<JsonChanges, String> {
         let mut set = Vec::with_capacity(changes.set.len());
-        for (k, v) in &changes.set {
-            set.push(json_entry(k, v)?);
-        }
-        let removed = changes
+        let mut removed: Vec<String> = changes
             .removed
             .iter()
             .map(|k| String::from_utf8_lossy(k).into_owned())
             .collect();
+        for (k, v) in &changes.set {
+            match json_entry(k, v)? {
+                Some(entry) => set.push(entry),
+                None => removed.push(META_KEY.into()),
+            }
+        }
         Ok(JsonChanges { set, removed })
     }
 
@@ -306,7 +400,8 @@ mod tests {
     #[test]
     fn the_cookie_object_follows_the_config() {
         let c = Cookie {
-            max_age: 600,
+            max_age: Some(600),
+            ttl: 600,
             path: "/app",
             domain: Some("example.com"),
             http_only: false,
@@ -324,6 +419,48 @@ mod tests {
         assert!(d.get("sameSite").is_none() && d.get("domain").is_none());
         // A lifetime too long for milliseconds saturates instead of overflowing.
         let _ = Cookie::standalone(u64::MAX).to_json();
+        // A browser-session cookie: express-session's nulls, and the key still expires.
+        let b = Cookie {
+            max_age: None,
+            ttl: 60,
+            ..c
+        };
+        assert!(b.to_json()["originalMaxAge"].is_null() && b.to_json()["expires"].is_null());
+        assert_eq!(b.ttl(), 60);
+    }
+
+    #[test]
+    fn node_lifetimes_and_lua_bookkeeping_round_trip() {
+        // A Node-written 30-day session: the lifetime comes back from the cookie object.
+        let node = br#"{"n":1,"cookie":{"originalMaxAge":2592000000,"expires":"2026-12-29T00:00:00.000Z","httpOnly":true,"path":"/"}}"#;
+        let r = to_record(node).unwrap();
+        assert_eq!(
+            Meta::of_record(&r.0).max_age,
+            Some(MaxAge::Ms(2_592_000_000))
+        );
+        let browser = br#"{"cookie":{"originalMaxAge":null,"expires":null,"path":"/"}}"#;
+        assert_eq!(
+            Meta::of_record(&to_record(browser).unwrap().0).max_age,
+            Some(MaxAge::Browser)
+        );
+        // Lua's bookkeeping goes to __meta, without the lifetime (the cookie object has it).
+        let meta = Meta {
+            created: Some(5),
+            max_age: Some(MaxAge::Ms(2_592_000_000)),
+            stale: None,
+            owner: Some("u1".into()),
+        };
+        let with = codec::meta::with_meta(&r.0, &meta).unwrap();
+        let json = from_record(&with, &Cookie::standalone(60)).unwrap();
+        assert!(
+            json.contains(r#""__meta":{"created":5,"owner":"u1"}"#),
+            "{json}"
+        );
+        assert!(!retired(json.as_bytes()));
+        let back = Meta::of_record(&to_record(json.as_bytes()).unwrap().0);
+        assert_eq!((back.created, back.owner.as_deref()), (Some(5), Some("u1")));
+        let stale = br#"{"__meta":{"stale":1},"cookie":{}}"#;
+        assert!(retired(stale));
     }
 
     #[test]

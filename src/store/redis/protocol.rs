@@ -354,7 +354,9 @@ impl LuaUserData for Replies {
 /// A session config's lifetime as the stored cookie object describes it, owned (the `life`
 /// table of the record-store contract; nil for a store method called directly).
 struct Life {
-    max_age: u64,
+    /// `None`: a browser-session cookie (`life.maxAge = false`).
+    max_age: Option<u64>,
+    ttl: u64,
     path: String,
     domain: Option<String>,
     http_only: bool,
@@ -366,6 +368,7 @@ impl Life {
     fn cookie(&self) -> Cookie<'_> {
         Cookie {
             max_age: self.max_age,
+            ttl: self.ttl,
             path: &self.path,
             domain: self.domain.as_deref(),
             http_only: self.http_only,
@@ -393,6 +396,7 @@ fn life_of(ttl: &LuaValue, life: Option<&LuaTable>) -> Result<Life, String> {
         let c = Cookie::standalone(ttl);
         return Ok(Life {
             max_age: c.max_age,
+            ttl: c.ttl,
             path: c.path.into(),
             domain: None,
             http_only: c.http_only,
@@ -414,7 +418,10 @@ fn life_of(ttl: &LuaValue, life: Option<&LuaTable>) -> Result<Life, String> {
             )),
         }
     };
-    let max_age = seconds(&get("maxAge")?, "life.maxAge")?.unwrap_or(ttl);
+    let max_age = match get("maxAge")? {
+        LuaValue::Boolean(false) => None,
+        other => Some(seconds(&other, "life.maxAge")?.unwrap_or(ttl)),
+    };
     let http_only = !matches!(get("httpOnly")?, LuaValue::Boolean(false));
     let secure = matches!(get("secure")?, LuaValue::Boolean(true));
     let same_site = match get("sameSite")? {
@@ -439,6 +446,7 @@ fn life_of(ttl: &LuaValue, life: Option<&LuaTable>) -> Result<Life, String> {
     };
     Ok(Life {
         max_age,
+        ttl: max_age.unwrap_or(ttl),
         path: string("path")?.unwrap_or_else(|| "/".into()),
         domain: string("domain")?,
         http_only,
@@ -461,6 +469,8 @@ pub fn lua_exports(lua: &Lua) -> LuaResult<LuaTable> {
         lua.create_function(|_, ()| Ok(Replies::default()))?,
     )?;
     t.set("CAS", CAS)?;
+    t.set("TOUCH", format::TOUCH)?;
+    t.set("TOUCH_SHA", redis::Script::new(format::TOUCH).get_hash())?;
     t.set("CAS_SHA", redis::Script::new(CAS).get_hash())?;
     t.set("MERGE_ATTEMPTS", MERGE_ATTEMPTS)?;
     t.set(
@@ -501,6 +511,10 @@ pub fn lua_exports(lua: &Lua) -> LuaResult<LuaTable> {
                 };
                 let cookie = life.cookie();
                 let base = base.as_bytes();
+                // An id `regenerate` retired is never written again: false, as for a gone one.
+                if format::retired(&base) {
+                    return false.into_lua_multi(lua);
+                }
                 match JsonChanges::of(&changes).and_then(|c| c.apply(&base, &cookie)) {
                     Ok(json) => (json, cookie.ttl(), format::sha1_hex(&base)).into_lua_multi(lua),
                     Err(why) => nil_why(lua, why),
@@ -512,7 +526,7 @@ pub fn lua_exports(lua: &Lua) -> LuaResult<LuaTable> {
         "ttl",
         lua.create_function(|lua, (ttl, life): (LuaValue, Option<LuaTable>)| {
             match life_of(&ttl, life.as_ref()) {
-                Ok(l) => l.max_age.into_lua_multi(lua),
+                Ok(l) => l.ttl.into_lua_multi(lua),
                 Err(why) => nil_why(lua, why),
             }
         })?,
@@ -529,7 +543,7 @@ pub fn lua_exports(lua: &Lua) -> LuaResult<LuaTable> {
     t.set(
         "data",
         lua.create_function(|lua, record: LuaString| {
-            Record(record.as_bytes().to_vec()).to_table(lua)
+            Record(record.as_bytes().to_vec()).data_table(lua)
         })?,
     )?;
     t.set(
@@ -679,14 +693,28 @@ mod tests {
                 c.secure,
                 c.same_site
             ),
-            (30, "/a", Some("x.org"), false, false, Some(SameSite::Lax))
+            (
+                Some(30),
+                "/a",
+                Some("x.org"),
+                false,
+                false,
+                Some(SameSite::Lax)
+            )
         );
         assert_eq!(
-            life_of(&LuaValue::Nil, None).unwrap().max_age,
+            life_of(&LuaValue::Nil, None).unwrap().ttl,
             86_400,
             "a direct call without ttl keeps a day"
         );
         assert!(life_of(&LuaValue::Integer(0), None).is_err());
+        let browser: LuaTable = lua.load("return { maxAge = false }").eval().unwrap();
+        let b = life_of(&LuaValue::Integer(60), Some(&browser)).unwrap();
+        assert_eq!(
+            (b.max_age, b.ttl),
+            (None, 60),
+            "a browser-session cookie, the key lives ttl"
+        );
         let bad: LuaTable = lua.load("return { sameSite = 'lax ' }").eval().unwrap();
         assert!(life_of(&LuaValue::Integer(1), Some(&bad)).is_err());
     }

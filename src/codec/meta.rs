@@ -1,0 +1,214 @@
+//! A session's own bookkeeping, kept in its record beside the data under the reserved key
+//! `__meta` (never shown as data): when it was created (for `absoluteTimeout`), its own cookie
+//! lifetime (`req.session.cookie.maxAge`), until when a retired id stays readable after
+//! `regenerate` (the stale grace), and its owner (the `index` option's field, for "log out
+//! everywhere"). Every field is optional; a record without `__meta` (an older one, or one
+//! Node wrote) has none.
+//!
+//! The Lua session builds the same map as a table; both encodings go through `write_map`, so
+//! equal bookkeeping encodes equally byte for byte.
+
+use super::{FALSE, INT, MAP, NoMemory, Reader, entries_of, put, write_map, write_str};
+
+/// The record key the bookkeeping lives under.
+pub const META_KEY: &str = "__meta";
+
+/// A session's own cookie lifetime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MaxAge {
+    /// Milliseconds, as express-session's `cookie.maxAge`.
+    Ms(u64),
+    /// A browser-session cookie (express-session's `maxAge = null`).
+    Browser,
+}
+
+impl MaxAge {
+    /// Whole seconds, at least 1.
+    pub fn seconds(ms: u64) -> u64 {
+        ms.div_ceil(1000).max(1)
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// Milliseconds since the epoch.
+    pub created: Option<i64>,
+    pub max_age: Option<MaxAge>,
+    /// Milliseconds since the epoch: this id was retired by `regenerate` and is readable
+    /// (with its old data, and never written) until then.
+    pub stale: Option<i64>,
+    pub owner: Option<String>,
+}
+
+fn int(v: &[u8]) -> Option<i64> {
+    let mut r = Reader::new(v);
+    match r.byte()? {
+        INT => Some(i64::from_le_bytes(r.eight()?)),
+        // An integral float (a Lua 5.1 number written by another interpreter's encoder).
+        super::FLOAT => {
+            let f = f64::from_le_bytes(r.eight()?);
+            (f.fract() == 0.0 && f.abs() < 9.0e15).then_some(f as i64)
+        }
+        _ => None,
+    }
+}
+
+impl Meta {
+    /// The bookkeeping of an encoded `__meta` value; fields of the wrong type are ignored.
+    pub fn from_value(v: &[u8]) -> Meta {
+        let mut m = Meta::default();
+        let Ok(entries) = entries_of(v) else {
+            return m;
+        };
+        for (k, v) in entries {
+            match k {
+                b"created" => m.created = int(v),
+                b"stale" => m.stale = int(v),
+                b"maxAge" if v.first() == Some(&FALSE) => m.max_age = Some(MaxAge::Browser),
+                b"maxAge" => {
+                    m.max_age = int(v)
+                        .and_then(|ms| u64::try_from(ms).ok())
+                        .filter(|&ms| ms > 0)
+                        .map(MaxAge::Ms)
+                }
+                b"owner" => {
+                    let mut r = Reader::new(v);
+                    m.owner = r
+                        .string()
+                        .and_then(|s| std::str::from_utf8(s).ok())
+                        .map(String::from)
+                }
+                _ => {}
+            }
+        }
+        m
+    }
+
+    /// The bookkeeping in a stored record (none when the record has no `__meta`). One walk
+    /// over the top-level keys, without allocating: loads and merges run it.
+    pub fn of_record(record: &[u8]) -> Meta {
+        let mut r = Reader::new(record);
+        if r.byte() != Some(MAP) {
+            return Meta::default();
+        }
+        let Some(n) = r.varint() else {
+            return Meta::default();
+        };
+        for _ in 0..n {
+            let Some(key) = r.string() else { break };
+            let start = r.pos;
+            if r.skip_value(1).is_err() {
+                break;
+            }
+            if key == META_KEY.as_bytes() {
+                return Meta::from_value(record.get(start..r.pos).unwrap_or_default());
+            }
+        }
+        Meta::default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Meta::default()
+    }
+
+    /// The encoded `__meta` value.
+    pub fn encode(&self) -> Result<Vec<u8>, NoMemory> {
+        let mut pairs = Vec::new();
+        let key = |k: &str| -> Result<Vec<u8>, NoMemory> {
+            let mut out = Vec::new();
+            write_str(&mut out, k.as_bytes())?;
+            Ok(out)
+        };
+        let int = |n: i64| -> Result<Vec<u8>, NoMemory> {
+            let mut out = Vec::new();
+            put(&mut out, &[INT])?;
+            put(&mut out, &n.to_le_bytes())?;
+            Ok(out)
+        };
+        if let Some(c) = self.created {
+            pairs.push((key("created")?, int(c)?));
+        }
+        match self.max_age {
+            Some(MaxAge::Ms(ms)) => {
+                pairs.push((key("maxAge")?, int(i64::try_from(ms).unwrap_or(i64::MAX))?))
+            }
+            Some(MaxAge::Browser) => pairs.push((key("maxAge")?, vec![FALSE])),
+            None => {}
+        }
+        if let Some(o) = &self.owner {
+            let mut v = Vec::new();
+            write_str(&mut v, o.as_bytes())?;
+            pairs.push((key("owner")?, v));
+        }
+        if let Some(s) = self.stale {
+            pairs.push((key("stale")?, int(s)?));
+        }
+        let mut out = Vec::new();
+        write_map(&mut out, pairs)?;
+        Ok(out)
+    }
+}
+
+/// `record` with its `__meta` replaced by `meta` (removed when `meta` is empty).
+pub fn with_meta(record: &[u8], meta: &Meta) -> mlua::Result<super::Record> {
+    let value = if meta.is_empty() {
+        None
+    } else {
+        Some(meta.encode()?)
+    };
+    let changes = super::Changes {
+        set: value
+            .map(|v| vec![(META_KEY.as_bytes().to_vec(), v)])
+            .unwrap_or_default(),
+        removed: if meta.is_empty() {
+            vec![META_KEY.as_bytes().to_vec()]
+        } else {
+            Vec::new()
+        },
+    };
+    super::Record::merged(record, &changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mlua::prelude::*;
+
+    #[test]
+    fn lua_tables_and_meta_encode_alike() {
+        let lua = Lua::new();
+        let t: LuaTable = lua
+            .load("return { __meta = { created = 1764400000000, maxAge = false, owner = 'u42', stale = 5 } }")
+            .eval()
+            .unwrap();
+        let record = super::super::Record::from_table(&lua, &t).unwrap();
+        let entries = record.entries().unwrap();
+        let from_lua = entries[0].1;
+        let m = Meta {
+            created: Some(1_764_400_000_000),
+            max_age: Some(MaxAge::Browser),
+            stale: Some(5),
+            owner: Some("u42".into()),
+        };
+        assert_eq!(m.encode().unwrap(), from_lua);
+        assert_eq!(Meta::from_value(from_lua), m);
+        assert_eq!(Meta::of_record(&record.0), m);
+    }
+
+    #[test]
+    fn a_record_without_meta_has_none_and_garbage_is_ignored() {
+        let lua = Lua::new();
+        let t: LuaTable = lua.load("return { a = 1 }").eval().unwrap();
+        let r = super::super::Record::from_table(&lua, &t).unwrap();
+        assert!(Meta::of_record(&r.0).is_empty());
+        assert!(Meta::of_record(b"garbage").is_empty());
+        let m = Meta {
+            max_age: Some(MaxAge::Ms(30 * 86_400_000)),
+            ..Meta::default()
+        };
+        let with = with_meta(&r.0, &m).unwrap();
+        assert_eq!(Meta::of_record(&with.0), m);
+        let without = with_meta(&with.0, &Meta::default()).unwrap();
+        assert_eq!(without, r);
+    }
+}
