@@ -110,12 +110,10 @@ function M.commit(s, m, flags)
             local ok, v = merge(ctx, id, a, b, m.ver, ttl, life)
             if ok then version = v else state, line, snap = "gone", nil, nil end
         elseif op == "replace" then
-            -- A store without merge: the whole session, if the store still holds it and
-            -- regenerate has not retired it (writes of other requests to other keys are lost;
-            -- the README says so).
-            local current = M.get(ctx, id)
-            local meta = current ~= nil and current.__meta
-            if current ~= nil and not (type(meta) == "table" and meta.stale ~= nil) then
+            -- A store without merge: the whole session, if the store still holds it (writes
+            -- of other requests to other keys are lost, and a request that loaded the session
+            -- before regenerate retired it may write it back; the README says so).
+            if M.exists(ctx, id) then
                 call(ctx, "set", id, a, ttl, life)
             else
                 state, line, snap = "gone", nil, nil
