@@ -268,9 +268,8 @@ impl Engine {
             .signer
             .sign(std::str::from_utf8(c.id).unwrap_or_default());
         let value = cookie::encode_value(&signed);
-        self.options
-            .cookie
-            .line(&self.options.name, &value, secure_request)
+        let cookie = &self.options.cookie;
+        cookie.line(&self.options.name, &value, secure_request, cookie.max_age)
     }
 
     /// Decides the commit of `record` (the session as the request left it), and carries it
@@ -481,7 +480,11 @@ impl LuaUserData for Handle {
 fn life_table(lua: &Lua, o: &Options) -> LuaResult<LuaTable> {
     let t = lua.create_table()?;
     t.raw_set("ttl", o.ttl)?;
-    t.raw_set("maxAge", o.cookie.max_age)?;
+    match o.cookie.max_age {
+        Some(m) => t.raw_set("maxAge", m)?,
+        // A browser-session cookie.
+        None => t.raw_set("maxAge", false)?,
+    }
     t.raw_set("path", o.cookie.path.as_str())?;
     t.raw_set("httpOnly", o.cookie.http_only)?;
     match o.cookie.secure {
@@ -495,6 +498,12 @@ fn life_table(lua: &Lua, o: &Options) -> LuaResult<LuaTable> {
     }
     if let Some(d) = &o.cookie.domain {
         t.raw_set("domain", d.as_str())?;
+    }
+    if o.cookie.partitioned {
+        t.raw_set("partitioned", true)?;
+    }
+    if let Some(p) = o.cookie.priority {
+        t.raw_set("priority", p.as_str())?;
     }
     Ok(t)
 }
