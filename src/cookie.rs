@@ -153,6 +153,35 @@ pub enum Secure {
     Auto,
 }
 
+/// The `Priority` attribute (Chrome's; other browsers ignore it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Priority {
+    Low,
+    Medium,
+    High,
+}
+
+impl Priority {
+    /// The attribute's value, as express's `cookie` module writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "Low",
+            Priority::Medium => "Medium",
+            Priority::High => "High",
+        }
+    }
+
+    /// `"low"`, `"medium"` or `"high"` in any case, as express's `cookie` module accepts it.
+    pub fn parse(s: &[u8]) -> Option<Priority> {
+        match s.to_ascii_lowercase().as_slice() {
+            b"low" => Some(Priority::Low),
+            b"medium" => Some(Priority::Medium),
+            b"high" => Some(Priority::High),
+            _ => None,
+        }
+    }
+}
+
 /// Cookie attributes, validated by `options`.
 #[derive(Clone, Debug)]
 pub struct Attributes {
@@ -161,13 +190,18 @@ pub struct Attributes {
     pub http_only: bool,
     pub secure: Secure,
     pub same_site: Option<SameSite>,
-    /// Cookie lifetime in seconds (cookie.maxAge, else ttl).
-    pub max_age: u64,
+    /// CHIPS's `Partitioned` (options make sure it comes with `secure = Always`).
+    pub partitioned: bool,
+    pub priority: Option<Priority>,
+    /// Cookie lifetime in seconds (cookie.maxAge, else ttl); None for a browser-session cookie
+    /// (cookie.maxAge = false): no Max-Age and no Expires, gone when the browser closes.
+    pub max_age: Option<u64>,
 }
 
 impl Attributes {
     /// A Set-Cookie line carrying `value` (already encoded), alive for `max_age` seconds from
-    /// now; without Max-Age and Expires (a browser-session cookie) for `None`.
+    /// now (`Max-Age` and `Expires`), or for the browser session when `max_age` is None.
+    /// The engine passes `self.max_age`; a per-session lifetime may differ.
     pub fn line(
         &self,
         name: &str,
@@ -187,6 +221,7 @@ impl Attributes {
         self.build(name, "", Some((0, 0)), secure_request)
     }
 
+    /// `life` is `(Max-Age, Expires in ms since the epoch)`, or None for neither.
     fn build(
         &self,
         name: &str,
@@ -194,7 +229,7 @@ impl Attributes {
         life: Option<(u64, i64)>,
         secure_request: bool,
     ) -> String {
-        let mut s = String::with_capacity(160);
+        let mut s = String::with_capacity(192);
         s.push_str(name);
         s.push('=');
         s.push_str(value);
@@ -220,6 +255,14 @@ impl Attributes {
         };
         if secure {
             s.push_str("; Secure");
+        }
+        // express's `cookie` module's order: Partitioned and Priority before SameSite.
+        if self.partitioned {
+            s.push_str("; Partitioned");
+        }
+        if let Some(p) = self.priority {
+            s.push_str("; Priority=");
+            s.push_str(p.as_str());
         }
         if let Some(ss) = self.same_site {
             s.push_str("; SameSite=");
@@ -309,17 +352,23 @@ mod tests {
         );
     }
 
-    #[test]
-    fn builds_set_cookie_lines() {
-        let a = Attributes {
+    fn attributes() -> Attributes {
+        Attributes {
             path: "/".into(),
             domain: Some("example.com".into()),
             http_only: true,
             secure: Secure::Auto,
             same_site: Some(SameSite::Lax),
-            max_age: 60,
-        };
-        let line = a.line("sid", "v", true, Some(a.max_age));
+            partitioned: false,
+            priority: None,
+            max_age: Some(60),
+        }
+    }
+
+    #[test]
+    fn builds_set_cookie_lines() {
+        let a = attributes();
+        let line = a.line("sid", "v", true, a.max_age);
         assert!(line.starts_with("sid=v; Path=/; Domain=example.com; Max-Age=60; Expires="));
         assert!(line.ends_with("GMT; HttpOnly; Secure; SameSite=Lax"));
         let clear = a.clearing_line("sid", false);
@@ -327,6 +376,72 @@ mod tests {
             clear,
             "sid=; Path=/; Domain=example.com; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax"
         );
+    }
+
+    #[test]
+    fn the_lifetime_is_the_callers() {
+        let a = attributes();
+        let line = a.line("sid", "v", false, Some(3600));
+        assert!(line.contains("; Max-Age=3600; Expires="), "{line}");
+        let expires = line
+            .split("; ")
+            .find_map(|p| p.strip_prefix("Expires="))
+            .unwrap_or_default();
+        // Within a second of the expected date (the clock may tick between the two reads).
+        let want = |ms: i64| clock::http_date(ms);
+        let now = clock::now_ms();
+        assert!(
+            [want(now + 3_600_000), want(now + 3_599_000)].contains(&expires.to_string()),
+            "{expires}"
+        );
+        // A browser-session cookie: neither Max-Age nor Expires.
+        assert_eq!(
+            a.line("sid", "v", false, None),
+            "sid=v; Path=/; Domain=example.com; HttpOnly; SameSite=Lax"
+        );
+        // The longest lifetime options allow still makes a date, and nothing overflows.
+        let _ = a.line("sid", "v", false, Some(u64::MAX));
+    }
+
+    #[test]
+    fn partitioned_and_priority_come_before_same_site() {
+        let a = Attributes {
+            secure: Secure::Always,
+            same_site: Some(SameSite::None),
+            partitioned: true,
+            priority: Some(Priority::High),
+            domain: None,
+            ..attributes()
+        };
+        assert_eq!(
+            a.line("__Host-sid", "v", false, None),
+            "__Host-sid=v; Path=/; HttpOnly; Secure; Partitioned; Priority=High; SameSite=None"
+        );
+        let clear = a.clearing_line("__Host-sid", false);
+        assert!(
+            clear.ends_with("GMT; HttpOnly; Secure; Partitioned; Priority=High; SameSite=None"),
+            "{clear}"
+        );
+        let low = Attributes {
+            priority: Some(Priority::Low),
+            same_site: None,
+            ..attributes()
+        };
+        assert!(
+            low.line("s", "v", false, None)
+                .ends_with("; HttpOnly; Priority=Low")
+        );
+    }
+
+    #[test]
+    fn priority_parses_in_any_case() {
+        assert_eq!(Priority::parse(b"high"), Some(Priority::High));
+        assert_eq!(Priority::parse(b"MEDIUM"), Some(Priority::Medium));
+        assert_eq!(Priority::parse(b"Low"), Some(Priority::Low));
+        assert_eq!(Priority::parse(b"low "), None);
+        assert_eq!(Priority::parse(b""), None);
+        assert_eq!(Priority::parse(b"urgent"), None);
+        assert_eq!(Priority::Medium.as_str(), "Medium");
     }
 }
 

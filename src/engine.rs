@@ -250,7 +250,7 @@ impl Engine {
                 (s, Some(s))
             }
             Some(MaxAge::Browser) => (self.options.ttl, None),
-            None => (self.options.ttl, Some(config)),
+            None => (self.options.ttl, config),
         };
         if let Some(left) = self.time_left(meta, now) {
             // Never past the absolute end, and at least a second (an expired one is refused at
@@ -669,7 +669,11 @@ impl LuaUserData for Handle {
 fn life_table(lua: &Lua, o: &Options) -> LuaResult<LuaTable> {
     let t = lua.create_table()?;
     t.raw_set("ttl", o.ttl)?;
-    t.raw_set("maxAge", o.cookie.max_age)?;
+    match o.cookie.max_age {
+        Some(m) => t.raw_set("maxAge", m)?,
+        // A browser-session cookie.
+        None => t.raw_set("maxAge", false)?,
+    }
     t.raw_set("path", o.cookie.path.as_str())?;
     t.raw_set("httpOnly", o.cookie.http_only)?;
     match o.cookie.secure {
@@ -683,6 +687,12 @@ fn life_table(lua: &Lua, o: &Options) -> LuaResult<LuaTable> {
     }
     if let Some(d) = &o.cookie.domain {
         t.raw_set("domain", d.as_str())?;
+    }
+    if o.cookie.partitioned {
+        t.raw_set("partitioned", true)?;
+    }
+    if let Some(p) = o.cookie.priority {
+        t.raw_set("priority", p.as_str())?;
     }
     Ok(t)
 }

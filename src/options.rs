@@ -1,7 +1,7 @@
 //! The options table given to `session(opts)`: every default and every validation error.
 //! Bad options fail here, at setup, never at request time.
 
-use crate::cookie::{Attributes, SameSite, Secure, Signer};
+use crate::cookie::{Attributes, Priority, SameSite, Secure, Signer};
 use crate::id;
 use mlua::prelude::*;
 use std::sync::OnceLock;
@@ -52,7 +52,16 @@ const TOP: &[&str] = &[
     "staleGrace",
     "index",
 ];
-const COOKIE: &[&str] = &["path", "httpOnly", "secure", "sameSite", "maxAge", "domain"];
+const COOKIE: &[&str] = &[
+    "path",
+    "httpOnly",
+    "secure",
+    "sameSite",
+    "maxAge",
+    "domain",
+    "partitioned",
+    "priority",
+];
 
 fn err(msg: String) -> LuaError {
     LuaError::runtime(format!("honeymoon_session: {msg}"))
@@ -112,12 +121,13 @@ fn whole_seconds(v: &LuaValue, min: u64) -> Option<u64> {
     (n.fract() == 0.0 && (min as f64..=3_153_600_000.0).contains(&n)).then_some(n as u64)
 }
 
-fn seconds(t: &LuaTable, key: &str, label: &str) -> LuaResult<Option<u64>> {
+/// Whole seconds from 1 to 100 years; `also` names what else the option accepts.
+fn seconds(t: &LuaTable, key: &str, label: &str, also: &str) -> LuaResult<Option<u64>> {
     match t.raw_get::<LuaValue>(key)? {
         LuaValue::Nil => Ok(None),
         v => whole_seconds(&v, 1).map(Some).ok_or_else(|| {
             err(format!(
-                "{label} must be a whole number of seconds from 1 to 3153600000, got {}",
+                "{label} must be a whole number of seconds from 1 to 3153600000{also}, got {}",
                 describe(&v)
             ))
         }),
@@ -196,6 +206,59 @@ fn secrets(v: LuaValue) -> LuaResult<Vec<Vec<u8>>> {
     }
 }
 
+fn secure_text(secure: Secure) -> &'static str {
+    match secure {
+        Secure::Always => "true",
+        Secure::Never => "false",
+        Secure::Auto => "\"auto\"",
+    }
+}
+
+fn auto_note(secure: Secure) -> &'static str {
+    if secure == Secure::Auto {
+        "; \"auto\" is not enough, it leaves Secure off over plain HTTP"
+    } else {
+        ""
+    }
+}
+
+/// The cookie name prefixes browsers enforce (RFC 6265bis, matched in any case, as browsers
+/// match them): `__Secure-` needs Secure; `__Host-` needs Secure, `Path=/` and no Domain.
+/// A browser refuses such a cookie outright, so the options are refused here, at setup.
+fn check_prefix(name: &str, a: &Attributes) -> LuaResult<()> {
+    let has = |prefix: &str| {
+        name.as_bytes()
+            .get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix.as_bytes()))
+    };
+    let (prefix, needs) = if has("__Host-") {
+        (
+            "__Host-",
+            "cookie.secure = true, cookie.path = \"/\" and no cookie.domain",
+        )
+    } else if has("__Secure-") {
+        ("__Secure-", "cookie.secure = true")
+    } else {
+        return Ok(());
+    };
+    let got = if a.secure != Secure::Always {
+        format!(
+            "cookie.secure = {}{}",
+            secure_text(a.secure),
+            auto_note(a.secure)
+        )
+    } else if prefix == "__Host-" && a.path != "/" {
+        format!("cookie.path = {:?}", a.path)
+    } else if let (true, Some(d)) = (prefix == "__Host-", &a.domain) {
+        format!("cookie.domain = {d:?}")
+    } else {
+        return Ok(());
+    };
+    Err(err(format!(
+        "name {name:?} needs {needs} (browsers refuse {prefix} cookies otherwise), got {got}"
+    )))
+}
+
 impl Options {
     /// Parses and validates `opts`; returns the options and the `store` value, if given.
     pub fn parse(opts: Option<LuaTable>, lua: &Lua) -> LuaResult<(Options, LuaValue)> {
@@ -216,7 +279,7 @@ impl Options {
             }
         };
         let signer = Signer::new(&secrets(opts.raw_get("secret")?)?);
-        let ttl = seconds(&opts, "ttl", "ttl")?.unwrap_or(86_400);
+        let ttl = seconds(&opts, "ttl", "ttl", "")?.unwrap_or(86_400);
 
         let cookie = match opts.raw_get::<LuaValue>("cookie")? {
             LuaValue::Nil => lua.create_table()?,
@@ -265,14 +328,50 @@ impl Options {
                 "cookie.path must start with \"/\", got {path:?}"
             )));
         }
+        let partitioned = boolean(&cookie, "partitioned", "cookie.partitioned", false)?;
+        if partitioned && secure != Secure::Always {
+            return Err(err(format!(
+                "cookie.partitioned = true needs cookie.secure = true, got cookie.secure = {} (browsers drop Partitioned cookies that are not Secure{})",
+                secure_text(secure),
+                auto_note(secure)
+            )));
+        }
+        let priority = match cookie.raw_get::<LuaValue>("priority")? {
+            LuaValue::Nil | LuaValue::Boolean(false) => None,
+            LuaValue::String(s) if Priority::parse(&s.as_bytes()).is_some() => {
+                Priority::parse(&s.as_bytes())
+            }
+            other => {
+                return Err(err(format!(
+                    "cookie.priority must be \"Low\", \"Medium\" or \"High\" (in any case), got {}",
+                    describe(&other)
+                )));
+            }
+        };
+        // false: a browser-session cookie (no Max-Age, no Expires); the store keeps ttl.
+        let max_age = match cookie.raw_get::<LuaValue>("maxAge")? {
+            LuaValue::Boolean(false) => None,
+            _ => Some(
+                seconds(
+                    &cookie,
+                    "maxAge",
+                    "cookie.maxAge",
+                    ", or false for a browser-session cookie",
+                )?
+                .unwrap_or(ttl),
+            ),
+        };
         let attributes = Attributes {
             path,
             domain: attribute_text(&cookie, "domain", "cookie.domain")?,
             http_only: boolean(&cookie, "httpOnly", "cookie.httpOnly", true)?,
             secure,
             same_site,
-            max_age: seconds(&cookie, "maxAge", "cookie.maxAge")?.unwrap_or(ttl),
+            partitioned,
+            priority,
+            max_age,
         };
+        check_prefix(&name, &attributes)?;
 
         let max_size = match opts.raw_get::<LuaValue>("maxSize")? {
             LuaValue::Nil => DEFAULT_MAX_SIZE,
@@ -312,7 +411,7 @@ impl Options {
                 }
                 _ => {
                     return Err(err(format!(
-                        "index must name a session data field (not a method name, \"__flash\" or \"__meta\"), got {}",
+                        "index must name a session data field (not a method name, \"cookie\", \"__flash\" or \"__meta\"), got {}",
                         describe(&LuaValue::String(s))
                     )));
                 }
@@ -341,7 +440,7 @@ impl Options {
                 )?,
                 cookie: attributes,
                 max_size,
-                absolute_timeout: seconds(&opts, "absoluteTimeout", "absoluteTimeout")?,
+                absolute_timeout: seconds(&opts, "absoluteTimeout", "absoluteTimeout", "")?,
                 stale_grace,
                 index,
             },
@@ -372,8 +471,10 @@ mod tests {
         assert!(o.cookie.http_only);
         assert_eq!(o.cookie.secure, Secure::Never);
         assert_eq!(o.cookie.same_site, Some(SameSite::Lax));
-        assert_eq!(o.cookie.max_age, 86_400);
+        assert_eq!(o.cookie.max_age, Some(86_400));
         assert_eq!(o.cookie.domain, None);
+        assert!(!o.cookie.partitioned);
+        assert_eq!(o.cookie.priority, None);
         assert_eq!(o.max_size, 4 * 1024 * 1024);
         assert_eq!(parse("return { maxSize = 1024 }").unwrap().max_size, 1024);
         assert_eq!(o.absolute_timeout, None);
@@ -385,6 +486,44 @@ mod tests {
             (o.index.as_deref(), o.absolute_timeout),
             (Some("userId"), Some(60))
         );
+    }
+
+    #[test]
+    fn new_cookie_attributes() {
+        let o = parse("return { cookie = { secure = true, partitioned = true, priority = 'high', maxAge = false } }").unwrap();
+        assert!(o.cookie.partitioned);
+        assert_eq!(o.cookie.priority, Some(Priority::High));
+        assert_eq!(o.cookie.max_age, None);
+        assert_eq!(o.ttl, 86_400, "the store keeps its lifetime");
+        for (src, want) in [("'Low'", Priority::Low), ("'MEDIUM'", Priority::Medium)] {
+            let o = parse(&format!("return {{ cookie = {{ priority = {src} }} }}")).unwrap();
+            assert_eq!(o.cookie.priority, Some(want));
+        }
+        assert_eq!(
+            parse("return { cookie = { priority = false } }")
+                .unwrap()
+                .cookie
+                .priority,
+            None
+        );
+        assert_eq!(
+            parse("return { ttl = 50, cookie = { maxAge = 7 } }")
+                .unwrap()
+                .cookie
+                .max_age,
+            Some(7)
+        );
+        assert_eq!(
+            parse("return { ttl = 50 }").unwrap().cookie.max_age,
+            Some(50)
+        );
+        // The prefixes, when their rules hold.
+        assert!(parse("return { name = '__Host-sid', cookie = { secure = true } }").is_ok());
+        assert!(parse("return { name = '__Secure-sid', cookie = { secure = true, path = '/a', domain = 'example.com' } }").is_ok());
+        // Only a prefix counts: these names merely contain the words.
+        assert!(parse("return { name = 'sid__Host-' }").is_ok());
+        assert!(parse("return { name = '__Host' }").is_ok());
+        assert!(parse("return { name = '__Hostx-sid' }").is_ok());
     }
 
     #[test]
@@ -448,6 +587,58 @@ mod tests {
             (
                 "return { index = 5 }",
                 "index must be the name of a session field",
+            ),
+            (
+                "return { cookie = { maxAge = true } }",
+                "cookie.maxAge must be a whole number of seconds from 1 to 3153600000, or false for a browser-session cookie, got true",
+            ),
+            (
+                "return { cookie = { partitioned = 'yes' } }",
+                "cookie.partitioned must be true or false, got \"yes\"",
+            ),
+            (
+                "return { cookie = { partitioned = true } }",
+                "cookie.partitioned = true needs cookie.secure = true, got cookie.secure = false",
+            ),
+            (
+                "return { cookie = { partitioned = true, secure = 'auto' } }",
+                "got cookie.secure = \"auto\" (browsers drop Partitioned cookies that are not Secure; \"auto\" is not enough",
+            ),
+            (
+                "return { cookie = { priority = 'urgent' } }",
+                "cookie.priority must be \"Low\", \"Medium\" or \"High\" (in any case), got \"urgent\"",
+            ),
+            (
+                "return { cookie = { priority = 'high ' } }",
+                "got \"high \"",
+            ),
+            (
+                "return { cookie = { priority = 1 } }",
+                "cookie.priority must be",
+            ),
+            (
+                "return { name = '__Host-sid' }",
+                "name \"__Host-sid\" needs cookie.secure = true, cookie.path = \"/\" and no cookie.domain (browsers refuse __Host- cookies otherwise), got cookie.secure = false",
+            ),
+            (
+                "return { name = '__Host-sid', cookie = { secure = 'auto' } }",
+                "got cookie.secure = \"auto\"; \"auto\" is not enough",
+            ),
+            (
+                "return { name = '__Host-sid', cookie = { secure = true, path = '/app' } }",
+                "got cookie.path = \"/app\"",
+            ),
+            (
+                "return { name = '__host-sid', cookie = { secure = true, domain = 'example.com' } }",
+                "name \"__host-sid\" needs cookie.secure = true, cookie.path = \"/\" and no cookie.domain (browsers refuse __Host- cookies otherwise), got cookie.domain = \"example.com\"",
+            ),
+            (
+                "return { name = '__Secure-sid', cookie = { secure = 'auto' } }",
+                "name \"__Secure-sid\" needs cookie.secure = true (browsers refuse __Secure- cookies otherwise), got cookie.secure = \"auto\"",
+            ),
+            (
+                "return { name = '__SECURE-sid' }",
+                "got cookie.secure = false",
             ),
         ];
         for (src, want) in cases {

@@ -7,11 +7,13 @@
 ---@field httpOnly? boolean default true
 ---@field secure? boolean|"auto" default false
 ---@field sameSite? "Strict"|"Lax"|"None"|false default "Lax"
----@field maxAge? integer seconds; overrides ttl for the cookie only
+---@field maxAge? integer|false seconds, overriding ttl for the cookie only; false: a browser-session cookie (no Max-Age, no Expires; the store still keeps ttl)
 ---@field domain? string
+---@field partitioned? boolean default false; adds Partitioned (CHIPS), requires secure = true
+---@field priority? "Low"|"Medium"|"High"|"low"|"medium"|"high"|false any case; adds Priority=
 
 ---@class honeymoon_session.Options
----@field name? string cookie name, default "honeymoon.sid"
+---@field name? string cookie name, default "honeymoon.sid"; "__Host-" and "__Secure-" names need cookie.secure = true ("__Host-" also path "/" and no domain)
 ---@field secret? string|string[] first signs, all verify; default: random per process
 ---@field ttl? integer store lifetime in seconds, default 86400
 ---@field rolling? boolean

@@ -12,7 +12,7 @@
 use crate::clock;
 use crate::codec::meta::{META_KEY, MaxAge, Meta};
 use crate::codec::{self, Changes, Record};
-use crate::cookie::{SameSite, Secure};
+use crate::cookie::{Priority, SameSite, Secure};
 use crate::store::Lifetime;
 use serde_json::{Map, Value as Json};
 
@@ -47,16 +47,20 @@ return 1
 /// What express-session's stored `cookie` object says, and so the TTL of a write.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cookie<'a> {
-    /// Seconds; also the key's TTL, as connect-redis sets it. `None`: a browser-session cookie
-    /// (express-session's `originalMaxAge: null`), and the key lives `ttl` seconds.
+    /// Seconds; also the key's TTL, as connect-redis sets it. None for a browser-session
+    /// cookie (`cookie.maxAge = false`): express-session stores `originalMaxAge` and
+    /// `expires` as null, and the key lives `store_ttl` seconds.
     pub max_age: Option<u64>,
-    pub ttl: u64,
+    /// The session's ttl: the key's TTL when the cookie has no lifetime of its own.
+    pub store_ttl: u64,
     pub path: &'a str,
     pub domain: Option<&'a str>,
     pub http_only: bool,
     /// `"auto"` is stored as false, as express-session stores it before a request decides.
     pub secure: bool,
     pub same_site: Option<SameSite>,
+    pub partitioned: bool,
+    pub priority: Option<Priority>,
 }
 
 impl<'a> Cookie<'a> {
@@ -65,12 +69,14 @@ impl<'a> Cookie<'a> {
     pub fn standalone(ttl: u64) -> Cookie<'static> {
         Cookie {
             max_age: Some(ttl),
-            ttl,
+            store_ttl: ttl,
             path: "/",
             domain: None,
             http_only: true,
             secure: false,
             same_site: None,
+            partitioned: false,
+            priority: None,
         }
     }
 
@@ -80,39 +86,45 @@ impl<'a> Cookie<'a> {
             None => Cookie::standalone(life.ttl.seconds()),
             Some(c) => Cookie {
                 max_age: life.max_age,
-                ttl: life.max_age.unwrap_or(life.ttl.seconds()),
+                store_ttl: life.ttl.seconds(),
                 path: &c.path,
                 domain: c.domain.as_deref(),
                 http_only: c.http_only,
                 secure: c.secure == Secure::Always,
                 same_site: c.same_site,
+                partitioned: c.partitioned,
+                priority: c.priority,
             },
         }
     }
 
-    /// The key's TTL in seconds: the cookie's lifetime, or `ttl` for a browser-session cookie.
+    /// The key's TTL in seconds: the cookie's lifetime, else the session's ttl.
     pub fn ttl(&self) -> u64 {
-        self.ttl
+        self.max_age.unwrap_or(self.store_ttl)
     }
 
     /// express-session's cookie object for a write now.
     pub fn to_json(&self) -> Json {
+        // express-session's key order: originalMaxAge, partitioned, priority, expires, ...
         let mut o = Map::new();
-        match self.max_age {
-            Some(max_age) => {
-                o.insert(
-                    "originalMaxAge".into(),
-                    Json::from(max_age.saturating_mul(1000)),
-                );
-                let ms = i64::try_from(max_age.saturating_mul(1000)).unwrap_or(i64::MAX);
-                let expires = clock::now_ms().saturating_add(ms);
-                o.insert("expires".into(), Json::from(clock::iso_date(expires)));
-            }
-            None => {
-                o.insert("originalMaxAge".into(), Json::Null);
-                o.insert("expires".into(), Json::Null);
-            }
+        let ms = self.max_age.map(|m| m.saturating_mul(1000));
+        o.insert("originalMaxAge".into(), ms.map_or(Json::Null, Json::from));
+        if self.partitioned {
+            o.insert("partitioned".into(), Json::from(true));
         }
+        if let Some(p) = self.priority {
+            let v = match p {
+                Priority::Low => "low",
+                Priority::Medium => "medium",
+                Priority::High => "high",
+            };
+            o.insert("priority".into(), Json::from(v));
+        }
+        let expires = ms.map_or(Json::Null, |ms| {
+            let ms = i64::try_from(ms).unwrap_or(i64::MAX);
+            Json::from(clock::iso_date(clock::now_ms().saturating_add(ms)))
+        });
+        o.insert("expires".into(), expires);
         o.insert("secure".into(), Json::from(self.secure));
         o.insert("httpOnly".into(), Json::from(self.http_only));
         if let Some(d) = self.domain {
@@ -401,14 +413,18 @@ mod tests {
     fn the_cookie_object_follows_the_config() {
         let c = Cookie {
             max_age: Some(600),
-            ttl: 600,
+            store_ttl: 3600,
             path: "/app",
             domain: Some("example.com"),
             http_only: false,
             secure: true,
             same_site: Some(SameSite::Strict),
+            partitioned: false,
+            priority: None,
         };
+        assert_eq!(c.ttl(), 600);
         let j = c.to_json();
+        assert!(j.get("partitioned").is_none() && j.get("priority").is_none());
         assert_eq!(j["originalMaxAge"], 600_000);
         assert_eq!(j["path"], "/app");
         assert_eq!(j["domain"], "example.com");
@@ -422,7 +438,7 @@ mod tests {
         // A browser-session cookie: express-session's nulls, and the key still expires.
         let b = Cookie {
             max_age: None,
-            ttl: 60,
+            store_ttl: 60,
             ..c
         };
         assert!(b.to_json()["originalMaxAge"].is_null() && b.to_json()["expires"].is_null());
@@ -461,6 +477,25 @@ mod tests {
         assert_eq!((back.created, back.owner.as_deref()), (Some(5), Some("u1")));
         let stale = br#"{"__meta":{"stale":1},"cookie":{}}"#;
         assert!(retired(stale));
+    }
+
+    #[test]
+    fn the_cookie_object_carries_chips_priority_and_browser_sessions() {
+        let c = Cookie {
+            max_age: None,
+            partitioned: true,
+            priority: Some(Priority::High),
+            secure: true,
+            same_site: Some(SameSite::None),
+            ..Cookie::standalone(900)
+        };
+        // The key still expires, after the session's ttl.
+        assert_eq!(c.ttl(), 900);
+        let json = c.to_json().to_string();
+        assert_eq!(
+            json,
+            r#"{"originalMaxAge":null,"partitioned":true,"priority":"high","expires":null,"secure":true,"httpOnly":true,"path":"/","sameSite":"none"}"#
+        );
     }
 
     #[test]

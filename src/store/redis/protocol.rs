@@ -24,7 +24,7 @@
 use super::blocking::{bad, bytes, option_ms, text};
 use super::format::{self, CAS, Cookie, JsonChanges, MERGE_ATTEMPTS};
 use crate::codec::{Changes, Record};
-use crate::cookie::SameSite;
+use crate::cookie::{Priority, SameSite};
 use crate::fork;
 use mlua::prelude::*;
 use redis::{ConnectionAddr, IntoConnectionInfo, Value};
@@ -354,7 +354,7 @@ impl LuaUserData for Replies {
 /// A session config's lifetime as the stored cookie object describes it, owned (the `life`
 /// table of the record-store contract; nil for a store method called directly).
 struct Life {
-    /// `None`: a browser-session cookie (`life.maxAge = false`).
+    /// None: a browser-session cookie (`maxAge = false`).
     max_age: Option<u64>,
     ttl: u64,
     path: String,
@@ -362,18 +362,22 @@ struct Life {
     http_only: bool,
     secure: bool,
     same_site: Option<SameSite>,
+    partitioned: bool,
+    priority: Option<Priority>,
 }
 
 impl Life {
     fn cookie(&self) -> Cookie<'_> {
         Cookie {
             max_age: self.max_age,
-            ttl: self.ttl,
+            store_ttl: self.ttl,
             path: &self.path,
             domain: self.domain.as_deref(),
             http_only: self.http_only,
             secure: self.secure,
             same_site: self.same_site,
+            partitioned: self.partitioned,
+            priority: self.priority,
         }
     }
 }
@@ -396,12 +400,14 @@ fn life_of(ttl: &LuaValue, life: Option<&LuaTable>) -> Result<Life, String> {
         let c = Cookie::standalone(ttl);
         return Ok(Life {
             max_age: c.max_age,
-            ttl: c.ttl,
+            ttl,
             path: c.path.into(),
             domain: None,
             http_only: c.http_only,
             secure: c.secure,
             same_site: None,
+            partitioned: false,
+            priority: None,
         });
     };
     let get = |k: &str| life.raw_get::<LuaValue>(k).map_err(|e| e.to_string());
@@ -420,7 +426,22 @@ fn life_of(ttl: &LuaValue, life: Option<&LuaTable>) -> Result<Life, String> {
     };
     let max_age = match get("maxAge")? {
         LuaValue::Boolean(false) => None,
-        other => Some(seconds(&other, "life.maxAge")?.unwrap_or(ttl)),
+        v => Some(seconds(&v, "life.maxAge")?.unwrap_or(ttl)),
+    };
+    let priority = match get("priority")? {
+        LuaValue::Nil | LuaValue::Boolean(false) => None,
+        LuaValue::String(s) => Some(Priority::parse(&s.as_bytes()).ok_or_else(|| {
+            format!(
+                "life.priority must be \"Low\", \"Medium\" or \"High\", got {:?}",
+                s.to_string_lossy()
+            )
+        })?),
+        other => {
+            return Err(format!(
+                "life.priority must be a string or false, got {}",
+                crate::codec::a_type(&other)
+            ));
+        }
     };
     let http_only = !matches!(get("httpOnly")?, LuaValue::Boolean(false));
     let secure = matches!(get("secure")?, LuaValue::Boolean(true));
@@ -446,7 +467,9 @@ fn life_of(ttl: &LuaValue, life: Option<&LuaTable>) -> Result<Life, String> {
     };
     Ok(Life {
         max_age,
-        ttl: max_age.unwrap_or(ttl),
+        ttl,
+        partitioned: matches!(get("partitioned")?, LuaValue::Boolean(true)),
+        priority,
         path: string("path")?.unwrap_or_else(|| "/".into()),
         domain: string("domain")?,
         http_only,
@@ -526,7 +549,7 @@ pub fn lua_exports(lua: &Lua) -> LuaResult<LuaTable> {
         "ttl",
         lua.create_function(|lua, (ttl, life): (LuaValue, Option<LuaTable>)| {
             match life_of(&ttl, life.as_ref()) {
-                Ok(l) => l.ttl.into_lua_multi(lua),
+                Ok(l) => l.cookie().ttl().into_lua_multi(lua),
                 Err(why) => nil_why(lua, why),
             }
         })?,
@@ -702,19 +725,26 @@ mod tests {
                 Some(SameSite::Lax)
             )
         );
+        let chips: LuaTable = lua
+            .load(
+                "return { maxAge = false, secure = true, partitioned = true, priority = 'Medium' }",
+            )
+            .eval()
+            .unwrap();
+        let l = life_of(&LuaValue::Integer(60), Some(&chips)).unwrap();
+        let c = l.cookie();
         assert_eq!(
-            life_of(&LuaValue::Nil, None).unwrap().ttl,
-            86_400,
+            (c.max_age, c.ttl(), c.partitioned, c.priority),
+            (None, 60, true, Some(Priority::Medium))
+        );
+        let bad: LuaTable = lua.load("return { priority = 'urgent' }").eval().unwrap();
+        assert!(life_of(&LuaValue::Integer(1), Some(&bad)).is_err());
+        assert_eq!(
+            life_of(&LuaValue::Nil, None).unwrap().max_age,
+            Some(86_400),
             "a direct call without ttl keeps a day"
         );
         assert!(life_of(&LuaValue::Integer(0), None).is_err());
-        let browser: LuaTable = lua.load("return { maxAge = false }").eval().unwrap();
-        let b = life_of(&LuaValue::Integer(60), Some(&browser)).unwrap();
-        assert_eq!(
-            (b.max_age, b.ttl),
-            (None, 60),
-            "a browser-session cookie, the key lives ttl"
-        );
         let bad: LuaTable = lua.load("return { sameSite = 'lax ' }").eval().unwrap();
         assert!(life_of(&LuaValue::Integer(1), Some(&bad)).is_err());
     }
