@@ -341,7 +341,8 @@ Cookie.__newindex = function(c, k, v)
     if v == nil then v = false end
     if v ~= false and (type(v) ~= "number" or v ~= v or v < 1000 or v > 3153600000000) then
         error("honeymoon_session: session.cookie.maxAge must be milliseconds from 1000 to 3153600000000, "
-            .. "or false for a browser-session cookie, got " .. (type(v) == "number" and tostring(v) or "a " .. type(v)), 2)
+            .. "or false for a browser-session cookie, got "
+            .. (v ~= v and "NaN" or type(v) == "number" and tostring(v) or "a " .. type(v)), 2)
     end
     if m.committed then
         error("honeymoon_session: session.cookie.maxAge set after the response was committed; set it before res:send", 2)

@@ -1,0 +1,397 @@
+-- Sessions that live as long as they should (issue 9): a per-session lifetime through
+-- req.session.cookie, browser-session cookies, absoluteTimeout, the stale grace after
+-- regenerate, and touch() / reload(). Time moves with Site.advance (the module's clock and the
+-- clients' jars together).
+
+local cjson = require("cjson")
+local hs = require("honeymoon_session")
+local Client = require("examples.framework.client")
+local Site = require("spec.support.site")
+local TableStore = require("spec.support.table_store")
+local advance = Site.advance
+
+local NAME = "honeymoon.sid"
+local DAY = 86400
+local MONTH_MS = 30 * DAY * 1000
+
+local function app_with(opts, routes) return Site.app_with("spec-secret", opts, routes) end
+local function cookie_lines(r) return Site.cookie_lines(r, NAME) end
+local function cookie_line(r) return Site.cookie_line(r, NAME) end
+
+---One attribute of a Set-Cookie line (case-insensitive); true for flags, nil if absent.
+local function attr(line, key)
+  for part in line:gmatch(";%s*([^;]+)") do
+    local k, v = part:match("^([^=]+)=(.*)$")
+    if k and k:lower() == key:lower() then return v end
+    if not k and part:lower() == key:lower() then return true end
+  end
+end
+
+local function id_of(c)
+  local raw = c:cookie(NAME)
+  return raw and raw:match("^s%%3A([%w_%-]+)%.")
+end
+
+---Routes the specs share: log in (optionally with a lifetime), read, write, show the cookie.
+local function routes(extra)
+  local r = {
+    ["POST /login"] = function(req, res)
+      req.session:regenerate()
+      req.session.userId = 7
+      local life = req.query.remember
+      if life == "month" then
+        req.session.cookie.maxAge = MONTH_MS
+      elseif life == "browser" then
+        req.session.cookie.maxAge = false
+      end
+      res:text("in")
+    end,
+    ["GET /me"] = function(req, res) res:text(tostring(req.session.userId)) end,
+    ["POST /hit"] = function(req, res)
+      req.session.hits = (req.session.hits or 0) + 1
+      res:text(tostring(req.session.hits))
+    end,
+    ["GET /cookie"] = function(req, res)
+      local c = req.session.cookie
+      res:json({
+        maxAge = c.maxAge or cjson.null, originalMaxAge = c.originalMaxAge or cjson.null,
+        path = c.path, httpOnly = c.httpOnly, sameSite = c.sameSite,
+      })
+    end,
+  }
+  for k, v in pairs(extra or {}) do r[k] = v end
+  return r
+end
+
+describe("req.session.cookie: a lifetime per session", function()
+  it("maxAge = 30 days (ms) sends a 30-day cookie, keeps the session 30 days, and reads back", function()
+    local store = hs.MemoryStore()
+    local _, c = app_with({ store = store, ttl = 3600 }, routes())
+    local line = cookie_line(c:post("/login?remember=month"))
+    assert.equal(tostring(30 * DAY), attr(line, "Max-Age"))
+    assert.is_string(attr(line, "Expires"))
+    local id = id_of(c)
+    advance(10 * DAY, c) -- far past the config's ttl of an hour
+    assert.is_true(store:exists(id))
+    assert.equal("7", c:get("/me").body)
+    local shown = cjson.decode(c:get("/cookie").body)
+    assert.equal(MONTH_MS, shown.maxAge)
+    assert.equal(MONTH_MS, shown.originalMaxAge)
+    advance(21 * DAY, c)
+    assert.is_false(store:exists(id))
+  end)
+
+  it("maxAge = false sends a browser-session cookie; the store still ends the session after ttl", function()
+    local store = hs.MemoryStore()
+    local _, c = app_with({ store = store, ttl = 3600 }, routes())
+    local line = cookie_line(c:post("/login?remember=browser"))
+    assert.is_nil(attr(line, "Max-Age"))
+    assert.is_nil(attr(line, "Expires"))
+    local id = id_of(c)
+    assert.equal("7", c:get("/me").body)
+    assert.same(cjson.null, cjson.decode(c:get("/cookie").body).maxAge)
+    -- Every later cookie of this session stays a browser-session cookie.
+    local again = cookie_line(c:post("/hit"))
+    assert.is_nil(attr(again, "Max-Age"))
+    advance(3601, c)
+    assert.is_false(store:exists(id))
+    assert.equal("nil", c:get("/me").body)
+  end)
+
+  it("without a lifetime of its own a session follows the options, and the object shows them", function()
+    local _, c = app_with({ ttl = 3600, cookie = { path = "/", sameSite = "Strict" } }, routes())
+    assert.equal("3600", attr(cookie_line(c:post("/login")), "Max-Age"))
+    local shown = cjson.decode(c:get("/cookie").body)
+    assert.equal(3600000, shown.maxAge)
+    assert.equal("/", shown.path)
+    assert.is_true(shown.httpOnly)
+    assert.equal("Strict", shown.sameSite)
+  end)
+
+  it("changing the lifetime of a stored session alone writes it and re-sends the cookie", function()
+    local store = hs.MemoryStore()
+    local _, c = app_with({ store = store, ttl = 3600 }, routes({
+      ["POST /remember"] = function(req, res)
+        req.session.cookie.maxAge = 2 * DAY * 1000
+        res:text("")
+      end,
+    }))
+    c:post("/login")
+    local line = cookie_line(c:post("/remember"))
+    assert.equal(tostring(2 * DAY), attr(line, "Max-Age"))
+    advance(DAY, c)
+    assert.equal("7", c:get("/me").body)
+  end)
+
+  it("regenerate(true) keeps the session's lifetime with its data; regenerate() starts from the options", function()
+    local _, c = app_with({ ttl = 3600 }, routes({
+      ["POST /keep"] = function(req, res) req.session:regenerate(true) res:text("") end,
+      ["POST /fresh"] = function(req, res) req.session:regenerate() req.session.x = 1 res:text("") end,
+    }))
+    c:post("/login?remember=month")
+    assert.equal(tostring(30 * DAY), attr(cookie_line(c:post("/keep")), "Max-Age"))
+    assert.equal("3600", attr(cookie_line(c:post("/fresh")), "Max-Age"))
+  end)
+
+  it("a Lua store gets the session's own TTL, and sees the lifetime in the data's __meta", function()
+    local store = TableStore.new()
+    local ttls = {}
+    local set = store.set
+    function store:set(id, data, ttl)
+      ttls[#ttls + 1] = ttl
+      return set(self, id, data, ttl)
+    end
+    local _, c = app_with({ store = store, ttl = 3600 }, routes())
+    c:post("/login?remember=month")
+    assert.equal(30 * DAY, ttls[#ttls])
+    assert.equal(MONTH_MS, store:get(id_of(c)).__meta.maxAge)
+  end)
+
+  it("is not data: pairs and all() leave it out, and a value stored under the name is kept apart", function()
+    local _, c = app_with({}, routes({
+      ["POST /shadow"] = function(req, res)
+        req.session:set("cookie", "chocolate")
+        res:text("")
+      end,
+      ["GET /look"] = function(req, res)
+        local keys = {}
+        for k in pairs(req.session) do keys[#keys + 1] = k end
+        table.sort(keys)
+        res:json({ keys = keys, all = req.session:all(), stored = req.session:get("cookie"),
+          object = type(req.session.cookie) })
+      end,
+    }))
+    c:post("/login")
+    c:post("/shadow")
+    local look = cjson.decode(c:get("/look").body)
+    assert.same({ "userId" }, look.keys)
+    assert.same({ userId = 7, cookie = "chocolate" }, look.all)
+    assert.equal("chocolate", look.stored)
+    assert.equal("table", look.object)
+  end)
+
+  it("refuses what it cannot honour, naming the problem", function()
+    local errors = {}
+    local app, c = app_with({}, {
+      ["POST /bad"] = function(req, res)
+        local cases = {
+          function() req.session.cookie = {} end,
+          function() req.session.cookie.maxAge = 10 end,
+          function() req.session.cookie.maxAge = "1d" end,
+          function() req.session.cookie.maxAge = 0 / 0 end,
+          function() req.session.cookie.path = "/x" end,
+        }
+        for i, f in ipairs(cases) do
+          local ok, err = pcall(f)
+          errors[i] = not ok and tostring(err) or "no error"
+        end
+        res:text("")
+      end,
+    })
+    assert.equal(200, c:post("/bad").status, tostring(app.last_error))
+    assert.matches("session.cookie is the session's cookie object and cannot be assigned", errors[1], 1, true)
+    assert.matches("session.cookie.maxAge must be milliseconds from 1000", errors[2], 1, true)
+    assert.matches("got a string", errors[3], 1, true)
+    assert.matches("got NaN", errors[4], 1, true)
+    assert.matches("session.cookie.path cannot be set per session", errors[5], 1, true)
+  end)
+end)
+
+describe("absoluteTimeout", function()
+  local function rolling_app(store, opts)
+    local o = { store = store, ttl = 10, rolling = true }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    return app_with(o, routes())
+  end
+
+  it("ends a session this long after its creation, however active it is", function()
+    local store = hs.MemoryStore()
+    local _, c = rolling_app(store, { absoluteTimeout = 30 })
+    c:post("/login")
+    local id = id_of(c)
+    for _ = 1, 5 do -- 25 s of activity, each request well inside the idle ttl
+      advance(5, c)
+      assert.equal("7", c:get("/me").body)
+    end
+    -- Near the end the cookie and the store's TTL are capped by what is left, not the ttl.
+    local line = cookie_line(c:post("/hit"))
+    assert.is_true(tonumber(attr(line, "Max-Age")) <= 5, line)
+    advance(6, c)
+    assert.equal("nil", c:get("/me").body)
+    assert.is_false(store:exists(id))
+  end)
+
+  it("without it, rolling keeps the same active session alive indefinitely", function()
+    local _, c = rolling_app(hs.MemoryStore())
+    c:post("/login")
+    local id = id_of(c)
+    for _ = 1, 20 do
+      advance(5, c)
+      assert.equal("7", c:get("/me").body)
+    end
+    assert.equal(id, id_of(c))
+  end)
+
+  it("holds for a Lua store too: the session is not adopted once past, and is deleted", function()
+    local now = 1000
+    local store = TableStore.new({ clock = function() return now end })
+    local app, c = rolling_app(store, { absoluteTimeout = 30, ttl = 100 })
+    c:post("/login")
+    local id = id_of(c)
+    assert.is_number(store:get(id).__meta.created)
+    -- A client that kept the cookie past its (capped) expiry; the table store's own clock
+    -- stays, so the store still holds the session: the module must refuse it.
+    local late = Client.new(app)
+    late:set_cookie(NAME, c:cookie(NAME))
+    hs._advance_clock(31)
+    assert.equal("nil", late:get("/me").body)
+    assert.is_nil(store:get(id))
+  end)
+
+  it("is refused at setup unless a whole number of seconds", function()
+    local ok, err = pcall(hs.session, { absoluteTimeout = -5 })
+    assert.is_false(ok)
+    assert.matches("absoluteTimeout must be a whole number of seconds", tostring(err), 1, true)
+  end)
+end)
+
+describe("the stale grace after regenerate", function()
+  local function login_app(opts)
+    local store = hs.MemoryStore()
+    local o = { store = store }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    local app, c = app_with(o, routes({
+      ["POST /cart"] = function(req, res) req.session.cart = "apple" res:text("") end,
+      ["GET /all"] = function(req, res) res:json(req.session:all()) end,
+      ["POST /logout"] = function(req, res) req.session:destroy() res:text("") end,
+    }))
+    return app, c, store
+  end
+
+  ---A client that sends the cookie `c` holds now (a parallel request of the same browser).
+  local function parallel(app, c)
+    local p = Client.new(app)
+    p:set_cookie(NAME, c:cookie(NAME))
+    return p
+  end
+
+  it("never shows the new session's data through the old id (no session fixation)", function()
+    local app, c = login_app()
+    c:post("/cart")
+    local attacker = parallel(app, c) -- the planted, pre-login cookie
+    c:post("/login")
+    assert.same({ cart = "apple" }, cjson.decode(attacker:get("/all").body))
+    assert.equal("nil", attacker:get("/me").body)
+    assert.equal("7", c:get("/me").body)
+  end)
+
+  it("a parallel request with the old cookie gets no Set-Cookie, so the login cookie survives", function()
+    local app, c = login_app({ rolling = true })
+    c:post("/cart")
+    local p = parallel(app, c)
+    c:post("/login")
+    assert.same({}, cookie_lines(p:get("/me")))
+    assert.same({}, cookie_lines(p:post("/hit")), "a write through the old id is dropped, with no cookie")
+    assert.same({}, cookie_lines(p:post("/logout")), "destroy on the old id must not clear the new cookie")
+    assert.equal("7", c:get("/me").body)
+  end)
+
+  it("staleGrace names the grace in seconds; the old id ends with it", function()
+    local app, c, store = login_app({ staleGrace = 3 })
+    c:post("/cart")
+    local old = id_of(c)
+    local p = parallel(app, c)
+    c:post("/login")
+    advance(2, c, p)
+    assert.is_true(store:exists(old))
+    assert.same({ cart = "apple" }, cjson.decode(p:get("/all").body))
+    advance(2, c, p)
+    assert.is_false(store:exists(old))
+    assert.same({}, cjson.decode(p:get("/all").body))
+  end)
+
+  it("staleGrace = 0 deletes the old id at once", function()
+    local app, c, store = login_app({ staleGrace = 0 })
+    c:post("/cart")
+    local old = id_of(c)
+    local p = parallel(app, c)
+    c:post("/login")
+    assert.is_false(store:exists(old))
+    assert.same({}, cjson.decode(p:get("/all").body))
+  end)
+end)
+
+describe("session:touch()", function()
+  it("refreshes a stored session's lifetime and re-sends its cookie without rolling", function()
+    local store = hs.MemoryStore()
+    local _, c = app_with({ store = store, ttl = 100 }, routes({
+      ["POST /touch"] = function(req, res) req.session:touch() res:text("") end,
+    }))
+    c:post("/login")
+    local id = id_of(c)
+    advance(80, c)
+    assert.same({}, cookie_lines(c:get("/me")), "no rolling: a read sends no cookie")
+    assert.equal("100", attr(cookie_line(c:post("/touch")), "Max-Age"))
+    advance(80, c)
+    assert.is_true(store:exists(id), "160 s after login, 80 after the touch")
+    assert.equal("7", c:get("/me").body)
+  end)
+
+  it("does nothing for a new, empty session", function()
+    local store = hs.MemoryStore()
+    local _, c = app_with({ store = store }, {
+      ["POST /touch"] = function(req, res) req.session:touch() res:text("") end,
+    })
+    assert.same({}, cookie_lines(c:post("/touch")))
+    assert.equal(0, store:length())
+  end)
+end)
+
+describe("session:reload()", function()
+  it("replaces the data with what the store holds now, dropping this request's unsaved changes", function()
+    local app, c = app_with({}, routes({
+      ["POST /reload"] = function(req, res)
+        req.session.scratch = "unsaved"
+        local found = req.session:reload()
+        res:json({ found = found, all = req.session:all() })
+      end,
+    }))
+    c:post("/login")
+    local other = Client.new(app)
+    other:set_cookie(NAME, c:cookie(NAME))
+    other:post("/hit") -- another request changes the stored session
+    local out = cjson.decode(c:post("/reload").body)
+    assert.is_true(out.found)
+    assert.same({ userId = 7, hits = 1 }, out.all)
+  end)
+
+  it("returns false and leaves an empty session when the store no longer holds it", function()
+    local store = hs.MemoryStore()
+    local _, c = app_with({ store = store }, routes({
+      ["POST /reload"] = function(req, res)
+        store:destroy(req.session:getId())
+        local found = req.session:reload()
+        res:json({ found = found, all = req.session:all() })
+      end,
+    }))
+    c:post("/login")
+    local r = c:post("/reload")
+    local out = cjson.decode(r.body)
+    assert.is_false(out.found)
+    assert.same({}, out.all)
+    assert.same({}, cookie_lines(r))
+  end)
+
+  it("reads through a Lua store as well", function()
+    local store = TableStore.new()
+    local _, c = app_with({ store = store }, routes({
+      ["POST /reload"] = function(req, res)
+        req.session.userId = 8
+        local found = req.session:reload()
+        res:json({ found = found, userId = req.session.userId })
+      end,
+    }))
+    c:post("/login")
+    assert.same({ found = true, userId = 7 }, cjson.decode(c:post("/reload").body))
+  end)
+end)
