@@ -262,6 +262,59 @@ test("(e) after a Lua write the Redis TTL matches the cookie lifetime and the co
   assert.equal(n.body.lua_visits, 1);
 });
 
+const MONTH = 30 * 86400;
+const maxAgeOf = (line) => {
+  const m = /;\s*Max-Age=(\d+)/i.exec(line || "");
+  return m ? Number(m[1]) : undefined;
+};
+
+test("(h) a Node remember-me session keeps its 30 days through Lua reads and writes", async () => {
+  const jar = new Jar();
+  await get(NODE, "/remember", jar);
+  const id = jar.id;
+  assert.equal((await get(LUA, "/lifetime", jar)).body.maxAge, MONTH * 1000, "Lua sees 30 days");
+  const r = await get(LUA, "/visit", jar);
+  assert.equal(maxAgeOf(r.setCookie), MONTH, `Lua's cookie lives 30 days: ${r.setCookie}`);
+  const ttl = Number(redis("TTL", `sess:${id}`));
+  assert.ok(ttl > MONTH - 10 && ttl <= MONTH, `Redis TTL ${ttl} is 30 days`);
+  const { cookie, remembered, lua_visits } = stored(id);
+  assert.equal(cookie.originalMaxAge, MONTH * 1000);
+  assert.equal(remembered, true);
+  assert.equal(lua_visits, 1);
+  const n = await get(NODE, "/show", jar);
+  assert.equal(n.body.cookie.originalMaxAge, MONTH * 1000, "Node still sees 30 days");
+});
+
+test("(i) a Lua remember-me session keeps its 30 days through Node reads and writes", async () => {
+  const jar = new Jar();
+  await get(LUA, "/visit", jar); // a session Lua creates with the app's default day
+  const r = await get(LUA, "/remember", jar);
+  assert.equal(maxAgeOf(r.setCookie), MONTH);
+  const id = jar.id;
+  const n = await get(NODE, "/visit", jar);
+  assert.equal(n.body.cookie.originalMaxAge, MONTH * 1000, "Node reads 30 days");
+  const ttl = Number(redis("TTL", `sess:${id}`));
+  assert.ok(ttl > MONTH - 10 && ttl <= MONTH, `Redis TTL ${ttl} after Node's write is 30 days`);
+  assert.ok(n.setCookie, "Node re-sends the cookie of a modified session");
+  const expires = Date.parse(/;\s*Expires=([^;]+)/i.exec(n.setCookie)[1]);
+  assert.ok(Math.abs(expires - (Date.now() + MONTH * 1000)) < 60000, `Node's cookie lives 30 days: ${n.setCookie}`);
+  assert.equal((await get(LUA, "/lifetime", jar)).body.maxAge, MONTH * 1000, "and Lua reads it back");
+});
+
+test("(j) a Node browser-session cookie stays one when Lua writes the session", async () => {
+  const jar = new Jar();
+  await get(NODE, "/browser", jar);
+  const id = jar.id;
+  assert.equal(stored(id).cookie.originalMaxAge, null);
+  const r = await get(LUA, "/visit", jar);
+  assert.ok(r.setCookie, "Lua sends the cookie of the session it wrote");
+  assert.equal(maxAgeOf(r.setCookie), undefined, `no Max-Age: ${r.setCookie}`);
+  assert.doesNotMatch(r.setCookie, /expires=/i);
+  assert.equal(stored(id).cookie.originalMaxAge, null, "the stored cookie is still a browser-session one");
+  const ttl = Number(redis("TTL", `sess:${id}`));
+  assert.ok(ttl > TTL - 10 && ttl <= TTL, `the key still expires after the Lua app's ttl: ${ttl}`);
+});
+
 test("(f) Lua /logout deletes the key; Node then starts a fresh session", async () => {
   const jar = new Jar();
   await get(NODE, "/visit", jar);

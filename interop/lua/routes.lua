@@ -5,7 +5,8 @@
 --   interop/lua/openresty.lua  nginx, the OpenResty adapter over the cosocket RedisStore
 --                              (honeymoon_session.stores.redis, socket = "ngx")
 -- Routes (JSON): /visit increments lua_visits, /show returns the session, /logout destroys it,
--- /list?n=N stores session.list = {1..N} (test aid).
+-- /remember gives the session a 30-day lifetime, /lifetime shows it, /list?n=N stores
+-- session.list = {1..N} (test aid).
 local hs = require("honeymoon_session")
 local encode = hs.json.encode
 
@@ -23,6 +24,18 @@ local routes = {}
 routes["/visit"] = function(session)
     session.lua_visits = (session.lua_visits or 0) + 1
     return session:all()
+end
+
+-- Remember me: this session's cookie (and so its Redis TTL) lives 30 days.
+routes["/remember"] = function(session)
+    session.cookie.maxAge = 30 * 86400 * 1000
+    session.remembered = true
+    return session:all()
+end
+
+-- The session's cookie lifetime as Lua sees it (ms; null for a browser-session cookie).
+routes["/lifetime"] = function(session)
+    return { maxAge = session.cookie.maxAge or hs.json.null }
 end
 
 routes["/show"] = function(session)

@@ -42,6 +42,20 @@ app.post("/merge", express.json(), (req, res) => {
   res.json(req.session);
 });
 
+// Remember me: this session's cookie (and so its Redis TTL) lives 30 days.
+app.get("/remember", (req, res) => {
+  req.session.cookie.maxAge = 30 * 86400 * 1000;
+  req.session.remembered = true;
+  res.json(req.session);
+});
+
+// A browser-session cookie (express-session's maxAge = null).
+app.get("/browser", (req, res) => {
+  req.session.cookie.maxAge = null;
+  req.session.browser = true;
+  res.json(req.session);
+});
+
 app.get("/show", (req, res) => {
   res.json(req.session);
 });
