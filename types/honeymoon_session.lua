@@ -22,8 +22,20 @@
 ---@field store? honeymoon_session.Store
 ---@field cookie? honeymoon_session.CookieOptions
 ---@field maxSize? integer the largest session in bytes of its stored form, default 4194304 (4 MiB)
+---@field absoluteTimeout? integer seconds after its creation when a session ends, whatever rolling does
+---@field staleGrace? integer seconds the id regenerate() replaced stays readable with its old data, default 10; 0 deletes it at once
+
+---@class honeymoon_session.SessionCookie
+---@field maxAge integer|false|nil this session's cookie (and store) lifetime in milliseconds; settable; false: a browser-session cookie
+---@field originalMaxAge integer|nil the same, read-only
+---@field path string
+---@field domain string|nil
+---@field httpOnly boolean
+---@field secure boolean|"auto"
+---@field sameSite string|false
 
 ---@class honeymoon_session.Session
+---@field cookie honeymoon_session.SessionCookie this session's cookie, shaped like express-session's
 local Session = {}
 ---@param key string
 ---@param default? any
@@ -54,6 +66,11 @@ function Session:destroy() end
 function Session:regenerate(keepData) end
 ---@return string
 function Session:getId() end
+---Refreshes a stored session's lifetime (store TTL and cookie) at commit, as rolling does.
+function Session:touch() end
+---Replaces the data with what the store holds now, dropping unsaved changes.
+---@return boolean found false when the store no longer holds the session (it is then empty)
+function Session:reload() end
 
 ---@class honeymoon_session.Store
 ---@field get fun(self, id: string): table?
