@@ -449,6 +449,37 @@ for _, kind in ipairs(STORES) do
         assert.same({ user = "ann", role = "admin" }, data_of(store:get(new_id)))
       end)
 
+      it("keeps a session with a lifetime of its own that long, past the options' ttl", function()
+        local site = session_site(store, { ttl = 100 })
+        local c = Client.new(site.app)
+        site.visit(c, function(req)
+          req.session.user = "ann"
+          req.session.cookie.maxAge = 1000 * 1000 -- 1000 s
+        end)
+        local id = cookie_id(c)
+        fx.age(500)
+        assert.same({ user = "ann" }, data_of(store:get(id)))
+        fx.age(600)
+        assert.is_nil(store:get(id))
+      end)
+
+      it("ends a session at absoluteTimeout even when every request refreshes it", function()
+        local site = session_site(store, { ttl = 100, rolling = true, absoluteTimeout = 150 })
+        local c = Client.new(site.app)
+        login(site, c, "ann")
+        local id = cookie_id(c)
+        -- Time passes for the store and for the module (which stamps the creation time).
+        local function age(seconds)
+          fx.age(seconds)
+          if fx.age ~= hs._advance_clock then hs._advance_clock(seconds) end
+        end
+        -- The store's TTL is capped at what is left of the 150 s, whatever rolling refreshes.
+        age(90)
+        assert.equal("ann", site.read(c).user)
+        age(90)
+        assert.is_nil(store:get(id))
+      end)
+
       it("replaces a session the store has expired with a fresh one, never reviving its id", function()
         local site = session_site(store, { ttl = 100 })
         local c = Client.new(site.app)

@@ -147,6 +147,15 @@ case("destroy: gone, and a later merge does not bring it back", function()
     s:destroy(id) -- destroying twice is fine
 end)
 
+case("an id regenerate retired (__meta.stale) is never merged into nor touched", function()
+    local s, id = store(), new_id()
+    local retired = { user = "alice", __meta = { stale = 1 } }
+    s:set(id, record(retired), 60)
+    eq(s:merge(id, patch(retired, { user = "alice", __meta = { stale = 1 }, late = 1 }), 60), false, "merge")
+    eq(s:touch(id, 600), false, "touch")
+    eq(s:get(id), record(retired), "the retired record is unchanged")
+end)
+
 case("touch refreshes the TTL of a live session; false for an unknown one", function()
     local s, id = store(), new_id()
     s:set(id, record(SESSION), 5)

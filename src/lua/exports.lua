@@ -73,6 +73,7 @@ if native.RedisStore then M.RedisStore = native_store(native.RedisStore) end
 M.json = { encode = strict(native.json.encode), decode = strict(native.json.decode) }
 M.error_message = message
 M._merge_patch = strict(native._merge_patch)
+M._retired = strict(native._retired)
 M._redis = native._redis -- internal: what honeymoon_session.stores.redis needs from Rust
 M._monotonic = native._monotonic
 -- Only in builds with the test-hooks feature:
