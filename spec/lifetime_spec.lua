@@ -180,6 +180,8 @@ describe("req.session.cookie: a lifetime per session", function()
           function() req.session.cookie.maxAge = "1d" end,
           function() req.session.cookie.maxAge = 0 / 0 end,
           function() req.session.cookie.path = "/x" end,
+          function() req.session.__meta = { maxAge = false } end,
+          function() req.session:set("__meta", {}) end,
         }
         for i, f in ipairs(cases) do
           local ok, err = pcall(f)
@@ -194,6 +196,8 @@ describe("req.session.cookie: a lifetime per session", function()
     assert.matches("got a string", errors[3], 1, true)
     assert.matches("got NaN", errors[4], 1, true)
     assert.matches("session.cookie.path cannot be set per session", errors[5], 1, true)
+    assert.matches('the session key "__meta" is reserved', errors[6], 1, true)
+    assert.matches('the session key "__meta" is reserved', errors[7], 1, true)
   end)
 end)
 

@@ -11,6 +11,7 @@ local SAVE_NOW, RETIRE = ops.SAVE_NOW, ops.RETIRE
 local floor = math.floor
 
 local FLASH_KEY = "__flash"
+local META_KEY = "__meta"
 local MAX_DEPTH = 64
 
 ---@class honeymoon_session.Session
@@ -55,6 +56,9 @@ end
 local function reserved(k, level)
     if k == FLASH_KEY then
         error('honeymoon_session: the session key "__flash" is reserved for flash messages; use flash() and getFlash()', level or 3)
+    elseif k == META_KEY then
+        error('honeymoon_session: the session key "__meta" is reserved for the session\'s own bookkeeping '
+            .. '(its lifetime, creation time and owner); use session.cookie.maxAge for the lifetime', level or 3)
     end
 end
 
