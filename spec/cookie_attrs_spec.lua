@@ -22,14 +22,7 @@ local ROUTES = {
   ["POST /logout"] = function(req, res) req.session:destroy(); res:text("out") end,
 }
 
----One attribute of a Set-Cookie line (case-insensitive name); true for flags, nil if absent.
-local function attr(line, key)
-  for part in line:gmatch(";%s*([^;]+)") do
-    local k, v = part:match("^([^=]+)=(.*)$")
-    if k and k:lower() == key:lower() then return v end
-    if not k and part:lower() == key:lower() then return true end
-  end
-end
+local attr = Site.attr
 
 ---The attributes of a Set-Cookie line after name=value, as written.
 local function attributes_of(line) return (line:match("^[^;]*(.*)$")) end

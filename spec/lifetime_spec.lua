@@ -18,14 +18,7 @@ local function app_with(opts, routes) return Site.app_with("spec-secret", opts, 
 local function cookie_lines(r) return Site.cookie_lines(r, NAME) end
 local function cookie_line(r) return Site.cookie_line(r, NAME) end
 
----One attribute of a Set-Cookie line (case-insensitive); true for flags, nil if absent.
-local function attr(line, key)
-  for part in line:gmatch(";%s*([^;]+)") do
-    local k, v = part:match("^([^=]+)=(.*)$")
-    if k and k:lower() == key:lower() then return v end
-    if not k and part:lower() == key:lower() then return true end
-  end
-end
+local attr = Site.attr
 
 local function id_of(c)
   local raw = c:cookie(NAME)

@@ -43,14 +43,7 @@ end
 local function cookie_lines(r, name) return Site.cookie_lines(r, name or NAME) end
 local function cookie_line(r, name) return Site.cookie_line(r, name or NAME) end
 
----One attribute of a Set-Cookie line (case-insensitive name); true for flags, nil if absent.
-local function attr(line, key)
-  for part in line:gmatch(";%s*([^;]+)") do
-    local k, v = part:match("^([^=]+)=(.*)$")
-    if k and k:lower() == key:lower() then return v end
-    if not k and part:lower() == key:lower() then return true end
-  end
-end
+local attr = Site.attr
 
 ---Splits a signed cookie value (raw or URL-encoded) into id and signature.
 local function unsign(value)

@@ -37,6 +37,15 @@ function M.cookie_line(r, name)
   return lines[1]
 end
 
+---One attribute of a Set-Cookie line (case-insensitive name); true for flags, nil if absent.
+function M.attr(line, key)
+  for part in line:gmatch(";%s*([^;]+)") do
+    local k, v = part:match("^([^=]+)=(.*)$")
+    if k and k:lower() == key:lower() then return v end
+    if not k and part:lower() == key:lower() then return true end
+  end
+end
+
 ---Moves the module's clock and the given clients' jar clocks forward together.
 function M.advance(seconds, ...)
   hs._advance_clock(seconds)
