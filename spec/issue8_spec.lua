@@ -295,15 +295,30 @@ describe("8.7 a Lua store method returning the wrong type", function()
       site.app.last_error)
   end
 
-  it("exists returning nil fails naming store:exists, and the write is not lost silently", function()
+  -- regenerate(true) without a stale grace asks exists() whether the session is still alive
+  -- (a write checks with get(), which also sees an id regenerate retired).
+  local function regenerate_request()
+    site = make_site({ staleGrace = 0 })
+    c, _, id = login(site, "alice")
+    site.handler = function(req, res)
+      req.session:regenerate(true)
+      res:text("ok")
+    end
+    return c
+  end
+
+  it("exists returning nil fails naming store:exists, and the session is not moved silently", function()
+    local client = regenerate_request()
     site.store.exists = function() return nil end
-    fails_naming("exists", "nil", "a boolean", write_request())
-    assert.is_nil(site.store:get(id).n)
+    fails_naming("exists", "nil", "a boolean", client:get("/run"))
+    assert.same({ user = "alice" }, site.store:get(id))
+    assert.equal(1, site.store:length())
   end)
 
   it("exists returning a string fails naming store:exists", function()
+    local client = regenerate_request()
     site.store.exists = function() return "yes" end
-    fails_naming("exists", "a string", "a boolean", write_request())
+    fails_naming("exists", "a string", "a boolean", client:get("/run"))
   end)
 
   it("touch returning a string fails naming store:touch (nothing and booleans are fine)", function()

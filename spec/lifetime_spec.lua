@@ -8,6 +8,7 @@ local hs = require("honeymoon_session")
 local Client = require("examples.framework.client")
 local Site = require("spec.support.site")
 local TableStore = require("spec.support.table_store")
+local Interpreter = require("spec.support.interpreter")
 local advance = Site.advance
 
 local NAME = "honeymoon.sid"
@@ -245,6 +246,52 @@ describe("absoluteTimeout", function()
     assert.is_nil(store:get(id))
   end)
 
+  it("starts counting for a stored session that has no creation time yet (stored before the option)", function()
+    local store = hs.MemoryStore()
+    local app_old, c = rolling_app(store)
+    c:post("/login")
+    local id = id_of(c)
+    assert.is_nil(store:get(id).__meta)
+    local app = rolling_app(store, { absoluteTimeout = 30 })
+    local later = Client.new(app)
+    later:set_cookie(NAME, c:cookie(NAME))
+    assert.equal("7", later:get("/me").body) -- stamps the creation time now
+    for _ = 1, 5 do
+      advance(5, later)
+      assert.equal("7", later:get("/me").body)
+    end
+    advance(6, later)
+    assert.equal("nil", later:get("/me").body)
+    assert.truthy(app_old)
+  end)
+
+  it("regenerate(true) keeps the absolute clock running; regenerate() starts a new one", function()
+    local _, c = rolling_app(hs.MemoryStore(), { absoluteTimeout = 30 })
+    local app = c.app
+    app:post("/rotate", function(req, res) req.session:regenerate(true) res:text("") end)
+    c:post("/login")
+    for _ = 1, 3 do
+      advance(9, c)
+      c:post("/rotate")
+      assert.equal("7", c:get("/me").body)
+    end
+    advance(4, c) -- 31 s after the login
+    assert.equal("nil", c:get("/me").body)
+  end)
+
+  it("reload() of a session past its absolute end finds nothing and deletes it", function()
+    local store = hs.MemoryStore()
+    local _, c = rolling_app(store, { absoluteTimeout = 30 })
+    c.app:post("/reload", function(req, res)
+      hs._advance_clock(31)
+      res:text(tostring(req.session:reload()))
+    end)
+    c:post("/login")
+    local id = id_of(c)
+    assert.equal("false", c:post("/reload").body)
+    assert.is_false(store:exists(id))
+  end)
+
   it("is refused at setup unless a whole number of seconds", function()
     local ok, err = pcall(hs.session, { absoluteTimeout = -5 })
     assert.is_false(ok)
@@ -305,6 +352,100 @@ describe("the stale grace after regenerate", function()
     advance(2, c, p)
     assert.is_false(store:exists(old))
     assert.same({}, cjson.decode(p:get("/all").body))
+  end)
+
+  it("a login that saved before regenerate leaves nothing of it under the old id", function()
+    local app, c, store = login_app()
+    c:post("/cart")
+    local old = id_of(c)
+    local attacker = parallel(app, c)
+    app:post("/save-login", function(req, res)
+      req.session.userId = 7
+      req.session:save() -- the login data reached the old id...
+      req.session:regenerate(true)
+      res:text("in")
+    end)
+    c:post("/save-login")
+    -- ...so the old id is deleted at once, not kept for the grace.
+    assert.is_false(store:exists(old))
+    assert.equal("nil", attacker:get("/me").body)
+    assert.equal("7", c:get("/me").body)
+  end)
+
+  -- A request the browser sent before the login, still running when the login retires its id.
+  local function started(app, c, path)
+    if not Interpreter.yields_across_pcall then pending(Interpreter.NO_YIELD_IN_PCALL) end
+    local p = parallel(app, c)
+    local co = coroutine.create(function() return p:post(path) end)
+    assert(coroutine.resume(co))
+    assert.equal("suspended", coroutine.status(co))
+    return function()
+      local ok, r = coroutine.resume(co)
+      assert(ok, r)
+      return r
+    end
+  end
+
+  for _, kind in ipairs({ "MemoryStore", "TableStore (no merge)", "TableStore (merge that ignores __meta)" }) do
+    for _, rolling in ipairs({ false, true }) do
+      it("a request that loaded the old id before the login finishes after it without a cookie: "
+          .. kind .. (rolling and ", rolling" or ""), function()
+        local store
+        if kind == "MemoryStore" then
+          store = hs.MemoryStore()
+        else
+          store = TableStore.new()
+          if kind:find("merge that") then
+            function store:merge(id, set) -- applies the changes, blind to the retirement
+              local row = self.rows[id]
+              if not row then return false end
+              for k, v in pairs(set) do row.data[k] = v end
+              return true
+            end
+          end
+        end
+        local app, c = app_with({ store = store, rolling = rolling }, routes({
+          ["POST /slow"] = function(req, res)
+            if not rolling then req.session.late = "write" end
+            coroutine.yield()
+            res:text("")
+          end,
+        }))
+        c:post("/hit")
+        local old = id_of(c)
+        local finish = started(app, c, "/slow")
+        c:post("/login")
+        local r = finish()
+        assert.same({}, cookie_lines(r), "no cookie that could replace the login's")
+        assert.equal("7", c:get("/me").body)
+        local stored = store:get(old)
+        assert.is_nil(stored and stored.late, "the old id is not written")
+      end)
+    end
+  end
+
+  it("a Lua store's odd __meta is not taken for a retirement or a lifetime", function()
+    local store = TableStore.new()
+    local _, c = app_with({ store = store, ttl = 100 }, routes())
+    c:post("/hit")
+    local id = id_of(c)
+    store.rows[id].data.__meta = { stale = "x", maxAge = 0 }
+    local line = cookie_line(c:post("/hit"))
+    assert.equal("100", attr(line, "Max-Age"))
+    assert.equal(2, store:get(id).hits)
+  end)
+
+  it("regenerate works on a session too large to store (the old id keeps what was stored)", function()
+    local store = hs.MemoryStore()
+    local app, c = app_with({ store = store, maxSize = 200 }, routes())
+    app:post("/grow", function(req, res)
+      req.session.blob = string.rep("x", 500)
+      req.session:regenerate()
+      res:text("")
+    end)
+    c:post("/hit")
+    local r = c:post("/grow")
+    assert.equal(200, r.status)
   end)
 
   it("staleGrace = 0 deletes the old id at once", function()

@@ -71,6 +71,25 @@ describe("RedisStore options", function()
 end)
 
 describe("RedisStore stored form (connect-redis)", function()
+  it("an absoluteTimeout cap shortens the TTL and the cookie, never the session's stored lifetime", function()
+    local _, c = site({ store = store(), ttl = 3600, rolling = true, absoluteTimeout = 100 }, {
+      ["/login"] = function(req) req.session.userId = 42 end,
+      ["/hit"] = function(req) req.session.hits = (req.session.hits or 0) + 1 end,
+      ["/life"] = function(req, res) res:text(tostring(req.session.cookie.maxAge)) end,
+    })
+    c:get("/login")
+    local id = cookie_id(c)
+    hs._advance_clock(90)
+    local r = c:get("/hit")
+    local max_age = tonumber(r.headers["set-cookie"][1]:match("Max%-Age=(%d+)"))
+    assert.is_true(max_age <= 10, "the cookie is capped: " .. max_age)
+    local ttl = tonumber(server:cli("TTL", PREFIX .. id))
+    assert.is_true(ttl <= 10, "the key is capped: " .. ttl)
+    local _, doc = stored(id)
+    assert.equal(3600000, doc.cookie.originalMaxAge, "express-session's lifetime is not the cap")
+    assert.equal("3600000", c:get("/life").body)
+  end)
+
   it("writes key prefix..id, the data as JSON and express-session's cookie object", function()
     local _, c = site({ store = store(), ttl = 3600, cookie = { maxAge = 600, sameSite = "Strict" } }, {
       ["/login"] = function(req) req.session.userId = 42; req.session.name = "Ann" end,

@@ -286,7 +286,8 @@ unsafe fn id_body(state: *mut lua_State) -> Result<c_int, Failed> {
 }
 
 /// `commit(state, id, data, flash, shadow, snapshot, flags, version, meta, owner)`:
-/// `line, state, snapshot, version[, op, a, b, ttl, maxAge, owner]` (see `Engine::decide`).
+/// `line, state, snapshot, version[, op, a, b, ttl, maxAge, owner, originalMaxAge]` (see
+/// `Engine::decide`).
 unsafe extern "C-unwind" fn commit(state: *mut lua_State) -> c_int {
     // SAFETY: an entry point of a closure made by `functions`.
     unsafe { entry(state, commit_body) }
@@ -308,12 +309,18 @@ unsafe fn commit_body(state: *mut lua_State) -> Result<c_int, Failed> {
         if ffi::lua_type(state, 3) != ffi::LUA_TTABLE {
             return Err("honeymoon_session: not a session this module made".into());
         }
+        let flags = ffi::lua_tointegerx(state, 7, std::ptr::null_mut()) as i64;
+        // Retiring an id (regenerate) writes what was stored, never this request's data: it is
+        // not encoded (an oversized session must not stop regenerate).
+        let retire = flags & engine::RETIRE != 0;
         let mut entries = Entries::with_limit(engine.max_size());
-        codec::encode_table_at(state, 3, &mut entries).map_err(failed)?;
-        if ffi::lua_type(state, 5) == ffi::LUA_TTABLE {
+        if !retire {
+            codec::encode_table_at(state, 3, &mut entries).map_err(failed)?;
+        }
+        if !retire && ffi::lua_type(state, 5) == ffi::LUA_TTABLE {
             codec::encode_table_at(state, 5, &mut entries).map_err(failed)?;
         }
-        if ffi::lua_type(state, 4) == ffi::LUA_TTABLE {
+        if !retire && ffi::lua_type(state, 4) == ffi::LUA_TTABLE {
             ffi::lua_pushnil(state);
             if ffi::lua_next(state, 4) != 0 {
                 ffi::lua_pop(state, 2);
@@ -331,7 +338,7 @@ unsafe fn commit_body(state: *mut lua_State) -> Result<c_int, Failed> {
             state: st,
             id,
             snap: string_arg(state, 6),
-            flags: ffi::lua_tointegerx(state, 7, std::ptr::null_mut()) as i64,
+            flags,
             version: string_arg(state, 8),
             meta,
         };
@@ -358,7 +365,7 @@ unsafe fn owner_at(state: *mut lua_State, idx: c_int) -> Option<String> {
     }
 }
 
-/// Pushes `line, state, snapshot, version[, op, a, b, ttl, maxAge, owner]`.
+/// Pushes `line, state, snapshot, version[, op, a, b, ttl, maxAge, owner, originalMaxAge]`.
 unsafe fn push_outcome(
     state: *mut lua_State,
     engine: &Engine,
@@ -433,7 +440,11 @@ unsafe fn push_outcome(
                 None => ffi::lua_pushboolean(l, 0),
             }
             push_opt(l, out.owner.as_deref().map(str::as_bytes));
-            10
+            match out.original_max_age {
+                Some(m) => ffi::lua_pushinteger(l, m as ffi::lua_Integer),
+                None => ffi::lua_pushboolean(l, 0),
+            }
+            11
         })?
     };
     if corrupt {

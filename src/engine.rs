@@ -163,6 +163,7 @@ pub struct Outcome {
     /// store.
     pub ttl: u64,
     pub max_age: Option<u64>,
+    pub original_max_age: Option<u64>,
     pub owner: Option<String>,
 }
 
@@ -252,6 +253,7 @@ impl Engine {
             Some(MaxAge::Browser) => (self.options.ttl, None),
             None => (self.options.ttl, config),
         };
+        let original = max_age;
         if let Some(left) = self.time_left(meta, now) {
             // Never past the absolute end, and at least a second (an expired one is refused at
             // its next load).
@@ -265,6 +267,7 @@ impl Engine {
             ttl: Ttl::new(ttl).unwrap_or(self.ttl),
             cookie: Some(&self.options.cookie),
             max_age,
+            original_max_age: original,
             owner: meta.owner.as_deref(),
         }
     }
@@ -361,6 +364,13 @@ impl Engine {
         if meta.created.is_none() {
             meta.created = c.snap.and_then(|s| Meta::of_record(s).created);
         }
+        // Where something reads the creation time (the absolute timeout, the owner index's
+        // sessionsOf), a stored session without one (older, or Node's) gets it now: its
+        // absolute clock starts here, and this commit writes it.
+        let keeps_created = self.options.absolute_timeout.is_some() || self.options.index.is_some();
+        if meta.created.is_none() && keeps_created && c.state == State::Stored {
+            meta.created = Some(now);
+        }
         let mut record = self.with_meta(entries, &meta)?;
         let modified = c.snap != Some(record.0.as_slice());
         let facts = Facts {
@@ -373,12 +383,7 @@ impl Engine {
         };
         let write = lifecycle::should_save(&facts, &self.policy);
         let touch = lifecycle::should_touch(&facts, &self.policy, write);
-        // The creation time is kept only where something reads it: the absolute timeout, and
-        // the owner index's `sessionsOf`.
-        if write == Write::Set
-            && meta.created.is_none()
-            && (self.options.absolute_timeout.is_some() || self.options.index.is_some())
-        {
+        if write == Write::Set && meta.created.is_none() && keeps_created {
             meta.created = Some(now);
             record = meta::with_meta(&record.0, &meta)?;
         }
@@ -432,6 +437,7 @@ impl Engine {
             ttl: Ttl::new(grace).unwrap_or(self.ttl),
             cookie: Some(&self.options.cookie),
             max_age: Some(grace),
+            original_max_age: Some(grace),
             owner: meta.owner.as_deref(),
         };
         Ok(self
@@ -461,6 +467,7 @@ impl Engine {
             op: None,
             ttl: life.ttl.seconds(),
             max_age: life.max_age,
+            original_max_age: life.original_max_age,
             owner: life.owner.map(String::from),
         };
         let stored_now = match &self.backend {
@@ -571,6 +578,7 @@ impl Engine {
             return Err(StoreError::new(store.name(), "get", why).into());
         }
         if self.expired(&loaded.record.0, clock::now_ms()) {
+            store.destroy(id)?;
             return LuaValue::Nil.into_lua_multi(lua);
         }
         let mut values = self.open(lua, &loaded.record.0)?;
@@ -661,6 +669,21 @@ impl LuaUserData for Handle {
             plain(lua, id.to_str().and_then(|id| e.0.reload(lua, &id)))
         });
         m.add_method("life", |lua, e, ()| life_table(lua, &e.0.options));
+        // Whether what a Lua store's get returned (a record or a data table) is an id
+        // `regenerate` retired.
+        m.add_method("retired", |_, _, stored: LuaValue| {
+            Ok(match stored {
+                LuaValue::String(s) => Meta::of_record(&s.as_bytes()).stale.is_some(),
+                LuaValue::Table(t) => match t.raw_get::<LuaValue>(META_KEY)? {
+                    LuaValue::Table(m) => matches!(
+                        m.raw_get::<LuaValue>("stale")?,
+                        LuaValue::Integer(_) | LuaValue::Number(_)
+                    ),
+                    _ => false,
+                },
+                _ => false,
+            })
+        });
     }
 }
 

@@ -64,6 +64,10 @@ function Core.new(engine, store)
         load = load, commit = commit, id = id,
         candidates = engine.candidates, adopt = engine.adopt, destroy = engine.destroy,
         reload = engine.reload, index = engine.index, stale_grace = engine.staleGrace,
+        retired = engine.retired,
+        -- A Lua store whose merge and touch refuse a record regenerate retired (this module's
+        -- own do); for any other, store.lua checks with a get first.
+        stale_aware = type(store) == "table" and store.staleAware == true,
     }
     if not ctx.native then ctx.life = engine:life() end
     return setmetatable({ ctx = ctx, name = engine.name, engine = engine }, Core)

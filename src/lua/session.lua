@@ -202,7 +202,9 @@ function Methods:save()
     if m.stale then return false end
     commit(self, m, SAVE_NOW)
     if m.state == "gone" then return false end
-    m.must_save, m.cookie_due = false, true
+    -- The store now holds this request's data under this id: regenerate must not keep it
+    -- readable for the stale grace (it may be the login's).
+    m.must_save, m.cookie_due, m.wrote = false, true, true
     return true
 end
 
@@ -232,7 +234,7 @@ function Methods:regenerate(keep)
     local st = m.state
     local existed = false
     if st == "stored" then
-        if m.ctx.stale_grace > 0 and not m.stale then
+        if m.ctx.stale_grace > 0 and not m.stale and not m.wrote then
             -- The old id stays readable, with its stored data, for the stale grace (see
             -- Engine::retire): a browser's parallel requests that still carry it finish
             -- without replacing the new cookie.
@@ -245,11 +247,11 @@ function Methods:regenerate(keep)
     -- Data moves to the new id only from a session that is still alive (or was never stored):
     -- a session another request destroyed meanwhile must not come back under a new id.
     if keep and (st == "gone" or (st == "stored" and not existed)) then keep = false end
-    -- The new session starts its own life (creation time); its cookie lifetime stays with
-    -- the data it keeps.
+    -- The new session keeps the data's lifetime and creation time (absoluteTimeout counts on)
+    -- with the data; without it, it starts a life of its own.
     local meta = m.meta
-    if keep and meta ~= nil and meta.maxAge ~= nil then
-        m.meta = { maxAge = meta.maxAge }
+    if keep and meta ~= nil then
+        m.meta = { maxAge = meta.maxAge, created = meta.created }
     else
         m.meta = nil
     end
@@ -257,7 +259,7 @@ function Methods:regenerate(keep)
         clear(self)
         m.shadow, m.flash_old, m.flash_new = nil, nil, nil
     end
-    m.id, m.state, m.snap, m.ver, m.stale = m.ctx.id(), "new", nil, nil, nil
+    m.id, m.state, m.snap, m.ver, m.stale, m.wrote = m.ctx.id(), "new", nil, nil, nil, nil
     m.must_save, m.cookie_due = true, false
     follow(m)
     return m.id
@@ -291,7 +293,7 @@ function Methods:reload()
     end
     for k, v in next, data do rawset(self, k, v) end
     m.shadow, m.flash_old, m.meta, m.snap, m.ver = shadow, flash, meta, snap, version
-    m.stale = meta ~= nil and meta.stale ~= nil or nil
+    m.stale = meta ~= nil and type(meta.stale) == "number" or nil
     return true
 end
 
@@ -319,11 +321,12 @@ local function defaults(ctx)
     return life
 end
 
--- The session's cookie lifetime in ms (nil: a browser-session cookie).
+-- The session's cookie lifetime in ms (nil: a browser-session cookie). What the engine
+-- honours: a whole number of ms from 1000, or false; anything else stored means the options'.
 local function lifetime(m)
     local own = m.meta and m.meta.maxAge
     if own == false then return nil end
-    if own ~= nil then return own end
+    if type(own) == "number" and own >= 1000 then return own end
     local config = defaults(m.ctx).maxAge
     if config == false then return nil end
     return config * 1000
@@ -419,7 +422,7 @@ function S.new(ctx, id, data, flash, shadow, meta, snap, version, secure, req)
     if meta ~= nil then
         m.meta = meta
         -- An id regenerate retired: readable until its grace ends, never written, no cookie.
-        if meta.stale ~= nil then m.stale = true end
+        if type(meta.stale) == "number" then m.stale = true end
     end
     return setmetatable(data, m)
 end

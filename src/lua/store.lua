@@ -74,14 +74,27 @@ local function merge(ctx, id, a, b, version, ttl, life)
 end
 
 ---The lifetime handed to a Lua store with one write: the config's (`ctx.life`), or a copy
----with this session's own TTL, cookie lifetime and owner.
-local function life_of(ctx, ttl, max_age, owner)
+---with this session's own TTL, cookie lifetime (and the same before absoluteTimeout capped
+---it) and owner.
+local function life_of(ctx, ttl, max_age, owner, original)
     local base = ctx.life
-    if ttl == base.ttl and max_age == base.maxAge and owner == nil then return base end
+    if ttl == base.ttl and max_age == base.maxAge and owner == nil and original == max_age then
+        return base
+    end
     local life = {}
     for k, v in next, base do life[k] = v end
     life.ttl, life.maxAge, life.owner = ttl, max_age, owner
+    if original ~= max_age then life.originalMaxAge = original end
     return life
+end
+
+---Whether the store still holds session `id` and regenerate has not retired it. Asked before
+---a write or touch of a Lua store that does not refuse retired records itself (`staleAware`),
+---so a request that loaded the session before the retirement neither writes it back nor
+---sends its cookie over the new one.
+local function writable(ctx, id)
+    local current = M.get(ctx, id)
+    return current ~= nil and not ctx.retired(ctx.engine, current)
 end
 
 ---Runs the engine's commit for session `s` (its state `m`); performs a Lua store's part.
@@ -93,12 +106,15 @@ function M.commit(s, m, flags)
     if m.cookie_due then flags = flags + COOKIE_DUE end
     if m.touch then flags = flags + TOUCH end
     local index = ctx.index
-    local line, state, snap, version, op, a, b, ttl, max_age, owner =
+    local line, state, snap, version, op, a, b, ttl, max_age, owner, original =
         ctx.commit(m.state, m.id, s, m.flash_new, m.shadow, m.snap, flags, m.ver, m.meta,
             index and rawget(s, index))
     if op ~= nil then
         local id = m.id
-        local life = life_of(ctx, ttl, max_age, owner)
+        local life = life_of(ctx, ttl, max_age, owner, original)
+        if op ~= "set" and not ctx.stale_aware and not writable(ctx, id) then
+            op, state, line, snap = nil, "gone", nil, nil
+        end
         if op == "set" then
             version = call(ctx, "set", id, a, ttl, life)
             if not ctx.record then
@@ -110,14 +126,9 @@ function M.commit(s, m, flags)
             local ok, v = merge(ctx, id, a, b, m.ver, ttl, life)
             if ok then version = v else state, line, snap = "gone", nil, nil end
         elseif op == "replace" then
-            -- A store without merge: the whole session, if the store still holds it (writes
-            -- of other requests to other keys are lost, and a request that loaded the session
-            -- before regenerate retired it may write it back; the README says so).
-            if M.exists(ctx, id) then
-                call(ctx, "set", id, a, ttl, life)
-            else
-                state, line, snap = "gone", nil, nil
-            end
+            -- A store without merge: the whole session, once `writable` found it still there
+            -- (writes of other requests to other keys are lost; the README says so).
+            call(ctx, "set", id, a, ttl, life)
         elseif op == "touch" then
             if not touch(ctx, id, ttl, life) then state, line = "gone", nil end
         end
@@ -146,7 +157,10 @@ function M.reload(ctx, id)
     local stored, version = M.get(ctx, id)
     if stored == nil then return nil end
     local data, flash, shadow, meta, snap = checked(ctx.adopt(ctx.engine, stored))
-    if data == nil then return nil end
+    if data == nil then
+        call(ctx, "destroy", id) -- past its absolute timeout
+        return nil
+    end
     return data, flash, shadow, meta, snap, version
 end
 

@@ -96,6 +96,9 @@ pub struct Lifetime<'a> {
     /// This write's cookie lifetime in seconds: the session's own (`req.session.cookie`) or the
     /// config's; `None` for a browser-session cookie.
     pub max_age: Option<u64>,
+    /// The same before `absoluteTimeout` capped it: the lifetime express-session keeps as
+    /// `cookie.originalMaxAge` (so a cap is never mistaken for the session's own lifetime).
+    pub original_max_age: Option<u64>,
     /// The session's owner (the `index` option's field), for stores that keep an index.
     pub owner: Option<&'a str>,
 }
@@ -107,6 +110,7 @@ impl Lifetime<'_> {
             ttl,
             cookie: None,
             max_age: Some(ttl.seconds()),
+            original_max_age: Some(ttl.seconds()),
             owner: None,
         }
     }

@@ -395,6 +395,7 @@ function M.new(opts)
     end
     local store = setmetatable({
         format = "record",
+        staleAware = true, -- merge and touch refuse a record regenerate retired
         socket = socket,
         prefix = cfg.prefix,
         pattern = cfg.pattern,

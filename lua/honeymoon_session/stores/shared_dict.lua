@@ -302,6 +302,7 @@ local function new(opts)
     end
     return setmetatable({
         format = "record", -- also on the instance: a rawget or a copy of the fields sees it
+        staleAware = true, -- merge and touch refuse a record regenerate retired
         dict = dict,
         name = name,
         prefix = prefix,

@@ -38,8 +38,10 @@ return 1
 pub const TOUCH: &str = r#"
 local cur = redis.call('GET', KEYS[1])
 if not cur then return 0 end
-local ok, v = pcall(cjson.decode, cur)
-if ok and type(v) == 'table' and type(v.__meta) == 'table' and type(v.__meta.stale) == 'number' then return 0 end
+if string.find(cur, '"stale"', 1, true) then
+  local ok, v = pcall(cjson.decode, cur)
+  if ok and type(v) == 'table' and type(v.__meta) == 'table' and type(v.__meta.stale) == 'number' then return 0 end
+end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1
 "#;
@@ -51,6 +53,8 @@ pub struct Cookie<'a> {
     /// cookie (`cookie.maxAge = false`): express-session stores `originalMaxAge` and
     /// `expires` as null, and the key lives `store_ttl` seconds.
     pub max_age: Option<u64>,
+    /// What `originalMaxAge` says: `max_age` before `absoluteTimeout` capped it.
+    pub original: Option<u64>,
     /// The session's ttl: the key's TTL when the cookie has no lifetime of its own.
     pub store_ttl: u64,
     pub path: &'a str,
@@ -69,6 +73,7 @@ impl<'a> Cookie<'a> {
     pub fn standalone(ttl: u64) -> Cookie<'static> {
         Cookie {
             max_age: Some(ttl),
+            original: Some(ttl),
             store_ttl: ttl,
             path: "/",
             domain: None,
@@ -86,6 +91,7 @@ impl<'a> Cookie<'a> {
             None => Cookie::standalone(life.ttl.seconds()),
             Some(c) => Cookie {
                 max_age: life.max_age,
+                original: life.original_max_age,
                 store_ttl: life.ttl.seconds(),
                 path: &c.path,
                 domain: c.domain.as_deref(),
@@ -108,7 +114,11 @@ impl<'a> Cookie<'a> {
         // express-session's key order: originalMaxAge, partitioned, priority, expires, ...
         let mut o = Map::new();
         let ms = self.max_age.map(|m| m.saturating_mul(1000));
-        o.insert("originalMaxAge".into(), ms.map_or(Json::Null, Json::from));
+        let original = self.original.map(|m| m.saturating_mul(1000));
+        o.insert(
+            "originalMaxAge".into(),
+            original.map_or(Json::Null, Json::from),
+        );
         if self.partitioned {
             o.insert("partitioned".into(), Json::from(true));
         }
@@ -413,6 +423,7 @@ mod tests {
     fn the_cookie_object_follows_the_config() {
         let c = Cookie {
             max_age: Some(600),
+            original: Some(600),
             store_ttl: 3600,
             path: "/app",
             domain: Some("example.com"),
@@ -438,6 +449,7 @@ mod tests {
         // A browser-session cookie: express-session's nulls, and the key still expires.
         let b = Cookie {
             max_age: None,
+            original: None,
             store_ttl: 60,
             ..c
         };
@@ -483,6 +495,7 @@ mod tests {
     fn the_cookie_object_carries_chips_priority_and_browser_sessions() {
         let c = Cookie {
             max_age: None,
+            original: None,
             partitioned: true,
             priority: Some(Priority::High),
             secure: true,

@@ -356,6 +356,8 @@ impl LuaUserData for Replies {
 struct Life {
     /// None: a browser-session cookie (`maxAge = false`).
     max_age: Option<u64>,
+    /// `life.originalMaxAge`: the lifetime before `absoluteTimeout` capped it (default max_age).
+    original: Option<u64>,
     ttl: u64,
     path: String,
     domain: Option<String>,
@@ -370,6 +372,7 @@ impl Life {
     fn cookie(&self) -> Cookie<'_> {
         Cookie {
             max_age: self.max_age,
+            original: self.original,
             store_ttl: self.ttl,
             path: &self.path,
             domain: self.domain.as_deref(),
@@ -400,6 +403,7 @@ fn life_of(ttl: &LuaValue, life: Option<&LuaTable>) -> Result<Life, String> {
         let c = Cookie::standalone(ttl);
         return Ok(Life {
             max_age: c.max_age,
+            original: c.original,
             ttl,
             path: c.path.into(),
             domain: None,
@@ -465,8 +469,13 @@ fn life_of(ttl: &LuaValue, life: Option<&LuaTable>) -> Result<Life, String> {
             ));
         }
     };
+    let original = match get("originalMaxAge")? {
+        LuaValue::Nil => max_age,
+        v => Some(seconds(&v, "life.originalMaxAge")?.unwrap_or(ttl)),
+    };
     Ok(Life {
         max_age,
+        original,
         ttl,
         partitioned: matches!(get("partitioned")?, LuaValue::Boolean(true)),
         priority,
