@@ -327,6 +327,8 @@ pub fn from_record(record: &Record, cookie: &Cookie) -> Result<String, String> {
 pub struct JsonChanges {
     set: Vec<(String, Json)>,
     removed: Vec<String>,
+    /// The request changed the session's bookkeeping (its own lifetime among it).
+    touches_meta: bool,
 }
 
 impl JsonChanges {
@@ -343,7 +345,13 @@ impl JsonChanges {
                 None => removed.push(META_KEY.into()),
             }
         }
-        Ok(JsonChanges { set, removed })
+        let touches_meta =
+            set.iter().any(|(k, _)| k == META_KEY) || removed.iter().any(|k| k == META_KEY);
+        Ok(JsonChanges {
+            set,
+            removed,
+            touches_meta,
+        })
     }
 
     /// The stored JSON `base` with these changes and a fresh cookie object; every other key
@@ -357,7 +365,16 @@ impl JsonChanges {
             // shift_remove: the other keys keep their order.
             map.shift_remove(k.as_str());
         }
-        map.insert(COOKIE_KEY.into(), cookie.to_json());
+        let mut fresh = cookie.to_json();
+        // A request that did not change the session's lifetime keeps the stored one: another
+        // request may have set it (remember me) after this one loaded the session.
+        if !self.touches_meta
+            && let Some(stored) = map.get(COOKIE_KEY).and_then(|c| c.get("originalMaxAge"))
+            && let Json::Object(o) = &mut fresh
+        {
+            o.insert("originalMaxAge".into(), stored.clone());
+        }
+        map.insert(COOKIE_KEY.into(), fresh);
         Ok(Json::Object(map).to_string())
     }
 }
@@ -455,6 +472,29 @@ mod tests {
         };
         assert!(b.to_json()["originalMaxAge"].is_null() && b.to_json()["expires"].is_null());
         assert_eq!(b.ttl(), 60);
+    }
+
+    #[test]
+    fn a_merge_that_leaves_the_lifetime_alone_keeps_the_stored_one() {
+        let lua = Lua::new();
+        // Another request set 30 days after this one loaded the session with a day.
+        let base = br#"{"a":1,"cookie":{"originalMaxAge":2592000000,"path":"/"}}"#;
+        let before = to_record(br#"{"a":1,"cookie":{"originalMaxAge":86400000}}"#).unwrap();
+        let t: LuaTable = lua.load("return { a = 2 }").eval().unwrap();
+        let mut after = Record::from_table(&lua, &t).unwrap();
+        after = codec::meta::with_meta(&after.0, &Meta::of_record(&before.0)).unwrap();
+        let changes = JsonChanges::of(&before.diff(&after).unwrap()).unwrap();
+        let json = changes.apply(base, &Cookie::standalone(86_400)).unwrap();
+        assert!(json.contains(r#""originalMaxAge":2592000000"#), "{json}");
+        // A request that sets a lifetime writes its own.
+        let mine = Meta {
+            max_age: Some(MaxAge::Ms(3_600_000)),
+            ..Meta::default()
+        };
+        let set = codec::meta::with_meta(&after.0, &mine).unwrap();
+        let changes = JsonChanges::of(&before.diff(&set).unwrap()).unwrap();
+        let json = changes.apply(base, &Cookie::standalone(3600)).unwrap();
+        assert!(json.contains(r#""originalMaxAge":3600000"#), "{json}");
     }
 
     #[test]
