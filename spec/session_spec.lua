@@ -274,6 +274,65 @@ describe("rule 2: modified means the data differ deeply from what was loaded", f
     assert.equal(1, writes(store))
     assert.same({ b = "2" }, all_of(c))
   end)
+
+  -- A flat session (scalars only) is compared with a copy made at load, without a native
+  -- crossing; every kind of change must still be seen.
+  describe("a flat session's changes are seen without encoding it", function()
+    local store, app, c
+    before_each(function()
+      store = hs.MemoryStore()
+      app, c = app_with({ store = store }, kv_routes())
+      c:post("/set?a=1&b=x")
+    end)
+
+    local function run(f)
+      app:route("POST", "/change", function(req, res) f(req.session) res:text("") end)
+      return c:post("/change")
+    end
+
+    it("an unchanged one is not written and gets no cookie", function()
+      local r = run(function(s) local _ = s.a end)
+      assert.same({}, cookie_lines(r))
+    end)
+
+    for name, case in pairs({
+      ["a changed value"] = { function(s) s.a = "2" end, { a = "2", b = "x" } },
+      ["a removed key"] = { function(s) s.b = nil end, { a = "1" } },
+      ["a key swapped for another"] = { function(s) s.b = nil s.z = "x" end, { a = "1", z = "x" } },
+      ["a nested table added"] = { function(s) s.a = { 1 } end, { a = { 1 }, b = "x" } },
+      ["a number for a string"] = { function(s) s.a = 1 end, { a = 1, b = "x" } },
+    }) do
+      it(name .. " is stored", function()
+        run(case[1])
+        assert.same(case[2], all_of(c))
+      end)
+    end
+
+    it("a NaN is stored", function()
+      run(function(s) s.n = 0 / 0 end)
+      app:route("GET", "/nan", function(req, res) res:text(tostring(req.session.n ~= req.session.n)) end)
+      assert.equal("true", c:get("/nan").body)
+    end)
+
+    it("an integer turned into the equal float is stored as a float (Lua 5.3+)", function()
+      if not math.type then pending("no integer subtype before Lua 5.3") end
+      c:post("/set?i=0")
+      app:route("POST", "/int", function(req, res) req.session.i = 7 res:text("") end)
+      c:post("/int")
+      run(function(s) s.i = 7.0 end)
+      app:route("GET", "/type", function(req, res) res:text(math.type(req.session.i)) end)
+      assert.equal("float", c:get("/type").body)
+    end)
+
+    it("a value saved, then set back to what was loaded, is stored as set back", function()
+      run(function(s)
+        s.a = "2"
+        s:save()
+        s.a = "1"
+      end)
+      assert.same({ a = "1", b = "x" }, all_of(c))
+    end)
+  end)
 end)
 
 ---------------------------------------------------------------------------

@@ -216,8 +216,9 @@ unsafe fn push_opt(state: *mut lua_State, b: Option<&[u8]>) {
     }
 }
 
-/// `load(header)` for a native store: `id, data, flash, shadow, meta, snapshot, version` for a
-/// live session named by the header, else a fresh `id`.
+/// `load(header)` for a native store: `id, data, flash, shadow, meta, snapshot, version[, copy,
+/// n]` for a live session named by the header (`copy`: a shallow copy of a flat session's
+/// data and its `n` keys), else a fresh `id`.
 unsafe extern "C-unwind" fn load(state: *mut lua_State) -> c_int {
     // SAFETY: an entry point of a closure made by `functions`.
     unsafe { entry(state, load_body) }
@@ -232,9 +233,18 @@ unsafe fn load_body(state: *mut lua_State) -> Result<c_int, Failed> {
             let mut corrupt = false;
             let record = &loaded.record.0;
             let version = loaded.version.as_deref().map(str::as_bytes);
-            // SAFETY: the pusher pushes from borrowed data only.
+            // A flat session (scalars only) also gets a shallow copy of its data, so a commit
+            // that finds it unchanged needs no crossing (src/lua/session.lua).
+            let flat = if engine.fast_commit() {
+                codec::flat_len(record, engine::slot)
+            } else {
+                None
+            };
+            // SAFETY: the pusher pushes from borrowed data only. `data` is an absolute index
+            // into the pusher's frame, which holds nothing else below the pushes.
             let n = unsafe {
                 protected(state, &mut |l| {
+                    let data = ffi::lua_gettop(l) + 2;
                     push_bytes(l, id.as_bytes());
                     if !codec::push_session(l, record, engine::slot) {
                         corrupt = true;
@@ -242,7 +252,20 @@ unsafe fn load_body(state: *mut lua_State) -> Result<c_int, Failed> {
                     }
                     push_bytes(l, record);
                     push_opt(l, version);
-                    7
+                    let Some(len) = flat else { return 7 };
+                    if ffi::lua_checkstack(l, 8) == 0 {
+                        return 7; // no copy: the commit crosses as usual
+                    }
+                    ffi::lua_createtable(l, 0, len.min(1 << 16) as c_int);
+                    let copy = ffi::lua_gettop(l);
+                    ffi::lua_pushnil(l);
+                    while ffi::lua_next(l, data) != 0 {
+                        ffi::lua_pushvalue(l, -2);
+                        ffi::lua_insert(l, -2);
+                        ffi::lua_rawset(l, copy);
+                    }
+                    ffi::lua_pushinteger(l, len as ffi::lua_Integer);
+                    9
                 })?
             };
             if corrupt {

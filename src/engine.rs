@@ -213,6 +213,16 @@ impl Engine {
         })
     }
 
+    /// Whether a commit may skip the crossing for an unchanged flat session: no option that
+    /// makes every commit do something (rolling, resave) or stamps bookkeeping into it
+    /// (absoluteTimeout, index).
+    pub fn fast_commit(&self) -> bool {
+        !self.policy.rolling
+            && !self.policy.resave
+            && self.options.absolute_timeout.is_none()
+            && self.options.index.is_none()
+    }
+
     /// A Lua store that takes and returns encoded records (else plain tables).
     pub fn takes_records(&self) -> bool {
         matches!(self.backend, Backend::Lua { record: true, .. })

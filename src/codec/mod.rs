@@ -558,6 +558,24 @@ impl Entries {
     }
 }
 
+/// How many top-level entries a record has, when every one is a data key (`slot`) holding a
+/// scalar (no table): such a session can be compared with a shallow copy, without encoding.
+pub fn flat_len(record: &[u8], slot: impl Fn(&[u8]) -> Slot) -> Option<usize> {
+    let mut r = Reader::new(record);
+    if r.byte() != Some(MAP) {
+        return None;
+    }
+    let n = r.varint()?;
+    for _ in 0..n {
+        let key = r.string()?;
+        if slot(key) != Slot::Data || r.peek() == Some(MAP) {
+            return None;
+        }
+        r.skip_value(1).ok()?;
+    }
+    usize::try_from(n).ok()
+}
+
 /// The (key, encoded value) pairs of an encoded record, in key order.
 fn entries_of(buf: &[u8]) -> LuaResult<Vec<(&[u8], &[u8])>> {
     let mut r = Reader::new(buf);

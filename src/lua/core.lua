@@ -81,8 +81,8 @@ end
 ---@return string id
 function Core:load(header, secure, req)
     local ctx = self.ctx
-    local id, data, flash, shadow, meta, snap, version = load_session(ctx, header_text(header))
-    local s = new_session(ctx, id, data, flash, shadow, meta, snap, version, secure == true, req)
+    local id, data, flash, shadow, meta, snap, version, copy, n = load_session(ctx, header_text(header))
+    local s = new_session(ctx, id, data, flash, shadow, meta, snap, version, secure == true, req, copy, n)
     if req ~= nil then req.sessionID = id end
     return s, id
 end
@@ -92,8 +92,8 @@ end
 function Core:_load(header, secure, req)
     local ctx = self.ctx
     if ctx.native then
-        local id, data, flash, shadow, meta, snap, version = ctx.load(header)
-        return new_session(ctx, id, data, flash, shadow, meta, snap, version, secure, req), id
+        local id, data, flash, shadow, meta, snap, version, copy, n = ctx.load(header)
+        return new_session(ctx, id, data, flash, shadow, meta, snap, version, secure, req, copy, n), id
     end
     local id, data, flash, shadow, meta, snap, version = load_session(ctx, header)
     return new_session(ctx, id, data, flash, shadow, meta, snap, version, secure, req), id

@@ -204,7 +204,8 @@ function Methods:save()
     if m.state == "gone" then return false end
     -- The store now holds this request's data under this id: regenerate must not keep it
     -- readable for the stale grace (it may be the login's).
-    m.must_save, m.cookie_due, m.wrote = false, true, true
+    -- The copy describes the loaded session, no longer the stored one.
+    m.must_save, m.cookie_due, m.wrote, m.copy = false, true, true, nil
     return true
 end
 
@@ -219,7 +220,7 @@ function Methods:destroy()
     live(m, "destroy")
     if m.state == "stored" then destroy_id(m) end
     clear(self)
-    m.shadow, m.flash_old, m.flash_new, m.meta = nil, nil, nil, nil
+    m.shadow, m.flash_old, m.flash_new, m.meta, m.copy = nil, nil, nil, nil, nil
     m.id, m.state, m.snap, m.ver = m.ctx.id(), "destroyed", nil, nil
     m.must_save, m.cookie_due = false, false
     follow(m)
@@ -259,7 +260,7 @@ function Methods:regenerate(keep)
         clear(self)
         m.shadow, m.flash_old, m.flash_new = nil, nil, nil
     end
-    m.id, m.state, m.snap, m.ver, m.stale, m.wrote = m.ctx.id(), "new", nil, nil, nil, nil
+    m.id, m.state, m.snap, m.ver, m.stale, m.wrote, m.copy = m.ctx.id(), "new", nil, nil, nil, nil, nil
     m.must_save, m.cookie_due = true, false
     follow(m)
     return m.id
@@ -285,7 +286,7 @@ function Methods:reload()
         data, flash, shadow, meta, snap, version = reload(m.ctx, m.id)
     end
     clear(self)
-    m.flash_new = nil
+    m.flash_new, m.copy = nil, nil
     if data == nil then
         m.shadow, m.flash_old, m.meta = nil, nil, nil
         if m.state == "stored" then m.state, m.snap, m.ver = "gone", nil, nil end
@@ -404,7 +405,7 @@ local S = {}
 ---@return table session, table state
 -- The data table holds nothing else, so pairs() walks the data without a __pairs. Fields that
 -- are nil are left out of the constructor: each one costs a hash slot in every request.
-function S.new(ctx, id, data, flash, shadow, meta, snap, version, secure, req)
+function S.new(ctx, id, data, flash, shadow, meta, snap, version, secure, req, copy, n)
     if snap == nil then
         return setmetatable({}, {
             __index = index, __newindex = guard, __tostring = name,
@@ -417,6 +418,7 @@ function S.new(ctx, id, data, flash, shadow, meta, snap, version, secure, req)
         snap = snap,
     }
     if version ~= nil then m.ver = version end
+    if copy ~= nil then m.copy, m.n = copy, n end
     if flash ~= nil then m.flash_old = flash end
     if shadow ~= nil then m.shadow = shadow end
     if meta ~= nil then
@@ -427,6 +429,23 @@ function S.new(ctx, id, data, flash, shadow, meta, snap, version, secure, req)
     return setmetatable(data, m)
 end
 
+local math_type = math.type -- nil before Lua 5.3: no integer subtype to tell apart
+
+-- Whether a flat session (scalars only, as loaded: `m.copy` holds its `m.n` keys) is exactly
+-- as loaded. Then its commit has nothing to do, and needs no crossing.
+local function unchanged(s, m)
+    local copy, n = m.copy, 0
+    for k, v in next, s do
+        local was = copy[k]
+        -- A NaN, a table, or 1 -> 1.0 (equal, but stored differently) is a change.
+        if v ~= was or type(v) == "table" or (math_type and math_type(v) ~= math_type(was)) then
+            return false
+        end
+        n = n + 1
+    end
+    return n == m.n
+end
+
 ---Commits once: returns the Set-Cookie line, if any.
 function S.commit(s)
     local m = state(s, 2)
@@ -434,6 +453,13 @@ function S.commit(s)
     m.committed = true -- before the work: a failing commit must not run again
     -- A retired id's response must not replace the newer cookie, nor write the old session.
     if m.stale then return nil end
+    -- A flat stored session nobody changed: nothing to write, no cookie (the engine only
+    -- hands out a copy when no option would make this commit do anything).
+    if m.copy ~= nil and m.state == "stored" and m.flash_new == nil and m.flash_old == nil
+        and m.shadow == nil and m.meta == nil and not m.must_save and not m.cookie_due
+        and not m.touch and unchanged(s, m) then
+        return nil
+    end
     -- A new session that holds nothing costs nothing (unless told to save it).
     if m.state == "new" and next(s) == nil and m.flash_new == nil and m.shadow == nil
         and not m.must_save and not m.ctx.save_uninitialized then
