@@ -214,7 +214,9 @@ local function get_sessions(req)
             mine and '<strong>This browser</strong> <span class="tag">current</span>'
                 or ("Session <code data-id-prefix>%s</code>…"):format(esc(s.id:sub(1, 6))),
             '<br><small>Last seen <time datetime="', os.date("!%Y-%m-%dT%H:%M:%SZ", last), '">', utc(last), "</time> (",
-            ago(math.max(0, now - last)), "), signed in ", utc(math.floor(s.created)), "</small></li>",
+            ago(math.max(0, now - last)), ")",
+            -- created is nil for a session stored before `index` was set
+            s.created and ", signed in " .. utc(math.floor(s.created)) or "", "</small></li>",
         })
     end
     local others = #items > 1
