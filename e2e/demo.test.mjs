@@ -24,7 +24,7 @@ const DAY = 86400;
 const daysLeft = (cookie) => (cookie.expires - Date.now() / 1000) / DAY;
 // The session id inside a signed cookie value: "s%3A<id>.<signature>".
 const idOf = (cookie) => decodeURIComponent(cookie.value).match(/^s:([^.]+)\./)[1];
-// Screenshots: the dashboard's, and the page of every step that failed (with its HTML).
+// Screenshots: the dashboard's, "Your sessions", and the page of every step that failed (with its HTML).
 // scripts/e2e.sh sets E2E_ARTIFACTS (artifacts/e2e/ under scripts/test.sh).
 const ARTIFACTS = process.env.E2E_ARTIFACTS ??
   path.join(path.dirname(fileURLToPath(import.meta.url)), "artifacts");
@@ -244,6 +244,8 @@ for (const [name, base] of servers) {
       }
       const html = await pageA.content();
       assert.ok(!html.includes(idA) && !html.includes(idB), "no full session id in the page");
+      fs.mkdirSync(ARTIFACTS, { recursive: true });
+      await pageA.screenshot({ path: path.join(ARTIFACTS, `sessions-${name}.png`), fullPage: true });
     });
 
     step("Log out other sessions logs the other browser out and keeps this one", async () => {
