@@ -57,6 +57,10 @@ pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
     #[cfg(feature = "redis")]
     native.set("_redis", store::redis::lua_exports(lua)?)?;
     native.set("json", json::module(lua)?)?;
+    // For record stores written in Lua: the merged record, then the owner it names (the
+    // `index` field, or nil) and whether the merge changed the owner (a login, a logout), so
+    // a store keeping an owner index knows when to list the session without reading the
+    // record again. `false` for an id `regenerate` retired (never written again).
     native.set(
         "_merge_patch",
         lua.create_function(|lua, (current, patch): (LuaString, LuaString)| {
@@ -64,12 +68,29 @@ pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
                 LuaError::runtime("honeymoon_session: merge_patch: not a patch this module wrote")
             })?;
             let current = current.as_bytes();
+            let before = codec::meta::Meta::of_record(&current);
             // An id `regenerate` retired is never written again: false, as for a gone one.
-            if codec::meta::Meta::of_record(&current).stale.is_some() {
-                return Ok(LuaValue::Boolean(false));
+            if before.stale.is_some() {
+                return false.into_lua_multi(lua);
             }
             let merged = codec::Record::merged(&current, &changes)?;
-            Ok(LuaValue::String(lua.create_string(&merged.0)?))
+            // The merged record is read for its owner only when it can have one: the session
+            // had one, or this merge rewrote the bookkeeping (the common merge does neither).
+            let meta_key = codec::meta::META_KEY.as_bytes();
+            let rewrites_meta = changes.set.iter().any(|(k, _)| k == meta_key)
+                || changes.removed.iter().any(|k| k == meta_key);
+            let after = if before.owner.is_some() || rewrites_meta {
+                codec::meta::Meta::of_record(&merged.0).owner
+            } else {
+                None
+            };
+            let changed = after != before.owner;
+            let merged = lua.create_string(&merged.0)?;
+            if after.is_none() && !changed {
+                // The common case, one value: no owner then or now.
+                return merged.into_lua_multi(lua);
+            }
+            (merged, after, changed).into_lua_multi(lua)
         })?,
     )?;
     // For record stores written in Lua: whether a stored record is an id `regenerate` retired.
@@ -81,6 +102,26 @@ pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
                 .is_some())
         })?,
     )?;
+    // For record stores written in Lua: a record's bookkeeping, `owner, created, stale` (the
+    // owner a string or nil, the times ms since the epoch or nil).
+    native.set(
+        "_record_meta",
+        lua.create_function(|_, record: LuaString| {
+            let m = codec::meta::Meta::of_record(&record.as_bytes());
+            Ok((m.owner, m.created, m.stale))
+        })?,
+    )?;
+    // For stores written in Lua: an owner as sessionsOf/destroyAll take it (a string, or a whole
+    // number in decimal, exactly as the engine renders the `index` field).
+    native.set(
+        "_owner",
+        lua.create_function(|_, (owner, store, method): (LuaValue, String, String)| {
+            store::owner_arg(&store, &method, &owner)
+        })?,
+    )?;
+    // The module's clock, ms since the epoch (what `created` and the engine's expiry use; the
+    // test hook `_advance_clock` moves it).
+    native.set("_now_ms", lua.create_function(|_, ()| Ok(clock::now_ms()))?)?;
     // Test aid: records of two tables and the patch from one to the other (spec and nginx checks).
     #[cfg(feature = "test-hooks")]
     native.set(

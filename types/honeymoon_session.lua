@@ -22,6 +22,7 @@
 ---@field store? honeymoon_session.Store
 ---@field cookie? honeymoon_session.CookieOptions
 ---@field maxSize? integer the largest session in bytes of its stored form, default 4194304 (4 MiB)
+---@field index? string the session data field naming its owner (e.g. "userId"), for store:sessionsOf and store:destroyAll
 ---@field absoluteTimeout? integer seconds after its creation when a session ends, whatever rolling does
 ---@field staleGrace? integer seconds the id regenerate() replaced stays readable with its old data, default 10; 0 deletes it at once
 
@@ -82,6 +83,14 @@ function Session:reload() end
 ---@field length fun(self): integer
 ---@field clear fun(self)
 ---@field merge? fun(self, id: string, changed: table, removed: string[], ttl: integer): boolean?
+---@field sessionsOf? fun(self, owner: string|integer): honeymoon_session.OwnedSession[] optional (native stores have it): the owner's live sessions, most recently seen first
+---@field destroyAll? fun(self, owner: string|integer, exceptId?: string): integer optional (native stores have it): deletes the owner's sessions but exceptId; the number deleted
+
+---One session of an owner, as store:sessionsOf lists it (times in seconds since the epoch).
+---@class honeymoon_session.OwnedSession
+---@field id string
+---@field created? integer when it was first stored (nil: stored before `index` was set)
+---@field lastSeen integer when the store last wrote or refreshed it
 
 ---@class honeymoon_session.Core
 ---@field name string the cookie name
@@ -98,6 +107,7 @@ function Core:commit(session) end
 ---@class honeymoon_session.RedisOptions
 ---@field url? string default "redis://127.0.0.1:6379"
 ---@field prefix? string default "sess:"
+---@field indexPrefix? string the owner index's keys, default "owner:" .. prefix
 ---@field connectTimeout? integer ms, default 2000
 ---@field commandTimeout? integer ms, default 2000
 ---@field tls? { ca?: string, cert?: string, key?: string } PEM file paths, with a rediss:// url

@@ -5,6 +5,7 @@
 ---@class honeymoon_session.LuaRedisOptions
 ---@field url? string redis://[[user]:password@]host[:port][/db], default redis://127.0.0.1:6379 (no TLS)
 ---@field prefix? string key prefix, default "sess:"
+---@field indexPrefix? string the owner index's keys, default "owner:" .. prefix
 ---@field socket? "ngx"|"cqueues" default "ngx" inside OpenResty, else "cqueues"
 ---@field pool? { size?: integer, idle?: integer } idle connections kept (32) and for how long (ms, 60000)
 ---@field connectTimeout? integer ms, default 2000
@@ -19,6 +20,7 @@
 ---@field secure boolean|"auto"
 ---@field sameSite "Strict"|"Lax"|"None"|false
 ---@field domain? string
+---@field owner? string the owner the session names (the session option `index`)
 
 ---@class honeymoon_session.LuaRedisStore
 ---@field format "record"
@@ -54,6 +56,13 @@ function Store:all() end
 ---@return integer
 function Store:length() end
 function Store:clear() end
+---@param owner string|integer
+---@return honeymoon_session.OwnedSession[] sessions most recently seen first
+function Store:sessionsOf(owner) end
+---@param owner string|integer
+---@param exceptId? string
+---@return integer deleted
+function Store:destroyAll(owner, exceptId) end
 
 local M = {}
 ---@param opts? honeymoon_session.LuaRedisOptions

@@ -18,7 +18,8 @@ local http_server = require("http.server")
 local http_headers = require("http.headers")
 local hs = require("honeymoon_session")
 local routes = require("examples.demo.routes")
--- One process serves every request, so its memory is a store every request sees.
+-- One process serves every request, so its memory is a store every request sees. The app
+-- holds it: the sessions page calls its sessionsOf and destroyAll.
 routes.store = hs.MemoryStore()
 local options = { store = routes.store }
 for k, v in pairs(routes.options) do options[k] = v end

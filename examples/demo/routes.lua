@@ -1,5 +1,7 @@
 -- The demo app: the Sessions page's Complete Example (login, flash, protected dashboard, theme
--- setting, logout) plus two load-test routes. Server-agnostic: app.lua serves it over lua-http,
+-- setting, logout), with "Remember me" at login and a "Your sessions" page (the logged-in
+-- user's live sessions, through the store's owner index, and "Log out other sessions"), plus
+-- two load-test routes. Server-agnostic: app.lua serves it over lua-http,
 -- openresty.lua under nginx. Both hand it the same tiny request and take the same response:
 --
 --   local handler, uses_session = routes.find(method, path)
@@ -20,18 +22,28 @@ local USERS = {
 }
 local THEMES = { light = true, dark = true }
 
--- The session options for both servers, without a store: each server picks the store that
--- fits it and sets M.store to it (GET /stats counts its sessions). app.lua (lua-http, one
--- process) uses a MemoryStore; openresty.lua the OpenResty adapter's default, a SharedDictStore
--- on `lua_shared_dict sessions` that every nginx worker shares.
+-- The session options for both servers, without a store: each server makes the store that
+-- fits it, passes it in its options and sets M.store to it (GET /stats counts its sessions, the
+-- sessions page asks it for the user's sessions). app.lua (lua-http, one process) uses a
+-- MemoryStore; openresty.lua a SharedDictStore on `lua_shared_dict sessions`, which every
+-- nginx worker shares.
+-- `index = "userId"`: the store indexes each session by the value of its userId field (the
+-- logged-in user), so store:sessionsOf(userId) lists a user's sessions and
+-- store:destroyAll(userId, exceptId) ends them.
 M.options = {
     name = "app.sid",
     secret = os.getenv("SESSION_SECRET") or "dev-secret",
     ttl = 86400 * 7,
     rolling = true,
+    index = "userId",
     cookie = { httpOnly = true, secure = "auto", sameSite = "Lax" },
 }
 M.store = nil
+
+-- "Remember me": the session's cookie (and its stored session) lasts 30 days, in milliseconds as
+-- express-session's req.session.cookie.maxAge takes it. Unchecked, the cookie is a
+-- browser-session cookie and the store expires the session after `ttl`.
+M.REMEMBER_MS = 30 * 24 * 3600 * 1000
 
 ---------------------------------------------------------------------------
 -- Small helpers
@@ -70,7 +82,10 @@ local function page(title, theme, content)
         ".flash{padding:.6rem .8rem;border-radius:.3rem;margin:1rem 0}",
         ".flash.error{background:#fde2e1;color:#8a1c14}.flash.success{background:#def7e0;color:#17622a}",
         "label{display:block;margin:.6rem 0}input{display:block;width:100%;padding:.4rem;box-sizing:border-box}",
+        "label.check{display:flex;gap:.5rem;align-items:center}label.check input{width:auto;margin:0}",
         "button{padding:.4rem .9rem;margin-right:.4rem}",
+        "ul.sessions{padding:0;list-style:none}ul.sessions li{padding:.5rem 0;border-bottom:1px solid #8884}",
+        "code{font-size:.95em}.tag{font-size:.8em;padding:.1rem .4rem;border-radius:.3rem;background:#def7e0;color:#17622a}",
         '</style></head><body class="', esc(theme or "light"), '">', content, "</body></html>",
     })
 end
@@ -103,6 +118,7 @@ local function get_login(req)
         '<form method="post" action="/login">',
         '<label>Email <input type="email" name="email" autocomplete="username" required></label>',
         '<label>Password <input type="password" name="password" autocomplete="current-password" required></label>',
+        '<label class="check"><input type="checkbox" name="remember" value="1"> Remember me for 30 days</label>',
         '<button type="submit">Log in</button></form>',
         "<p><small>Demo user: alice@example.com / wonderland</small></p>",
     })))
@@ -114,7 +130,14 @@ local function post_login(req)
     local user = USERS[data.email or ""]
     if user and user.password == data.password then
         session:regenerate(false) -- a new id after login: no session fixation
-        session.userId = user.id
+        -- Remember me: a 30-day cookie; else one the browser drops when it closes (the store
+        -- still expires the session after `ttl`). Set after regenerate, which starts afresh.
+        if data.remember == "1" then
+            session.cookie.maxAge = M.REMEMBER_MS
+        else
+            session.cookie.maxAge = false
+        end
+        session.userId = user.id -- the `index` field: the store lists this session under the user
         session.username = user.name
         session.role = user.role
         session:flash("success", "Welcome back!")
@@ -136,6 +159,7 @@ local function get_dashboard(req)
         '<p>Theme: <span id="theme">', esc(theme), "</span> ",
         '<button type="button" data-theme="light">Light</button>',
         '<button type="button" data-theme="dark">Dark</button></p>',
+        '<p><a href="/sessions" id="sessions-link">Your sessions</a></p>',
         '<form method="post" action="/logout"><button type="submit" id="logout">Log out</button></form>',
         "<script>",
         "for (const b of document.querySelectorAll('button[data-theme]')) b.onclick = async () => {",
@@ -162,6 +186,62 @@ end
 local function post_logout(req)
     req.session:destroy()
     return redirect("/login")
+end
+
+-- "Your sessions": every live session of the logged-in user (the store's owner index), with
+-- when it was last used; the current one is marked. Session ids are bearer secrets: the page
+-- shows only the first 6 characters of the others' and none of the current one's.
+local function ago(seconds)
+    if seconds < 60 then return "just now" end
+    if seconds < 3600 then return ("%d min ago"):format(math.floor(seconds / 60)) end
+    if seconds < 86400 then return ("%d h ago"):format(math.floor(seconds / 3600)) end
+    return ("%d days ago"):format(math.floor(seconds / 86400))
+end
+
+local function utc(t) return os.date("!%Y-%m-%d %H:%M:%S UTC", t) end
+
+local function get_sessions(req)
+    local session = req.session
+    if not session:has("userId") then return redirect("/login") end
+    local current = session:getId()
+    local now = os.time()
+    local items = {}
+    for _, s in ipairs(M.store:sessionsOf(session.userId)) do
+        local mine = s.id == current
+        local last = math.floor(s.lastSeen)
+        items[#items + 1] = table.concat({
+            '<li data-session', mine and ' data-current' or "", '>',
+            mine and '<strong>This browser</strong> <span class="tag">current</span>'
+                or ("Session <code data-id-prefix>%s</code>…"):format(esc(s.id:sub(1, 6))),
+            '<br><small>Last seen <time datetime="', os.date("!%Y-%m-%dT%H:%M:%SZ", last), '">', utc(last), "</time> (",
+            ago(math.max(0, now - last)), ")",
+            -- created is nil for a session stored before `index` was set
+            s.created and ", signed in " .. utc(math.floor(s.created)) or "", "</small></li>",
+        })
+    end
+    local others = #items > 1
+    return html(200, page("Your sessions", session.theme, table.concat({
+        flash_box("success", session:getFlash("success")),
+        "<h1>Your sessions</h1>",
+        "<p>", tostring(#items), " active session", #items == 1 and "" or "s", " for <strong>",
+        esc(session.username), "</strong>.</p>",
+        '<ul class="sessions" id="sessions">', table.concat(items), "</ul>",
+        others and ('<form method="post" action="/sessions/logout-others">'
+            .. '<button type="submit" id="logout-others">Log out other sessions</button></form>')
+            or "<p>No other sessions.</p>",
+        '<p><a href="/dashboard">Back to the dashboard</a></p>',
+    })))
+end
+
+-- Ends every other session of this user (other browsers are logged out at their next request);
+-- this one stays. The demo has no CSRF token: its cookie is SameSite=Lax, so a cross-site form
+-- POST arrives without it and ends nothing.
+local function post_logout_others(req)
+    local session = req.session
+    if not session:has("userId") then return redirect("/login") end
+    local n = M.store:destroyAll(session.userId, session:getId())
+    session:flash("success", ("Logged out %d other session%s."):format(n, n == 1 and "" or "s"))
+    return redirect("/sessions")
 end
 
 -- Load-test route: reads and writes the session on every request.
@@ -195,6 +275,8 @@ local ROUTES = {
     ["/dashboard"] = { GET = { get_dashboard, true } },
     ["/settings/theme"] = { POST = { post_theme, true } },
     ["/logout"] = { POST = { post_logout, true } },
+    ["/sessions"] = { GET = { get_sessions, true } },
+    ["/sessions/logout-others"] = { POST = { post_logout_others, true } },
     ["/counter"] = { GET = { get_counter, true } },
     ["/counter-plain"] = { GET = { get_counter_plain, false } },
     ["/stats"] = { GET = { get_stats, false } },

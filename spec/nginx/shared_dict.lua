@@ -293,6 +293,50 @@ case("a full dict evicts the least recently used sessions (forcible), and says s
     s:clear()
 end)
 
+-- The owner index ("log out everywhere"): what the engine hands a record store when the session
+-- option `index` is set, a record with __meta.owner and the owner in `life`.
+local function owned(owner, data)
+    local t = { __meta = { owner = owner, created = 1700000000000 } }
+    for k, v in pairs(data or {}) do t[k] = v end
+    return record(t)
+end
+
+case("the owner index: sessionsOf lists an owner's sessions, lastSeen follows writes and touches", function()
+    local s, owner = store(), "owner-" .. new_id()
+    local a, b, c = new_id(), new_id(), new_id()
+    s:set(a, owned(owner), 60, { owner = owner })
+    s:set(b, owned(owner), 60) -- called directly: the owner comes from the record
+    s:set(c, owned("someone else"), 60, { owner = "someone else" })
+    local list = s:sessionsOf(owner)
+    eq(#list, 2, "two sessions")
+    eq(list[1].created, 1700000000, "created, in seconds")
+    assert(list[1].lastSeen >= ngx.time() - 1, "lastSeen in seconds: " .. tostring(list[1].lastSeen))
+    -- A touch, then a merge that logs one out (its __meta goes).
+    ngx.sleep(1.01)
+    eq(s:touch(a, 60), true, "touch")
+    eq(s:sessionsOf(owner)[1].id, a, "the touched session first")
+    eq(s:merge(a, patch({ __meta = { owner = owner } }, {}), 60), true, "logout merge")
+    list = s:sessionsOf(owner)
+    eq(#list, 1, "after a logout")
+    eq(list[1].id, b, "the other session")
+    eq(s:sessionsOf(tostring(owner) .. "x")[1], nil, "another owner")
+end)
+
+case("the owner index: destroyAll ends an owner's sessions but the one kept, retired ids too", function()
+    local s, owner = store(), "owner-" .. new_id()
+    local keep, other, retired = new_id(), new_id(), new_id()
+    s:set(keep, owned(owner), 60, { owner = owner })
+    s:set(other, owned(owner), 60, { owner = owner })
+    s:set(retired, record({ __meta = { owner = owner, stale = 1 } }), 60, { owner = owner })
+    eq(#s:sessionsOf(owner), 2, "the retired id is not listed")
+    eq(s:destroyAll(owner, keep), 2, "destroyed")
+    eq(s:get(other), nil, "other")
+    eq(s:get(retired), nil, "retired")
+    eq(s:sessionsOf(owner)[1].id, keep, "kept")
+    eq(s:destroyAll(owner), 1, "then the last one")
+    eq(ngx.shared.sessions:get("\0owner:t:" .. owner), nil, "the owner's list is gone")
+end)
+
 case("constructor: unknown dict, bad options", function()
     raises(function() SharedDictStore.new({ dict = "nope" }) end,
         "^honeymoon_session: SharedDictStore: no lua_shared_dict named \"nope\": declare it in nginx.conf's http block, "
@@ -412,10 +456,12 @@ function M.bench()
         for _ = 1, n do f() end
         return (os.clock() - t0) / n * 1e6
     end
+    -- What the engine hands the store with each write (no `index` option: no owner).
+    local life = { ttl = 300, maxAge = 300, path = "/", httpOnly = true, secure = false, sameSite = "Lax" }
     local get = time(function() return s:get(id) end)
-    local set = time(function() s:set(id, r, 300) end)
-    local merge = time(function() s:merge(id, p, 300) end)
-    local touch = time(function() s:touch(id, 300) end)
+    local set = time(function() s:set(id, r, 300, life) end)
+    local merge = time(function() s:merge(id, p, 300, nil, life) end)
+    local touch = time(function() s:touch(id, 300, life) end)
     s:destroy(id)
     -- Memory: the dict's free pages before and after 10,000 such sessions (32-byte ids).
     local dict, m = ngx.shared.sessions, 10000

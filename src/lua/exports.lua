@@ -30,7 +30,10 @@ local middleware = chunks.middleware
 
 -- A native store is handed out as a Lua object over its userdata, so its methods raise plain
 -- strings too; the engine finds the userdata under `_native` and calls it directly.
-local store_methods = { "get", "set", "destroy", "touch", "exists", "all", "length", "clear" }
+-- sessionsOf and destroyAll are the owner index's ("log out everywhere"), for the app.
+local store_methods = {
+    "get", "set", "destroy", "touch", "exists", "all", "length", "clear", "sessionsOf", "destroyAll",
+}
 local function native_store(make)
     local Store = {}
     Store.__index = Store
@@ -74,6 +77,9 @@ M.json = { encode = strict(native.json.encode), decode = strict(native.json.deco
 M.error_message = message
 M._merge_patch = strict(native._merge_patch)
 M._retired = strict(native._retired)
+M._record_meta = native._record_meta
+M._now_ms = native._now_ms
+M._owner = strict(native._owner)
 M._redis = native._redis -- internal: what honeymoon_session.stores.redis needs from Rust
 M._monotonic = native._monotonic
 -- Only in builds with the test-hooks feature:

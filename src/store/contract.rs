@@ -116,6 +116,28 @@ impl Lifetime<'_> {
     }
 }
 
+/// One session of an owner, as `sessionsOf` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    pub id: Vec<u8>,
+    /// When the session was first stored (`__meta.created`, ms since the epoch); `None` for one
+    /// stored before `index` was configured.
+    pub created_ms: Option<i64>,
+    /// When the store last wrote or touched (refreshed) it, ms since the epoch.
+    pub last_seen_ms: i64,
+}
+
+impl Listed {
+    /// Most recently seen first; ties by id, so every store lists in one order.
+    pub fn order(list: &mut [Listed]) {
+        list.sort_by(|a, b| {
+            b.last_seen_ms
+                .cmp(&a.last_seen_ms)
+                .then_with(|| b.id.cmp(&a.id))
+        });
+    }
+}
+
 /// What a merge did.
 pub enum Merged {
     /// Written; the new version token.
@@ -151,6 +173,12 @@ pub trait Store {
     fn destroy(&self, id: Id) -> StoreResult<bool>;
     /// Refreshes the TTL; false when the session is gone.
     fn touch(&self, id: Id, life: &Lifetime) -> StoreResult<bool>;
+    /// The live sessions whose record names `owner` (`__meta.owner`), most recently seen first,
+    /// without the ids `regenerate` retired. Not called by the engine: `store:sessionsOf`.
+    fn sessions_of(&self, owner: &str) -> StoreResult<Vec<Listed>>;
+    /// Deletes every session of `owner` (retired ids included) but `except`; returns how many
+    /// it deleted. Not called by the engine: `store:destroyAll`.
+    fn destroy_all(&self, owner: &str, except: Option<&str>) -> StoreResult<usize>;
 }
 
 #[cfg(test)]

@@ -3,11 +3,20 @@
 //! Expiry is exact to the millisecond on every read. Expired entries are reclaimed in expiry
 //! order from an index, a bounded number per call, so no request waits for a sweep of the
 //! whole store; `length()` and `all()` reclaim the rest first, each entry once (amortised O(1)).
+//!
+//! The owner index ("log out everywhere"): a session whose record names an owner (`__meta.owner`,
+//! the `index` option's field) is listed under that owner with the time the store last wrote or
+//! touched it, kept in step with every put, touch, removal and reclaim under the same lock. Its
+//! entry carries a flag bit, so sessions without an owner cost nothing more and never have
+//! their record parsed for it.
 
 use crate::clock;
+use crate::codec::meta::META_KEY;
 use crate::codec::meta::Meta;
 use crate::codec::{self, Changes, Record};
-use crate::store::{Id, Lifetime, Loaded, MAX_ID_LEN, Merged, Store, StoreError, StoreResult, Ttl};
+use crate::store::{
+    Id, Lifetime, Listed, Loaded, MAX_ID_LEN, Merged, Store, StoreError, StoreResult, Ttl,
+};
 use hashbrown::HashTable;
 use mlua::prelude::*;
 use parking_lot::Mutex;
@@ -21,20 +30,25 @@ const RECLAIM_PER_CALL: usize = 8;
 
 /// One session in one allocation, `[expiry: i64 LE][id length: u16 LE][id][record]`, so a
 /// session costs its id and payload plus one allocation header, a 16-byte table slot and an
-/// expiry index entry.
+/// expiry index entry. The id length's top bit says the session is in the owner index.
 struct Entry {
     bytes: Box<[u8]>,
 }
 
 const HEAD: usize = 10;
+/// The id length's top bit: this entry is listed under the owner its record names. Ids are at
+/// most `MAX_ID_LEN` (4096) bytes, so the bit is free.
+const OWNED: u16 = 0x8000;
+const _: () = assert!(MAX_ID_LEN < OWNED as usize);
 
 impl Entry {
     /// Allocated fallibly: `data` is as large as a session gets.
-    fn new(id: &[u8], data: &[u8], expires_ms: i64) -> Result<Entry, codec::NoMemory> {
+    fn new(id: &[u8], data: &[u8], expires_ms: i64, owned: bool) -> Result<Entry, codec::NoMemory> {
         let mut bytes = Vec::new();
         codec::reserve(&mut bytes, HEAD + id.len() + data.len())?;
         bytes.extend_from_slice(&expires_ms.to_le_bytes());
-        bytes.extend_from_slice(&(id.len() as u16).to_le_bytes());
+        let len = id.len() as u16 & !OWNED | if owned { OWNED } else { 0 };
+        bytes.extend_from_slice(&len.to_le_bytes());
         bytes.extend_from_slice(id);
         bytes.extend_from_slice(data);
         Ok(Entry {
@@ -53,7 +67,11 @@ impl Entry {
     }
 
     fn id_len(&self) -> usize {
-        u16::from_le_bytes([self.bytes[8], self.bytes[9]]) as usize
+        (u16::from_le_bytes([self.bytes[8], self.bytes[9]]) & !OWNED) as usize
+    }
+
+    fn owned(&self) -> bool {
+        u16::from_le_bytes([self.bytes[8], self.bytes[9]]) & OWNED != 0
     }
 
     fn id(&self) -> &[u8] {
@@ -65,12 +83,52 @@ impl Entry {
     }
 }
 
+/// owner -> (id -> when the store last wrote or touched that session, ms).
+type Owners = HashMap<String, HashMap<Box<[u8]>, i64>>;
+
+/// The owner an entry is listed under: only a flagged entry has one, and only then is its
+/// record read for it.
+fn owner_of(e: &Entry) -> Option<String> {
+    if e.owned() {
+        Meta::of_record(e.data()).owner
+    } else {
+        None
+    }
+}
+
+fn list(owners: &mut Owners, owner: &str, id: &[u8], seen: i64) {
+    match owners.get_mut(owner) {
+        Some(ids) => match ids.get_mut(id) {
+            Some(at) => *at = seen,
+            None => {
+                ids.insert(id.into(), seen);
+            }
+        },
+        None => {
+            owners.insert(owner.to_string(), HashMap::from([(id.into(), seen)]));
+        }
+    }
+}
+
+/// Takes `id` off `owner`'s list; an owner with no sessions left is dropped (memory stays
+/// bounded by the live sessions).
+fn unlist(owners: &mut Owners, owner: &str, id: &[u8]) {
+    if let Some(ids) = owners.get_mut(owner) {
+        ids.remove(id);
+        if ids.is_empty() {
+            owners.remove(owner);
+        }
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     table: HashTable<Entry>,
     /// (expiry, id hash), in expiry order: what to reclaim next without a scan.
     by_expiry: BTreeSet<(i64, u64)>,
     hasher: RandomState,
+    /// The owner index: exactly the flagged entries, under the owner their record names.
+    owners: Owners,
 }
 
 impl Inner {
@@ -93,7 +151,10 @@ impl Inner {
                 .table
                 .find_entry(h, |e| e.expires_ms() == exp && hasher.hash_one(e.id()) == h)
             {
-                e.remove();
+                let (old, _) = e.remove();
+                if let Some(owner) = owner_of(&old) {
+                    unlist(&mut self.owners, &owner, old.id());
+                }
             }
         }
     }
@@ -117,21 +178,41 @@ impl Inner {
         }
     }
 
-    fn put(&mut self, id: &[u8], data: &[u8], expires_ms: i64) -> Result<(), codec::NoMemory> {
+    /// Stores `data` under `id`, listed under `owner` (seen `now`) when it has one; an owner the
+    /// entry had before and no longer has stops listing it.
+    fn put(
+        &mut self,
+        id: &[u8],
+        data: &[u8],
+        expires_ms: i64,
+        owner: Option<&str>,
+        now: i64,
+    ) -> Result<(), codec::NoMemory> {
         let h = self.hash(id);
-        let entry = Entry::new(id, data, expires_ms)?;
-        match self.table.find_mut(h, |e| e.id() == id) {
+        let entry = Entry::new(id, data, expires_ms, owner.is_some())?;
+        let before = match self.table.find_mut(h, |e| e.id() == id) {
             Some(slot) => {
-                let old = std::mem::replace(slot, entry).expires_ms();
-                self.unindex(old, h, id);
+                let old = std::mem::replace(slot, entry);
+                let before = owner_of(&old);
+                self.unindex(old.expires_ms(), h, id);
+                before
             }
             None => {
                 let hasher = &self.hasher;
                 self.table
                     .insert_unique(h, entry, |e| hasher.hash_one(e.id()));
+                None
             }
-        }
+        };
         self.by_expiry.insert((expires_ms, h));
+        if let Some(before) = before.as_deref()
+            && Some(before) != owner
+        {
+            unlist(&mut self.owners, before, id);
+        }
+        if let Some(owner) = owner {
+            list(&mut self.owners, owner, id, now);
+        }
         Ok(())
     }
 
@@ -142,17 +223,73 @@ impl Inner {
         let (old, _) = e.remove();
         let expires = old.expires_ms();
         self.unindex(expires, h, id);
+        if let Some(owner) = owner_of(&old) {
+            unlist(&mut self.owners, &owner, id);
+        }
         Some(expires)
     }
 
-    fn retime(&mut self, id: &[u8], expires_ms: i64) {
+    /// A new expiry; an owned session is also seen `now`.
+    fn retime(&mut self, id: &[u8], expires_ms: i64, now: i64) {
         let h = self.hash(id);
         if let Some(e) = self.table.find_mut(h, |e| e.id() == id) {
             let old = e.expires_ms();
             e.set_expires_ms(expires_ms);
+            let owner = owner_of(e);
             self.unindex(old, h, id);
             self.by_expiry.insert((expires_ms, h));
+            if let Some(owner) = owner {
+                list(&mut self.owners, &owner, id, now);
+            }
         }
+    }
+
+    /// `owner`'s live sessions, most recently seen first; ids `regenerate` retired are left
+    /// out (they stay listed for `destroy_all`). An expired one still here is reclaimed now.
+    fn sessions_of(&mut self, owner: &str, now: i64) -> Vec<Listed> {
+        let Some(ids) = self.owners.get(owner) else {
+            return Vec::new();
+        };
+        let ids: Vec<(Box<[u8]>, i64)> = ids.iter().map(|(id, at)| (id.clone(), *at)).collect();
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, seen) in ids {
+            match self.live(&id, now) {
+                Some(e) => {
+                    let meta = Meta::of_record(e.data());
+                    if meta.stale.is_none() {
+                        out.push(Listed {
+                            id: id.into_vec(),
+                            created_ms: meta.created,
+                            last_seen_ms: seen,
+                        });
+                    }
+                }
+                None => {
+                    if self.remove(&id).is_none() {
+                        unlist(&mut self.owners, owner, &id);
+                    }
+                }
+            }
+        }
+        Listed::order(&mut out);
+        out
+    }
+
+    /// Removes every session of `owner` but `except` (retired ids too); returns how many live
+    /// ones it removed.
+    fn destroy_all(&mut self, owner: &str, except: Option<&[u8]>, now: i64) -> usize {
+        let Some(ids) = self.owners.get(owner) else {
+            return 0;
+        };
+        let doomed: Vec<Box<[u8]>> = ids
+            .keys()
+            .filter(|id| Some(&***id) != except)
+            .cloned()
+            .collect();
+        doomed
+            .iter()
+            .filter(|id| self.remove(id).is_some_and(|expires| expires > now))
+            .count()
     }
 }
 
@@ -211,12 +348,19 @@ impl MemoryStore {
         }
     }
 
-    pub fn set_record(&self, id: &str, record: &Record, ttl: u64) -> StoreResult<()> {
+    /// Stores a whole session; `owner` is the one its record names (`__meta.owner`).
+    pub fn set_record(
+        &self,
+        id: &str,
+        record: &Record,
+        ttl: u64,
+        owner: Option<&str>,
+    ) -> StoreResult<()> {
         let now = clock::now_ms();
         let mut inner = self.inner.lock();
         inner.reclaim(now, RECLAIM_PER_CALL);
         inner
-            .put(id.as_bytes(), &record.0, expiry(now, ttl))
+            .put(id.as_bytes(), &record.0, expiry(now, ttl), owner, now)
             .map_err(|_| no_memory("set", record.0.len()))
     }
 
@@ -224,15 +368,35 @@ impl MemoryStore {
         let now = clock::now_ms();
         let mut inner = self.inner.lock();
         inner.reclaim(now, RECLAIM_PER_CALL);
-        let merged = match inner.live(id.as_bytes(), now) {
+        let (merged, owned) = match inner.live(id.as_bytes(), now) {
             // An id `regenerate` retired is never written again.
             Some(e) if retired(e.data()) => return Ok(false),
-            Some(e) => Record::merged(e.data(), changes)
-                .map_err(|e| StoreError::new("MemoryStore", "set", crate::engine::message(&e)))?,
+            Some(e) => (
+                Record::merged(e.data(), changes).map_err(|e| {
+                    StoreError::new("MemoryStore", "set", crate::engine::message(&e))
+                })?,
+                e.owned(),
+            ),
             None => return Ok(false),
         };
+        // The owner is the merged record's: read only when the session had one or the merge
+        // rewrote the bookkeeping (a login, a logout).
+        let meta = META_KEY.as_bytes();
+        let rewrites_meta =
+            changes.set.iter().any(|(k, _)| k == meta) || changes.removed.iter().any(|k| k == meta);
+        let owner = if owned || rewrites_meta {
+            Meta::of_record(&merged.0).owner
+        } else {
+            None
+        };
         inner
-            .put(id.as_bytes(), &merged.0, expiry(now, ttl))
+            .put(
+                id.as_bytes(),
+                &merged.0,
+                expiry(now, ttl),
+                owner.as_deref(),
+                now,
+            )
             .map_err(|_| no_memory("merge", merged.0.len()))?;
         Ok(true)
     }
@@ -258,8 +422,24 @@ impl MemoryStore {
             Some(e) if retired(e.data()) => return false,
             Some(_) => {}
         }
-        inner.retime(id.as_bytes(), expiry(now, ttl));
+        inner.retime(id.as_bytes(), expiry(now, ttl), now);
         true
+    }
+
+    /// `owner`'s live sessions, most recently seen first (see `Inner::sessions_of`).
+    pub fn sessions_of_owner(&self, owner: &str) -> Vec<Listed> {
+        let now = clock::now_ms();
+        let mut inner = self.inner.lock();
+        inner.reclaim(now, RECLAIM_PER_CALL);
+        inner.sessions_of(owner, now)
+    }
+
+    /// Removes every session of `owner` but `except`; returns how many live ones it removed.
+    pub fn destroy_owner(&self, owner: &str, except: Option<&str>) -> usize {
+        let now = clock::now_ms();
+        let mut inner = self.inner.lock();
+        inner.reclaim(now, RECLAIM_PER_CALL);
+        inner.destroy_all(owner, except.map(str::as_bytes), now)
     }
 
     pub fn exists(&self, id: &str) -> bool {
@@ -284,6 +464,7 @@ impl MemoryStore {
         let mut inner = self.inner.lock();
         inner.table.clear();
         inner.by_expiry.clear();
+        inner.owners.clear();
     }
 }
 
@@ -298,7 +479,8 @@ impl Store for MemoryStore {
         }))
     }
     fn set(&self, id: Id, record: &Record, life: &Lifetime) -> StoreResult<Option<String>> {
-        self.set_record(id.as_str(), record, life.ttl.seconds())?;
+        // The engine's owner is the one it wrote into the record's bookkeeping.
+        self.set_record(id.as_str(), record, life.ttl.seconds(), life.owner)?;
         Ok(None)
     }
     fn merge(
@@ -321,6 +503,12 @@ impl Store for MemoryStore {
     }
     fn touch(&self, id: Id, life: &Lifetime) -> StoreResult<bool> {
         Ok(self.touch_id(id.as_str(), life.ttl.seconds()))
+    }
+    fn sessions_of(&self, owner: &str) -> StoreResult<Vec<Listed>> {
+        Ok(self.sessions_of_owner(owner))
+    }
+    fn destroy_all(&self, owner: &str, except: Option<&str>) -> StoreResult<usize> {
+        Ok(self.destroy_owner(owner, except))
     }
 }
 
@@ -371,7 +559,9 @@ impl LuaUserData for MemoryStore {
             "set",
             |lua, s, (id, data, ttl): (String, LuaTable, LuaValue)| {
                 let record = Record::from_table(lua, &data)?;
-                Ok(s.set_record(&id_arg(id)?, &record, ttl_arg(ttl)?)?)
+                // Called directly, the owner is whatever `data.__meta.owner` says.
+                let owner = Meta::of_record(&record.0).owner;
+                Ok(s.set_record(&id_arg(id)?, &record, ttl_arg(ttl)?, owner.as_deref())?)
             },
         );
         m.add_method("destroy", |_, s, id: String| {
@@ -395,6 +585,18 @@ impl LuaUserData for MemoryStore {
             s.clear();
             Ok(())
         });
+        m.add_method("sessionsOf", |lua, s, owner: LuaValue| {
+            let owner = crate::store::owner_arg("MemoryStore", "sessionsOf", &owner)?;
+            crate::store::listed_table(lua, Store::sessions_of(s, &owner)?)
+        });
+        m.add_method(
+            "destroyAll",
+            |_, s, (owner, except): (LuaValue, LuaValue)| {
+                let owner = crate::store::owner_arg("MemoryStore", "destroyAll", &owner)?;
+                let except = crate::store::except_arg("MemoryStore", &except)?;
+                Ok(Store::destroy_all(s, &owner, except.as_deref())?)
+            },
+        );
     }
 }
 
@@ -431,13 +633,191 @@ mod tests {
         v
     }
 
+    /// A session record naming `owner` (created at 1000 ms), retired when `stale` is set.
+    fn session(owner: Option<&str>, stale: Option<i64>) -> Vec<u8> {
+        let empty = codec::Entries::default().into_record().unwrap();
+        let meta = Meta {
+            created: Some(1000),
+            owner: owner.map(String::from),
+            stale,
+            ..Meta::default()
+        };
+        codec::meta::with_meta(&empty.0, &meta).unwrap().0
+    }
+
+    fn listed_ids(inner: &mut Inner, owner: &str, now: i64) -> Vec<Vec<u8>> {
+        inner
+            .sessions_of(owner, now)
+            .into_iter()
+            .map(|l| l.id)
+            .collect()
+    }
+
+    #[test]
+    fn owner_index_follows_puts_owner_changes_and_removal() {
+        let mut inner = Inner::default();
+        let ann = session(Some("ann"), None);
+        inner.put(b"a", &ann, 10_000, Some("ann"), 1).unwrap();
+        inner.put(b"b", &ann, 10_000, Some("ann"), 2).unwrap();
+        // No owner: never flagged, never in the index.
+        inner
+            .put(b"c", &session(None, None), 10_000, None, 3)
+            .unwrap();
+        assert!(!inner.find(b"c").unwrap().owned());
+        assert_eq!(inner.owners.len(), 1);
+        assert_eq!(
+            listed_ids(&mut inner, "ann", 5),
+            vec![b"b".to_vec(), b"a".to_vec()]
+        );
+        // A logout (no owner), then another user's login on the same id.
+        inner
+            .put(b"a", &session(None, None), 10_000, None, 6)
+            .unwrap();
+        assert!(!inner.find(b"a").unwrap().owned());
+        assert_eq!(listed_ids(&mut inner, "ann", 7), vec![b"b".to_vec()]);
+        inner
+            .put(b"b", &session(Some("bob"), None), 10_000, Some("bob"), 8)
+            .unwrap();
+        assert!(
+            !inner.owners.contains_key("ann"),
+            "an owner with no sessions is dropped"
+        );
+        assert_eq!(listed_ids(&mut inner, "bob", 9), vec![b"b".to_vec()]);
+        inner.remove(b"b");
+        assert!(inner.owners.is_empty());
+        assert_eq!(
+            inner.find(b"a").map(|e| e.id().to_vec()),
+            Some(b"a".to_vec())
+        );
+    }
+
+    #[test]
+    fn sessions_of_lists_by_last_seen_without_retired_or_expired_ids() {
+        let mut inner = Inner::default();
+        let ann = session(Some("ann"), None);
+        inner.put(b"old", &ann, 500, Some("ann"), 100).unwrap();
+        inner.put(b"mid", &ann, 10_000, Some("ann"), 200).unwrap();
+        inner.put(b"new", &ann, 10_000, Some("ann"), 300).unwrap();
+        inner
+            .put(
+                b"retired",
+                &session(Some("ann"), Some(9_000)),
+                9_000,
+                Some("ann"),
+                400,
+            )
+            .unwrap();
+        let list = inner.sessions_of("ann", 450);
+        assert_eq!(
+            list.iter().map(|l| l.id.clone()).collect::<Vec<_>>(),
+            vec![b"new".to_vec(), b"mid".to_vec(), b"old".to_vec()]
+        );
+        assert_eq!(
+            (list[0].created_ms, list[0].last_seen_ms),
+            (Some(1000), 300)
+        );
+        // A touch is a sighting: "mid" moves to the front.
+        inner.retime(b"mid", 10_000, 460);
+        assert_eq!(listed_ids(&mut inner, "ann", 470)[0], b"mid".to_vec());
+        // "old" expired at 500: not listed, and reclaimed (table, expiry index, owner index).
+        assert_eq!(
+            listed_ids(&mut inner, "ann", 600),
+            vec![b"mid".to_vec(), b"new".to_vec()]
+        );
+        assert!(inner.find(b"old").is_none());
+        assert_eq!(inner.owners["ann"].len(), 3, "the retired id stays listed");
+        assert_eq!(inner.by_expiry.len(), inner.table.len());
+    }
+
+    #[test]
+    fn destroy_all_ends_retired_ids_and_spares_the_one_kept() {
+        let mut inner = Inner::default();
+        let ann = session(Some("ann"), None);
+        inner.put(b"a", &ann, 10_000, Some("ann"), 1).unwrap();
+        inner.put(b"b", &ann, 10_000, Some("ann"), 2).unwrap();
+        inner
+            .put(
+                b"r",
+                &session(Some("ann"), Some(5_000)),
+                5_000,
+                Some("ann"),
+                3,
+            )
+            .unwrap();
+        inner.put(b"gone", &ann, 50, Some("ann"), 4).unwrap();
+        inner
+            .put(b"bob", &session(Some("bob"), None), 10_000, Some("bob"), 5)
+            .unwrap();
+        // "gone" expired (not counted), "r" is retired (counted), "b" is kept.
+        assert_eq!(inner.destroy_all("ann", Some(b"b"), 100), 2);
+        assert_eq!(listed_ids(&mut inner, "ann", 100), vec![b"b".to_vec()]);
+        assert!(inner.find(b"r").is_none() && inner.find(b"a").is_none());
+        assert!(inner.find(b"bob").is_some());
+        assert_eq!(inner.destroy_all("ann", None, 100), 1);
+        assert_eq!(inner.destroy_all("nobody", None, 100), 0);
+        assert!(!inner.owners.contains_key("ann"));
+    }
+
+    #[test]
+    fn reclaim_takes_expired_sessions_off_their_owner() {
+        let mut inner = Inner::default();
+        for i in 0..100u8 {
+            let owner = if i % 2 == 0 { "ann" } else { "bob" };
+            inner
+                .put(
+                    &[b's', i],
+                    &session(Some(owner), None),
+                    1000 + i64::from(i),
+                    Some(owner),
+                    0,
+                )
+                .unwrap();
+        }
+        inner.reclaim(1049, usize::MAX);
+        assert_eq!(inner.owners["ann"].len() + inner.owners["bob"].len(), 50);
+        inner.reclaim(i64::MAX, usize::MAX);
+        assert!(inner.owners.is_empty(), "no owner outlives its sessions");
+        assert!(inner.table.is_empty());
+    }
+
+    #[test]
+    fn the_store_lists_by_owner_through_its_methods() {
+        let store = MemoryStore::new();
+        let ann = Record(session(Some("ann"), None));
+        store.set_record("x", &ann, 60, Some("ann")).unwrap();
+        store.set_record("y", &ann, 60, Some("ann")).unwrap();
+        // A merge that removes the bookkeeping (a logout) unlists.
+        let logout = Changes {
+            set: Vec::new(),
+            removed: vec![META_KEY.as_bytes().to_vec()],
+        };
+        assert!(store.merge_record("x", &logout, 60).unwrap());
+        let listed = Store::sessions_of(&store, "ann").unwrap();
+        assert_eq!(
+            listed.iter().map(|l| l.id.clone()).collect::<Vec<_>>(),
+            vec![b"y".to_vec()]
+        );
+        // A merge that does not touch the bookkeeping keeps the owner.
+        let write = Changes {
+            set: vec![(b"k".to_vec(), vec![b'T'])], // true
+            removed: Vec::new(),
+        };
+        assert!(store.merge_record("y", &write, 60).unwrap());
+        assert_eq!(Store::sessions_of(&store, "ann").unwrap().len(), 1);
+        assert_eq!(Store::destroy_all(&store, "ann", Some("y")).unwrap(), 0);
+        assert_eq!(Store::destroy_all(&store, "ann", None).unwrap(), 1);
+        assert!(store.exists("x") && !store.exists("y"));
+        store.clear();
+        assert!(store.inner.lock().owners.is_empty());
+    }
+
     #[test]
     fn index_follows_puts_retimes_and_removes() {
         let mut inner = Inner::default();
-        inner.put(b"a", &rec(1), 100).unwrap();
-        inner.put(b"b", &rec(2), 200).unwrap();
-        inner.put(b"a", &rec(3), 300).unwrap(); // replace: old index key goes
-        inner.retime(b"b", 400);
+        inner.put(b"a", &rec(1), 100, None, 0).unwrap();
+        inner.put(b"b", &rec(2), 200, None, 0).unwrap();
+        inner.put(b"a", &rec(3), 300, None, 0).unwrap(); // replace: old index key goes
+        inner.retime(b"b", 400, 0);
         assert_eq!(inner.table.len(), 2);
         assert_eq!(inner.by_expiry.len(), 2);
         assert_eq!(inner.find(b"a").map(|e| e.data().to_vec()), Some(rec(3)));
@@ -452,11 +832,11 @@ mod tests {
         // not leave stale index keys behind (they did, growing memory under rolling sessions).
         let mut inner = Inner::default();
         for i in 0..5000u32 {
-            inner.put(&i.to_le_bytes(), &rec(1), 1000).unwrap();
+            inner.put(&i.to_le_bytes(), &rec(1), 1000, None, 0).unwrap();
         }
         for round in 0..4 {
             for i in 0..5000u32 {
-                inner.retime(&i.to_le_bytes(), 2000 + round);
+                inner.retime(&i.to_le_bytes(), 2000 + round, 0);
             }
         }
         assert_eq!(inner.by_expiry.len(), inner.table.len());
@@ -470,7 +850,7 @@ mod tests {
         let mut inner = Inner::default();
         for i in 0..100u8 {
             inner
-                .put(&[b'x', i], &rec(i as i64), 1000 + i as i64)
+                .put(&[b'x', i], &rec(i as i64), 1000 + i as i64, None, 0)
                 .unwrap();
         }
         inner.reclaim(1049, 10);

@@ -6,7 +6,9 @@ pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
 
-pub use contract::{Id, Lifetime, Loaded, MAX_ID_LEN, Merged, Store, StoreError, StoreResult, Ttl};
+pub use contract::{
+    Id, Lifetime, Listed, Loaded, MAX_ID_LEN, Merged, Store, StoreError, StoreResult, Ttl,
+};
 use mlua::prelude::*;
 use std::rc::Rc;
 
@@ -14,6 +16,60 @@ use std::rc::Rc;
 pub const LUA_METHODS: [&str; 8] = [
     "get", "set", "destroy", "touch", "exists", "all", "length", "clear",
 ];
+
+/// An owner as `sessionsOf`/`destroyAll` take it from Lua: a string, or a whole number rendered
+/// in decimal, exactly as the engine renders the `index` field (`42` and `42.0` are `"42"`).
+pub fn owner_arg(store: &str, method: &str, v: &LuaValue) -> LuaResult<String> {
+    let n = match v {
+        LuaValue::String(s) => return Ok(s.to_string_lossy()),
+        LuaValue::Integer(i) => return Ok(i.to_string()),
+        LuaValue::Number(n) => *n,
+        _ => f64::NAN,
+    };
+    if n.fract() == 0.0 && n.abs() < 9.0e15 {
+        return Ok((n as i64).to_string());
+    }
+    let got = match v {
+        LuaValue::Number(n) => format!("the number {n}"),
+        other => crate::codec::a_type(other).to_string(),
+    };
+    Err(LuaError::runtime(format!(
+        "honeymoon_session: {store}:{method}: the owner must be a string or a whole number, got {got}"
+    )))
+}
+
+/// `destroyAll`'s optional id to spare: nil, or a session id.
+pub fn except_arg(store: &str, v: &LuaValue) -> LuaResult<Option<String>> {
+    match v {
+        LuaValue::Nil | LuaValue::Boolean(false) => Ok(None),
+        LuaValue::String(s) => Ok(Some(s.to_string_lossy())),
+        other => Err(LuaError::runtime(format!(
+            "honeymoon_session: {store}:destroyAll: the id to keep must be a session id (a string) or nil, got {}",
+            crate::codec::a_type(other)
+        ))),
+    }
+}
+
+/// Seconds since the epoch (rounded down) of a time in milliseconds.
+fn seconds(ms: i64) -> i64 {
+    ms.div_euclid(1000)
+}
+
+/// `sessionsOf`'s answer: a list of `{ id =, created =, lastSeen = }`, times in whole seconds
+/// since the epoch (`created` nil when the store does not know it).
+pub fn listed_table(lua: &Lua, list: Vec<Listed>) -> LuaResult<LuaTable> {
+    let t = lua.create_table_with_capacity(list.len(), 0)?;
+    for (i, l) in list.into_iter().enumerate() {
+        let row = lua.create_table_with_capacity(0, 3)?;
+        row.raw_set("id", lua.create_string(&l.id)?)?;
+        if let Some(c) = l.created_ms {
+            row.raw_set("created", seconds(c))?;
+        }
+        row.raw_set("lastSeen", seconds(l.last_seen_ms))?;
+        t.raw_set(i + 1, row)?;
+    }
+    Ok(t)
+}
 
 /// The native store behind `opts.store` (nil means a new MemoryStore), or None for a store
 /// written in Lua.

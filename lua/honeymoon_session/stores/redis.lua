@@ -22,6 +22,11 @@
 -- read costs one round trip (GET), a write one more; a fresh connection sends its AUTH and
 -- SELECT in the same write as its first command. Failures raise plain strings:
 --   honeymoon_session: RedisStore:get failed: connection refused (redis at 127.0.0.1:6379/0)
+--
+-- The owner index ("log out everywhere", the session option `index`): a session whose record
+-- names an owner is listed in a sorted set `indexPrefix .. owner` (default "owner:" .. prefix)
+-- by the same script that writes it; sessionsOf(owner) and destroyAll(owner, exceptId) read
+-- and clear it with one script each. The scripts are the native store's (hs._redis).
 local hs = require("honeymoon_session")
 local R = hs._redis
 if not R then
@@ -31,10 +36,14 @@ end
 local type, tostring, error, pcall, setmetatable = type, tostring, error, pcall, setmetatable
 local sub, find, format = string.sub, string.find, string.format
 local pack, decode, encode, merge, ttl_of = R.pack, R.decode, R.encode, R.merge, R.ttl
-local replies = R.replies
+local replies, now_ms, listed = R.replies, R.now, R.listed
+local owner_arg = hs._owner
 
 local CAS, CAS_SHA, MERGE_ATTEMPTS = R.CAS, R.CAS_SHA, R.MERGE_ATTEMPTS
 local TOUCH, TOUCH_SHA = R.TOUCH, R.TOUCH_SHA
+local SET_LISTED, SET_LISTED_SHA = R.SET_LISTED, R.SET_LISTED_SHA
+local SESSIONS_OF, SESSIONS_OF_SHA = R.SESSIONS_OF, R.SESSIONS_OF_SHA
+local DESTROY_ALL, DESTROY_ALL_SHA = R.DESTROY_ALL, R.DESTROY_ALL_SHA
 
 -- The plain message of an error raised by native code (an mlua error value) or by Lua.
 local function plain(e)
@@ -257,6 +266,16 @@ local function command(self, method, packed)
     return values[1]
 end
 
+-- Runs a script by its SHA-1 (EVALSHA), sending it whole (EVAL) once when the server lacks it
+-- (a restart, SCRIPT FLUSH); `...` is numkeys, the keys, the arguments. Its reply, or raises.
+local function script(self, method, src, sha, ...)
+    local values, errs = exchange(self, method, pack("EVALSHA", sha, ...), 1)
+    local err = errs[1]
+    if err and find(err, "^NOSCRIPT") then return command(self, method, pack("EVAL", src, ...)) end
+    if err then fail(self, method, err) end
+    return values[1]
+end
+
 local function key(self, method, id)
     if type(id) ~= "string" then
         fail(self, method, "a session id is a string, got " .. type(id))
@@ -277,9 +296,14 @@ end
 function Store:set(id, record, ttl, life)
     local k = key(self, "set", id)
     if type(record) ~= "string" then fail(self, "set", "a record is a string, got " .. type(record)) end
-    local json, ex = encode(record, ttl, life)
+    local json, ex, owner = encode(record, ttl, life)
     if not json then fail(self, "set", ex) end
-    command(self, "set", pack("SET", k, json, "EX", ex))
+    if owner == nil then
+        command(self, "set", pack("SET", k, json, "EX", ex))
+    else -- the write and its owner index entry in one step
+        script(self, "set", SET_LISTED, SET_LISTED_SHA, 2, k, self.index_prefix .. owner,
+            json, ex, id, now_ms(), self.prefix)
+    end
     return json
 end
 
@@ -293,15 +317,15 @@ function Store:merge(id, patch, ttl, version, life)
         if base == nil then return false end
     end
     for _ = 1, MERGE_ATTEMPTS do
-        local json, ex, sha = merge(base, patch, ttl, life)
+        local json, ex, sha, owner = merge(base, patch, ttl, life)
         if json == false then return false end -- an id regenerate retired: never written again
         if not json then fail(self, "merge", ex) end
-        local values, errs = exchange(self, "merge", pack("EVALSHA", CAS_SHA, 1, k, sha, json, ex), 1)
-        local reply, err = values[1], errs[1]
-        if err and find(err, "^NOSCRIPT") then
-            reply = command(self, "merge", pack("EVAL", CAS, 1, k, sha, json, ex))
-        elseif err then
-            fail(self, "merge", err)
+        local reply
+        if owner == nil then
+            reply = script(self, "merge", CAS, CAS_SHA, 1, k, sha, json, ex)
+        else -- the merged session names an owner: the same script lists it there
+            reply = script(self, "merge", CAS, CAS_SHA, 2, k, self.index_prefix .. owner,
+                sha, json, ex, id, now_ms(), self.prefix)
         end
         if reply == 1 then return true, json end
         if reply == 0 then return false end
@@ -322,14 +346,39 @@ function Store:touch(id, ttl, life)
     local k = key(self, "touch", id)
     local ex, why = ttl_of(ttl, life)
     if not ex then fail(self, "touch", why) end
-    local values, errs = exchange(self, "touch", pack("EVALSHA", TOUCH_SHA, 1, k, ex), 1)
-    local reply, err = values[1], errs[1]
-    if err and find(err, "^NOSCRIPT") then
-        reply = command(self, "touch", pack("EVAL", TOUCH, 1, k, ex))
-    elseif err then
-        fail(self, "touch", err)
+    -- A session that names an owner is seen now in its owner's index (the script reads it).
+    return script(self, "touch", TOUCH, TOUCH_SHA, 1, k, ex, self.index_prefix, id, now_ms(), self.prefix) == 1
+end
+
+---The live sessions whose record names `owner` (the session option `index`'s field), most
+---recently seen first, without ids regenerate retired. Drops from the index what is gone.
+---@param owner string|integer
+---@return { id: string, created: integer?, lastSeen: integer }[] times in seconds since the epoch
+function Store:sessionsOf(owner)
+    owner = owner_arg(owner, "RedisStore", "sessionsOf")
+    local reply = script(self, "sessionsOf", SESSIONS_OF, SESSIONS_OF_SHA, 1, self.index_prefix .. owner,
+        self.prefix, owner)
+    if type(reply) ~= "table" then fail(self, "sessionsOf", "unexpected reply " .. tostring(reply)) end
+    local list, why = listed(reply)
+    if not list then fail(self, "sessionsOf", why) end
+    return list
+end
+
+---Deletes every session of `owner` (ids regenerate retired too) but `except`, atomically.
+---@param owner string|integer
+---@param except? string the id to keep (the current session's)
+---@return integer deleted
+function Store:destroyAll(owner, except)
+    owner = owner_arg(owner, "RedisStore", "destroyAll")
+    local index = self.index_prefix .. owner
+    if except == nil then
+        return script(self, "destroyAll", DESTROY_ALL, DESTROY_ALL_SHA, 1, index, self.prefix, owner)
     end
-    return reply == 1
+    if type(except) ~= "string" then
+        error("honeymoon_session: RedisStore:destroyAll: the id to keep must be a session id (a string) or nil, got a "
+            .. type(except), 2)
+    end
+    return script(self, "destroyAll", DESTROY_ALL, DESTROY_ALL_SHA, 1, index, self.prefix, owner, except)
 end
 
 ---@return boolean
@@ -337,11 +386,12 @@ function Store:exists(id)
     return command(self, "exists", pack("EXISTS", key(self, "exists", id))) == 1
 end
 
--- Walks every key under the prefix with SCAN (never KEYS), as bytes, calling each(keys).
-local function scan(self, method, each)
+-- Walks every key under the prefix (or matching `pattern`) with SCAN (never KEYS), as bytes,
+-- calling each(keys).
+local function scan(self, method, each, pattern)
     local cursor = "0"
     repeat
-        local reply = command(self, method, pack("SCAN", cursor, "MATCH", self.pattern, "COUNT", 1000))
+        local reply = command(self, method, pack("SCAN", cursor, "MATCH", pattern or self.pattern, "COUNT", 1000))
         if type(reply) ~= "table" or type(reply[1]) ~= "string" or type(reply[2]) ~= "table" then
             fail(self, method, "unexpected reply to SCAN")
         end
@@ -369,11 +419,14 @@ function Store:length()
     return n
 end
 
+---Deletes every session of this store, and its owner index.
 function Store:clear()
     local doomed = {}
-    scan(self, "clear", function(keys)
+    local function collect(keys)
         for i = 1, #keys do doomed[#doomed + 1] = keys[i] end
-    end)
+    end
+    scan(self, "clear", collect)
+    scan(self, "clear", collect, self.cfg.index_pattern)
     local unpack = table.unpack or unpack
     for i = 1, #doomed, 500 do
         command(self, "clear", pack("DEL", unpack(doomed, i, math.min(i + 499, #doomed))))
@@ -382,7 +435,7 @@ end
 
 local M = {}
 
----@param opts? table url, prefix, socket, pool, connectTimeout, commandTimeout
+---@param opts? table url, prefix, indexPrefix, socket, pool, connectTimeout, commandTimeout
 function M.new(opts)
     local ok, cfg = pcall(R.config, opts)
     if not ok then error(plain(cfg), 2) end
@@ -399,6 +452,7 @@ function M.new(opts)
         socket = socket,
         prefix = cfg.prefix,
         pattern = cfg.pattern,
+        index_prefix = cfg.index_prefix,
         cfg = cfg,
     }, Store)
     store.backend = socket == "ngx" and ngx_backend(cfg) or cqueues_backend(cfg)

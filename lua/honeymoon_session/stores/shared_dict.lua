@@ -21,14 +21,27 @@
 --   (at most once a minute per worker); size the dict for the sessions you keep.
 -- * set is not locked: a whole write is last-writer-wins against a concurrent merge.
 -- * The dict lives as long as the nginx master: sessions survive a reload (HUP), not a restart.
+-- * The owner index ("log out everywhere", the session option `index`): per owner, one entry
+--   listing its session ids (`"\0owner:" .. prefix .. owner`), changed under its own lock when
+--   a session joins it (a whole write, or a merge that changed the owner); per session that
+--   names an owner, one entry with when the store last wrote or touched it (`"\0seen:" .. key`),
+--   living as long as the session. Membership is a hint: sessionsOf and destroyAll check each
+--   session's own record (a logout changes its owner without touching the list) and drop what
+--   is gone or owned by someone else; writes drop up to PRUNE_PER_WRITE gone ids.
 local type, tostring, error, pcall, setmetatable, next = type, tostring, error, pcall, setmetatable, next
-local format, sub, byte = string.format, string.sub, string.byte
-local min = math.min
+local format, sub, byte, find, concat = string.format, string.sub, string.byte, string.find, table.concat
+local min, max, floor, sort = math.min, math.max, math.floor, table.sort
 
 -- Lock keys start with a NUL byte, so no session key (prefix .. id, prefixes may not start
--- with NUL) is ever taken for one, and all/length/clear skip them with one byte test.
+-- with NUL) is ever taken for one, and all/length/clear skip them with one byte test. So do
+-- the owner index's entries.
 local LOCK = "\0lock:"
+local SEEN = "\0seen:"
+local OWNER = "\0owner:"
 local NUL = 0
+-- Ids an owner's list drops per write when their session is gone (the list stays bounded by
+-- the owner's live sessions without a sweep).
+local PRUNE_PER_WRITE = 4
 
 -- Phases where ngx.sleep may yield. Elsewhere (init, init_worker, set, header/body filter,
 -- log, balancer) a contended lock is retried in a short bounded spin instead.
@@ -44,7 +57,13 @@ local WARN_EVERY = 60 -- seconds between two eviction warnings of one worker
 
 -- Filled on first use: requiring the module from inside honeymoon_session's own loader (an
 -- adapter picking this store by default) must not recurse.
-local merge_patch, error_message, retired
+local merge_patch, error_message, record_meta, now_ms, owner_arg
+
+local function natives()
+    local hs = require("honeymoon_session")
+    merge_patch, error_message, record_meta = hs._merge_patch, hs.error_message, hs._record_meta
+    now_ms, owner_arg = hs._now_ms, hs._owner
+end
 
 ---@class honeymoon_session.SharedDictStoreOptions
 ---@field dict? string name of the lua_shared_dict, default "sessions"
@@ -87,17 +106,19 @@ local function evicted(self)
         "make the dict larger")
 end
 
----Takes the merge lock of one session key, waiting (bounded) if another worker holds it.
+---Takes the lock of one session key (a merge) or owner list, waiting (bounded) if another
+---worker holds it.
 ---@param self honeymoon_session.SharedDictStore
+---@param method string the store method, for errors
 ---@param lock_key string
-local function lock(self, lock_key)
+local function lock(self, method, lock_key)
     local dict, exptime = self.dict, self._lock_exptime
     local ok, err, forcible = dict:add(lock_key, true, exptime)
     if ok then
         if forcible then evicted(self) end -- room for the lock was made by dropping a session
         return
     end
-    if err ~= "exists" then fail(self, "merge", "cannot take the session lock: " .. why(err)) end
+    if err ~= "exists" then fail(self, method, "cannot take the session lock: " .. why(err)) end
     -- Contended: another worker is inside its few microseconds of merge (or died in them).
     local ngx = ngx
     local phase = ngx.get_phase()
@@ -113,7 +134,7 @@ local function lock(self, lock_key)
             -- yields must be. We hold no lock yet, so failing leaves nothing behind.
             local slept, err = pcall(sleep, step)
             if not slept then
-                fail(self, "merge", "the session is locked by another request, and ngx.sleep cannot wait for it: "
+                fail(self, method, "the session is locked by another request, and ngx.sleep cannot wait for it: "
                     .. tostring(err))
             end
             step = min(step * 2, MAX_STEP)
@@ -123,14 +144,103 @@ local function lock(self, lock_key)
             if forcible then evicted(self) end
             return
         end
-        if err ~= "exists" then fail(self, "merge", "cannot take the session lock: " .. why(err)) end
+        if err ~= "exists" then fail(self, method, "cannot take the session lock: " .. why(err)) end
         update_time()
     until now() >= deadline
     if can_sleep then
-        fail(self, "merge", format("the session stayed locked by another request for %g s (lock_timeout)", limit))
+        fail(self, method, format("the session stayed locked by another request for %g s (lock_timeout)", limit))
     end
-    fail(self, "merge", format("the session is locked by another request, and ngx.sleep cannot wait in the %s phase, "
-        .. "so it spun %g s; merge from a yieldable phase (rewrite, access, content, timer)", phase, limit))
+    fail(self, method, format("the session is locked by another request, and ngx.sleep cannot wait in the %s phase, "
+        .. "so it spun %g s; call the store from a yieldable phase (rewrite, access, content, timer)", phase, limit))
+end
+
+-- The owner index. An owner's list is its ids, each followed by a NUL byte.
+
+---@return string[]
+local function members(list)
+    local ids, n, pos = {}, 0, 1
+    if type(list) ~= "string" then return ids end
+    while true do
+        local stop = find(list, "\0", pos, true)
+        if not stop then return ids end
+        n = n + 1
+        ids[n] = sub(list, pos, stop - 1)
+        pos = stop + 1
+    end
+end
+
+---Whether the session stored under `key` is live (nginx treats an expired entry as absent).
+local function alive(dict, key)
+    local left = dict:ttl(key)
+    return left ~= nil and left >= 0
+end
+
+---Replaces an owner's list (deletes it when empty), keeping it alive at least `exptime` s.
+local function write_list(self, method, okey, ids, exptime)
+    local dict = self.dict
+    if #ids == 0 then
+        dict:delete(okey)
+        return
+    end
+    local ok, err, forcible = dict:set(okey, concat(ids, "\0") .. "\0", exptime)
+    if not ok then return why(err) end
+    if forcible then evicted(self) end
+end
+
+---How long an owner's list must still live: what it has left, else (it just expired) as long
+---as its longest-lived session.
+local function list_ttl(dict, okey, prefix, ids)
+    local left = dict:ttl(okey)
+    if left and left > 0 then return left end
+    local most = 0.001
+    for i = 1, #ids do
+        local t = dict:ttl(prefix .. ids[i])
+        if t and t > most then most = t end
+    end
+    return most
+end
+
+---Lists session `id` under `owner` (a whole write, or a merge that changed the owner); the
+---list lives at least as long as this session, and drops up to PRUNE_PER_WRITE gone ids.
+local function list(self, method, owner, id, ttl)
+    local dict, prefix = self.dict, self.prefix
+    local okey = OWNER .. prefix .. owner
+    local lock_key = LOCK .. okey
+    lock(self, method, lock_key)
+    -- Nothing here yields: the lock is held for microseconds.
+    local ids = members(dict:get(okey))
+    local kept, n, found, checked = {}, 0, false, 0
+    for i = 1, #ids do
+        local m = ids[i]
+        local keep = true
+        if m == id then
+            found = true
+        elseif checked < PRUNE_PER_WRITE then
+            checked = checked + 1
+            keep = alive(dict, prefix .. m)
+        end
+        if keep then
+            n = n + 1
+            kept[n] = m
+        end
+    end
+    if not found then
+        n = n + 1
+        kept[n] = id
+    end
+    local left = dict:ttl(okey)
+    local err
+    if not found or n < #ids or left == nil or (left > 0 and left < ttl) then
+        err = write_list(self, method, okey, kept, max(left or 0, ttl))
+    end
+    dict:delete(lock_key)
+    if err then fail(self, method, err) end
+end
+
+---Notes that the store wrote or touched the session under `key` now (its lastSeen).
+local function seen(self, key, ttl)
+    local ok, _, forcible = self.dict:set(SEEN .. key, now_ms(), ttl)
+    if ok and forcible then evicted(self) end
 end
 
 ---The stored record of a session, or nil when there is none (or it expired).
@@ -143,13 +253,23 @@ function Store:get(id)
 end
 
 ---Stores a whole session for `ttl` seconds (last writer wins; see merge for concurrent writes).
+---A session whose record names an owner is listed under it.
 ---@param id string
 ---@param record string
 ---@param ttl number seconds
-function Store:set(id, record, ttl)
-    local ok, err, forcible = self.dict:set(self.prefix .. id, record, ttl)
+---@param life? table the session's lifetime; `life.owner` the owner the record names
+function Store:set(id, record, ttl, life)
+    local key = self.prefix .. id
+    local ok, err, forcible = self.dict:set(key, record, ttl)
     if not ok then fail(self, "set", why(err)) end
     if forcible then evicted(self) end
+    if not record_meta then natives() end
+    local owner
+    if life ~= nil then owner = life.owner else owner = record_meta(record) end -- called directly
+    if owner ~= nil then
+        seen(self, key, ttl)
+        list(self, "set", owner, id, ttl)
+    end
 end
 
 ---Applies a commit's patch to the stored session atomically across workers and refreshes its
@@ -161,7 +281,7 @@ end
 function Store:merge(id, patch, ttl)
     local dict, key = self.dict, self.prefix .. id
     local lock_key = LOCK .. key
-    lock(self, lock_key)
+    lock(self, "merge", lock_key)
     -- From here to the unlock nothing yields: another request of this worker cannot run, and
     -- other workers wait on the lock.
     local current = dict:get(key)
@@ -169,11 +289,9 @@ function Store:merge(id, patch, ttl)
         dict:delete(lock_key)
         return false
     end
-    if not merge_patch then
-        local hs = require("honeymoon_session")
-        merge_patch, error_message = hs._merge_patch, hs.error_message
-    end
-    local merged_ok, merged = pcall(merge_patch, current, patch)
+    if not merge_patch then natives() end
+    -- merged, and the owner it names and whether this merge changed it
+    local merged_ok, merged, owner, changed = pcall(merge_patch, current, patch)
     if not merged_ok then
         dict:delete(lock_key)
         fail(self, "merge", error_message(merged))
@@ -190,12 +308,20 @@ function Store:merge(id, patch, ttl)
         fail(self, "merge", why(err))
     end
     if forcible then evicted(self) end
+    if owner ~= nil then
+        seen(self, key, ttl)
+        -- After the session's unlock: a reader checks the record, so a short window where the
+        -- session names its new owner but is not on its list yet only delays the listing.
+        if changed then list(self, "merge", owner, id, ttl) end
+    end
     return true
 end
 
 ---@param id string
 function Store:destroy(id)
-    self.dict:delete(self.prefix .. id)
+    local key = self.prefix .. id
+    self.dict:delete(key)
+    self.dict:delete(SEEN .. key)
 end
 
 ---Refreshes the TTL. False when the session is gone.
@@ -209,13 +335,101 @@ function Store:touch(id, ttl)
     local left = dict:ttl(key)
     if left == nil or left < 0 then return false end
     -- An id regenerate retired keeps its short grace: not refreshed, and no cookie goes out.
-    if not retired then retired = require("honeymoon_session")._retired end
+    if not record_meta then natives() end
     local record = dict:get(key)
-    if record == nil or retired(record) then return false end
+    if record == nil then return false end
+    local owner, _, stale = record_meta(record)
+    if stale ~= nil then return false end
     local ok, err = dict:expire(key, ttl)
-    if ok then return true end
+    if ok then
+        if owner ~= nil then seen(self, key, ttl) end
+        return true
+    end
     if err == "not found" then return false end -- destroyed (or reclaimed) in between
     fail(self, "touch", err)
+end
+
+---The live sessions whose record names `owner` (the session option `index`'s field), most
+---recently seen first, without ids regenerate retired. Drops from the list what is gone.
+---@param owner string|integer
+---@return { id: string, created: integer?, lastSeen: integer }[] times in seconds since the epoch
+function Store:sessionsOf(owner)
+    if not owner_arg then natives() end
+    owner = owner_arg(owner, "SharedDictStore", "sessionsOf")
+    local dict, prefix = self.dict, self.prefix
+    local okey = OWNER .. prefix .. owner
+    local lock_key = LOCK .. okey
+    lock(self, "sessionsOf", lock_key)
+    local ids = members(dict:get(okey))
+    local kept, k, out, n, at = {}, 0, {}, 0, {}
+    for i = 1, #ids do
+        local id = ids[i]
+        local record = dict:get(prefix .. id)
+        local o, created, stale
+        if record ~= nil then o, created, stale = record_meta(record) end
+        if o == owner then
+            k = k + 1
+            kept[k] = id
+            if stale == nil then
+                local ms = dict:get(SEEN .. prefix .. id) or created or 0
+                n = n + 1
+                out[n] = { id = id, created = created and floor(created / 1000), lastSeen = floor(ms / 1000) }
+                at[out[n]] = ms
+            end
+        end
+    end
+    local err
+    if k < #ids then err = write_list(self, "sessionsOf", okey, kept, list_ttl(dict, okey, prefix, kept)) end
+    dict:delete(lock_key)
+    if err then fail(self, "sessionsOf", err) end
+    sort(out, function(a, b)
+        if at[a] ~= at[b] then return at[a] > at[b] end
+        return a.id > b.id
+    end)
+    return out
+end
+
+---Deletes every session of `owner` (ids regenerate retired too) but `except`; returns how many
+---it deleted.
+---@param owner string|integer
+---@param except? string the id to keep (the current session's)
+---@return integer deleted
+function Store:destroyAll(owner, except)
+    if not owner_arg then natives() end
+    owner = owner_arg(owner, "SharedDictStore", "destroyAll")
+    if except ~= nil and type(except) ~= "string" then
+        error("honeymoon_session: SharedDictStore:destroyAll: the id to keep must be a session id (a string) or nil, got a "
+            .. type(except), 2)
+    end
+    local dict, prefix = self.dict, self.prefix
+    local okey = OWNER .. prefix .. owner
+    local lock_key = LOCK .. okey
+    lock(self, "destroyAll", lock_key)
+    local ids = members(dict:get(okey))
+    local n, keep = 0, nil
+    for i = 1, #ids do
+        local id = ids[i]
+        local key = prefix .. id
+        local record = dict:get(key)
+        local owned = record ~= nil and record_meta(record) == owner
+        if id == except then
+            if owned then keep = id end
+        elseif owned then
+            -- A merge in flight on this session finds it gone (dict:replace) and writes nothing.
+            dict:delete(key)
+            dict:delete(SEEN .. key)
+            n = n + 1
+        end
+    end
+    local err
+    if keep then
+        err = write_list(self, "destroyAll", okey, { keep }, list_ttl(dict, okey, prefix, { keep }))
+    else
+        dict:delete(okey)
+    end
+    dict:delete(lock_key)
+    if err then fail(self, "destroyAll", err) end
+    return n
 end
 
 ---@param id string
@@ -258,10 +472,20 @@ function Store:length()
     return count
 end
 
----Removes every session of this store (only keys under its prefix).
+---Removes every session of this store (only keys under its prefix), and its owner index.
 function Store:clear()
-    local dict = self.dict
-    each(self, function(_, key) dict:delete(key) end)
+    local dict, prefix = self.dict, self.prefix
+    local n = #prefix
+    local seen_keys, owner_keys = SEEN .. prefix, OWNER .. prefix
+    local keys = dict:get_keys(0)
+    for i = 1, #keys do
+        local key = keys[i]
+        if byte(key, 1) ~= NUL then
+            if n == 0 or sub(key, 1, n) == prefix then dict:delete(key) end
+        elseif sub(key, 1, #seen_keys) == seen_keys or sub(key, 1, #owner_keys) == owner_keys then
+            dict:delete(key)
+        end
+    end
 end
 
 local OPTIONS = { dict = "string", prefix = "string", lock_exptime = "number", lock_timeout = "number" }

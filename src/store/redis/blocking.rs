@@ -8,9 +8,11 @@
 //! writing to one socket read each other's replies, so each other's sessions.
 
 use super::format::{self, CAS, Cookie, JsonChanges, MERGE_ATTEMPTS};
+use crate::clock;
+use crate::codec::meta::Meta;
 use crate::codec::{self, Changes, Record};
 use crate::fork;
-use crate::store::{Id, Lifetime, Loaded, Merged, Store, StoreError, StoreResult, Ttl};
+use crate::store::{Id, Lifetime, Listed, Loaded, Merged, Store, StoreError, StoreResult, Ttl};
 use mlua::prelude::*;
 use parking_lot::Mutex;
 use redis::{Client, Connection, RedisError, RedisResult};
@@ -28,11 +30,16 @@ struct Inner {
     /// host:port/db, for error messages (never the password).
     address: String,
     prefix: Vec<u8>,
+    /// Where the owner index keys live (`indexPrefix .. owner`).
+    index_prefix: Vec<u8>,
     connect_timeout: Duration,
     command_timeout: Duration,
     conn: Mutex<Option<Conn>>,
     cas: redis::Script,
+    set_listed: redis::Script,
     touch: redis::Script,
+    sessions_of: redis::Script,
+    destroy_all: redis::Script,
 }
 
 /// A handle to one Redis store; clones share its connection.
@@ -113,6 +120,20 @@ fn tls_client(url: &str, tls: &LuaTable) -> LuaResult<RedisResult<Client>> {
     Ok(Client::build_with_tls(url, certs))
 }
 
+/// The `indexPrefix` option: where the owner index keys live. It must not start with `prefix`
+/// (`all`, `length` and `clear` would take its keys for sessions), nor be empty.
+pub(super) fn index_prefix(opts: &LuaTable, prefix: &[u8]) -> LuaResult<Vec<u8>> {
+    match bytes(opts, "indexPrefix")? {
+        None => Ok(format::default_index_prefix(prefix)),
+        Some(p) if p.is_empty() || p.starts_with(prefix) => Err(bad(format!(
+            "indexPrefix must not be empty nor start with prefix {:?} (the session keys'), got {:?}",
+            String::from_utf8_lossy(prefix),
+            String::from_utf8_lossy(&p)
+        ))),
+        Some(p) => Ok(p),
+    }
+}
+
 pub(super) fn option_ms(t: &LuaTable, key: &str, default: u64) -> LuaResult<Duration> {
     match t.raw_get::<LuaValue>(key)? {
         LuaValue::Nil => Ok(Duration::from_millis(default)),
@@ -125,10 +146,17 @@ pub(super) fn option_ms(t: &LuaTable, key: &str, default: u64) -> LuaResult<Dura
 }
 
 impl RedisStore {
-    /// `RedisStore({ url =, prefix =, connectTimeout =, commandTimeout =, tls = })`; connects
-    /// lazily.
+    /// `RedisStore({ url =, prefix =, indexPrefix =, connectTimeout =, commandTimeout =, tls = })`;
+    /// connects lazily.
     pub fn from_options(lua: &Lua, opts: Option<LuaTable>) -> LuaResult<RedisStore> {
-        const KNOWN: [&str; 5] = ["url", "prefix", "connectTimeout", "commandTimeout", "tls"];
+        const KNOWN: [&str; 6] = [
+            "url",
+            "prefix",
+            "indexPrefix",
+            "connectTimeout",
+            "commandTimeout",
+            "tls",
+        ];
         let opts = match opts {
             Some(t) => t,
             None => lua.create_table()?,
@@ -165,16 +193,22 @@ impl RedisStore {
         })?;
         let info = client.get_connection_info();
         let address = format!("{}/{}", info.addr(), info.redis_settings().db());
+        let prefix = bytes(&opts, "prefix")?.unwrap_or_else(|| b"sess:".to_vec());
+        let index_prefix = index_prefix(&opts, &prefix)?;
         Ok(RedisStore {
             inner: Arc::new(Inner {
                 client,
                 address,
-                prefix: bytes(&opts, "prefix")?.unwrap_or_else(|| b"sess:".to_vec()),
+                prefix,
+                index_prefix,
                 connect_timeout: option_ms(&opts, "connectTimeout", 2000)?,
                 command_timeout: option_ms(&opts, "commandTimeout", 2000)?,
                 conn: Mutex::new(None),
                 cas: redis::Script::new(CAS),
+                set_listed: redis::Script::new(format::SET_LISTED),
                 touch: redis::Script::new(format::TOUCH),
+                sessions_of: redis::Script::new(format::SESSIONS_OF),
+                destroy_all: redis::Script::new(format::DESTROY_ALL),
             }),
         })
     }
@@ -284,10 +318,36 @@ impl RedisStore {
         })
     }
 
+    /// A whole write of a session that names `owner`: the write and its owner index entry in
+    /// one script.
+    fn set_listed(&self, id: &[u8], json: &str, ttl: u64, owner: &str) -> StoreResult<()> {
+        let key = self.key(id);
+        let index = format::index_key(&self.inner.index_prefix, owner);
+        let now = clock::now_ms();
+        self.with("set", |c| {
+            self.inner
+                .set_listed
+                .key(&key)
+                .key(&index)
+                .arg(json)
+                .arg(ttl)
+                .arg(id)
+                .arg(now)
+                .arg(&self.inner.prefix)
+                .invoke::<i64>(c)
+                .map(|_| ())
+        })
+    }
+
     /// Every key of this store, by SCAN (never KEYS), as bytes: a key under the prefix need
     /// not be UTF-8.
     fn keys(&self, method: &'static str) -> StoreResult<Vec<Vec<u8>>> {
-        let pattern = format::scan_pattern(&self.inner.prefix);
+        self.scan(method, &self.inner.prefix)
+    }
+
+    /// Every key under `prefix`, by SCAN.
+    fn scan(&self, method: &'static str, prefix: &[u8]) -> StoreResult<Vec<Vec<u8>>> {
+        let pattern = format::scan_pattern(prefix);
         self.with(method, |c| {
             let mut all = Vec::new();
             let mut cursor: u64 = 0;
@@ -318,8 +378,11 @@ impl RedisStore {
         Ok(keys)
     }
 
+    /// Deletes every session of this store, and its owner index.
     pub fn clear(&self) -> StoreResult<()> {
-        for chunk in self.keys("clear")?.chunks(500) {
+        let mut keys = self.keys("clear")?;
+        keys.extend(self.scan("clear", &self.inner.index_prefix)?);
+        for chunk in keys.chunks(500) {
             self.with("clear", |c| redis::cmd("DEL").arg(chunk).query::<()>(c))?;
         }
         Ok(())
@@ -341,14 +404,51 @@ impl RedisStore {
 
     fn touch_id(&self, id: &[u8], ttl: u64) -> StoreResult<bool> {
         let key = self.key(id);
+        let now = clock::now_ms();
         self.with("touch", |c| {
             self.inner
                 .touch
                 .key(&key)
                 .arg(ttl)
+                .arg(&self.inner.index_prefix)
+                .arg(id)
+                .arg(now)
+                .arg(&self.inner.prefix)
                 .invoke::<i64>(c)
                 .map(|n| n == 1)
         })
+    }
+
+    fn sessions_of_owner(&self, owner: &str) -> StoreResult<Vec<Listed>> {
+        let index = format::index_key(&self.inner.index_prefix, owner);
+        let reply: Vec<redis::Value> = self.with("sessionsOf", |c| {
+            self.inner
+                .sessions_of
+                .key(&index)
+                .arg(&self.inner.prefix)
+                .arg(owner)
+                .invoke(c)
+        })?;
+        listed(reply).map_err(|why| {
+            StoreError::new(
+                "RedisStore",
+                "sessionsOf",
+                format!("{why} (redis at {})", self.inner.address),
+            )
+        })
+    }
+
+    fn destroy_owner(&self, owner: &str, except: Option<&str>) -> StoreResult<usize> {
+        let index = format::index_key(&self.inner.index_prefix, owner);
+        let n: i64 = self.with("destroyAll", |c| {
+            let mut call = self.inner.destroy_all.key(&index);
+            call.arg(&self.inner.prefix).arg(owner);
+            if let Some(keep) = except {
+                call.arg(keep);
+            }
+            call.invoke(c)
+        })?;
+        Ok(usize::try_from(n).unwrap_or(0))
     }
 
     fn json(method: &'static str, raw: Vec<u8>) -> StoreResult<String> {
@@ -378,7 +478,12 @@ impl Store for RedisStore {
         let cookie = Cookie::of(life);
         let json = format::from_record(record, &cookie)
             .map_err(|e| StoreError::new("RedisStore", "set", e))?;
-        self.set_raw("set", id.as_str().as_bytes(), &json, cookie.ttl())?;
+        let id = id.as_str().as_bytes();
+        // The owner the record names, also when `set` is called directly with `__meta.owner`.
+        match Meta::of_record(&record.0).owner {
+            Some(owner) => self.set_listed(id, &json, cookie.ttl(), &owner)?,
+            None => self.set_raw("set", id, &json, cookie.ttl())?,
+        }
         Ok(Some(json))
     }
 
@@ -407,16 +512,22 @@ impl Store for RedisStore {
             if format::retired(&base) {
                 return Ok(Merged::Gone);
             }
-            let json = changes.apply(&base, &cookie).map_err(bad)?;
+            let (json, owner) = changes.apply(&base, &cookie).map_err(bad)?;
             let sha = format::sha1_hex(&base);
+            // The merged session's owner (a login or logout in this merge, or one another
+            // request wrote) is listed by the same script that writes it.
+            let index = owner.map(|o| format::index_key(&self.inner.index_prefix, &o));
+            let now = clock::now_ms();
             let reply: redis::Value = self.with("set", |c| {
-                self.inner
-                    .cas
-                    .key(&key)
-                    .arg(&sha)
-                    .arg(&json)
-                    .arg(cookie.ttl())
-                    .invoke(c)
+                let mut call = self.inner.cas.key(&key);
+                call.arg(&sha).arg(&json).arg(cookie.ttl());
+                if let Some(index) = &index {
+                    call.key(index)
+                        .arg(id.as_bytes())
+                        .arg(now)
+                        .arg(&self.inner.prefix);
+                }
+                call.invoke(c)
             })?;
             match reply {
                 redis::Value::Int(1) => return Ok(Merged::Written(Some(json))),
@@ -437,6 +548,37 @@ impl Store for RedisStore {
     fn touch(&self, id: Id, life: &Lifetime) -> StoreResult<bool> {
         self.touch_id(id.as_str().as_bytes(), Cookie::of(life).ttl())
     }
+
+    fn sessions_of(&self, owner: &str) -> StoreResult<Vec<Listed>> {
+        self.sessions_of_owner(owner)
+    }
+
+    fn destroy_all(&self, owner: &str, except: Option<&str>) -> StoreResult<usize> {
+        self.destroy_owner(owner, except)
+    }
+}
+
+/// `SESSIONS_OF`'s reply, `id, lastSeen, created` per session, as a list (in the script's
+/// order, most recently seen first).
+fn listed(reply: Vec<redis::Value>) -> Result<Vec<Listed>, String> {
+    use redis::Value;
+    let int = |v: &Value| match v {
+        Value::Int(n) => Some(*n),
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(reply.len() / 3);
+    for row in reply.chunks(3) {
+        match row {
+            [Value::BulkString(id), seen, created] => out.push(Listed {
+                id: id.clone(),
+                last_seen_ms: int(seen).ok_or("unexpected reply to the sessionsOf script")?,
+                created_ms: int(created),
+            }),
+            _ => return Err("unexpected reply to the sessionsOf script".into()),
+        }
+    }
+    Listed::order(&mut out);
+    Ok(out)
 }
 
 /// A TTL argument from Lua for the standalone methods; nil means a day.
@@ -498,5 +640,17 @@ impl LuaUserData for RedisStore {
         });
         m.add_method("length", |_, s, ()| Ok(s.ids("length")?.len()));
         m.add_method("clear", |_, s, ()| Ok(s.clear()?));
+        m.add_method("sessionsOf", |lua, s, owner: LuaValue| {
+            let owner = crate::store::owner_arg("RedisStore", "sessionsOf", &owner)?;
+            crate::store::listed_table(lua, Store::sessions_of(s, &owner)?)
+        });
+        m.add_method(
+            "destroyAll",
+            |_, s, (owner, except): (LuaValue, LuaValue)| {
+                let owner = crate::store::owner_arg("RedisStore", "destroyAll", &owner)?;
+                let except = crate::store::except_arg("RedisStore", &except)?;
+                Ok(Store::destroy_all(s, &owner, except.as_deref())?)
+            },
+        );
     }
 }

@@ -22,29 +22,153 @@ pub const COOKIE_KEY: &str = "cookie";
 /// Retries of a merge that keeps losing to concurrent writers before giving up.
 pub const MERGE_ATTEMPTS: usize = 16;
 
+/// The owner index ("log out everywhere"), shared by the scripts that write: a sorted set per
+/// owner, key `indexPrefix .. owner`, whose members are session ids scored by when the store
+/// last wrote or touched them (ms, the module's clock). `list(okey, id, now, ttl, prefix)` adds
+/// or rescores `id`, keeps the set alive as long as its longest-lived session (the set expires
+/// when its last session does), and drops up to two of its least recently seen members whose
+/// session is gone: expired sessions leave the index a few at a time, on writes, and all at
+/// once in `SESSIONS_OF`, never in a sweep. Membership is a hint: readers check each session's
+/// own `__meta.owner` (a logout or another login changes it without touching this set).
+macro_rules! list_fn {
+    () => {
+        r#"
+local function list(okey, id, now, ttl, prefix)
+  redis.call('ZADD', okey, now, id)
+  local ms = tonumber(ttl) * 1000
+  if redis.call('PTTL', okey) < ms then redis.call('PEXPIRE', okey, ms) end
+  for _, m in ipairs(redis.call('ZRANGE', okey, 0, 1)) do
+    if m ~= id and redis.call('EXISTS', prefix .. m) == 0 then redis.call('ZREM', okey, m) end
+  end
+end
+"#
+    };
+}
+
+/// The `__meta` table of a stored JSON session, or nil (scripts' shared reader).
+macro_rules! meta_fn {
+    () => {
+        r#"
+local function meta_of(raw)
+  if type(raw) ~= 'string' then return nil end
+  local ok, v = pcall(cjson.decode, raw)
+  if ok and type(v) == 'table' and type(v.__meta) == 'table' then return v.__meta end
+  return nil
+end
+"#
+    };
+}
+
 /// Compare-and-set: write ARGV[2] with TTL ARGV[3] only if the stored value's SHA-1 is ARGV[1].
 /// Returns 1 (written), 0 (no such key: gone, nothing written) or the current value (lost a
-/// race: merge onto it and try again).
-pub const CAS: &str = r#"
+/// race: merge onto it and try again). With a second key (the owner's index: the written JSON
+/// names an owner), the same write lists the session there: ARGV[4] id, ARGV[5] now (ms),
+/// ARGV[6] the session key prefix.
+pub const CAS: &str = concat!(
+    list_fn!(),
+    r#"
 local cur = redis.call('GET', KEYS[1])
 if not cur then return 0 end
 if redis.sha1hex(cur) ~= ARGV[1] then return cur end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+if KEYS[2] then list(KEYS[2], ARGV[4], ARGV[5], ARGV[3], ARGV[6]) end
 return 1
-"#;
+"#
+);
+
+/// A whole write of a session that names an owner: `SET` and the owner index in one step.
+/// KEYS: session, owner index. ARGV: json, ttl (s), id, now (ms), session key prefix.
+pub const SET_LISTED: &str = concat!(
+    list_fn!(),
+    r#"
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+list(KEYS[2], ARGV[3], ARGV[4], ARGV[2], ARGV[5])
+return 1
+"#
+);
 
 /// Touch: refresh the TTL to ARGV[1] seconds. Returns 1, or 0 when the session is gone or is an
-/// id `regenerate` retired (its stale grace must not grow, nor its cookie go out again).
-pub const TOUCH: &str = r#"
+/// id `regenerate` retired (its stale grace must not grow, nor its cookie go out again). A
+/// session that names an owner is seen now in that owner's index (ARGV: ttl, index prefix, id,
+/// now in ms, session key prefix).
+pub const TOUCH: &str = concat!(
+    list_fn!(),
+    meta_fn!(),
+    r#"
 local cur = redis.call('GET', KEYS[1])
 if not cur then return 0 end
-if string.find(cur, '"stale"', 1, true) then
-  local ok, v = pcall(cjson.decode, cur)
-  if ok and type(v) == 'table' and type(v.__meta) == 'table' and type(v.__meta.stale) == 'number' then return 0 end
-end
+local meta = nil
+-- Only a session whose JSON has bookkeeping is decoded here (touch runs on every request
+-- under rolling).
+if string.find(cur, '"__meta"', 1, true) then meta = meta_of(cur) end
+if meta and type(meta.stale) == 'number' then return 0 end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
+if meta and type(meta.owner) == 'string' and ARGV[2] then
+  list(ARGV[2] .. meta.owner, ARGV[3], ARGV[4], ARGV[1], ARGV[5])
+end
 return 1
-"#;
+"#
+);
+
+/// `sessionsOf`: KEYS[1] the owner's index; ARGV[1] the session key prefix, ARGV[2] the owner.
+/// Returns `id, lastSeen (ms), created (ms or nil)` per live session, most recently seen
+/// first, leaving out retired ids (`__meta.stale`; they stay listed for `DESTROY_ALL`) and
+/// dropping members whose session is gone or names another owner now.
+pub const SESSIONS_OF: &str = concat!(
+    meta_fn!(),
+    r#"
+local out = {}
+local members = redis.call('ZREVRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+for i = 1, #members, 2 do
+  local id = members[i]
+  local meta = meta_of(redis.pcall('GET', ARGV[1] .. id))
+  if not meta or meta.owner ~= ARGV[2] then
+    redis.call('ZREM', KEYS[1], id)
+  elseif type(meta.stale) ~= 'number' then
+    out[#out + 1] = id
+    out[#out + 1] = tonumber(members[i + 1])
+    out[#out + 1] = type(meta.created) == 'number' and meta.created or false
+  end
+end
+return out
+"#
+);
+
+/// `destroyAll`: KEYS[1] the owner's index; ARGV[1] the session key prefix, ARGV[2] the owner,
+/// ARGV[3] (optional) the id to keep. Deletes every listed session that still names the owner
+/// (retired ids too), atomically; returns how many it deleted.
+pub const DESTROY_ALL: &str = concat!(
+    meta_fn!(),
+    r#"
+local n = 0
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if id ~= ARGV[3] then
+    local k = ARGV[1] .. id
+    local meta = meta_of(redis.pcall('GET', k))
+    if meta and meta.owner == ARGV[2] then n = n + redis.call('DEL', k) end
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return n
+"#
+);
+
+/// The default prefix of the owner index keys: outside the session keys' (`all`, `length`,
+/// `clear` and Node's connect-redis walk `prefix*`), derived from it so two stores with their
+/// own prefixes keep their own indexes.
+pub fn default_index_prefix(prefix: &[u8]) -> Vec<u8> {
+    let mut out = b"owner:".to_vec();
+    out.extend_from_slice(prefix);
+    out
+}
+
+/// The key of `owner`'s index.
+pub fn index_key(index_prefix: &[u8], owner: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(index_prefix.len() + owner.len());
+    k.extend_from_slice(index_prefix);
+    k.extend_from_slice(owner.as_bytes());
+    k
+}
 
 /// What express-session's stored `cookie` object says, and so the TTL of a write.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -355,8 +479,9 @@ impl JsonChanges {
     }
 
     /// The stored JSON `base` with these changes and a fresh cookie object; every other key
-    /// keeps its place and its exact value.
-    pub fn apply(&self, base: &[u8], cookie: &Cookie) -> Result<String, String> {
+    /// keeps its place and its exact value. Also the owner the result names (`__meta.owner`),
+    /// for the owner index.
+    pub fn apply(&self, base: &[u8], cookie: &Cookie) -> Result<(String, Option<String>), String> {
         let mut map = parse_object(base)?;
         for (k, v) in &self.set {
             map.insert(k.clone(), v.clone());
@@ -375,7 +500,8 @@ impl JsonChanges {
             o.insert("originalMaxAge".into(), stored.clone());
         }
         map.insert(COOKIE_KEY.into(), fresh);
-        Ok(Json::Object(map).to_string())
+        let owner = meta_of(&map).owner;
+        Ok((Json::Object(map).to_string(), owner))
     }
 }
 
@@ -427,13 +553,52 @@ mod tests {
             .unwrap();
         let after = Record::from_table(&lua, &t).unwrap();
         let changes = JsonChanges::of(&before.diff(&after).unwrap()).unwrap();
-        let json = changes.apply(base, &Cookie::standalone(60)).unwrap();
+        let (json, owner) = changes.apply(base, &Cookie::standalone(60)).unwrap();
+        assert_eq!(owner, None);
         assert!(
             json.starts_with(r#"{"passport":{"user":"u"},"half":0.1,"n":2,"cookie":{"#),
             "{json}"
         );
         assert!(json.contains(r#""new":"x""#), "{json}");
         assert!(!json.contains("gone"), "{json}");
+    }
+
+    #[test]
+    fn a_merge_names_the_owner_the_result_holds() {
+        let lua = Lua::new();
+        let base = br#"{"n":1,"__meta":{"created":5,"owner":"ann"},"cookie":{}}"#;
+        let before = to_record(base).unwrap();
+        // A write that leaves the bookkeeping alone keeps the stored owner.
+        let t: LuaTable = lua.load("return { n = 2 }").eval().unwrap();
+        let mut after = Record::from_table(&lua, &t).unwrap();
+        after = codec::meta::with_meta(&after.0, &Meta::of_record(&before.0)).unwrap();
+        let changes = JsonChanges::of(&before.diff(&after).unwrap()).unwrap();
+        let (_, owner) = changes.apply(base, &Cookie::standalone(60)).unwrap();
+        assert_eq!(owner.as_deref(), Some("ann"));
+        // A logout removes it; another user's login replaces it.
+        let logout = JsonChanges::of(&Changes {
+            set: Vec::new(),
+            removed: vec![META_KEY.as_bytes().to_vec()],
+        })
+        .unwrap();
+        let (json, owner) = logout.apply(base, &Cookie::standalone(60)).unwrap();
+        assert_eq!(owner, None);
+        assert!(!json.contains("__meta"), "{json}");
+        let bob = Meta {
+            owner: Some("bob".into()),
+            ..Meta::default()
+        };
+        let login = JsonChanges::of(&Changes {
+            set: vec![(META_KEY.as_bytes().to_vec(), bob.encode().unwrap())],
+            removed: Vec::new(),
+        })
+        .unwrap();
+        let (_, owner) = login.apply(base, &Cookie::standalone(60)).unwrap();
+        assert_eq!(owner.as_deref(), Some("bob"));
+        assert_eq!(
+            index_key(&default_index_prefix(b"sess:"), "bob"),
+            b"owner:sess:bob"
+        );
     }
 
     #[test]
@@ -484,7 +649,7 @@ mod tests {
         let mut after = Record::from_table(&lua, &t).unwrap();
         after = codec::meta::with_meta(&after.0, &Meta::of_record(&before.0)).unwrap();
         let changes = JsonChanges::of(&before.diff(&after).unwrap()).unwrap();
-        let json = changes.apply(base, &Cookie::standalone(86_400)).unwrap();
+        let (json, _) = changes.apply(base, &Cookie::standalone(86_400)).unwrap();
         assert!(json.contains(r#""originalMaxAge":2592000000"#), "{json}");
         // A request that sets a lifetime writes its own.
         let mine = Meta {
@@ -493,7 +658,7 @@ mod tests {
         };
         let set = codec::meta::with_meta(&after.0, &mine).unwrap();
         let changes = JsonChanges::of(&before.diff(&set).unwrap()).unwrap();
-        let json = changes.apply(base, &Cookie::standalone(3600)).unwrap();
+        let (json, _) = changes.apply(base, &Cookie::standalone(3600)).unwrap();
         assert!(json.contains(r#""originalMaxAge":3600000"#), "{json}");
     }
 

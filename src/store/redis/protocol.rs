@@ -5,8 +5,9 @@
 //!
 //! - `config(opts)`: the store's options checked and the URL parsed (by the redis crate) into
 //!   `{ host, port, db, address, prefix, pattern, hello, hello_count, auth, pool_name, pool_size,
-//!   pool_idle, connect_timeout, command_timeout, socket }`. `hello` is the AUTH and SELECT a
-//!   fresh connection sends before its first command (nil when neither is needed).
+//!   pool_idle, connect_timeout, command_timeout, socket, index_prefix, index_pattern }`. `hello`
+//!   is the AUTH and SELECT a fresh connection sends before its first command (nil when neither
+//!   is needed).
 //! - `pack(name, ...)`: one command, packed (arguments: strings and integers). Concatenated
 //!   packed commands are a pipeline.
 //! - `replies()`: an incremental reply reader. `r:take(chunk?)` adds the bytes read (if any) and
@@ -15,17 +16,23 @@
 //! - `decode(json)` -> record; `encode(record, ttl, life)` -> json, ttl;
 //!   `merge(base_json, patch, ttl, life)` -> json, ttl, sha1 of base; `ttl(ttl, life)` -> the
 //!   key's TTL. Each returns `nil, why` on failure.
-//! - `CAS`, `CAS_SHA`, `MERGE_ATTEMPTS`: the compare-and-set script, its SHA-1, the retries.
+//! - `CAS`, `CAS_SHA`, `MERGE_ATTEMPTS`: the compare-and-set script, its SHA-1, the retries;
+//!   `SET_LISTED`, `TOUCH`, `SESSIONS_OF`, `DESTROY_ALL` and their `_SHA`: the other scripts
+//!   (`format`), the native store's own. `encode` and `merge` also return the owner the JSON
+//!   names (for the owner index), `now()` the module's clock in ms (the index's scores), and
+//!   `listed(reply)` turns `SESSIONS_OF`'s reply into `sessionsOf`'s list.
 //! - `generation()`: changes in the child after `fork()` (pooled sockets of another process
 //!   are never used).
 //! - `record(data)`, `data(record)`, `patch(before, after)`: the codec, for calling the store
 //!   directly.
 
-use super::blocking::{bad, bytes, option_ms, text};
+use super::blocking::{bad, bytes, index_prefix, option_ms, text};
 use super::format::{self, CAS, Cookie, JsonChanges, MERGE_ATTEMPTS};
+use crate::codec::meta::Meta;
 use crate::codec::{Changes, Record};
 use crate::cookie::{Priority, SameSite};
 use crate::fork;
+use crate::store::Listed;
 use mlua::prelude::*;
 use redis::{ConnectionAddr, IntoConnectionInfo, Value};
 use std::io::{self, Read};
@@ -71,9 +78,10 @@ fn known(t: &LuaTable, what: &str, names: &[&str]) -> LuaResult<()> {
 
 /// `config(opts)`: see the module docs.
 fn config(lua: &Lua, opts: Option<LuaTable>) -> LuaResult<LuaTable> {
-    const KNOWN: [&str; 6] = [
+    const KNOWN: [&str; 7] = [
         "url",
         "prefix",
+        "indexPrefix",
         "socket",
         "pool",
         "connectTimeout",
@@ -136,6 +144,7 @@ fn config(lua: &Lua, opts: Option<LuaTable>) -> LuaResult<LuaTable> {
         &format::sha1_hex(credentials.as_bytes())[..12]
     );
     let prefix = bytes(&opts, "prefix")?.unwrap_or_else(|| b"sess:".to_vec());
+    let index_prefix = index_prefix(&opts, &prefix)?;
     let (pool_size, pool_idle) = match opts.raw_get::<LuaValue>("pool")? {
         LuaValue::Nil => (32, 60_000),
         LuaValue::Table(p) => {
@@ -168,6 +177,11 @@ fn config(lua: &Lua, opts: Option<LuaTable>) -> LuaResult<LuaTable> {
     t.raw_set("address", address)?;
     t.raw_set("pattern", lua.create_string(format::scan_pattern(&prefix))?)?;
     t.raw_set("prefix", lua.create_string(prefix)?)?;
+    t.raw_set(
+        "index_pattern",
+        lua.create_string(format::scan_pattern(&index_prefix))?,
+    )?;
+    t.raw_set("index_prefix", lua.create_string(index_prefix)?)?;
     if hello_count > 0 {
         t.raw_set("hello", lua.create_string(hello)?)?;
     }
@@ -487,6 +501,30 @@ fn life_of(ttl: &LuaValue, life: Option<&LuaTable>) -> Result<Life, String> {
     })
 }
 
+/// `listed(reply)`: `SESSIONS_OF`'s reply (`id, lastSeen, created|false` per session, as the
+/// reply reader made it) as `sessionsOf`'s list, or `nil, why`.
+fn listed(lua: &Lua, reply: LuaTable) -> LuaResult<LuaMultiValue> {
+    let ms = |v: &LuaValue| match v {
+        LuaValue::Integer(n) => Some(*n),
+        LuaValue::Number(n) if n.fract() == 0.0 => Some(*n as i64),
+        _ => None,
+    };
+    let values: Vec<LuaValue> = reply.sequence_values().collect::<LuaResult<_>>()?;
+    let mut out = Vec::with_capacity(values.len() / 3);
+    for row in values.chunks(3) {
+        match row {
+            [LuaValue::String(id), seen, created] if ms(seen).is_some() => out.push(Listed {
+                id: id.as_bytes().to_vec(),
+                last_seen_ms: ms(seen).unwrap_or_default(),
+                created_ms: ms(created),
+            }),
+            _ => return nil_why(lua, "unexpected reply to the sessionsOf script"),
+        }
+    }
+    Listed::order(&mut out);
+    crate::store::listed_table(lua, out)?.into_lua_multi(lua)
+}
+
 fn generation() -> LuaInteger {
     // Generations count forks; they stay far below 2^53 (LuaJIT's integers are doubles).
     (fork::generation() & ((1 << 53) - 1)) as LuaInteger
@@ -501,9 +539,21 @@ pub fn lua_exports(lua: &Lua) -> LuaResult<LuaTable> {
         lua.create_function(|_, ()| Ok(Replies::default()))?,
     )?;
     t.set("CAS", CAS)?;
-    t.set("TOUCH", format::TOUCH)?;
-    t.set("TOUCH_SHA", redis::Script::new(format::TOUCH).get_hash())?;
     t.set("CAS_SHA", redis::Script::new(CAS).get_hash())?;
+    for (name, script) in [
+        ("TOUCH", format::TOUCH),
+        ("SET_LISTED", format::SET_LISTED),
+        ("SESSIONS_OF", format::SESSIONS_OF),
+        ("DESTROY_ALL", format::DESTROY_ALL),
+    ] {
+        t.set(name, script)?;
+        t.set(format!("{name}_SHA"), redis::Script::new(script).get_hash())?;
+    }
+    t.set(
+        "now",
+        lua.create_function(|_, ()| Ok(crate::clock::now_ms()))?,
+    )?;
+    t.set("listed", lua.create_function(listed)?)?;
     t.set("MERGE_ATTEMPTS", MERGE_ATTEMPTS)?;
     t.set(
         "decode",
@@ -523,8 +573,11 @@ pub fn lua_exports(lua: &Lua) -> LuaResult<LuaTable> {
                     Err(why) => return nil_why(lua, why),
                 };
                 let cookie = life.cookie();
-                match format::from_record(&Record(record.as_bytes().to_vec()), &cookie) {
-                    Ok(json) => (json, cookie.ttl()).into_lua_multi(lua),
+                let record = Record(record.as_bytes().to_vec());
+                match format::from_record(&record, &cookie) {
+                    Ok(json) => {
+                        (json, cookie.ttl(), Meta::of_record(&record.0).owner).into_lua_multi(lua)
+                    }
                     Err(why) => nil_why(lua, why),
                 }
             },
@@ -548,7 +601,9 @@ pub fn lua_exports(lua: &Lua) -> LuaResult<LuaTable> {
                     return false.into_lua_multi(lua);
                 }
                 match JsonChanges::of(&changes).and_then(|c| c.apply(&base, &cookie)) {
-                    Ok(json) => (json, cookie.ttl(), format::sha1_hex(&base)).into_lua_multi(lua),
+                    Ok((json, owner)) => {
+                        (json, cookie.ttl(), format::sha1_hex(&base), owner).into_lua_multi(lua)
+                    }
                     Err(why) => nil_why(lua, why),
                 }
             },

@@ -1,0 +1,539 @@
+-- "Log out everywhere" (the session option `index`): every store that keeps an owner index goes
+-- through the same checks, through the session middleware the way an app uses it. A store lists
+-- an owner's live sessions (store:sessionsOf(owner)) and ends them (store:destroyAll(owner,
+-- exceptId)); the index follows logins, logouts, writes, touches, expiry, regenerate's retired
+-- ids and concurrent requests. The DatabaseStore (the Sessions page's example) has no such
+-- methods: its entry is a capability it lacks, reported pending, never a pass.
+local hs = require("honeymoon_session")
+local App = require("examples.framework.app")
+local Client = require("examples.framework.client")
+local Db = require("spec.support.db")
+local TableStore = require("spec.support.table_store")
+local DatabaseStore = require("spec.support.database_store")
+local RedisServer = require("spec.support.redis_server")
+local FakeDict = require("spec.support.fake_dict")
+local Interpreter = require("spec.support.interpreter")
+
+local SECRET = "index-secret"
+local COOKIE = "honeymoon.sid"
+
+-- One redis-server for the Redis entries, started on first use.
+local redis
+local function redis_server()
+  if not redis then redis = RedisServer.start() end
+  return redis
+end
+
+local function lines(text)
+  local out = {}
+  for line in text:gmatch("[^\n]+") do out[#out + 1] = line end
+  table.sort(out)
+  return out
+end
+
+-- The ids a Redis owner index holds, as stored (before any read filters them).
+local function zset(server, key)
+  return lines(server:cli("ZRANGE", key, 0, -1))
+end
+
+-- Lets `seconds` pass for the module (the engine, MemoryStore, the index's times) and for the
+-- stores with clocks of their own.
+local function module_age(seconds) hs._advance_clock(seconds) end
+
+local function coroutine_start(fn)
+  local co = coroutine.create(fn)
+  assert(coroutine.resume(co))
+  assert.equal("suspended", coroutine.status(co))
+  return function()
+    local ok, r = coroutine.resume(co)
+    assert(ok, r)
+    return r
+  end
+end
+
+-- Each entry's new() returns a fixture:
+--   store        the store under test
+--   age(s)       lets s seconds pass for the store and the module
+--   close()      optional cleanup
+--   index_ids(o) optional: the ids the store's raw index holds for owner o, sorted
+--   pause, start optional: how a handler waits and how a paused request is started (default:
+--                a plain coroutine; the cqueues store's requests run in a cqueues loop)
+-- Capability: index = false for a store without sessionsOf/destroyAll. whole_writes: a store
+-- without merge; prunes_on_login: a whole write drops an owner's expired ids from the raw index.
+local STORES = {
+  {
+    name = "MemoryStore",
+    index = true,
+    new = function() return { store = hs.MemoryStore(), age = module_age } end,
+  },
+  {
+    name = "TableStore (the reference custom store)",
+    index = true,
+    whole_writes = true, -- no merge: a commit writes the whole session back
+    new = function()
+      local store = TableStore.new({ clock = function() return hs._now_ms() / 1000 end })
+      return {
+        store = store,
+        age = module_age,
+        index_ids = function(owner)
+          local ids = {}
+          for id in pairs(store.owners[owner] or {}) do ids[#ids + 1] = id end
+          table.sort(ids)
+          return ids
+        end,
+      }
+    end,
+  },
+  {
+    name = "DatabaseStore (the Sessions page's example)",
+    index = false,
+    new = function()
+      local db = Db.open(":memory:")
+      db:execute("CREATE TABLE sessions (id TEXT PRIMARY KEY, data TEXT, expires_at INTEGER)")
+      return { store = DatabaseStore.new(db), age = module_age, close = function() db:close() end }
+    end,
+  },
+  {
+    name = "RedisStore (native)",
+    index = true,
+    redis = true,
+    new = function()
+      local server = redis_server()
+      server:cli("FLUSHALL")
+      local prefix = "idx:"
+      return {
+        store = hs.RedisStore({ url = server.url, prefix = prefix }),
+        server = server,
+        index_key = function(owner) return "owner:" .. prefix .. owner end,
+        age = function(seconds)
+          server:age(prefix, seconds)
+          server:age("owner:" .. prefix, seconds)
+          module_age(seconds)
+        end,
+        index_ids = function(owner) return zset(server, "owner:" .. prefix .. owner) end,
+      }
+    end,
+  },
+  {
+    name = "RedisStore for event loops (cqueues)",
+    index = true,
+    redis = true,
+    new = function()
+      local server = redis_server()
+      server:cli("FLUSHALL")
+      local cqueues = require("cqueues")
+      local condition = require("cqueues.condition")
+      local prefix = "lidx:"
+      local waiting
+      local fx = {
+        store = require("honeymoon_session.stores.redis").new({
+          url = server.url, prefix = prefix, indexPrefix = "by-owner:", socket = "cqueues",
+        }),
+        server = server,
+        index_key = function(owner) return "by-owner:" .. owner end,
+        age = function(seconds)
+          server:age(prefix, seconds)
+          server:age("by-owner:", seconds)
+          module_age(seconds)
+        end,
+        index_ids = function(owner) return zset(server, "by-owner:" .. owner) end,
+      }
+      -- A paused request runs in a cqueues loop (its store calls yield to that loop); the
+      -- spec's other requests run outside it, where the store blocks.
+      function fx.pause()
+        waiting = condition.new()
+        waiting:wait()
+      end
+      function fx.start(fn)
+        local cq = cqueues.new()
+        local done, result, failure = false, nil, nil
+        waiting = nil
+        cq:wrap(function()
+          local ok, r = pcall(fn)
+          if ok then result = r else failure = r end
+          done = true
+        end)
+        local deadline = cqueues.monotime() + 10
+        while not waiting and not done do
+          assert(cq:step(0.01))
+          assert(cqueues.monotime() < deadline, "the request did not pause")
+        end
+        assert.is_false(done, "the request finished instead of pausing")
+        return function()
+          waiting:signal()
+          while not done do
+            assert(cq:step(0.05))
+            assert(cqueues.monotime() < deadline + 10, "the request did not finish")
+          end
+          if failure then error(failure, 0) end
+          return result
+        end
+      end
+      return fx
+    end,
+  },
+  {
+    name = "SharedDictStore (a fake lua_shared_dict)",
+    index = true,
+    prunes_on_login = true,
+    new = function()
+      local saved = rawget(_G, "ngx")
+      local fake = FakeDict.ngx({ "sessions" })
+      _G.ngx = fake
+      local store = require("honeymoon_session.stores.shared_dict").new({ dict = "sessions", prefix = "s:" })
+      return {
+        store = store,
+        age = module_age,
+        close = function() _G.ngx = saved end,
+        index_ids = function(owner)
+          local list = fake.shared.sessions:get("\0owner:s:" .. owner) or ""
+          local ids, pos = {}, 1
+          while true do -- each id ends with a NUL byte (no pattern: %z differs between versions)
+            local stop = list:find("\0", pos, true)
+            if not stop then break end
+            ids[#ids + 1] = list:sub(pos, stop - 1)
+            pos = stop + 1
+          end
+          table.sort(ids)
+          return ids
+        end,
+      }
+    end,
+  },
+}
+
+-- The session id in a client's cookie, or nil.
+local function id_of(client)
+  local v = client:cookie(COOKIE)
+  return v and v:match("^s%%3A([%w_%-]+)%.")
+end
+
+local function ids_of(list)
+  local out = {}
+  for i, s in ipairs(list) do out[i] = s.id end
+  return out
+end
+
+local function sorted(list)
+  local copy = {}
+  for i, v in ipairs(list) do copy[i] = v end
+  table.sort(copy)
+  return copy
+end
+
+-- An app with `index = "userId"` over the fixture's store.
+local function site(fx, opts)
+  local o = { secret = SECRET, store = fx.store, index = "userId" }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  local app = App.new()
+  app:use(hs.session(o))
+  local store = fx.store
+  app:get("/login", function(req, res)
+    req.session:regenerate()
+    local user = req.query.user
+    req.session.userId = req.query.number and tonumber(user) or user
+    res:text("in")
+  end)
+  app:get("/whoami", function(req, res) res:text(tostring(req.session.userId or "anon")) end)
+  app:get("/write", function(req, res)
+    req.session[req.query.k] = req.query.v
+    res:text("ok")
+  end)
+  app:get("/touch", function(req, res)
+    req.session:touch()
+    res:text("ok")
+  end)
+  app:get("/logout", function(req, res) -- the session goes on, anonymous
+    req.session.userId = nil
+    res:text("out")
+  end)
+  app:get("/regenerate", function(req, res)
+    req.session:regenerate(true) -- e.g. a privilege change: the old id is retired, still owned
+    res:text("ok")
+  end)
+  app:get("/sessions", function(req, res)
+    local out = {}
+    for _, s in ipairs(store:sessionsOf(req.session.userId)) do
+      out[#out + 1] = s.id .. (s.id == req.session:getId() and " current" or "")
+    end
+    res:text(table.concat(out, "\n"))
+  end)
+  app:get("/logout-others", function(req, res)
+    res:text(tostring(store:destroyAll(req.session.userId, req.session:getId())))
+  end)
+  app:get("/slow", function(req, res) -- a request that writes after another one ran
+    fx.pause()
+    req.session[req.query.k] = req.query.v
+    res:text("ok")
+  end)
+  return app
+end
+
+local function login(app, user, query)
+  local c = Client.new(app)
+  assert.equal("in", c:get("/login?user=" .. user .. (query or "")).body)
+  return c, id_of(c)
+end
+
+for _, kind in ipairs(STORES) do
+  describe("log out everywhere: " .. kind.name, function()
+    if not kind.index then
+      it("lists and ends an owner's sessions", function()
+        pending("a capability this store lacks (no sessionsOf/destroyAll): with it, a store written in Lua "
+          .. "keeps an owner index; see the README's Log out everywhere")
+      end)
+      return
+    end
+
+    local fx, store
+
+    before_each(function()
+      fx = kind.new()
+      store = fx.store
+      fx.pause = fx.pause or coroutine.yield
+      fx.start = fx.start or coroutine_start
+    end)
+
+    after_each(function()
+      if fx.close then fx.close() end
+    end)
+
+    if kind.redis then
+      lazy_teardown(function()
+        if redis then redis:close() end
+        redis = nil
+      end)
+    end
+
+    it("lists two logins of one user, most recently seen first, with created and lastSeen in seconds", function()
+      local app = site(fx)
+      local before = math.floor(hs._now_ms() / 1000)
+      local a, id_a = login(app, "ann")
+      fx.age(5)
+      local b, id_b = login(app, "ann")
+      login(app, "bob")
+      local list = store:sessionsOf("ann")
+      assert.same({ id_b, id_a }, ids_of(list))
+      for _, s in ipairs(list) do
+        assert.equal(math.floor(s.lastSeen), s.lastSeen)
+        assert.equal(math.floor(s.created), s.created)
+        assert.is_true(s.created >= before and s.lastSeen >= s.created, "times in seconds since the epoch")
+      end
+      assert.is_true(list[1].lastSeen >= list[2].lastSeen + 4, "lastSeen follows the logins")
+      -- In a request: the current session is the one whose id is the request's.
+      assert.equal(id_b .. " current\n" .. id_a, b:get("/sessions").body)
+      assert.equal(id_b .. "\n" .. id_a .. " current", a:get("/sessions").body)
+      assert.same({}, store:sessionsOf("nobody"))
+    end)
+
+    it("lastSeen follows writes and touches", function()
+      local app = site(fx)
+      local a, id_a = login(app, "ann")
+      fx.age(5)
+      local b, id_b = login(app, "ann")
+      fx.age(5)
+      a:get("/write?k=cart&v=apple")
+      assert.same({ id_a, id_b }, ids_of(store:sessionsOf("ann")))
+      fx.age(5)
+      b:get("/touch")
+      assert.same({ id_b, id_a }, ids_of(store:sessionsOf("ann")))
+    end)
+
+    it("destroyAll(owner, current) logs the other session out: its next request is anonymous, with no session back", function()
+      local app = site(fx)
+      local a, id_a = login(app, "ann")
+      local b, id_b = login(app, "ann")
+      local c = login(app, "bob")
+      assert.equal("1", b:get("/logout-others").body)
+      local r = a:get("/whoami")
+      assert.equal("anon", r.body)
+      assert.is_nil(r.headers["set-cookie"], "no session, no cookie")
+      assert.is_false(store:exists(id_a))
+      assert.equal("ann", b:get("/whoami").body)
+      assert.equal("bob", c:get("/whoami").body)
+      assert.same({ id_b }, ids_of(store:sessionsOf("ann")))
+      assert.equal(0, store:destroyAll("nobody"))
+      -- Without an id to keep, every session of the owner ends.
+      assert.equal(1, store:destroyAll("ann"))
+      assert.equal("anon", b:get("/whoami").body)
+      assert.same({}, store:sessionsOf("ann"))
+    end)
+
+    it("a logout (userId removed) drops the session from the owner's list; destroyAll spares it", function()
+      local app = site(fx)
+      local a, id_a = login(app, "ann")
+      local _, id_b = login(app, "ann")
+      assert.equal("out", a:get("/logout").body)
+      assert.same({ id_b }, ids_of(store:sessionsOf("ann")))
+      assert.equal(1, store:destroyAll("ann"))
+      assert.is_true(store:exists(id_a), "the logged-out session is not the owner's any more")
+      assert.equal("anon", a:get("/whoami").body)
+      if fx.index_ids then assert.same({}, fx.index_ids("ann")) end
+    end)
+
+    it("a login without regenerate lists the session; another user's login moves it to that user's list", function()
+      local app = site(fx)
+      local a = Client.new(app)
+      a:get("/write?k=cart&v=apple") -- an anonymous session, stored
+      local id_a = id_of(a)
+      assert.same({}, store:sessionsOf("ann"))
+      a:get("/write?k=userId&v=ann") -- a write of the stored session names its owner
+      assert.same({ id_a }, ids_of(store:sessionsOf("ann")))
+      a:get("/write?k=userId&v=bob") -- the same id changes owner
+      assert.same({}, store:sessionsOf("ann"))
+      assert.same({ id_a }, ids_of(store:sessionsOf("bob")))
+      assert.equal(0, store:destroyAll("ann"))
+      assert.equal("bob", a:get("/whoami").body)
+    end)
+
+    it("an expired session is not listed and leaves the index", function()
+      local app = site(fx, { ttl = 100 })
+      local _, id_a = login(app, "ann")
+      fx.age(60)
+      local b, id_b = login(app, "ann")
+      fx.age(60) -- a: 120 s old, past its 100 s; b: 60 s
+      if kind.redis then
+        -- A write of the owner's other session drops the expired id from its set, unread.
+        b:get("/write?k=n&v=1")
+        assert.same({ id_b }, fx.index_ids("ann"))
+      end
+      local _, id_c = login(app, "ann")
+      if kind.redis or kind.prunes_on_login then
+        assert.same(sorted({ id_b, id_c }), fx.index_ids("ann"))
+      end
+      assert.same({ id_c, id_b }, ids_of(store:sessionsOf("ann")))
+      if fx.index_ids then assert.same(sorted({ id_b, id_c }), fx.index_ids("ann")) end
+      assert.equal(1, store:destroyAll("ann", id_c))
+      assert.is_false(store:exists(id_a))
+      fx.age(200) -- c expires too: nothing of the owner is left
+      assert.same({}, store:sessionsOf("ann"))
+      if fx.index_ids then assert.same({}, fx.index_ids("ann")) end
+      if fx.index_key then
+        assert.equal("0", fx.server:cli("EXISTS", fx.index_key("ann")):match("%d"), "the owner's key expired with its sessions")
+      end
+    end)
+
+    if kind.redis then
+      it("the owner's key expires when its last session does, and clear() removes it", function()
+        local app = site(fx, { ttl = 100 })
+        login(app, "ann")
+        fx.age(50)
+        login(app, "ann")
+        local ttl = tonumber(fx.server:cli("TTL", fx.index_key("ann")))
+        assert.is_true(ttl > 90 and ttl <= 100, "ttl " .. tostring(ttl))
+        store:clear()
+        assert.equal("0", fx.server:cli("EXISTS", fx.index_key("ann")):match("%d"))
+      end)
+    end
+
+    it("an id regenerate retired is not listed, but destroyAll ends it too", function()
+      local app = site(fx)
+      local a, old = login(app, "ann")
+      a:get("/regenerate")
+      local new = id_of(a)
+      assert.are_not.equal(old, new)
+      assert.is_true(store:exists(old), "the old id lives on for the stale grace")
+      assert.same({ new }, ids_of(store:sessionsOf("ann")))
+      assert.equal(2, store:destroyAll("ann"))
+      assert.is_false(store:exists(old))
+      assert.is_false(store:exists(new))
+      assert.equal("anon", a:get("/whoami").body)
+    end)
+
+    it("an owner whose field is a number is found by the number or its decimal text", function()
+      local app = site(fx)
+      local _, id_a = login(app, "42", "&number=1")
+      local _, id_b = login(app, "42", "&number=1")
+      assert.same(sorted({ id_a, id_b }), sorted(ids_of(store:sessionsOf(42))))
+      assert.same(sorted({ id_a, id_b }), sorted(ids_of(store:sessionsOf("42"))))
+      assert.equal(1, store:destroyAll(42, id_a))
+      assert.same({ id_a }, ids_of(store:sessionsOf(42)))
+    end)
+
+    describe("concurrent requests", function()
+      if not Interpreter.yields_across_pcall then
+        it("keep the index right", function() pending(Interpreter.NO_YIELD_IN_PCALL) end)
+        return
+      end
+
+      it("a slow write and a logout on one session: the index says what the store holds", function()
+        local app = site(fx)
+        local a, id_a = login(app, "ann")
+        local finish = fx.start(function() return a:get("/slow?k=x&v=1") end)
+        assert.equal("out", a:get("/logout").body)
+        assert.equal(200, finish().status)
+        -- A store with merge keeps the logout (the slow request changed x only); a merge-less one
+        -- writes the slow request's whole session back. Either way the list agrees with it.
+        local owner = a:get("/whoami").body
+        if owner == "ann" then
+          assert.same({ id_a }, ids_of(store:sessionsOf("ann")))
+        else
+          assert.equal("anon", owner)
+          assert.same({}, store:sessionsOf("ann"))
+        end
+        if not kind.whole_writes then assert.equal("anon", owner) end
+      end)
+
+      it("a slow write of a session ended by destroyAll does not bring it back", function()
+        local app = site(fx)
+        local a, id_a = login(app, "ann")
+        local b, id_b = login(app, "ann")
+        local finish = fx.start(function() return a:get("/slow?k=x&v=1") end)
+        assert.equal("1", b:get("/logout-others").body)
+        finish()
+        assert.is_false(store:exists(id_a))
+        assert.same({ id_b }, ids_of(store:sessionsOf("ann")))
+        assert.equal("anon", a:get("/whoami").body)
+      end)
+
+      it("two interleaved logins of one user are both listed", function()
+        local app = site(fx)
+        local a = Client.new(app)
+        app:get("/slow-login", function(req, res)
+          req.session:regenerate()
+          fx.pause()
+          req.session.userId = "ann"
+          res:text("in")
+        end)
+        local finish = fx.start(function() return a:get("/slow-login") end)
+        local _, id_b = login(app, "ann")
+        finish()
+        local id_a = id_of(a)
+        assert.same(sorted({ id_a, id_b }), sorted(ids_of(store:sessionsOf("ann"))))
+      end)
+    end)
+  end)
+end
+
+describe("log out everywhere: what sessionsOf and destroyAll take", function()
+  it("the native stores refuse an owner that is not a string or a whole number, naming the store", function()
+    local store = hs.MemoryStore()
+    local ok, err = pcall(store.sessionsOf, store, {})
+    assert.is_false(ok)
+    assert.equal("honeymoon_session: MemoryStore:sessionsOf: the owner must be a string or a whole number, got a table", err)
+    ok, err = pcall(store.destroyAll, store, 1.5)
+    assert.is_false(ok)
+    assert.matches("MemoryStore:destroyAll: the owner must be a string or a whole number, got the number 1.5", err, 1, true)
+    ok, err = pcall(store.destroyAll, store, "ann", 7)
+    assert.is_false(ok)
+    assert.matches("MemoryStore:destroyAll: the id to keep must be a session id", err, 1, true)
+    assert.same({}, store:sessionsOf(1e15))
+  end)
+
+  it("a session written without the index option is not listed", function()
+    local store = hs.MemoryStore()
+    local app = App.new()
+    app:use(hs.session({ secret = SECRET, store = store }))
+    app:get("/in", function(req, res) req.session.userId = "ann"; res:text("in") end)
+    Client.new(app):get("/in")
+    assert.same({}, store:sessionsOf("ann"))
+    assert.equal(0, store:destroyAll("ann"))
+    assert.equal(1, store:length())
+  end)
+
+  it("RedisStore refuses an indexPrefix inside its prefix", function()
+    local ok, err = pcall(hs.RedisStore, { prefix = "sess:", indexPrefix = "sess:owners:" })
+    assert.is_false(ok)
+    assert.matches("indexPrefix must not be empty nor start with prefix", err, 1, true)
+  end)
+end)
