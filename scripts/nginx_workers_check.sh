@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sessions across nginx workers, through the real path: the demo (examples/demo/nginx.sh, its
-# nginx.conf.in and openresty.lua, the OpenResty adapter with its default store, the
+# nginx.conf.in and openresty.lua, the OpenResty adapter over the store the demo makes, the
 # SharedDictStore on `lua_shared_dict sessions`) with `worker_processes 2` on a free 127.0.0.1
 # port, plus a few test routes (spec/nginx/workers.lua) included in its server block. Checks:
 #   1. one logged-in client: LOGGED_IN_REQUESTS (default 1,000) requests for the dashboard, each

@@ -1,6 +1,6 @@
 -- Test routes beside the nginx demo, for scripts/nginx_workers_check.sh (busted does not load
 -- this file). They go through the demo's own OpenResty adapter (examples/demo/openresty.lua:
--- its default store, the SharedDictStore on `lua_shared_dict sessions`), so they read and write
+-- the SharedDictStore on `lua_shared_dict sessions` the demo makes), so they read and write
 -- the same sessions as the demo's pages, under the same cookie.
 --   GET /t/write?key=K   loads the session, waits 10 ms (so requests on both workers hold the
 --                        same version at once), sets session[K] = this worker's pid, commits;
