@@ -440,6 +440,45 @@ for _, kind in ipairs(STORES) do
       assert.equal("anon", a:get("/whoami").body)
     end)
 
+    it("a session kept alive by requests alone (rolling) stays listed past the ttl of its login", function()
+      local app = site(fx, { rolling = true, ttl = 100 })
+      local a, id = login(app, "ann")
+      for _ = 1, 3 do -- 180 s after the login, each request within the ttl
+        fx.age(60)
+        assert.equal("ann", a:get("/whoami").body)
+      end
+      assert.same({ id }, ids_of(store:sessionsOf("ann")))
+      assert.equal(1, store:destroyAll("ann"))
+      assert.equal("anon", a:get("/whoami").body)
+    end)
+
+    it("an owner id past 2^53 is indexed exactly where the interpreter has integers, refused where not", function()
+      local app = site(fx)
+      app:get("/big", function(req, res)
+        req.session.userId = math.type and math.tointeger(2 ^ 62) + 7 or 2 ^ 62 + 7
+        res:text("ok")
+      end)
+      local a = Client.new(app)
+      local r = a:get("/big")
+      if math.type then
+        assert.equal(200, r.status)
+        assert.same({ id_of(a) }, ids_of(store:sessionsOf(4611686018427387911)))
+        assert.same({ id_of(a) }, ids_of(store:sessionsOf("4611686018427387911")))
+      else
+        assert.equal(500, r.status)
+        assert.matches("session.userId names the session's owner (the index option), so it must be",
+          tostring(app.last_error), 1, true)
+      end
+    end)
+
+    it("an owner field that is neither text nor a whole number fails the request instead of going unlisted", function()
+      local app = site(fx)
+      app:get("/odd", function(req, res) req.session.userId = 1.5 res:text("ok") end)
+      local r = Client.new(app):get("/odd")
+      assert.equal(500, r.status)
+      assert.matches("got the number 1.5", tostring(app.last_error), 1, true)
+    end)
+
     it("an owner whose field is a number is found by the number or its decimal text", function()
       local app = site(fx)
       local _, id_a = login(app, "42", "&number=1")
@@ -510,10 +549,14 @@ describe("log out everywhere: what sessionsOf and destroyAll take", function()
     local store = hs.MemoryStore()
     local ok, err = pcall(store.sessionsOf, store, {})
     assert.is_false(ok)
-    assert.equal("honeymoon_session: MemoryStore:sessionsOf: the owner must be a string or a whole number, got a table", err)
+    assert.matches("honeymoon_session: MemoryStore:sessionsOf: the owner must be a UTF-8 string, an integer, or a whole number below 2^53", err, 1, true)
+    assert.matches("got a table", err, 1, true)
     ok, err = pcall(store.destroyAll, store, 1.5)
     assert.is_false(ok)
-    assert.matches("MemoryStore:destroyAll: the owner must be a string or a whole number, got the number 1.5", err, 1, true)
+    assert.matches("got the number 1.5", err, 1, true)
+    ok, err = pcall(store.destroyAll, store, "ann", false)
+    assert.is_false(ok)
+    assert.matches("the id to keep must be a session id", err, 1, true)
     ok, err = pcall(store.destroyAll, store, "ann", 7)
     assert.is_false(ok)
     assert.matches("MemoryStore:destroyAll: the id to keep must be a session id", err, 1, true)
@@ -531,9 +574,16 @@ describe("log out everywhere: what sessionsOf and destroyAll take", function()
     assert.equal(1, store:length())
   end)
 
-  it("RedisStore refuses an indexPrefix inside its prefix", function()
-    local ok, err = pcall(hs.RedisStore, { prefix = "sess:", indexPrefix = "sess:owners:" })
-    assert.is_false(ok)
-    assert.matches("indexPrefix must not be empty nor start with prefix", err, 1, true)
+  it("RedisStore refuses an indexPrefix and a prefix of which one starts with the other", function()
+    for _, case in ipairs({
+      { prefix = "sess:", indexPrefix = "sess:owners:" },
+      { prefix = "sess:", indexPrefix = "sess" },
+      { prefix = "o" }, -- the default "owner:o" starts with it
+    }) do
+      local ok, err = pcall(hs.RedisStore, case)
+      assert.is_false(ok)
+      assert.matches("neither it nor prefix", err, 1, true)
+    end
+    assert.is_true(pcall(hs.RedisStore, { prefix = "sess:" }))
   end)
 end)

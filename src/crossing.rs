@@ -356,7 +356,9 @@ unsafe fn commit_body(state: *mut lua_State) -> Result<c_int, Failed> {
         } else {
             Meta::default()
         };
-        meta.owner = owner_at(state, 10);
+        if let Some(field) = engine.index() {
+            meta.owner = owner_at(state, 10, field)?;
+        }
         let c = Commit {
             state: st,
             id,
@@ -370,22 +372,53 @@ unsafe fn commit_body(state: *mut lua_State) -> Result<c_int, Failed> {
     }
 }
 
-/// The owner a session's `index` field names: a string, or a whole number in decimal.
+/// The owner a session's `index` field names (none when the field is nil), rendered as the
+/// stores' `sessionsOf` renders its argument (`store::owner_arg`). Any other value is an error:
+/// a session silently left out of its owner's index would survive "log out everywhere".
 ///
 /// # Safety
 /// `idx` is a valid stack index.
-unsafe fn owner_at(state: *mut lua_State, idx: c_int) -> Option<String> {
+unsafe fn owner_at(
+    state: *mut lua_State,
+    idx: c_int,
+    field: &str,
+) -> Result<Option<String>, Failed> {
     // SAFETY: as the contract; lua_tolstring is called on strings only (no conversion).
-    unsafe {
+    let owner = unsafe {
         match ffi::lua_type(state, idx) {
-            ffi::LUA_TSTRING => Some(String::from_utf8_lossy(string_at(state, idx)).into_owned()),
+            ffi::LUA_TNIL => return Ok(None),
+            ffi::LUA_TSTRING => std::str::from_utf8(string_at(state, idx))
+                .ok()
+                .map(String::from),
             ffi::LUA_TNUMBER => {
-                let n = ffi::lua_tonumber(state, idx);
-                (n.fract() == 0.0 && n.abs() < 9.0e15).then(|| (n as i64).to_string())
+                #[cfg(any(feature = "lua53", feature = "lua54"))]
+                if ffi::lua_isinteger(state, idx) != 0 {
+                    return Ok(Some(
+                        ffi::lua_tointegerx(state, idx, std::ptr::null_mut()).to_string(),
+                    ));
+                }
+                crate::store::owner_of_float(ffi::lua_tonumber(state, idx))
             }
             _ => None,
         }
+    };
+    if owner.is_some() {
+        return Ok(owner);
     }
+    // SAFETY: as above.
+    let got = unsafe {
+        match ffi::lua_type(state, idx) {
+            ffi::LUA_TNUMBER => format!("the number {}", ffi::lua_tonumber(state, idx)),
+            ffi::LUA_TSTRING => "a string that is not UTF-8".to_string(),
+            ffi::LUA_TBOOLEAN => "a boolean".to_string(),
+            ffi::LUA_TTABLE => "a table".to_string(),
+            _ => "a value of another type".to_string(),
+        }
+    };
+    Err(format!(
+        "honeymoon_session: session.{field} names the session's owner (the index option), so it must be {}, got {got}",
+        crate::store::OWNER_KINDS
+    ))
 }
 
 /// Pushes `line, state, snapshot, version[, op, a, b, ttl, maxAge, owner, originalMaxAge]`.

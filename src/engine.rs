@@ -213,6 +213,11 @@ impl Engine {
         })
     }
 
+    /// The data field that names a session's owner (`index`).
+    pub fn index(&self) -> Option<&str> {
+        self.options.index.as_deref()
+    }
+
     /// Whether a commit may skip the crossing for an unchanged flat session: no option that
     /// makes every commit do something (rolling, resave) or stamps bookkeeping into it
     /// (absoluteTimeout, index).

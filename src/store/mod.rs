@@ -17,31 +17,40 @@ pub const LUA_METHODS: [&str; 8] = [
     "get", "set", "destroy", "touch", "exists", "all", "length", "clear",
 ];
 
-/// An owner as `sessionsOf`/`destroyAll` take it from Lua: a string, or a whole number rendered
-/// in decimal, exactly as the engine renders the `index` field (`42` and `42.0` are `"42"`).
+/// What an owner may be, in errors.
+pub const OWNER_KINDS: &str = "a UTF-8 string, an integer, or a whole number below 2^53 (an id past that is exact only as an integer or a string)";
+
+/// A float owner in decimal: whole and exactly representable (below 2^53), else none.
+pub fn owner_of_float(n: f64) -> Option<String> {
+    (n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0).then(|| (n as i64).to_string())
+}
+
+/// An owner as `sessionsOf`/`destroyAll` take it from Lua, rendered exactly as the engine
+/// renders the `index` field (`42` and `42.0` are `"42"`); anything else is refused, so no
+/// owner is ever silently rounded or mangled into another.
 pub fn owner_arg(store: &str, method: &str, v: &LuaValue) -> LuaResult<String> {
-    let n = match v {
-        LuaValue::String(s) => return Ok(s.to_string_lossy()),
-        LuaValue::Integer(i) => return Ok(i.to_string()),
-        LuaValue::Number(n) => *n,
-        _ => f64::NAN,
+    let owner = match v {
+        LuaValue::String(s) => s.to_str().ok().map(|s| s.to_string()),
+        LuaValue::Integer(i) => Some(i.to_string()),
+        LuaValue::Number(n) => owner_of_float(*n),
+        _ => None,
     };
-    if n.fract() == 0.0 && n.abs() < 9.0e15 {
-        return Ok((n as i64).to_string());
-    }
-    let got = match v {
-        LuaValue::Number(n) => format!("the number {n}"),
-        other => crate::codec::a_type(other).to_string(),
-    };
-    Err(LuaError::runtime(format!(
-        "honeymoon_session: {store}:{method}: the owner must be a string or a whole number, got {got}"
-    )))
+    owner.ok_or_else(|| {
+        let got = match v {
+            LuaValue::Number(n) => format!("the number {n}"),
+            LuaValue::String(_) => "a string that is not UTF-8".to_string(),
+            other => crate::codec::a_type(other).to_string(),
+        };
+        LuaError::runtime(format!(
+            "honeymoon_session: {store}:{method}: the owner must be {OWNER_KINDS}, got {got}"
+        ))
+    })
 }
 
 /// `destroyAll`'s optional id to spare: nil, or a session id.
 pub fn except_arg(store: &str, v: &LuaValue) -> LuaResult<Option<String>> {
     match v {
-        LuaValue::Nil | LuaValue::Boolean(false) => Ok(None),
+        LuaValue::Nil => Ok(None),
         LuaValue::String(s) => Ok(Some(s.to_string_lossy())),
         other => Err(LuaError::runtime(format!(
             "honeymoon_session: {store}:destroyAll: the id to keep must be a session id (a string) or nil, got {}",

@@ -30,7 +30,7 @@
 --   is gone or owned by someone else; writes drop up to PRUNE_PER_WRITE gone ids.
 local type, tostring, error, pcall, setmetatable, next = type, tostring, error, pcall, setmetatable, next
 local format, sub, byte, find, concat = string.format, string.sub, string.byte, string.find, table.concat
-local min, max, floor, sort = math.min, math.max, math.floor, table.sort
+local min, max, floor, sort, random = math.min, math.max, math.floor, table.sort, math.random
 
 -- Lock keys start with a NUL byte, so no session key (prefix .. id, prefixes may not start
 -- with NUL) is ever taken for one, and all/length/clear skip them with one byte test. So do
@@ -209,14 +209,16 @@ local function list(self, method, owner, id, ttl)
     lock(self, method, lock_key)
     -- Nothing here yields: the lock is held for microseconds.
     local ids = members(dict:get(okey))
-    local kept, n, found, checked = {}, 0, false, 0
-    for i = 1, #ids do
+    local kept, n, found, total = {}, 0, false, #ids
+    -- The members checked for pruning start at a random place: live but idle sessions at the
+    -- front must not stop gone ones further on from ever being dropped.
+    local start = total > PRUNE_PER_WRITE and random(total) or 1
+    for i = 1, total do
         local m = ids[i]
         local keep = true
         if m == id then
             found = true
-        elseif checked < PRUNE_PER_WRITE then
-            checked = checked + 1
+        elseif (i - start) % total < PRUNE_PER_WRITE then
             keep = alive(dict, prefix .. m)
         end
         if keep then
@@ -235,6 +237,14 @@ local function list(self, method, owner, id, ttl)
     end
     dict:delete(lock_key)
     if err then fail(self, method, err) end
+end
+
+---Keeps the owner's list alive as long as session `id`, which a write or touch just gave
+---`ttl` seconds: a session kept alive by merges and touches (rolling) must stay listed after
+---the login that listed it, or destroyAll would miss it. One dict:ttl call when all is well.
+local function keep_listed(self, method, owner, id, ttl)
+    local left = self.dict:ttl(OWNER .. self.prefix .. owner)
+    if left == nil or (left > 0 and left < ttl) then list(self, method, owner, id, ttl) end
 end
 
 ---Notes that the store wrote or touched the session under `key` now (its lastSeen).
@@ -260,16 +270,16 @@ end
 ---@param life? table the session's lifetime; `life.owner` the owner the record names
 function Store:set(id, record, ttl, life)
     local key = self.prefix .. id
-    local ok, err, forcible = self.dict:set(key, record, ttl)
-    if not ok then fail(self, "set", why(err)) end
-    if forcible then evicted(self) end
     if not record_meta then natives() end
     local owner
     if life ~= nil then owner = life.owner else owner = record_meta(record) end -- called directly
-    if owner ~= nil then
-        seen(self, key, ttl)
-        list(self, "set", owner, id, ttl)
-    end
+    -- Listed first: a session is never stored unlisted (if listing fails, nothing is written;
+    -- a listed id whose record is not there yet is skipped by readers).
+    if owner ~= nil then list(self, "set", owner, id, ttl) end
+    local ok, err, forcible = self.dict:set(key, record, ttl)
+    if not ok then fail(self, "set", why(err)) end
+    if forcible then evicted(self) end
+    if owner ~= nil then seen(self, key, ttl) end
 end
 
 ---Applies a commit's patch to the stored session atomically across workers and refreshes its
@@ -312,7 +322,7 @@ function Store:merge(id, patch, ttl)
         seen(self, key, ttl)
         -- After the session's unlock: a reader checks the record, so a short window where the
         -- session names its new owner but is not on its list yet only delays the listing.
-        if changed then list(self, "merge", owner, id, ttl) end
+        if changed then list(self, "merge", owner, id, ttl) else keep_listed(self, "merge", owner, id, ttl) end
     end
     return true
 end
@@ -342,7 +352,10 @@ function Store:touch(id, ttl)
     if stale ~= nil then return false end
     local ok, err = dict:expire(key, ttl)
     if ok then
-        if owner ~= nil then seen(self, key, ttl) end
+        if owner ~= nil then
+            seen(self, key, ttl)
+            keep_listed(self, "touch", owner, id, ttl)
+        end
         return true
     end
     if err == "not found" then return false end -- destroyed (or reclaimed) in between

@@ -120,18 +120,25 @@ fn tls_client(url: &str, tls: &LuaTable) -> LuaResult<RedisResult<Client>> {
     Ok(Client::build_with_tls(url, certs))
 }
 
-/// The `indexPrefix` option: where the owner index keys live. It must not start with `prefix`
-/// (`all`, `length` and `clear` would take its keys for sessions), nor be empty.
+/// The `indexPrefix` option: where the owner index keys live. Neither it nor `prefix` may start
+/// with the other (`all`, `length` and `clear` would take index keys for sessions, or an
+/// owner's key could be a session's), and it must not be empty. An empty `prefix` already
+/// makes every key of the database a session for those methods, index keys included.
 pub(super) fn index_prefix(opts: &LuaTable, prefix: &[u8]) -> LuaResult<Vec<u8>> {
-    match bytes(opts, "indexPrefix")? {
-        None => Ok(format::default_index_prefix(prefix)),
-        Some(p) if p.is_empty() || p.starts_with(prefix) => Err(bad(format!(
-            "indexPrefix must not be empty nor start with prefix {:?} (the session keys'), got {:?}",
+    let (p, given) = match bytes(opts, "indexPrefix")? {
+        None => (format::default_index_prefix(prefix), false),
+        Some(p) => (p, true),
+    };
+    let overlaps = !prefix.is_empty() && (p.starts_with(prefix) || prefix.starts_with(&p));
+    if p.is_empty() || overlaps {
+        return Err(bad(format!(
+            "indexPrefix must not be empty, and neither it nor prefix {:?} may start with the other, got {}{:?}",
             String::from_utf8_lossy(prefix),
+            if given { "" } else { "the default " },
             String::from_utf8_lossy(&p)
-        ))),
-        Some(p) => Ok(p),
+        )));
     }
+    Ok(p)
 }
 
 pub(super) fn option_ms(t: &LuaTable, key: &str, default: u64) -> LuaResult<Duration> {

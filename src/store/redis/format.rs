@@ -26,8 +26,7 @@ pub const MERGE_ATTEMPTS: usize = 16;
 /// owner, key `indexPrefix .. owner`, whose members are session ids scored by when the store
 /// last wrote or touched them (ms, the module's clock). `list(okey, id, now, ttl, prefix)` adds
 /// or rescores `id`, keeps the set alive as long as its longest-lived session (the set expires
-/// when its last session does), and drops up to two of its least recently seen members whose
-/// session is gone: expired sessions leave the index a few at a time, on writes, and all at
+/// when its last session does), and drops those of two random members whose session is gone: expired sessions leave the index a few at a time, on writes, and all at
 /// once in `SESSIONS_OF`, never in a sweep. Membership is a hint: readers check each session's
 /// own `__meta.owner` (a logout or another login changes it without touching this set).
 macro_rules! list_fn {
@@ -37,7 +36,8 @@ local function list(okey, id, now, ttl, prefix)
   redis.call('ZADD', okey, now, id)
   local ms = tonumber(ttl) * 1000
   if redis.call('PTTL', okey) < ms then redis.call('PEXPIRE', okey, ms) end
-  for _, m in ipairs(redis.call('ZRANGE', okey, 0, 1)) do
+  -- Two random members: live but idle sessions must not stop gone ones from being dropped.
+  for _, m in ipairs(redis.call('ZRANDMEMBER', okey, 2)) do
     if m ~= id and redis.call('EXISTS', prefix .. m) == 0 then redis.call('ZREM', okey, m) end
   end
 end
