@@ -88,6 +88,7 @@ local function site(rolling)
     end
     get("/login")
     get("/write") -- loads the merge script once
+    if rolling then get("/read") end -- and the touch script
     return get
 end
 
