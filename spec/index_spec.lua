@@ -13,6 +13,7 @@ local DatabaseStore = require("spec.support.database_store")
 local RedisServer = require("spec.support.redis_server")
 local FakeDict = require("spec.support.fake_dict")
 local Interpreter = require("spec.support.interpreter")
+local Site = require("spec.support.site")
 
 local SECRET = "index-secret"
 local COOKIE = "honeymoon.sid"
@@ -40,16 +41,7 @@ end
 -- stores with clocks of their own.
 local function module_age(seconds) hs._advance_clock(seconds) end
 
-local function coroutine_start(fn)
-  local co = coroutine.create(fn)
-  assert(coroutine.resume(co))
-  assert.equal("suspended", coroutine.status(co))
-  return function()
-    local ok, r = coroutine.resume(co)
-    assert(ok, r)
-    return r
-  end
-end
+local coroutine_start = Site.start
 
 -- Each entry's new() returns a fixture:
 --   store        the store under test
@@ -214,12 +206,7 @@ local function ids_of(list)
   return out
 end
 
-local function sorted(list)
-  local copy = {}
-  for i, v in ipairs(list) do copy[i] = v end
-  table.sort(copy)
-  return copy
-end
+local sorted = Site.sorted
 
 -- An app with `index = "userId"` over the fixture's store.
 local function site(fx, opts)

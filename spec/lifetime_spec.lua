@@ -376,14 +376,7 @@ describe("the stale grace after regenerate", function()
   local function started(app, c, path)
     if not Interpreter.yields_across_pcall then pending(Interpreter.NO_YIELD_IN_PCALL) end
     local p = parallel(app, c)
-    local co = coroutine.create(function() return p:post(path) end)
-    assert(coroutine.resume(co))
-    assert.equal("suspended", coroutine.status(co))
-    return function()
-      local ok, r = coroutine.resume(co)
-      assert(ok, r)
-      return r
-    end
+    return Site.start(function() return p:post(path) end)
   end
 
   for _, kind in ipairs({ "MemoryStore", "TableStore (no merge)", "TableStore (merge that ignores __meta)" }) do

@@ -1266,14 +1266,7 @@ describe("rule 13: concurrent requests on one session merge by top-level key", f
   ---Starts a request that pauses in its handler; returns a function that finishes it.
   local function start(c, path)
     if not Interpreter.yields_across_pcall then pending(Interpreter.NO_YIELD_IN_PCALL) end
-    local co = coroutine.create(function() return c:post(path) end)
-    assert(coroutine.resume(co))
-    assert.equal("suspended", coroutine.status(co))
-    return function()
-      local ok, r = coroutine.resume(co)
-      assert(ok, r)
-      return r
-    end
+    return Site.start(function() return c:post(path) end)
   end
 
   it("two interleaved requests changing different keys both persist", function()

@@ -9,6 +9,7 @@ local Db = require("spec.support.db")
 local TableStore = require("spec.support.table_store")
 local DatabaseStore = require("spec.support.database_store")
 local RedisServer = require("spec.support.redis_server")
+local Site = require("spec.support.site")
 
 local SECRET = "store-conformance-secret"
 local COOKIE = "honeymoon.sid"
@@ -83,12 +84,7 @@ local STORES = {
 -- Helpers
 ---------------------------------------------------------------------------
 
-local function sorted(list)
-  local copy = {}
-  for i, v in ipairs(list) do copy[i] = v end
-  table.sort(copy)
-  return copy
-end
+local sorted = Site.sorted
 
 -- Every byte value, twice, so it cannot be mistaken for text in any encoding.
 local BINARY

@@ -46,6 +46,28 @@ function M.attr(line, key)
   end
 end
 
+---Runs `fn` in a coroutine up to its first yield (a request paused in its handler); returns a
+---function that resumes it to the end and returns what `fn` returned. Specs that need it mark
+---themselves pending on Lua 5.1 (Interpreter.yields_across_pcall).
+function M.start(fn)
+  local co = coroutine.create(fn)
+  assert(coroutine.resume(co))
+  assert.equal("suspended", coroutine.status(co))
+  return function()
+    local ok, r = coroutine.resume(co)
+    assert(ok, r)
+    return r
+  end
+end
+
+---A sorted copy of a list.
+function M.sorted(list)
+  local copy = {}
+  for i, v in ipairs(list) do copy[i] = v end
+  table.sort(copy)
+  return copy
+end
+
 ---Moves the module's clock and the given clients' jar clocks forward together.
 function M.advance(seconds, ...)
   hs._advance_clock(seconds)
