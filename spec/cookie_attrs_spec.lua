@@ -5,7 +5,7 @@
 
 local hs = require("honeymoon_session")
 local Site = require("spec.support.site")
-local RedisServer = require("spec.support.redis_server")
+local RedisServer = require("scripts.lib.redis_server")
 
 local SECRET = "cookie-attrs-spec"
 local NAME = "honeymoon.sid"

@@ -776,7 +776,7 @@ describe("8.10 the depth limit", function()
   end)
 
   describe("with Node-written JSON in Redis", function()
-    local RedisServer = require("spec.support.redis_server")
+    local RedisServer = require("scripts.lib.redis_server")
     local server
     lazy_setup(function() server = RedisServer.start() end)
     lazy_teardown(function() if server then server:close() end end)

@@ -4,7 +4,7 @@
 -- prefix that are not UTF-8 are ids as bytes for all, length and clear. Each fails on the
 -- code before the fix.
 local hs = require("honeymoon_session")
-local RedisServer = require("spec.support.redis_server")
+local RedisServer = require("scripts.lib.redis_server")
 local Nginx = require("spec.support.nginx")
 
 local server

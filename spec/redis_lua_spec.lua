@@ -13,7 +13,7 @@ end
 local hs = require("honeymoon_session")
 local R = hs._redis
 local LuaRedis = require("honeymoon_session.stores.redis")
-local RedisServer = require("spec.support.redis_server")
+local RedisServer = require("scripts.lib.redis_server")
 local SlowProxy = require("spec.support.slow_proxy")
 local cqueues = require("cqueues")
 

@@ -3,7 +3,7 @@
 local hs = require("honeymoon_session")
 local App = require("examples.framework.app")
 local Client = require("examples.framework.client")
-local RedisServer = require("spec.support.redis_server")
+local RedisServer = require("scripts.lib.redis_server")
 
 local SECRET = "redis-spec-secret"
 local PREFIX = "sess:"

@@ -8,7 +8,7 @@ local Client = require("examples.framework.client")
 local Db = require("spec.support.db")
 local TableStore = require("spec.support.table_store")
 local DatabaseStore = require("spec.support.database_store")
-local RedisServer = require("spec.support.redis_server")
+local RedisServer = require("scripts.lib.redis_server")
 local Site = require("spec.support.site")
 
 local SECRET = "store-conformance-secret"

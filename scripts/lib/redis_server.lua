@@ -1,4 +1,4 @@
--- A throwaway redis-server on a loopback port, for specs: start() returns a handle with its
+-- A throwaway redis-server on a loopback port, for specs and benchmarks: start() returns a handle with its
 -- url, cli(...) to run redis-cli against it, age(prefix, seconds) to pull every TTL earlier
 -- (time passing, without sleeping), restart() and stop().
 local M = {}
