@@ -5,6 +5,7 @@ local hs = require("honeymoon_session")
 local App = require("examples.framework.app")
 local Client = require("examples.framework.client")
 local TableStore = require("spec.support.table_store")
+local Site = require("spec.support.site")
 
 local SECRET = "hardening-secret"
 local NAME = "honeymoon.sid"
@@ -403,15 +404,8 @@ describe("values a session cannot hold", function()
   end)
 
   it("refuses nesting deeper than a sane limit with the path, and accepts 50 levels", function()
-    local function nest(depth)
-      local top = {}
-      local cur = top
-      for _ = 1, depth do
-        cur.n = {}
-        cur = cur.n
-      end
-      return top
-    end
+    -- `depth` tables below the top one.
+    local function nest(depth) return Site.nested(depth + 1) end
     local s = new_session()
     s.deep = nest(1000)
     local err = error_of(core.commit, core, s)

@@ -7,6 +7,7 @@ local App = require("examples.framework.app")
 local Client = require("examples.framework.client")
 local TableStore = require("spec.support.table_store")
 local Child = require("spec.support.child")
+local Site = require("spec.support.site")
 
 local SECRET = "issue-8-secret"
 local NAME = "honeymoon.sid"
@@ -720,16 +721,7 @@ end)
 ---------------------------------------------------------------------------
 
 describe("8.10 the depth limit", function()
-  -- A table nesting `n` levels (itself the first).
-  local function nest(n)
-    local t = {}
-    local c = t
-    for _ = 2, n do
-      c.n = {}
-      c = c.n
-    end
-    return t
-  end
+  local nest = Site.nested -- nest(n): a table nesting n levels (itself the first)
 
   local function json_nest(n) return string.rep('{"n":', n - 1) .. "{}" .. string.rep("}", n - 1) end
 

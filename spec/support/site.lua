@@ -60,6 +60,17 @@ function M.start(fn)
   end
 end
 
+---A table nesting `levels` levels (itself the first): `{ n = { n = … {} } }`.
+function M.nested(levels)
+  local top = {}
+  local cur = top
+  for _ = 2, levels do
+    cur.n = {}
+    cur = cur.n
+  end
+  return top
+end
+
 ---A sorted copy of a list.
 function M.sorted(list)
   local copy = {}
