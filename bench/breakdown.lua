@@ -11,6 +11,7 @@ package.path = "./bench/?.lua;" .. package.path
 
 local hs = require("honeymoon_session")
 local App = require("app") -- bench/app.lua
+local median = require("stats").median -- bench/stats.lua
 local N = tonumber(arg and arg[1]) or 300000
 local ROUNDS = tonumber(arg and arg[2]) or 5
 local find = string.find
@@ -81,13 +82,6 @@ local function time(app, path, ck, n)
     local t0 = os.clock()
     for _ = 1, n do app:handle({ method = "GET", url = path, headers = { Cookie = ck } }) end
     return (os.clock() - t0) / n * 1e9
-end
-
-local function median(list)
-    local s = {}
-    for i, x in ipairs(list) do s[i] = x end
-    table.sort(s)
-    return s[math.floor((#s + 1) / 2)]
 end
 
 print(("%s, %d requests x %d rounds; CPU ns per request: median (range), and the step's cost")

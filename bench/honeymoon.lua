@@ -25,6 +25,9 @@ local ROUNDS = tonumber(os.getenv("BENCH_ROUNDS")) or 5
 local flavour = rawget(_G, "jit") and "luajit" or "lua54"
 package.cpath = "./build/" .. flavour .. "/?.so;" .. package.cpath
 local hs = require("honeymoon_session")
+package.path = "./bench/?.lua;" .. package.path
+local stats = require("stats") -- bench/stats.lua
+local median, range = stats.median, stats.range
 -- CPU time of the process: other work on the machine inflates it far less than wall time.
 local clock = os.clock
 
@@ -129,22 +132,6 @@ local function time(v, path, with_cookie, n)
     local t0 = clock()
     for _ = 1, n do request(app, "GET", path, cookie) end
     return (clock() - t0) / n * 1e6
-end
-
-local function median(list)
-    local s = {}
-    for i, x in ipairs(list) do s[i] = x end
-    table.sort(s)
-    local m = #s
-    return m % 2 == 1 and s[(m + 1) / 2] or (s[m / 2] + s[m / 2 + 1]) / 2
-end
-
-local function range(list)
-    local lo, hi = math.huge, -math.huge
-    for _, x in ipairs(list) do
-        lo, hi = math.min(lo, x), math.max(hi, x)
-    end
-    return lo, hi
 end
 
 print(("HoneyMoon %s from %s; honeymoon_session %s; %s; %d requests per cell, %d rounds")

@@ -11,6 +11,8 @@ package.path = "./bench/?.lua;" .. package.path
 
 local hs = require("honeymoon_session")
 local App = require("app") -- bench/app.lua
+local stats = require("stats") -- bench/stats.lua
+local median, range = stats.median, stats.range
 local N = tonumber(arg and arg[1]) or 200000
 local REDIS = arg and arg[2]
 -- With Redis, wall time (CPU time would miss the time spent waiting on it); with MemoryStore,
@@ -154,23 +156,6 @@ local function time(app, row, cookie, n)
         app:handle({ method = method, url = url, headers = { Cookie = cookie } })
     end
     return (clock() - t0) / n * 1e6
-end
-
-local function range(list)
-    local lo, hi = math.huge, -math.huge
-    for _, v in ipairs(list) do
-        if v < lo then lo = v end
-        if v > hi then hi = v end
-    end
-    return lo, hi
-end
-
-local function median(list)
-    local s = {}
-    for i, v in ipairs(list) do s[i] = v end
-    table.sort(s)
-    local m = #s
-    return m % 2 == 1 and s[(m + 1) / 2] or (s[m / 2] + s[m / 2 + 1]) / 2
 end
 
 print(("honeymoon_session %s on %s, %s, bench/app.lua, %s; %d requests per row and round (10,000-key rows: %d), %d rounds")
