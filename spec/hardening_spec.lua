@@ -2,7 +2,6 @@
 -- (values a session cannot hold), and stores that fail or are not stores at all.
 
 local hs = require("honeymoon_session")
-local App = require("examples.framework.app")
 local Client = require("examples.framework.client")
 local TableStore = require("spec.support.table_store")
 local Site = require("spec.support.site")
@@ -35,27 +34,10 @@ local function decode(v)
   return (v:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
 
--- An app with the session middleware and a few routes:
---   /login?user=x  stores user=x        /whoami  answers "<user or -> <sessionID>"
---   /logout        destroys the session /run     runs site.handler(req, res)
+-- An app over `opts.store` (a MemoryStore by default) with Site.login_site's routes.
 local function make_site(opts)
-  local o = { secret = SECRET, store = hs.MemoryStore() }
-  for k, v in pairs(opts or {}) do o[k] = v end
-  local site = { app = App.new(), store = o.store }
-  site.app:use(hs.session(o))
-  site.app:get("/login", function(req, res)
-    req.session.user = req.query.user or "ann"
-    res:text(req.sessionID)
-  end)
-  site.app:get("/whoami", function(req, res)
-    res:text((req.session.user or "-") .. " " .. req.sessionID)
-  end)
-  site.app:get("/logout", function(req, res)
-    req.session:destroy()
-    res:text("bye")
-  end)
-  site.app:get("/run", function(req, res) site.handler(req, res) end)
-  return site
+  local o = opts or {}
+  return Site.login_site(SECRET, o.store == nil and hs.MemoryStore() or nil, o)
 end
 
 -- Logs `user` in with a fresh client; returns the raw (encoded) cookie value, the session id

@@ -3,7 +3,6 @@
 -- (spec/support/child.lua), so a crash is a reported exit status.
 
 local hs = require("honeymoon_session")
-local App = require("examples.framework.app")
 local Client = require("examples.framework.client")
 local TableStore = require("spec.support.table_store")
 local Child = require("spec.support.child")
@@ -76,27 +75,10 @@ end)
 -- Helpers for the request-level items
 ---------------------------------------------------------------------------
 
--- An app over `opts.store` (a TableStore by default) with routes:
---   /login?user=x stores user=x   /logout destroys   /whoami answers "<user or -> <id>"
---   /run runs site.handler(req, res)
+-- An app over `opts.store` (a TableStore by default) with Site.login_site's routes.
 local function make_site(opts)
-  local o = { secret = SECRET, store = TableStore.new() }
-  for k, v in pairs(opts or {}) do o[k] = v end
-  local site = { app = App.new(), store = o.store }
-  site.app:use(hs.session(o))
-  site.app:get("/login", function(req, res)
-    req.session.user = req.query.user or "ann"
-    res:text(req.sessionID)
-  end)
-  site.app:get("/logout", function(req, res)
-    req.session:destroy()
-    res:text("bye")
-  end)
-  site.app:get("/whoami", function(req, res)
-    res:text((req.session.user or "-") .. " " .. req.sessionID)
-  end)
-  site.app:get("/run", function(req, res) site.handler(req, res) end)
-  return site
+  local o = opts or {}
+  return Site.login_site(SECRET, o.store == nil and TableStore.new() or nil, o)
 end
 
 -- Logs `user` in with a fresh client: the client, its raw cookie value and the session id.

@@ -21,6 +21,31 @@ function M.app_with(secret, opts, routes)
   return app, Client.new(app)
 end
 
+---An app with the session middleware (`opts` over `{ secret = secret, store = default_store }`)
+---and the routes the request-level specs share:
+---  /login?user=x  stores user=x        /whoami  answers "<user or -> <sessionID>"
+---  /logout        destroys the session /run     runs site.handler(req, res)
+---@return table site { app, store, handler }
+function M.login_site(secret, default_store, opts)
+  local o = { secret = secret, store = default_store }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  local site = { app = App.new(), store = o.store }
+  site.app:use(hs.session(o))
+  site.app:get("/login", function(req, res)
+    req.session.user = req.query.user or "ann"
+    res:text(req.sessionID)
+  end)
+  site.app:get("/whoami", function(req, res)
+    res:text((req.session.user or "-") .. " " .. req.sessionID)
+  end)
+  site.app:get("/logout", function(req, res)
+    req.session:destroy()
+    res:text("bye")
+  end)
+  site.app:get("/run", function(req, res) site.handler(req, res) end)
+  return site
+end
+
 ---The Set-Cookie lines of response `r` for cookie `name`.
 function M.cookie_lines(r, name)
   local out = {}
