@@ -93,15 +93,6 @@ pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
             (merged, after, changed).into_lua_multi(lua)
         })?,
     )?;
-    // For record stores written in Lua: whether a stored record is an id `regenerate` retired.
-    native.set(
-        "_retired",
-        lua.create_function(|_, record: LuaString| {
-            Ok(codec::meta::Meta::of_record(&record.as_bytes())
-                .stale
-                .is_some())
-        })?,
-    )?;
     // For record stores written in Lua: a record's bookkeeping, `owner, created, stale` (the
     // owner a string or nil, the times ms since the epoch or nil).
     native.set(

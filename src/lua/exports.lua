@@ -76,7 +76,6 @@ if native.RedisStore then M.RedisStore = native_store(native.RedisStore) end
 M.json = { encode = strict(native.json.encode), decode = strict(native.json.decode) }
 M.error_message = message
 M._merge_patch = strict(native._merge_patch)
-M._retired = strict(native._retired)
 M._record_meta = native._record_meta
 M._now_ms = native._now_ms
 M._owner = strict(native._owner)
