@@ -516,10 +516,9 @@ impl Store for RedisStore {
         let key = self.key(id.as_bytes());
         for _ in 0..MERGE_ATTEMPTS {
             // An id `regenerate` retired is never written again (its stale grace runs out).
-            if format::retired(&base) {
+            let Some((json, owner)) = changes.apply(&base, &cookie).map_err(bad)? else {
                 return Ok(Merged::Gone);
-            }
-            let (json, owner) = changes.apply(&base, &cookie).map_err(bad)?;
+            };
             let sha = format::sha1_hex(&base);
             // The merged session's owner (a login or logout in this merge, or one another
             // request wrote) is listed by the same script that writes it.

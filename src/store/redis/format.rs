@@ -385,12 +385,6 @@ fn meta_json(meta: &Meta) -> Option<Json> {
     (!o.is_empty()).then_some(Json::Object(o))
 }
 
-/// Whether a stored JSON session is an id `regenerate` retired: readable during the stale
-/// grace, never written again.
-pub fn retired(raw: &[u8]) -> bool {
-    parse_object(raw).is_ok_and(|map| meta_of(&map).stale.is_some())
-}
-
 /// A stored JSON session -> record (express-session's cookie object becomes the lifetime in
 /// the record's bookkeeping).
 pub fn to_record(raw: &[u8]) -> Result<Record, String> {
@@ -481,8 +475,17 @@ impl JsonChanges {
     /// The stored JSON `base` with these changes and a fresh cookie object; every other key
     /// keeps its place and its exact value. Also the owner the result names (`__meta.owner`),
     /// for the owner index.
-    pub fn apply(&self, base: &[u8], cookie: &Cookie) -> Result<(String, Option<String>), String> {
+    /// Returns the JSON and the owner it names, or `None` when `base` is an id `regenerate`
+    /// retired: readable during the stale grace, never written again.
+    pub fn apply(
+        &self,
+        base: &[u8],
+        cookie: &Cookie,
+    ) -> Result<Option<(String, Option<String>)>, String> {
         let mut map = parse_object(base)?;
+        if meta_of(&map).stale.is_some() {
+            return Ok(None);
+        }
         for (k, v) in &self.set {
             map.insert(k.clone(), v.clone());
         }
@@ -501,7 +504,7 @@ impl JsonChanges {
         }
         map.insert(COOKIE_KEY.into(), fresh);
         let owner = meta_of(&map).owner;
-        Ok((Json::Object(map).to_string(), owner))
+        Ok(Some((Json::Object(map).to_string(), owner)))
     }
 }
 
@@ -553,7 +556,10 @@ mod tests {
             .unwrap();
         let after = Record::from_table(&lua, &t).unwrap();
         let changes = JsonChanges::of(&before.diff(&after).unwrap()).unwrap();
-        let (json, owner) = changes.apply(base, &Cookie::standalone(60)).unwrap();
+        let (json, owner) = changes
+            .apply(base, &Cookie::standalone(60))
+            .unwrap()
+            .unwrap();
         assert_eq!(owner, None);
         assert!(
             json.starts_with(r#"{"passport":{"user":"u"},"half":0.1,"n":2,"cookie":{"#),
@@ -573,7 +579,10 @@ mod tests {
         let mut after = Record::from_table(&lua, &t).unwrap();
         after = codec::meta::with_meta(&after.0, &Meta::of_record(&before.0)).unwrap();
         let changes = JsonChanges::of(&before.diff(&after).unwrap()).unwrap();
-        let (_, owner) = changes.apply(base, &Cookie::standalone(60)).unwrap();
+        let (_, owner) = changes
+            .apply(base, &Cookie::standalone(60))
+            .unwrap()
+            .unwrap();
         assert_eq!(owner.as_deref(), Some("ann"));
         // A logout removes it; another user's login replaces it.
         let logout = JsonChanges::of(&Changes {
@@ -581,7 +590,10 @@ mod tests {
             removed: vec![META_KEY.as_bytes().to_vec()],
         })
         .unwrap();
-        let (json, owner) = logout.apply(base, &Cookie::standalone(60)).unwrap();
+        let (json, owner) = logout
+            .apply(base, &Cookie::standalone(60))
+            .unwrap()
+            .unwrap();
         assert_eq!(owner, None);
         assert!(!json.contains("__meta"), "{json}");
         let bob = Meta {
@@ -593,7 +605,7 @@ mod tests {
             removed: Vec::new(),
         })
         .unwrap();
-        let (_, owner) = login.apply(base, &Cookie::standalone(60)).unwrap();
+        let (_, owner) = login.apply(base, &Cookie::standalone(60)).unwrap().unwrap();
         assert_eq!(owner.as_deref(), Some("bob"));
         assert_eq!(
             index_key(&default_index_prefix(b"sess:"), "bob"),
@@ -649,7 +661,10 @@ mod tests {
         let mut after = Record::from_table(&lua, &t).unwrap();
         after = codec::meta::with_meta(&after.0, &Meta::of_record(&before.0)).unwrap();
         let changes = JsonChanges::of(&before.diff(&after).unwrap()).unwrap();
-        let (json, _) = changes.apply(base, &Cookie::standalone(86_400)).unwrap();
+        let (json, _) = changes
+            .apply(base, &Cookie::standalone(86_400))
+            .unwrap()
+            .unwrap();
         assert!(json.contains(r#""originalMaxAge":2592000000"#), "{json}");
         // A request that sets a lifetime writes its own.
         let mine = Meta {
@@ -658,7 +673,10 @@ mod tests {
         };
         let set = codec::meta::with_meta(&after.0, &mine).unwrap();
         let changes = JsonChanges::of(&before.diff(&set).unwrap()).unwrap();
-        let (json, _) = changes.apply(base, &Cookie::standalone(3600)).unwrap();
+        let (json, _) = changes
+            .apply(base, &Cookie::standalone(3600))
+            .unwrap()
+            .unwrap();
         assert!(json.contains(r#""originalMaxAge":3600000"#), "{json}");
     }
 
@@ -689,11 +707,13 @@ mod tests {
             json.contains(r#""__meta":{"created":5,"owner":"u1"}"#),
             "{json}"
         );
-        assert!(!retired(json.as_bytes()));
+        let unchanged = JsonChanges::of(&Changes::default()).unwrap();
+        let cookie = Cookie::standalone(60);
+        assert!(unchanged.apply(json.as_bytes(), &cookie).unwrap().is_some());
         let back = Meta::of_record(&to_record(json.as_bytes()).unwrap().0);
         assert_eq!((back.created, back.owner.as_deref()), (Some(5), Some("u1")));
         let stale = br#"{"__meta":{"stale":1},"cookie":{}}"#;
-        assert!(retired(stale));
+        assert!(unchanged.apply(stale, &cookie).unwrap().is_none());
     }
 
     #[test]

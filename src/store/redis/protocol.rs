@@ -596,14 +596,12 @@ pub fn lua_exports(lua: &Lua) -> LuaResult<LuaTable> {
                 };
                 let cookie = life.cookie();
                 let base = base.as_bytes();
-                // An id `regenerate` retired is never written again: false, as for a gone one.
-                if format::retired(&base) {
-                    return false.into_lua_multi(lua);
-                }
                 match JsonChanges::of(&changes).and_then(|c| c.apply(&base, &cookie)) {
-                    Ok((json, owner)) => {
+                    Ok(Some((json, owner))) => {
                         (json, cookie.ttl(), format::sha1_hex(&base), owner).into_lua_multi(lua)
                     }
+                    // An id `regenerate` retired is never written again: false, as for a gone one.
+                    Ok(None) => false.into_lua_multi(lua),
                     Err(why) => nil_why(lua, why),
                 }
             },
