@@ -69,7 +69,9 @@ function Core.new(engine, store)
         -- own do); for any other, store.lua checks with a get first.
         stale_aware = type(store) == "table" and store.staleAware == true,
     }
-    if not ctx.native then ctx.life = engine:life() end
+    -- The config's lifetime and cookie attributes: what a Lua store is handed with a write,
+    -- and what req.session.cookie shows.
+    ctx.life = engine:life()
     return setmetatable({ ctx = ctx, name = engine.name, engine = engine }, Core)
 end
 

@@ -313,22 +313,13 @@ local OWNER = {} -- the key under which a cookie object holds its session's stat
 ---@field secure boolean|"auto"
 ---@field sameSite string|false
 
-local function defaults(ctx)
-    local life = ctx.cookie_defaults
-    if life == nil then
-        life = ctx.engine:life()
-        ctx.cookie_defaults = life
-    end
-    return life
-end
-
 -- The session's cookie lifetime in ms (nil: a browser-session cookie). What the engine
 -- honours: a whole number of ms from 1000, or false; anything else stored means the options'.
 local function lifetime(m)
     local own = m.meta and m.meta.maxAge
     if own == false then return nil end
     if type(own) == "number" and own >= 1000 then return own end
-    local config = defaults(m.ctx).maxAge
+    local config = m.ctx.life.maxAge
     if config == false then return nil end
     return config * 1000
 end
@@ -337,7 +328,7 @@ Cookie.__index = function(c, k)
     local m = rawget(c, OWNER)
     if k == "maxAge" or k == "originalMaxAge" then return lifetime(m) end
     if k == "expires" then return nil end
-    return defaults(m.ctx)[k]
+    return m.ctx.life[k]
 end
 
 Cookie.__newindex = function(c, k, v)
