@@ -338,19 +338,28 @@ impl Engine {
         if let Some(header) = header {
             for id in self.candidates(header).iter() {
                 let Some(checked) = Id::new(id) else { continue };
-                if let Some(loaded) = store.get(checked)? {
-                    if let Some(why) = self.too_large(loaded.record.0.len()) {
-                        return Err(StoreError::new(store.name(), "get", why).into());
-                    }
-                    if self.expired(&loaded.record.0, clock::now_ms()) {
-                        store.destroy(checked)?;
-                        continue;
-                    }
+                if let Some(loaded) = self.fetch(store.as_ref(), checked)? {
                     return Ok(Some((id.to_string(), loaded)));
                 }
             }
         }
         Ok(None)
+    }
+
+    /// What a native store holds under `id`, refused when larger than `maxSize`; a session past
+    /// its absolute timeout is deleted and counts as none.
+    fn fetch(&self, store: &dyn Store, id: Id) -> LuaResult<Option<Loaded>> {
+        let Some(loaded) = store.get(id)? else {
+            return Ok(None);
+        };
+        if let Some(why) = self.too_large(loaded.record.0.len()) {
+            return Err(StoreError::new(store.name(), "get", why).into());
+        }
+        if self.expired(&loaded.record.0, clock::now_ms()) {
+            store.destroy(id)?;
+            return Ok(None);
+        }
+        Ok(Some(loaded))
     }
 
     fn cookie_line(&self, c: &Commit, secure_request: bool, max_age: Option<u64>) -> String {
@@ -586,16 +595,9 @@ impl Engine {
         };
         let id =
             Id::new(id).ok_or_else(|| LuaError::runtime("honeymoon_session: not a session id"))?;
-        let Some(loaded) = store.get(id)? else {
+        let Some(loaded) = self.fetch(store.as_ref(), id)? else {
             return LuaValue::Nil.into_lua_multi(lua);
         };
-        if let Some(why) = self.too_large(loaded.record.0.len()) {
-            return Err(StoreError::new(store.name(), "get", why).into());
-        }
-        if self.expired(&loaded.record.0, clock::now_ms()) {
-            store.destroy(id)?;
-            return LuaValue::Nil.into_lua_multi(lua);
-        }
         let mut values = self.open(lua, &loaded.record.0)?;
         values.push_back(match loaded.version {
             Some(v) => LuaValue::String(lua.create_string(v)?),
