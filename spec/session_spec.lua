@@ -569,6 +569,21 @@ describe("rule 6: ids are random and URL-safe; a cookie is adopted only if valid
     assert.equal(200, n)
   end)
 
+  it("on LuaJIT ids are drawn through the FFI (a call the JIT compiles), elsewhere by the engine", function()
+    local core = hs.core({ secret = "spec-secret" })
+    local draw = core.ctx.id
+    local has_ffi = rawget(_G, "jit") ~= nil and pcall(require, "ffi")
+    assert.equal(has_ffi and "Lua" or "C", debug.getinfo(draw, "S").what)
+    local seen = {}
+    for _ = 1, 1000 do
+      local id = draw()
+      assert.equal(32, #id)
+      assert.matches("^[%w_%-]+$", id)
+      assert.is_nil(seen[id])
+      seen[id] = true
+    end
+  end)
+
   it("a validly signed cookie for an id this store does not know gets a fresh id", function()
     local _, c = app_with(nil, kv_routes())
     c:post("/set?a=1")

@@ -278,16 +278,8 @@ unsafe fn load_body(state: *mut lua_State) -> Result<c_int, Failed> {
             }
             Ok(n)
         }
-        None => {
-            let id = id::generate()?;
-            // SAFETY: the pusher pushes from borrowed data only.
-            unsafe {
-                protected(state, &mut |l| {
-                    push_bytes(l, id.as_bytes());
-                    1
-                })
-            }
-        }
+        // SAFETY: an entry body's frame, as `id_body`.
+        None => unsafe { id_body(state) },
     }
 }
 
@@ -298,13 +290,34 @@ unsafe extern "C-unwind" fn draw_id(state: *mut lua_State) -> c_int {
 }
 
 unsafe fn id_body(state: *mut lua_State) -> Result<c_int, Failed> {
-    let id = id::generate()?;
+    let mut id = [0u8; id::ID_LEN];
+    id::generate_into(&mut id)?;
     // SAFETY: the pusher pushes from borrowed data only.
     unsafe {
         protected(state, &mut |l| {
-            push_bytes(l, id.as_bytes());
+            push_bytes(l, &id);
             1
         })
+    }
+}
+
+/// `id()` for LuaJIT's FFI, which calls it from compiled traces where a Lua C function would
+/// end the trace: writes a fresh id's 32 characters to `out` and returns 0, or returns -1 (the
+/// OS random source failed; the caller then draws through `id()`, which raises the reason).
+///
+/// # Safety
+/// `out` points to 32 writable bytes (the caller's `uint8_t[32]`).
+pub unsafe extern "C" fn id_into(out: *mut u8) -> c_int {
+    let mut id = [0u8; id::ID_LEN];
+    // No panic may leave an extern "C" function: it would abort the process.
+    match catch_unwind(AssertUnwindSafe(|| id::generate_into(&mut id))) {
+        Ok(Ok(())) => {
+            // SAFETY: as this function's contract; the two buffers cannot overlap (`id` is
+            // this frame's).
+            unsafe { std::ptr::copy_nonoverlapping(id.as_ptr(), out, id::ID_LEN) };
+            0
+        }
+        _ => -1,
     }
 }
 
@@ -368,7 +381,7 @@ unsafe fn commit_body(state: *mut lua_State) -> Result<c_int, Failed> {
             meta,
         };
         let out = engine.decide(&c, entries).map_err(failed)?;
-        push_outcome(state, engine, &out)
+        push_outcome(state, engine, &out, flags & engine::FINAL != 0)
     }
 }
 
@@ -421,11 +434,13 @@ unsafe fn owner_at(
     ))
 }
 
-/// Pushes `line, state, snapshot, version[, op, a, b, ttl, maxAge, owner, originalMaxAge]`.
+/// Pushes `line, state, snapshot, version[, op, a, b, ttl, maxAge, owner, originalMaxAge]`
+/// (the snapshot nil after the `final` commit).
 unsafe fn push_outcome(
     state: *mut lua_State,
     engine: &Engine,
     out: &Outcome,
+    final_commit: bool,
 ) -> Result<c_int, Failed> {
     let snap = out.snap.as_ref().map(|r| r.0.as_slice());
     let whole_as_table = !engine.takes_records();
@@ -439,7 +454,7 @@ unsafe fn push_outcome(
         protected(state, &mut |l| {
             push_opt(l, out.line.as_deref().map(str::as_bytes));
             push_bytes(l, engine::state_name(out.state).as_bytes());
-            push_opt(l, snap);
+            push_opt(l, if final_commit { None } else { snap });
             push_opt(l, out.version.as_deref());
             let Some(op) = &out.op else { return 4 };
             let whole = |l: *mut lua_State, corrupt: &mut bool| match snap {

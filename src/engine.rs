@@ -136,6 +136,9 @@ pub const SAVE_NOW: i64 = 8;
 pub const RETIRE: i64 = 16;
 /// `session:touch()`: refresh the lifetime even without `rolling`.
 pub const TOUCH: i64 = 32;
+/// The response's commit: nothing in the request reads the session's snapshot after it, so the
+/// crossing does not copy it back into Lua.
+pub const FINAL: i64 = 64;
 
 /// One commit's inputs, as the Lua session holds them.
 pub struct Commit<'a> {

@@ -26,9 +26,9 @@ pub fn os_random(out: &mut [u8]) -> Result<(), String> {
     getrandom::fill(out).map_err(|e| format!("honeymoon_session: the OS random source failed: {e}"))
 }
 
-/// A fresh session id. The pool is discarded after a fork (nginx forks its workers), so two
-/// processes never hand out the same bytes.
-pub fn generate() -> Result<String, String> {
+/// Writes a fresh session id into `out`, without allocating. The pool is discarded after a
+/// fork (nginx forks its workers), so two processes never hand out the same bytes.
+pub fn generate_into(out: &mut [u8; ID_LEN]) -> Result<(), String> {
     POOL_CELL.with(|cell| {
         let mut pool = cell.borrow_mut();
         let generation = crate::fork::generation();
@@ -38,11 +38,17 @@ pub fn generate() -> Result<String, String> {
             pool.generation = generation;
         }
         let start = pool.used;
-        let id = URL_SAFE_NO_PAD.encode(&pool.bytes[start..start + ID_BYTES]);
+        let drawn = &mut pool.bytes[start..start + ID_BYTES];
+        let written = URL_SAFE_NO_PAD.encode_slice(&*drawn, out);
         // Wipe what was handed out so it cannot leak later from this buffer.
-        pool.bytes[start..start + ID_BYTES].fill(0);
+        drawn.fill(0);
         pool.used += ID_BYTES;
-        Ok(id)
+        match written {
+            Ok(ID_LEN) => Ok(()),
+            _ => {
+                Err("honeymoon_session: an id did not encode to 32 characters (a bug)".to_string())
+            }
+        }
     })
 }
 
@@ -62,7 +68,9 @@ mod tests {
     fn ids_are_unique_and_url_safe() {
         let mut seen = std::collections::HashSet::new();
         for _ in 0..1000 {
-            let id = generate().unwrap();
+            let mut out = [0u8; ID_LEN];
+            generate_into(&mut out).unwrap();
+            let id = String::from_utf8(out.to_vec()).unwrap();
             assert!(looks_valid(&id), "{id}");
             assert!(seen.insert(id));
         }

@@ -39,6 +39,11 @@ pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
         })?,
     )?;
     native.set("methods", lua.create_sequence_from(engine::METHODS)?)?;
+    // For LuaJIT's FFI (src/lua/core.lua): `int (*)(uint8_t *out)`, drawing an id into `out`.
+    native.set(
+        "_id_into",
+        LuaLightUserData(crate::crossing::id_into as *mut std::ffi::c_void),
+    )?;
     native.set(
         "store_methods",
         lua.create_sequence_from(store::LUA_METHODS)?,

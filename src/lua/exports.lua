@@ -25,7 +25,7 @@ end
 
 local ops = chunks.store()
 local Session = chunks.session(ops, native.methods)
-local Core = chunks.core(ops, Session, native.store_methods)
+local Core = chunks.core(ops, Session, native.store_methods, native._id_into)
 local middleware = chunks.middleware
 
 -- A native store is handed out as a Lua object over its userdata, so its methods raise plain

@@ -7,7 +7,7 @@ local ops, method_names = ...
 local type, error, next, pairs, rawget, rawset, tostring = type, error, next, pairs, rawget, rawset, tostring
 local getmetatable, setmetatable = getmetatable, setmetatable
 local commit, destroy_id, reload = ops.commit, ops.destroy, ops.reload
-local SAVE_NOW, RETIRE = ops.SAVE_NOW, ops.RETIRE
+local SAVE_NOW, RETIRE, FINAL = ops.SAVE_NOW, ops.RETIRE, ops.FINAL
 local floor = math.floor
 
 local FLASH_KEY = "__flash"
@@ -456,7 +456,7 @@ function S.commit(s)
         and not m.must_save and not m.ctx.save_uninitialized then
         return nil
     end
-    return commit(s, m, 0)
+    return commit(s, m, FINAL)
 end
 
 S.Methods = Methods

@@ -8,8 +8,8 @@ local pcall, unpack = pcall, table.unpack or unpack
 local M = {}
 
 -- Commit flags (src/engine.rs).
-local MUST_SAVE, COOKIE_DUE, SECURE, SAVE_NOW, RETIRE, TOUCH = 1, 2, 4, 8, 16, 32
-M.SAVE_NOW, M.RETIRE = SAVE_NOW, RETIRE
+local MUST_SAVE, COOKIE_DUE, SECURE, SAVE_NOW, RETIRE, TOUCH, FINAL = 1, 2, 4, 8, 16, 32, 64
+M.SAVE_NOW, M.RETIRE, M.FINAL = SAVE_NOW, RETIRE, FINAL
 
 ---A plain message from whatever a store raised (a string, or an error object).
 local function reason(err)
