@@ -1,7 +1,8 @@
 -- Where a request's session overhead goes: the bench app (bench/app.lua) with cumulative
 -- variants of the middleware, each adding one step of the real one, so the difference between
 -- two lines is what that step costs inside a request (garbage and interpreter effects
--- included). Not a test: no assertions on time. For the lead optimising the engine.
+-- included). A last line shows what the framework contract alone costs over no middleware.
+-- Not a test: no assertions on time. For the lead optimising the engine.
 -- Usage (from the repo root, after `make both`):
 --   lua5.4 bench/breakdown.lua [iterations] [rounds]
 --   luajit bench/breakdown.lua [iterations] [rounds]
@@ -69,13 +70,29 @@ local variants = {
     { "+ the commit: the real middleware", hs.session(core) },
 }
 
+-- What the framework contract alone costs, with no session at all: two fields on req (a
+-- constant id, an empty table) and the res.send hook. Any middleware that keeps the contract
+-- (DESIGN.md: req.session and req.sessionID set, commit just before send) pays this much.
+local EMPTY = {}
+local floor = { "the contract alone (fields + send hook)", function(req, res, nxt)
+    req.session, req.sessionID = EMPTY, "0123456789abcdef0123456789abcdef"
+    local send, committed = res.send, false
+    res.send = function(self, ...)
+        if not committed then committed = true end
+        return send(self, ...)
+    end
+    nxt()
+end }
+
 local apps = {}
+local real = #variants -- the real middleware's app logs in
+variants[#variants + 1] = floor
 for i, v in ipairs(variants) do
     local app = App.new()
     if v[2] then app:use(v[2]) end
     apps[i] = routes(app)
 end
-local login = apps[#apps]:handle({ method = "POST", url = "/login", headers = {} })
+local login = apps[real]:handle({ method = "POST", url = "/login", headers = {} })
 local cookie = login.headers["Set-Cookie"]:match("^([^;]*)")
 
 local function time(app, path, ck, n)
@@ -101,6 +118,8 @@ for _, sc in ipairs({ { "read", "/read", cookie }, { "write", "/write", cookie }
         local lo, hi = math.huge, -math.huge
         for _, x in ipairs(t[i]) do lo, hi = math.min(lo, x), math.max(hi, x) end
         local m = median(t[i])
+        -- The last row is not a step: its cost is over "no middleware".
+        if v == floor then prev = median(t[1]) end
         print(("%-38s %6.0f (%5.0f-%5.0f) %+6.0f"):format(v[1], m, lo, hi, prev and m - prev or 0))
         prev = m
     end

@@ -82,6 +82,7 @@ impl Signer {
     }
 
     /// `s:<id>.<sig>`, the cookie value before URL-encoding.
+    #[cfg(test)]
     pub fn sign(&self, id: &str) -> String {
         let mut out = String::with_capacity(id.len() + 48);
         out.push_str("s:");
@@ -89,6 +90,23 @@ impl Signer {
         out.push('.');
         if let Some(k) = self.keys.first() {
             STANDARD_NO_PAD.encode_string(Self::mac(k, id).finalize().into_bytes(), &mut out);
+        }
+        out
+    }
+
+    /// `encode_value(sign(id))`, the value a Set-Cookie line carries, built in one buffer.
+    pub fn cookie_value(&self, id: &str) -> String {
+        let mut out = String::with_capacity(3 * (id.len() + 48));
+        out.push_str("s%3A");
+        push_encoded(&mut out, id);
+        out.push('.');
+        if let Some(k) = self.keys.first() {
+            let mut sig = [0u8; 43];
+            if let Ok(n) =
+                STANDARD_NO_PAD.encode_slice(Self::mac(k, id).finalize().into_bytes(), &mut sig)
+            {
+                push_encoded(&mut out, std::str::from_utf8(&sig[..n]).unwrap_or_default());
+            }
         }
         out
     }
@@ -114,8 +132,14 @@ impl Signer {
 }
 
 /// Encodes a signed value as express does (encodeURIComponent): `:`, `+`, `/` and `=` escaped.
+#[cfg(test)]
 pub fn encode_value(v: &str) -> String {
     let mut out = String::with_capacity(v.len() + 8);
+    push_encoded(&mut out, v);
+    out
+}
+
+fn push_encoded(out: &mut String, v: &str) {
     for c in v.chars() {
         match c {
             ':' => out.push_str("%3A"),
@@ -125,7 +149,6 @@ pub fn encode_value(v: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -363,6 +386,21 @@ mod tests {
             priority: None,
             max_age: Some(60),
         }
+    }
+
+    #[test]
+    fn the_cookie_value_is_the_encoded_signature() {
+        for secrets in [&["tobiiscool"][..], &["a", "b"], &[""]] {
+            let s = signer(secrets);
+            for id in [ID, "hello", "with:colon+plus/slash=eq", ""] {
+                assert_eq!(s.cookie_value(id), encode_value(&s.sign(id)), "{id}");
+            }
+        }
+        // express-session's own example value, URL-encoded as express writes it.
+        assert_eq!(
+            signer(&["tobiiscool"]).cookie_value("hello"),
+            "s%3Ahello.DGDUkGlIkCzPz%2BC0B064FNgHdEjox7ch8tOBGslZ5QI"
+        );
     }
 
     #[test]

@@ -366,11 +366,10 @@ impl Engine {
     }
 
     fn cookie_line(&self, c: &Commit, secure_request: bool, max_age: Option<u64>) -> String {
-        let signed = self
+        let value = self
             .options
             .signer
-            .sign(std::str::from_utf8(c.id).unwrap_or_default());
-        let value = cookie::encode_value(&signed);
+            .cookie_value(std::str::from_utf8(c.id).unwrap_or_default());
         self.options
             .cookie
             .line(&self.options.name, &value, secure_request, max_age)

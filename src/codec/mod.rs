@@ -484,9 +484,10 @@ pub(crate) fn too_big(limit: usize, path: &str) -> String {
 impl Entries {
     /// An empty record that may grow to `limit` bytes.
     pub fn with_limit(limit: usize) -> Self {
+        // Room for a typical session, so the common commit grows neither vector.
         Entries {
-            buf: Vec::new(),
-            spans: Vec::new(),
+            buf: Vec::with_capacity(256),
+            spans: Vec::with_capacity(16),
             left: limit,
             limit,
         }
