@@ -584,6 +584,16 @@ describe("rule 6: ids are random and URL-safe; a cookie is adopted only if valid
     end
   end)
 
+  it("a stub ffi library (a sandbox's) leaves ids to the engine instead of failing setup", function()
+    local real = package.loaded.ffi
+    package.loaded.ffi = {}
+    local ok, core = pcall(hs.core, { secret = "spec-secret" })
+    package.loaded.ffi = real
+    assert.is_true(ok, tostring(core))
+    assert.equal("C", debug.getinfo(core.ctx.id, "S").what)
+    assert.matches("^[%w_%-]+$", core.ctx.id())
+  end)
+
   it("a validly signed cookie for an id this store does not know gets a fresh id", function()
     local _, c = app_with(nil, kv_routes())
     c:post("/set?a=1")

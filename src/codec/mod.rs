@@ -484,10 +484,14 @@ pub(crate) fn too_big(limit: usize, path: &str) -> String {
 impl Entries {
     /// An empty record that may grow to `limit` bytes.
     pub fn with_limit(limit: usize) -> Self {
-        // Room for a typical session, so the common commit grows neither vector.
+        // Room for a typical session, so the common commit grows neither vector. Fallibly:
+        // without it, the pushes reserve (and report a failure) as they go.
+        let (mut buf, mut spans) = (Vec::new(), Vec::new());
+        let _ = buf.try_reserve(256);
+        let _ = spans.try_reserve(16);
         Entries {
-            buf: Vec::with_capacity(256),
-            spans: Vec::with_capacity(16),
+            buf,
+            spans,
             left: limit,
             limit,
         }

@@ -60,12 +60,16 @@ local function ffi_drawer(fallback)
     if id_into == nil or rawget(_G, "jit") == nil then return nil end
     local ok, ffi = pcall(require, "ffi")
     if not ok or type(ffi) ~= "table" then return nil end
-    local draw = ffi.cast("int (*)(uint8_t *)", id_into)
-    local buf, str = ffi.new("uint8_t[32]"), ffi.string
+    -- A sandbox may hand out a stub ffi: then the engine's function, not a setup error.
+    local cast_ok, draw = pcall(ffi.cast, "int (*)(uint8_t *)", id_into)
+    local new_ok, buf = pcall(ffi.new, "uint8_t[32]")
+    local str = ffi.string
+    if not (cast_ok and new_ok and type(str) == "function") then return nil end
     return function()
-        -- -1: the OS random source failed; the engine's function raises the reason.
-        if draw(buf) ~= 0 then return fallback() end
-        return str(buf, 32)
+        -- One buffer for all draws: nothing can run between the draw and the copy (no yield,
+        -- no GC step for this call), so keep them in one expression. -1: the OS random
+        -- source failed; the engine's function raises the reason.
+        return draw(buf) == 0 and str(buf, 32) or fallback()
     end
 end
 
