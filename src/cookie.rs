@@ -139,16 +139,23 @@ pub fn encode_value(v: &str) -> String {
     out
 }
 
+/// Appends `v` with express's escapes, copying the runs between them whole (the escaped
+/// characters are ASCII, so every cut falls on a character boundary).
 fn push_encoded(out: &mut String, v: &str) {
-    for c in v.chars() {
-        match c {
-            ':' => out.push_str("%3A"),
-            '+' => out.push_str("%2B"),
-            '/' => out.push_str("%2F"),
-            '=' => out.push_str("%3D"),
-            c => out.push(c),
-        }
+    let mut start = 0;
+    for (i, b) in v.bytes().enumerate() {
+        let escaped = match b {
+            b':' => "%3A",
+            b'+' => "%2B",
+            b'/' => "%2F",
+            b'=' => "%3D",
+            _ => continue,
+        };
+        out.push_str(v.get(start..i).unwrap_or_default());
+        out.push_str(escaped);
+        start = i + 1;
     }
+    out.push_str(v.get(start..).unwrap_or_default());
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -385,6 +392,63 @@ mod tests {
             partitioned: false,
             priority: None,
             max_age: Some(60),
+        }
+    }
+
+    /// Byte by byte, the plain way: what `percent_decode` must agree with.
+    fn reference_decode(s: &[u8]) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < s.len() {
+            if s[i] == b'%' {
+                let hex = std::str::from_utf8(s.get(i + 1..i + 3)?).ok()?;
+                if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return None;
+                }
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            } else {
+                out.push(s[i]);
+                i += 1;
+            }
+        }
+        (out.len() <= MAX_VALUE).then_some(out)
+    }
+
+    #[test]
+    fn percent_decoding_agrees_with_the_plain_way() {
+        let alphabet = b"a%2Bz";
+        let mut cases: Vec<Vec<u8>> = vec![
+            b"s%3Ahello.DGDUkGlIkCzPz%2BC0B064FNgHdEjox7ch8tOBGslZ5QI".to_vec(),
+            vec![b'x'; MAX_VALUE],
+            vec![b'x'; MAX_VALUE + 1],
+            b"%41".repeat(MAX_VALUE / 3 + 1),
+            [vec![b'x'; MAX_VALUE - 1], b"%41".to_vec()].concat(),
+            [vec![b'x'; MAX_VALUE], b"%41".to_vec()].concat(),
+        ];
+        // Every string of up to 6 characters over an alphabet with an escape's parts.
+        let mut frontier = vec![Vec::new()];
+        for _ in 0..6 {
+            let mut next = Vec::new();
+            for s in &frontier {
+                for &c in alphabet {
+                    let mut t = s.clone();
+                    t.push(c);
+                    next.push(t);
+                }
+            }
+            cases.extend(next.iter().cloned());
+            frontier = next;
+        }
+        for case in cases {
+            let mut buf = [0u8; MAX_VALUE];
+            let got = percent_decode(&case, &mut buf).map(|n| buf[..n].to_vec());
+            assert_eq!(
+                got,
+                reference_decode(&case),
+                "{:?}",
+                String::from_utf8_lossy(&case)
+            );
         }
     }
 

@@ -300,11 +300,13 @@ impl Engine {
 
     /// A stored session that must not be adopted: past `absoluteTimeout`, or a retired id
     /// whose stale grace is over (the store's TTL normally removed it first).
-    fn expired(&self, record: &[u8], now: i64) -> bool {
+    fn expired(&self, record: &[u8]) -> bool {
         if self.options.absolute_timeout.is_none() {
-            // Retired ids expire by their TTL alone; no walk over the record on the hot path.
+            // Retired ids expire by their TTL alone; no walk over the record (nor a clock
+            // read) on the hot path.
             return false;
         }
+        let now = clock::now_ms();
         let meta = Meta::of_record(record);
         meta.stale.is_some_and(|s| s <= now) || self.time_left(&meta, now).is_some_and(|l| l <= 0)
     }
@@ -358,7 +360,7 @@ impl Engine {
         if let Some(why) = self.too_large(loaded.record.0.len()) {
             return Err(StoreError::new(store.name(), "get", why).into());
         }
-        if self.expired(&loaded.record.0, clock::now_ms()) {
+        if self.expired(&loaded.record.0) {
             store.destroy(id)?;
             return Ok(None);
         }
@@ -581,7 +583,7 @@ impl Engine {
                 )));
             }
         };
-        if self.expired(&record.0, clock::now_ms()) {
+        if self.expired(&record.0) {
             return LuaValue::Nil.into_lua_multi(lua);
         }
         self.open(lua, &record.0)
