@@ -688,6 +688,22 @@ describe("8.2 maxSize", function()
       error_of(core.load, core, cookie))
   end)
 
+  it("a record string that does not decode fails as the store's get, without the id", function()
+    local rows = {}
+    local store = { format = "record" }
+    function store:get(id) return rows[id] end
+    function store:set(id, rec) rows[id] = rec end
+    function store:merge() return true end
+    for _, m in ipairs({ "destroy", "touch", "exists", "all", "length", "clear" }) do store[m] = function() end end
+    local core, id, cookie = session_of(store, { maxSize = 1000 })
+    for _, bad in ipairs({ "", "not a record", rows[id]:sub(1, #rows[id] - 1) }) do
+      rows[id] = bad
+      local err = error_of(core.load, core, cookie)
+      assert.matches("^honeymoon_session: store:get failed: %S", err)
+      assert.is_nil(err:find(id, 1, true))
+    end
+  end)
+
   it("is an option: a whole number of bytes from 1 to 2147483647", function()
     for _, bad in ipairs({ 0, -1, 1.5, 2^31, "4M", true }) do
       contains("honeymoon_session: maxSize must be a whole number of bytes from 1 to 2147483647",

@@ -32,17 +32,23 @@ fn failed(e: LuaError) -> Failed {
     engine::message(&e)
 }
 
-/// `load`, `commit` and `id` for one engine, each a C closure over (engine, trampoline).
-pub fn functions(
-    lua: &Lua,
-    engine: Rc<Engine>,
-) -> LuaResult<(LuaFunction, LuaFunction, LuaFunction)> {
-    let fns: [ffi::lua_CFunction; 3] = [load, commit, draw_id];
+/// The crossings of one engine, each a C closure over (engine, trampoline).
+pub type Crossings = (
+    LuaFunction,
+    LuaFunction,
+    LuaFunction,
+    LuaFunction,
+    LuaFunction,
+);
+
+/// `load`, `commit`, `id`, and for a Lua store `candidates` and `adopt`, for one engine.
+pub fn functions(lua: &Lua, engine: Rc<Engine>) -> LuaResult<Crossings> {
+    let fns: [ffi::lua_CFunction; 5] = [load, commit, draw_id, candidates, adopt];
     // SAFETY: exec_raw runs this in a protected call on a fresh stack. Each userdata block is
     // allocated before the Rc it holds is made, so an allocation failure leaks nothing; the
-    // stack ends with the three closures that exec_raw returns.
+    // stack ends with the five closures that exec_raw returns.
     unsafe {
-        lua.exec_raw::<(LuaFunction, LuaFunction, LuaFunction)>((), |state| {
+        lua.exec_raw::<Crossings>((), |state| {
             for f in fns {
                 push_engine(state, &engine);
                 ffi::lua_pushcfunction(state, trampoline);
@@ -318,6 +324,91 @@ pub unsafe extern "C" fn id_into(out: *mut u8) -> c_int {
             0
         }
         _ => -1,
+    }
+}
+
+/// `candidates(header)`: the distinct ids that validly signed cookies in the header name, at
+/// most `MAX_CANDIDATES`, as that many results (none for a nil header): what a Lua store looks
+/// up, in order.
+unsafe extern "C-unwind" fn candidates(state: *mut lua_State) -> c_int {
+    // SAFETY: an entry point of a closure made by `functions`.
+    unsafe { entry(state, candidates_body) }
+}
+
+unsafe fn candidates_body(state: *mut lua_State) -> Result<c_int, Failed> {
+    // SAFETY: the header stays on the stack (argument 1) while it is borrowed.
+    let (engine, header) = unsafe { (engine_of(state), string_arg(state, 1)) };
+    let engine = engine.ok_or("honeymoon_session: the engine is gone")?;
+    let Some(header) = header else { return Ok(0) };
+    let found = engine.candidates(header);
+    // SAFETY: the pusher pushes from borrowed data only (`found`, on this frame).
+    unsafe {
+        protected(state, &mut |l| {
+            let mut n = 0;
+            for id in found.iter() {
+                push_bytes(l, id.as_bytes());
+                n += 1;
+            }
+            n
+        })
+    }
+}
+
+/// `adopt(record)`: a record string a Lua store returned, decoded as `load` decodes one:
+/// `data, flash, shadow, meta, snapshot` (the snapshot is the argument itself); nothing when
+/// it is past `absoluteTimeout` (the caller deletes it); `false, message` when it is larger
+/// than `maxSize` or undecodable (the caller raises it as the store's get failing).
+unsafe extern "C-unwind" fn adopt(state: *mut lua_State) -> c_int {
+    // SAFETY: an entry point of a closure made by `functions`.
+    unsafe { entry(state, adopt_body) }
+}
+
+unsafe fn adopt_body(state: *mut lua_State) -> Result<c_int, Failed> {
+    // SAFETY: the record stays on the stack (argument 1) while it is borrowed. The stack room
+    // reserved first holds the snapshot pushed after the protected pushes, with nothing owned
+    // in this frame yet.
+    unsafe {
+        let engine = engine_of(state).ok_or("honeymoon_session: the engine is gone")?;
+        if ffi::lua_checkstack(state, 8) == 0 {
+            return Err("honeymoon_session: the Lua stack is exhausted".into());
+        }
+        ffi::lua_settop(state, 1);
+        let record = string_arg(state, 1)
+            .ok_or("honeymoon_session: adopt takes the record string a store returned")?;
+        let refused = match engine.admits(record) {
+            Ok(true) => None,
+            Ok(false) => return Ok(0),
+            Err(why) => Some(why),
+        };
+        let mut corrupt = false;
+        let n = protected(state, &mut |l| {
+            if let Some(why) = &refused {
+                ffi::lua_pushboolean(l, 0);
+                push_bytes(l, why.as_bytes());
+                return 2;
+            }
+            if !codec::push_session(l, record, engine::slot) {
+                corrupt = true;
+                return 0;
+            }
+            4
+        })?;
+        if corrupt {
+            let why = format!(
+                "honeymoon_session: {}",
+                codec::why_undecodable(record).describe()
+            );
+            return protected(state, &mut |l| {
+                ffi::lua_pushboolean(l, 0);
+                push_bytes(l, why.as_bytes());
+                2
+            });
+        }
+        if refused.is_some() {
+            return Ok(n);
+        }
+        ffi::lua_pushvalue(state, 1);
+        Ok(n + 1)
     }
 }
 

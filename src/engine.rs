@@ -50,7 +50,7 @@ pub const MAX_CANDIDATES: usize = 4;
 
 /// Up to `MAX_CANDIDATES` distinct ids, on the stack.
 #[derive(Default)]
-struct Candidates {
+pub struct Candidates {
     ids: [[u8; id::ID_LEN]; MAX_CANDIDATES],
     len: usize,
 }
@@ -66,7 +66,7 @@ impl Candidates {
         }
     }
 
-    fn iter(&self) -> impl Iterator<Item = &str> {
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
         // Ids are checked ASCII (id::looks_valid) before they are pushed.
         self.ids[..self.len]
             .iter()
@@ -312,7 +312,7 @@ impl Engine {
     }
 
     /// The distinct ids named by validly signed cookies, at most `MAX_CANDIDATES`, in order.
-    fn candidates(&self, header: &[u8]) -> Candidates {
+    pub fn candidates(&self, header: &[u8]) -> Candidates {
         let mut found = Candidates::default();
         let name = self.options.name.as_bytes();
         cookie::each_value(header, name, |value| {
@@ -557,18 +557,21 @@ impl Engine {
         })
     }
 
-    /// Decodes what a Lua store returned: a record string (record stores) or a data table.
-    /// `nil` when the session must not be adopted (past `absoluteTimeout`): Lua deletes it.
+    /// Whether a record a Lua store returned may be adopted: false past `absoluteTimeout`
+    /// (Lua then deletes it), an error when it is larger than `maxSize`.
+    pub fn admits(&self, record: &[u8]) -> Result<bool, String> {
+        if let Some(why) = self.too_large(record.len()) {
+            // src/lua/store.lua adds "store:get failed: " to this.
+            return Err(format!("honeymoon_session: {why}"));
+        }
+        Ok(!self.expired(record))
+    }
+
+    /// Decodes the data table a table store returned (a record store's string goes through
+    /// the `adopt` crossing). `nil` when the session must not be adopted (past
+    /// `absoluteTimeout`): Lua deletes it.
     fn adopt(&self, lua: &Lua, stored: LuaValue) -> LuaResult<LuaMultiValue> {
         let record = match stored {
-            LuaValue::String(s) => {
-                let bytes = s.as_bytes();
-                // src/lua/store.lua adds "store:get failed: " to what this raises.
-                if let Some(why) = self.too_large(bytes.len()) {
-                    return Err(LuaError::runtime(format!("honeymoon_session: {why}")));
-                }
-                Record(bytes.to_vec())
-            }
             // A table store may hand out its own table: the request works on a copy.
             LuaValue::Table(t) => Record::from_table_within(lua, &t, self.options.max_size)?,
             other => {
@@ -663,18 +666,9 @@ impl LuaUserData for Handle {
     }
 
     fn add_methods<M: LuaUserDataMethods<Self>>(m: &mut M) {
-        // load, commit and id: the per-request calls, as plain C functions.
+        // load, commit, id, candidates and adopt: the per-request calls, as plain C functions.
         m.add_method("crossings", |lua, e, ()| {
             crate::crossing::functions(lua, e.0.clone())
-        });
-        m.add_method("candidates", |lua, e, header: Option<LuaString>| {
-            let list = lua.create_table()?;
-            if let Some(header) = header {
-                for (i, id) in e.0.candidates(&header.as_bytes()).iter().enumerate() {
-                    list.raw_set(i + 1, id)?;
-                }
-            }
-            Ok(list)
         });
         m.add_method("adopt", |lua, e, stored: LuaValue| {
             plain(lua, e.0.adopt(lua, stored))

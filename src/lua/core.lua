@@ -77,14 +77,16 @@ end
 ---@param store any the store object from the options (nil: a MemoryStore)
 function Core.new(engine, store)
     check_store(store)
-    local load, commit, id = engine:crossings()
+    local load, commit, id, candidates, adopt = engine:crossings()
     id = ffi_drawer(id) or id
     local ctx = {
         engine = engine, store = store, native = engine.native,
         record = type(store) == "table" and store.format == "record",
         ttl = engine.ttl, save_uninitialized = engine.saveUninitialized,
         load = load, commit = commit, id = id,
-        candidates = engine.candidates, adopt = engine.adopt, destroy = engine.destroy,
+        -- A Lua store's get answer: a record string through the crossing, a table through
+        -- the engine's method (store.lua's adopt picks).
+        candidates = candidates, adopt = adopt, adopt_table = engine.adopt, destroy = engine.destroy,
         reload = engine.reload, index = engine.index, stale_grace = engine.staleGrace,
         retired = engine.retired,
         -- A Lua store whose merge and touch refuse a record regenerate retired (this module's

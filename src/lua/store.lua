@@ -138,6 +138,13 @@ function M.commit(s, m, flags)
     return line
 end
 
+---What a Lua store's get returned, decoded: `data, flash, shadow, meta, snapshot`; nothing
+---past absoluteTimeout; `false, message` when it cannot be adopted.
+local function adopt(ctx, stored)
+    if type(stored) == "string" then return ctx.adopt(stored) end
+    return ctx.adopt_table(ctx.engine, stored)
+end
+
 local function checked(data, flash, shadow, meta, snap)
     if data == false then
         error("honeymoon_session: store:get failed: " .. flash:gsub("^honeymoon_session: ", ""), 0)
@@ -156,7 +163,7 @@ function M.reload(ctx, id)
     end
     local stored, version = M.get(ctx, id)
     if stored == nil then return nil end
-    local data, flash, shadow, meta, snap = checked(ctx.adopt(ctx.engine, stored))
+    local data, flash, shadow, meta, snap = checked(adopt(ctx, stored))
     if data == nil then
         call(ctx, "destroy", id) -- past its absolute timeout
         return nil
@@ -178,24 +185,26 @@ function M.destroy(m, ask)
     return existed
 end
 
+---The first of the candidate ids the store holds (each looked up once, in order), with what
+---it holds; else a fresh id. Walks the engine's results without a table.
+local function first_live(ctx, id, ...)
+    if id == nil then return ctx.id() end
+    local stored, version = M.get(ctx, id)
+    if stored ~= nil then
+        local data, flash, shadow, meta, snap = checked(adopt(ctx, stored))
+        if data ~= nil then return id, data, flash, shadow, meta, snap, version end
+        call(ctx, "destroy", id) -- past its absolute timeout: never adopted again
+    end
+    return first_live(ctx, ...)
+end
+
 ---The session named by a Cookie header: for a native store one engine call; for a Lua store
 ---the engine's candidates are looked up here (each once). Returns the engine's values.
 function M.load(ctx, header)
     if ctx.native then
         return ctx.load(header)
     end
-    if header ~= nil then
-        local candidates = ctx.candidates(ctx.engine, header)
-        for i = 1, #candidates do
-            local id = candidates[i]
-            local stored, version = M.get(ctx, id)
-            if stored ~= nil then
-                local data, flash, shadow, meta, snap = checked(ctx.adopt(ctx.engine, stored))
-                if data ~= nil then return id, data, flash, shadow, meta, snap, version end
-                call(ctx, "destroy", id) -- past its absolute timeout: never adopted again
-            end
-        end
-    end
+    if header ~= nil then return first_live(ctx, ctx.candidates(header)) end
     return ctx.id()
 end
 
