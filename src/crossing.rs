@@ -412,6 +412,57 @@ unsafe fn adopt_body(state: *mut lua_State) -> Result<c_int, Failed> {
     }
 }
 
+/// `merge_patch(record, patch)` as a plain C function (no engine: upvalue 1 is nil).
+pub fn merge_patch_function(lua: &Lua) -> LuaResult<LuaFunction> {
+    // SAFETY: exec_raw runs this in a protected call on a fresh stack, which ends with the
+    // closure it returns.
+    unsafe {
+        lua.exec_raw::<LuaFunction>((), |state| {
+            ffi::lua_pushnil(state);
+            ffi::lua_pushcfunction(state, trampoline);
+            ffi::lua_pushcclosure(state, merge_patch, 2);
+        })
+    }
+}
+
+/// `merge_patch(record, patch)`: `merged` when the session names no owner before or after
+/// (the common case), else `merged, owner, changed`; `false` for a retired id (see
+/// `store::merge_patch`).
+unsafe extern "C-unwind" fn merge_patch(state: *mut lua_State) -> c_int {
+    // SAFETY: an entry point of a closure made by `merge_patch_function`.
+    unsafe { entry(state, merge_patch_body) }
+}
+
+unsafe fn merge_patch_body(state: *mut lua_State) -> Result<c_int, Failed> {
+    // SAFETY: both strings stay on the stack (arguments 1 and 2) while they are borrowed.
+    let (current, patch) = unsafe { (string_arg(state, 1), string_arg(state, 2)) };
+    let (Some(current), Some(patch)) = (current, patch) else {
+        return Err(
+            "honeymoon_session: merge_patch takes the stored record and the patch, both strings"
+                .into(),
+        );
+    };
+    let patched = crate::store::merge_patch(current, patch).map_err(failed)?;
+    // SAFETY: the pusher pushes from borrowed data only (`patched`, on this frame).
+    unsafe {
+        protected(state, &mut |l| match &patched {
+            crate::store::Patched::Retired => {
+                ffi::lua_pushboolean(l, 0);
+                1
+            }
+            crate::store::Patched::Merged(merged, owner, changed) => {
+                push_bytes(l, &merged.0);
+                if owner.is_none() && !changed {
+                    return 1;
+                }
+                push_opt(l, owner.as_deref().map(str::as_bytes));
+                ffi::lua_pushboolean(l, c_int::from(*changed));
+                3
+            }
+        })
+    }
+}
+
 /// `commit(state, id, data, flash, shadow, snapshot, flags, version, meta, owner)`:
 /// `line, state, snapshot, version[, op, a, b, ttl, maxAge, owner, originalMaxAge]` (see
 /// `Engine::decide`).

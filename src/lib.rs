@@ -62,42 +62,9 @@ pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
     #[cfg(feature = "redis")]
     native.set("_redis", store::redis::lua_exports(lua)?)?;
     native.set("json", json::module(lua)?)?;
-    // For record stores written in Lua: the merged record, then the owner it names (the
-    // `index` field, or nil) and whether the merge changed the owner (a login, a logout), so
-    // a store keeping an owner index knows when to list the session without reading the
-    // record again. `false` for an id `regenerate` retired (never written again).
-    native.set(
-        "_merge_patch",
-        lua.create_function(|lua, (current, patch): (LuaString, LuaString)| {
-            let changes = codec::Changes::from_patch(&patch.as_bytes())?.ok_or_else(|| {
-                LuaError::runtime("honeymoon_session: merge_patch: not a patch this module wrote")
-            })?;
-            let current = current.as_bytes();
-            let before = codec::meta::Meta::of_record(&current);
-            // An id `regenerate` retired is never written again: false, as for a gone one.
-            if before.stale.is_some() {
-                return false.into_lua_multi(lua);
-            }
-            let merged = codec::Record::merged(&current, &changes)?;
-            // The merged record is read for its owner only when it can have one: the session
-            // had one, or this merge rewrote the bookkeeping (the common merge does neither).
-            let meta_key = codec::meta::META_KEY.as_bytes();
-            let rewrites_meta = changes.set.iter().any(|(k, _)| k == meta_key)
-                || changes.removed.iter().any(|k| k == meta_key);
-            let after = if before.owner.is_some() || rewrites_meta {
-                codec::meta::Meta::of_record(&merged.0).owner
-            } else {
-                None
-            };
-            let changed = after != before.owner;
-            let merged = lua.create_string(&merged.0)?;
-            if after.is_none() && !changed {
-                // The common case, one value: no owner then or now.
-                return merged.into_lua_multi(lua);
-            }
-            (merged, after, changed).into_lua_multi(lua)
-        })?,
-    )?;
+    // For record stores written in Lua (a plain C function: SharedDictStore calls it on every
+    // write): the merged record, or `false` for an id `regenerate` retired.
+    native.set("_merge_patch", crate::crossing::merge_patch_function(lua)?)?;
     // For record stores written in Lua: a record's bookkeeping, `owner, created, stale` (the
     // owner a string or nil, the times ms since the epoch or nil).
     native.set(

@@ -75,7 +75,7 @@ M.MemoryStore = native_store(native.MemoryStore)
 if native.RedisStore then M.RedisStore = native_store(native.RedisStore) end
 M.json = { encode = strict(native.json.encode), decode = strict(native.json.decode) }
 M.error_message = message
-M._merge_patch = strict(native._merge_patch)
+M._merge_patch = native._merge_patch -- a plain C function: its errors are plain strings already
 M._record_meta = native._record_meta
 M._now_ms = native._now_ms
 M._owner = strict(native._owner)

@@ -17,6 +17,42 @@ pub const LUA_METHODS: [&str; 8] = [
     "get", "set", "destroy", "touch", "exists", "all", "length", "clear",
 ];
 
+/// A patch merged into a record a Lua record store holds (`merge_patch`).
+pub enum Patched {
+    /// The merged record, the owner it names (the `index` field) and whether the merge
+    /// changed the owner (a login, a logout), so a store keeping an owner index knows when to
+    /// list the session without reading the record again.
+    Merged(crate::codec::Record, Option<String>, bool),
+    /// The record is an id `regenerate` retired: never written again.
+    Retired,
+}
+
+/// Merges `patch` (a commit's changes, as the engine hands them to a record store) into the
+/// record `current`: what a record store written in Lua does under its lock.
+pub fn merge_patch(current: &[u8], patch: &[u8]) -> LuaResult<Patched> {
+    use crate::codec::{self, meta};
+    let changes = codec::Changes::from_patch(patch)?.ok_or_else(|| {
+        LuaError::runtime("honeymoon_session: merge_patch: not a patch this module wrote")
+    })?;
+    let before = meta::Meta::of_record(current);
+    if before.stale.is_some() {
+        return Ok(Patched::Retired);
+    }
+    let merged = codec::Record::merged(current, &changes)?;
+    // The merged record is read for its owner only when it can have one: the session had
+    // one, or this merge rewrote the bookkeeping (the common merge does neither).
+    let meta_key = meta::META_KEY.as_bytes();
+    let rewrites_meta = changes.set.iter().any(|(k, _)| k == meta_key)
+        || changes.removed.iter().any(|k| k == meta_key);
+    let after = if before.owner.is_some() || rewrites_meta {
+        meta::Meta::of_record(&merged.0).owner
+    } else {
+        None
+    };
+    let changed = after != before.owner;
+    Ok(Patched::Merged(merged, after, changed))
+}
+
 /// What an owner may be, in errors.
 pub const OWNER_KINDS: &str = "a UTF-8 string, an integer, or a whole number below 2^53 (an id past that is exact only as an integer or a string)";
 
