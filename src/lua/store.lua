@@ -2,8 +2,7 @@
 -- Lua, calls its methods here, where they may yield (cosockets, cqueues). A native store's
 -- work happens inside the engine's own call. Embedded in the module; receives nothing, returns
 -- the functions session.lua and core.lua use.
-local type, error, tostring, select, next, rawget = type, error, tostring, select, next, rawget
-local pcall, unpack = pcall, table.unpack or unpack
+local type, error, tostring, next, rawget, pcall = type, error, tostring, next, rawget, pcall
 
 local M = {}
 
@@ -17,19 +16,22 @@ local function reason(err)
     return tostring(err)
 end
 
+-- What pcall returned from store method `name`: its results, or its error in our shape.
+local function returned(name, ok, ...)
+    if ok then return ... end
+    local why = reason((...))
+    if why:find("^honeymoon_session: %S+ failed: ") then error(why, 0) end
+    error("honeymoon_session: store:" .. name .. " failed: " .. why, 0)
+end
+
 ---Calls store method `name`, turning its error into `honeymoon_session: store:<name> failed: …`.
 ---A store of this module's own (SharedDictStore, the Lua RedisStore) already raises that shape,
----naming itself: its message passes unchanged.
+---naming itself: its message passes unchanged. (No table for the results: this runs for every
+---get and write of a Lua store.)
 ---@param ctx table the core's context
 local function call(ctx, name, ...)
     local store = ctx.store
-    local results = { pcall(store[name], store, ...) }
-    if not results[1] then
-        local why = reason(results[2])
-        if why:find("^honeymoon_session: %S+ failed: ") then error(why, 0) end
-        error("honeymoon_session: store:" .. name .. " failed: " .. why, 0)
-    end
-    return select(2, unpack(results))
+    return returned(name, pcall(store[name], store, ...))
 end
 
 local function wrong(name, what, got)
