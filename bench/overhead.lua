@@ -4,6 +4,7 @@
 -- assertions on time.
 -- Usage (from the repo root, after `make both`):
 --   lua5.4 bench/overhead.lua [iterations] [redis-url]   (with a url: RedisStore, else MemoryStore)
+--   lua5.4 bench/overhead.lua [iterations] lua           (a record store written in Lua)
 --   BENCH_ROUNDS=5 luajit bench/overhead.lua 200000      (rounds per row; default 3)
 local flavour = rawget(_G, "jit") and "luajit" or "lua54"
 package.cpath = "./build/" .. flavour .. "/?.so;" .. package.cpath
@@ -15,6 +16,10 @@ local stats = require("stats") -- bench/stats.lua
 local median, range = stats.median, stats.range
 local N = tonumber(arg and arg[1]) or 200000
 local REDIS = arg and arg[2]
+-- "lua" instead of a url: a record store written in Lua (bench/lua_store.lua), driven from
+-- Lua as SharedDictStore is under nginx.
+local LUA_STORE = REDIS == "lua"
+if LUA_STORE then REDIS = nil end
 -- With Redis, wall time (CPU time would miss the time spent waiting on it); with MemoryStore,
 -- the process's CPU time, which other work on the machine inflates far less than wall time.
 local clock = REDIS and hs._monotonic or os.clock
@@ -97,7 +102,8 @@ local function handlers(app)
     return app
 end
 
-local store = REDIS and hs.RedisStore({ url = REDIS, prefix = "bench:" }) or hs.MemoryStore()
+local store = LUA_STORE and require("lua_store").new()
+    or REDIS and hs.RedisStore({ url = REDIS, prefix = "bench:" }) or hs.MemoryStore()
 if REDIS then store:clear() end
 local opts = { secret = "bench-secret", store = store }
 local plain = handlers(App.new())
@@ -160,7 +166,8 @@ end
 
 print(("honeymoon_session %s on %s, %s, bench/app.lua, %s; %d requests per row and round (10,000-key rows: %d), %d rounds")
     :format(hs.version, rawget(_G, "jit") and jit.version or _VERSION,
-        REDIS and "RedisStore (loopback)" or "MemoryStore", REDIS and "wall time" or "CPU time",
+        LUA_STORE and "a record store in Lua (bench/lua_store.lua)" or REDIS and "RedisStore (loopback)"
+            or "MemoryStore", REDIS and "wall time" or "CPU time",
         N, math.max(100, math.floor(N / 200)), ROUNDS))
 print(("%-34s %9s %9s %9s  %s"):format("scenario", "with µs", "w/o µs", "overhead", "overhead range over rounds"))
 for _, row in ipairs(rows) do
