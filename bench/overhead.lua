@@ -190,7 +190,8 @@ for _, row in ipairs(rows) do
 end
 
 print()
-print("native crossings per request (the core's load, commit and id functions, counted)")
+print("native crossings per request (the core's load, commit, id, destroy, candidates and adopt, counted;"
+    .. " a store written in Lua also calls _merge_patch from its merge, not counted)")
 print(("%-34s %6s   %s"):format("scenario", "total", "by function"))
 local order = { "load", "commit", "id", "destroy", "candidates", "adopt" }
 for _, row in ipairs(rows) do
@@ -209,6 +210,7 @@ for _, row in ipairs(rows) do
         end
     end
     print(("%-34s %6g   %s%s"):format(row[1], total / n, table.concat(parts, ", "),
-        total / n > 2 and "   (more than 2)" or ""))
+        -- Issue 7's bound is for native stores: a Lua store's get sits between candidates and adopt.
+        (total / n > 2 and not LUA_STORE) and "   (more than 2)" or ""))
 end
 print(("store holds %d sessions after the run"):format(store:length()))

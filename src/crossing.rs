@@ -341,6 +341,9 @@ unsafe fn candidates_body(state: *mut lua_State) -> Result<c_int, Failed> {
     let engine = engine.ok_or("honeymoon_session: the engine is gone")?;
     let Some(header) = header else { return Ok(0) };
     let found = engine.candidates(header);
+    // The pusher pushes at most MAX_CANDIDATES values without lua_checkstack: a C function
+    // starts with LUA_MINSTACK (20) free slots.
+    const _: () = assert!(engine::MAX_CANDIDATES <= 16);
     // SAFETY: the pusher pushes from borrowed data only (`found`, on this frame).
     unsafe {
         protected(state, &mut |l| {
