@@ -39,6 +39,15 @@ local function routes(app)
     return app
 end
 
+-- The middleware's res.send hook, minus the commit it runs.
+local function hook_send(res)
+    local send, committed = res.send, false
+    res.send = function(self, ...)
+        if not committed then committed = true end
+        return send(self, ...)
+    end
+end
+
 -- Each variant does what the one before does, plus one step of src/lua/middleware.lua.
 local variants = {
     { "no middleware", nil },
@@ -60,11 +69,7 @@ local variants = {
         local s, id
         if h and find(h, name, 1, true) then s, id = core:load(h, false, req) else s, id = core:fresh(false, req) end
         req.session, req.sessionID = s, id
-        local send, committed = res.send, false
-        res.send = function(self, ...)
-            if not committed then committed = true end
-            return send(self, ...)
-        end
+        hook_send(res)
         nxt()
     end },
     { "+ the commit: the real middleware", hs.session(core) },
@@ -76,11 +81,7 @@ local variants = {
 local EMPTY = {}
 local floor = { "the contract alone (fields + send hook)", function(req, res, nxt)
     req.session, req.sessionID = EMPTY, "0123456789abcdef0123456789abcdef"
-    local send, committed = res.send, false
-    res.send = function(self, ...)
-        if not committed then committed = true end
-        return send(self, ...)
-    end
+    hook_send(res)
     nxt()
 end }
 

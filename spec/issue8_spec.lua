@@ -675,14 +675,19 @@ describe("8.2 maxSize", function()
     contains("larger than maxSize (1000 bytes) at big", err)
   end)
 
-  it("is checked on the record string a record store returns", function()
-    local rows = {}
+  ---A record store over `rows` that only gets and sets.
+  local function record_store(rows)
     local store = { format = "record" }
     function store:get(id) return rows[id] end
     function store:set(id, rec) rows[id] = rec end
     function store:merge() return true end
     for _, m in ipairs({ "destroy", "touch", "exists", "all", "length", "clear" }) do store[m] = function() end end
-    local core, id, cookie = session_of(store, { maxSize = 1000 })
+    return store
+  end
+
+  it("is checked on the record string a record store returns", function()
+    local rows = {}
+    local core, id, cookie = session_of(record_store(rows), { maxSize = 1000 })
     rows[id] = rows[id] .. string.rep("\0", 2000)
     assert.equal("honeymoon_session: store:get failed: the stored session is " .. #rows[id] .. " bytes, more than maxSize (1000 bytes)",
       error_of(core.load, core, cookie))
@@ -690,12 +695,7 @@ describe("8.2 maxSize", function()
 
   it("a record string that does not decode fails as the store's get, without the id", function()
     local rows = {}
-    local store = { format = "record" }
-    function store:get(id) return rows[id] end
-    function store:set(id, rec) rows[id] = rec end
-    function store:merge() return true end
-    for _, m in ipairs({ "destroy", "touch", "exists", "all", "length", "clear" }) do store[m] = function() end end
-    local core, id, cookie = session_of(store, { maxSize = 1000 })
+    local core, id, cookie = session_of(record_store(rows), { maxSize = 1000 })
     for _, bad in ipairs({ "", "not a record", rows[id]:sub(1, #rows[id] - 1) }) do
       rows[id] = bad
       local err = error_of(core.load, core, cookie)
