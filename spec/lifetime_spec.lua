@@ -319,6 +319,17 @@ describe("the stale grace after regenerate", function()
     return p
   end
 
+  ---A visitor puts something in the cart, then logs in: returns the client, a parallel client
+  ---still holding the pre-login cookie, the store and the old (pre-login) id.
+  local function login_after_cart(opts)
+    local app, c, store = login_app(opts)
+    c:post("/cart")
+    local old = id_of(c)
+    local p = parallel(app, c)
+    c:post("/login")
+    return c, p, store, old
+  end
+
   it("never shows the new session's data through the old id (no session fixation)", function()
     local app, c = login_app()
     c:post("/cart")
@@ -330,10 +341,7 @@ describe("the stale grace after regenerate", function()
   end)
 
   it("a parallel request with the old cookie gets no Set-Cookie, so the login cookie survives", function()
-    local app, c = login_app({ rolling = true })
-    c:post("/cart")
-    local p = parallel(app, c)
-    c:post("/login")
+    local c, p = login_after_cart({ rolling = true })
     assert.same({}, cookie_lines(p:get("/me")))
     assert.same({}, cookie_lines(p:post("/hit")), "a write through the old id is dropped, with no cookie")
     assert.same({}, cookie_lines(p:post("/logout")), "destroy on the old id must not clear the new cookie")
@@ -341,11 +349,7 @@ describe("the stale grace after regenerate", function()
   end)
 
   it("staleGrace names the grace in seconds; the old id ends with it", function()
-    local app, c, store = login_app({ staleGrace = 3 })
-    c:post("/cart")
-    local old = id_of(c)
-    local p = parallel(app, c)
-    c:post("/login")
+    local c, p, store, old = login_after_cart({ staleGrace = 3 })
     advance(2, c, p)
     assert.is_true(store:exists(old))
     assert.same({ cart = "apple" }, cjson.decode(p:get("/all").body))
@@ -442,11 +446,7 @@ describe("the stale grace after regenerate", function()
   end)
 
   it("staleGrace = 0 deletes the old id at once", function()
-    local app, c, store = login_app({ staleGrace = 0 })
-    c:post("/cart")
-    local old = id_of(c)
-    local p = parallel(app, c)
-    c:post("/login")
+    local _, p, store, old = login_after_cart({ staleGrace = 0 })
     assert.is_false(store:exists(old))
     assert.same({}, cjson.decode(p:get("/all").body))
   end)

@@ -378,40 +378,35 @@ unsafe fn adopt_body(state: *mut lua_State) -> Result<c_int, Failed> {
         ffi::lua_settop(state, 1);
         let record = string_arg(state, 1)
             .ok_or("honeymoon_session: adopt takes the record string a store returned")?;
-        let refused = match engine.admits(record) {
-            Ok(true) => None,
+        // Why the record cannot be adopted (too large, undecodable), returned as a value.
+        let why = match engine.admits(record) {
             Ok(false) => return Ok(0),
-            Err(why) => Some(why),
+            Err(why) => why,
+            Ok(true) => {
+                let mut corrupt = false;
+                let n = protected(state, &mut |l| {
+                    if codec::push_session(l, record, engine::slot) {
+                        4
+                    } else {
+                        corrupt = true;
+                        0
+                    }
+                })?;
+                if !corrupt {
+                    ffi::lua_pushvalue(state, 1);
+                    return Ok(n + 1);
+                }
+                format!(
+                    "honeymoon_session: {}",
+                    codec::why_undecodable(record).describe()
+                )
+            }
         };
-        let mut corrupt = false;
-        let n = protected(state, &mut |l| {
-            if let Some(why) = &refused {
-                ffi::lua_pushboolean(l, 0);
-                push_bytes(l, why.as_bytes());
-                return 2;
-            }
-            if !codec::push_session(l, record, engine::slot) {
-                corrupt = true;
-                return 0;
-            }
-            4
-        })?;
-        if corrupt {
-            let why = format!(
-                "honeymoon_session: {}",
-                codec::why_undecodable(record).describe()
-            );
-            return protected(state, &mut |l| {
-                ffi::lua_pushboolean(l, 0);
-                push_bytes(l, why.as_bytes());
-                2
-            });
-        }
-        if refused.is_some() {
-            return Ok(n);
-        }
-        ffi::lua_pushvalue(state, 1);
-        Ok(n + 1)
+        protected(state, &mut |l| {
+            ffi::lua_pushboolean(l, 0);
+            push_bytes(l, why.as_bytes());
+            2
+        })
     }
 }
 

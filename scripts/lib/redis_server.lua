@@ -3,12 +3,7 @@
 -- (time passing, without sleeping), restart() and stop().
 local M = {}
 
-local function sh(cmd)
-    local p = assert(io.popen("(" .. cmd .. ") 2>&1"))
-    local out = p:read("*a")
-    p:close()
-    return out
-end
+local sh = require("scripts.lib.shell").output
 
 local Server = {}
 Server.__index = Server

@@ -5,12 +5,7 @@
 --   http: lines inside http {} (init_by_lua_block...); locations: lines inside server {}.
 local M = {}
 
-local function sh(cmd)
-    local p = assert(io.popen("(" .. cmd .. ") 2>&1"))
-    local out = p:read("*a")
-    p:close()
-    return out
-end
+local sh = require("scripts.lib.shell").output
 
 local ROOT = sh("pwd"):gsub("%s+$", "")
 
