@@ -574,15 +574,11 @@ impl Engine {
         let record = match stored {
             // A table store may hand out its own table: the request works on a copy.
             LuaValue::Table(t) => Record::from_table_within(lua, &t, self.options.max_size)?,
+            // store.lua checks get's answer first; a record string goes to the crossing.
             other => {
                 return Err(LuaError::runtime(format!(
-                    "honeymoon_session: store:get returned {}; it must return {} or nil",
-                    codec::a_type(&other),
-                    if matches!(self.backend, Backend::Lua { record: true, .. }) {
-                        "a record string"
-                    } else {
-                        "a table"
-                    }
+                    "honeymoon_session: store:get returned {}; it must return a table or nil",
+                    codec::a_type(&other)
                 )));
             }
         };
