@@ -230,18 +230,19 @@ pub struct Attributes {
 
 impl Attributes {
     /// A Set-Cookie line carrying `value` (already encoded), alive for `max_age` seconds from
-    /// now (`Max-Age` and `Expires`), or for the browser session when `max_age` is None.
-    /// The engine passes `self.max_age`; a per-session lifetime may differ.
+    /// `now` (ms since the epoch: `Max-Age` and `Expires`), or for the browser session when
+    /// `max_age` is None. The engine passes `self.max_age`; a per-session lifetime may differ.
     pub fn line(
         &self,
         name: &str,
         value: &str,
         secure_request: bool,
         max_age: Option<u64>,
+        now: i64,
     ) -> String {
         let life = max_age.map(|m| {
             let ms = i64::try_from(m.saturating_mul(1000)).unwrap_or(i64::MAX);
-            (m, clock::now_ms().saturating_add(ms))
+            (m, now.saturating_add(ms))
         });
         self.build(name, value, life, secure_request)
     }
@@ -470,7 +471,7 @@ mod tests {
     #[test]
     fn builds_set_cookie_lines() {
         let a = attributes();
-        let line = a.line("sid", "v", true, a.max_age);
+        let line = a.line("sid", "v", true, a.max_age, clock::now_ms());
         assert!(line.starts_with("sid=v; Path=/; Domain=example.com; Max-Age=60; Expires="));
         assert!(line.ends_with("GMT; HttpOnly; Secure; SameSite=Lax"));
         let clear = a.clearing_line("sid", false);
@@ -483,7 +484,7 @@ mod tests {
     #[test]
     fn the_lifetime_is_the_callers() {
         let a = attributes();
-        let line = a.line("sid", "v", false, Some(3600));
+        let line = a.line("sid", "v", false, Some(3600), clock::now_ms());
         assert!(line.contains("; Max-Age=3600; Expires="), "{line}");
         let expires = line
             .split("; ")
@@ -498,11 +499,11 @@ mod tests {
         );
         // A browser-session cookie: neither Max-Age nor Expires.
         assert_eq!(
-            a.line("sid", "v", false, None),
+            a.line("sid", "v", false, None, clock::now_ms()),
             "sid=v; Path=/; Domain=example.com; HttpOnly; SameSite=Lax"
         );
         // The longest lifetime options allow still makes a date, and nothing overflows.
-        let _ = a.line("sid", "v", false, Some(u64::MAX));
+        let _ = a.line("sid", "v", false, Some(u64::MAX), clock::now_ms());
     }
 
     #[test]
@@ -516,7 +517,7 @@ mod tests {
             ..attributes()
         };
         assert_eq!(
-            a.line("__Host-sid", "v", false, None),
+            a.line("__Host-sid", "v", false, None, clock::now_ms()),
             "__Host-sid=v; Path=/; HttpOnly; Secure; Partitioned; Priority=High; SameSite=None"
         );
         let clear = a.clearing_line("__Host-sid", false);
@@ -530,7 +531,7 @@ mod tests {
             ..attributes()
         };
         assert!(
-            low.line("s", "v", false, None)
+            low.line("s", "v", false, None, clock::now_ms())
                 .ends_with("; HttpOnly; Priority=Low")
         );
     }

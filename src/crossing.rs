@@ -505,7 +505,7 @@ unsafe fn commit_body(state: *mut lua_State) -> Result<c_int, Failed> {
             }
         }
         let mut meta = if ffi::lua_type(state, 9) == ffi::LUA_TTABLE {
-            Meta::from_value(&codec::encode_value_at(state, 9, "__meta").map_err(failed)?)
+            codec::meta_at(state, 9)
         } else {
             Meta::default()
         };

@@ -367,14 +367,20 @@ impl Engine {
         Ok(Some(loaded))
     }
 
-    fn cookie_line(&self, c: &Commit, secure_request: bool, max_age: Option<u64>) -> String {
+    fn cookie_line(
+        &self,
+        c: &Commit,
+        secure_request: bool,
+        max_age: Option<u64>,
+        now: i64,
+    ) -> String {
         let value = self
             .options
             .signer
             .cookie_value(std::str::from_utf8(c.id).unwrap_or_default());
         self.options
             .cookie
-            .line(&self.options.name, &value, secure_request, max_age)
+            .line(&self.options.name, &value, secure_request, max_age, now)
     }
 
     /// Decides the commit of the session as the request left it (`entries`: its data, flash
@@ -428,7 +434,7 @@ impl Engine {
                 out.stored_now,
                 facts.cookie_due,
             ) {
-                Cookie::Session => Some(self.cookie_line(c, secure, life.max_age)),
+                Cookie::Session => Some(self.cookie_line(c, secure, life.max_age, now)),
                 Cookie::Clear => Some(
                     self.options
                         .cookie

@@ -10,6 +10,7 @@
 //! unwinds by longjmp to the protected call: there, frames hold only borrowed data and plain
 //! numbers, nothing that needs dropping.
 
+use super::meta::{MaxAge, Meta};
 use super::{Entries, FALSE, FLOAT, INT, MAP, MAX_DEPTH, NoMemory, Reader, STR, Step, TRUE};
 use super::{TOO_DEEP, describe_path, reserve, str_len, too_big, type_message, undecodable};
 use super::{varint_len, write_map, write_str};
@@ -310,6 +311,62 @@ pub unsafe fn encode_value_at(
     };
     result.map_err(failure)?;
     Ok(out)
+}
+
+/// The bookkeeping in the `__meta` table at absolute index `idx`, read field by field: what
+/// `Meta::from_value` reads from the table's encoding (a test pins the two alike), without
+/// encoding it. Fields of the wrong type, and keys it does not know, are ignored. The stack is
+/// left as it was.
+///
+/// # Safety
+/// `state` is a valid Lua state with room for two more values, and `idx` a valid absolute
+/// index of a table in it. Calls only functions that cannot raise (`lua_next` over a table
+/// nobody changes meanwhile; `lua_tolstring` on strings only).
+pub unsafe fn meta_at(state: *mut ffi::lua_State, idx: c_int) -> Meta {
+    // A number as `meta::int` reads its encoding: an integer, or an integral float below 9e15.
+    let int = |i: c_int| -> Option<i64> {
+        // SAFETY: `i` is a valid index (the value of the current pair).
+        unsafe {
+            if ffi::lua_type(state, i) != ffi::LUA_TNUMBER {
+                return None;
+            }
+            integer_at(state, i).or_else(|| {
+                let f = ffi::lua_tonumber(state, i);
+                (f.fract() == 0.0 && f.abs() < 9.0e15).then_some(f as i64)
+            })
+        }
+    };
+    let mut m = Meta::default();
+    // SAFETY: as this function's contract; each pass pops the value it pushed, and the last
+    // lua_next pops the key.
+    unsafe {
+        ffi::lua_pushnil(state);
+        while ffi::lua_next(state, idx) != 0 {
+            if ffi::lua_type(state, -2) == ffi::LUA_TSTRING {
+                match string_at(state, -2) {
+                    b"created" => m.created = int(-1),
+                    b"stale" => m.stale = int(-1),
+                    b"maxAge" if ffi::lua_type(state, -1) == ffi::LUA_TBOOLEAN => {
+                        m.max_age = (ffi::lua_toboolean(state, -1) == 0).then_some(MaxAge::Browser)
+                    }
+                    b"maxAge" => {
+                        m.max_age = int(-1)
+                            .and_then(|ms| u64::try_from(ms).ok())
+                            .filter(|&ms| ms > 0)
+                            .map(MaxAge::Ms)
+                    }
+                    b"owner" if ffi::lua_type(state, -1) == ffi::LUA_TSTRING => {
+                        m.owner = std::str::from_utf8(string_at(state, -1))
+                            .ok()
+                            .map(String::from)
+                    }
+                    _ => {}
+                }
+            }
+            ffi::lua_pop(state, 1);
+        }
+    }
+    m
 }
 
 /// Encodes the table of string keys (session data) at absolute index `idx` of a raw state into
@@ -634,6 +691,32 @@ mod tests {
                 ffi::lua_pop(state, pushed);
             });
             assert_eq!(before, after, "{bytes:?}");
+        }
+    }
+
+    #[test]
+    fn meta_read_from_its_table_as_from_its_encoding() {
+        let lua = Lua::new();
+        let cases = [
+            "return {}",
+            "return { created = 1764400000000, maxAge = 2592000000, owner = 'u42', stale = 5 }",
+            "return { created = 1764400000000.0, maxAge = false }",
+            "return { maxAge = true, created = 1.5, stale = -3 }",
+            "return { maxAge = 0, owner = 42, created = 'soon' }",
+            "return { maxAge = -1000, owner = '\\255\\254', stale = 9e15 }",
+            "return { maxAge = 1e300, stale = 8e15, other = 'ignored' }",
+        ];
+        for src in cases {
+            let v: LuaValue = lua.load(src).eval().unwrap();
+            let read = std::cell::RefCell::new(None);
+            // SAFETY: idx is the table heights() pushed.
+            let (before, after) = heights(&lua, &v, |state, idx| unsafe {
+                *read.borrow_mut() =
+                    Some((meta_at(state, idx), encode_value_at(state, idx, "__meta")));
+            });
+            assert_eq!(before, after, "{src}");
+            let (direct, encoded) = read.into_inner().unwrap();
+            assert_eq!(direct, Meta::from_value(&encoded.unwrap()), "{src}");
         }
     }
 }

@@ -16,7 +16,7 @@ pub mod meta;
 
 pub use json::{from_json, to_json};
 pub use lua::{
-    Slot, decode_session, decode_value, encode_entries, encode_table_at, encode_value_at,
+    Slot, decode_session, decode_value, encode_entries, encode_table_at, encode_value_at, meta_at,
     push_decoded, push_session,
 };
 
@@ -204,24 +204,37 @@ impl Changes {
     /// their side (`Record::merged` over `Changes::from_patch`): a map in key order whose
     /// removed keys carry the tag `X` instead of a value.
     pub fn to_patch(&self) -> Result<Vec<u8>, NoMemory> {
-        let mut keys: Vec<(&[u8], Option<&[u8]>)> = Vec::new();
-        keys.try_reserve(self.set.len() + self.removed.len())
-            .map_err(|_| NoMemory)?;
-        keys.extend(
-            self.set
+        let size = self
+            .set
+            .iter()
+            .map(|(k, v)| str_len(k.len()) + v.len())
+            .sum::<usize>()
+            + self
+                .removed
                 .iter()
-                .map(|(k, v)| (k.as_slice(), Some(v.as_slice())))
-                .chain(self.removed.iter().map(|k| (k.as_slice(), None))),
-        );
-        keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                .map(|k| str_len(k.len()) + 1)
+                .sum::<usize>();
         let mut out = Vec::new();
+        reserve(&mut out, 11 + size)?;
         put(&mut out, &[MAP])?;
-        write_varint(&mut out, keys.len() as u64)?;
-        for (k, v) in keys {
-            write_str(&mut out, k)?;
-            match v {
-                Some(v) => put(&mut out, v)?,
-                None => put(&mut out, &[REMOVED])?,
+        write_varint(&mut out, (self.set.len() + self.removed.len()) as u64)?;
+        // Both lists are in key order (as `diff` and `from_patch` make them): merge them.
+        let (mut set, mut removed) = (self.set.iter().peekable(), self.removed.iter().peekable());
+        loop {
+            let take_set = match (set.peek(), removed.peek()) {
+                (None, None) => break,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some((k, _)), Some(r)) => k <= *r,
+            };
+            if take_set {
+                if let Some((k, v)) = set.next() {
+                    write_str(&mut out, k)?;
+                    put(&mut out, v)?;
+                }
+            } else if let Some(k) = removed.next() {
+                write_str(&mut out, k)?;
+                put(&mut out, &[REMOVED])?;
             }
         }
         Ok(out)
@@ -351,36 +364,35 @@ fn key_cmp(a: &[u8], b: &[u8]) -> Ordering {
 }
 
 pub fn diff(loaded: &[u8], now: &Record) -> LuaResult<Changes> {
-    let before = entries_of(loaded)?;
-    let after = now.entries()?;
+    let (mut before, mut after) = (EntryIter::new(loaded)?, EntryIter::new(&now.0)?);
+    let (mut b, mut a) = (before.next().transpose()?, after.next().transpose()?);
     let mut changes = Changes::default();
-    let (mut b, mut a) = (before.iter().peekable(), after.iter().peekable());
     loop {
-        match (b.peek(), a.peek()) {
+        match (b, a) {
             (None, None) => break,
             (Some((bk, _)), None) => {
                 try_push(&mut changes.removed, try_copy(bk)?)?;
-                b.next();
+                b = before.next().transpose()?;
             }
             (None, Some((ak, av))) => {
                 try_push(&mut changes.set, (try_copy(ak)?, try_copy(av)?))?;
-                a.next();
+                a = after.next().transpose()?;
             }
             (Some((bk, bv)), Some((ak, av))) => match key_cmp(bk, ak) {
                 Ordering::Less => {
                     try_push(&mut changes.removed, try_copy(bk)?)?;
-                    b.next();
+                    b = before.next().transpose()?;
                 }
                 Ordering::Greater => {
                     try_push(&mut changes.set, (try_copy(ak)?, try_copy(av)?))?;
-                    a.next();
+                    a = after.next().transpose()?;
                 }
                 Ordering::Equal => {
                     if bv != av {
                         try_push(&mut changes.set, (try_copy(ak)?, try_copy(av)?))?;
                     }
-                    b.next();
-                    a.next();
+                    b = before.next().transpose()?;
+                    a = after.next().transpose()?;
                 }
             },
         }
@@ -588,21 +600,54 @@ pub fn flat_len(record: &[u8], slot: impl Fn(&[u8]) -> Slot) -> Option<usize> {
 
 /// The (key, encoded value) pairs of an encoded record, in key order.
 fn entries_of(buf: &[u8]) -> LuaResult<Vec<(&[u8], &[u8])>> {
-    let mut r = Reader::new(buf);
-    if r.byte() != Some(MAP) {
-        return Err(corrupt());
-    }
-    let n = r.varint().ok_or_else(corrupt)?;
+    let entries = EntryIter::new(buf)?;
     let mut out = Vec::new();
-    out.try_reserve(n.min(1024) as usize)
+    out.try_reserve(entries.left.min(1024) as usize)
         .map_err(|_| NoMemory)?;
-    for _ in 0..n {
-        let key = r.string().ok_or_else(corrupt)?;
-        let start = r.pos;
-        r.skip_value(1).map_err(|_| undecodable(buf))?;
-        try_push(&mut out, (key, buf.get(start..r.pos).unwrap_or_default()))?;
+    for entry in entries {
+        try_push(&mut out, entry?)?;
     }
     Ok(out)
+}
+
+/// The (key, encoded value) pairs of an encoded record one by one, without a list (a commit's
+/// diff walks two records side by side).
+struct EntryIter<'a> {
+    r: Reader<'a>,
+    left: u64,
+}
+
+impl<'a> EntryIter<'a> {
+    fn new(buf: &'a [u8]) -> LuaResult<EntryIter<'a>> {
+        let mut r = Reader::new(buf);
+        if r.byte() != Some(MAP) {
+            return Err(corrupt());
+        }
+        let left = r.varint().ok_or_else(corrupt)?;
+        Ok(EntryIter { r, left })
+    }
+}
+
+impl<'a> Iterator for EntryIter<'a> {
+    type Item = LuaResult<(&'a [u8], &'a [u8])>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let r = &mut self.r;
+        let Some(key) = r.string() else {
+            self.left = 0;
+            return Some(Err(corrupt()));
+        };
+        let start = r.pos;
+        if r.skip_value(1).is_err() {
+            self.left = 0;
+            return Some(Err(undecodable(r.buf)));
+        }
+        Some(Ok((key, r.buf.get(start..r.pos).unwrap_or_default())))
+    }
 }
 
 /// Reads the wire format; `None` means corrupt input (never a panic).
