@@ -51,6 +51,10 @@ local function elapsed(f)
     return ngx.now() - t0, a, b
 end
 
+-- The key of session `id`'s merge lock (SharedDictStore's MERGE_LOCK): held here to play a
+-- merge in flight in another worker.
+local function merge_lock(id) return "\0m" .. id:sub(-12) end
+
 local ids = 0
 local function new_id()
     ids = ids + 1
@@ -132,7 +136,7 @@ case("merge of an unknown id is false and writes nothing", function()
     eq(s:merge(id, patch({}, { a = 1 }), 60), false, "merge")
     eq(s:get(id), nil, "get")
     eq(s:exists(id), false, "exists")
-    eq(ngx.shared.sessions:get("\0lock:t:" .. id), nil, "lock left behind")
+    eq(ngx.shared.sessions:get(merge_lock(id)), nil, "lock left behind")
 end)
 
 case("destroy: gone, and a later merge does not bring it back", function()
@@ -221,7 +225,7 @@ case("a bad patch raises a plain store error and releases the lock", function()
     raises(function() s:merge(id, "not a patch", 60) end,
         "^honeymoon_session: SharedDictStore:merge failed: honeymoon_session: merge_patch: not a patch this module wrote %(lua_shared_dict sessions%)$",
         "bad patch")
-    eq(ngx.shared.sessions:get("\0lock:t:" .. id), nil, "lock left behind")
+    eq(ngx.shared.sessions:get(merge_lock(id)), nil, "lock left behind")
     local t = elapsed(function() return s:merge(id, patch(SESSION, { a = 1 }), 60) end)
     assert(t < 0.05, "the next merge waited " .. t .. " s")
     eq(s:get(id), record({ a = 1 }), "next merge")
@@ -231,7 +235,7 @@ case("a held lock: merge waits (ngx.sleep) and proceeds when it frees itself", f
     local s, id = store(), new_id()
     s:set(id, record({}), 60)
     -- A worker that died inside its merge: its lock expires on its own (here after 0.2 s).
-    ngx.shared.sessions:add("\0lock:t:" .. id, true, 0.2)
+    ngx.shared.sessions:add(merge_lock(id), true, 0.2)
     local t, ok = elapsed(function() return s:merge(id, patch({}, { a = 1 }), 60) end)
     eq(ok, true, "merge")
     assert(t > 0.15 and t < 1, "waited " .. t .. " s")
@@ -241,7 +245,7 @@ end)
 case("a held lock past lock_timeout: merge fails plainly, writes nothing", function()
     local s, id = store({ dict = "sessions", prefix = "t:", lock_timeout = 0.05 }), new_id()
     s:set(id, record({}), 60)
-    ngx.shared.sessions:add("\0lock:t:" .. id, true, 5)
+    ngx.shared.sessions:add(merge_lock(id), true, 5)
     local t = elapsed(function()
         raises(function() s:merge(id, patch({}, { a = 1 }), 60) end,
             "^honeymoon_session: SharedDictStore:merge failed: the session stayed locked by another request for 0%.05 s %(lock_timeout%) %(lua_shared_dict sessions%)$",
@@ -249,18 +253,18 @@ case("a held lock past lock_timeout: merge fails plainly, writes nothing", funct
     end)
     assert(t >= 0.05 and t < 0.5, "failed after " .. t .. " s")
     eq(s:get(id), record({}), "unchanged")
-    ngx.shared.sessions:delete("\0lock:t:" .. id)
+    ngx.shared.sessions:delete(merge_lock(id))
 end)
 
 case("a held lock across a C call boundary: a plain error, the lock's holder undisturbed", function()
     local s, id = store(), new_id()
     s:set(id, record({}), 60)
-    ngx.shared.sessions:add("\0lock:t:" .. id, true, 5)
+    ngx.shared.sessions:add(merge_lock(id), true, 5)
     local err
     -- gsub's callback is a C boundary: ngx.sleep cannot yield out of it.
     ("x"):gsub("x", function() _, err = pcall(s.merge, s, id, patch({}, { a = 1 }), 60) end)
-    eq(ngx.shared.sessions:get("\0lock:t:" .. id), true, "the holder's lock")
-    ngx.shared.sessions:delete("\0lock:t:" .. id)
+    eq(ngx.shared.sessions:get(merge_lock(id)), true, "the holder's lock")
+    ngx.shared.sessions:delete(merge_lock(id))
     assert(type(err) == "string" and err:find("^honeymoon_session: SharedDictStore:merge failed: the session is locked by "
         .. "another request, and ngx.sleep cannot wait for it: .*yield across .* %(lua_shared_dict sessions%)$"),
         "error: " .. tostring(err))
@@ -384,9 +388,9 @@ end
 function M.set_phase()
     local s, id = store(), new_id()
     s:set(id, record({}), 60)
-    ngx.shared.sessions:add("\0lock:t:" .. id, true, 5)
+    ngx.shared.sessions:add(merge_lock(id), true, 5)
     local t, ok, err = elapsed(function() return pcall(s.merge, s, id, patch({}, { a = 1 }), 60) end)
-    ngx.shared.sessions:delete("\0lock:t:" .. id)
+    ngx.shared.sessions:delete(merge_lock(id))
     s:destroy(id)
     if ok then return "not ok: merge succeeded under a held lock" end
     if not err:find("^honeymoon_session: SharedDictStore:merge failed: the session is locked by another request, "

@@ -36,6 +36,13 @@ local min, max, floor, sort, random = math.min, math.max, math.floor, table.sort
 -- with NUL) is ever taken for one, and all/length/clear skip them with one byte test. So do
 -- the owner index's entries.
 local LOCK = "\0lock:"
+-- A session's merge lock: "\0m" and the last MERGE_LOCK_ID bytes of its id (72 random bits),
+-- not the whole key: nginx hashes and compares a key byte by byte on every dict call, and a
+-- lock's add + delete cost 358 ns with the 43-byte key, 159 with an 18-byte one. The end, not
+-- the start: ids made in sequence differ there. Two sessions (or two prefixes) that share a
+-- lock only wait for each other a few microseconds more.
+local MERGE_LOCK = "\0m"
+local MERGE_LOCK_ID = 12
 local SEEN = "\0seen:"
 local OWNER = "\0owner:"
 local NUL = 0
@@ -290,7 +297,7 @@ end
 ---@return boolean written
 function Store:merge(id, patch, ttl)
     local dict, key = self.dict, self.prefix .. id
-    local lock_key = LOCK .. key
+    local lock_key = MERGE_LOCK .. sub(id, -MERGE_LOCK_ID)
     lock(self, "merge", lock_key)
     -- From here to the unlock nothing yields: another request of this worker cannot run, and
     -- other workers wait on the lock.
@@ -340,14 +347,13 @@ end
 ---@return boolean
 function Store:touch(id, ttl)
     local dict, key = self.dict, self.prefix .. id
-    -- dict:expire also revives an entry that expired but is not yet freed, so check first. Both
-    -- calls judge expiry by this worker's cached clock, which does not move between them.
-    local left = dict:ttl(key)
-    if left == nil or left < 0 then return false end
-    -- An id regenerate retired keeps its short grace: not refreshed, and no cookie goes out.
-    if not record_meta then natives() end
+    -- dict:expire also revives an entry that expired but is not yet freed, so check first:
+    -- dict:get answers nil for it. Both calls judge expiry by this worker's cached clock,
+    -- which does not move between them.
     local record = dict:get(key)
     if record == nil then return false end
+    -- An id regenerate retired keeps its short grace: not refreshed, and no cookie goes out.
+    if not record_meta then natives() end
     local owner, _, stale = record_meta(record)
     if stale ~= nil then return false end
     local ok, err = dict:expire(key, ttl)
