@@ -51,8 +51,8 @@ local function elapsed(f)
     return ngx.now() - t0, a, b
 end
 
--- The key of session `id`'s merge lock (SharedDictStore's MERGE_LOCK): held here to play a
--- merge in flight in another worker.
+-- The key of session `id`'s merge lock (SharedDictStore's MERGE_LOCK; ids of 12 bytes or more):
+-- held here to play a merge in flight in another worker.
 local function merge_lock(id) return "\0m" .. id:sub(-12) end
 
 local ids = 0
@@ -190,7 +190,8 @@ case("all, length and clear see only this store's prefix, never lock keys", func
     a:set("one", record({ n = 1 }), 60)
     a:set("two", record({ n = 2 }), 60)
     b:set("three", record({ n = 3 }), 60)
-    dict:add("\0lock:a:one", true, 5) -- a merge in flight
+    dict:add("\0lock:a:one", true, 5) -- a merge in flight (a short id locks its whole key)
+    dict:add(merge_lock("one-of-a-longer-id"), true, 5) -- and one of an engine id
     local all = a:all()
     table.sort(all)
     eq(table.concat(all, ","), "one,two", "a:all()")
@@ -201,6 +202,7 @@ case("all, length and clear see only this store's prefix, never lock keys", func
     eq(b:get("three"), record({ n = 3 }), "b's session after a:clear()")
     eq(dict:get("foreign"), "x", "foreign key after a:clear()")
     dict:delete("\0lock:a:one")
+    dict:delete(merge_lock("one-of-a-longer-id"))
     b:clear()
     dict:delete("foreign")
 end)
@@ -211,11 +213,13 @@ case("prefix \"\": all() returns ids and skips lock keys", function()
     local s = store({ dict = "other", prefix = "" })
     s:set("x", record({}), 60)
     dict:add("\0lock:x", true, 5)
+    dict:add(merge_lock("x-of-a-longer-id"), true, 5)
     eq(table.concat(s:all(), ","), "x", "all()")
     eq(s:length(), 1, "length()")
     s:clear()
     eq(s:length(), 0, "length() after clear")
     eq(dict:get("\0lock:x"), true, "clear leaves a lock in flight alone")
+    eq(dict:get(merge_lock("x-of-a-longer-id")), true, "clear leaves a merge lock in flight alone")
     dict:flush_all()
 end)
 
@@ -254,6 +258,19 @@ case("a held lock past lock_timeout: merge fails plainly, writes nothing", funct
     assert(t >= 0.05 and t < 0.5, "failed after " .. t .. " s")
     eq(s:get(id), record({}), "unchanged")
     ngx.shared.sessions:delete(merge_lock(id))
+end)
+
+case("an id shorter than 12 bytes locks its whole key", function()
+    local s, id = store({ dict = "sessions", prefix = "t:", lock_timeout = 0.05 }), "short"
+    s:set(id, record({}), 60)
+    ngx.shared.sessions:add("\0lock:t:" .. id, true, 5)
+    raises(function() s:merge(id, patch({}, { a = 1 }), 60) end,
+        "^honeymoon_session: SharedDictStore:merge failed: the session stayed locked by another request",
+        "held whole-key lock")
+    ngx.shared.sessions:delete("\0lock:t:" .. id)
+    eq(s:merge(id, patch({}, { a = 1 }), 60), true, "merge once free")
+    eq(ngx.shared.sessions:get("\0lock:t:" .. id), nil, "lock left behind")
+    s:destroy(id)
 end)
 
 case("a held lock across a C call boundary: a plain error, the lock's holder undisturbed", function()

@@ -315,8 +315,9 @@ pub unsafe fn encode_value_at(
 
 /// The bookkeeping in the `__meta` table at absolute index `idx`, read field by field: what
 /// `Meta::from_value` reads from the table's encoding (a test pins the two alike), without
-/// encoding it. Fields of the wrong type, and keys it does not know, are ignored. The stack is
-/// left as it was.
+/// encoding it. Fields of the wrong type, and keys it does not know, are ignored; so are
+/// values the encoder would refuse (a function), where encoding failed the commit. Only
+/// session.lua fills this table, with the four fields. The stack is left as it was.
 ///
 /// # Safety
 /// `state` is a valid Lua state with room for two more values, and `idx` a valid absolute

@@ -347,14 +347,12 @@ impl Record {
     }
 
     /// What changed from `self` (as loaded) to `now` (at commit), key by key: one walk over
-    /// both key-sorted entry lists, so a commit stays linear in the number of keys.
+    /// both records, so a commit stays linear in the number of keys.
     pub fn diff(&self, now: &Record) -> LuaResult<Changes> {
         diff(&self.0, now)
     }
 }
 
-/// What changed from `loaded` (a stored record, borrowed) to `now`, key by key: one walk over
-/// both key-sorted entry lists, so a commit stays linear in the number of keys.
 /// Orders two top-level keys. Every key comparison of `diff` and `merged` goes through here,
 /// so a test can count them: a commit must stay linear in the number of keys.
 fn key_cmp(a: &[u8], b: &[u8]) -> Ordering {
@@ -363,8 +361,11 @@ fn key_cmp(a: &[u8], b: &[u8]) -> Ordering {
     a.cmp(b)
 }
 
+/// What changed from `loaded` (a stored record, borrowed) to `now`, key by key: one walk over
+/// both records side by side (their keys are in order), so a commit stays linear in the number
+/// of keys.
 pub fn diff(loaded: &[u8], now: &Record) -> LuaResult<Changes> {
-    let (mut before, mut after) = (EntryIter::new(loaded)?, EntryIter::new(&now.0)?);
+    let (mut before, mut after) = (EntryIter::record(loaded)?, EntryIter::record(&now.0)?);
     let (mut b, mut a) = (before.next().transpose()?, after.next().transpose()?);
     let mut changes = Changes::default();
     loop {
@@ -610,21 +611,40 @@ fn entries_of(buf: &[u8]) -> LuaResult<Vec<(&[u8], &[u8])>> {
     Ok(out)
 }
 
-/// The (key, encoded value) pairs of an encoded record one by one, without a list (a commit's
+/// The (key, encoded value) pairs of an encoded map one by one, without a list (a commit's
 /// diff walks two records side by side).
 struct EntryIter<'a> {
     r: Reader<'a>,
     left: u64,
+    /// A record's top level, whose keys this module writes in byte order (`into_record`):
+    /// there a key out of order (or repeated) is corrupt, since `diff` and the patches it makes
+    /// rely on the order. (Nested maps are in the order of their encoded keys.)
+    ordered: bool,
+    last: Option<&'a [u8]>,
 }
 
 impl<'a> EntryIter<'a> {
     fn new(buf: &'a [u8]) -> LuaResult<EntryIter<'a>> {
+        EntryIter::over(buf, false)
+    }
+
+    /// A record's top-level entries, refused from the first key out of byte order.
+    fn record(buf: &'a [u8]) -> LuaResult<EntryIter<'a>> {
+        EntryIter::over(buf, true)
+    }
+
+    fn over(buf: &'a [u8], ordered: bool) -> LuaResult<EntryIter<'a>> {
         let mut r = Reader::new(buf);
         if r.byte() != Some(MAP) {
             return Err(corrupt());
         }
         let left = r.varint().ok_or_else(corrupt)?;
-        Ok(EntryIter { r, left })
+        Ok(EntryIter {
+            r,
+            left,
+            ordered,
+            last: None,
+        })
     }
 }
 
@@ -637,10 +657,12 @@ impl<'a> Iterator for EntryIter<'a> {
         }
         self.left -= 1;
         let r = &mut self.r;
-        let Some(key) = r.string() else {
+        let in_order = |k: &&[u8]| !self.ordered || self.last.is_none_or(|l| l < *k);
+        let Some(key) = r.string().filter(in_order) else {
             self.left = 0;
             return Some(Err(corrupt()));
         };
+        self.last = Some(key);
         let start = r.pos;
         if r.skip_value(1).is_err() {
             self.left = 0;
@@ -935,6 +957,10 @@ mod tests {
         let merged = Record::merged(&theirs.0, &back).unwrap();
         let (want, _) = roundtrip(&lua, "return { a = 10, b = 2, d = 4, z = { 1 } }");
         assert_eq!(merged, want);
+        // A stored record whose keys are out of order is corrupt: no patch from it (a patch
+        // out of order would be refused by every merge).
+        assert!(diff(b"M\x02S\x01bTS\x01aT", &mine).is_err());
+        assert!(diff(b"M\x02S\x01aTS\x01aT", &mine).is_err());
         assert!(Changes::from_patch(b"M\x01S\x01aX junk").unwrap().is_none());
         assert!(
             Changes::from_patch(b"M\x02S\x01bXS\x01aX")

@@ -39,8 +39,9 @@ local LOCK = "\0lock:"
 -- A session's merge lock: "\0m" and the last MERGE_LOCK_ID bytes of its id (72 random bits),
 -- not the whole key: nginx hashes and compares a key byte by byte on every dict call, and a
 -- lock's add + delete cost 358 ns with the 43-byte key, 159 with an 18-byte one. The end, not
--- the start: ids made in sequence differ there. Two sessions (or two prefixes) that share a
--- lock only wait for each other a few microseconds more.
+-- the start: ids made in sequence differ there. Two sessions that share a lock only take
+-- turns (a waiter sleeps 1 ms or more). A shorter id (a store method called directly) locks
+-- its whole key, so two stores whose keys meet lock alike.
 local MERGE_LOCK = "\0m"
 local MERGE_LOCK_ID = 12
 local SEEN = "\0seen:"
@@ -297,7 +298,7 @@ end
 ---@return boolean written
 function Store:merge(id, patch, ttl)
     local dict, key = self.dict, self.prefix .. id
-    local lock_key = MERGE_LOCK .. sub(id, -MERGE_LOCK_ID)
+    local lock_key = #id >= MERGE_LOCK_ID and MERGE_LOCK .. sub(id, -MERGE_LOCK_ID) or LOCK .. key
     lock(self, "merge", lock_key)
     -- From here to the unlock nothing yields: another request of this worker cannot run, and
     -- other workers wait on the lock.
