@@ -125,9 +125,11 @@ nonblocking-check: both
 bench: both
 	bash bench/run.sh
 
-# Worker CPU per request under nginx (2 workers, shared-dict store): /counter vs /counter-plain.
+# Worker CPU per request under nginx (2 workers, shared-dict store): /counter vs /counter-plain,
+# under wrk, then the same routes as subrequests inside one worker (steadier, for comparisons).
 bench-nginx: both
 	bash bench/nginx_cost.sh
+	bash bench/nginx_subrequests.sh
 
 clean:
 	rm -rf build target dist
