@@ -11,8 +11,7 @@
 //! their record parsed for it.
 
 use crate::clock;
-use crate::codec::meta::META_KEY;
-use crate::codec::meta::Meta;
+use crate::codec::meta::{self, Meta};
 use crate::codec::{self, Changes, Record};
 use crate::store::{
     Id, Lifetime, Listed, Loaded, MAX_ID_LEN, Merged, Store, StoreError, StoreResult, Ttl,
@@ -379,16 +378,7 @@ impl MemoryStore {
             ),
             None => return Ok(false),
         };
-        // The owner is the merged record's: read only when the session had one or the merge
-        // rewrote the bookkeeping (a login, a logout).
-        let meta = META_KEY.as_bytes();
-        let rewrites_meta =
-            changes.set.iter().any(|(k, _)| k == meta) || changes.removed.iter().any(|k| k == meta);
-        let owner = if owned || rewrites_meta {
-            Meta::of_record(&merged.0).owner
-        } else {
-            None
-        };
+        let owner = meta::owner_after(owned, changes, &merged.0);
         inner
             .put(
                 id.as_bytes(),
@@ -789,7 +779,7 @@ mod tests {
         // A merge that removes the bookkeeping (a logout) unlists.
         let logout = Changes {
             set: Vec::new(),
-            removed: vec![META_KEY.as_bytes().to_vec()],
+            removed: vec![meta::META_KEY.as_bytes().to_vec()],
         };
         assert!(store.merge_record("x", &logout, 60).unwrap());
         let listed = Store::sessions_of(&store, "ann").unwrap();
