@@ -8,7 +8,7 @@
 //! The Lua session builds the same map as a table; `Meta::encode` writes what the table
 //! encoder writes for it, so equal bookkeeping encodes equally byte for byte (a test pins it).
 
-use super::{EntryIter, FALSE, INT, MAP, NoMemory, Reader, entries_of, put, write_str};
+use super::{FALSE, INT, MAP, NoMemory, Reader, entries_of, put, write_str};
 
 /// The record key the bookkeeping lives under.
 pub const META_KEY: &str = "__meta";
@@ -87,14 +87,24 @@ impl Meta {
     /// The bookkeeping in a stored record (none when the record has no `__meta`). One walk
     /// over the top-level keys, without allocating: loads and merges run it.
     pub fn of_record(record: &[u8]) -> Meta {
-        // A corrupt entry ends the walk (the iterator stops after its error).
-        let Ok(mut entries) = EntryIter::new(record) else {
+        let mut r = Reader::new(record);
+        if r.byte() != Some(MAP) {
+            return Meta::default();
+        }
+        let Some(n) = r.varint() else {
             return Meta::default();
         };
-        entries
-            .find_map(|e| e.ok().filter(|(k, _)| *k == META_KEY.as_bytes()))
-            .map(|(_, v)| Meta::from_value(v))
-            .unwrap_or_default()
+        for _ in 0..n {
+            let Some(key) = r.string() else { break };
+            let start = r.pos;
+            if r.skip_value(1).is_err() {
+                break;
+            }
+            if key == META_KEY.as_bytes() {
+                return Meta::from_value(record.get(start..r.pos).unwrap_or_default());
+            }
+        }
+        Meta::default()
     }
 
     pub fn is_empty(&self) -> bool {
