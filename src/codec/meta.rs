@@ -163,20 +163,6 @@ impl Meta {
     }
 }
 
-/// The owner a record merged from `changes` names, read only when it can have one: the session
-/// had one before (`had_owner`), or the merge rewrote its bookkeeping (a login, a logout). The
-/// common merge does neither and skips the walk over `merged`.
-pub fn owner_after(had_owner: bool, changes: &super::Changes, merged: &[u8]) -> Option<String> {
-    let key = META_KEY.as_bytes();
-    let rewrites_meta =
-        changes.set.iter().any(|(k, _)| k == key) || changes.removed.iter().any(|k| k == key);
-    if had_owner || rewrites_meta {
-        Meta::of_record(merged).owner
-    } else {
-        None
-    }
-}
-
 /// `record` with its `__meta` replaced by `meta` (removed when `meta` is empty).
 pub fn with_meta(record: &[u8], meta: &Meta) -> mlua::Result<super::Record> {
     let value = if meta.is_empty() {

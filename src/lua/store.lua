@@ -154,20 +154,6 @@ local function checked(data, flash, shadow, meta, snap)
     return data, flash, shadow, meta, snap
 end
 
----What a Lua store holds under `id`, decoded: `data, flash, shadow, meta, snapshot,
----version`; nothing when it holds none, or the session is past its absolute timeout (then it
----is deleted: never adopted again).
-local function fetch(ctx, id)
-    local stored, version = M.get(ctx, id)
-    if stored == nil then return nil end
-    local data, flash, shadow, meta, snap = checked(adopt(ctx, stored))
-    if data == nil then
-        call(ctx, "destroy", id)
-        return nil
-    end
-    return data, flash, shadow, meta, snap, version
-end
-
 ---The session `id` as the store holds it now (for session:reload()): `data, flash, shadow,
 ---meta, snapshot, version`, or nothing when the store no longer holds it.
 function M.reload(ctx, id)
@@ -177,7 +163,14 @@ function M.reload(ctx, id)
         checked(data, flash, shadow, meta, snap)
         return data, flash, shadow, meta, snap, version
     end
-    return fetch(ctx, id)
+    local stored, version = M.get(ctx, id)
+    if stored == nil then return nil end
+    local data, flash, shadow, meta, snap = checked(adopt(ctx, stored))
+    if data == nil then
+        call(ctx, "destroy", id) -- past its absolute timeout
+        return nil
+    end
+    return data, flash, shadow, meta, snap, version
 end
 
 ---Removes the session's id from the store. With `ask`, returns whether a live session was
@@ -198,8 +191,12 @@ end
 ---it holds; else a fresh id. Walks the engine's results without a table.
 local function first_live(ctx, id, ...)
     if id == nil then return ctx.id() end
-    local data, flash, shadow, meta, snap, version = fetch(ctx, id)
-    if data ~= nil then return id, data, flash, shadow, meta, snap, version end
+    local stored, version = M.get(ctx, id)
+    if stored ~= nil then
+        local data, flash, shadow, meta, snap = checked(adopt(ctx, stored))
+        if data ~= nil then return id, data, flash, shadow, meta, snap, version end
+        call(ctx, "destroy", id) -- past its absolute timeout: never adopted again
+    end
     return first_live(ctx, ...)
 end
 

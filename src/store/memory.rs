@@ -11,7 +11,8 @@
 //! their record parsed for it.
 
 use crate::clock;
-use crate::codec::meta::{self, Meta};
+use crate::codec::meta::META_KEY;
+use crate::codec::meta::Meta;
 use crate::codec::{self, Changes, Record};
 use crate::store::{
     Id, Lifetime, Listed, Loaded, MAX_ID_LEN, Merged, Store, StoreError, StoreResult, Ttl,
@@ -378,7 +379,16 @@ impl MemoryStore {
             ),
             None => return Ok(false),
         };
-        let owner = meta::owner_after(owned, changes, &merged.0);
+        // The owner is the merged record's: read only when the session had one or the merge
+        // rewrote the bookkeeping (a login, a logout).
+        let meta = META_KEY.as_bytes();
+        let rewrites_meta =
+            changes.set.iter().any(|(k, _)| k == meta) || changes.removed.iter().any(|k| k == meta);
+        let owner = if owned || rewrites_meta {
+            Meta::of_record(&merged.0).owner
+        } else {
+            None
+        };
         inner
             .put(
                 id.as_bytes(),
@@ -779,7 +789,7 @@ mod tests {
         // A merge that removes the bookkeeping (a logout) unlists.
         let logout = Changes {
             set: Vec::new(),
-            removed: vec![meta::META_KEY.as_bytes().to_vec()],
+            removed: vec![META_KEY.as_bytes().to_vec()],
         };
         assert!(store.merge_record("x", &logout, 60).unwrap());
         let listed = Store::sessions_of(&store, "ann").unwrap();

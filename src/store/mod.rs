@@ -39,7 +39,16 @@ pub fn merge_patch(current: &[u8], patch: &[u8]) -> LuaResult<Patched> {
         return Ok(Patched::Retired);
     }
     let merged = codec::Record::merged(current, &changes)?;
-    let after = meta::owner_after(before.owner.is_some(), &changes, &merged.0);
+    // The merged record is read for its owner only when it can have one: the session had
+    // one, or this merge rewrote the bookkeeping (the common merge does neither).
+    let meta_key = meta::META_KEY.as_bytes();
+    let rewrites_meta = changes.set.iter().any(|(k, _)| k == meta_key)
+        || changes.removed.iter().any(|k| k == meta_key);
+    let after = if before.owner.is_some() || rewrites_meta {
+        meta::Meta::of_record(&merged.0).owner
+    } else {
+        None
+    };
     let changed = after != before.owner;
     Ok(Patched::Merged(merged, after, changed))
 }
