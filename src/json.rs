@@ -329,9 +329,15 @@ mod tests {
             r#"[1,2.5,"x\"",true]"#
         );
         assert_eq!(enc(&lua, "return {}").unwrap(), "{}");
+        // A float that is whole stays a float where Lua tells floats from integers.
+        let whole_float = if cfg!(any(feature = "lua53", feature = "lua54")) {
+            r#"{"a":{"2":1.0}}"#
+        } else {
+            r#"{"a":{"2":1}}"#
+        };
         assert_eq!(
             enc(&lua, "return { a = { [2] = 1.0 } }").unwrap(),
-            r#"{"a":{"2":1.0}}"#
+            whole_float
         );
         assert_eq!(enc(&lua, "return 'é\\n'").unwrap(), "\"é\\n\"");
     }
@@ -401,7 +407,7 @@ mod tests {
         )
         .unwrap();
         let check: bool = lua
-            .load("local v = ... return v.a[1] == 1 and v.a[2] == nil and v.a[3] == 3 and v.b == 1.5 and v.c == 'x' and v.d > 1e19 and math.type(v.a[1]) == 'integer'")
+            .load("local v = ... return v.a[1] == 1 and v.a[2] == nil and v.a[3] == 3 and v.b == 1.5 and v.c == 'x' and v.d > 1e19 and (math.type == nil or math.type(v.a[1]) == 'integer')")
             .call(v)
             .unwrap();
         assert!(check);

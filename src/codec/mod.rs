@@ -775,14 +775,24 @@ mod tests {
         let (a, b) = roundtrip(
             &lua,
             r#"{ i = 1, f = 1.0, s = "a\0\255b", t = true, n = false,
-                 nest = { [1] = "x", [3] = "sparse", [-2] = 0.5, empty = {} }, big = math.maxinteger }"#,
+                 nest = { [1] = "x", [3] = "sparse", [-2] = 0.5, empty = {} }, big = math.maxinteger or 2^53 }"#,
         );
         assert_eq!(a, b);
         let t = a.to_table(&lua).unwrap();
         let f: LuaValue = t.get("f").unwrap();
-        assert!(matches!(f, LuaValue::Number(x) if x == 1.0));
         let i: LuaValue = t.get("i").unwrap();
-        assert!(matches!(i, LuaValue::Integer(1)));
+        if cfg!(any(feature = "lua53", feature = "lua54")) {
+            assert!(matches!(f, LuaValue::Number(x) if x == 1.0));
+            assert!(matches!(i, LuaValue::Integer(1)));
+        } else {
+            // No integer subtype: both are the number 1 (mlua may hand either back as Integer).
+            for v in [f, i] {
+                assert!(
+                    matches!(v, LuaValue::Number(x) if x == 1.0)
+                        || matches!(v, LuaValue::Integer(1))
+                );
+            }
+        }
         let s: LuaString = t.get("s").unwrap();
         assert_eq!(s.as_bytes().to_vec(), b"a\0\xffb".to_vec());
         let sparse: String = lua
@@ -827,7 +837,7 @@ mod tests {
                 "session keys must be strings, got a number",
             ),
             (
-                "return { co = { coroutine.create(print) } }",
+                "return { co = { coroutine.create(function() end) } }",
                 "co[1] is a coroutine",
             ),
         ];
