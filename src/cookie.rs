@@ -2,10 +2,12 @@
 //! (`s:<id>.<base64 HMAC-SHA256>`), and the Set-Cookie line.
 
 use crate::clock;
+use crate::id::ID_LEN;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use std::cell::Cell;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -63,6 +65,9 @@ fn percent_decode(s: &[u8], out: &mut [u8; MAX_VALUE]) -> Option<usize> {
 #[derive(Clone)]
 pub struct Signer {
     keys: Vec<HmacSha256>,
+    /// The signature the first secret gave the last id it verified: a request that loads a
+    /// session and sends its cookie again signs the same id, so one HMAC does for both.
+    last: Cell<Option<([u8; ID_LEN], [u8; 32])>>,
 }
 
 impl Signer {
@@ -72,7 +77,20 @@ impl Signer {
             .iter()
             .filter_map(|s| HmacSha256::new_from_slice(s).ok())
             .collect();
-        Signer { keys }
+        Signer {
+            keys,
+            last: Cell::new(None),
+        }
+    }
+
+    /// The first secret's signature of `id`.
+    fn signature(&self, key: &HmacSha256, id: &str) -> [u8; 32] {
+        if let Some((was, sig)) = self.last.get()
+            && was.as_slice() == id.as_bytes()
+        {
+            return sig;
+        }
+        Self::mac(key, id).finalize().into_bytes().into()
     }
 
     fn mac(key: &HmacSha256, id: &str) -> HmacSha256 {
@@ -102,9 +120,7 @@ impl Signer {
         out.push('.');
         if let Some(k) = self.keys.first() {
             let mut sig = [0u8; 43];
-            if let Ok(n) =
-                STANDARD_NO_PAD.encode_slice(Self::mac(k, id).finalize().into_bytes(), &mut sig)
-            {
+            if let Ok(n) = STANDARD_NO_PAD.encode_slice(self.signature(k, id), &mut sig) {
                 push_encoded(&mut out, std::str::from_utf8(&sig[..n]).unwrap_or_default());
             }
         }
@@ -124,10 +140,16 @@ impl Signer {
         if STANDARD_NO_PAD.decode_slice(sig, &mut mac).ok()? != 32 {
             return None;
         }
-        self.keys
+        let by = self
+            .keys
             .iter()
-            .any(|k| Self::mac(k, id).verify_slice(&mac).is_ok())
-            .then_some(id)
+            .position(|k| Self::mac(k, id).verify_slice(&mac).is_ok())?;
+        if by == 0
+            && let Ok(was) = <[u8; ID_LEN]>::try_from(id.as_bytes())
+        {
+            self.last.set(Some((was, mac)));
+        }
+        Some(id)
     }
 }
 
@@ -356,6 +378,26 @@ mod tests {
         assert_eq!(s.unsign(b"s:"), None);
         assert_eq!(s.unsign(b"s:."), None);
         assert_eq!(s.unsign(format!("{old}x").as_bytes()), None);
+    }
+
+    #[test]
+    fn a_verified_signature_is_reused_only_for_its_id_and_the_first_secret() {
+        const OTHER: &str = "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";
+        let s = signer(&["new", "old"]);
+        let fresh = |id: &str| encode_value(&signer(&["new"]).sign(id));
+        // Verified with the old secret: the cookie sent back is signed with the new one.
+        assert_eq!(s.unsign(signer(&["old"]).sign(ID).as_bytes()), Some(ID));
+        assert_eq!(s.cookie_value(ID), fresh(ID));
+        // Verified with the new secret: the same value, also for another id afterwards.
+        assert_eq!(s.unsign(s.sign(ID).as_bytes()), Some(ID));
+        assert_eq!(s.cookie_value(ID), fresh(ID));
+        assert_eq!(s.cookie_value(OTHER), fresh(OTHER));
+        // A tampered cookie for another id leaves nothing behind.
+        let mut bad = s.sign(OTHER);
+        bad.replace_range(3..4, "C");
+        assert_eq!(s.unsign(bad.as_bytes()), None);
+        assert_eq!(s.cookie_value(OTHER), fresh(OTHER));
+        assert_eq!(s.cookie_value(ID), fresh(ID));
     }
 
     fn find(header: &str, name: &str) -> Vec<String> {
