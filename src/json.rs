@@ -123,13 +123,20 @@ impl Encoder {
         }
         self.open.push(ptr);
         let n = t.raw_len();
-        let (mut count, mut number_keys) = (0usize, false);
+        // An array only when the keys are exactly 1..n: `raw_len` is a border, which may lie
+        // past a hole ({1, 2, nil, 4, k = "v"} has 4 keys and a border of 4).
+        let (mut count, mut in_range, mut number_keys) = (0usize, 0usize, false);
         for pair in t.pairs::<LuaValue, LuaValue>() {
             let (k, _) = pair?;
             count += 1;
+            in_range += match k {
+                LuaValue::Integer(i) => usize::try_from(i).is_ok_and(|i| i >= 1 && i <= n),
+                LuaValue::Number(x) => x.fract() == 0.0 && x >= 1.0 && x <= n as f64,
+                _ => false,
+            } as usize;
             number_keys |= matches!(k, LuaValue::Integer(_) | LuaValue::Number(_));
         }
-        if n > 0 && count == n {
+        if n > 0 && count == n && in_range == n {
             self.raw(b"[")?;
             for i in 1..=n {
                 if i > 1 {
@@ -340,6 +347,13 @@ mod tests {
             whole_float
         );
         assert_eq!(enc(&lua, "return 'é\\n'").unwrap(), "\"é\\n\"");
+
+        // A border past a hole: as many keys as the border, but not 1..n. An object, keeping k.
+        let holed = enc(&lua, "return { [1] = 'a', [2] = 'b', [4] = 'd', k = 'v' }").unwrap();
+        assert!(holed.starts_with('{'), "{holed}");
+        for part in [r#""1":"a""#, r#""2":"b""#, r#""4":"d""#, r#""k":"v""#] {
+            assert!(holed.contains(part), "{holed} lacks {part}");
+        }
     }
 
     #[test]
