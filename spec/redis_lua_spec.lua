@@ -401,6 +401,8 @@ describe("Lua RedisStore (cqueues): failures are plain messages naming store, me
     it("bad options fail at construction as plain strings", function()
         local cases = {
             { { url = "rediss://127.0.0.1" }, "only the blocking hs.RedisStore" },
+            { { url = "rediss://:S3cretPW@127.0.0.1" }, "only the blocking hs.RedisStore" },
+            { { url = "redis+unix:///tmp/r.sock?pass=S3cretPW" }, "is not a TCP address" },
             { { url = "http://127.0.0.1" }, "url is not a Redis URL" },
             { { uri = "redis://x" }, "unknown option uri" },
             { { pool = { max = 3 } }, "unknown option pool.max" },
@@ -413,6 +415,7 @@ describe("Lua RedisStore (cqueues): failures are plain messages naming store, me
             local err = caught(LuaRedis.new, case[1])
             assert.matches("^honeymoon_session: RedisStore ", err)
             assert.matches(case[2], err, 1, true)
+            assert.is_nil(err:find("S3cretPW", 1, true), "the password is in: " .. err)
         end
     end)
 end)

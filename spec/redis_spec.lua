@@ -293,6 +293,7 @@ describe("RedisStore over TLS (rediss://)", function()
   it("refuses tls options that cannot work, at construction", function()
     local cases = {
       { { url = server.url, tls = { ca = tls_server.ca } }, "tls needs a rediss:// url" },
+      { { url = "redis://:S3cretPW@127.0.0.1:6379", tls = { ca = tls_server.ca } }, "tls needs a rediss:// url" },
       { { url = tls_server.url, tls = { cafile = "x" } }, "unknown option tls.cafile" },
       { { url = tls_server.url, tls = { cert = tls_server.ca } }, "tls.cert and tls.key go together" },
       { { url = tls_server.url, tls = { ca = "/nonexistent.pem" } }, "tls.ca: cannot read" },
@@ -302,6 +303,7 @@ describe("RedisStore over TLS (rediss://)", function()
       local ok, err = pcall(hs.RedisStore, case[1])
       assert.is_false(ok)
       assert.matches(case[2], err, 1, true)
+      assert.is_nil(err:find("S3cretPW", 1, true), "the password is in: " .. err)
     end
   end)
 end)

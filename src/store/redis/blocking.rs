@@ -95,7 +95,10 @@ fn tls_client(url: &str, tls: &LuaTable) -> LuaResult<RedisResult<Client>> {
         }
     }
     if !url.starts_with("rediss://") {
-        return Err(bad(format!("tls needs a rediss:// url, got {url:?}")));
+        // Not the url itself: it may hold the password.
+        return Err(bad(
+            "tls needs a rediss:// url; url starts with another scheme".into(),
+        ));
     }
     let read = |key: &str| -> LuaResult<Option<Vec<u8>>> {
         match text(tls, key)? {

@@ -102,13 +102,13 @@ fn config(lua: &Lua, opts: Option<LuaTable>) -> LuaResult<LuaTable> {
         ConnectionAddr::Tcp(host, port) => (host.clone(), *port),
         ConnectionAddr::TcpTls { .. } => {
             return Err(bad(format!(
-                "url {url:?} asks for TLS, which only the blocking hs.RedisStore speaks; \
+                "url is rediss://, which asks for TLS, which only the blocking hs.RedisStore speaks; \
                  this store's sockets are the event loop's (use redis:// on a trusted network)"
             )));
         }
         _ => {
             return Err(bad(format!(
-                "url {url:?} is not a TCP address; this store connects over TCP (redis://host:port/db)"
+                "url is not a TCP address (a unix socket); this store connects over TCP (redis://host:port/db)"
             )));
         }
     };
