@@ -324,6 +324,13 @@ describe("rule 2: modified means the data differ deeply from what was loaded", f
       assert.equal("float", c:get("/type").body)
     end)
 
+    it("0.0 turned into -0.0 is stored (equal, but another number)", function()
+      run(function(s) s.z = 0.0 end)
+      run(function(s) s.z = -0.0 end)
+      app:route("GET", "/sign", function(req, res) res:text(tostring(1 / req.session.z)) end)
+      assert.equal(tostring(-1 / 0), c:get("/sign").body)
+    end)
+
     it("a value saved, then set back to what was loaded, is stored as set back", function()
       run(function(s)
         s.a = "2"

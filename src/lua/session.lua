@@ -428,8 +428,9 @@ local function unchanged(s, m)
     local copy, n = m.copy, 0
     for k, v in next, s do
         local was = copy[k]
-        -- A NaN, a table, or 1 -> 1.0 (equal, but stored differently) is a change.
-        if v ~= was or type(v) == "table" or (math_type and math_type(v) ~= math_type(was)) then
+        -- A NaN, a table, 1 -> 1.0 or 0.0 -> -0.0 (equal, but stored differently) is a change.
+        if v ~= was or type(v) == "table" or (math_type and math_type(v) ~= math_type(was))
+            or (v == 0 and 1 / v ~= 1 / was) then
             return false
         end
         n = n + 1
