@@ -582,6 +582,13 @@ describe("hs.session() refuses a store that is not one", function()
     end)
   end
 
+  it("refuses a merge() that is there but not a function (it would silently become sets)", function()
+    for _, bad in ipairs({ "yes", 42, {}, true, setmetatable({}, { __call = function() end }) }) do
+      local store = valid_store({ merge = bad })
+      contains("store method merge() must be a function or absent", error_of(hs.session, { secret = SECRET, store = store }))
+    end
+  end)
+
   it("refuses a store that is not a table", function()
     for _, bad in ipairs({ "redis", 42, true, print }) do
       contains("store must be a table", error_of(hs.session, { secret = SECRET, store = bad }))
@@ -637,19 +644,26 @@ describe("MemoryStore misuse", function()
     assert.equal(0, m:length())
   end)
 
-  it("refuses ids that are not strings", function()
-    error_of(m.get, m, nil)
-    error_of(m.get, m, {})
-    error_of(m.set, m, nil, {}, 60)
-    error_of(m.exists, m, print)
-    error_of(m.destroy, m, nil)
-    error_of(m.touch, m, {}, 60)
+  it("refuses ids that are not strings, in the module's one error shape", function()
+    local want = "honeymoon_session: MemoryStore ids must be strings of 1 to 4096 bytes, got "
+    assert.equal(want .. "nil", error_of(m.get, m, nil))
+    assert.equal(want .. "a table", error_of(m.get, m, {}))
+    assert.equal(want .. "nil", error_of(m.set, m, nil, {}, 60))
+    assert.equal(want .. "a function", error_of(m.exists, m, print))
+    assert.equal(want .. "nil", error_of(m.destroy, m, nil))
+    assert.equal(want .. "a table", error_of(m.touch, m, {}, 60))
+    assert.equal("honeymoon_session: MemoryStore ids must be UTF-8, got a string that is not",
+      error_of(m.get, m, "\255\254"))
+    assert.equal("honeymoon_session: MemoryStore:set takes the session data as a table, got a string",
+      error_of(m.set, m, "id", "not a table", 60))
   end)
 
   it("raises instead of crashing when a method is called with a dot", function()
-    error_of(m.get, "id")
-    error_of(m.set, "id", {}, 60)
-    error_of(m.length)
+    local want = "honeymoon_session: store methods are called with a colon: store:"
+    assert.equal(want .. "get(...)", error_of(m.get, "id"))
+    assert.equal(want .. "set(...)", error_of(m.set, "id", {}, 60))
+    assert.equal(want .. "length(...)", error_of(m.length))
+    assert.equal(want .. "get(...)", error_of(m.get, { _native = m._native }))
   end)
 
   it("refuses unknown options and a non-string shared name", function()

@@ -40,7 +40,10 @@ local function native_store(make)
     Store.__tostring = function(self) return tostring(self._native) end
     for _, name in pairs(store_methods) do
         Store[name] = function(self, ...)
-            local ud = self._native
+            local ud = getmetatable(self) == Store and self._native
+            if not ud then
+                error("honeymoon_session: store methods are called with a colon: store:" .. name .. "(...)", 2)
+            end
             return unwrap(pcall(ud[name], ud, ...))
         end
     end

@@ -512,8 +512,20 @@ impl Store for MemoryStore {
     }
 }
 
-/// An id argument from Lua, checked once here: 1 to MAX_ID_LEN bytes.
-fn id_arg(id: String) -> LuaResult<String> {
+/// An id argument from Lua, checked once here: a UTF-8 string (a number is taken as Lua
+/// would print it) of 1 to MAX_ID_LEN bytes.
+fn id_arg(lua: &Lua, v: LuaValue) -> LuaResult<String> {
+    let what = crate::codec::a_type(&v);
+    let Some(s) = lua.coerce_string(v)? else {
+        return Err(LuaError::runtime(format!(
+            "honeymoon_session: MemoryStore ids must be strings of 1 to {MAX_ID_LEN} bytes, got {what}"
+        )));
+    };
+    let Ok(id) = s.to_str().map(|id| id.to_string()) else {
+        return Err(LuaError::runtime(
+            "honeymoon_session: MemoryStore ids must be UTF-8, got a string that is not",
+        ));
+    };
     if Id::new(&id).is_none() {
         return Err(LuaError::runtime(format!(
             "honeymoon_session: MemoryStore ids must be 1 to {MAX_ID_LEN} bytes long, got {} bytes",
@@ -521,6 +533,17 @@ fn id_arg(id: String) -> LuaResult<String> {
         )));
     }
     Ok(id)
+}
+
+/// The data argument of `set`: a table (its values are checked as it is encoded).
+fn data_arg(v: LuaValue) -> LuaResult<LuaTable> {
+    match v {
+        LuaValue::Table(t) => Ok(t),
+        other => Err(LuaError::runtime(format!(
+            "honeymoon_session: MemoryStore:set takes the session data as a table, got {}",
+            crate::codec::a_type(&other)
+        ))),
+    }
 }
 
 /// A TTL argument from Lua, checked once here: whole seconds; nil means a day.
@@ -549,29 +572,32 @@ fn ttl_arg(v: LuaValue) -> LuaResult<u64> {
 
 impl LuaUserData for MemoryStore {
     fn add_methods<M: LuaUserDataMethods<Self>>(m: &mut M) {
-        m.add_method("get", |lua, s, id: String| {
-            match s.get_record(&id_arg(id)?)? {
+        m.add_method("get", |lua, s, id: LuaValue| {
+            match s.get_record(&id_arg(lua, id)?)? {
                 Some(r) => r.data_table(lua).map(LuaValue::Table),
                 None => Ok(LuaValue::Nil),
             }
         });
         m.add_method(
             "set",
-            |lua, s, (id, data, ttl): (String, LuaTable, LuaValue)| {
-                let record = Record::from_table(lua, &data)?;
+            |lua, s, (id, data, ttl): (LuaValue, LuaValue, LuaValue)| {
+                let id = id_arg(lua, id)?;
+                let record = Record::from_table(lua, &data_arg(data)?)?;
                 // Called directly, the owner is whatever `data.__meta.owner` says.
                 let owner = Meta::of_record(&record.0).owner;
-                Ok(s.set_record(&id_arg(id)?, &record, ttl_arg(ttl)?, owner.as_deref())?)
+                Ok(s.set_record(&id, &record, ttl_arg(ttl)?, owner.as_deref())?)
             },
         );
-        m.add_method("destroy", |_, s, id: String| {
-            s.destroy_id(&id_arg(id)?);
+        m.add_method("destroy", |lua, s, id: LuaValue| {
+            s.destroy_id(&id_arg(lua, id)?);
             Ok(())
         });
-        m.add_method("touch", |_, s, (id, ttl): (String, LuaValue)| {
-            Ok(s.touch_id(&id_arg(id)?, ttl_arg(ttl)?))
+        m.add_method("touch", |lua, s, (id, ttl): (LuaValue, LuaValue)| {
+            Ok(s.touch_id(&id_arg(lua, id)?, ttl_arg(ttl)?))
         });
-        m.add_method("exists", |_, s, id: String| Ok(s.exists(&id_arg(id)?)));
+        m.add_method("exists", |lua, s, id: LuaValue| {
+            Ok(s.exists(&id_arg(lua, id)?))
+        });
         m.add_method("all", |lua, s, ()| {
             let ids = s.ids();
             let t = lua.create_table_with_capacity(ids.len(), 0)?;

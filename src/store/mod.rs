@@ -151,7 +151,18 @@ pub fn lua_store_format(value: &LuaValue) -> LuaResult<(bool, bool)> {
             _ => LuaValue::Nil,
         }
     };
-    let merge = matches!(field("merge"), LuaValue::Function(_));
+    // A merge that is there but not callable must not quietly become whole-session sets,
+    // which undo other requests' writes.
+    let merge = match field("merge") {
+        LuaValue::Function(_) => true,
+        LuaValue::Nil => false,
+        other => {
+            return Err(LuaError::runtime(format!(
+                "honeymoon_session: store method merge() must be a function or absent, got {}",
+                crate::codec::a_type(&other)
+            )));
+        }
+    };
     let format = match value {
         LuaValue::Table(_) | LuaValue::UserData(_) => field("format"),
         other => {

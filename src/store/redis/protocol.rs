@@ -101,15 +101,17 @@ fn config(lua: &Lua, opts: Option<LuaTable>) -> LuaResult<LuaTable> {
     let (host, port) = match info.addr() {
         ConnectionAddr::Tcp(host, port) => (host.clone(), *port),
         ConnectionAddr::TcpTls { .. } => {
-            return Err(bad(format!(
+            return Err(bad(
                 "url is rediss://, which asks for TLS, which only the blocking hs.RedisStore speaks; \
                  this store's sockets are the event loop's (use redis:// on a trusted network)"
-            )));
+                    .into(),
+            ));
         }
         _ => {
-            return Err(bad(format!(
+            return Err(bad(
                 "url is not a TCP address (a unix socket); this store connects over TCP (redis://host:port/db)"
-            )));
+                    .into(),
+            ));
         }
     };
     let settings = info.redis_settings();
