@@ -477,7 +477,7 @@ unsafe fn push_value(state: *mut ffi::lua_State, r: &mut Reader, depth: usize) -
                 let (narr, nrec) = if int_keys { (hint, 0) } else { (0, hint) };
                 ffi::lua_createtable(state, narr, nrec);
                 for _ in 0..n {
-                    if !push_value(state, r, depth + 1) {
+                    if !r.key_ahead() || !push_value(state, r, depth + 1) {
                         ffi::lua_pop(state, 1);
                         return false;
                     }

@@ -687,6 +687,20 @@ impl<'a> Reader<'a> {
         self.buf.get(self.pos).copied()
     }
 
+    /// Whether the next value can be a Lua table key: this module never writes a table as a
+    /// key, and Lua raises on a NaN one; stored bytes with either are corrupt.
+    fn key_ahead(&self) -> bool {
+        match self.peek() {
+            Some(MAP) => false,
+            Some(FLOAT) => self
+                .buf
+                .get(self.pos + 1..self.pos + 9)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .is_some_and(|b| !f64::from_le_bytes(b).is_nan()),
+            _ => true,
+        }
+    }
+
     fn byte(&mut self) -> Option<u8> {
         let b = self.peek()?;
         self.pos += 1;
@@ -1017,6 +1031,15 @@ mod tests {
         for bytes in bad {
             assert!(decode_value(&lua, bytes).is_err(), "{bytes:?}");
             assert!(Record(bytes.to_vec()).entries().is_err(), "{bytes:?}");
+        }
+        // A table as a key, and a NaN key: never written by this module, refused as corrupt
+        // (a NaN key used to raise Lua's own "table index is NaN").
+        let mut nan_key = b"M\x01N".to_vec();
+        nan_key.extend_from_slice(&f64::NAN.to_le_bytes());
+        nan_key.push(TRUE);
+        for bytes in [b"M\x01M\x00T".to_vec(), nan_key] {
+            let err = decode_value(&lua, &bytes).unwrap_err().to_string();
+            assert!(err.contains("corrupt"), "{bytes:?}: {err}");
         }
         // The Lua stack is left balanced after failures.
         let top: i64 = lua.load("return select('#', 1, 2)").eval().unwrap();
