@@ -255,7 +255,9 @@ case("a held lock past lock_timeout: merge fails plainly, writes nothing", funct
             "^honeymoon_session: SharedDictStore:merge failed: the session stayed locked by another request for 0%.05 s %(lock_timeout%) %(lua_shared_dict sessions%)$",
             "timeout")
     end)
-    assert(t >= 0.05 and t < 0.5, "failed after " .. t .. " s")
+    -- ngx.now() is epoch seconds in a double, where a millisecond step is off by up to 2.4e-7
+    -- (one ulp at 1.7e9): a wait of exactly 50 ms can measure 0.04999995.
+    assert(t >= 0.05 - 1e-6 and t < 0.5, "failed after " .. t .. " s")
     eq(s:get(id), record({}), "unchanged")
     ngx.shared.sessions:delete(merge_lock(id))
 end)
