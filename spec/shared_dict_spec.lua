@@ -2,6 +2,8 @@
 -- refuses at once, saying why. Its contract is checked inside nginx by
 -- scripts/shared_dict_check.sh (spec/nginx/shared_dict.lua).
 local SharedDictStore = require("honeymoon_session.stores.shared_dict")
+local hs = require("honeymoon_session")
+local FakeDict = require("spec.support.fake_dict")
 
 describe("SharedDictStore outside nginx", function()
   it("loads, and new() says it needs nginx", function()
@@ -22,5 +24,58 @@ describe("SharedDictStore outside nginx", function()
       .. "lock_timeout)", message({ ttl = 5 }))
     assert.equals("honeymoon_session: SharedDictStore: prefix must be a string, got number", message({ prefix = 1 }))
     assert.equals("honeymoon_session: SharedDictStore: options must be a table, got string", message("sessions"))
+  end)
+end)
+
+-- Two workers over one dict, played in one process (a fake dict): a rolling read's touch in
+-- one, and a login's regenerate in the other landing between the touch's get and its expire.
+describe("SharedDictStore: a touch racing with regenerate in another worker", function()
+  local saved, fake, store
+  before_each(function()
+    saved = rawget(_G, "ngx")
+    fake = FakeDict.ngx({ "sessions" })
+    _G.ngx = fake
+    store = SharedDictStore.new({ dict = "sessions", prefix = "s:" })
+  end)
+  after_each(function() _G.ngx = saved end)
+
+  local function request(core, cookie, handler)
+    local s = core:load(cookie)
+    handler(s)
+    local line = core:commit(s)[1]
+    return line and line:match("^([^;]*)"), line
+  end
+
+  it("leaves the retired id its grace, and sends no cookie for it", function()
+    local opts = { secret = "race-secret", store = store, rolling = true, ttl = 86400, staleGrace = 10 }
+    local reader, login = hs.core(opts), hs.core(opts)
+    local cookie = request(reader, nil, function(s) s.visitor = "anon" end)
+    local old_id = reader:load(cookie):getId()
+    local dict = fake.shared.sessions
+    local expire, new_cookie = dict.expire, nil
+    dict.expire = function(self, key, exptime)
+      dict.expire = expire
+      if key == "s:" .. old_id then -- the other worker's login, at this instant
+        new_cookie = request(login, cookie, function(s) s:regenerate(true) s.user = 1 end)
+      end
+      return expire(self, key, exptime)
+    end
+    local _, line = request(reader, cookie, function(s) local _ = s.visitor end)
+    assert.is_truthy(new_cookie, "the login ran inside the touch")
+    assert.is_nil(line, "a cookie for the retired id went out: " .. tostring(line))
+    local left = dict:ttl("s:" .. old_id)
+    assert.is_true(left > 0 and left <= 10, "the retired id lives " .. tostring(left) .. " s more")
+    hs._advance_clock(11)
+    assert.is_nil(dict:get("s:" .. old_id), "the retired id outlived its grace")
+    assert.equal(1, reader:load(new_cookie).user)
+  end)
+
+  it("a plain touch still refreshes the TTL and sends the cookie", function()
+    local core = hs.core({ secret = "race-secret", store = store, rolling = true, ttl = 100 })
+    local cookie = request(core, nil, function(s) s.a = 1 end)
+    hs._advance_clock(50)
+    local _, line = request(core, cookie, function(s) local _ = s.a end)
+    assert.is_truthy(line)
+    assert.equal(100, fake.shared.sessions:ttl("s:" .. core:load(cookie):getId()))
   end)
 end)

@@ -358,15 +358,28 @@ function Store:touch(id, ttl)
     local owner, _, stale = record_meta(record)
     if stale ~= nil then return false end
     local ok, err = dict:expire(key, ttl)
-    if ok then
-        if owner ~= nil then
-            seen(self, key, ttl)
-            keep_listed(self, "touch", owner, id, ttl)
-        end
-        return true
+    if not ok then
+        if err == "not found" then return false end -- destroyed (or reclaimed) in between
+        fail(self, "touch", err)
     end
-    if err == "not found" then return false end -- destroyed (or reclaimed) in between
-    fail(self, "touch", err)
+    -- Lock-free, so another worker's merge may have landed between the get and the expire.
+    -- If that merge was regenerate retiring this id, the expire just gave it the full TTL:
+    -- put its grace back, and send no cookie. (A merge after the expire sets its own TTL.)
+    local now_record = dict:get(key)
+    if now_record ~= record and now_record ~= nil then
+        local _, _, retired_until = record_meta(now_record)
+        if retired_until ~= nil then
+            local left = (retired_until - now_ms()) / 1000
+            -- expire(key, 0) would mean "never": a grace that is over ends now.
+            if left >= 0.001 then dict:expire(key, left) else dict:delete(key) end
+            return false
+        end
+    end
+    if owner ~= nil then
+        seen(self, key, ttl)
+        keep_listed(self, "touch", owner, id, ttl)
+    end
+    return true
 end
 
 ---The live sessions whose record names `owner` (the session option `index`'s field), most
