@@ -950,6 +950,29 @@ describe("rule 10: flash lives for this request and the next; getFlash consumes;
     assert.is_nil(seen.read)
   end)
 
+  it("flash(): res.locals.flash.key consumes the message, and reads as it again in this request", function()
+    local app = App.new()
+    app:use(hs.session({ secret = "spec-secret" }))
+    app:use(hs.flash())
+    local shown
+    app:post("/", function(req, res)
+      req.session:flash("success", "Saved")
+      res:redirect("/")
+    end)
+    app:get("/", function(req, res)
+      local flash = res.locals.flash
+      -- A template's usual pattern: test the message, then print it.
+      shown = { test = flash.success ~= nil, text = flash.success, missing = flash.error }
+      res:text("")
+    end)
+    local c = Client.new(app)
+    c:post("/")
+    c:get("/")
+    assert.same({ test = true, text = "Saved" }, shown)
+    c:get("/")
+    assert.same({ test = false }, shown)
+  end)
+
   it("a newer flash of the same key replaces the older one", function()
     local _, c = flash_app()
     c:post("/flash?v=one")

@@ -1,6 +1,6 @@
 -- The flash() middleware: req.flash(key[, value]) and res.locals.flash over the session's
 -- flash/getFlash, so both spellings read and write the same messages.
-local setmetatable, error = setmetatable, error
+local setmetatable, rawset, error = setmetatable, rawset, error
 
 return function()
     return function(req, res, nxt)
@@ -16,8 +16,15 @@ return function()
         end
         local locals = res.locals
         if locals == nil then locals = {}; res.locals = locals end
-        -- Reading a message in a template consumes it, as getFlash does.
-        locals.flash = setmetatable({}, { __index = function(_, key) return session:getFlash(key) end })
+        -- Reading a message in a template consumes it, as getFlash does; the proxy keeps what
+        -- it read, so a template that tests a message and then prints it gets it both times.
+        locals.flash = setmetatable({}, {
+            __index = function(shown, key)
+                local value = session:getFlash(key)
+                if value ~= nil then rawset(shown, key, value) end
+                return value
+            end,
+        })
         nxt()
     end
 end
