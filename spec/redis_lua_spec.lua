@@ -496,6 +496,24 @@ describe("Lua RedisStore (cqueues) under session(): the engine's record-store pa
         return v and v:match("^s%%3A([^.]+)%.")
     end
 
+    it("a stored session larger than maxSize is refused before it is all parsed, for get and merge", function()
+        local app, c = site(new(), { maxSize = 10000 })
+        in_loop(function() c:get("/login") end)
+        local id = id_of(c)
+        -- What a Node app could leave there; the text after the arrays is not JSON, so an error
+        -- naming maxSize shows the parse stopped early.
+        server:cli("SET", "sess:" .. id, '{"x":[' .. ("[],"):rep(20000) .. "not json", "EX", 600)
+        in_loop(function() assert.equal(500, c:get("/read").status) end)
+        assert.matches("RedisStore:get failed: the stored session is more than maxSize (10000 bytes)",
+            tostring(app.last_error), 1, true)
+        -- The store's merge reads the current version too: handed the same limit.
+        local st = new()
+        local err = caught(in_loop, function()
+            return st:merge(id, R.patch(R.record({}), R.record({ a = 1 })), 60, nil, nil, 10000)
+        end)
+        assert.matches("more than maxSize (10000 bytes)", err, 1, true)
+    end)
+
     it("stores connect-redis's form with the config's cookie, reads it back, destroys it", function()
         local _, c = site(new(), { ttl = 3600, cookie = { maxAge = 600, sameSite = "Strict" } })
         in_loop(function()

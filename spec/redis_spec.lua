@@ -147,6 +147,36 @@ describe("RedisStore stored form (connect-redis)", function()
   end)
 end)
 
+describe("RedisStore and maxSize", function()
+  it("a stored session larger than maxSize is refused before it is all parsed, naming the store", function()
+    local app, c = site({ store = store(), maxSize = 10000 }, {
+      ["/start"] = function(req) req.session.a = 1 end,
+      ["/read"] = function(req, res) res:text(tostring(req.session.a)) end,
+    })
+    c:get("/start")
+    local id = cookie_id(c)
+    -- What a Node app (express-session has no size limit) could leave there; the text after the
+    -- arrays is not JSON, so an error that names maxSize shows the parse stopped early.
+    server:cli("SET", PREFIX .. id, '{"x":[' .. ("[],"):rep(20000) .. "not json", "EX", 600)
+    assert.equal(500, c:get("/read").status)
+    local err = tostring(app.last_error)
+    assert.matches("RedisStore:get failed: the stored session is more than maxSize (10000 bytes)", err, 1, true)
+    assert.matches("(redis at 127.0.0.1:" .. server.port, err, 1, true)
+  end)
+
+  it("direct store:get bounds the parse by the default maxSize (4 MiB)", function()
+    local st = store()
+    -- 400,000 empty arrays: 1.2 MB of JSON, more than 4 MiB as a record. Appended in pieces
+    -- (one command-line argument holds at most 128 KiB).
+    server:cli("SET", PREFIX .. "big", '{"x":[', "EX", 600)
+    for _ = 1, 20 do server:cli("APPEND", PREFIX .. "big", ("[],"):rep(20000)) end
+    server:cli("APPEND", PREFIX .. "big", "[]]}")
+    local ok, err = pcall(st.get, st, "big")
+    assert.is_false(ok)
+    assert.matches("more than maxSize (4194304 bytes)", tostring(err), 1, true)
+  end)
+end)
+
 describe("RedisStore under concurrent requests on one session", function()
   local function interleaved(store_obj, a_key, b_key)
     local core = hs.core({ secret = SECRET, store = store_obj })

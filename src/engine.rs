@@ -354,7 +354,7 @@ impl Engine {
     /// What a native store holds under `id`, refused when larger than `maxSize`; a session past
     /// its absolute timeout is deleted and counts as none.
     fn fetch(&self, store: &dyn Store, id: Id) -> LuaResult<Option<Loaded>> {
-        let Some(loaded) = store.get(id)? else {
+        let Some(loaded) = store.get(id, self.options.max_size)? else {
             return Ok(None);
         };
         if let Some(why) = self.too_large(loaded.record.0.len()) {
@@ -514,7 +514,14 @@ impl Engine {
                         true
                     }
                     Write::Merge => {
-                        match store.merge(id, &changes, &record, version.as_deref(), life)? {
+                        match store.merge(
+                            id,
+                            &changes,
+                            &record,
+                            version.as_deref(),
+                            life,
+                            self.options.max_size,
+                        )? {
                             Merged::Written(v) => {
                                 out.version = v.map(String::into_bytes);
                                 true
@@ -664,6 +671,7 @@ impl LuaUserData for Handle {
             Ok(e.0.options.save_uninitialized)
         });
         f.add_field_method_get("staleGrace", |_, e| Ok(e.0.options.stale_grace));
+        f.add_field_method_get("maxSize", |_, e| Ok(e.0.options.max_size));
         f.add_field_method_get("index", |_, e| Ok(e.0.options.index.clone()));
     }
 

@@ -1,6 +1,7 @@
 //! The options table given to `session(opts)`: every default and every validation error.
 //! Bad options fail here, at setup, never at request time.
 
+use crate::codec::DEFAULT_MAX_SIZE;
 use crate::cookie::{Attributes, Priority, SameSite, Secure, Signer};
 use crate::id;
 use mlua::prelude::*;
@@ -32,9 +33,6 @@ pub struct Options {
 /// this long to finish without logging the user out.
 pub const DEFAULT_STALE_GRACE: u64 = 10;
 
-/// The default `maxSize`: 4 MiB. Far above any sane session (a cookie-backed one holds 4 KB),
-/// far below what takes a process down.
-pub const DEFAULT_MAX_SIZE: usize = 4 * 1024 * 1024;
 /// The largest `maxSize` (LuaJIT's strings stop at 2 GiB).
 const MAX_MAX_SIZE: f64 = 2_147_483_647.0;
 

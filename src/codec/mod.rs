@@ -38,6 +38,10 @@ const REMOVED: u8 = b'X';
 /// limit bounds recursion.
 pub const MAX_DEPTH: usize = 64;
 
+/// The default `maxSize`: 4 MiB. Far above any sane session (a cookie-backed one holds 4 KB),
+/// far below what takes a process down.
+pub const DEFAULT_MAX_SIZE: usize = 4 * 1024 * 1024;
+
 /// What errors say about the limit.
 pub const TOO_DEEP: &str = "nests deeper than 64 levels";
 
@@ -144,7 +148,7 @@ fn write_varint(out: &mut Vec<u8>, mut n: u64) -> Result<(), NoMemory> {
 }
 
 /// The bytes `write_str` writes for a string of `len` bytes.
-fn str_len(len: usize) -> usize {
+pub(crate) fn str_len(len: usize) -> usize {
     1 + varint_len(len as u64) + len
 }
 

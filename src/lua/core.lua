@@ -88,6 +88,9 @@ function Core.new(engine, store)
         -- the engine's method (store.lua's adopt picks).
         candidates = candidates, adopt = adopt, adopt_table = engine.adopt, destroy = engine.destroy,
         reload = engine.reload, index = engine.index, stale_grace = engine.staleGrace,
+        -- Handed to a record store's get and merge: a store that parses what it holds (JSON)
+        -- stops there.
+        max_size = engine.maxSize,
         retired = engine.retired,
         -- A Lua store whose merge and touch refuse a record regenerate retired (this module's
         -- own do); for any other, store.lua checks with a get first.

@@ -41,7 +41,12 @@ end
 
 ---The Lua store's checked methods: a wrong return type is an error naming the method.
 function M.get(ctx, id)
-    local value, version = call(ctx, "get", id)
+    local value, version
+    if ctx.record then
+        value, version = call(ctx, "get", id, ctx.max_size)
+    else
+        value, version = call(ctx, "get", id)
+    end
     local want = ctx.record and "string" or "table"
     if value ~= nil and type(value) ~= want then
         wrong("get", ctx.record and "a record string or nil" or "a table or nil", value)
@@ -66,7 +71,7 @@ end
 
 local function merge(ctx, id, a, b, version, ttl, life)
     if ctx.record then
-        local ok, v = call(ctx, "merge", id, a, ttl, version, life)
+        local ok, v = call(ctx, "merge", id, a, ttl, version, life, ctx.max_size)
         if type(ok) ~= "boolean" then wrong("merge", "a boolean", ok) end
         return ok, v
     end

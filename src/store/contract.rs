@@ -154,12 +154,15 @@ pub trait Store {
     fn name(&self) -> &'static str {
         "store"
     }
-    fn get(&self, id: Id) -> StoreResult<Option<Loaded>>;
+    /// The stored session. `max` is the session's `maxSize`: a store that must parse what it
+    /// holds (JSON) stops once the session would be larger; the engine refuses a larger record.
+    fn get(&self, id: Id, max: usize) -> StoreResult<Option<Loaded>>;
     /// Stores a whole session; returns its version token.
     fn set(&self, id: Id, record: &Record, life: &Lifetime) -> StoreResult<Option<String>>;
     /// Applies a request's top-level changes to the store's current version, atomically, and
     /// refreshes the TTL. `base` is the version the request loaded. `full` is the whole session
-    /// as the request left it, for stores that can only replace.
+    /// as the request left it, for stores that can only replace. `max` as for `get`, for the
+    /// current version a store reads to merge into.
     fn merge(
         &self,
         id: Id,
@@ -167,6 +170,7 @@ pub trait Store {
         full: &Record,
         base: Option<&str>,
         life: &Lifetime,
+        max: usize,
     ) -> StoreResult<Merged>;
     /// Deletes the session; true when a live one was there (atomically: so `regenerate` knows
     /// whether another request destroyed it first).

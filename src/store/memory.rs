@@ -472,7 +472,8 @@ impl Store for MemoryStore {
     fn name(&self) -> &'static str {
         "MemoryStore"
     }
-    fn get(&self, id: Id) -> StoreResult<Option<Loaded>> {
+    // `max`: the engine checks the record's size; MemoryStore holds records, nothing to parse.
+    fn get(&self, id: Id, _max: usize) -> StoreResult<Option<Loaded>> {
         Ok(self.get_record(id.as_str())?.map(|record| Loaded {
             record,
             version: None,
@@ -490,6 +491,7 @@ impl Store for MemoryStore {
         _full: &Record,
         _base: Option<&str>,
         life: &Lifetime,
+        _max: usize,
     ) -> StoreResult<Merged> {
         Ok(
             match self.merge_record(id.as_str(), changes, life.ttl.seconds())? {

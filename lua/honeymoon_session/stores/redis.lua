@@ -283,11 +283,13 @@ local function key(self, method, id)
     return self.prefix .. id
 end
 
+---@param id string
+---@param max_size? integer the session's maxSize: a stored session larger than that as a record is refused before it is all parsed (default 4 MiB)
 ---@return string|nil record, string|nil version (the stored JSON)
-function Store:get(id)
+function Store:get(id, max_size)
     local raw = command(self, "get", pack("GET", key(self, "get", id)))
     if raw == nil then return nil end
-    local record, why = decode(raw)
+    local record, why = decode(raw, max_size)
     if not record then fail(self, "get", why) end
     return record, raw
 end
@@ -307,8 +309,9 @@ function Store:set(id, record, ttl, life)
     return json
 end
 
+---@param max_size? integer as for get, for the stored version it merges into
 ---@return boolean written, string|nil version
-function Store:merge(id, patch, ttl, version, life)
+function Store:merge(id, patch, ttl, version, life, max_size)
     local k = key(self, "merge", id)
     if type(patch) ~= "string" then fail(self, "merge", "a patch is a string, got " .. type(patch)) end
     local base = version
@@ -317,7 +320,7 @@ function Store:merge(id, patch, ttl, version, life)
         if base == nil then return false end
     end
     for _ = 1, MERGE_ATTEMPTS do
-        local json, ex, sha, owner = merge(base, patch, ttl, life)
+        local json, ex, sha, owner = merge(base, patch, ttl, life, max_size)
         if json == false then return false end -- an id regenerate retired: never written again
         if not json then fail(self, "merge", ex) end
         local reply

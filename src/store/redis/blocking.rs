@@ -10,7 +10,7 @@
 use super::format::{self, CAS, Cookie, JsonChanges, MERGE_ATTEMPTS};
 use crate::clock;
 use crate::codec::meta::Meta;
-use crate::codec::{self, Changes, Record};
+use crate::codec::{self, Changes, DEFAULT_MAX_SIZE, Record};
 use crate::fork;
 use crate::store::{Id, Lifetime, Listed, Loaded, Merged, Store, StoreError, StoreResult, Ttl};
 use mlua::prelude::*;
@@ -461,10 +461,18 @@ impl RedisStore {
         Ok(usize::try_from(n).unwrap_or(0))
     }
 
-    fn json(method: &'static str, raw: Vec<u8>) -> StoreResult<String> {
-        String::from_utf8(raw).map_err(|_| {
-            StoreError::new("RedisStore", method, "the stored session is not UTF-8 JSON")
-        })
+    fn json(&self, method: &'static str, raw: Vec<u8>) -> StoreResult<String> {
+        String::from_utf8(raw)
+            .map_err(|_| self.stored_data(method, "the stored session is not UTF-8 JSON"))
+    }
+
+    /// An error about what this Redis holds (not JSON, too large): where, so it can be found.
+    fn stored_data(&self, method: &'static str, why: impl std::fmt::Display) -> StoreError {
+        StoreError::new(
+            "RedisStore",
+            method,
+            format!("{why} (redis at {})", self.inner.address),
+        )
     }
 }
 
@@ -473,12 +481,11 @@ impl Store for RedisStore {
         "RedisStore"
     }
 
-    fn get(&self, id: Id) -> StoreResult<Option<Loaded>> {
+    fn get(&self, id: Id, max: usize) -> StoreResult<Option<Loaded>> {
         match self.get_raw(id.as_str().as_bytes())? {
             Some(raw) => Ok(Some(Loaded {
-                record: format::to_record(&raw)
-                    .map_err(|e| StoreError::new("RedisStore", "get", e))?,
-                version: Some(Self::json("get", raw)?),
+                record: format::to_record(&raw, max).map_err(|e| self.stored_data("get", e))?,
+                version: Some(self.json("get", raw)?),
             })),
             None => Ok(None),
         }
@@ -504,9 +511,10 @@ impl Store for RedisStore {
         _full: &Record,
         base: Option<&str>,
         life: &Lifetime,
+        max: usize,
     ) -> StoreResult<Merged> {
         let id = id.as_str();
-        let bad = |e: String| StoreError::new("RedisStore", "set", e);
+        let bad = |e: String| self.stored_data("set", e);
         let changes = JsonChanges::of(changes).map_err(bad)?;
         let cookie = Cookie::of(life);
         let mut base = match base {
@@ -519,7 +527,7 @@ impl Store for RedisStore {
         let key = self.key(id.as_bytes());
         for _ in 0..MERGE_ATTEMPTS {
             // An id `regenerate` retired is never written again (its stale grace runs out).
-            let Some((json, owner)) = changes.apply(&base, &cookie).map_err(bad)? else {
+            let Some((json, owner)) = changes.apply(&base, &cookie, max).map_err(bad)? else {
                 return Ok(Merged::Gone);
             };
             let sha = format::sha1_hex(&base);
@@ -607,8 +615,9 @@ impl LuaUserData for RedisStore {
     fn add_methods<M: LuaUserDataMethods<Self>>(m: &mut M) {
         m.add_method("get", |lua, s, id: LuaString| {
             match s.get_raw(&id.as_bytes())? {
-                Some(raw) => format::to_record(&raw)
-                    .map_err(|e| StoreError::new("RedisStore", "get", e))?
+                // Called directly, without a session's maxSize: the default bounds the parse.
+                Some(raw) => format::to_record(&raw, DEFAULT_MAX_SIZE)
+                    .map_err(|e| s.stored_data("get", e))?
                     .data_table(lua)
                     .map(LuaValue::Table),
                 None => Ok(LuaValue::Nil),

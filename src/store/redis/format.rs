@@ -15,6 +15,7 @@ use crate::codec::{self, Changes, Record};
 use crate::cookie::{Priority, SameSite, Secure};
 use crate::store::Lifetime;
 use serde_json::{Map, Value as Json};
+use std::cell::Cell;
 
 /// The key express-session keeps its cookie under; not session data.
 pub const COOKIE_KEY: &str = "cookie";
@@ -319,11 +320,20 @@ fn replace_lone_surrogates(raw: &str) -> String {
     out
 }
 
-/// A stored session's JSON object, keys in the stored order.
-pub fn parse_object(raw: &[u8]) -> Result<Map<String, Json>, String> {
-    let value = match serde_json::from_slice::<Json>(raw) {
+/// A stored session's JSON object, keys in the stored order; refused, without building more of
+/// it, once it would take more than `max` bytes (the session's `maxSize`) as a record.
+pub fn parse_object(raw: &[u8], max: usize) -> Result<Map<String, Json>, String> {
+    let parse = |text: &[u8]| {
+        let budget = Budget::new(max);
+        let mut de = serde_json::Deserializer::from_slice(text);
+        let value = serde::de::DeserializeSeed::deserialize(Budgeted(&budget), &mut de)
+            .and_then(|v| de.end().map(|()| v));
+        value.map_err(|e| (e, budget.exceeded.get()))
+    };
+    let value = match parse(raw) {
         Ok(v) => v,
-        Err(e) => {
+        Err((_, true)) => return Err(too_large(max)),
+        Err((e, false)) => {
             // serde_json stops at 128 levels: past the module's limit either way.
             let why = if e.to_string().starts_with("recursion limit exceeded") {
                 "stored session data nests deeper than 64 levels".to_string()
@@ -331,12 +341,120 @@ pub fn parse_object(raw: &[u8]) -> Result<Map<String, Json>, String> {
                 format!("the stored session is not JSON: {e}")
             };
             let text = std::str::from_utf8(raw).map_err(|_| why.clone())?;
-            serde_json::from_str(&replace_lone_surrogates(text)).map_err(|_| why)?
+            match parse(replace_lone_surrogates(text).as_bytes()) {
+                Ok(v) => v,
+                Err((_, true)) => return Err(too_large(max)),
+                Err(_) => return Err(why),
+            }
         }
     };
     match value {
         Json::Object(map) => Ok(map),
         _ => Err("the stored session is not a JSON object".into()),
+    }
+}
+
+fn too_large(max: usize) -> String {
+    format!("the stored session is more than maxSize ({max} bytes) once decoded; not read further")
+}
+
+/// What is left of a parse's allowance, counted in the bytes the record form takes (see
+/// `Budgeted`).
+struct Budget {
+    left: Cell<usize>,
+    exceeded: Cell<bool>,
+}
+
+impl Budget {
+    /// The session's `max` plus room for what the record does not keep (express-session's
+    /// cookie object, which becomes a few bytes of bookkeeping).
+    fn new(max: usize) -> Budget {
+        Budget {
+            left: Cell::new(max.saturating_add(4096)),
+            exceeded: Cell::new(false),
+        }
+    }
+
+    fn spend<E: serde::de::Error>(&self, n: usize) -> Result<(), E> {
+        match self.left.get().checked_sub(n) {
+            Some(left) => {
+                self.left.set(left);
+                Ok(())
+            }
+            None => {
+                self.exceeded.set(true);
+                Err(E::custom("over maxSize"))
+            }
+        }
+    }
+}
+
+/// Builds the JSON tree as serde_json's own `Value` does, but stops once the session would take
+/// more than its budget in record form: each value counts what the record spends on it (a
+/// number 9 bytes, a string its bytes plus a tag and a length, an array element its 9-byte
+/// key, an object entry its key). A `null`, which the record drops, counts as a number: the
+/// tree's nodes, not only the record's bytes, must stay in proportion to `maxSize`.
+struct Budgeted<'a>(&'a Budget);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Budgeted<'_> {
+    type Value = Json;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Json, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Budgeted<'_> {
+    type Value = Json;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Json, E> {
+        self.0.spend(9)?;
+        Ok(Json::Null)
+    }
+    fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Json, E> {
+        self.0.spend(1)?;
+        Ok(Json::Bool(b))
+    }
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Json, E> {
+        self.0.spend(9)?;
+        Ok(Json::from(n))
+    }
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Json, E> {
+        self.0.spend(9)?;
+        Ok(Json::from(n))
+    }
+    fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Json, E> {
+        self.0.spend(9)?;
+        Ok(serde_json::Number::from_f64(n).map_or(Json::Null, Json::Number))
+    }
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Json, E> {
+        self.0.spend(codec::str_len(s.len()))?;
+        Ok(Json::String(s.to_owned()))
+    }
+    fn visit_string<E: serde::de::Error>(self, s: String) -> Result<Json, E> {
+        self.0.spend(codec::str_len(s.len()))?;
+        Ok(Json::String(s))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+        self.0.spend(2)?;
+        let mut items = Vec::new();
+        while let Some(v) = seq.next_element_seed(Budgeted(self.0))? {
+            self.0.spend(9)?;
+            items.push(v);
+        }
+        Ok(Json::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+        self.0.spend(2)?;
+        let mut out = Map::new();
+        while let Some(k) = map.next_key::<String>()? {
+            self.0.spend(codec::str_len(k.len()))?;
+            let v = map.next_value_seed(Budgeted(self.0))?;
+            out.insert(k, v);
+        }
+        Ok(Json::Object(out))
     }
 }
 
@@ -386,14 +504,14 @@ fn meta_json(meta: &Meta) -> Option<Json> {
 }
 
 /// A stored JSON session -> record (express-session's cookie object becomes the lifetime in
-/// the record's bookkeeping).
-pub fn to_record(raw: &[u8]) -> Result<Record, String> {
+/// the record's bookkeeping), refused when larger than `max` bytes (`maxSize`).
+pub fn to_record(raw: &[u8], max: usize) -> Result<Record, String> {
     let plain = |e: mlua::Error| {
         crate::engine::message(&e)
             .trim_start_matches("honeymoon_session: ")
             .to_string()
     };
-    let map = parse_object(raw)?;
+    let map = parse_object(raw, max)?;
     let mut entries = codec::Entries::default();
     let meta = meta_of(&map);
     if !meta.is_empty() {
@@ -481,8 +599,9 @@ impl JsonChanges {
         &self,
         base: &[u8],
         cookie: &Cookie,
+        max: usize,
     ) -> Result<Option<(String, Option<String>)>, String> {
-        let mut map = parse_object(base)?;
+        let mut map = parse_object(base, max)?;
         if meta_of(&map).stale.is_some() {
             return Ok(None);
         }
@@ -529,16 +648,47 @@ pub fn scan_pattern(prefix: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A limit no test session comes near.
+    const BIG: usize = crate::codec::DEFAULT_MAX_SIZE;
+
+    #[test]
+    fn a_stored_session_larger_than_max_size_is_refused_before_it_is_all_parsed() {
+        // 20,000 empty arrays, then text that is not JSON: refused for its size, so the parse
+        // stopped long before the end (else the error would be "not JSON").
+        let mut huge = String::from(r#"{"x":["#);
+        huge.push_str(&"[],".repeat(20_000));
+        huge.push_str("not json");
+        let err = to_record(huge.as_bytes(), 10_000).unwrap_err();
+        assert!(err.contains("more than maxSize (10000 bytes)"), "{err}");
+        // Nulls, which the record drops, still count: the tree must stay small.
+        let nulls = format!(r#"{{"x":[{}null]}}"#, "null,".repeat(20_000));
+        assert!(
+            to_record(nulls.as_bytes(), 10_000)
+                .unwrap_err()
+                .contains("more than maxSize")
+        );
+        // A session whose record is exactly maxSize is read: the count never exceeds the record.
+        let node = format!(
+            r#"{{"cookie":{{"originalMaxAge":86400000,"expires":"2026-12-01T00:00:00.000Z","httpOnly":true,"path":"/"}},"s":"{}","n":[1,2.5,-3,true,false,{{"k":"v","e":{{}}}}],"u":"\u00e9\u0001"}}"#,
+            "x".repeat(3000)
+        );
+        let exact = to_record(node.as_bytes(), BIG).unwrap().0.len();
+        assert!(to_record(node.as_bytes(), exact).is_ok());
+        // to_record only bounds the parse (with room for the cookie object); the engine then
+        // refuses a record by its exact size.
+        assert!(to_record(node.as_bytes(), exact - 1).is_ok());
+    }
     use mlua::prelude::*;
 
     #[test]
     fn reads_lone_surrogates_as_replacement_characters() {
         let raw = r#"{"a":"x\ud83d","b":"\ud83d\ude00","c":"\\ud83d","d":"\udc00y"}"#;
         // Not JSON at all, with a backslash before a multibyte character: an error, no panic.
-        assert!(parse_object(r#"{"a":"\é\ud83d"#.as_bytes()).is_err());
-        assert!(parse_object(br"\").is_err());
-        assert!(parse_object(b"\xff{}").is_err());
-        let map = parse_object(raw.as_bytes()).unwrap();
+        assert!(parse_object(r#"{"a":"\é\ud83d"#.as_bytes(), BIG).is_err());
+        assert!(parse_object(br"\", BIG).is_err());
+        assert!(parse_object(b"\xff{}", BIG).is_err());
+        let map = parse_object(raw.as_bytes(), BIG).unwrap();
         assert_eq!(map["a"], "x\u{fffd}");
         assert_eq!(map["b"], "\u{1f600}");
         assert_eq!(map["c"], "\\ud83d");
@@ -549,7 +699,7 @@ mod tests {
     fn a_merge_keeps_foreign_keys_their_order_and_float_bits() {
         let lua = Lua::new();
         let base = br#"{"passport":{"user":"u"},"half":0.1,"n":1,"gone":true,"cookie":{"x":1}}"#;
-        let before = to_record(base).unwrap();
+        let before = to_record(base, BIG).unwrap();
         let t: LuaTable = lua
             .load("return { passport = { user = 'u' }, half = 0.1, n = 2, new = 'x' }")
             .eval()
@@ -557,7 +707,7 @@ mod tests {
         let after = Record::from_table(&lua, &t).unwrap();
         let changes = JsonChanges::of(&before.diff(&after).unwrap()).unwrap();
         let (json, owner) = changes
-            .apply(base, &Cookie::standalone(60))
+            .apply(base, &Cookie::standalone(60), BIG)
             .unwrap()
             .unwrap();
         assert_eq!(owner, None);
@@ -573,14 +723,14 @@ mod tests {
     fn a_merge_names_the_owner_the_result_holds() {
         let lua = Lua::new();
         let base = br#"{"n":1,"__meta":{"created":5,"owner":"ann"},"cookie":{}}"#;
-        let before = to_record(base).unwrap();
+        let before = to_record(base, BIG).unwrap();
         // A write that leaves the bookkeeping alone keeps the stored owner.
         let t: LuaTable = lua.load("return { n = 2 }").eval().unwrap();
         let mut after = Record::from_table(&lua, &t).unwrap();
         after = codec::meta::with_meta(&after.0, &Meta::of_record(&before.0)).unwrap();
         let changes = JsonChanges::of(&before.diff(&after).unwrap()).unwrap();
         let (_, owner) = changes
-            .apply(base, &Cookie::standalone(60))
+            .apply(base, &Cookie::standalone(60), BIG)
             .unwrap()
             .unwrap();
         assert_eq!(owner.as_deref(), Some("ann"));
@@ -591,7 +741,7 @@ mod tests {
         })
         .unwrap();
         let (json, owner) = logout
-            .apply(base, &Cookie::standalone(60))
+            .apply(base, &Cookie::standalone(60), BIG)
             .unwrap()
             .unwrap();
         assert_eq!(owner, None);
@@ -605,7 +755,10 @@ mod tests {
             removed: Vec::new(),
         })
         .unwrap();
-        let (_, owner) = login.apply(base, &Cookie::standalone(60)).unwrap().unwrap();
+        let (_, owner) = login
+            .apply(base, &Cookie::standalone(60), BIG)
+            .unwrap()
+            .unwrap();
         assert_eq!(owner.as_deref(), Some("bob"));
         assert_eq!(
             index_key(&default_index_prefix(b"sess:"), "bob"),
@@ -656,13 +809,13 @@ mod tests {
         let lua = Lua::new();
         // Another request set 30 days after this one loaded the session with a day.
         let base = br#"{"a":1,"cookie":{"originalMaxAge":2592000000,"path":"/"}}"#;
-        let before = to_record(br#"{"a":1,"cookie":{"originalMaxAge":86400000}}"#).unwrap();
+        let before = to_record(br#"{"a":1,"cookie":{"originalMaxAge":86400000}}"#, BIG).unwrap();
         let t: LuaTable = lua.load("return { a = 2 }").eval().unwrap();
         let mut after = Record::from_table(&lua, &t).unwrap();
         after = codec::meta::with_meta(&after.0, &Meta::of_record(&before.0)).unwrap();
         let changes = JsonChanges::of(&before.diff(&after).unwrap()).unwrap();
         let (json, _) = changes
-            .apply(base, &Cookie::standalone(86_400))
+            .apply(base, &Cookie::standalone(86_400), BIG)
             .unwrap()
             .unwrap();
         assert!(json.contains(r#""originalMaxAge":2592000000"#), "{json}");
@@ -674,7 +827,7 @@ mod tests {
         let set = codec::meta::with_meta(&after.0, &mine).unwrap();
         let changes = JsonChanges::of(&before.diff(&set).unwrap()).unwrap();
         let (json, _) = changes
-            .apply(base, &Cookie::standalone(3600))
+            .apply(base, &Cookie::standalone(3600), BIG)
             .unwrap()
             .unwrap();
         assert!(json.contains(r#""originalMaxAge":3600000"#), "{json}");
@@ -684,14 +837,14 @@ mod tests {
     fn node_lifetimes_and_lua_bookkeeping_round_trip() {
         // A Node-written 30-day session: the lifetime comes back from the cookie object.
         let node = br#"{"n":1,"cookie":{"originalMaxAge":2592000000,"expires":"2026-12-29T00:00:00.000Z","httpOnly":true,"path":"/"}}"#;
-        let r = to_record(node).unwrap();
+        let r = to_record(node, BIG).unwrap();
         assert_eq!(
             Meta::of_record(&r.0).max_age,
             Some(MaxAge::Ms(2_592_000_000))
         );
         let browser = br#"{"cookie":{"originalMaxAge":null,"expires":null,"path":"/"}}"#;
         assert_eq!(
-            Meta::of_record(&to_record(browser).unwrap().0).max_age,
+            Meta::of_record(&to_record(browser, BIG).unwrap().0).max_age,
             Some(MaxAge::Browser)
         );
         // Lua's bookkeeping goes to __meta, without the lifetime (the cookie object has it).
@@ -709,11 +862,16 @@ mod tests {
         );
         let unchanged = JsonChanges::of(&Changes::default()).unwrap();
         let cookie = Cookie::standalone(60);
-        assert!(unchanged.apply(json.as_bytes(), &cookie).unwrap().is_some());
-        let back = Meta::of_record(&to_record(json.as_bytes()).unwrap().0);
+        assert!(
+            unchanged
+                .apply(json.as_bytes(), &cookie, BIG)
+                .unwrap()
+                .is_some()
+        );
+        let back = Meta::of_record(&to_record(json.as_bytes(), BIG).unwrap().0);
         assert_eq!((back.created, back.owner.as_deref()), (Some(5), Some("u1")));
         let stale = br#"{"__meta":{"stale":1},"cookie":{}}"#;
-        assert!(unchanged.apply(stale, &cookie).unwrap().is_none());
+        assert!(unchanged.apply(stale, &cookie, BIG).unwrap().is_none());
     }
 
     #[test]
