@@ -26,8 +26,9 @@
 ---@field format "record"
 local Store = {}
 ---@param id string
+---@param max_size? integer the session's maxSize: a larger stored session is refused before it is all parsed (default 4 MiB)
 ---@return string|nil record, string|nil version
-function Store:get(id) end
+function Store:get(id, max_size) end
 ---@param id string
 ---@param record string
 ---@param ttl? integer
@@ -39,8 +40,9 @@ function Store:set(id, record, ttl, life) end
 ---@param ttl? integer
 ---@param version? string
 ---@param life? honeymoon_session.Life
+---@param max_size? integer as for get, for the stored version it merges into
 ---@return boolean written, string|nil version
-function Store:merge(id, patch, ttl, version, life) end
+function Store:merge(id, patch, ttl, version, life, max_size) end
 ---@param id string
 function Store:destroy(id) end
 ---@param id string
