@@ -663,7 +663,23 @@ describe("MemoryStore misuse", function()
     assert.equal(want .. "get(...)", error_of(m.get, "id"))
     assert.equal(want .. "set(...)", error_of(m.set, "id", {}, 60))
     assert.equal(want .. "length(...)", error_of(m.length))
-    assert.equal(want .. "get(...)", error_of(m.get, { _native = m._native }))
+  end)
+
+  it("a table that inherits a store's methods (__index) is that store to them", function()
+    local logged = {}
+    local wrapper = setmetatable({
+      set = function(self, id, data, ttl)
+        logged[#logged + 1] = id
+        return m:set(id, data, ttl)
+      end,
+    }, { __index = m })
+    local core = hs.core({ secret = SECRET, store = wrapper })
+    local s = core:fresh()
+    s.a = 1
+    local cookie = core:commit(s)[1]:match("^([^;]*)")
+    assert.equal(1, #logged)
+    assert.equal(1, core:load(cookie).a) -- the inherited get
+    assert.is_true(wrapper:exists(s:getId()))
   end)
 
   it("refuses unknown options and a non-string shared name", function()

@@ -40,8 +40,9 @@ local function native_store(make)
     Store.__tostring = function(self) return tostring(self._native) end
     for _, name in pairs(store_methods) do
         Store[name] = function(self, ...)
-            local ud = getmetatable(self) == Store and self._native
-            if not ud then
+            -- self may be a wrapper that inherits the store through __index: that is a store too.
+            local ud = type(self) == "table" and self._native
+            if type(ud) ~= "userdata" then
                 error("honeymoon_session: store methods are called with a colon: store:" .. name .. "(...)", 2)
             end
             return unwrap(pcall(ud[name], ud, ...))

@@ -10,7 +10,7 @@
 use super::format::{self, CAS, Cookie, JsonChanges, MERGE_ATTEMPTS};
 use crate::clock;
 use crate::codec::meta::Meta;
-use crate::codec::{self, Changes, DEFAULT_MAX_SIZE, Record};
+use crate::codec::{self, Changes, Record};
 use crate::fork;
 use crate::store::{Id, Lifetime, Listed, Loaded, Merged, Store, StoreError, StoreResult, Ttl};
 use mlua::prelude::*;
@@ -514,8 +514,10 @@ impl Store for RedisStore {
         max: usize,
     ) -> StoreResult<Merged> {
         let id = id.as_str();
+        // This request's values (no JSON form) are not what Redis holds: no address.
+        let changes =
+            JsonChanges::of(changes).map_err(|e| StoreError::new("RedisStore", "set", e))?;
         let bad = |e: String| self.stored_data("set", e);
-        let changes = JsonChanges::of(changes).map_err(bad)?;
         let cookie = Cookie::of(life);
         let mut base = match base {
             Some(b) => b.as_bytes().to_vec(),
@@ -613,10 +615,10 @@ fn ttl_arg(v: Option<i64>) -> LuaResult<Ttl> {
 
 impl LuaUserData for RedisStore {
     fn add_methods<M: LuaUserDataMethods<Self>>(m: &mut M) {
-        m.add_method("get", |lua, s, id: LuaString| {
+        m.add_method("get", |lua, s, (id, max): (LuaString, Option<f64>)| {
             match s.get_raw(&id.as_bytes())? {
-                // Called directly, without a session's maxSize: the default bounds the parse.
-                Some(raw) => format::to_record(&raw, DEFAULT_MAX_SIZE)
+                // Without a maxSize (called directly), the default bounds the parse.
+                Some(raw) => format::to_record(&raw, format::read_limit(max))
                     .map_err(|e| s.stored_data("get", e))?
                     .data_table(lua)
                     .map(LuaValue::Table),

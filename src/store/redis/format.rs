@@ -320,6 +320,13 @@ fn replace_lone_surrogates(raw: &str) -> String {
     out
 }
 
+/// The `maxSize` a caller from Lua passed on (what the engine handed a store's get or merge),
+/// or the default when it passed none, as a direct `store:get(id)` does.
+pub fn read_limit(max: Option<f64>) -> usize {
+    max.filter(|n| n.fract() == 0.0 && *n >= 1.0 && *n <= u32::MAX as f64)
+        .map_or(codec::DEFAULT_MAX_SIZE, |n| n as usize)
+}
+
 /// A stored session's JSON object, keys in the stored order; refused, without building more of
 /// it, once it would take more than `max` bytes (the session's `maxSize`) as a record.
 pub fn parse_object(raw: &[u8], max: usize) -> Result<Map<String, Json>, String> {
@@ -668,10 +675,14 @@ mod tests {
                 .unwrap_err()
                 .contains("more than maxSize")
         );
-        // A session whose record is exactly maxSize is read: the count never exceeds the record.
+        // A session whose record is exactly maxSize is read: the count never exceeds the record
+        // (beyond the cookie object's slack). Large and of every kind, so that counting any kind
+        // of value above its record size would show.
+        let item = r#"[1,2.5,-3,true,false,{"k":"v","e":{},"l":[[]]},"\u00e9\u0001"]"#;
         let node = format!(
-            r#"{{"cookie":{{"originalMaxAge":86400000,"expires":"2026-12-01T00:00:00.000Z","httpOnly":true,"path":"/"}},"s":"{}","n":[1,2.5,-3,true,false,{{"k":"v","e":{{}}}}],"u":"\u00e9\u0001"}}"#,
-            "x".repeat(3000)
+            r#"{{"cookie":{{"originalMaxAge":86400000,"expires":"2026-12-01T00:00:00.000Z","httpOnly":true,"path":"/"}},"s":"{}","n":[{}]}}"#,
+            "x".repeat(3000),
+            vec![item; 5000].join(",")
         );
         let exact = to_record(node.as_bytes(), BIG).unwrap().0.len();
         assert!(to_record(node.as_bytes(), exact).is_ok());

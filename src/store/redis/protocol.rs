@@ -77,13 +77,6 @@ fn known(t: &LuaTable, what: &str, names: &[&str]) -> LuaResult<()> {
 }
 
 /// `config(opts)`: see the module docs.
-/// The session's `maxSize` a Lua store passes on (what the engine handed its get or merge);
-/// the default when it passes none, as when called directly.
-fn max_arg(max: Option<f64>) -> usize {
-    max.filter(|n| n.fract() == 0.0 && *n >= 1.0 && *n <= u32::MAX as f64)
-        .map_or(crate::codec::DEFAULT_MAX_SIZE, |n| n as usize)
-}
-
 fn config(lua: &Lua, opts: Option<LuaTable>) -> LuaResult<LuaTable> {
     const KNOWN: [&str; 7] = [
         "url",
@@ -567,7 +560,7 @@ pub fn lua_exports(lua: &Lua) -> LuaResult<LuaTable> {
     t.set(
         "decode",
         lua.create_function(|lua, (raw, max): (LuaString, Option<f64>)| {
-            match format::to_record(&raw.as_bytes(), max_arg(max)) {
+            match format::to_record(&raw.as_bytes(), format::read_limit(max)) {
                 Ok(record) => lua.create_string(&record.0)?.into_lua_multi(lua),
                 Err(why) => nil_why(lua, why),
             }
@@ -612,7 +605,8 @@ pub fn lua_exports(lua: &Lua) -> LuaResult<LuaTable> {
                 };
                 let cookie = life.cookie();
                 let base = base.as_bytes();
-                match JsonChanges::of(&changes).and_then(|c| c.apply(&base, &cookie, max_arg(max)))
+                match JsonChanges::of(&changes)
+                    .and_then(|c| c.apply(&base, &cookie, format::read_limit(max)))
                 {
                     Ok(Some((json, owner))) => {
                         (json, cookie.ttl(), format::sha1_hex(&base), owner).into_lua_multi(lua)
