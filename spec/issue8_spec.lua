@@ -777,7 +777,7 @@ describe("8.10 the depth limit", function()
     lazy_teardown(function() if server then server:close() end end)
 
     for _, depth in ipairs({ 65, 70, 200 }) do
-      it("a stored session " .. depth .. " levels deep reads 'RedisStore:get failed: stored session data nests deeper than 64 levels'", function()
+      it("a stored session " .. depth .. " levels deep reads 'RedisStore:get failed: stored session data nests deeper than 64 levels (redis at …)'", function()
         local store = hs.RedisStore({ url = server.url })
         local core = hs.core({ secret = SECRET, store = store })
         local s = core:load(nil)
@@ -785,8 +785,8 @@ describe("8.10 the depth limit", function()
         local cookie = core:commit(s)[1]:match("^([^;]+)")
         -- The session object is the first level: `d` then holds depth - 1 more.
         server:cli("SET", "sess:" .. s:getId(), '{"n":1,"d":' .. json_nest(depth - 1) .. "}")
-        assert.equal("honeymoon_session: RedisStore:get failed: stored session data nests deeper than 64 levels",
-          error_of(core.load, core, cookie))
+        assert.equal("honeymoon_session: RedisStore:get failed: stored session data nests deeper than 64 levels"
+          .. " (redis at 127.0.0.1:" .. server.port .. "/0)", error_of(core.load, core, cookie))
       end)
     end
 

@@ -276,11 +276,9 @@ unsafe fn load_body(state: *mut lua_State) -> Result<c_int, Failed> {
             };
             if corrupt {
                 // No id in the message: ids are bearer secrets, and messages reach logs.
-                return Err(format!(
-                    "honeymoon_session: {}:get failed: {}",
-                    engine.store_name(),
-                    codec::why_undecodable(record).describe()
-                ));
+                return Err(engine
+                    .stored_data_error("get", codec::why_undecodable(record).describe())
+                    .to_string());
             }
             Ok(n)
         }

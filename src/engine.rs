@@ -249,6 +249,23 @@ impl Engine {
         }
     }
 
+    /// A native store's error about what it holds, naming the store, the method and, for a
+    /// store elsewhere (Redis), its address.
+    pub fn stored_data_error(
+        &self,
+        method: &'static str,
+        why: impl std::fmt::Display,
+    ) -> StoreError {
+        let place = match &self.backend {
+            Backend::Native(store) => store.place(),
+            Backend::Lua { .. } => None,
+        };
+        match place {
+            Some(place) => StoreError::new(self.store_name(), method, format!("{why} ({place})")),
+            None => StoreError::new(self.store_name(), method, why),
+        }
+    }
+
     /// Why stored bytes of this length must not be decoded: larger than `maxSize`.
     fn too_large(&self, len: usize) -> Option<String> {
         (len > self.options.max_size).then(|| {
@@ -358,7 +375,7 @@ impl Engine {
             return Ok(None);
         };
         if let Some(why) = self.too_large(loaded.record.0.len()) {
-            return Err(StoreError::new(store.name(), "get", why).into());
+            return Err(self.stored_data_error("get", why).into());
         }
         if self.expired(&loaded.record.0) {
             store.destroy(id)?;

@@ -154,6 +154,11 @@ pub trait Store {
     fn name(&self) -> &'static str {
         "store"
     }
+    /// Where the store is, for errors about what it holds (`redis at host:port/db`; never a
+    /// password); `None` for a store inside this process.
+    fn place(&self) -> Option<String> {
+        None
+    }
     /// The stored session. `max` is the session's `maxSize`: a store that must parse what it
     /// holds (JSON) stops once the session would be larger; the engine refuses a larger record.
     fn get(&self, id: Id, max: usize) -> StoreResult<Option<Loaded>>;

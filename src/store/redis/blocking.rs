@@ -471,14 +471,21 @@ impl RedisStore {
         StoreError::new(
             "RedisStore",
             method,
-            format!("{why} (redis at {})", self.inner.address),
+            format!("{why} ({})", self.place_text()),
         )
+    }
+
+    fn place_text(&self) -> String {
+        format!("redis at {}", self.inner.address)
     }
 }
 
 impl Store for RedisStore {
     fn name(&self) -> &'static str {
         "RedisStore"
+    }
+    fn place(&self) -> Option<String> {
+        Some(self.place_text())
     }
 
     fn get(&self, id: Id, max: usize) -> StoreResult<Option<Loaded>> {
