@@ -320,6 +320,33 @@ describe("Lua RedisStore (cqueues): connections", function()
         assert.equal("1", server:cli("-n", 5, "EXISTS", "sess:again"):match("%d"))
     end)
 
+    it("a refused SELECT runs nothing after it (no write or delete in database 0)", function()
+        server:cli("SET", "sess:victim", "{}")
+        local s = new({ url = "redis://127.0.0.1:" .. server.port .. "/99" })
+        in_loop(function()
+            assert.matches("redis refused SELECT 99", caught(s.set, s, "x", R.record({ a = 1 }), 60), 1, true)
+            assert.matches("redis refused SELECT 99", caught(s.destroy, s, "victim"), 1, true)
+        end)
+        assert.equal("0", server:cli("EXISTS", "sess:x"):match("%d"))
+        assert.equal("1", server:cli("EXISTS", "sess:victim"):match("%d"))
+    end)
+
+    it("a pooled connection keeps the timeout of the store that takes it, not of the one that opened it", function()
+        local cq = cqueues.new()
+        local port = SlowProxy.start(cq, server.port, 0.3)
+        local url = "redis://127.0.0.1:" .. port .. "/7"
+        local patient, hasty = new({ url = url, commandTimeout = 1000 }), new({ url = url, commandTimeout = 100 })
+        local err, done = nil, false
+        cq:wrap(function()
+            patient:exists("warm") -- opens the connection the pool then holds
+            local ok, e = pcall(hasty.exists, hasty, "x")
+            err, done = (not ok) and e or "no error", true
+        end)
+        local deadline = cqueues.monotime() + 10
+        while not done and cqueues.monotime() < deadline do assert(cq:step(0.05)) end
+        assert.matches("RedisStore:exists failed: timed out after 100 ms", err, 1, true)
+    end)
+
     it("keeps at most pool.size idle connections", function()
         local cq = cqueues.new()
         local port = SlowProxy.start(cq, server.port, 0.05)
@@ -374,6 +401,16 @@ describe("Lua RedisStore (cqueues): failures are plain messages naming store, me
                 assert.equal(" (redis at 127.0.0.1:" .. locked.port .. "/0)", err:sub(-#(" (redis at 127.0.0.1:" .. locked.port .. "/0)")))
                 assert.is_nil(err:find("wrong-pw-123", 1, true))
             end)
+        end)
+
+        it("a refused AUTH runs nothing after it (no write as the default user)", function()
+            -- A password to a server without one is refused; the default user could still write.
+            local s = new({ url = "redis://:spare-pw@127.0.0.1:" .. server.port .. "/1" })
+            in_loop(function()
+                local err = caught(s.set, s, "y", R.record({ a = 1 }), 60)
+                assert.matches("redis refused AUTH", err, 1, true)
+            end)
+            assert.equal("0", server:cli("-n", 1, "EXISTS", "sess:y"):match("%d"))
         end)
 
         it("no password says what redis said (NOAUTH)", function()

@@ -19,8 +19,8 @@
 -- It is a store in "record" format (store.format == "record"): get returns the module's record
 -- encoding and a version (the JSON it loaded); merge applies a patch to that version with one
 -- compare-and-set script (EVALSHA, EVAL once if the server lacks it), retrying a lost race. A
--- read costs one round trip (GET), a write one more; a fresh connection sends its AUTH and
--- SELECT in the same write as its first command. Failures raise plain strings:
+-- read costs one round trip (GET), a write one more; a fresh connection first has its AUTH and
+-- SELECT answered (one more round trip, once per connection). Failures raise plain strings:
 --   honeymoon_session: RedisStore:get failed: connection refused (redis at 127.0.0.1:6379/0)
 --
 -- The owner index ("log out everywhere", the session option `index`): a session whose record
@@ -126,15 +126,17 @@ local function cqueues_backend(cfg)
     end
     local Conn = {}
     Conn.__index = Conn
+    -- The timeouts and the pool size are the store's that acquired the connection (set by
+    -- acquire), not the one's that opened it: stores with the same address share a pool.
     function Conn:send(bytes)
-        local done, err = self.sock:xwrite(bytes, "bn", command_s)
+        local done, err = self.sock:xwrite(bytes, "bn", self.command_s)
         if done then return true end
-        return nil, why(err, cfg.command_timeout)
+        return nil, why(err, self.command_ms)
     end
     function Conn:receive()
-        local data, err = self.sock:xread(-65536, "b", command_s)
+        local data, err = self.sock:xread(-65536, "b", self.command_s)
         if data then return data end
-        return nil, why(err, cfg.command_timeout)
+        return nil, why(err, self.command_ms)
     end
     local function pool()
         local gen = R.generation()
@@ -149,7 +151,7 @@ local function cqueues_backend(cfg)
     end
     function Conn:release()
         local p = pool()
-        if p.gen == self.gen and p.n < cfg.pool_size then
+        if p.gen == self.gen and p.n < self.pool_size then
             p.n = p.n + 1
             p[p.n] = self
             self.since = monotime()
@@ -169,7 +171,7 @@ local function cqueues_backend(cfg)
             p[p.n] = nil
             p.n = p.n - 1
             if now - c.since < idle_s then
-                c.fresh = false
+                c.fresh, c.command_s, c.command_ms, c.pool_size = false, command_s, cfg.command_timeout, cfg.pool_size
                 return c
             end
             c.sock:close()
@@ -183,7 +185,8 @@ local function cqueues_backend(cfg)
             sock:close()
             return nil, (why(err, cfg.connect_timeout))
         end
-        return setmetatable({ sock = sock, fresh = true, gen = p.gen }, Conn)
+        return setmetatable({ sock = sock, fresh = true, gen = p.gen, command_s = command_s,
+            command_ms = cfg.command_timeout, pool_size = cfg.pool_size }, Conn)
     end
     return B
 end
@@ -225,10 +228,31 @@ local function talk(conn, payload, n)
     return read(conn, n)
 end
 
--- Sends packed commands and reads their `n` replies over a pooled connection (a fresh one
--- first sends AUTH and SELECT in the same write). Any failure closes the connection (it may
--- hold a late reply). A pooled connection the server closed (a restart closes them all) is
--- replaced, at most until a fresh connection was tried: every command here is idempotent.
+-- A fresh connection's AUTH and SELECT, answered before anything else is sent: Redis runs
+-- pipelined commands whatever the replies before them were, so a command behind a refused
+-- AUTH or SELECT would still run, as the default user or in database 0 (another app's
+-- sessions, under the same prefix). One round trip per new connection. Raises on failure.
+local function hello(self, method, conn)
+    local cfg = self.cfg
+    local ran, values, errs = pcall(talk, conn, cfg.hello, cfg.hello_count)
+    if not ran then values, errs = nil, values end
+    if not values then
+        conn:close()
+        fail(self, method, errs)
+    end
+    for i = 1, cfg.hello_count do
+        if errs[i] then
+            conn:close()
+            local what = (i == 1 and cfg.auth) and "AUTH" or "SELECT " .. cfg.db
+            fail(self, method, "redis refused " .. what .. ": " .. errs[i])
+        end
+    end
+end
+
+-- Sends packed commands and reads their `n` replies over a pooled connection. Any failure
+-- closes the connection (it may hold a late reply). A pooled connection the server closed (a
+-- restart closes them all) is replaced, at most until a fresh connection was tried: every
+-- command here is idempotent.
 local function exchange(self, method, packed, n)
     local cfg, backend = self.cfg, self.backend
     local last = cfg.pool_size + 1
@@ -236,24 +260,14 @@ local function exchange(self, method, packed, n)
         local got, conn, why = pcall(backend.acquire)
         if not got then fail(self, method, conn) end
         if not conn then fail(self, method, why) end
-        local skip = (conn.fresh and cfg.hello) and cfg.hello_count or 0
-        local ran, values, errs, closed = pcall(talk, conn, skip > 0 and (cfg.hello .. packed) or packed, skip + n)
+        if conn.fresh and cfg.hello then hello(self, method, conn) end
+        local ran, values, errs, closed = pcall(talk, conn, packed, n)
         if not ran then values, errs, closed = nil, values, false end -- raised: not retried
-        if not values then why = errs end
         if values then
-            for i = 1, skip do
-                if errs[i] then
-                    conn:close()
-                    local what = (i == 1 and cfg.auth) and "AUTH" or "SELECT " .. cfg.db
-                    fail(self, method, "redis refused " .. what .. ": " .. errs[i])
-                end
-            end
             conn:release()
-            if skip == 0 then return values, errs end
-            local v, e = {}, {}
-            for i = 1, n do v[i], e[i] = values[skip + i], errs[skip + i] end
-            return v, e
+            return values, errs
         end
+        why = errs
         conn:close()
         if attempt == last or conn.fresh or not closed then fail(self, method, why) end
     end
