@@ -5,8 +5,9 @@
 //! a protected call and a registry reference per key and value.
 //!
 //! Safety rules for the raw closures: encoding calls only functions that cannot raise
-//! (`lua_next` on a table nobody changes meanwhile, `lua_to*`, `lua_checkstack`), so Rust
-//! values may live across them. Decoding allocates (strings, tables), and an out-of-memory error
+//! (`lua_next` on a table nobody changes meanwhile, `lua_to*`, and `lua_checkstack` within the
+//! room its callers reserve before the walk: growing the stack can raise on Lua 5.1 and
+//! LuaJIT), so Rust values may live across them. Decoding allocates (strings, tables), and an out-of-memory error
 //! unwinds by longjmp to the protected call: there, frames hold only borrowed data and plain
 //! numbers, nothing that needs dropping.
 
@@ -433,10 +434,18 @@ pub unsafe fn encode_table_at(
 pub fn encode_entries(lua: &Lua, t: &LuaTable, entries: &mut Entries) -> LuaResult<()> {
     let mut result = Ok(());
     // SAFETY: exec_raw pushes `t` on a fresh stack; encode_table_at reads it and restores the
-    // stack.
+    // stack. The room the walk needs is reserved before any Rust value lives in this frame: on
+    // Lua 5.1 and LuaJIT, growing the stack can raise (out of memory), which must not skip the
+    // encoder's buffers.
     unsafe {
         lua.exec_raw::<()>(t, |state| {
-            result = encode_table_at(state, ffi::lua_gettop(state), entries);
+            result = if ffi::lua_checkstack(state, 3 * MAX_DEPTH as c_int + 16) == 0 {
+                Err(LuaError::runtime(
+                    "honeymoon_session: the Lua stack is exhausted",
+                ))
+            } else {
+                encode_table_at(state, ffi::lua_gettop(state), entries)
+            };
             ffi::lua_settop(state, 0);
         })?;
     }
