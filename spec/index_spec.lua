@@ -95,7 +95,7 @@ local STORES = {
       local prefix = "idx:"
       return {
         store = hs.RedisStore({ url = server.url, prefix = prefix }),
-        server = server,
+        server = server, prefix = prefix,
         index_key = function(owner) return "owner:" .. prefix .. owner end,
         age = function(seconds)
           server:age(prefix, seconds)
@@ -121,7 +121,7 @@ local STORES = {
         store = require("honeymoon_session.stores.redis").new({
           url = server.url, prefix = prefix, indexPrefix = "by-owner:", socket = "cqueues",
         }),
-        server = server,
+        server = server, prefix = prefix,
         index_key = function(owner) return "by-owner:" .. owner end,
         age = function(seconds)
           server:age(prefix, seconds)
@@ -289,6 +289,22 @@ for _, kind in ipairs(STORES) do
       lazy_teardown(function()
         if redis then redis:close() end
         redis = nil
+      end)
+    end
+
+    if kind.redis then
+      it("a session whose Node-written JSON holds a lone surrogate escape is still listed and ended", function()
+        local app = site(fx)
+        local a, id = login(app, "ann")
+        local key = fx.prefix .. id
+        local json = fx.server:cli("GET", key):gsub("\n$", "")
+        -- What Node's JSON.stringify writes for a string cut inside an emoji: this module reads
+        -- it, Redis's cjson refuses it, and the scripts must still see the owner.
+        fx.server:cli("SET", key, (json:gsub("^{", '{"q":"x\\ud83d",')), "EX", 3600)
+        assert.equal("ann", a:get("/whoami").body)
+        assert.same({ id }, ids_of(store:sessionsOf("ann")))
+        assert.equal(1, store:destroyAll("ann"))
+        assert.equal("anon", a:get("/whoami").body)
       end)
     end
 

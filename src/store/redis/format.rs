@@ -53,6 +53,13 @@ macro_rules! meta_fn {
 local function meta_of(raw)
   if type(raw) ~= 'string' then return nil end
   local ok, v = pcall(cjson.decode, raw)
+  if not ok then
+    -- cjson refuses a lone UTF-16 surrogate escape, which Node writes for a string cut inside
+    -- an emoji, and which this module reads (as U+FFFD). The owner must still be seen, or the
+    -- session would escape destroyAll: every surrogate escape becomes U+FFFD for this read
+    -- (a valid pair is written as UTF-8 by JSON.stringify, never escaped).
+    ok, v = pcall(cjson.decode, (string.gsub(raw, '\\u[dD][89a-fA-F]%x%x', '\\ufffd')))
+  end
   if ok and type(v) == 'table' and type(v.__meta) == 'table' then return v.__meta end
   return nil
 end
