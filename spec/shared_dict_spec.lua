@@ -79,3 +79,40 @@ describe("SharedDictStore: a touch racing with regenerate in another worker", fu
     assert.equal(100, fake.shared.sessions:ttl("s:" .. core:load(cookie):getId()))
   end)
 end)
+
+describe("SharedDictStore: destroyAll against another worker's merge", function()
+  local saved, fake, store
+  before_each(function()
+    saved = rawget(_G, "ngx")
+    fake = FakeDict.ngx({ "sessions" })
+    _G.ngx = fake
+    store = SharedDictStore.new({ dict = "sessions", prefix = "s:" })
+  end)
+  after_each(function() _G.ngx = saved end)
+
+  it("holds the session's merge lock from its check to its delete, so an owner change cannot land between", function()
+    local before = { userId = "ann", __meta = { owner = "ann", created = 1 } }
+    local after = { userId = "bob", __meta = { owner = "bob", created = 1 } }
+    local _, record = hs._record_patch({}, before)
+    local _, _, patch = hs._record_patch(before, after)
+    local id = "SESSIONIDSESSIONIDSESSIONID00001"
+    store:set(id, record, 3600, { owner = "ann", ttl = 3600 })
+    local dict = fake.shared.sessions
+    local get, merged = dict.get, nil
+    -- Another worker's merge (a logout of ann and a login as bob) tries to run right after
+    -- destroyAll read the record. One process plays both, so a merge that would wait for the
+    -- lock shows as the fake's "contended" error instead.
+    dict.get = function(self, key)
+      local v = get(self, key)
+      if key == "s:" .. id and merged == nil and debug.traceback():find("destroyAll", 1, true) then
+        merged = { pcall(store.merge, store, id, patch, 3600) }
+      end
+      return v
+    end
+    assert.equal(1, store:destroyAll("ann"))
+    dict.get = get
+    assert.is_false(merged[1], "the merge ran inside destroyAll's check-and-delete")
+    assert.matches("contended", tostring(merged[2]), 1, true)
+    assert.is_false(store:exists(id))
+  end)
+end)

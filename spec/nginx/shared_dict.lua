@@ -324,6 +324,25 @@ local function owned(owner, data)
     return record(t)
 end
 
+case("the owner index survives a full dict while its sessions are busy (touched), so destroyAll finds them", function()
+    local dict = ngx.shared.tiny
+    dict:flush_all(); dict:flush_expired()
+    local s, owner = store({ dict = "tiny", prefix = "" }), "owner-busy"
+    local a, b = new_id(), new_id()
+    s:set(a, owned(owner), 60, { owner = owner })
+    s:set(b, owned(owner), 60, { owner = owner })
+    local value = record({ blob = string.rep("y", 900) })
+    -- Well over what the 64k zone holds, while the owner's sessions are refreshed (rolling).
+    for i = 1, 200 do
+        s:set("filler" .. i, value, 60)
+        eq(s:touch(a, 60), true, "touch a")
+        eq(s:touch(b, 60), true, "touch b")
+    end
+    eq(#s:sessionsOf(owner), 2, "both sessions still listed")
+    eq(s:destroyAll(owner), 2, "both ended")
+    s:clear()
+end)
+
 case("the owner index: sessionsOf lists an owner's sessions, lastSeen follows writes and touches", function()
     local s, owner = store(), "owner-" .. new_id()
     local a, b, c = new_id(), new_id(), new_id()

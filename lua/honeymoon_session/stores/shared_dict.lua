@@ -162,6 +162,12 @@ local function lock(self, method, lock_key)
         .. "so it spun %g s; call the store from a yieldable phase (rewrite, access, content, timer)", phase, limit))
 end
 
+---The key of session `id`'s merge lock (see MERGE_LOCK); `key` is its dict key.
+local function merge_lock(id, key)
+    if #id >= MERGE_LOCK_ID then return MERGE_LOCK .. sub(id, -MERGE_LOCK_ID) end
+    return LOCK .. key
+end
+
 -- The owner index. An owner's list is its ids, each followed by a NUL byte.
 
 ---@return string[]
@@ -249,9 +255,13 @@ end
 
 ---Keeps the owner's list alive as long as session `id`, which a write or touch just gave
 ---`ttl` seconds: a session kept alive by merges and touches (rolling) must stay listed after
----the login that listed it, or destroyAll would miss it. One dict:ttl call when all is well.
+---the login that listed it, or destroyAll would miss it. The dict:get moves the list to the
+---front of the dict's least-recently-used order with its busy session (dict:ttl does not), so a
+---full dict does not evict the list before the sessions it names.
 local function keep_listed(self, method, owner, id, ttl)
-    local left = self.dict:ttl(OWNER .. self.prefix .. owner)
+    local dict, okey = self.dict, OWNER .. self.prefix .. owner
+    dict:get(okey)
+    local left = dict:ttl(okey)
     if left == nil or (left > 0 and left < ttl) then list(self, method, owner, id, ttl) end
 end
 
@@ -298,7 +308,7 @@ end
 ---@return boolean written
 function Store:merge(id, patch, ttl)
     local dict, key = self.dict, self.prefix .. id
-    local lock_key = #id >= MERGE_LOCK_ID and MERGE_LOCK .. sub(id, -MERGE_LOCK_ID) or LOCK .. key
+    local lock_key = merge_lock(id, key)
     lock(self, "merge", lock_key)
     -- From here to the unlock nothing yields: another request of this worker cannot run, and
     -- other workers wait on the lock.
@@ -443,15 +453,26 @@ function Store:destroyAll(owner, except)
     for i = 1, #ids do
         local id = ids[i]
         local key = prefix .. id
-        local record = dict:get(key)
-        local owned = record ~= nil and record_meta(record) == owner
         if id == except then
-            if owned then keep = id end
-        elseif owned then
-            -- A merge in flight on this session finds it gone (dict:replace) and writes nothing.
-            dict:delete(key)
-            dict:delete(SEEN .. key)
-            n = n + 1
+            local record = dict:get(key)
+            if record ~= nil and record_meta(record) == owner then keep = id end
+        else
+            -- Under the session's merge lock: a merge that changes its owner (a logout, another
+            -- login) must not land between the check and the delete. A merge waiting on the lock
+            -- then finds the session gone (dict:replace) and writes nothing.
+            local session_lock = merge_lock(id, key)
+            local locked, err = pcall(lock, self, "destroyAll", session_lock)
+            if not locked then
+                dict:delete(lock_key)
+                error(err, 0)
+            end
+            local record = dict:get(key)
+            if record ~= nil and record_meta(record) == owner then
+                dict:delete(key)
+                dict:delete(SEEN .. key)
+                n = n + 1
+            end
+            dict:delete(session_lock)
         end
     end
     local err
