@@ -27,9 +27,9 @@ describe("SharedDictStore outside nginx", function()
   end)
 end)
 
--- Two workers over one dict, played in one process (a fake dict): a rolling read's touch in
--- one, and a login's regenerate in the other landing between the touch's get and its expire.
-describe("SharedDictStore: a touch racing with regenerate in another worker", function()
+-- Two workers over one dict, played in one process (a fake dict): one worker's store call, and
+-- the other's landing in the middle of it.
+describe("SharedDictStore: races between two workers", function()
   local saved, fake, store
   before_each(function()
     saved = rawget(_G, "ngx")
@@ -46,7 +46,9 @@ describe("SharedDictStore: a touch racing with regenerate in another worker", fu
     return line and line:match("^([^;]*)"), line
   end
 
-  it("leaves the retired id its grace, and sends no cookie for it", function()
+  -- A rolling read's touch in one, and a login's regenerate in the other landing between the
+  -- touch's get and its expire.
+  it("a touch racing with regenerate leaves the retired id its grace, and sends no cookie for it", function()
     local opts = { secret = "race-secret", store = store, rolling = true, ttl = 86400, staleGrace = 10 }
     local reader, login = hs.core(opts), hs.core(opts)
     local cookie = request(reader, nil, function(s) s.visitor = "anon" end)
@@ -78,19 +80,8 @@ describe("SharedDictStore: a touch racing with regenerate in another worker", fu
     assert.is_truthy(line)
     assert.equal(100, fake.shared.sessions:ttl("s:" .. core:load(cookie):getId()))
   end)
-end)
 
-describe("SharedDictStore: destroyAll against another worker's merge", function()
-  local saved, fake, store
-  before_each(function()
-    saved = rawget(_G, "ngx")
-    fake = FakeDict.ngx({ "sessions" })
-    _G.ngx = fake
-    store = SharedDictStore.new({ dict = "sessions", prefix = "s:" })
-  end)
-  after_each(function() _G.ngx = saved end)
-
-  it("holds the session's merge lock from its check to its delete, so an owner change cannot land between", function()
+  it("destroyAll holds the session's merge lock from its check to its delete, so an owner change cannot land between", function()
     local before = { userId = "ann", __meta = { owner = "ann", created = 1 } }
     local after = { userId = "bob", __meta = { owner = "bob", created = 1 } }
     local _, record = hs._record_patch({}, before)
