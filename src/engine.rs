@@ -49,28 +49,42 @@ pub const FLASH_KEY: &str = "__flash";
 pub const MAX_CANDIDATES: usize = 4;
 
 /// Up to `MAX_CANDIDATES` distinct ids, on the stack.
-#[derive(Default)]
 pub struct Candidates {
-    ids: [[u8; id::ID_LEN]; MAX_CANDIDATES],
+    ids: [[u8; id::MAX_COOKIE_ID]; MAX_CANDIDATES],
+    lens: [usize; MAX_CANDIDATES],
     len: usize,
+}
+
+impl Default for Candidates {
+    fn default() -> Candidates {
+        Candidates {
+            ids: [[0; id::MAX_COOKIE_ID]; MAX_CANDIDATES],
+            lens: [0; MAX_CANDIDATES],
+            len: 0,
+        }
+    }
 }
 
 impl Candidates {
     fn push(&mut self, id: &str) {
-        let Ok(bytes) = <[u8; id::ID_LEN]>::try_from(id.as_bytes()) else {
+        let bytes = id.as_bytes();
+        if self.len >= MAX_CANDIDATES || self.iter().any(|seen| seen == id) {
+            return;
+        }
+        let Some(slot) = self.ids[self.len].get_mut(..bytes.len()) else {
             return;
         };
-        if self.len < MAX_CANDIDATES && !self.ids[..self.len].contains(&bytes) {
-            self.ids[self.len] = bytes;
-            self.len += 1;
-        }
+        slot.copy_from_slice(bytes);
+        self.lens[self.len] = bytes.len();
+        self.len += 1;
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         // Ids are checked ASCII (id::looks_valid) before they are pushed.
         self.ids[..self.len]
             .iter()
-            .filter_map(|id| std::str::from_utf8(id).ok())
+            .zip(self.lens)
+            .filter_map(|(id, n)| std::str::from_utf8(id.get(..n)?).ok())
     }
 }
 
@@ -760,4 +774,43 @@ fn life_table(lua: &Lua, o: &Options) -> LuaResult<LuaTable> {
         t.raw_set("priority", p.as_str())?;
     }
     Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_name_ids_of_other_shapes_when_they_are_signed() {
+        let lua = Lua::new();
+        let opts: LuaTable = lua.load("return { secret = 'shared' }").eval().unwrap();
+        let engine = Engine::new(&lua, Some(opts)).unwrap();
+        let signer = cookie::Signer::new(&[b"shared".to_vec()]);
+        let cookie_of =
+            |id: &str| format!("honeymoon.sid={}", cookie::encode_value(&signer.sign(id)));
+        // A Node app's genid (a UUID), ours, and one repeated: each distinct id once, in order.
+        let uuid = "3b241101-e2bb-4255-8caf-4136c566a962";
+        let ours = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        let header = format!(
+            "{}; {}; {}",
+            cookie_of(uuid),
+            cookie_of(ours),
+            cookie_of(uuid)
+        );
+        let candidates = engine.candidates(header.as_bytes());
+        let found: Vec<&str> = candidates.iter().collect();
+        assert_eq!(found, vec![uuid, ours]);
+        // Too long, or a character no store key should carry: not looked up, signed or not.
+        for id in ["a".repeat(id::MAX_COOKIE_ID + 1), "with space".to_string()] {
+            let h = cookie_of(&id);
+            assert_eq!(engine.candidates(h.as_bytes()).iter().count(), 0, "{id}");
+        }
+        // At most MAX_CANDIDATES lookups, however many signed ids the header names.
+        let many: Vec<String> = (0..10).map(|i| cookie_of(&format!("id-{i}"))).collect();
+        let h = many.join("; ");
+        assert_eq!(
+            engine.candidates(h.as_bytes()).iter().count(),
+            MAX_CANDIDATES
+        );
+    }
 }

@@ -52,9 +52,16 @@ pub fn generate_into(out: &mut [u8; ID_LEN]) -> Result<(), String> {
     })
 }
 
-/// Whether a string has the shape of an id we issue (cheap check before any store lookup).
+/// The longest id a signed cookie may name. Ours are `ID_LEN` characters, as are
+/// express-session's by default; a Node app with its own `genid` signs others (a UUID has 36).
+pub const MAX_COOKIE_ID: usize = 128;
+
+/// Whether a signed cookie's id has a shape we look up (a cheap check before the store): 1 to
+/// `MAX_COOKIE_ID` characters of the URL-safe base64 alphabet, which ours, express-session's
+/// and UUIDs all use, and which every store key and SharedDictStore's NUL-separated owner
+/// lists can hold.
 pub fn looks_valid(id: &str) -> bool {
-    id.len() == ID_LEN
+    (1..=MAX_COOKIE_ID).contains(&id.len())
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -74,7 +81,10 @@ mod tests {
             assert!(looks_valid(&id), "{id}");
             assert!(seen.insert(id));
         }
-        assert!(!looks_valid("short"));
+        assert!(looks_valid("3b241101-e2bb-4255-8caf-4136c566a962")); // a Node genid's UUID
+        assert!(!looks_valid(""));
+        assert!(!looks_valid(&"a".repeat(MAX_COOKIE_ID + 1)));
         assert!(!looks_valid("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa."));
+        assert!(!looks_valid("aaaa\0aaaa"));
     }
 }
