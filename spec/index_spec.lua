@@ -234,6 +234,10 @@ local function site(fx, opts)
     req.session.userId = nil
     res:text("out")
   end)
+  app:get("/regenerate-logout", function(req, res) -- a logout that drops the data with the id
+    req.session:regenerate()
+    res:text("out")
+  end)
   app:get("/regenerate", function(req, res)
     req.session:regenerate(true) -- e.g. a privilege change: the old id is retired, still owned
     res:text("ok")
@@ -428,6 +432,17 @@ for _, kind in ipairs(STORES) do
         assert.equal("0", fx.server:cli("EXISTS", fx.index_key("ann")):match("%d"))
       end)
     end
+
+    it("a logout by regenerate() ends the old id at once: its logged-in data is not readable for the grace", function()
+      local app = site(fx)
+      local a, old = login(app, "ann")
+      local stolen = Client.new(app)
+      stolen:set_cookie(COOKIE, a:cookie(COOKIE))
+      assert.equal("out", a:get("/regenerate-logout").body)
+      assert.is_false(store:exists(old))
+      assert.equal("anon", stolen:get("/whoami").body)
+      assert.equal("anon", a:get("/whoami").body)
+    end)
 
     it("an id regenerate retired is not listed, but destroyAll ends it too", function()
       local app = site(fx)

@@ -235,7 +235,12 @@ function Methods:regenerate(keep)
     local st = m.state
     local existed = false
     if st == "stored" then
-        if m.ctx.stale_grace > 0 and not m.stale and not m.wrote then
+        -- A session that names an owner (the option `index`) is logged in: dropping its data (a
+        -- logout, a login as someone else) must not leave that data readable under the old id
+        -- for the grace, so the old id goes at once.
+        local meta = m.meta
+        local logged_in = not keep and meta ~= nil and meta.owner ~= nil
+        if m.ctx.stale_grace > 0 and not m.stale and not m.wrote and not logged_in then
             -- The old id stays readable, with its stored data, for the stale grace (see
             -- Engine::retire): a browser's parallel requests that still carry it finish
             -- without replacing the new cookie.
