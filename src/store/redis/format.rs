@@ -2,7 +2,7 @@
 //! store (whose sockets are Lua's) share it byte for byte.
 //!
 //! Key `prefix .. id`; value the JSON of the session's data plus express-session's `cookie`
-//! object; TTL the session's store lifetime. A merge applies a request's changes to the JSON it
+//! object; TTL from the cookie's lifetime. A merge applies a request's changes to the JSON it
 //! loaded, so keys a Node app wrote keep their values, order and float bits; the write is a
 //! compare-and-set on the SHA-1 of that JSON ([`CAS`]).
 //!
@@ -181,15 +181,13 @@ pub fn index_key(index_prefix: &[u8], owner: &str) -> Vec<u8> {
 /// What express-session's stored `cookie` object says, and so the TTL of a write.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cookie<'a> {
-    /// Seconds. None for a browser-session cookie (`cookie.maxAge = false`): express-session
-    /// stores `originalMaxAge` and `expires` as null.
+    /// Seconds; also the key's TTL, as connect-redis sets it. None for a browser-session
+    /// cookie (`cookie.maxAge = false`): express-session stores `originalMaxAge` and
+    /// `expires` as null, and the key lives `store_ttl` seconds.
     pub max_age: Option<u64>,
     /// What `originalMaxAge` says: `max_age` before `absoluteTimeout` capped it.
     pub original: Option<u64>,
-    /// The session's store lifetime, the key's TTL: `ttl`, or the session's own lifetime
-    /// (`req.session.cookie.maxAge`), capped by `absoluteTimeout`. The option `cookie.maxAge`
-    /// sets the cookie only (the module's rule 5, as in every store), where connect-redis
-    /// would take the TTL from the cookie.
+    /// The session's ttl: the key's TTL when the cookie has no lifetime of its own.
     pub store_ttl: u64,
     pub path: &'a str,
     pub domain: Option<&'a str>,
@@ -238,9 +236,9 @@ impl<'a> Cookie<'a> {
         }
     }
 
-    /// The key's TTL in seconds: the session's store lifetime (see `store_ttl`).
+    /// The key's TTL in seconds: the cookie's lifetime, else the session's ttl.
     pub fn ttl(&self) -> u64 {
-        self.store_ttl
+        self.max_age.unwrap_or(self.store_ttl)
     }
 
     /// express-session's cookie object for a write now.
@@ -800,8 +798,7 @@ mod tests {
             partitioned: false,
             priority: None,
         };
-        // The key lives the session's store lifetime (rule 5: the cookie's own is the cookie's).
-        assert_eq!(c.ttl(), 3600);
+        assert_eq!(c.ttl(), 600);
         let j = c.to_json();
         assert!(j.get("partitioned").is_none() && j.get("priority").is_none());
         assert_eq!(j["originalMaxAge"], 600_000);
