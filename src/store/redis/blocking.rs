@@ -242,11 +242,7 @@ impl RedisStore {
         } else {
             e.to_string()
         };
-        StoreError::new(
-            "RedisStore",
-            method,
-            format!("{why} (redis at {})", self.inner.address),
-        )
+        self.error_at(method, why)
     }
 
     fn connect(&self, method: &'static str) -> StoreResult<Conn> {
@@ -439,13 +435,7 @@ impl RedisStore {
                 .arg(owner)
                 .invoke(c)
         })?;
-        listed(reply).map_err(|why| {
-            StoreError::new(
-                "RedisStore",
-                "sessionsOf",
-                format!("{why} (redis at {})", self.inner.address),
-            )
-        })
+        listed(reply).map_err(|why| self.error_at("sessionsOf", why))
     }
 
     fn destroy_owner(&self, owner: &str, except: Option<&str>) -> StoreResult<usize> {
@@ -463,11 +453,12 @@ impl RedisStore {
 
     fn json(&self, method: &'static str, raw: Vec<u8>) -> StoreResult<String> {
         String::from_utf8(raw)
-            .map_err(|_| self.stored_data(method, "the stored session is not UTF-8 JSON"))
+            .map_err(|_| self.error_at(method, "the stored session is not UTF-8 JSON"))
     }
 
-    /// An error about what this Redis holds (not JSON, too large): where, so it can be found.
-    fn stored_data(&self, method: &'static str, why: impl std::fmt::Display) -> StoreError {
+    /// An error of this store, with where it is (never the password), so it can be found:
+    /// `honeymoon_session: RedisStore:<method> failed: <why> (redis at host:port/db)`.
+    fn error_at(&self, method: &'static str, why: impl std::fmt::Display) -> StoreError {
         StoreError::new(
             "RedisStore",
             method,
@@ -491,7 +482,7 @@ impl Store for RedisStore {
     fn get(&self, id: Id, max: usize) -> StoreResult<Option<Loaded>> {
         match self.get_raw(id.as_str().as_bytes())? {
             Some(raw) => Ok(Some(Loaded {
-                record: format::to_record(&raw, max).map_err(|e| self.stored_data("get", e))?,
+                record: format::to_record(&raw, max).map_err(|e| self.error_at("get", e))?,
                 version: Some(self.json("get", raw)?),
             })),
             None => Ok(None),
@@ -524,7 +515,7 @@ impl Store for RedisStore {
         // This request's values (no JSON form) are not what Redis holds: no address.
         let changes =
             JsonChanges::of(changes).map_err(|e| StoreError::new("RedisStore", "set", e))?;
-        let bad = |e: String| self.stored_data("set", e);
+        let bad = |e: String| self.error_at("set", e);
         let cookie = Cookie::of(life);
         let mut base = match base {
             Some(b) => b.as_bytes().to_vec(),
@@ -626,7 +617,7 @@ impl LuaUserData for RedisStore {
             match s.get_raw(&id.as_bytes())? {
                 // Without a maxSize (called directly), the default bounds the parse.
                 Some(raw) => format::to_record(&raw, format::read_limit(max))
-                    .map_err(|e| s.stored_data("get", e))?
+                    .map_err(|e| s.error_at("get", e))?
                     .data_table(lua)
                     .map(LuaValue::Table),
                 None => Ok(LuaValue::Nil),

@@ -444,8 +444,7 @@ impl<'de> serde::de::Visitor<'de> for Budgeted<'_> {
         Ok(serde_json::Number::from_f64(n).map_or(Json::Null, Json::Number))
     }
     fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Json, E> {
-        self.0.spend(codec::str_len(s.len()))?;
-        Ok(Json::String(s.to_owned()))
+        self.visit_string(s.to_owned())
     }
     fn visit_string<E: serde::de::Error>(self, s: String) -> Result<Json, E> {
         self.0.spend(codec::str_len(s.len()))?;
