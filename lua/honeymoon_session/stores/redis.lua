@@ -116,7 +116,7 @@ local function cqueues_backend(cfg)
     local errno = require("cqueues.errno")
     local monotime = require("cqueues").monotime
     local ETIMEDOUT, ECONNRESET, EPIPE = errno.ETIMEDOUT, errno.ECONNRESET, errno.EPIPE
-    local connect_s, command_s = cfg.connect_timeout / 1000, cfg.command_timeout / 1000
+    local connect_s = cfg.connect_timeout / 1000
     local idle_s = cfg.pool_idle / 1000
     local function returned(_, _, err) return err end -- socket errors are returned, never raised
     local function why(err, ms)
@@ -126,17 +126,20 @@ local function cqueues_backend(cfg)
     end
     local Conn = {}
     Conn.__index = Conn
-    -- The timeouts and the pool size are the store's that acquired the connection (set by
-    -- acquire), not the one's that opened it: stores with the same address share a pool.
+    -- The timeouts and the pool size are those of the store that acquired the connection
+    -- (`self.cfg`, set by acquire), not of the one that opened it: stores with the same address
+    -- share a pool.
     function Conn:send(bytes)
-        local done, err = self.sock:xwrite(bytes, "bn", self.command_s)
+        local c = self.cfg
+        local done, err = self.sock:xwrite(bytes, "bn", c.command_timeout / 1000)
         if done then return true end
-        return nil, why(err, self.command_ms)
+        return nil, why(err, c.command_timeout)
     end
     function Conn:receive()
-        local data, err = self.sock:xread(-65536, "b", self.command_s)
+        local c = self.cfg
+        local data, err = self.sock:xread(-65536, "b", c.command_timeout / 1000)
         if data then return data end
-        return nil, why(err, self.command_ms)
+        return nil, why(err, c.command_timeout)
     end
     local function pool()
         local gen = R.generation()
@@ -151,7 +154,7 @@ local function cqueues_backend(cfg)
     end
     function Conn:release()
         local p = pool()
-        if p.gen == self.gen and p.n < self.pool_size then
+        if p.gen == self.gen and p.n < self.cfg.pool_size then
             p.n = p.n + 1
             p[p.n] = self
             self.since = monotime()
@@ -171,7 +174,7 @@ local function cqueues_backend(cfg)
             p[p.n] = nil
             p.n = p.n - 1
             if now - c.since < idle_s then
-                c.fresh, c.command_s, c.command_ms, c.pool_size = false, command_s, cfg.command_timeout, cfg.pool_size
+                c.fresh, c.cfg = false, cfg
                 return c
             end
             c.sock:close()
@@ -185,8 +188,7 @@ local function cqueues_backend(cfg)
             sock:close()
             return nil, (why(err, cfg.connect_timeout))
         end
-        return setmetatable({ sock = sock, fresh = true, gen = p.gen, command_s = command_s,
-            command_ms = cfg.command_timeout, pool_size = cfg.pool_size }, Conn)
+        return setmetatable({ sock = sock, fresh = true, gen = p.gen, cfg = cfg }, Conn)
     end
     return B
 end
