@@ -444,6 +444,45 @@ for _, kind in ipairs(STORES) do
       assert.equal("anon", a:get("/whoami").body)
     end)
 
+    -- regenerate(true) of an owned session leaves the old id as it is until the new one is
+    -- stored; a destroy() or a regenerate() later in the request must still end it.
+    for _, case in ipairs({
+      { "destroy()", function(s) s:destroy() end },
+      { "regenerate()", function(s) s:regenerate() end },
+    }) do
+      it("regenerate(true) then " .. case[1] .. " in one request ends the old id and keeps no data", function()
+        local app = site(fx)
+        app:get("/up-then-out", function(req, res)
+          req.session:regenerate(true)
+          case[2](req.session)
+          res:text(tostring(req.session.userId))
+        end)
+        local a, id_a = login(app, "ann")
+        assert.equal("nil", a:get("/up-then-out").body)
+        assert.is_false(store:exists(id_a))
+        assert.same({}, store:sessionsOf("ann"))
+        assert.equal("anon", a:get("/whoami").body)
+      end)
+    end
+
+    it("regenerate(true) then save() stores the new id and retires the old one at the save", function()
+      local app = site(fx)
+      local saved
+      app:get("/up-and-save", function(req, res)
+        local s = req.session
+        s:regenerate(true)
+        saved = s:save()
+        res:text(tostring(s.userId))
+      end)
+      local a, id_a = login(app, "ann")
+      assert.equal("ann", a:get("/up-and-save").body)
+      assert.is_true(saved)
+      local id_new = id_of(a)
+      assert.are_not.equal(id_a, id_new)
+      assert.same({ id_new }, ids_of(store:sessionsOf("ann")))
+      assert.equal(2, store:destroyAll("ann"))
+    end)
+
     it("an id regenerate retired is not listed, but destroyAll ends it too", function()
       local app = site(fx)
       local a, old = login(app, "ann")
@@ -540,6 +579,58 @@ for _, kind in ipairs(STORES) do
         finish()
         assert.is_false(store:exists(id_a))
         assert.same({ id_b }, ids_of(store:sessionsOf("ann")))
+        assert.equal("anon", a:get("/whoami").body)
+      end)
+
+      -- regenerate(true) moves the data, owner and all, to a new id. A destroyAll that runs
+      -- between the call and the commit must still end the session: the new id is written
+      -- first, and the old one retired or deleted after it, so destroyAll finds one or the other.
+      for _, grace in ipairs({ 10, 0 }) do
+        it("a regenerate(true) racing destroyAll does not keep the session under its new id (staleGrace "
+          .. grace .. ")", function()
+          local app = site(fx, { staleGrace = grace })
+          app:get("/slow-regenerate", function(req, res)
+            req.session:regenerate(true)
+            req.session.step = "up"
+            fx.pause()
+            res:text("ok")
+          end)
+          local a, id_a = login(app, "ann")
+          local bob, id_bob = login(app, "bob")
+          local finish = fx.start(function() return a:get("/slow-regenerate") end)
+          assert.equal(1, store:destroyAll("ann"))
+          local r = finish()
+          assert.equal(200, r.status)
+          assert.is_nil(r.headers["Set-Cookie"], "no cookie for a session destroyAll ended")
+          assert.equal(id_a, id_of(a))
+          assert.same({}, store:sessionsOf("ann"))
+          assert.equal("anon", a:get("/whoami").body)
+          assert.is_false(store:exists(id_a))
+          -- Another owner's session is untouched.
+          assert.equal("bob", bob:get("/whoami").body)
+          assert.same({ id_bob }, ids_of(store:sessionsOf("bob")))
+        end)
+      end
+
+      it("a regenerate(true) that destroyAll did not race moves the session: the old id is retired, the new one listed", function()
+        local app = site(fx)
+        app:get("/slow-regenerate", function(req, res)
+          req.session:regenerate(true)
+          fx.pause()
+          res:text(tostring(req.session.userId))
+        end)
+        local a, id_a = login(app, "ann")
+        local finish = fx.start(function() return a:get("/slow-regenerate") end)
+        -- Until the commit, the old id is the session: a parallel request still reads it.
+        local other = Client.new(app)
+        other:set_cookie(COOKIE, a:cookie(COOKIE))
+        assert.equal("ann", other:get("/whoami").body)
+        assert.equal("ann", finish().body)
+        local id_new = id_of(a)
+        assert.are_not.equal(id_a, id_new)
+        assert.same({ id_new }, ids_of(store:sessionsOf("ann")))
+        assert.equal("ann", a:get("/whoami").body)
+        assert.equal(2, store:destroyAll("ann")) -- the new id and the retired one
         assert.equal("anon", a:get("/whoami").body)
       end)
 

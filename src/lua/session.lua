@@ -6,7 +6,7 @@
 local ops, method_names = ...
 local type, error, next, pairs, rawget, rawset, tostring = type, error, next, pairs, rawget, rawset, tostring
 local getmetatable, setmetatable = getmetatable, setmetatable
-local commit, destroy_id, reload = ops.commit, ops.destroy, ops.reload
+local commit, destroy_id, reload, destroy_moved = ops.commit, ops.destroy, ops.reload, ops.drop_moved
 local SAVE_NOW, RETIRE, FINAL = ops.SAVE_NOW, ops.RETIRE, ops.FINAL
 local floor = math.floor
 
@@ -218,7 +218,11 @@ end
 function Methods:destroy()
     local m = state(self)
     live(m, "destroy")
-    if m.state == "stored" then destroy_id(m) end
+    if m.state == "stored" then
+        destroy_id(m)
+    elseif m.moved_from ~= nil then
+        destroy_moved(m) -- regenerate(true) earlier in this request: the old id holds the data
+    end
     clear(self)
     m.shadow, m.flash_old, m.flash_new, m.meta, m.copy = nil, nil, nil, nil, nil
     m.id, m.state, m.snap, m.ver = m.ctx.id(), "destroyed", nil, nil
@@ -234,12 +238,24 @@ function Methods:regenerate(keep)
     live(m, "regenerate")
     local st = m.state
     local existed = false
-    if st == "stored" then
+    local meta = m.meta
+    local owned = meta ~= nil and meta.owner ~= nil
+    if st == "new" and m.moved_from ~= nil and not keep then
+        -- A move still pending (regenerate(true) earlier in this request) whose data is now
+        -- dropped: its old id goes at once, as a logged-in session's does below.
+        destroy_moved(m)
+    end
+    if st == "stored" and keep and owned and not m.stale and not m.wrote then
+        -- The data moves, owner and all. The old id stays as it is until the new one is
+        -- stored (store.lua's settle): a destroyAll that runs in between then still finds
+        -- one of the two, and the new id is dropped if the old one is gone by then.
+        m.moved_from = { id = m.id, snap = m.snap, ver = m.ver, retire = m.ctx.stale_grace > 0 }
+        existed = true
+    elseif st == "stored" then
         -- A session that names an owner (the option `index`) is logged in: dropping its data (a
         -- logout, a login as someone else) must not leave that data readable under the old id
         -- for the grace, so the old id goes at once.
-        local meta = m.meta
-        local logged_in = not keep and meta ~= nil and meta.owner ~= nil
+        local logged_in = not keep and owned
         if m.ctx.stale_grace > 0 and not m.stale and not m.wrote and not logged_in then
             -- The old id stays readable, with its stored data, for the stale grace (see
             -- Engine::retire): a browser's parallel requests that still carry it finish
@@ -255,7 +271,6 @@ function Methods:regenerate(keep)
     if keep and (st == "gone" or (st == "stored" and not existed)) then keep = false end
     -- The new session keeps the data's lifetime and creation time (absoluteTimeout counts on)
     -- with the data; without it, it starts a life of its own.
-    local meta = m.meta
     if keep and meta ~= nil then
         m.meta = { maxAge = meta.maxAge, created = meta.created }
     else

@@ -142,7 +142,37 @@ function M.commit(s, m, flags)
     end
     m.state, m.touch = state, nil
     if snap ~= nil then m.snap, m.ver = snap, version end
+    if m.moved_from ~= nil and state == "stored" and not M.settle(s, m) then return nil end
     return line
+end
+
+---The old id of a move (session.lua's regenerate(true) of an owned session), once the new id
+---is stored: retired (readable for the stale grace) or deleted. If the store no longer holds
+---it, the session ended meanwhile (destroyAll, a logout elsewhere, expiry) and the new id
+---goes too: a destroyAll between the two writes finds one or the other.
+---@return boolean alive false: the session is gone, and no cookie goes out
+function M.settle(s, m)
+    local from = m.moved_from
+    m.moved_from = nil
+    local old = { ctx = m.ctx, id = from.id, state = "stored", snap = from.snap, ver = from.ver, secure = m.secure }
+    local alive
+    if from.retire then
+        M.commit(s, old, RETIRE)
+        alive = old.state == "stored"
+    else
+        alive = M.destroy(old, true)
+    end
+    if alive then return true end
+    M.destroy(m)
+    m.state, m.snap, m.ver = "gone", nil, nil
+    return false
+end
+
+---Deletes the old id of a move that will not happen (the data was dropped after all).
+function M.drop_moved(m)
+    local from = m.moved_from
+    m.moved_from = nil
+    M.destroy({ ctx = m.ctx, id = from.id })
 end
 
 ---What a Lua store's get returned, decoded: `data, flash, shadow, meta, snapshot`; nothing
