@@ -582,6 +582,59 @@ for _, kind in ipairs(STORES) do
         assert.equal("anon", a:get("/whoami").body)
       end)
 
+      -- A request that rewrites only the bookkeeping (a remember-me lifetime) must not carry
+      -- its pre-login view of the owner over a login stored meanwhile: a logged-in session
+      -- missing from its owner's list would survive "log out everywhere".
+      it("a lifetime change racing a login on one session keeps the login's owner", function()
+        local app = site(fx)
+        app:get("/slow-remember", function(req, res)
+          fx.pause()
+          req.session.cookie.maxAge = 30 * 24 * 3600 * 1000
+          res:text("ok")
+        end)
+        local a = Client.new(app)
+        assert.equal("ok", a:get("/write?k=cart&v=1").body) -- a stored anonymous session
+        local id = id_of(a)
+        local finish = fx.start(function() return a:get("/slow-remember") end)
+        assert.equal("ok", a:get("/write?k=userId&v=ann").body) -- the login, same id
+        assert.equal(200, finish().status)
+        assert.equal(id, id_of(a))
+        -- Before the session's next request, which would write its owner again.
+        local listed = ids_of(store:sessionsOf("ann"))
+        local ended = store:destroyAll("ann")
+        local owner = a:get("/whoami").body
+        if kind.whole_writes and owner == "anon" then
+          -- A merge-less store wrote the slow request's whole session back: no login, no owner.
+          assert.same({}, listed)
+        else
+          assert.same({ id }, listed)
+          assert.equal(1, ended)
+          assert.equal("anon", owner)
+        end
+      end)
+
+      it("a lifetime change racing a logout on one session does not list it again", function()
+        local app = site(fx)
+        app:get("/slow-remember", function(req, res)
+          fx.pause()
+          req.session.cookie.maxAge = 30 * 24 * 3600 * 1000
+          res:text("ok")
+        end)
+        local a = Client.new(app)
+        assert.equal("ok", a:get("/write?k=userId&v=ann").body)
+        local finish = fx.start(function() return a:get("/slow-remember") end)
+        assert.equal("out", a:get("/logout").body)
+        assert.equal(200, finish().status)
+        local listed = ids_of(store:sessionsOf("ann"))
+        local owner = a:get("/whoami").body
+        if not kind.whole_writes then assert.equal("anon", owner) end
+        if owner == "anon" then
+          assert.same({}, listed)
+        else
+          assert.same({ id_of(a) }, listed)
+        end
+      end)
+
       -- regenerate(true) moves the data, owner and all, to a new id. A destroyAll that runs
       -- between the call and the commit must still end the session: the new id is written
       -- first, and the old one retired or deleted after it, so destroyAll finds one or the other.

@@ -453,7 +453,16 @@ impl Engine {
             record = meta::with_meta(&record.0, &meta)?;
         }
         let changes = match (write, c.snap) {
-            (Write::Merge, Some(snap)) if modified => codec::diff(snap, &record)?,
+            (Write::Merge, Some(snap)) if modified => {
+                let mut changes = codec::diff(snap, &record)?;
+                // Bookkeeping rewritten for another reason (a lifetime, a creation time) must
+                // not carry this request's view of the owner over a login or logout that
+                // another request stored since: the owner follows the stored field then.
+                if changes.touches(META_KEY.as_bytes()) {
+                    changes.keep_owner = Meta::of_record(snap).owner == meta.owner;
+                }
+                changes
+            }
             _ => Changes::default(),
         };
         let life = self.lifetime(&meta, now);

@@ -163,6 +163,23 @@ impl Meta {
     }
 }
 
+/// `changes` applied to the stored record `current` (`Record::merged`), where a rewritten
+/// `__meta` keeps the stored owner when the request did not change it (`Changes::keep_owner`):
+/// what every store's merge writes.
+pub fn merged(current: &[u8], changes: &super::Changes) -> mlua::Result<super::Record> {
+    let merged = super::Record::merged(current, changes)?;
+    if !(changes.keep_owner && changes.touches(META_KEY.as_bytes())) {
+        return Ok(merged);
+    }
+    let stored = Meta::of_record(current).owner;
+    let mut meta = Meta::of_record(&merged.0);
+    if meta.owner == stored {
+        return Ok(merged);
+    }
+    meta.owner = stored;
+    with_meta(&merged.0, &meta)
+}
+
 /// `record` with its `__meta` replaced by `meta` (removed when `meta` is empty).
 pub fn with_meta(record: &[u8], meta: &Meta) -> mlua::Result<super::Record> {
     let value = if meta.is_empty() {
@@ -179,6 +196,7 @@ pub fn with_meta(record: &[u8], meta: &Meta) -> mlua::Result<super::Record> {
         } else {
             Vec::new()
         },
+        keep_owner: false,
     };
     super::Record::merged(record, &changes)
 }
@@ -231,6 +249,59 @@ mod tests {
             let m = Meta::from_value(from_lua);
             assert_eq!(m.encode().unwrap(), from_lua, "fields {mask:04b}");
         }
+    }
+
+    #[test]
+    fn a_merge_that_keeps_the_owner_takes_the_stored_one_through_a_patch() {
+        use super::super::{Changes, Entries};
+        let with = |owner: Option<&str>, max_age| {
+            let meta = Meta {
+                created: Some(1000),
+                max_age,
+                owner: owner.map(String::from),
+                ..Meta::default()
+            };
+            with_meta(&Entries::default().into_record().unwrap().0, &meta).unwrap()
+        };
+        // Stored since this request loaded: a login (ann). The request changed its lifetime
+        // only, from a view without an owner.
+        let stored = with(Some("ann"), None);
+        let mine = with(None, Some(MaxAge::Ms(60_000)));
+        let entries = mine.entries().unwrap();
+        let patch = |keep_owner| Changes {
+            set: vec![(META_KEY.as_bytes().to_vec(), entries[0].1.to_vec())],
+            removed: Vec::new(),
+            keep_owner,
+        };
+        for keep_owner in [true, false] {
+            // What a Lua record store gets: the flag survives the patch's bytes.
+            let bytes = patch(keep_owner).to_patch().unwrap();
+            let back = Changes::from_patch(&bytes).unwrap().unwrap();
+            assert_eq!(back.keep_owner, keep_owner);
+            let m = Meta::of_record(&merged(&stored.0, &back).unwrap().0);
+            assert_eq!(
+                m.max_age,
+                Some(MaxAge::Ms(60_000)),
+                "the request's lifetime"
+            );
+            let want = keep_owner.then(|| "ann".to_string());
+            assert_eq!(m.owner, want, "keep_owner {keep_owner}");
+        }
+        // A stored logout (no owner, no other bookkeeping) and a request that kept ann in view:
+        // the owner goes, and so does an otherwise empty __meta.
+        let out = Entries::default().into_record().unwrap();
+        let mine = with(Some("ann"), None);
+        let changes = Changes {
+            set: vec![(
+                META_KEY.as_bytes().to_vec(),
+                mine.entries().unwrap()[0].1.to_vec(),
+            )],
+            removed: Vec::new(),
+            keep_owner: true,
+        };
+        let m = Meta::of_record(&merged(&out.0, &changes).unwrap().0);
+        assert_eq!(m.owner, None);
+        assert_eq!(m.created, Some(1000));
     }
 
     #[test]

@@ -31,6 +31,8 @@ const STR: u8 = b'S';
 const MAP: u8 = b'M';
 /// In a patch only: the key was removed.
 const REMOVED: u8 = b'X';
+/// Before a patch's map: `Changes::keep_owner`.
+const KEEP_OWNER: u8 = b'K';
 
 /// Tables nest at most this many levels, the session's own table (or the value handed to
 /// `json.encode`, or a JSON document's outermost value) being the first: one limit for encoding,
@@ -201,9 +203,19 @@ pub struct Record(pub Vec<u8>);
 pub struct Changes {
     pub set: Vec<(Vec<u8>, Vec<u8>)>,
     pub removed: Vec<Vec<u8>>,
+    /// Where these changes rewrite `__meta`, its owner stays the stored record's: the request
+    /// did not change the owner (the `index` field), and another request may have (a login)
+    /// since this one loaded the session. The owner then follows the stored field, as every
+    /// key the request left alone does.
+    pub keep_owner: bool,
 }
 
 impl Changes {
+    /// Whether these changes write or remove top-level key `key`.
+    pub fn touches(&self, key: &[u8]) -> bool {
+        self.set.iter().any(|(k, _)| k == key) || self.removed.iter().any(|k| k == key)
+    }
+
     /// The changes as one byte string, for stores written in Lua that merge atomically on
     /// their side (`Record::merged` over `Changes::from_patch`): a map in key order whose
     /// removed keys carry the tag `X` instead of a value.
@@ -219,7 +231,10 @@ impl Changes {
                 .map(|k| str_len(k.len()) + 1)
                 .sum::<usize>();
         let mut out = Vec::new();
-        reserve(&mut out, 11 + size)?;
+        reserve(&mut out, 12 + size)?;
+        if self.keep_owner {
+            put(&mut out, &[KEEP_OWNER])?;
+        }
         put(&mut out, &[MAP])?;
         write_varint(&mut out, (self.set.len() + self.removed.len()) as u64)?;
         // Both lists are in key order (as `diff` and `from_patch` make them): merge them.
@@ -247,13 +262,21 @@ impl Changes {
     /// Reads what `to_patch` wrote; `Ok(None)` for anything else.
     pub fn from_patch(buf: &[u8]) -> Result<Option<Changes>, NoMemory> {
         let mut r = Reader::new(buf);
-        if r.byte() != Some(MAP) {
+        let mut tag = r.byte();
+        let keep_owner = tag == Some(KEEP_OWNER);
+        if keep_owner {
+            tag = r.byte();
+        }
+        if tag != Some(MAP) {
             return Ok(None);
         }
         let Some(n) = r.varint() else {
             return Ok(None);
         };
-        let mut changes = Changes::default();
+        let mut changes = Changes {
+            keep_owner,
+            ..Changes::default()
+        };
         let mut last: Option<&[u8]> = None;
         for _ in 0..n {
             let Some(key) = r.string() else {
@@ -407,7 +430,7 @@ pub fn diff(loaded: &[u8], now: &Record) -> LuaResult<Changes> {
 
 impl Record {
     /// Applies changes to a stored record (the store's current version, borrowed where it is
-    /// kept), copying each byte once. `changes` lists keys in sorted order (as `diff` makes
+    /// kept), copying each byte once, key by key (`meta::merged` also honours `keep_owner`). `changes` lists keys in sorted order (as `diff` makes
     /// them); one walk merges the two.
     pub fn merged(current: &[u8], changes: &Changes) -> LuaResult<Record> {
         let stored = entries_of(current)?;

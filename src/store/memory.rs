@@ -11,8 +11,7 @@
 //! their record parsed for it.
 
 use crate::clock;
-use crate::codec::meta::META_KEY;
-use crate::codec::meta::Meta;
+use crate::codec::meta::{self, META_KEY, Meta};
 use crate::codec::{self, Changes, Record};
 use crate::store::{
     Id, Lifetime, Listed, Loaded, MAX_ID_LEN, Merged, Store, StoreError, StoreResult, Ttl,
@@ -372,7 +371,7 @@ impl MemoryStore {
             // An id `regenerate` retired is never written again.
             Some(e) if retired(e.data()) => return Ok(false),
             Some(e) => (
-                Record::merged(e.data(), changes).map_err(|e| {
+                meta::merged(e.data(), changes).map_err(|e| {
                     StoreError::new("MemoryStore", "set", crate::engine::message(&e))
                 })?,
                 e.owned(),
@@ -381,9 +380,7 @@ impl MemoryStore {
         };
         // The owner is the merged record's: read only when the session had one or the merge
         // rewrote the bookkeeping (a login, a logout).
-        let meta = META_KEY.as_bytes();
-        let rewrites_meta =
-            changes.set.iter().any(|(k, _)| k == meta) || changes.removed.iter().any(|k| k == meta);
+        let rewrites_meta = changes.touches(META_KEY.as_bytes());
         let owner = if owned || rewrites_meta {
             Meta::of_record(&merged.0).owner
         } else {
@@ -818,6 +815,7 @@ mod tests {
         let logout = Changes {
             set: Vec::new(),
             removed: vec![META_KEY.as_bytes().to_vec()],
+            keep_owner: false,
         };
         assert!(store.merge_record("x", &logout, 60).unwrap());
         let listed = Store::sessions_of(&store, "ann").unwrap();
@@ -829,6 +827,7 @@ mod tests {
         let write = Changes {
             set: vec![(b"k".to_vec(), vec![b'T'])], // true
             removed: Vec::new(),
+            keep_owner: false,
         };
         assert!(store.merge_record("y", &write, 60).unwrap());
         assert_eq!(Store::sessions_of(&store, "ann").unwrap().len(), 1);

@@ -38,12 +38,10 @@ pub fn merge_patch(current: &[u8], patch: &[u8]) -> LuaResult<Patched> {
     if before.stale.is_some() {
         return Ok(Patched::Retired);
     }
-    let merged = codec::Record::merged(current, &changes)?;
+    let merged = meta::merged(current, &changes)?;
     // The merged record is read for its owner only when it can have one: the session had
     // one, or this merge rewrote the bookkeeping (the common merge does neither).
-    let meta_key = meta::META_KEY.as_bytes();
-    let rewrites_meta = changes.set.iter().any(|(k, _)| k == meta_key)
-        || changes.removed.iter().any(|k| k == meta_key);
+    let rewrites_meta = changes.touches(meta::META_KEY.as_bytes());
     let after = if before.owner.is_some() || rewrites_meta {
         meta::Meta::of_record(&merged.0).owner
     } else {

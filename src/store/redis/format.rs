@@ -578,6 +578,8 @@ pub struct JsonChanges {
     removed: Vec<String>,
     /// The request changed the session's bookkeeping (its own lifetime among it).
     touches_meta: bool,
+    /// `Changes::keep_owner`: a rewritten `__meta` keeps the base's owner.
+    keep_owner: bool,
 }
 
 impl JsonChanges {
@@ -600,6 +602,7 @@ impl JsonChanges {
             set,
             removed,
             touches_meta,
+            keep_owner: changes.keep_owner,
         })
     }
 
@@ -615,7 +618,8 @@ impl JsonChanges {
         max: usize,
     ) -> Result<Option<(String, Option<String>)>, String> {
         let mut map = parse_object(base, max)?;
-        if meta_of(&map).stale.is_some() {
+        let before = meta_of(&map);
+        if before.stale.is_some() {
             return Ok(None);
         }
         for (k, v) in &self.set {
@@ -624,6 +628,16 @@ impl JsonChanges {
         for k in &self.removed {
             // shift_remove: the other keys keep their order.
             map.shift_remove(k.as_str());
+        }
+        if self.keep_owner && self.touches_meta {
+            let mut after = meta_of(&map);
+            if after.owner != before.owner {
+                after.owner = before.owner;
+                match meta_json(&after) {
+                    Some(v) => map.insert(META_KEY.into(), v),
+                    None => map.shift_remove(META_KEY),
+                };
+            }
         }
         let mut fresh = cookie.to_json();
         // A request that did not change the session's lifetime keeps the stored one: another
@@ -755,6 +769,7 @@ mod tests {
         let logout = JsonChanges::of(&Changes {
             set: Vec::new(),
             removed: vec![META_KEY.as_bytes().to_vec()],
+            keep_owner: false,
         })
         .unwrap();
         let (json, owner) = logout
@@ -770,6 +785,7 @@ mod tests {
         let login = JsonChanges::of(&Changes {
             set: vec![(META_KEY.as_bytes().to_vec(), bob.encode().unwrap())],
             removed: Vec::new(),
+            keep_owner: false,
         })
         .unwrap();
         let (_, owner) = login
@@ -777,6 +793,27 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(owner.as_deref(), Some("bob"));
+        // The same rewrite from a request that did not change the owner (its view was older
+        // than the stored login): the stored owner stays, the rest of its bookkeeping is new.
+        let kept = JsonChanges::of(&Changes {
+            set: vec![(META_KEY.as_bytes().to_vec(), bob.encode().unwrap())],
+            removed: Vec::new(),
+            keep_owner: true,
+        })
+        .unwrap();
+        let (json, owner) = kept
+            .apply(base, &Cookie::standalone(60), BIG)
+            .unwrap()
+            .unwrap();
+        assert_eq!(owner.as_deref(), Some("ann"));
+        assert!(!json.contains("created"), "{json}");
+        let unlisted = br#"{"n":1,"cookie":{}}"#;
+        let (json, owner) = kept
+            .apply(unlisted, &Cookie::standalone(60), BIG)
+            .unwrap()
+            .unwrap();
+        assert_eq!(owner, None);
+        assert!(!json.contains("__meta"), "{json}");
         assert_eq!(
             index_key(&default_index_prefix(b"sess:"), "bob"),
             b"owner:sess:bob"
