@@ -61,6 +61,7 @@ local STORES = {
   {
     name = "TableStore (the reference custom store)",
     index = true,
+    lua_methods = true, -- a Lua object: a spec may wrap its methods
     whole_writes = true, -- no merge: a commit writes the whole session back
     new = function()
       local store = TableStore.new({ clock = function() return hs._now_ms() / 1000 end })
@@ -109,6 +110,7 @@ local STORES = {
   {
     name = "RedisStore for event loops (cqueues)",
     index = true,
+    lua_methods = true, -- a Lua object: a spec may wrap its methods
     redis = true,
     new = function()
       local server = redis_server()
@@ -167,6 +169,7 @@ local STORES = {
   {
     name = "SharedDictStore (a fake lua_shared_dict)",
     index = true,
+    lua_methods = true, -- a Lua object: a spec may wrap its methods
     prunes_on_login = true,
     new = function()
       local saved = rawget(_G, "ngx")
@@ -465,6 +468,25 @@ for _, kind in ipairs(STORES) do
       end)
     end
 
+    it("regenerate(true) then destroyAll(owner, getId()) keeps this session and ends the others", function()
+      local app = site(fx)
+      app:get("/rotate-and-logout-others", function(req, res)
+        req.session:regenerate(true)
+        res:text(tostring(store:destroyAll(req.session.userId, req.session:getId())))
+      end)
+      local a, id_a = login(app, "ann")
+      local b = login(app, "ann")
+      local ended = a:get("/rotate-and-logout-others").body
+      local id_new = id_of(a)
+      assert.are_not.equal(id_a, id_new)
+      assert.equal("ann", a:get("/whoami").body)
+      assert.equal("anon", b:get("/whoami").body)
+      assert.is_false(store:exists(id_a))
+      assert.same({ id_new }, ids_of(store:sessionsOf("ann")))
+      -- b's session, and the old id while it was retired (none with staleGrace = 0)
+      assert.equal("2", ended)
+    end)
+
     it("regenerate(true) then save() stores the new id and retires the old one at the save", function()
       local app = site(fx)
       local saved
@@ -635,11 +657,11 @@ for _, kind in ipairs(STORES) do
         end
       end)
 
-      -- regenerate(true) moves the data, owner and all, to a new id. A destroyAll that runs
-      -- between the call and the commit must still end the session: the new id is written
-      -- first, and the old one retired or deleted after it, so destroyAll finds one or the other.
+      -- regenerate(true) moves the data, owner and all, to a new id: it stores the new id and
+      -- then retires (or, with staleGrace = 0, deletes) the old one, so a destroyAll running at
+      -- any point finds one or the other, and nothing brings the session back afterwards.
       for _, grace in ipairs({ 10, 0 }) do
-        it("a regenerate(true) racing destroyAll does not keep the session under its new id (staleGrace "
+        it("a destroyAll after regenerate(true) ends the session; its commit brings nothing back (staleGrace "
           .. grace .. ")", function()
           local app = site(fx, { staleGrace = grace })
           app:get("/slow-regenerate", function(req, res)
@@ -651,7 +673,8 @@ for _, kind in ipairs(STORES) do
           local a, id_a = login(app, "ann")
           local bob, id_bob = login(app, "bob")
           local finish = fx.start(function() return a:get("/slow-regenerate") end)
-          assert.equal(1, store:destroyAll("ann"))
+          -- The new id, and the old one while it is retired.
+          assert.equal(grace > 0 and 2 or 1, store:destroyAll("ann"))
           local r = finish()
           assert.equal(200, r.status)
           assert.is_nil(r.headers["Set-Cookie"], "no cookie for a session destroyAll ended")
@@ -665,6 +688,125 @@ for _, kind in ipairs(STORES) do
         end)
       end
 
+      -- A second rotation, or one after save(), moves the data the same way (the session's
+      -- owner is its data's then), and an id holding this request's writes is deleted, not retired.
+      for _, case in ipairs({
+        { "a second regenerate(true)", function(s) s:regenerate(true) end },
+        { "save() then regenerate(true)", function(s) s.saved = "yes" s:save() end },
+      }) do
+        it("a destroyAll after " .. case[1] .. " ends the session", function()
+          local app = site(fx)
+          app:get("/twice", function(req, res)
+            local s = req.session
+            s:regenerate(true)
+            case[2](s)
+            s:regenerate(true)
+            fx.pause()
+            s.step = "up"
+            res:text("ok")
+          end)
+          local a, id_a = login(app, "ann")
+          local finish = fx.start(function() return a:get("/twice") end)
+          local ended = store:destroyAll("ann")
+          assert.is_true(ended >= 1)
+          local r = finish()
+          assert.is_nil(r.headers["Set-Cookie"])
+          assert.same({}, store:sessionsOf("ann"))
+          assert.is_false(store:exists(id_a))
+          assert.equal("anon", a:get("/whoami").body)
+        end)
+      end
+
+      it("a destroyAll before regenerate(true) ends the session: the move finds the old id gone", function()
+        local app = site(fx)
+        app:get("/slow-regenerate", function(req, res)
+          fx.pause()
+          req.session:regenerate(true)
+          res:text(tostring(req.session.userId))
+        end)
+        local a, id_a = login(app, "ann")
+        local finish = fx.start(function() return a:get("/slow-regenerate") end)
+        assert.equal(1, store:destroyAll("ann"))
+        local r = finish()
+        assert.is_nil(r.headers["Set-Cookie"])
+        assert.same({}, store:sessionsOf("ann"))
+        assert.is_false(store:exists(id_a))
+        assert.equal("anon", a:get("/whoami").body)
+      end)
+
+      -- The window between the two writes, where a store's calls yield: a destroyAll there
+      -- finds the new id listed (and the old one), and the move then finds the old id gone.
+      if kind.lua_methods then
+        it("a destroyAll between regenerate(true)'s two writes ends the session", function()
+          local app = site(fx)
+          local set, armed = store.set, false
+          store.set = function(self, ...)
+            local v = set(self, ...)
+            if armed then
+              armed = false
+              fx.pause()
+            end
+            return v
+          end
+          app:get("/rotate", function(req, res)
+            armed = true
+            req.session:regenerate(true)
+            res:text(tostring(req.session.userId))
+          end)
+          local a, id_a = login(app, "ann")
+          local finish = fx.start(function() return a:get("/rotate") end)
+          assert.equal(2, store:destroyAll("ann"))
+          local r = finish()
+          assert.is_nil(r.headers["Set-Cookie"])
+          assert.same({}, store:sessionsOf("ann"))
+          assert.is_false(store:exists(id_a))
+          assert.equal("anon", a:get("/whoami").body)
+        end)
+      end
+
+      -- A store error while the old id is retired leaves the move pending: the request's
+      -- commit retires it, so a thief's copy of the old cookie does not outlive the rotation.
+      if kind.lua_methods then
+        it("a failed retirement of regenerate(true)'s old id is retried at the commit", function()
+          local app = site(fx)
+          local name = store.merge and "merge" or "set"
+          local method, armed = store[name], false
+          store[name] = function(self, ...)
+            if armed then
+              armed = false
+              error("the store is down for a moment", 0)
+            end
+            return method(self, ...)
+          end
+          local rotate_error
+          app:get("/rotate", function(req, res)
+            local s = req.session
+            -- The new id's own write goes first (a set); the old id's retirement after it.
+            if name == "merge" then armed = true end
+            local ok, err = pcall(s.regenerate, s, true)
+            if not ok then rotate_error = err end
+            res:text(tostring(s.userId))
+          end)
+          local a, id_a = login(app, "ann")
+          if name == "set" then
+            -- A store without merge writes both ids with set: fail the second.
+            local calls = 0
+            store.set = function(self, ...)
+              calls = calls + 1
+              if calls == 2 then error("the store is down for a moment", 0) end
+              return method(self, ...)
+            end
+          end
+          assert.equal("ann", a:get("/rotate").body)
+          assert.matches("the store is down for a moment", tostring(rotate_error), 1, true)
+          local id_new = id_of(a)
+          assert.are_not.equal(id_a, id_new)
+          assert.same({ id_new }, ids_of(store:sessionsOf("ann")))
+          assert.equal(2, store:destroyAll("ann")) -- the new id and the old one, retired
+          assert.is_false(store:exists(id_a))
+        end)
+      end
+
       it("a regenerate(true) that destroyAll did not race moves the session: the old id is retired, the new one listed", function()
         local app = site(fx)
         app:get("/slow-regenerate", function(req, res)
@@ -674,7 +816,7 @@ for _, kind in ipairs(STORES) do
         end)
         local a, id_a = login(app, "ann")
         local finish = fx.start(function() return a:get("/slow-regenerate") end)
-        -- Until the commit, the old id is the session: a parallel request still reads it.
+        -- The old id, retired, still reads its data for the grace.
         local other = Client.new(app)
         other:set_cookie(COOKIE, a:cookie(COOKIE))
         assert.equal("ann", other:get("/whoami").body)
@@ -685,6 +827,34 @@ for _, kind in ipairs(STORES) do
         assert.equal("ann", a:get("/whoami").body)
         assert.equal(2, store:destroyAll("ann")) -- the new id and the retired one
         assert.equal("anon", a:get("/whoami").body)
+      end)
+
+      -- Retiring an id never changes its owner: a login stored after the retiring request
+      -- loaded the session keeps the retired id in reach of destroyAll.
+      it("an id regenerate() retires keeps an owner another request stored meanwhile", function()
+        local app = site(fx)
+        app:get("/slow-regenerate-logout", function(req, res)
+          fx.pause()
+          req.session:regenerate()
+          res:text("ok")
+        end)
+        local a = Client.new(app)
+        assert.equal("ok", a:get("/write?k=cart&v=1").body) -- stored, anonymous
+        local old = id_of(a)
+        local finish = fx.start(function() return a:get("/slow-regenerate-logout") end)
+        local other = Client.new(app)
+        other:set_cookie(COOKIE, a:cookie(COOKIE))
+        assert.equal("ok", other:get("/write?k=userId&v=ann").body) -- a login on the same id
+        finish()
+        assert.is_true(store:exists(old), "retired, readable for the grace")
+        if kind.whole_writes then
+          -- A merge-less store wrote the retiring request's whole (pre-login) session back.
+          assert.equal("anon", other:get("/whoami").body)
+        else
+          assert.equal("ann", other:get("/whoami").body)
+          assert.equal(1, store:destroyAll("ann"))
+          assert.is_false(store:exists(old))
+        end
       end)
 
       it("two interleaved logins of one user are both listed", function()

@@ -506,7 +506,9 @@ impl Engine {
         let grace = self.options.stale_grace.max(1);
         meta.stale = Some(now.saturating_add(i64::try_from(grace * 1000).unwrap_or(i64::MAX)));
         let record = meta::with_meta(snap, &meta)?;
-        let changes = codec::diff(snap, &record)?;
+        let mut changes = codec::diff(snap, &record)?;
+        // Retiring never changes the owner: a login or logout stored since the load stays.
+        changes.keep_owner = true;
         let life = Lifetime {
             ttl: Ttl::new(grace).unwrap_or(self.ttl),
             cookie: Some(&self.options.cookie),

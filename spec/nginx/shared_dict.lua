@@ -51,14 +51,19 @@ local function elapsed(f)
     return ngx.now() - t0, a, b
 end
 
--- The key of session `id`'s merge lock (SharedDictStore's MERGE_LOCK; ids of 12 bytes or more):
--- held here to play a merge in flight in another worker.
-local function merge_lock(id) return "\0m" .. id:sub(-12) end
+-- The key of session `id`'s merge lock (SharedDictStore's MERGE_LOCK, for an id of the module's
+-- 32 characters): held here to play a merge in flight in another worker.
+local function merge_lock(id)
+    assert(#id == 32, "a merge lock of the short form needs a 32-character id")
+    return "\0m" .. id:sub(-12)
+end
 
+-- Ids of the module's length (32 characters), unique and differing at the end.
 local ids = 0
 local function new_id()
     ids = ids + 1
-    return string.format("id%d-%d-%d", ngx.worker.pid(), ngx.now() * 1000, ids)
+    local s = string.format("id%d-%d-%d", ngx.worker.pid(), ngx.now() * 1000, ids)
+    return string.rep("x", 32 - #s) .. s
 end
 
 -- A session as the middleware would hold it: nested tables, numbers, bytes, flash bookkeeping.
@@ -191,7 +196,7 @@ case("all, length and clear see only this store's prefix, never lock keys", func
     a:set("two", record({ n = 2 }), 60)
     b:set("three", record({ n = 3 }), 60)
     dict:add("\0lock:a:one", true, 5) -- a merge in flight (a short id locks its whole key)
-    dict:add(merge_lock("one-of-a-longer-id"), true, 5) -- and one of an engine id
+    dict:add(merge_lock("one-of-an-engine-id-of-32-charss"), true, 5) -- and one of an engine id
     local all = a:all()
     table.sort(all)
     eq(table.concat(all, ","), "one,two", "a:all()")
@@ -202,7 +207,7 @@ case("all, length and clear see only this store's prefix, never lock keys", func
     eq(b:get("three"), record({ n = 3 }), "b's session after a:clear()")
     eq(dict:get("foreign"), "x", "foreign key after a:clear()")
     dict:delete("\0lock:a:one")
-    dict:delete(merge_lock("one-of-a-longer-id"))
+    dict:delete(merge_lock("one-of-an-engine-id-of-32-charss"))
     b:clear()
     dict:delete("foreign")
 end)
@@ -213,13 +218,13 @@ case("prefix \"\": all() returns ids and skips lock keys", function()
     local s = store({ dict = "other", prefix = "" })
     s:set("x", record({}), 60)
     dict:add("\0lock:x", true, 5)
-    dict:add(merge_lock("x-of-a-longer-id"), true, 5)
+    dict:add(merge_lock("x-of-an-engine-id-of-32-chars-xx"), true, 5)
     eq(table.concat(s:all(), ","), "x", "all()")
     eq(s:length(), 1, "length()")
     s:clear()
     eq(s:length(), 0, "length() after clear")
     eq(dict:get("\0lock:x"), true, "clear leaves a lock in flight alone")
-    eq(dict:get(merge_lock("x-of-a-longer-id")), true, "clear leaves a merge lock in flight alone")
+    eq(dict:get(merge_lock("x-of-an-engine-id-of-32-chars-xx")), true, "clear leaves a merge lock in flight alone")
     dict:flush_all()
 end)
 

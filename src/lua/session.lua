@@ -218,11 +218,8 @@ end
 function Methods:destroy()
     local m = state(self)
     live(m, "destroy")
-    if m.state == "stored" then
-        destroy_id(m)
-    elseif m.moved_from ~= nil then
-        destroy_moved(m) -- regenerate(true) earlier in this request: the old id holds the data
-    end
+    if m.state == "stored" then destroy_id(m) end
+    if m.moved_from ~= nil or m.retired_from ~= nil then destroy_moved(m) end -- see regenerate
     clear(self)
     m.shadow, m.flash_old, m.flash_new, m.meta, m.copy = nil, nil, nil, nil, nil
     m.id, m.state, m.snap, m.ver = m.ctx.id(), "destroyed", nil, nil
@@ -236,27 +233,30 @@ end
 function Methods:regenerate(keep)
     local m = state(self)
     live(m, "regenerate")
+    -- An old id a failed move left behind (its retire raised, and the handler went on) should
+    -- be gone already; one a move retired goes too when the data is dropped now (a logout
+    -- right after a rotation must not leave the logged-in data readable under it).
+    if m.moved_from ~= nil or (m.retired_from ~= nil and not keep) then destroy_moved(m) end
     local st = m.state
     local existed = false
     local meta = m.meta
-    local owned = meta ~= nil and meta.owner ~= nil
-    if st == "new" and m.moved_from ~= nil and not keep then
-        -- A move still pending (regenerate(true) earlier in this request) whose data is now
-        -- dropped: its old id goes at once, as a logged-in session's does below.
-        destroy_moved(m)
-    end
-    if st == "stored" and keep and owned and not m.stale and not m.wrote then
-        -- The data moves, owner and all. The old id stays as it is until the new one is
-        -- stored (store.lua's settle): a destroyAll that runs in between then still finds
-        -- one of the two, and the new id is dropped if the old one is gone by then.
-        m.moved_from = { id = m.id, snap = m.snap, ver = m.ver, retire = m.ctx.stale_grace > 0 }
-        existed = true
-    elseif st == "stored" then
-        -- A session that names an owner (the option `index`) is logged in: dropping its data (a
-        -- logout, a login as someone else) must not leave that data readable under the old id
-        -- for the grace, so the old id goes at once.
-        local logged_in = not keep and owned
-        if m.ctx.stale_grace > 0 and not m.stale and not m.wrote and not logged_in then
+    local move = false
+    if st == "stored" then
+        local owned = meta ~= nil and meta.owner ~= nil
+        -- A logged-in session (one that names an owner, the option `index`) whose data is
+        -- dropped (a logout, a login as someone else): that data must not stay readable under
+        -- the old id for the grace, so the old id goes at once.
+        local logged_out = owned and not keep
+        local index = m.ctx.index
+        if keep and not m.stale and (owned or (index ~= nil and rawget(self, index) ~= nil)) then
+            -- The data moves, owner and all: stored under the new id below, before the old id
+            -- is retired or deleted (store.lua's settle). Deleted, not retired, when it holds
+            -- this request's writes (a save()): they may be the login's.
+            move, existed = true, true
+            m.moved_from = {
+                id = m.id, snap = m.snap, ver = m.ver, retire = m.ctx.stale_grace > 0 and not m.wrote,
+            }
+        elseif m.ctx.stale_grace > 0 and not m.stale and not m.wrote and not logged_out then
             -- The old id stays readable, with its stored data, for the stale grace (see
             -- Engine::retire): a browser's parallel requests that still carry it finish
             -- without replacing the new cookie.
@@ -283,6 +283,14 @@ function Methods:regenerate(keep)
     m.id, m.state, m.snap, m.ver, m.stale, m.wrote, m.copy = m.ctx.id(), "new", nil, nil, nil, nil, nil
     m.must_save, m.cookie_due = true, false
     follow(m)
+    if move then
+        -- Stored now, and only then the old id retired: a destroyAll that runs meanwhile finds
+        -- one of the two (if the old one is gone by then, the new one goes too: state "gone",
+        -- no cookie). Now rather than at the commit, so that destroyAll(owner, getId()) later
+        -- in this request spares the new id.
+        commit(self, m, SAVE_NOW)
+        if m.state == "stored" then m.must_save, m.cookie_due, m.wrote = false, true, true end
+    end
     return m.id
 end
 

@@ -149,11 +149,11 @@ end
 ---The old id of a move (session.lua's regenerate(true) of an owned session), once the new id
 ---is stored: retired (readable for the stale grace) or deleted. If the store no longer holds
 ---it, the session ended meanwhile (destroyAll, a logout elsewhere, expiry) and the new id
----goes too: a destroyAll between the two writes finds one or the other.
+---goes too: a destroyAll between the two writes finds one or the other. A store error leaves
+---the move pending, so the next commit of the session tries again.
 ---@return boolean alive false: the session is gone, and no cookie goes out
 function M.settle(s, m)
     local from = m.moved_from
-    m.moved_from = nil
     local old = { ctx = m.ctx, id = from.id, state = "stored", snap = from.snap, ver = from.ver, secure = m.secure }
     local alive
     if from.retire then
@@ -162,17 +162,29 @@ function M.settle(s, m)
     else
         alive = M.destroy(old, true)
     end
+    m.moved_from = nil
+    -- A retired id still reads the logged-in data: a destroy() or a data-dropping regenerate()
+    -- later in this request deletes it too (session.lua).
+    if alive and from.retire then m.retired_from = from.id end
     if alive then return true end
     M.destroy(m)
     m.state, m.snap, m.ver = "gone", nil, nil
     return false
 end
 
----Deletes the old id of a move that will not happen (the data was dropped after all).
+---Deletes the old id of a move (pending after a store error, or retired): the data it holds
+---was dropped after all (destroy(), regenerate()).
 function M.drop_moved(m)
     local from = m.moved_from
-    m.moved_from = nil
-    M.destroy({ ctx = m.ctx, id = from.id })
+    if from ~= nil then
+        M.destroy({ ctx = m.ctx, id = from.id })
+        m.moved_from = nil
+    end
+    local retired = m.retired_from
+    if retired ~= nil then
+        M.destroy({ ctx = m.ctx, id = retired })
+        m.retired_from = nil
+    end
 end
 
 ---What a Lua store's get returned, decoded: `data, flash, shadow, meta, snapshot`; nothing

@@ -40,10 +40,13 @@ local LOCK = "\0lock:"
 -- not the whole key: nginx hashes and compares a key byte by byte on every dict call, and a
 -- lock's add + delete cost 358 ns with the 43-byte key, 159 with an 18-byte one. The end, not
 -- the start: ids made in sequence differ there. Two sessions that share a lock only take
--- turns (a waiter sleeps 1 ms or more). A shorter id (a store method called directly) locks
--- its whole key, so two stores whose keys meet lock alike.
+-- turns (a waiter sleeps 1 ms or more). Only ids of this module's shape (32 characters, as
+-- express-session's too) are cut: any other id (a Node app's genid UUID, whose version-1 form
+-- ends in the same node field for every id a process makes; a store method called directly)
+-- locks its whole key, so two stores whose keys meet lock alike.
 local MERGE_LOCK = "\0m"
 local MERGE_LOCK_ID = 12
+local ID_LEN = 32
 local SEEN = "\0seen:"
 local OWNER = "\0owner:"
 local NUL = 0
@@ -164,7 +167,7 @@ end
 
 ---The key of session `id`'s merge lock (see MERGE_LOCK); `key` is its dict key.
 local function merge_lock(id, key)
-    if #id >= MERGE_LOCK_ID then return MERGE_LOCK .. sub(id, -MERGE_LOCK_ID) end
+    if #id == ID_LEN then return MERGE_LOCK .. sub(id, -MERGE_LOCK_ID) end
     return LOCK .. key
 end
 
