@@ -382,6 +382,18 @@ test("(g) values survive the trip between Node and Lua unchanged", async (t) => 
     assert.equal(l.body.lua_visits, 1);
   });
 
+  await t.test("arrays inside a key Lua writes stay arrays, empty or with nulls, and Node can push", async () => {
+    const jar = new Jar();
+    await get(NODE, "/merge", jar, { cart: { items: [], holes: [1, null, 3], nested: [[]] } });
+    const l = await get(LUA, "/coupon", jar);
+    assert.equal(l.body.cart.coupon, "WELCOME");
+    const cart = JSON.parse(redis("GET", `sess:${jar.id}`)).cart;
+    assert.deepEqual(cart, { coupon: "WELCOME", gifts: [], holes: [1, null, 3], items: [], nested: [[]] });
+    const n = await get(NODE, "/cart-push", jar);
+    assert.deepEqual(n.body.cart.items, ["BK-1"]);
+    assert.deepEqual(n.body.cart.gifts, ["mug"]);
+  });
+
   await t.test("untouched Node keys keep their key order and bytes after a Lua write", async () => {
     const jar = new Jar();
     await get(NODE, "/merge", jar, { zeta: { user: "u", roles: [] }, alpha: 1 });

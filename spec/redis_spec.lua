@@ -145,6 +145,37 @@ describe("RedisStore stored form (connect-redis)", function()
     assert.matches('"half":0.5', after, 1, true)
     assert.matches(big, after, 1, true)
   end)
+
+  -- A Lua table cannot tell an empty array from an empty object, nor hold a null: arrays a Node
+  -- app wrote come back marked (hs.array), so a Lua write of the key around them keeps them
+  -- arrays, and Node's items.push still works.
+  it("keeps a Node app's arrays arrays, empty or with nulls, in a key Lua writes", function()
+    local _, c = site({ store = store() }, {
+      ["/start"] = function(req) req.session.lua = 1 end,
+      ["/coupon"] = function(req)
+        local cart = req.session.cart
+        cart.coupon = "WELCOME"
+        assert(getmetatable(cart.items) == hs.array_mt, "a decoded array carries the marker")
+        assert(#cart.items == 0)
+        cart.list = hs.array() -- a new empty array of Lua's own
+      end,
+    })
+    c:get("/start")
+    local id = cookie_id(c)
+    local raw = stored(id)
+    raw = raw:gsub("}$", ',"cart":{"items":[],"holes":[1,null,3],"nested":[[]],"obj":{}}}')
+    server:cli("SET", PREFIX .. id, raw, "EX", 600)
+    c:get("/coupon")
+    local _, doc = stored(id)
+    local cart = doc.cart
+    assert.equal("WELCOME", cart.coupon)
+    local after = stored(id)
+    assert.matches('"items":[]', after, 1, true)
+    assert.matches('"holes":[1,null,3]', after, 1, true)
+    assert.matches('"nested":[[]]', after, 1, true)
+    assert.matches('"obj":{}', after, 1, true)
+    assert.matches('"list":[]', after, 1, true)
+  end)
 end)
 
 describe("RedisStore and maxSize", function()

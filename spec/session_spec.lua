@@ -346,6 +346,46 @@ end)
 -- 3. saveUninitialized
 ---------------------------------------------------------------------------
 
+describe("JSON arrays: hs.array marks a table that is an array even when empty", function()
+  it("a marked table keeps its mark through the store, and all() keeps it too", function()
+    local _, c = app_with({}, {
+      ["GET /set"] = function(req, res)
+        req.session.tags = hs.array()
+        req.session.plain = {}
+        res:text("ok")
+      end,
+      ["GET /read"] = function(req, res)
+        local s = req.session
+        local copy = s:all()
+        res:text(table.concat({
+          tostring(getmetatable(s.tags) == hs.array_mt), tostring(getmetatable(s.plain) == nil),
+          tostring(getmetatable(copy.tags) == hs.array_mt), hs.json.encode(s.tags), hs.json.encode(s.plain),
+        }, " "))
+      end,
+    })
+    c:get("/set")
+    assert.equal("true true true [] {}", c:get("/read").body)
+  end)
+
+  it("json.decode marks arrays, so json.encode writes [] back", function()
+    local v = hs.json.decode('{"a":[],"b":{},"c":[1,null,3]}')
+    assert.equal(hs.array_mt, getmetatable(v.a))
+    assert.is_nil(getmetatable(v.b))
+    assert.equal('[1,null,3]', hs.json.encode(v.c))
+    assert.equal('[]', hs.json.encode(v.a))
+    assert.equal('{}', hs.json.encode(v.b))
+  end)
+
+  it("hs.array takes a table or nothing, and refuses a table with a metatable of its own", function()
+    local t = { 1, 2 }
+    assert.equal(t, hs.array(t))
+    assert.equal(hs.array_mt, getmetatable(t))
+    assert.has_error(function() hs.array(5) end, "honeymoon_session: array(t) takes a table or nothing, got a number")
+    assert.has_error(function() hs.array(setmetatable({}, {})) end,
+      "honeymoon_session: array(t): the table already has a metatable of its own")
+  end)
+end)
+
 describe("rule 3: saveUninitialized = false stores and sends nothing for an empty new session", function()
   it("an untouched visitor costs no store write and no Set-Cookie, yet has an id", function()
     local store = spy_store()

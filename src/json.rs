@@ -1,8 +1,10 @@
 //! JSON for Lua: `json.encode` / `json.decode`, so a Lua store can serialise sessions without
 //! another rock.
 //!
-//! Mapping: a table whose keys are exactly 1..n (n >= 1) is an array, any other table an object
-//! (number keys become strings; an empty table is `{}`). Integers stay integers where the
+//! Mapping: a table whose keys are exactly 1..n (n >= 1) is an array, and so is a table with
+//! the array marker (`crate::array`), empty or with holes (`null`); any other table an object
+//! (number keys become strings; an empty table is `{}`). A decoded array carries the marker,
+//! so `[]` comes back as `[]`. Integers stay integers where the
 //! interpreter has them; JSON `null` decodes to nil. NaN and infinities have no JSON form and
 //! are refused, as are functions, userdata and cycles, naming where in the value they are
 //! (`json.encode: value cart.items[3] is a function`).
@@ -76,6 +78,8 @@ struct Encoder {
     /// Tables being written, outermost first: meeting one again is a cycle, and the length is
     /// the depth of the value being written.
     open: Vec<*const std::ffi::c_void>,
+    /// The array marker, if the module made one in this state.
+    array: Option<LuaTable>,
 }
 
 impl Encoder {
@@ -122,6 +126,13 @@ impl Encoder {
             return Err(self.fail(format!("a table that {TOO_DEEP}")));
         }
         self.open.push(ptr);
+        if let Some(marker) = &self.array
+            && t.metatable().as_ref() == Some(marker)
+            && self.marked(t)?
+        {
+            self.open.pop();
+            return Ok(());
+        }
         let n = t.raw_len();
         // An array only when the keys are exactly 1..n: `raw_len` is a border, which may lie
         // past a hole ({1, 2, nil, 4, k = "v"} has 4 keys and a border of 4).
@@ -137,16 +148,7 @@ impl Encoder {
             number_keys |= matches!(k, LuaValue::Integer(_) | LuaValue::Number(_));
         }
         if n > 0 && count == n && in_range == n {
-            self.raw(b"[")?;
-            for i in 1..=n {
-                if i > 1 {
-                    self.raw(b",")?;
-                }
-                self.path.push(Step::Index(i as i64));
-                self.value(&t.raw_get::<LuaValue>(i)?)?;
-                self.path.pop();
-            }
-            self.raw(b"]")?;
+            self.array(t, n)?;
         } else {
             // Number keys become strings, which may then equal a string key of the same table.
             let mut seen: Option<HashSet<String>> = number_keys.then(HashSet::new);
@@ -200,12 +202,59 @@ impl Encoder {
     }
 }
 
+impl Encoder {
+    /// A table with the array marker as an array, holes as `null`: true when written. False
+    /// (nothing written) when a key is not a whole number from 1, or the holes are too many:
+    /// then it is an object.
+    fn marked(&mut self, t: &LuaTable) -> Result<bool, Failed> {
+        let mut count = 0usize;
+        let mut len = 0i64;
+        for pair in t.pairs::<LuaValue, LuaValue>() {
+            let position = match pair?.0 {
+                LuaValue::Integer(i) => Some(i),
+                LuaValue::Number(x) if x.fract() == 0.0 && x.abs() < 9.0e15 => Some(x as i64),
+                _ => None,
+            };
+            match position.filter(|&i| i >= 1) {
+                Some(i) => len = len.max(i),
+                None => return Ok(false),
+            }
+            count += 1;
+        }
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        if len.saturating_sub(count) > MAX_HOLES {
+            return Ok(false);
+        }
+        self.array(t, len)?;
+        Ok(true)
+    }
+
+    /// `t[1..=len]` as a JSON array (nil as `null`).
+    fn array(&mut self, t: &LuaTable, len: usize) -> Result<(), Failed> {
+        self.raw(b"[")?;
+        for i in 1..=len {
+            if i > 1 {
+                self.raw(b",")?;
+            }
+            self.path.push(Step::Index(i as i64));
+            self.value(&t.raw_get::<LuaValue>(i)?)?;
+            self.path.pop();
+        }
+        self.raw(b"]")
+    }
+}
+
+/// The most holes a marked table's array may have, as the session codec allows
+/// (`codec::json`): past that, it is an object.
+const MAX_HOLES: usize = 1 << 16;
+
 /// Lua value -> JSON text.
-pub fn encode(v: &LuaValue) -> LuaResult<Vec<u8>> {
+pub fn encode(lua: &Lua, v: &LuaValue) -> LuaResult<Vec<u8>> {
     let mut e = Encoder {
         out: Out(Vec::new()),
         path: Vec::new(),
         open: Vec::new(),
+        array: crate::array::get(lua)?,
     };
     e.value(v).map_err(encode_error)?;
     Ok(e.out.0)
@@ -216,6 +265,8 @@ pub fn encode(v: &LuaValue) -> LuaResult<Vec<u8>> {
 struct ToLua<'a> {
     lua: &'a Lua,
     depth: usize,
+    /// The array marker, given to every decoded array.
+    array: &'a Option<LuaTable>,
 }
 
 fn lua_err<E: de::Error>(e: LuaError) -> E {
@@ -237,6 +288,7 @@ impl<'a> ToLua<'a> {
         Ok(ToLua {
             lua: self.lua,
             depth: self.depth + 1,
+            array: self.array,
         })
     }
 }
@@ -274,6 +326,7 @@ impl<'de> Visitor<'de> for ToLua<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<LuaValue, A::Error> {
         let inner = self.nested()?;
         let t = self.lua.create_table().map_err(lua_err)?;
+        t.set_metatable(self.array.clone()).map_err(lua_err)?;
         let mut i: i64 = 0;
         while let Some(v) = seq.next_element_seed(inner)? {
             i += 1;
@@ -299,7 +352,14 @@ pub fn decode(lua: &Lua, text: &[u8]) -> LuaResult<LuaValue> {
     let fail =
         |e: serde_json::Error| LuaError::runtime(format!("honeymoon_session: json.decode: {e}"));
     let mut de = serde_json::Deserializer::from_slice(text);
-    let v = ToLua { lua, depth: 0 }.deserialize(&mut de).map_err(fail)?;
+    let array = crate::array::get(lua)?;
+    let v = ToLua {
+        lua,
+        depth: 0,
+        array: &array,
+    }
+    .deserialize(&mut de)
+    .map_err(fail)?;
     de.end().map_err(fail)?;
     Ok(v)
 }
@@ -308,7 +368,7 @@ pub fn module(lua: &Lua) -> LuaResult<LuaTable> {
     let t = lua.create_table()?;
     t.set(
         "encode",
-        lua.create_function(|lua, v: LuaValue| lua.create_string(encode(&v)?))?,
+        lua.create_function(|lua, v: LuaValue| lua.create_string(encode(lua, &v)?))?,
     )?;
     t.set(
         "decode",
@@ -323,9 +383,28 @@ mod tests {
 
     fn enc(lua: &Lua, src: &str) -> Result<String, String> {
         let v: LuaValue = lua.load(src).eval().map_err(|e| e.to_string())?;
-        encode(&v)
+        encode(lua, &v)
             .map(|b| String::from_utf8(b).unwrap_or_default())
             .map_err(|e| crate::engine::message(&e))
+    }
+
+    #[test]
+    fn decoded_arrays_encode_as_arrays_even_empty() {
+        let lua = Lua::new();
+        crate::array::install(&lua).unwrap();
+        for text in [r#"[]"#, r#"{"a":[],"b":{},"c":[1,null,3],"d":[[]]}"#] {
+            let v = decode(&lua, text.as_bytes()).unwrap();
+            let back = String::from_utf8(encode(&lua, &v).unwrap()).unwrap();
+            let (a, b): (serde_json::Value, serde_json::Value) = (
+                serde_json::from_str(text).unwrap(),
+                serde_json::from_str(&back).unwrap(),
+            );
+            assert_eq!(a, b, "{text} -> {back}");
+        }
+        // Without the marker (a state where the module was never opened), as before.
+        let bare = Lua::new();
+        let v = decode(&bare, b"[]").unwrap();
+        assert_eq!(encode(&bare, &v).unwrap(), b"{}");
     }
 
     #[test]

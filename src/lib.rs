@@ -2,6 +2,7 @@
 //! This file only builds the export table: the native functions, and the embedded Lua chunks
 //! that `src/lua/exports.lua` wires together.
 
+mod array;
 mod clock;
 mod codec;
 mod cookie;
@@ -61,6 +62,8 @@ pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
     )?;
     #[cfg(feature = "redis")]
     native.set("_redis", store::redis::lua_exports(lua)?)?;
+    // The metatable of tables that are JSON arrays (src/array.rs).
+    native.set("array_mt", array::install(lua)?)?;
     native.set("json", json::module(lua)?)?;
     // For record stores written in Lua (a plain C function: SharedDictStore calls it on every
     // write): the merged record, or `false` for an id `regenerate` retired.

@@ -115,7 +115,13 @@ function Core:commit(session) end
 ---@class honeymoon_session
 ---@field version string
 ---@field json { encode: fun(value: any): string, decode: fun(text: string): any }
+---@field array_mt table the metatable of tables that are JSON arrays (see array)
 local M = {}
+---Marks `t` (or a new table) as a JSON array: stored, and read by Node, as `[...]` even empty.
+---@generic T: table
+---@param t? T
+---@return T
+function M.array(t) end
 ---@param opts? honeymoon_session.Options
 ---@return fun(req: table, res: table, next: fun())
 function M.session(opts) end

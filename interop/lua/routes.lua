@@ -51,6 +51,15 @@ routes["/list"] = function(session, query)
     return session:all()
 end
 
+-- Writes the key `cart` a Node app made, around the arrays inside it (an empty one, one with
+-- nulls), and adds an empty array of Lua's own.
+routes["/coupon"] = function(session)
+    local cart = session.cart
+    cart.coupon = "WELCOME"
+    cart.gifts = hs.array()
+    return session:all()
+end
+
 routes["/logout"] = function(session)
     session:destroy()
     return { destroyed = true }

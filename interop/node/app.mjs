@@ -56,6 +56,13 @@ app.get("/browser", (req, res) => {
   res.json(req.session);
 });
 
+// Uses the cart's arrays as arrays (after a Lua write of the cart).
+app.get("/cart-push", (req, res) => {
+  req.session.cart.items.push("BK-1");
+  req.session.cart.gifts.push("mug");
+  res.json(req.session);
+});
+
 app.get("/show", (req, res) => {
   res.json(req.session);
 });

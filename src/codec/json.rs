@@ -1,12 +1,13 @@
 //! The wire format <-> JSON, for stores that speak JSON (express-session's format, JSON Lua stores).
 
-use super::{FALSE, FLOAT, INT, MAP, MAX_DEPTH, NoMemory, Reader, STR, TRUE};
-use super::{put, try_copy, write_map, write_str};
+use super::{FALSE, FLOAT, INT, LIST, MAP, MAX_DEPTH, NoMemory, Reader, STR, TRUE};
+use super::{put, try_copy, write_map, write_str, write_table};
 
 /// The JSON form of one stored top-level value, for stores that speak JSON (express-session's
-/// format). A table whose keys are exactly 1..n becomes an array, any other table an object
-/// with its keys as strings; strings must be UTF-8 and numbers finite, else this fails, naming
-/// `path`.
+/// format). A table whose keys are exactly 1..n becomes an array, and so does one with the
+/// array marker (`crate::array`: a JSON array decoded earlier, or `hs.array`), empty or with
+/// holes (`null`); any other table an object with its keys as strings. Strings must be UTF-8
+/// and numbers finite, else this fails, naming `path`.
 pub fn to_json(path: &str, bytes: &[u8]) -> Result<serde_json::Value, String> {
     let mut r = Reader::new(bytes);
     let v = r.json_value(1).map_err(|e| format!("{path}: {e}"))?;
@@ -16,9 +17,10 @@ pub fn to_json(path: &str, bytes: &[u8]) -> Result<serde_json::Value, String> {
     Ok(v)
 }
 
-/// The stored form of a JSON value; `None` for `null`, which a Lua table cannot hold. Nesting
-/// is not limited here (serde_json stops at 128 levels): decoding the record refuses more than
-/// `MAX_DEPTH`, naming the limit.
+/// The stored form of a JSON value; `None` for `null`, which a Lua table cannot hold (in an
+/// array it leaves a hole). An array keeps the array marker, so that it is an array again when
+/// Lua writes it back, even empty. Nesting is not limited here (serde_json stops at 128
+/// levels): decoding the record refuses more than `MAX_DEPTH`, naming the limit.
 pub fn from_json(v: &serde_json::Value) -> Result<Option<Vec<u8>>, NoMemory> {
     use serde_json::Value as J;
     let mut out = Vec::new();
@@ -51,7 +53,7 @@ pub fn from_json(v: &serde_json::Value) -> Result<Option<Vec<u8>>, NoMemory> {
                     pairs.push((k, v));
                 }
             }
-            write_map(&mut out, pairs)?;
+            write_table(&mut out, LIST, pairs)?;
         }
         J::Object(map) => {
             let mut pairs = Vec::new();
@@ -68,6 +70,9 @@ pub fn from_json(v: &serde_json::Value) -> Result<Option<Vec<u8>>, NoMemory> {
     }
     Ok(Some(out))
 }
+
+/// The most holes a marked table's JSON array may have (see `LIST` in `json_value`).
+const MAX_HOLES: usize = 1 << 16;
 
 impl Reader<'_> {
     /// The JSON of one value that `depth` tables enclose (see `MAX_DEPTH`).
@@ -91,8 +96,41 @@ impl Reader<'_> {
                 let copy = try_copy(bytes).map_err(no_memory)?;
                 J::String(String::from_utf8(copy).map_err(|_| corrupt())?)
             }
-            MAP if depth >= MAX_DEPTH => {
+            MAP | LIST if depth >= MAX_DEPTH => {
                 return Err(format!("a table {}", super::TOO_DEEP));
+            }
+            LIST => {
+                let n = self.varint().ok_or_else(corrupt)? as usize;
+                let mut items: Vec<(usize, J)> = Vec::with_capacity(n.min(1024));
+                for _ in 0..n {
+                    let position = match self.json_value(depth + 1)? {
+                        J::Number(k) => k.as_u64().and_then(|k| usize::try_from(k).ok()),
+                        _ => None,
+                    };
+                    let position = position.filter(|&k| k >= 1).ok_or_else(corrupt)?;
+                    items.push((position, self.json_value(depth + 1)?));
+                }
+                items.sort_unstable_by_key(|(k, _)| *k);
+                let len = items.last().map_or(0, |(k, _)| *k);
+                // Holes become nulls, within reason: a marked table with a lone key at 1e9
+                // (Lua's doing; a stored array's holes cost its JSON five bytes each) is an
+                // object instead.
+                if len.saturating_sub(items.len()) > MAX_HOLES {
+                    J::Object(items.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+                } else {
+                    let mut array = Vec::new();
+                    array
+                        .try_reserve(len)
+                        .map_err(|_| "not enough memory for the session data".to_string())?;
+                    for (k, v) in items {
+                        if k <= array.len() {
+                            return Err(corrupt()); // a position twice
+                        }
+                        array.resize(k - 1, J::Null);
+                        array.push(v);
+                    }
+                    J::Array(array)
+                }
             }
             MAP => {
                 let n = self.varint().ok_or_else(corrupt)? as usize;
@@ -150,6 +188,49 @@ mod tests {
     use mlua::prelude::*;
 
     #[test]
+    fn json_arrays_stay_arrays_through_lua_even_empty_or_with_nulls() {
+        let lua = Lua::new();
+        crate::array::install(&lua).unwrap();
+        for text in [
+            r#"[]"#,
+            r#"[1,null,3]"#,
+            r#"[[],{}]"#,
+            r#"{"items":[],"obj":{},"list":[{"a":[]}]}"#,
+            r#"[null,null,"x"]"#,
+        ] {
+            let json: serde_json::Value = serde_json::from_str(text).unwrap();
+            let stored = from_json(&json).unwrap().unwrap();
+            assert_eq!(
+                to_json("v", &stored).unwrap(),
+                json,
+                "{text} from the record"
+            );
+            // Through a Lua value and back, as a session key Lua writes.
+            let value = super::super::decode_value(&lua, &stored).unwrap();
+            let t = lua.create_table().unwrap();
+            t.set("v", value).unwrap();
+            let rec = Record::from_table(&lua, &t).unwrap();
+            let entries = rec.entries().unwrap();
+            assert_eq!(entries[0].1, stored.as_slice(), "{text} through Lua");
+        }
+        // A marked table with other keys is an object; one with a lone key far out, too.
+        let t: LuaTable = lua
+            .load("local hs = ... return { a = setmetatable({ k = 1 }, hs), b = setmetatable({ [1e6] = 1 }, hs) }")
+            .call(crate::array::get(&lua).unwrap())
+            .unwrap();
+        let rec = Record::from_table(&lua, &t).unwrap();
+        let entries = rec.entries().unwrap();
+        assert_eq!(
+            to_json("a", entries[0].1).unwrap(),
+            serde_json::json!({ "k": 1 })
+        );
+        assert_eq!(
+            to_json("b", entries[1].1).unwrap(),
+            serde_json::json!({ "1000000": 1 })
+        );
+    }
+
+    #[test]
     fn json_arrays_survive_any_length() {
         let lua = Lua::new();
         let t: LuaTable = lua
@@ -165,7 +246,8 @@ mod tests {
             to_json("obj", entries[1].1).unwrap(),
             serde_json::json!({ "2": 1 })
         );
+        // Back from JSON it is the same table, marked as an array.
         let back = from_json(&list).unwrap().unwrap();
-        assert_eq!(back, entries[0].1);
+        assert_eq!((back[0], &back[1..]), (LIST, &entries[0].1[1..]));
     }
 }

@@ -12,9 +12,9 @@
 //! numbers, nothing that needs dropping.
 
 use super::meta::{MaxAge, Meta};
-use super::{Entries, FALSE, FLOAT, INT, MAP, MAX_DEPTH, NoMemory, Reader, STR, Step, TRUE};
+use super::{Entries, FALSE, FLOAT, INT, LIST, MAP, MAX_DEPTH, NoMemory, Reader, STR, Step, TRUE};
 use super::{TOO_DEEP, describe_path, reserve, str_len, too_big, type_message, undecodable};
-use super::{varint_len, write_map, write_str};
+use super::{varint_len, write_array, write_map, write_str};
 use mlua::ffi;
 use mlua::prelude::*;
 use std::ffi::{c_int, c_void};
@@ -264,7 +264,12 @@ impl Encoder {
             }
             self.open.pop();
             self.charge(1 + varint_len(pairs.len() as u64))?; // the map's tag and count
-            write_map(out, pairs)?;
+            // The loop popped what it pushed: the room checked above is free again.
+            if crate::array::is_marked(state, idx) {
+                write_array(out, pairs)?;
+            } else {
+                write_map(out, pairs)?;
+            }
             Ok(())
         }
     }
@@ -477,16 +482,21 @@ unsafe fn push_value(state: *mut ffi::lua_State, r: &mut Reader, depth: usize) -
                 }
                 None => return false,
             },
-            // A table at level depth + 1 (see MAX_DEPTH).
-            Some(MAP) if depth < MAX_DEPTH => {
+            // A table at level depth + 1 (see MAX_DEPTH); an array's keys are all integers.
+            Some(tag @ (MAP | LIST)) if depth < MAX_DEPTH => {
                 let Some(n) = r.varint() else { return false };
                 // Capacity hints bounded, so a corrupt count cannot ask for a huge table.
                 let hint = n.min(64) as c_int;
                 let int_keys = r.peek() == Some(INT);
                 let (narr, nrec) = if int_keys { (hint, 0) } else { (0, hint) };
                 ffi::lua_createtable(state, narr, nrec);
+                if tag == LIST {
+                    // Room: three checked above, one taken by the table.
+                    crate::array::mark_top(state);
+                }
                 for _ in 0..n {
-                    if !r.key_ahead() || !push_value(state, r, depth + 1) {
+                    let key_ok = r.key_ahead() && (tag == MAP || r.peek() == Some(INT));
+                    if !key_ok || !push_value(state, r, depth + 1) {
                         ffi::lua_pop(state, 1);
                         return false;
                     }

@@ -29,6 +29,9 @@ const INT: u8 = b'I';
 const FLOAT: u8 = b'N';
 const STR: u8 = b'S';
 const MAP: u8 = b'M';
+/// A table that carries the array marker (`crate::array`): laid out as a map whose keys are
+/// whole numbers from 1, and written to JSON as an array (holes as `null`).
+const LIST: u8 = b'L';
 /// In a patch only: the key was removed.
 const REMOVED: u8 = b'X';
 /// Before a patch's map: `Changes::keep_owner`.
@@ -163,11 +166,37 @@ fn write_str(out: &mut Vec<u8>, s: &[u8]) -> Result<(), NoMemory> {
 }
 
 /// A table's encoding: pairs sorted by encoded key, so equal tables encode equally.
-fn write_map(out: &mut Vec<u8>, mut pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), NoMemory> {
+fn write_map(out: &mut Vec<u8>, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), NoMemory> {
+    write_table(out, MAP, pairs)
+}
+
+/// Whether an encoded key is a whole number from 1 (a position in an array).
+fn is_position(key: &[u8]) -> bool {
+    key.len() == 9
+        && key[0] == INT
+        && <[u8; 8]>::try_from(&key[1..]).is_ok_and(|b| i64::from_le_bytes(b) >= 1)
+}
+
+/// A table with the array marker: `LIST` when every key is a position, else (a marked table
+/// that also holds other keys) a plain map.
+fn write_array(out: &mut Vec<u8>, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), NoMemory> {
+    let tag = if pairs.iter().all(|(k, _)| is_position(k)) {
+        LIST
+    } else {
+        MAP
+    };
+    write_table(out, tag, pairs)
+}
+
+fn write_table(
+    out: &mut Vec<u8>,
+    tag: u8,
+    mut pairs: Vec<(Vec<u8>, Vec<u8>)>,
+) -> Result<(), NoMemory> {
     pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let size = pairs.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
     reserve(out, 11 + size)?;
-    out.push(MAP);
+    out.push(tag);
     write_varint(out, pairs.len() as u64)?;
     for (k, v) in pairs {
         out.extend_from_slice(&k);
@@ -618,7 +647,7 @@ pub fn flat_len(record: &[u8], slot: impl Fn(&[u8]) -> Slot) -> Option<usize> {
     let n = r.varint().filter(|&n| n <= FLAT_MAX)?;
     for _ in 0..n {
         let key = r.string()?;
-        if slot(key) != Slot::Data || r.peek() == Some(MAP) {
+        if slot(key) != Slot::Data || matches!(r.peek(), Some(MAP | LIST)) {
             return None;
         }
         r.skip_value(1).ok()?;
@@ -718,7 +747,7 @@ impl<'a> Reader<'a> {
     /// key, and Lua raises on a NaN one; stored bytes with either are corrupt.
     fn key_ahead(&self) -> bool {
         match self.peek() {
-            Some(MAP) => false,
+            Some(MAP | LIST) => false,
             Some(FLOAT) => self
                 .buf
                 .get(self.pos + 1..self.pos + 9)
@@ -779,11 +808,14 @@ impl<'a> Reader<'a> {
                 let n = self.varint().ok_or(c)? as usize;
                 self.take(n).ok_or(c)?;
             }
-            MAP => {
+            tag @ (MAP | LIST) => {
                 if depth >= MAX_DEPTH {
                     return Err(Bad::TooDeep);
                 }
                 for _ in 0..self.varint().ok_or(c)? {
+                    if tag == LIST && self.peek() != Some(INT) {
+                        return Err(c);
+                    }
                     self.skip_value(depth + 1)?;
                     self.skip_value(depth + 1)?;
                 }

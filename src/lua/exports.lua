@@ -24,7 +24,7 @@ local function strict(f)
 end
 
 local ops = chunks.store()
-local Session = chunks.session(ops, native.methods)
+local Session = chunks.session(ops, native.methods, native.array_mt)
 local Core = chunks.core(ops, Session, native.store_methods, native._id_into)
 local middleware = chunks.middleware
 
@@ -78,6 +78,25 @@ M.flash = chunks.flash()
 M.MemoryStore = native_store(native.MemoryStore)
 if native.RedisStore then M.RedisStore = native_store(native.RedisStore) end
 M.json = { encode = strict(native.json.encode), decode = strict(native.json.decode) }
+
+local array_mt = native.array_mt
+---Marks `t` (or a new table) as a JSON array: the session stores it, and a Node app sharing the
+---session reads it, as an array, even when it is empty or has holes. Tables the module decodes
+---from JSON arrays carry the mark already.
+---@param t table?
+---@return table t
+function M.array(t)
+    if t == nil then t = {} end
+    if type(t) ~= "table" then
+        error("honeymoon_session: array(t) takes a table or nothing, got a " .. type(t), 2)
+    end
+    local mt = getmetatable(t)
+    if mt ~= nil and mt ~= array_mt then
+        error("honeymoon_session: array(t): the table already has a metatable of its own", 2)
+    end
+    return setmetatable(t, array_mt)
+end
+M.array_mt = array_mt
 M.error_message = message
 M._merge_patch = native._merge_patch -- a plain C function: its errors are plain strings already
 M._record_meta = native._record_meta

@@ -2,8 +2,8 @@
 -- leave Lua, with the session API on a metatable of its own that also holds the session's
 -- state (id, what was loaded, flash). Keeping the state out of the table keeps `pairs` on the
 -- data alone, also on LuaJIT, which ignores __pairs. Embedded in the module; receives the
--- store functions (store.lua) and the engine's list of method names.
-local ops, method_names = ...
+-- store functions (store.lua), the engine's list of method names and the array marker.
+local ops, method_names, array_mt = ...
 local type, error, next, pairs, rawget, rawset, tostring = type, error, next, pairs, rawget, rawset, tostring
 local getmetatable, setmetatable = getmetatable, setmetatable
 local commit, destroy_id, reload, destroy_moved = ops.commit, ops.destroy, ops.reload, ops.drop_moved
@@ -82,6 +82,8 @@ local function deep_copy(v, depth)
     end
     local out = {}
     for k, x in next, v do out[k] = deep_copy(x, depth + 1) end
+    -- A JSON array stays one (see hs.array).
+    if getmetatable(v) == array_mt then setmetatable(out, array_mt) end
     return out
 end
 
