@@ -168,6 +168,7 @@ describe("RedisStore stored form (connect-redis)", function()
     c:get("/coupon")
     local _, doc = stored(id)
     local cart = doc.cart
+    -- The coupon shows Lua wrote the key `cart`, whole: the arrays below are its encoding.
     assert.equal("WELCOME", cart.coupon)
     local after = stored(id)
     assert.matches('"items":[]', after, 1, true)

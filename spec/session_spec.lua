@@ -376,6 +376,26 @@ describe("JSON arrays: hs.array marks a table that is an array even when empty",
     assert.equal('{}', hs.json.encode(v.b))
   end)
 
+  it("a marked table's holes count toward maxSize, as the nulls they are written as", function()
+    local app, c = app_with({ maxSize = 65536 }, {
+      ["GET /sparse"] = function(req, res)
+        local a = hs.array()
+        a[10000] = 1 -- 9,999 nulls in JSON
+        req.session.a = a
+        res:text("ok")
+      end,
+      ["GET /dense"] = function(req, res)
+        local a = hs.array()
+        a[1000] = 1
+        req.session.a = a
+        res:text("ok")
+      end,
+    })
+    assert.equal(500, c:get("/sparse").status)
+    assert.matches("the session is larger than maxSize (65536 bytes) at a", tostring(app.last_error), 1, true)
+    assert.equal(200, c:get("/dense").status)
+  end)
+
   it("hs.array takes a table or nothing, and refuses a table with a metatable of its own", function()
     local t = { 1, 2 }
     assert.equal(t, hs.array(t))

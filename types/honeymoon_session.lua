@@ -119,8 +119,9 @@ function Core:commit(session) end
 local M = {}
 ---Marks `t` (or a new table) as a JSON array: stored, and read by Node, as `[...]` even empty.
 ---@generic T: table
----@param t? T
+---@param t T
 ---@return T
+---@overload fun(): table
 function M.array(t) end
 ---@param opts? honeymoon_session.Options
 ---@return fun(req: table, res: table, next: fun())

@@ -231,6 +231,25 @@ mod tests {
     }
 
     #[test]
+    fn a_marked_table_with_a_position_below_one_is_corrupt() {
+        let lua = Lua::new();
+        crate::array::install(&lua).unwrap();
+        for position in [0i64, -1] {
+            let mut key = vec![INT];
+            key.extend_from_slice(&position.to_le_bytes());
+            let mut bytes = vec![LIST, 1];
+            bytes.extend_from_slice(&key);
+            bytes.push(TRUE);
+            assert!(to_json("v", &bytes).is_err(), "{position}");
+            assert!(
+                super::super::decode_value(&lua, &bytes).is_err(),
+                "{position}"
+            );
+            assert!(Reader::new(&bytes).skip_value(1).is_err(), "{position}");
+        }
+    }
+
+    #[test]
     fn json_arrays_survive_any_length() {
         let lua = Lua::new();
         let t: LuaTable = lua

@@ -13,8 +13,8 @@
 
 use super::meta::{MaxAge, Meta};
 use super::{Entries, FALSE, FLOAT, INT, LIST, MAP, MAX_DEPTH, NoMemory, Reader, STR, Step, TRUE};
+use super::{HOLE_COST, holes, varint_len, write_array, write_map, write_str};
 use super::{TOO_DEEP, describe_path, reserve, str_len, too_big, type_message, undecodable};
-use super::{varint_len, write_array, write_map, write_str};
 use mlua::ffi;
 use mlua::prelude::*;
 use std::ffi::{c_int, c_void};
@@ -266,6 +266,9 @@ impl Encoder {
             self.charge(1 + varint_len(pairs.len() as u64))?; // the map's tag and count
             // The loop popped what it pushed: the room checked above is free again.
             if crate::array::is_marked(state, idx) {
+                if let Some(n) = holes(&pairs) {
+                    self.charge(n.saturating_mul(HOLE_COST))?;
+                }
                 write_array(out, pairs)?;
             } else {
                 write_map(out, pairs)?;
@@ -495,7 +498,11 @@ unsafe fn push_value(state: *mut ffi::lua_State, r: &mut Reader, depth: usize) -
                     crate::array::mark_top(state);
                 }
                 for _ in 0..n {
-                    let key_ok = r.key_ahead() && (tag == MAP || r.peek() == Some(INT));
+                    let key_ok = if tag == LIST {
+                        r.position_ahead()
+                    } else {
+                        r.key_ahead()
+                    };
                     if !key_ok || !push_value(state, r, depth + 1) {
                         ffi::lua_pop(state, 1);
                         return false;

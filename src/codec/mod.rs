@@ -177,6 +177,33 @@ fn is_position(key: &[u8]) -> bool {
         && <[u8; 8]>::try_from(&key[1..]).is_ok_and(|b| i64::from_le_bytes(b) >= 1)
 }
 
+/// The holes of a marked table that is written as `LIST` (every key a position): the highest
+/// position less the number of keys; `None` when it is written as a map. Its JSON form holds
+/// a `null` for each, so they count toward `maxSize` as a stored `null` does when read
+/// (`HOLE_COST` bytes each), and a session written within the limit is read within it.
+fn holes(pairs: &[(Vec<u8>, Vec<u8>)]) -> Option<usize> {
+    let mut top = 0i64;
+    for (k, _) in pairs {
+        if !is_position(k) {
+            return None;
+        }
+        top = top.max(
+            k.get(1..9)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map_or(0, i64::from_le_bytes),
+        );
+    }
+    Some(
+        usize::try_from(top)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(pairs.len()),
+    )
+}
+
+/// What a hole of a marked table costs toward `maxSize`: a number's encoding, as a `null` read
+/// from stored JSON is charged.
+pub(crate) const HOLE_COST: usize = 9;
+
 /// A table with the array marker: `LIST` when every key is a position, else (a marked table
 /// that also holds other keys) a plain map.
 fn write_array(out: &mut Vec<u8>, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), NoMemory> {
@@ -786,6 +813,13 @@ impl<'a> Reader<'a> {
         None
     }
 
+    /// Whether the next value is a position (a whole number from 1): the only keys `LIST` has.
+    fn position_ahead(&self) -> bool {
+        self.buf
+            .get(self.pos..self.pos + 9)
+            .is_some_and(is_position)
+    }
+
     /// A string value (tag included).
     fn string(&mut self) -> Option<&'a [u8]> {
         if self.byte()? != STR {
@@ -813,7 +847,7 @@ impl<'a> Reader<'a> {
                     return Err(Bad::TooDeep);
                 }
                 for _ in 0..self.varint().ok_or(c)? {
-                    if tag == LIST && self.peek() != Some(INT) {
+                    if tag == LIST && !self.position_ahead() {
                         return Err(c);
                     }
                     self.skip_value(depth + 1)?;
