@@ -762,48 +762,92 @@ for _, kind in ipairs(STORES) do
         end)
       end
 
-      -- A store error while the old id is retired leaves the move pending: the request's
-      -- commit retires it, so a thief's copy of the old cookie does not outlive the rotation.
+      -- A store error inside regenerate(true) that the handler catches. If the new id's write
+      -- failed, the session stays what it was, under its old id. If the old id's retirement
+      -- failed, the move stays pending and the request's commit retires it, so a thief's copy
+      -- of the old cookie does not outlive the rotation; a destroyAll(owner, getId()) the
+      -- handler runs meanwhile spares the new id, and the session lives on under it.
       if kind.lua_methods then
-        it("a failed retirement of regenerate(true)'s old id is retried at the commit", function()
-          local app = site(fx)
-          local name = store.merge and "merge" or "set"
-          local method, armed = store[name], false
-          store[name] = function(self, ...)
-            if armed then
-              armed = false
-              error("the store is down for a moment", 0)
-            end
-            return method(self, ...)
-          end
-          local rotate_error
-          app:get("/rotate", function(req, res)
-            local s = req.session
-            -- The new id's own write goes first (a set); the old id's retirement after it.
-            if name == "merge" then armed = true end
-            local ok, err = pcall(s.regenerate, s, true)
-            if not ok then rotate_error = err end
-            res:text(tostring(s.userId))
-          end)
-          local a, id_a = login(app, "ann")
-          if name == "set" then
-            -- A store without merge writes both ids with set: fail the second.
-            local calls = 0
-            store.set = function(self, ...)
-              calls = calls + 1
-              if calls == 2 then error("the store is down for a moment", 0) end
+        for _, case in ipairs({
+          { fails = "the old id's retirement" },
+          { fails = "the old id's retirement", logout_others = true },
+          { fails = "the new id's write" },
+          { fails = "the new id's write", logout_others = true },
+        }) do
+          local title = ("a caught failure of %s in regenerate(true)%s"):format(case.fails,
+            case.logout_others and ", then destroyAll(owner, getId())" or "")
+          it(title, function()
+            local app = site(fx)
+            -- The new id is written with set; the old one retired with merge (or, without
+            -- merge, a second set).
+            local retirement = case.fails == "the old id's retirement"
+            local name = (retirement and store.merge) and "merge" or "set"
+            local nth = (retirement and not store.merge) and 2 or 1
+            local method, calls = store[name], nil
+            store[name] = function(self, ...)
+              if calls then
+                calls = calls + 1
+                if calls == nth then
+                  calls = nil
+                  error("the store is down for a moment", 0)
+                end
+              end
               return method(self, ...)
             end
-          end
-          assert.equal("ann", a:get("/rotate").body)
-          assert.matches("the store is down for a moment", tostring(rotate_error), 1, true)
-          local id_new = id_of(a)
-          assert.are_not.equal(id_a, id_new)
-          assert.same({ id_new }, ids_of(store:sessionsOf("ann")))
-          assert.equal(2, store:destroyAll("ann")) -- the new id and the old one, retired
-          assert.is_false(store:exists(id_a))
-        end)
+            local rotate_error, ended
+            app:get("/rotate", function(req, res)
+              local s = req.session
+              calls = 0
+              local ok, err = pcall(s.regenerate, s, true)
+              calls = nil
+              if not ok then rotate_error = err end
+              if case.logout_others then ended = store:destroyAll(s.userId, s:getId()) end
+              res:text(tostring(s.userId))
+            end)
+            local a, id_a = login(app, "ann")
+            assert.equal("ann", a:get("/rotate").body)
+            assert.matches("the store is down for a moment", tostring(rotate_error), 1, true)
+            local id_now = id_of(a)
+            assert.equal("ann", a:get("/whoami").body)
+            assert.same({ id_now }, ids_of(store:sessionsOf("ann")))
+            if retirement then
+              assert.are_not.equal(id_a, id_now)
+              if case.logout_others then
+                assert.equal(1, ended) -- the old id
+                assert.is_false(store:exists(id_a))
+              else
+                assert.is_true(store:exists(id_a), "retired, readable for the grace")
+                assert.equal(2, store:destroyAll("ann")) -- the new id and the retired one
+              end
+            else
+              assert.equal(id_a, id_now, "no new id was stored, and no cookie sent")
+              if case.logout_others then assert.equal(0, ended) end
+            end
+          end)
+        end
       end
+
+      -- A request still carrying an id that a rotation retired reads it, but its regenerate
+      -- starts an empty session: it cannot mint a live, logged-in one from the retired data.
+      it("regenerate(true) on a retired id starts an empty session and leaves the retired id alone", function()
+        local app = site(fx)
+        app:get("/rotate", function(req, res)
+          req.session:regenerate(true)
+          res:text(tostring(req.session.userId))
+        end)
+        local a, id_a = login(app, "ann")
+        local thief = Client.new(app)
+        thief:set_cookie(COOKIE, a:cookie(COOKIE))
+        assert.equal("ann", a:get("/rotate").body)
+        local id_new = id_of(a)
+        local r = thief:get("/rotate")
+        assert.equal("nil", r.body)
+        assert.are_not.equal(id_a, id_of(thief))
+        assert.equal("anon", thief:get("/whoami").body)
+        assert.same({ id_new }, ids_of(store:sessionsOf("ann")))
+        assert.is_true(store:exists(id_a), "still retired, for the browser's parallel requests")
+        assert.equal("ann", a:get("/whoami").body)
+      end)
 
       it("a regenerate(true) that destroyAll did not race moves the session: the old id is retired, the new one listed", function()
         local app = site(fx)

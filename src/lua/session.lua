@@ -9,6 +9,7 @@ local getmetatable, setmetatable = getmetatable, setmetatable
 local commit, destroy_id, reload, destroy_moved = ops.commit, ops.destroy, ops.reload, ops.drop_moved
 local SAVE_NOW, RETIRE, FINAL = ops.SAVE_NOW, ops.RETIRE, ops.FINAL
 local floor = math.floor
+local unpack = table.unpack or unpack -- Lua 5.1 and LuaJIT: the global
 
 local FLASH_KEY = "__flash"
 local META_KEY = "__meta"
@@ -235,9 +236,22 @@ end
 function Methods:regenerate(keep)
     local m = state(self)
     live(m, "regenerate")
-    -- An old id a failed move left behind (its retire raised, and the handler went on) should
-    -- be gone already; one a move retired goes too when the data is dropped now (a logout
-    -- right after a rotation must not leave the logged-in data readable under it).
+    if m.stale then
+        -- A retired id (see Engine::retire) is read-only, and its data stays with it: a request
+        -- that still carries it (a stolen copy of the old cookie) must not mint a live session
+        -- from it, so the new session starts empty even with keepData, as a login from such a
+        -- request needs. The retired id is left to run out its grace for the browser's other
+        -- parallel requests.
+        clear(self)
+        m.shadow, m.flash_old, m.flash_new, m.meta = nil, nil, nil, nil
+        m.id, m.state, m.snap, m.ver, m.stale, m.wrote, m.copy = m.ctx.id(), "new", nil, nil, nil, nil, nil
+        m.must_save, m.cookie_due = true, false
+        follow(m)
+        return m.id
+    end
+    -- An old id a failed move left behind (its retirement raised, and the handler went on)
+    -- should be gone already; one a move retired goes too when the data is dropped now (a
+    -- logout right after a rotation must not leave the logged-in data readable under it).
     if m.moved_from ~= nil or (m.retired_from ~= nil and not keep) then destroy_moved(m) end
     local st = m.state
     local existed = false
@@ -250,7 +264,7 @@ function Methods:regenerate(keep)
         -- the old id for the grace, so the old id goes at once.
         local logged_out = owned and not keep
         local index = m.ctx.index
-        if keep and not m.stale and (owned or (index ~= nil and rawget(self, index) ~= nil)) then
+        if keep and (owned or (index ~= nil and rawget(self, index) ~= nil)) then
             -- The data moves, owner and all: stored under the new id below, before the old id
             -- is retired or deleted (store.lua's settle). Deleted, not retired, when it holds
             -- this request's writes (a save()): they may be the login's.
@@ -258,7 +272,7 @@ function Methods:regenerate(keep)
             m.moved_from = {
                 id = m.id, snap = m.snap, ver = m.ver, retire = m.ctx.stale_grace > 0 and not m.wrote,
             }
-        elseif m.ctx.stale_grace > 0 and not m.stale and not m.wrote and not logged_out then
+        elseif m.ctx.stale_grace > 0 and not m.wrote and not logged_out then
             -- The old id stays readable, with its stored data, for the stale grace (see
             -- Engine::retire): a browser's parallel requests that still carry it finish
             -- without replacing the new cookie.
@@ -282,7 +296,8 @@ function Methods:regenerate(keep)
         clear(self)
         m.shadow, m.flash_old, m.flash_new = nil, nil, nil
     end
-    m.id, m.state, m.snap, m.ver, m.stale, m.wrote, m.copy = m.ctx.id(), "new", nil, nil, nil, nil, nil
+    local was = { m.id, m.snap, m.ver, m.wrote, m.copy, m.must_save, m.cookie_due, m.meta }
+    m.id, m.state, m.snap, m.ver, m.wrote, m.copy = m.ctx.id(), "new", nil, nil, nil, nil
     m.must_save, m.cookie_due = true, false
     follow(m)
     if move then
@@ -290,7 +305,14 @@ function Methods:regenerate(keep)
         -- one of the two (if the old one is gone by then, the new one goes too: state "gone",
         -- no cookie). Now rather than at the commit, so that destroyAll(owner, getId()) later
         -- in this request spares the new id.
-        commit(self, m, SAVE_NOW)
+        local ok, err = pcall(commit, self, m, SAVE_NOW)
+        if not ok and m.state == "new" then
+            -- The new id was not stored: the session stays what it was, under its old id.
+            m.id, m.snap, m.ver, m.wrote, m.copy, m.must_save, m.cookie_due, m.meta = unpack(was, 1, 8)
+            m.state, m.moved_from = "stored", nil
+            follow(m)
+        end
+        if not ok then error(err, 0) end
         if m.state == "stored" then m.must_save, m.cookie_due, m.wrote = false, true, true end
     end
     return m.id

@@ -154,6 +154,11 @@ end
 ---@return boolean alive false: the session is gone, and no cookie goes out
 function M.settle(s, m)
     local from = m.moved_from
+    -- A second try (the first raised, and the handler went on): the old id may since have
+    -- gone by the app's own destroyAll(owner, getId()), which spared the new id. Whether the
+    -- session lives is then the new id's to say: this commit just wrote it.
+    local retry = from.tried
+    from.tried = true
     local old = { ctx = m.ctx, id = from.id, state = "stored", snap = from.snap, ver = from.ver, secure = m.secure }
     local alive
     if from.retire then
@@ -166,7 +171,7 @@ function M.settle(s, m)
     -- A retired id still reads the logged-in data: a destroy() or a data-dropping regenerate()
     -- later in this request deletes it too (session.lua).
     if alive and from.retire then m.retired_from = from.id end
-    if alive then return true end
+    if alive or retry then return true end
     M.destroy(m)
     m.state, m.snap, m.ver = "gone", nil, nil
     return false
