@@ -14,7 +14,7 @@
 //! error), so a big value fails its call instead of aborting the process. Tables nest at most
 //! `MAX_DEPTH` levels either way, the same limit as sessions.
 
-use crate::codec::{MAX_DEPTH, NoMemory, Step, TOO_DEEP, a_type, describe_path, put};
+use crate::codec::{MAX_DEPTH, MAX_HOLES, NoMemory, Step, TOO_DEEP, a_type, describe_path, put};
 use mlua::prelude::*;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::collections::HashSet;
@@ -243,10 +243,6 @@ impl Encoder {
         self.raw(b"]")
     }
 }
-
-/// The most holes a marked table's array may have, as the session codec allows
-/// (`codec::json`): past that, it is an object.
-const MAX_HOLES: usize = 1 << 16;
 
 /// Lua value -> JSON text.
 pub fn encode(lua: &Lua, v: &LuaValue) -> LuaResult<Vec<u8>> {

@@ -1,6 +1,6 @@
 //! The wire format <-> JSON, for stores that speak JSON (express-session's format, JSON Lua stores).
 
-use super::{FALSE, FLOAT, INT, LIST, MAP, MAX_DEPTH, NoMemory, Reader, STR, TRUE};
+use super::{FALSE, FLOAT, INT, LIST, MAP, MAX_DEPTH, MAX_HOLES, NoMemory, Reader, STR, TRUE};
 use super::{put, try_copy, write_map, write_str, write_table};
 
 /// The JSON form of one stored top-level value, for stores that speak JSON (express-session's
@@ -70,9 +70,6 @@ pub fn from_json(v: &serde_json::Value) -> Result<Option<Vec<u8>>, NoMemory> {
     }
     Ok(Some(out))
 }
-
-/// The most holes a marked table's JSON array may have (see `LIST` in `json_value`).
-const MAX_HOLES: usize = 1 << 16;
 
 impl Reader<'_> {
     /// The JSON of one value that `depth` tables enclose (see `MAX_DEPTH`).

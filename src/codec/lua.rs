@@ -13,7 +13,7 @@
 
 use super::meta::{MaxAge, Meta};
 use super::{Entries, FALSE, FLOAT, INT, LIST, MAP, MAX_DEPTH, NoMemory, Reader, STR, Step, TRUE};
-use super::{HOLE_COST, holes, varint_len, write_array, write_map, write_str};
+use super::{HOLE_COST, MAX_HOLES, holes, varint_len, write_array, write_map, write_str};
 use super::{TOO_DEEP, describe_path, reserve, str_len, too_big, type_message, undecodable};
 use mlua::ffi;
 use mlua::prelude::*;
@@ -266,8 +266,8 @@ impl Encoder {
             self.charge(1 + varint_len(pairs.len() as u64))?; // the map's tag and count
             // The loop popped what it pushed: the room checked above is free again.
             if crate::array::is_marked(state, idx) {
-                if let Some(n) = holes(&pairs) {
-                    self.charge(n.saturating_mul(HOLE_COST))?;
+                if let Some(n) = holes(&pairs).filter(|&n| n <= MAX_HOLES) {
+                    self.charge(n * HOLE_COST)?;
                 }
                 write_array(out, pairs)?;
             } else {

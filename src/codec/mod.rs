@@ -204,6 +204,11 @@ fn holes(pairs: &[(Vec<u8>, Vec<u8>)]) -> Option<usize> {
 /// from stored JSON is charged.
 pub(crate) const HOLE_COST: usize = 9;
 
+/// The most holes a marked table may have and still be written to JSON as an array (holes as
+/// `null`); past that (`a[1e6] = 1`) it is written as an object with string keys, and its
+/// holes cost nothing.
+pub const MAX_HOLES: usize = 1 << 16;
+
 /// A table with the array marker: `LIST` when every key is a position, else (a marked table
 /// that also holds other keys) a plain map.
 fn write_array(out: &mut Vec<u8>, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), NoMemory> {

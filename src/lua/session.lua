@@ -237,15 +237,16 @@ function Methods:regenerate(keep)
     local m = state(self)
     live(m, "regenerate")
     if m.stale then
-        -- A retired id (see Engine::retire) is read-only, and its data stays with it: a request
-        -- that still carries it (a stolen copy of the old cookie) must not mint a live session
-        -- from it, so the new session starts empty even with keepData, as a login from such a
-        -- request needs. The retired id is left to run out its grace for the browser's other
-        -- parallel requests.
-        clear(self)
-        m.shadow, m.flash_old, m.flash_new, m.meta = nil, nil, nil, nil
-        m.id, m.state, m.snap, m.ver, m.stale, m.wrote, m.copy = m.ctx.id(), "new", nil, nil, nil, nil, nil
-        m.must_save, m.cookie_due = true, false
+        -- A retired id (see Engine::retire) is read-only, and so is the request: it writes
+        -- nothing and sends no cookie, so a browser's parallel request (a double-submitted
+        -- login) cannot replace the newer cookie, and a stolen copy of the old cookie cannot
+        -- mint a live session from the retired data. The request goes on under an id that is
+        -- never stored; the retired id runs out its grace.
+        if not keep then
+            clear(self)
+            m.shadow, m.flash_old, m.flash_new = nil, nil, nil
+        end
+        m.id, m.state, m.snap, m.ver, m.copy = m.ctx.id(), "new", nil, nil, nil
         follow(m)
         return m.id
     end
@@ -285,6 +286,8 @@ function Methods:regenerate(keep)
     -- Data moves to the new id only from a session that is still alive (or was never stored):
     -- a session another request destroyed meanwhile must not come back under a new id.
     if keep and (st == "gone" or (st == "stored" and not existed)) then keep = false end
+    -- What a failed move rolls back to (below).
+    local was = move and { m.id, m.snap, m.ver, m.wrote, m.copy, m.must_save, m.cookie_due, meta }
     -- The new session keeps the data's lifetime and creation time (absoluteTimeout counts on)
     -- with the data; without it, it starts a life of its own.
     if keep and meta ~= nil then
@@ -296,7 +299,6 @@ function Methods:regenerate(keep)
         clear(self)
         m.shadow, m.flash_old, m.flash_new = nil, nil, nil
     end
-    local was = { m.id, m.snap, m.ver, m.wrote, m.copy, m.must_save, m.cookie_due, m.meta }
     m.id, m.state, m.snap, m.ver, m.wrote, m.copy = m.ctx.id(), "new", nil, nil, nil, nil
     m.must_save, m.cookie_due = true, false
     follow(m)
