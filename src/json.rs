@@ -200,9 +200,7 @@ impl Encoder {
         self.open.pop();
         Ok(())
     }
-}
 
-impl Encoder {
     /// A table with the array marker as an array, holes as `null`: true when written. False
     /// (nothing written) when a key is not a whole number from 1, or the holes are too many:
     /// then it is an object.

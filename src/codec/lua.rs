@@ -13,7 +13,7 @@
 
 use super::meta::{MaxAge, Meta};
 use super::{Entries, FALSE, FLOAT, INT, LIST, MAP, MAX_DEPTH, NoMemory, Reader, STR, Step, TRUE};
-use super::{HOLE_COST, MAX_HOLES, holes, varint_len, write_array, write_map, write_str};
+use super::{HOLE_COST, MAX_HOLES, holes, varint_len, write_map, write_str, write_table};
 use super::{TOO_DEEP, describe_path, reserve, str_len, too_big, type_message, undecodable};
 use mlua::ffi;
 use mlua::prelude::*;
@@ -265,13 +265,19 @@ impl Encoder {
             self.open.pop();
             self.charge(1 + varint_len(pairs.len() as u64))?; // the map's tag and count
             // The loop popped what it pushed: the room checked above is free again.
-            if crate::array::is_marked(state, idx) {
-                if let Some(n) = holes(&pairs).filter(|&n| n <= MAX_HOLES) {
-                    self.charge(n * HOLE_COST)?;
+            // A marked table whose keys are all positions is an array; one that also holds
+            // other keys is a map.
+            match crate::array::is_marked(state, idx)
+                .then(|| holes(&pairs))
+                .flatten()
+            {
+                Some(n) => {
+                    if n <= MAX_HOLES {
+                        self.charge(n * HOLE_COST)?;
+                    }
+                    write_table(out, LIST, pairs)?;
                 }
-                write_array(out, pairs)?;
-            } else {
-                write_map(out, pairs)?;
+                None => write_map(out, pairs)?,
             }
             Ok(())
         }

@@ -170,11 +170,11 @@ fn write_map(out: &mut Vec<u8>, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), No
     write_table(out, MAP, pairs)
 }
 
-/// Whether an encoded key is a whole number from 1 (a position in an array).
-fn is_position(key: &[u8]) -> bool {
-    key.len() == 9
-        && key[0] == INT
-        && <[u8; 8]>::try_from(&key[1..]).is_ok_and(|b| i64::from_le_bytes(b) >= 1)
+/// The position an encoded key names in an array: a whole number from 1, else `None`.
+fn position(key: &[u8]) -> Option<i64> {
+    let [INT, rest @ ..] = key else { return None };
+    let n = i64::from_le_bytes(<[u8; 8]>::try_from(rest).ok()?);
+    (n >= 1).then_some(n)
 }
 
 /// The holes of a marked table that is written as `LIST` (every key a position): the highest
@@ -184,14 +184,7 @@ fn is_position(key: &[u8]) -> bool {
 fn holes(pairs: &[(Vec<u8>, Vec<u8>)]) -> Option<usize> {
     let mut top = 0i64;
     for (k, _) in pairs {
-        if !is_position(k) {
-            return None;
-        }
-        top = top.max(
-            k.get(1..9)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map_or(0, i64::from_le_bytes),
-        );
+        top = top.max(position(k)?);
     }
     Some(
         usize::try_from(top)
@@ -209,17 +202,8 @@ pub(crate) const HOLE_COST: usize = 9;
 /// holes cost nothing.
 pub const MAX_HOLES: usize = 1 << 16;
 
-/// A table with the array marker: `LIST` when every key is a position, else (a marked table
-/// that also holds other keys) a plain map.
-fn write_array(out: &mut Vec<u8>, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), NoMemory> {
-    let tag = if pairs.iter().all(|(k, _)| is_position(k)) {
-        LIST
-    } else {
-        MAP
-    };
-    write_table(out, tag, pairs)
-}
-
+/// A table's encoding under `tag` (`MAP`, or `LIST` for a marked table whose keys are all
+/// positions).
 fn write_table(
     out: &mut Vec<u8>,
     tag: u8,
@@ -491,8 +475,8 @@ pub fn diff(loaded: &[u8], now: &Record) -> LuaResult<Changes> {
 
 impl Record {
     /// Applies changes to a stored record (the store's current version, borrowed where it is
-    /// kept), copying each byte once, key by key (`meta::merged` also honours `keep_owner`). `changes` lists keys in sorted order (as `diff` makes
-    /// them); one walk merges the two.
+    /// kept), copying each byte once, key by key (`meta::merged` also honours `keep_owner`).
+    /// `changes` lists keys in sorted order (as `diff` makes them); one walk merges the two.
     pub fn merged(current: &[u8], changes: &Changes) -> LuaResult<Record> {
         let stored = entries_of(current)?;
         let mut out: Vec<(&[u8], &[u8])> = Vec::new();
@@ -822,7 +806,8 @@ impl<'a> Reader<'a> {
     fn position_ahead(&self) -> bool {
         self.buf
             .get(self.pos..self.pos + 9)
-            .is_some_and(is_position)
+            .and_then(position)
+            .is_some()
     }
 
     /// A string value (tag included).

@@ -7,7 +7,8 @@ local ops, method_names, array_mt = ...
 local type, error, next, pairs, rawget, rawset, tostring = type, error, next, pairs, rawget, rawset, tostring
 local getmetatable, setmetatable = getmetatable, setmetatable
 local commit, destroy_id, reload, destroy_moved = ops.commit, ops.destroy, ops.reload, ops.drop_moved
-local SAVE_NOW, RETIRE, FINAL = ops.SAVE_NOW, ops.RETIRE, ops.FINAL
+local retire_or_destroy = ops.retire_or_destroy
+local SAVE_NOW, FINAL = ops.SAVE_NOW, ops.FINAL
 local floor = math.floor
 local unpack = table.unpack or unpack -- Lua 5.1 and LuaJIT: the global
 
@@ -216,15 +217,21 @@ local function clear(self)
     for k in next, self do rawset(self, k, nil) end
 end
 
+---Empties the session: its data, method-named keys and flash messages.
+local function drop_data(self, m)
+    clear(self)
+    m.shadow, m.flash_old, m.flash_new = nil, nil, nil
+end
+
 ---Removes the session from the store; the request goes on with an empty session under a new
 ---id, and the response clears the cookie.
 function Methods:destroy()
     local m = state(self)
     live(m, "destroy")
     if m.state == "stored" then destroy_id(m) end
-    if m.moved_from ~= nil or m.retired_from ~= nil then destroy_moved(m) end -- see regenerate
-    clear(self)
-    m.shadow, m.flash_old, m.flash_new, m.meta, m.copy = nil, nil, nil, nil, nil
+    destroy_moved(m) -- see regenerate
+    drop_data(self, m)
+    m.meta, m.copy = nil, nil
     m.id, m.state, m.snap, m.ver = m.ctx.id(), "destroyed", nil, nil
     m.must_save, m.cookie_due = false, false
     follow(m)
@@ -242,10 +249,7 @@ function Methods:regenerate(keep)
         -- login) cannot replace the newer cookie, and a stolen copy of the old cookie cannot
         -- mint a live session from the retired data. The request goes on under an id that is
         -- never stored; the retired id runs out its grace.
-        if not keep then
-            clear(self)
-            m.shadow, m.flash_old, m.flash_new = nil, nil, nil
-        end
+        if not keep then drop_data(self, m) end
         m.id, m.state, m.snap, m.ver, m.copy = m.ctx.id(), "new", nil, nil, nil
         follow(m)
         return m.id
@@ -264,23 +268,20 @@ function Methods:regenerate(keep)
         -- dropped (a logout, a login as someone else): that data must not stay readable under
         -- the old id for the grace, so the old id goes at once.
         local logged_out = owned and not keep
+        -- Retired, not deleted, unless the old id holds this request's writes (a save()): they
+        -- may be the login's.
+        local retire = m.ctx.stale_grace > 0 and not m.wrote
         local index = m.ctx.index
         if keep and (owned or (index ~= nil and rawget(self, index) ~= nil)) then
             -- The data moves, owner and all: stored under the new id below, before the old id
-            -- is retired or deleted (store.lua's settle). Deleted, not retired, when it holds
-            -- this request's writes (a save()): they may be the login's.
+            -- is retired or deleted (store.lua's settle).
             move, existed = true, true
-            m.moved_from = {
-                id = m.id, snap = m.snap, ver = m.ver, retire = m.ctx.stale_grace > 0 and not m.wrote,
-            }
-        elseif m.ctx.stale_grace > 0 and not m.wrote and not logged_out then
-            -- The old id stays readable, with its stored data, for the stale grace (see
-            -- Engine::retire): a browser's parallel requests that still carry it finish
-            -- without replacing the new cookie.
-            commit(self, m, RETIRE)
-            existed = m.state == "stored"
+            m.moved_from = { id = m.id, snap = m.snap, ver = m.ver, retire = retire }
         else
-            existed = destroy_id(m, keep)
+            -- A retired old id stays readable, with its stored data, for the stale grace: a
+            -- browser's parallel requests that still carry it finish without replacing the
+            -- new cookie.
+            existed = retire_or_destroy(self, m, retire and not logged_out, keep)
         end
     end
     -- Data moves to the new id only from a session that is still alive (or was never stored):
@@ -295,10 +296,7 @@ function Methods:regenerate(keep)
     else
         m.meta = nil
     end
-    if not keep then
-        clear(self)
-        m.shadow, m.flash_old, m.flash_new = nil, nil, nil
-    end
+    if not keep then drop_data(self, m) end
     m.id, m.state, m.snap, m.ver, m.wrote, m.copy = m.ctx.id(), "new", nil, nil, nil, nil
     m.must_save, m.cookie_due = true, false
     follow(m)

@@ -146,6 +146,18 @@ function M.commit(s, m, flags)
     return line
 end
 
+---Ends a stored session's id (`m`, its state): retired (readable, with its stored data, for the
+---stale grace; see Engine::retire) when `retire`, else deleted. Whether the store still held
+---it (a Lua store is asked with `exists` first only when `ask`; see M.destroy).
+---@return boolean held
+function M.retire_or_destroy(s, m, retire, ask)
+    if retire then
+        M.commit(s, m, RETIRE)
+        return m.state == "stored"
+    end
+    return M.destroy(m, ask)
+end
+
 ---The old id of a move (session.lua's regenerate(true) of an owned session), once the new id
 ---is stored: retired (readable for the stale grace) or deleted. If the store no longer holds
 ---it, the session ended meanwhile (destroyAll, a logout elsewhere, expiry) and the new id
@@ -160,13 +172,7 @@ function M.settle(s, m)
     local retry = from.tried
     from.tried = true
     local old = { ctx = m.ctx, id = from.id, state = "stored", snap = from.snap, ver = from.ver, secure = m.secure }
-    local alive
-    if from.retire then
-        M.commit(s, old, RETIRE)
-        alive = old.state == "stored"
-    else
-        alive = M.destroy(old, true)
-    end
+    local alive = M.retire_or_destroy(s, old, from.retire, true)
     m.moved_from = nil
     -- A retired id still reads the logged-in data: a destroy() or a data-dropping regenerate()
     -- later in this request deletes it too (session.lua).
