@@ -303,6 +303,19 @@ for _, kind in ipairs(STORES) do
       assert.equal("anon", a:get("/whoami").body)
     end
 
+    -- Logs ann in, runs `path` for her until it pauses, runs destroyAll("ann") meanwhile (it
+    -- must end `ended` ids, or at least one when nil), then lets the request finish: the
+    -- session must be over. Returns the finished response.
+    local function race_destroy_all(app, path, ended)
+      local a, id_a = login(app, "ann")
+      local finish = fx.start(function() return a:get(path) end)
+      local n = store:destroyAll("ann")
+      if ended then assert.equal(ended, n) else assert.is_true(n >= 1) end
+      local r = finish()
+      assert_ended(r, a, id_a)
+      return r
+    end
+
     if kind.redis then
       lazy_teardown(function()
         if redis then redis:close() end
@@ -615,16 +628,21 @@ for _, kind in ipairs(STORES) do
         assert.equal("anon", a:get("/whoami").body)
       end)
 
-      -- A request that rewrites only the bookkeeping (a remember-me lifetime) must not carry
-      -- its pre-login view of the owner over a login stored meanwhile: a logged-in session
-      -- missing from its owner's list would survive "log out everywhere".
-      it("a lifetime change racing a login on one session keeps the login's owner", function()
-        local app = site(fx)
+      -- /slow-remember pauses, then makes the session a remember-me one (its own lifetime).
+      local function slow_remember(app)
         app:get("/slow-remember", function(req, res)
           fx.pause()
           req.session.cookie.maxAge = 30 * 24 * 3600 * 1000
           res:text("ok")
         end)
+      end
+
+      -- A request that rewrites only the bookkeeping (a remember-me lifetime) must not carry
+      -- its pre-login view of the owner over a login stored meanwhile: a logged-in session
+      -- missing from its owner's list would survive "log out everywhere".
+      it("a lifetime change racing a login on one session keeps the login's owner", function()
+        local app = site(fx)
+        slow_remember(app)
         local a = Client.new(app)
         assert.equal("ok", a:get("/write?k=cart&v=1").body) -- a stored anonymous session
         local id = id_of(a)
@@ -648,11 +666,7 @@ for _, kind in ipairs(STORES) do
 
       it("a lifetime change racing a logout on one session does not list it again", function()
         local app = site(fx)
-        app:get("/slow-remember", function(req, res)
-          fx.pause()
-          req.session.cookie.maxAge = 30 * 24 * 3600 * 1000
-          res:text("ok")
-        end)
+        slow_remember(app)
         local a = Client.new(app)
         assert.equal("ok", a:get("/write?k=userId&v=ann").body)
         local finish = fx.start(function() return a:get("/slow-remember") end)
@@ -681,14 +695,9 @@ for _, kind in ipairs(STORES) do
             fx.pause()
             res:text("ok")
           end)
-          local a, id_a = login(app, "ann")
           local bob, id_bob = login(app, "bob")
-          local finish = fx.start(function() return a:get("/slow-regenerate") end)
           -- The new id, and the old one while it is retired.
-          assert.equal(grace > 0 and 2 or 1, store:destroyAll("ann"))
-          local r = finish()
-          assert.equal(200, r.status)
-          assert_ended(r, a, id_a)
+          assert.equal(200, race_destroy_all(app, "/slow-regenerate", grace > 0 and 2 or 1).status)
           -- Another owner's session is untouched.
           assert.equal("bob", bob:get("/whoami").body)
           assert.same({ id_bob }, ids_of(store:sessionsOf("bob")))
@@ -712,12 +721,7 @@ for _, kind in ipairs(STORES) do
             s.step = "up"
             res:text("ok")
           end)
-          local a, id_a = login(app, "ann")
-          local finish = fx.start(function() return a:get("/twice") end)
-          local ended = store:destroyAll("ann")
-          assert.is_true(ended >= 1)
-          local r = finish()
-          assert_ended(r, a, id_a)
+          race_destroy_all(app, "/twice")
         end)
       end
 
@@ -728,11 +732,7 @@ for _, kind in ipairs(STORES) do
           req.session:regenerate(true)
           res:text(tostring(req.session.userId))
         end)
-        local a, id_a = login(app, "ann")
-        local finish = fx.start(function() return a:get("/slow-regenerate") end)
-        assert.equal(1, store:destroyAll("ann"))
-        local r = finish()
-        assert_ended(r, a, id_a)
+        race_destroy_all(app, "/slow-regenerate", 1)
       end)
 
       -- The window between the two writes, where a store's calls yield: a destroyAll there
@@ -754,11 +754,7 @@ for _, kind in ipairs(STORES) do
             req.session:regenerate(true)
             res:text(tostring(req.session.userId))
           end)
-          local a, id_a = login(app, "ann")
-          local finish = fx.start(function() return a:get("/rotate") end)
-          assert.equal(2, store:destroyAll("ann"))
-          local r = finish()
-          assert_ended(r, a, id_a)
+          race_destroy_all(app, "/rotate", 2)
         end)
       end
 
