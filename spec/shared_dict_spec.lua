@@ -78,7 +78,10 @@ describe("SharedDictStore: races between two workers", function()
     hs._advance_clock(50)
     local _, line = request(core, cookie, function(s) local _ = s.a end)
     assert.is_truthy(line)
-    assert.equal(100, fake.shared.sessions:ttl("s:" .. core:load(cookie):getId()))
+    -- The dict counts in real time, so a moment passes between the refresh and this read;
+    -- without the refresh about 50 s would be left.
+    local left = fake.shared.sessions:ttl("s:" .. core:load(cookie):getId())
+    assert.is_true(left > 90 and left <= 100, "the touch left " .. tostring(left) .. " s")
   end)
 
   it("destroyAll holds the session's merge lock from its check to its delete, so an owner change cannot land between", function()
