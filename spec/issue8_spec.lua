@@ -619,6 +619,70 @@ describe("8.2 big sessions under a memory limit", function()
   end)
 end)
 
+describe("a crossing at the Lua stack's limit", function()
+  -- A request handled in a deep recursion: the crossings' stack room must be refused with an
+  -- error. On LuaJIT growing the stack past its limit raises, and that error unwinding through
+  -- Rust frames aborted the process ("Rust cannot catch foreign exceptions").
+  it("raises a plain error from load, commit and a Lua store's candidates, and the process lives (LuaJIT)", function()
+    if not rawget(_G, "jit") then
+      -- Lua 5.2 to 5.4 refuse room without raising; 5.1 raises only when memory runs out.
+      pending("only LuaJIT's lua_checkstack raises at the stack's limit")
+    end
+    local r = Child.run([[
+      local hs = require("honeymoon_session")
+      local TableStore = require("spec.support.table_store")
+      local core = hs.core({ secret = "s", store = hs.MemoryStore() })
+      local lua_core = hs.core({ secret = "s", store = TableStore.new() })
+      local s = core:load(nil)
+      s.n = 1
+      local cookie = core:commit(s)[1]:match("^([^;]+)")
+      local function nested(n) local t = { n = n } if n > 0 then t.inner = nested(n - 1) end return t end
+      local function request()
+        local t = core:load(cookie)
+        t.deep = nested(12) -- deeper than the slots a crossing starts with
+        core:commit(t)
+        lua_core:commit(lua_core:load(cookie))
+      end
+      -- Frames of about 100 slots, then of a few, so that the sweep below spans, slot by slot
+      -- or nearly, the few hundred slots below the stack's limit.
+      local names = {}
+      for i = 1, 100 do names[i] = "x" .. i end
+      local big = (loadstring or load)("local big big = function(n, f) local " .. table.concat(names, ", ")
+        .. " if n == 0 then return f() end return (big(n - 1, f)) end return big")()
+      local function small(n, f) if n == 0 then return f() end return (small(n - 1, f)) end
+      local function rec(d, k, f) return big(d, function() return small(k, f) end) end
+      local function one() return 1 end
+      local function max_fitting(fits)
+        local lo, hi = 0, 100000
+        while lo < hi do
+          local mid = math.floor((lo + hi + 1) / 2)
+          if fits(mid) then lo = mid else hi = mid - 1 end
+        end
+        return lo
+      end
+      local d = max_fitting(function(n) return (pcall(rec, n, 0, one)) end)
+      local failed, served, ours = 0, 0, 0
+      for dd = d, math.max(0, d - 4), -1 do
+        local k = max_fitting(function(n) return (pcall(rec, dd, n, one)) end)
+        for j = k, 0, -1 do
+          local ok, err = pcall(rec, dd, j, request)
+          if ok then served = served + 1 else
+            failed = failed + 1
+            if tostring(err):find("honeymoon_session: ", 1, true) then ours = ours + 1 end
+          end
+        end
+      end
+      print(("failed %d served %d ours %d"):format(failed, served, ours))
+      print("alive")
+    ]])
+    assert.equal(0, r.status, "the process died (status " .. r.status .. "): " .. r.stdout .. r.stderr:sub(1, 300))
+    assert.matches("alive", r.stdout, 1, true)
+    local failed, served = r.stdout:match("failed (%d+) served (%d+)")
+    assert.is_true(tonumber(failed) > 0, "no depth reached the stack's limit: " .. r.stdout)
+    assert.is_true(tonumber(served) > 0, "no depth below the limit was served: " .. r.stdout)
+  end)
+end)
+
 describe("8.2 maxSize", function()
   local function session_of(store, opts)
     local o = { secret = SECRET, store = store }

@@ -14,7 +14,7 @@
 //! - A Rust panic is caught at the entry (`catch_unwind`) and raised as an error.
 
 use crate::codec::meta::Meta;
-use crate::codec::{self, Entries, MAX_DEPTH};
+use crate::codec::{self, Entries};
 use crate::engine::{self, Commit, Engine, FLASH_KEY, Op, Outcome};
 use crate::id;
 use mlua::ffi::{self, lua_State};
@@ -127,16 +127,15 @@ fn widened(n: c_int) -> c_int {
 /// stack; returns how many.
 ///
 /// # Safety
-/// Only inside a closure made by `functions` (upvalue 2 is the trampoline). `push` must push
-/// only from borrowed data, and return the number of values it pushed.
+/// Only inside a closure made by `functions` (upvalue 2 is the trampoline), with nothing
+/// pushed above the crossing's arguments (or after `reserve`). `push` must push only from
+/// borrowed data, and return the number of values it pushed.
 unsafe fn protected(state: *mut lua_State, mut push: Pusher) -> Result<c_int, Failed> {
-    // SAFETY: as this function's contract. Pushing an upvalue and a light userdata does not
-    // allocate once the stack has room, which lua_checkstack makes (or refuses) without
-    // raising on Lua 5.4.
+    // SAFETY: as this function's contract. A C function starts with LUA_MINSTACK (20) free
+    // slots above its arguments, so the two pushes below need no lua_checkstack, which on
+    // LuaJIT and Lua 5.1 raises when the stack cannot grow (overflow, out of memory): here
+    // that error would unwind through Rust frames, which aborts the process.
     unsafe {
-        if ffi::lua_checkstack(state, 8) == 0 {
-            return Err("honeymoon_session: the Lua stack is exhausted".into());
-        }
         let top = ffi::lua_gettop(state);
         ffi::lua_pushvalue(state, ffi::lua_upvalueindex(2));
         ffi::lua_pushlightuserdata(state, &mut push as *mut Pusher as *mut c_void);
@@ -152,6 +151,35 @@ unsafe fn protected(state: *mut lua_State, mut push: Pusher) -> Result<c_int, Fa
             ));
         }
         Ok(ffi::lua_gettop(state) - top)
+    }
+}
+
+/// Makes room for `n` more values on a crossing's stack (false: there is none), without
+/// raising: the encoder's `Grow` for a nested table deeper than the LUA_MINSTACK slots a C
+/// function starts with. On Lua 5.2 and later lua_checkstack never raises. On LuaJIT and Lua
+/// 5.1 it raises when the stack cannot grow (a deep recursion reaches the stack's limit, or
+/// memory runs out), and an error unwinding through Rust frames aborts the process; so there
+/// it first runs inside a protected call. The room made there stays (only a GC step shrinks a
+/// stack, and the encoder allocates nothing in Lua), so the second call finds it without
+/// growing.
+///
+/// # Safety
+/// As `protected`, with two free slots for its pushes (`codec::Room` keeps them).
+unsafe fn reserve(state: *mut lua_State, n: c_int) -> bool {
+    // SAFETY: as this function's contract; the pusher pushes nothing.
+    unsafe {
+        if cfg!(any(feature = "luajit", feature = "lua51")) {
+            let mut room = false;
+            let called = protected(state, &mut |l| {
+                // Two more: the pusher's frame starts above the caller's top.
+                room = ffi::lua_checkstack(l, n + 2) != 0;
+                0
+            });
+            if called.is_err() || !room {
+                return false;
+            }
+        }
+        ffi::lua_checkstack(state, n) != 0
     }
 }
 
@@ -365,14 +393,11 @@ unsafe extern "C-unwind" fn adopt(state: *mut lua_State) -> c_int {
 }
 
 unsafe fn adopt_body(state: *mut lua_State) -> Result<c_int, Failed> {
-    // SAFETY: the record stays on the stack (argument 1) while it is borrowed. The stack room
-    // reserved first holds the snapshot pushed after the protected pushes, with nothing owned
-    // in this frame yet.
+    // SAFETY: the record stays on the stack (argument 1) while it is borrowed. The snapshot
+    // pushed after the protected pushes (four) fits in the LUA_MINSTACK (20) slots a C
+    // function starts with.
     unsafe {
         let engine = engine_of(state).ok_or("honeymoon_session: the engine is gone")?;
-        if ffi::lua_checkstack(state, 8) == 0 {
-            return Err("honeymoon_session: the Lua stack is exhausted".into());
-        }
         ffi::lua_settop(state, 1);
         let record = string_arg(state, 1)
             .ok_or("honeymoon_session: adopt takes the record string a store returned")?;
@@ -473,11 +498,12 @@ unsafe fn commit_body(state: *mut lua_State) -> Result<c_int, Failed> {
     // reserved in a protected call first, so its lua_checkstack calls never allocate.
     unsafe {
         let engine = engine_of(state).ok_or("honeymoon_session: the engine is gone")?;
-        // Room for the encoder's deepest walk, so its own lua_checkstack calls find it there.
-        // (Lua 5.4 refuses without raising; LuaJIT may raise if memory is exhausted.)
-        if ffi::lua_checkstack(state, 3 * MAX_DEPTH as c_int + 16) == 0 {
-            return Err("honeymoon_session: the Lua stack is exhausted".into());
-        }
+        // The encoder walks in the LUA_MINSTACK slots this C function starts with (nothing is
+        // pushed yet), and reserves more only for a nested table deeper than they reach.
+        let room = codec::Room {
+            ceiling: ffi::lua_gettop(state) + ffi::LUA_MINSTACK,
+            grow: reserve,
+        };
         let st = engine::state_of(string_arg(state, 1).unwrap_or_default()).map_err(failed)?;
         let id = string_arg(state, 2).ok_or("honeymoon_session: not a session this module made")?;
         if ffi::lua_type(state, 3) != ffi::LUA_TTABLE {
@@ -489,16 +515,16 @@ unsafe fn commit_body(state: *mut lua_State) -> Result<c_int, Failed> {
         let retire = flags & engine::RETIRE != 0;
         let mut entries = Entries::with_limit(engine.max_size());
         if !retire {
-            codec::encode_table_at(state, 3, &mut entries).map_err(failed)?;
+            codec::encode_table_at(state, 3, &mut entries, room).map_err(failed)?;
         }
         if !retire && ffi::lua_type(state, 5) == ffi::LUA_TTABLE {
-            codec::encode_table_at(state, 5, &mut entries).map_err(failed)?;
+            codec::encode_table_at(state, 5, &mut entries, room).map_err(failed)?;
         }
         if !retire && ffi::lua_type(state, 4) == ffi::LUA_TTABLE {
             ffi::lua_pushnil(state);
             if ffi::lua_next(state, 4) != 0 {
                 ffi::lua_pop(state, 2);
-                let v = codec::encode_value_at(state, 4, "flash").map_err(failed)?;
+                let v = codec::encode_value_at(state, 4, "flash", room).map_err(failed)?;
                 entries.push(FLASH_KEY.as_bytes(), &v).map_err(failed)?;
             }
         }

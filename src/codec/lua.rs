@@ -131,6 +131,51 @@ enum StepRef {
     Bool,
 }
 
+/// Makes room for `n` more values on the stack, or answers false, without raising.
+pub type Grow = unsafe fn(*mut ffi::lua_State, c_int) -> bool;
+
+/// The stack room an encoder walks in: slots up to `ceiling` (an absolute index) are known to
+/// exist, and `grow` makes more once, for the deepest walk, when a nested table needs it. A
+/// crossing starts with LUA_MINSTACK slots, so a shallow session never grows the stack; on
+/// LuaJIT and Lua 5.1 growing costs a protected call (see `crossing::reserve`).
+#[derive(Clone, Copy)]
+pub struct Room {
+    pub ceiling: c_int,
+    pub grow: Grow,
+}
+
+/// Slots kept free below the ceiling for `grow`'s own pushes (a protected call).
+const GROW_SPARE: c_int = 2;
+
+impl Room {
+    /// Room for `n` more values above the current top.
+    unsafe fn make(&mut self, state: *mut ffi::lua_State, n: c_int) -> bool {
+        // SAFETY: `state` is the state the encoder walks.
+        unsafe {
+            let top = ffi::lua_gettop(state);
+            if top + n + GROW_SPARE <= self.ceiling {
+                return true;
+            }
+            if !(self.grow)(state, DEEPEST_WALK) {
+                return false;
+            }
+            self.ceiling = top + DEEPEST_WALK;
+            true
+        }
+    }
+
+    /// Room that `DEEPEST_WALK` slots reserved above `top` already give.
+    pub fn reserved(top: c_int) -> Room {
+        Room {
+            ceiling: top + DEEPEST_WALK,
+            grow: |_, _| false,
+        }
+    }
+}
+
+/// The stack an encoder's walk needs at most: three slots per level, and some to spare.
+const DEEPEST_WALK: c_int = 3 * MAX_DEPTH as c_int + 16;
+
 struct Encoder {
     path: Vec<StepRef>,
     /// Tables on the way from the top to here: meeting one again is a cycle. The session's own
@@ -139,6 +184,7 @@ struct Encoder {
     /// Bytes of the record's size budget not yet charged (see `Entries`), and the whole budget.
     left: usize,
     limit: usize,
+    room: Room,
 }
 
 impl Encoder {
@@ -217,7 +263,7 @@ impl Encoder {
             if self.open.contains(&ptr) {
                 return Err(self.fail("a table that contains itself (a cycle)"));
             }
-            if self.open.len() >= MAX_DEPTH || ffi::lua_checkstack(state, 3) == 0 {
+            if self.open.len() >= MAX_DEPTH || !self.room.make(state, 3) {
                 return Err(Failure::TooDeep(self.owned_path()));
             }
             self.open.push(ptr);
@@ -308,6 +354,7 @@ pub unsafe fn encode_value_at(
     state: *mut ffi::lua_State,
     idx: c_int,
     path: &str,
+    room: Room,
 ) -> LuaResult<Vec<u8>> {
     let mut out = Vec::new();
     let mut enc = Encoder {
@@ -316,6 +363,7 @@ pub unsafe fn encode_value_at(
         open: vec![std::ptr::null()],
         left: usize::MAX,
         limit: usize::MAX,
+        room,
     };
     // SAFETY: as this function's contract; the walk pops what it pushes.
     let result = unsafe {
@@ -394,6 +442,7 @@ pub unsafe fn encode_table_at(
     state: *mut ffi::lua_State,
     idx: c_int,
     entries: &mut Entries,
+    room: Room,
 ) -> LuaResult<()> {
     let top = unsafe { ffi::lua_gettop(state) };
     // SAFETY: as this function's contract; lua_next walks a table nobody changes meanwhile, and
@@ -404,9 +453,10 @@ pub unsafe fn encode_table_at(
             open: vec![ffi::lua_topointer(state, idx)],
             left: entries.left,
             limit: entries.limit,
+            room,
         };
         let mut result = Ok(());
-        if ffi::lua_checkstack(state, 3) == 0 {
+        if !enc.room.make(state, 3) {
             result = Err(Failure::TooDeep(Vec::new()));
         } else {
             ffi::lua_pushnil(state);
@@ -453,12 +503,13 @@ pub fn encode_entries(lua: &Lua, t: &LuaTable, entries: &mut Entries) -> LuaResu
     // encoder's buffers.
     unsafe {
         lua.exec_raw::<()>(t, |state| {
-            result = if ffi::lua_checkstack(state, 3 * MAX_DEPTH as c_int + 16) == 0 {
+            result = if ffi::lua_checkstack(state, DEEPEST_WALK) == 0 {
                 Err(LuaError::runtime(
                     "honeymoon_session: the Lua stack is exhausted",
                 ))
             } else {
-                encode_table_at(state, ffi::lua_gettop(state), entries)
+                let top = ffi::lua_gettop(state);
+                encode_table_at(state, top, entries, Room::reserved(top))
             };
             ffi::lua_settop(state, 0);
         })?;
@@ -701,8 +752,10 @@ mod tests {
             let v: LuaValue = lua.load(src).eval().unwrap();
             // SAFETY: idx is the table heights() pushed.
             let (before, after) = heights(&lua, &v, |state, idx| unsafe {
-                let _ = encode_table_at(state, idx, &mut Entries::default());
-                let _ = encode_value_at(state, idx, "v");
+                let room = Room::reserved(ffi::lua_gettop(state));
+                assert!(ffi::lua_checkstack(state, DEEPEST_WALK) != 0);
+                let _ = encode_table_at(state, idx, &mut Entries::default(), room);
+                let _ = encode_value_at(state, idx, "v", room);
             });
             assert_eq!(before, after, "{src}");
         }
@@ -744,8 +797,12 @@ mod tests {
             let read = std::cell::RefCell::new(None);
             // SAFETY: idx is the table heights() pushed.
             let (before, after) = heights(&lua, &v, |state, idx| unsafe {
-                *read.borrow_mut() =
-                    Some((meta_at(state, idx), encode_value_at(state, idx, "__meta")));
+                let room = Room::reserved(ffi::lua_gettop(state));
+                assert!(ffi::lua_checkstack(state, DEEPEST_WALK) != 0);
+                *read.borrow_mut() = Some((
+                    meta_at(state, idx),
+                    encode_value_at(state, idx, "__meta", room),
+                ));
             });
             assert_eq!(before, after, "{src}");
             let (direct, encoded) = read.into_inner().unwrap();
