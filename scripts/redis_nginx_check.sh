@@ -66,7 +66,7 @@ port=$(free_port)
         end
     }
     server {
-        listen 127.0.0.1:$port;
+        listen 127.0.0.1:$port reuseport;
         location /write { content_by_lua_block { guarded(function()
             local id, k, v = ngx.var.arg_id, ngx.var.arg_k, ngx.var.arg_v
             local record, version = store:get(id)

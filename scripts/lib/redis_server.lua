@@ -47,10 +47,21 @@ function Server:launch()
     os.execute(("redis-server %s --bind 127.0.0.1 --save '' --appendonly no --daemonize yes "
         .. "--dir %s --pidfile %s/redis.pid --logfile %s/redis.log"):format(listen, self.dir, self.dir, self.dir))
     for _ = 1, 100 do
-        if self:cli("PING"):match("PONG") then return true end
+        -- The PONG must come from the server started here: on a port another live server
+        -- holds, this one fails to bind while the other answers.
+        if self:cli("PING"):match("PONG") then return self:cli("INFO", "server"):match("process_id:(%d+)") == self:pid() end
         os.execute("sleep 0.02")
     end
     return false
+end
+
+---The pid redis-server wrote to its pidfile (nil before it did).
+function Server:pid()
+    local f = io.open(self.dir .. "/redis.pid")
+    if not f then return nil end
+    local pid = f:read("*l")
+    f:close()
+    return pid and pid:match("^%s*(%d+)")
 end
 
 function Server:cli(...)
