@@ -132,7 +132,8 @@ fn widened(n: c_int) -> c_int {
 /// borrowed data, and return the number of values it pushed.
 unsafe fn protected(state: *mut lua_State, mut push: Pusher) -> Result<c_int, Failed> {
     // SAFETY: as this function's contract. A C function starts with LUA_MINSTACK (20) free
-    // slots above its arguments, so the two pushes below need no lua_checkstack, which on
+    // slots above its arguments (19 pushes on LuaJIT, which grows the stack on a push that
+    // fills the last), so the two pushes below need no lua_checkstack, which on
     // LuaJIT and Lua 5.1 raises when the stack cannot grow (overflow, out of memory): here
     // that error would unwind through Rust frames, which aborts the process.
     unsafe {
@@ -159,23 +160,29 @@ unsafe fn protected(state: *mut lua_State, mut push: Pusher) -> Result<c_int, Fa
 /// function starts with. On Lua 5.2 and later lua_checkstack never raises. On LuaJIT and Lua
 /// 5.1 it raises when the stack cannot grow (a deep recursion reaches the stack's limit, or
 /// memory runs out), and an error unwinding through Rust frames aborts the process; so there
-/// it first runs inside a protected call. The room made there stays (only a GC step shrinks a
-/// stack, and the encoder allocates nothing in Lua), so the second call finds it without
-/// growing.
+/// the stack grows inside a protected call, which returns `n` nils to hold the room: Lua 5.1
+/// runs a GC step as the call returns, and a GC step shrinks a stack to what is in use. Once
+/// they are popped, nothing runs a GC step until the encoder is done (it allocates nothing in
+/// Lua), so the second lua_checkstack finds the room without growing.
 ///
 /// # Safety
 /// As `protected`, with two free slots for its pushes (`codec::Room` keeps them).
 unsafe fn reserve(state: *mut lua_State, n: c_int) -> bool {
-    // SAFETY: as this function's contract; the pusher pushes nothing.
+    // SAFETY: as this function's contract; the pusher pushes nils after making room for them.
     unsafe {
         if cfg!(any(feature = "luajit", feature = "lua51")) {
-            let mut room = false;
-            let called = protected(state, &mut |l| {
-                // Two more: the pusher's frame starts above the caller's top.
-                room = ffi::lua_checkstack(l, n + 2) != 0;
-                0
+            let top = ffi::lua_gettop(state);
+            let held = protected(state, &mut |l| {
+                if ffi::lua_checkstack(l, n) == 0 {
+                    return 0;
+                }
+                for _ in 0..n {
+                    ffi::lua_pushnil(l);
+                }
+                n
             });
-            if called.is_err() || !room {
+            ffi::lua_settop(state, top);
+            if held != Ok(n) {
                 return false;
             }
         }
@@ -233,6 +240,13 @@ unsafe fn string_arg<'a>(state: *mut lua_State, idx: c_int) -> Option<&'a [u8]> 
     unsafe { (ffi::lua_type(state, idx) == ffi::LUA_TSTRING).then(|| string_at(state, idx)) }
 }
 
+/// Whether a push of a decoded record that just failed failed for want of stack rather than
+/// on bad data: with the room the deepest record needs, only bad data fails. Inside a pusher.
+unsafe fn stack_was_short(l: *mut lua_State) -> bool {
+    // SAFETY: inside a pusher, where lua_checkstack may raise (the protected call catches it).
+    unsafe { ffi::lua_checkstack(l, codec::DEEPEST_WALK) == 0 }
+}
+
 unsafe fn push_bytes(state: *mut lua_State, b: &[u8]) {
     // SAFETY: only called from pushers, inside `protected`.
     unsafe {
@@ -264,7 +278,8 @@ unsafe fn load_body(state: *mut lua_State) -> Result<c_int, Failed> {
     let engine = engine.ok_or("honeymoon_session: the engine is gone")?;
     match engine.find(header).map_err(failed)? {
         Some((id, loaded)) => {
-            let mut corrupt = false;
+            // Set when the push failed: true when for want of stack, false on bad data.
+            let mut unpushed = None;
             let record = &loaded.record.0;
             let version = loaded.version.as_deref().map(str::as_bytes);
             // A flat session (scalars only) also gets a shallow copy of its data, so a commit
@@ -281,7 +296,7 @@ unsafe fn load_body(state: *mut lua_State) -> Result<c_int, Failed> {
                     let data = ffi::lua_gettop(l) + 2;
                     push_bytes(l, id.as_bytes());
                     if !codec::push_session(l, record, engine::slot) {
-                        corrupt = true;
+                        unpushed = Some(stack_was_short(l));
                         return 1;
                     }
                     push_bytes(l, record);
@@ -302,7 +317,10 @@ unsafe fn load_body(state: *mut lua_State) -> Result<c_int, Failed> {
                     9
                 })?
             };
-            if corrupt {
+            if unpushed == Some(true) {
+                return Err(codec::STACK_EXHAUSTED.into());
+            }
+            if unpushed.is_some() {
                 // No id in the message: ids are bearer secrets, and messages reach logs.
                 return Err(engine
                     .stored_data_error("get", codec::why_undecodable(record).describe())
@@ -406,18 +424,22 @@ unsafe fn adopt_body(state: *mut lua_State) -> Result<c_int, Failed> {
             Ok(false) => return Ok(0),
             Err(why) => why,
             Ok(true) => {
-                let mut corrupt = false;
+                let mut unpushed = None;
                 let n = protected(state, &mut |l| {
                     if codec::push_session(l, record, engine::slot) {
                         4
                     } else {
-                        corrupt = true;
+                        unpushed = Some(stack_was_short(l));
                         0
                     }
                 })?;
-                if !corrupt {
-                    ffi::lua_pushvalue(state, 1);
-                    return Ok(n + 1);
+                match unpushed {
+                    None => {
+                        ffi::lua_pushvalue(state, 1);
+                        return Ok(n + 1);
+                    }
+                    Some(true) => return Err(codec::STACK_EXHAUSTED.into()),
+                    Some(false) => {}
                 }
                 format!(
                     "honeymoon_session: {}",
@@ -499,9 +521,10 @@ unsafe fn commit_body(state: *mut lua_State) -> Result<c_int, Failed> {
     unsafe {
         let engine = engine_of(state).ok_or("honeymoon_session: the engine is gone")?;
         // The encoder walks in the LUA_MINSTACK slots this C function starts with (nothing is
-        // pushed yet), and reserves more only for a nested table deeper than they reach.
+        // pushed yet), and reserves more only for a nested table deeper than they reach. One
+        // less: LuaJIT grows the stack on a push that fills its last slot.
         let room = codec::Room {
-            ceiling: ffi::lua_gettop(state) + ffi::LUA_MINSTACK,
+            ceiling: ffi::lua_gettop(state) + ffi::LUA_MINSTACK - 1,
             grow: reserve,
         };
         let st = engine::state_of(string_arg(state, 1).unwrap_or_default()).map_err(failed)?;
@@ -612,7 +635,8 @@ unsafe fn push_outcome(
         Some(Op::Merge(changes, true)) => Some(changes.to_patch().map_err(|e| failed(e.into()))?),
         _ => None,
     };
-    let mut corrupt = false;
+    // Set when a push of a decoded record failed: true when for want of stack.
+    let mut unpushed = None;
     // SAFETY: the pusher pushes from borrowed data only (`out`, `patch`).
     let n = unsafe {
         protected(state, &mut |l| {
@@ -621,10 +645,10 @@ unsafe fn push_outcome(
             push_opt(l, if final_commit { None } else { snap });
             push_opt(l, out.version.as_deref());
             let Some(op) = &out.op else { return 4 };
-            let whole = |l: *mut lua_State, corrupt: &mut bool| match snap {
+            let whole = |l: *mut lua_State, unpushed: &mut Option<bool>| match snap {
                 Some(s) if whole_as_table => {
                     if !codec::push_decoded(l, s) {
-                        *corrupt = true;
+                        *unpushed = Some(stack_was_short(l));
                         ffi::lua_pushnil(l);
                     }
                 }
@@ -633,12 +657,12 @@ unsafe fn push_outcome(
             match op {
                 Op::Set => {
                     push_bytes(l, b"set");
-                    whole(l, &mut corrupt);
+                    whole(l, &mut unpushed);
                     ffi::lua_pushnil(l);
                 }
                 Op::Replace => {
                     push_bytes(l, b"replace");
-                    whole(l, &mut corrupt);
+                    whole(l, &mut unpushed);
                     ffi::lua_pushnil(l);
                 }
                 Op::Touch => {
@@ -656,7 +680,7 @@ unsafe fn push_outcome(
                         for (k, v) in &changes.set {
                             push_bytes(l, k);
                             if !codec::push_decoded(l, v) {
-                                corrupt = true;
+                                unpushed = Some(stack_was_short(l));
                                 ffi::lua_pushnil(l);
                             }
                             ffi::lua_rawset(l, -3);
@@ -682,8 +706,9 @@ unsafe fn push_outcome(
             11
         })?
     };
-    if corrupt {
-        return Err("honeymoon_session: a session record could not be decoded".into());
+    match unpushed {
+        None => Ok(n),
+        Some(true) => Err(codec::STACK_EXHAUSTED.into()),
+        Some(false) => Err("honeymoon_session: a session record could not be decoded".into()),
     }
-    Ok(n)
 }

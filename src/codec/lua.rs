@@ -27,6 +27,8 @@ enum Failure {
     /// Past the size budget (maxSize, in bytes).
     TooBig(Vec<Step>, usize),
     NoMemory,
+    /// The Lua stack has no room for a deeper walk (a request deep in a recursion).
+    NoStack,
 }
 
 impl From<NoMemory> for Failure {
@@ -173,8 +175,11 @@ impl Room {
     }
 }
 
+/// The error when the Lua stack has no room left (a request deep in a recursion).
+pub const STACK_EXHAUSTED: &str = "honeymoon_session: the Lua stack is exhausted";
+
 /// The stack an encoder's walk needs at most: three slots per level, and some to spare.
-const DEEPEST_WALK: c_int = 3 * MAX_DEPTH as c_int + 16;
+pub const DEEPEST_WALK: c_int = 3 * MAX_DEPTH as c_int + 16;
 
 struct Encoder {
     path: Vec<StepRef>,
@@ -263,8 +268,11 @@ impl Encoder {
             if self.open.contains(&ptr) {
                 return Err(self.fail("a table that contains itself (a cycle)"));
             }
-            if self.open.len() >= MAX_DEPTH || !self.room.make(state, 3) {
+            if self.open.len() >= MAX_DEPTH {
                 return Err(Failure::TooDeep(self.owned_path()));
+            }
+            if !self.room.make(state, 3) {
+                return Err(Failure::NoStack);
             }
             self.open.push(ptr);
             let mut pairs = Vec::new();
@@ -342,6 +350,7 @@ fn failure(f: Failure) -> LuaError {
         ),
         Failure::TooBig(path, limit) => too_big(limit, &describe_path(&path)),
         Failure::NoMemory => return NoMemory.into(),
+        Failure::NoStack => STACK_EXHAUSTED.to_string(),
     })
 }
 
@@ -457,7 +466,7 @@ pub unsafe fn encode_table_at(
         };
         let mut result = Ok(());
         if !enc.room.make(state, 3) {
-            result = Err(Failure::TooDeep(Vec::new()));
+            result = Err(Failure::NoStack);
         } else {
             ffi::lua_pushnil(state);
             while ffi::lua_next(state, idx) != 0 {
@@ -504,9 +513,7 @@ pub fn encode_entries(lua: &Lua, t: &LuaTable, entries: &mut Entries) -> LuaResu
     unsafe {
         lua.exec_raw::<()>(t, |state| {
             result = if ffi::lua_checkstack(state, DEEPEST_WALK) == 0 {
-                Err(LuaError::runtime(
-                    "honeymoon_session: the Lua stack is exhausted",
-                ))
+                Err(LuaError::runtime(STACK_EXHAUSTED))
             } else {
                 let top = ffi::lua_gettop(state);
                 encode_table_at(state, top, entries, Room::reserved(top))
@@ -736,6 +743,54 @@ mod tests {
             .unwrap();
         }
         out
+    }
+
+    #[test]
+    fn a_walk_grows_the_stack_only_past_its_ceiling_and_says_so_when_it_cannot() {
+        let lua = Lua::new();
+        let v: LuaValue = lua
+            .load("local t = {} local c = t for i = 1, 12 do c.n = {} c = c.n end return { d = t }")
+            .eval()
+            .unwrap();
+        let walk = |room_above: c_int, grow: Grow| {
+            let result = std::cell::RefCell::new(None);
+            // SAFETY: idx is the table heights() pushed; the room below the ceiling exists
+            // (a protected call starts with LUA_MINSTACK slots).
+            heights(&lua, &v, |state, idx| unsafe {
+                let room = Room {
+                    ceiling: ffi::lua_gettop(state) + room_above,
+                    grow,
+                };
+                *result.borrow_mut() =
+                    Some(encode_table_at(state, idx, &mut Entries::default(), room));
+            });
+            result.into_inner().unwrap()
+        };
+        // SAFETY: called by the walk on its own state.
+        let grows: Grow = |state, n| unsafe { ffi::lua_checkstack(state, n) != 0 };
+        assert!(walk(10, grows).is_ok());
+        let err = walk(10, |_, _| false).unwrap_err().to_string();
+        assert!(
+            err.contains("honeymoon_session: the Lua stack is exhausted"),
+            "{err}"
+        );
+        // A shallow session never asks (a grow that refuses would fail it).
+        let flat: LuaValue = lua
+            .load("return { a = 1, b = { c = { 1, 2 } } }")
+            .eval()
+            .unwrap();
+        let walked = std::cell::Cell::new(None);
+        // SAFETY: as above.
+        heights(&lua, &flat, |state, idx| unsafe {
+            let room = Room {
+                ceiling: ffi::lua_gettop(state) + 19,
+                grow: |_, _| false,
+            };
+            walked.set(Some(
+                encode_table_at(state, idx, &mut Entries::default(), room).is_ok(),
+            ));
+        });
+        assert_eq!(walked.get(), Some(true));
     }
 
     #[test]

@@ -16,8 +16,8 @@ pub mod meta;
 
 pub use json::{from_json, to_json};
 pub use lua::{
-    Room, Slot, decode_session, decode_value, encode_entries, encode_table_at, encode_value_at,
-    meta_at, push_decoded, push_session,
+    DEEPEST_WALK, Room, STACK_EXHAUSTED, Slot, decode_session, decode_value, encode_entries,
+    encode_table_at, encode_value_at, meta_at, push_decoded, push_session,
 };
 
 use mlua::prelude::*;
