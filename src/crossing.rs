@@ -161,9 +161,11 @@ unsafe fn protected(state: *mut lua_State, mut push: Pusher) -> Result<c_int, Fa
 /// 5.1 it raises when the stack cannot grow (a deep recursion reaches the stack's limit, or
 /// memory runs out), and an error unwinding through Rust frames aborts the process; so there
 /// the stack grows inside a protected call, which returns `n` nils to hold the room: Lua 5.1
-/// runs a GC step as the call returns, and a GC step shrinks a stack to what is in use. Once
-/// they are popped, nothing runs a GC step until the encoder is done (it allocates nothing in
-/// Lua), so the second lua_checkstack finds the room without growing.
+/// runs a GC step as the call returns, and that step may halve a stack it finds little used.
+/// The second lua_checkstack then finds the room without growing, and claims it for this
+/// frame; nothing runs a GC step until the encoder is done (it allocates nothing in Lua),
+/// which is what keeps the room on LuaJIT, whose GC shrinks a stack to its frames' use. An
+/// out-of-memory while growing reads as no room too (Lua 5.2 and later cannot tell them apart).
 ///
 /// # Safety
 /// As `protected`, with two free slots for its pushes (`codec::Room` keeps them).
@@ -173,7 +175,8 @@ unsafe fn reserve(state: *mut lua_State, n: c_int) -> bool {
         if cfg!(any(feature = "luajit", feature = "lua51")) {
             let top = ffi::lua_gettop(state);
             let held = protected(state, &mut |l| {
-                if ffi::lua_checkstack(l, n) == 0 {
+                // One more: LuaJIT grows the stack on a push that fills its last slot.
+                if ffi::lua_checkstack(l, n + 1) == 0 {
                     return 0;
                 }
                 for _ in 0..n {
@@ -240,8 +243,10 @@ unsafe fn string_arg<'a>(state: *mut lua_State, idx: c_int) -> Option<&'a [u8]> 
     unsafe { (ffi::lua_type(state, idx) == ffi::LUA_TSTRING).then(|| string_at(state, idx)) }
 }
 
-/// Whether a push of a decoded record that just failed failed for want of stack rather than
-/// on bad data: with the room the deepest record needs, only bad data fails. Inside a pusher.
+/// Whether a push of a decoded record that just failed, failed for want of stack: whether the
+/// stack now refuses the room a decode can need (a record within the depth limit needs fewer
+/// than `DEEPEST_WALK` slots: its results, a key, and two per level). A corrupt record near
+/// the stack's limit reads as short too; either way the request fails. Inside a pusher.
 unsafe fn stack_was_short(l: *mut lua_State) -> bool {
     // SAFETY: inside a pusher, where lua_checkstack may raise (the protected call catches it).
     unsafe { ffi::lua_checkstack(l, codec::DEEPEST_WALK) == 0 }
