@@ -53,6 +53,7 @@ port=$(free_port)
         R = require("honeymoon_session")._redis
         store = Redis.new({ url = "redis://127.0.0.1:$redis_port/1", pool = { size = 8 } })
         down = Redis.new({ url = "redis://127.0.0.1:1", socket = "ngx" })
+        v6 = Redis.new({ url = "redis://[::1]:$redis_port/1" })
         slow = Redis.new({ url = "redis://127.0.0.1:$proxy_port", commandTimeout = 5000 })
         LIFE = { ttl = 600, path = "/", httpOnly = true, secure = false, sameSite = "Lax" }
         adapter = require("honeymoon_session.adapters.openresty").new({ secret = "check", store = store })
@@ -97,6 +98,7 @@ port=$(free_port)
         end) } }
         location /plain { content_by_lua_block { ngx.say("plain") } }
         location /down { content_by_lua_block { guarded(function() down:exists("x") end) } }
+        location /v6 { content_by_lua_block { guarded(function() ngx.say(v6:exists("s1")) end) } }
     }
 }
 EOF
@@ -166,6 +168,14 @@ check "a route without Redis answers meanwhile (${plain#* } s)" \
 out=$(curl -s -m 5 -w ' %{http_code}' "$url/down")
 check "a closed port answers a plain message naming store, method and address" \
   '[[ $out == "string: honeymoon_session: RedisStore:exists failed: connection refused (redis at 127.0.0.1:1/0)"*500 ]]' "$out"
+
+# An IPv6 address in the url (brackets stripped by the url parser, put back for the cosocket).
+if redis-cli -h ::1 -p "$redis_port" PING 2>/dev/null | grep -q PONG; then
+  out=$(req "/v6")
+  check "a url with an IPv6 address ([::1]) connects" '[ "$out" = true ]' "$out"
+else
+  echo "skip: this machine has no IPv6 loopback (the [::1] url case is not run)"
+fi
 
 errors=$(grep -E '\[(alert|crit|emerg)\]|runtime error' "$dir/error.log" | head -3 || true)
 check "nginx logged no Lua runtime error" '[ -z "$errors" ]' "$errors"

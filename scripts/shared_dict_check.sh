@@ -41,7 +41,7 @@ finish() { echo "shared-dict: $passed passed, $failed failed"; [ "$failed" -eq 0
 
 # A port nothing holds now, below the ephemeral range (scripts/lib/servers.sh; nginx may still lose a
 # race for it, and then says so in its log).
-port=$(free_port)
+read -r port port2 <<<"$(free_port 2)"
 
 {
   nginx_conf_head "$prefix" 2
@@ -66,6 +66,11 @@ port=$(free_port)
         location = /get { content_by_lua_block { require("spec.nginx.shared_dict").get() } }
         location = /bench { content_by_lua_block { require("spec.nginx.shared_dict").bench() } }
         location = /check { content_by_lua_block { require("spec.nginx.shared_dict").check() } }
+    }
+    # A server whose requests all end in its server_rewrite phase (a phase where ngx.sleep works).
+    server {
+        listen 127.0.0.1:$port2;
+        server_rewrite_by_lua_block { require("spec.nginx.shared_dict").server_rewrite_phase() }
     }
 }
 EOF
@@ -97,6 +102,8 @@ r=$(curl -sS --max-time 5 "$url/init")
 [ "$r" = ok ] && ok "init_by_lua: set, merge, get, clear without a request" || not_ok "init_by_lua: $r"
 r=$(curl -sS --max-time 5 "$url/set-phase")
 [ "$r" = ok ] && ok "set_by_lua: a contended merge spins at most 10 ms and fails plainly" || not_ok "set_by_lua: $r"
+r=$(curl -sS --max-time 5 "http://127.0.0.1:$port2/")
+[ "$r" = ok ] && ok "server_rewrite_by_lua: a contended merge waits (ngx.sleep) for the lock" || not_ok "server_rewrite_by_lua: $r"
 
 # 3. The contract's eviction case must have left its warning (once, not once per set).
 n=$(grep -c 'lua_shared_dict tiny is full: storing a session evicted the least recently used entries' "$prefix/error.log")

@@ -1625,6 +1625,37 @@ describe("misuse raises an ordinary Lua error a person can act on, never a panic
     assert.matches("^honeymoon_session: ", err)
   end)
 
+  it("a misuse called from Lua code is the module's message, at the caller's line or at none", function()
+    -- Never at a line inside the module (an embedded chunk), which would tell the user nothing.
+    local core = hs.core({ secret = "s" })
+    local s = core:load(nil)
+    local function from_lua(f) local ok, err = pcall(function() f() end) assert.is_false(ok) return err end
+    local function check(err)
+      assert.equal("string", type(err))
+      local at = err:match("^(.-)honeymoon_session: ")
+      assert.is_not_nil(at, err)
+      assert.is_true(at == "" or at:match("session_spec%.lua:%d+: $") ~= nil, err)
+    end
+    for _, err in ipairs({
+      from_lua(function() s.save = 1 end),
+      from_lua(function() s.cookie = 1 end),
+      from_lua(function() s[1] = 1 end),
+      from_lua(function() s.f = print end),
+      from_lua(function() s:set("__flash", 1) end),
+      from_lua(function() s.getId() end),
+      from_lua(function() s.cookie.maxAge = "long" end),
+      from_lua(function() s.cookie.path = "/x" end),
+      from_lua(function() hs.array(5) end),
+      from_lua(function() hs.core(5) end),
+      from_lua(function() local m = hs.MemoryStore() m.get("id") end),
+    }) do
+      check(err)
+    end
+    core:commit(s)
+    check(from_lua(function() s:save() end))
+    check(from_lua(function() s.cookie.maxAge = 1000 end))
+  end)
+
   it("bad arguments to the other exports raise errors", function()
     assert_actionable(error_of(hs.MemoryStore, { bogus = 1 }), "MemoryStore")
     assert_actionable(error_of(hs.MemoryStore, 5))

@@ -83,7 +83,8 @@ start_redis() {
   for _ in 1 2 3; do
     REDIS_PORT=$(free_port) || return 1
     rm -f "$dir/redis.pid"
-    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+    # ::1 too where the machine has IPv6 loopback ("-": skipped where it has not).
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 -::1 --save '' --appendonly no --daemonize yes \
       --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
     if wait_file "$dir/redis.pid" && redis-cli -p "$REDIS_PORT" PING 2>/dev/null | grep -q PONG; then
       REDIS_PID=$(cat "$dir/redis.pid")

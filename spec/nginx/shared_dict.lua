@@ -396,7 +396,10 @@ case("constructor: unknown dict, bad options", function()
     raises(function() SharedDictStore.new({ dict = 5 }) end,
         "^honeymoon_session: SharedDictStore: dict must be a string, got number$", "dict type")
     raises(function() SharedDictStore.new({ prefix = "\0x" }) end, "prefix must not start with a NUL byte", "prefix")
-    raises(function() SharedDictStore.new({ lock_exptime = 0 }) end, "lock_exptime must be a positive", "lock_exptime")
+    raises(function() SharedDictStore.new({ lock_exptime = 0 }) end, "lock_exptime must be a number of seconds, at least 0.001", "lock_exptime")
+    -- The dict rounds 0.5 ms down to 0, which would be a lock that never expires.
+    raises(function() SharedDictStore.new({ lock_exptime = 0.0005 }) end, "at least 0.001", "lock_exptime below 1 ms")
+    eq(type(SharedDictStore.new({ lock_exptime = 0.001 })), "table", "lock_exptime of 1 ms")
     raises(function() SharedDictStore.new({ lock_timeout = -1 }) end, "lock_timeout must be", "lock_timeout")
     eq(SharedDictStore.new().name, "sessions", "default dict")
     eq(SharedDictStore.new().prefix, "sess:", "default prefix")
@@ -445,6 +448,21 @@ function M.set_phase()
     end
     if t > 0.2 then return "not ok: spun " .. t .. " s" end
     return "ok"
+end
+
+-- server_rewrite_by_lua: a phase where ngx.sleep may wait. A lock held 50 ms makes merge wait
+-- for it, not spin and fail.
+function M.server_rewrite_phase()
+    local s, id = store(), new_id()
+    s:set(id, record({}), 60)
+    ngx.update_time()
+    ngx.shared.sessions:add(merge_lock(id), true, 0.05)
+    local t, ok, err = elapsed(function() return pcall(s.merge, s, id, patch({}, { a = 1 }), 60) end)
+    local got = s:get(id)
+    s:destroy(id)
+    if not ok then ngx.say("not ok: ", err) elseif t < 0.03 then ngx.say("not ok: no wait (", t, " s)")
+    elseif got ~= record({ a = 1 }) then ngx.say("not ok: not merged") else ngx.say("ok") end
+    return ngx.exit(200)
 end
 
 local shared = SharedDictStore.new({ dict = "sessions", prefix = "c:" })

@@ -65,6 +65,8 @@ local function ngx_backend(cfg)
     local ngx = ngx
     local tcp = ngx.socket.tcp
     local connect_opts = { pool = cfg.pool_name, pool_size = cfg.pool_size }
+    -- A cosocket takes an IPv6 address in brackets (the url's brackets are gone from cfg.host).
+    local host = find(cfg.host, ":", 1, true) and "[" .. cfg.host .. "]" or cfg.host
     local Conn = {}
     Conn.__index = Conn
     local function why(err, ms)
@@ -94,7 +96,7 @@ local function ngx_backend(cfg)
         if not sock then return nil, tostring(err) end
         sock:settimeouts(cfg.connect_timeout, cfg.command_timeout, cfg.command_timeout)
         local ok
-        ok, err = sock:connect(cfg.host, cfg.port, connect_opts)
+        ok, err = sock:connect(host, cfg.port, connect_opts)
         if not ok then
             if err == "timeout" then return nil, timed_out(cfg.connect_timeout) end
             return nil, tostring(err)

@@ -57,7 +57,7 @@ local PRUNE_PER_WRITE = 4
 -- Phases where ngx.sleep may yield. Elsewhere (init, init_worker, set, header/body filter,
 -- log, balancer) a contended lock is retried in a short bounded spin instead.
 local YIELDABLE = {
-    rewrite = true, access = true, content = true, timer = true, preread = true,
+    server_rewrite = true, rewrite = true, access = true, content = true, timer = true, preread = true,
     ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true,
 }
 -- How long a spin may hold the worker (seconds) where it cannot sleep: the lock is held for
@@ -162,7 +162,7 @@ local function lock(self, method, lock_key)
         fail(self, method, format("the session stayed locked by another request for %g s (lock_timeout)", limit))
     end
     fail(self, method, format("the session is locked by another request, and ngx.sleep cannot wait in the %s phase, "
-        .. "so it spun %g s; call the store from a yieldable phase (rewrite, access, content, timer)", phase, limit))
+        .. "so it spun %g s; call the store from a yieldable phase (server_rewrite, rewrite, access, content, timer)", phase, limit))
 end
 
 ---The key of session `id`'s merge lock (see MERGE_LOCK); `key` is its dict key.
@@ -568,7 +568,11 @@ local function new(opts)
     local name, prefix = opts.dict or "sessions", opts.prefix or "sess:"
     local lock_exptime, lock_timeout = opts.lock_exptime or 1, opts.lock_timeout or 2
     if byte(prefix, 1) == NUL then bad("prefix must not start with a NUL byte (lock keys do)") end
-    if not (lock_exptime > 0 and lock_exptime < 1 / 0) then bad("lock_exptime must be a positive number of seconds") end
+    -- The dict keeps expiry in whole milliseconds, where 0 means never: a lock that never
+    -- frees itself would outlive a worker that died holding it.
+    if not (lock_exptime >= 0.001 and lock_exptime < 1 / 0) then
+        bad("lock_exptime must be a number of seconds, at least 0.001 (the dict counts whole milliseconds)")
+    end
     if not (lock_timeout >= 0 and lock_timeout < 1 / 0) then bad("lock_timeout must be a number of seconds >= 0") end
     local ngx = rawget(_G, "ngx")
     local shared = type(ngx) == "table" and ngx.shared

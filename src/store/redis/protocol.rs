@@ -116,7 +116,12 @@ fn config(lua: &Lua, opts: Option<LuaTable>) -> LuaResult<LuaTable> {
     };
     let settings = info.redis_settings();
     let db = settings.db();
-    let address = format!("{host}:{port}/{db}");
+    // An IPv6 address in brackets, as in the url (`[::1]:6379/0`).
+    let address = if host.contains(':') {
+        format!("[{host}]:{port}/{db}")
+    } else {
+        format!("{host}:{port}/{db}")
+    };
     let mut hello = Vec::new();
     let mut hello_count = 0;
     if let Some(password) = settings.password() {
@@ -758,6 +763,15 @@ mod tests {
         assert!(!name.contains("s3cret"), "{name}");
         let hello: LuaString = c.get("hello").unwrap();
         assert!(hello.to_string_lossy().contains("AUTH"));
+        let v6: LuaTable = config
+            .call(
+                lua.load("return { url = 'redis://[::1]:6400/2' }")
+                    .eval::<LuaTable>()
+                    .unwrap(),
+            )
+            .unwrap();
+        assert_eq!(v6.get::<String>("host").unwrap(), "::1");
+        assert_eq!(v6.get::<String>("address").unwrap(), "[::1]:6400/2");
         for (src, want) in [
             ("return { url = 'rediss://h' }", "only the blocking"),
             ("return { url = 'http://h' }", "not a Redis URL"),
