@@ -84,6 +84,33 @@ describe("SharedDictStore: races between two workers", function()
     assert.is_true(left > 90 and left <= 100, "the touch left " .. tostring(left) .. " s")
   end)
 
+  it("a login listed while destroyAll waits past its owner lock's expiry stays listed", function()
+    -- destroyAll holds the owner lock while it takes each session's merge lock; a wait there
+    -- (a worker that died holding that lock) can outlast the owner lock's lock_exptime (1 s).
+    -- Another worker's login then lists its new id, and destroyAll's last step must not erase it.
+    local _, record = hs._record_patch({}, { userId = "ann", __meta = { owner = "ann", created = 1 } })
+    local old = "SESSIONIDSESSIONIDSESSIONID00001"
+    local new = "SESSIONIDSESSIONIDSESSIONID00002"
+    store:set(old, record, 3600, { owner = "ann", ttl = 3600 })
+    local dict = fake.shared.sessions
+    local get, logged_in = dict.get, false
+    dict.get = function(self, key)
+      if key == "s:" .. old and not logged_in and debug.traceback():find("destroyAll", 1, true) then
+        logged_in = true
+        hs._advance_clock(2) -- the owner lock (and the session lock) expire meanwhile
+        store:set(new, record, 3600, { owner = "ann", ttl = 3600 })
+      end
+      return get(self, key)
+    end
+    assert.equal(1, store:destroyAll("ann"))
+    dict.get = get
+    assert.is_true(logged_in, "the login ran inside destroyAll")
+    assert.is_false(store:exists(old))
+    local listed = {}
+    for _, s in ipairs(store:sessionsOf("ann")) do listed[#listed + 1] = s.id end
+    assert.same({ new }, listed)
+  end)
+
   it("destroyAll holds the session's merge lock from its check to its delete, so an owner change cannot land between", function()
     local before = { userId = "ann", __meta = { owner = "ann", created = 1 } }
     local after = { userId = "bob", __meta = { owner = "bob", created = 1 } }

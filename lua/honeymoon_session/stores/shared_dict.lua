@@ -478,12 +478,18 @@ function Store:destroyAll(owner, except)
             dict:delete(session_lock)
         end
     end
-    local err
-    if keep then
-        err = write_list(self, "destroyAll", okey, { keep }, list_ttl(dict, okey, prefix, { keep }))
-    else
-        dict:delete(okey)
+    -- The list as it is now, less the ids handled here: a wait on a session's lock can outlast
+    -- the owner lock's expiry, and a login another worker listed meanwhile stays listed.
+    local handled = {}
+    for i = 1, #ids do
+        if ids[i] ~= keep then handled[ids[i]] = true end
     end
+    local left = {}
+    local now = members(dict:get(okey))
+    for i = 1, #now do
+        if not handled[now[i]] then left[#left + 1] = now[i] end
+    end
+    local err = write_list(self, "destroyAll", okey, left, list_ttl(dict, okey, prefix, left))
     dict:delete(lock_key)
     if err then fail(self, "destroyAll", err) end
     return n
