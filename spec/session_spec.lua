@@ -1648,6 +1648,9 @@ describe("misuse raises an ordinary Lua error a person can act on, never a panic
       from_lua(function() hs.array(5) end),
       from_lua(function() hs.core(5) end),
       from_lua(function() local m = hs.MemoryStore() m.get("id") end),
+      from_lua(function() core.load(nil) end),
+      from_lua(function() core.fresh() end),
+      from_lua(function() core.commit(s) end),
     }) do
       check(err)
     end

@@ -111,6 +111,32 @@ describe("SharedDictStore: races between two workers", function()
     assert.same({ new }, listed)
   end)
 
+  it("destroyAll keeps the spared session listed, also when the list expired while it waited", function()
+    local _, record = hs._record_patch({}, { userId = "ann", __meta = { owner = "ann", created = 1 } })
+    local other = "SESSIONIDSESSIONIDSESSIONID00001"
+    local current = "SESSIONIDSESSIONIDSESSIONID00002"
+    store:set(other, record, 3600, { owner = "ann", ttl = 3600 })
+    store:set(current, record, 3600, { owner = "ann", ttl = 3600 })
+    local dict = fake.shared.sessions
+    local get, dropped = dict.get, false
+    dict.get = function(self, key)
+      if key == "s:" .. other and not dropped and debug.traceback():find("destroyAll", 1, true) then
+        dropped = true
+        hs._advance_clock(2) -- past the owner lock's expiry: the final step takes it again
+        for k in pairs(self.entries) do
+          if k:find("ann", 1, true) and not k:find("s:SESSION", 1, true) then self.entries[k] = nil end
+        end
+      end
+      return get(self, key)
+    end
+    assert.equal(1, store:destroyAll("ann", current))
+    dict.get = get
+    assert.is_true(dropped, "the list went away inside destroyAll")
+    local listed = {}
+    for _, s in ipairs(store:sessionsOf("ann")) do listed[#listed + 1] = s.id end
+    assert.same({ current }, listed)
+  end)
+
   it("destroyAll holds the session's merge lock from its check to its delete, so an owner change cannot land between", function()
     local before = { userId = "ann", __meta = { owner = "ann", created = 1 } }
     local after = { userId = "bob", __meta = { owner = "bob", created = 1 } }

@@ -73,6 +73,13 @@ local function ffi_drawer(fallback)
     end
 end
 
+-- A core method called with a dot: say so at the caller's line (level 3: the method's caller).
+local function check_self(self, name)
+    if getmetatable(self) ~= Core then
+        error("honeymoon_session: core methods are called with a colon: core:" .. name .. "(...)", 3)
+    end
+end
+
 ---@param engine userdata the native engine (src/engine.rs)
 ---@param store any the store object from the options (nil: a MemoryStore)
 function Core.new(engine, store)
@@ -109,6 +116,7 @@ end
 ---@return honeymoon_session.Session session
 ---@return string id
 function Core:load(header, secure, req)
+    check_self(self, "load")
     local ctx = self.ctx
     local id, data, flash, shadow, meta, snap, version, copy, n = load_session(ctx, header_text(header))
     local s = new_session(ctx, id, data, flash, shadow, meta, snap, version, secure == true, req, copy, n)
@@ -131,6 +139,12 @@ end
 ---A new session without looking at any cookie (the middleware's path for a visitor without
 ---our cookie).
 function Core:fresh(secure, req)
+    check_self(self, "fresh")
+    return Core._fresh(self, secure, req)
+end
+
+---The same without the check, for the middleware (every anonymous request).
+function Core:_fresh(secure, req)
     local ctx = self.ctx
     local id = ctx.id()
     return new_session(ctx, id, nil, nil, nil, nil, nil, nil, secure == true, req), id
@@ -140,6 +154,7 @@ end
 ---session this core made: another core's would go to that core's store under its secret.
 ---@return string[]
 function Core:commit(session)
+    check_self(self, "commit")
     local m = type(session) == "table" and getmetatable(session) or nil
     local ctx = type(m) == "table" and m.ctx or nil
     if ctx ~= self.ctx then

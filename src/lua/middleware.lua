@@ -5,7 +5,7 @@ local core = ...
 local find, type = string.find, type
 local name = core.name
 local cookie_prefix = name .. "="
-local load, fresh, commit = core._load, core.fresh, core._commit
+local load, fresh, commit = core._load, core._fresh, core._commit
 
 -- Stores what needs storing and adds the Set-Cookie line, if any.
 local function finish(session, res)

@@ -54,6 +54,14 @@ local NUL = 0
 -- the owner's live sessions without a sweep).
 local PRUNE_PER_WRITE = 4
 
+-- destroyAll's lock tokens: this worker's pid (0 outside nginx's workers) and a count.
+local tokens = 0
+local function worker_pid()
+    local n = rawget(_G, "ngx")
+    local w = n and n.worker
+    return w and w.pid and w.pid() or 0
+end
+
 -- Phases where ngx.sleep may yield. Elsewhere (init, init_worker, set, header/body filter,
 -- log, balancer) a contended lock is retried in a short bounded spin instead.
 local YIELDABLE = {
@@ -122,9 +130,11 @@ end
 ---@param self honeymoon_session.SharedDictStore
 ---@param method string the store method, for errors
 ---@param lock_key string
-local function lock(self, method, lock_key)
+---@param value? string what the lock holds (default true): a token its holder can recognise
+local function lock(self, method, lock_key, value)
     local dict, exptime = self.dict, self._lock_exptime
-    local ok, err, forcible = dict:add(lock_key, true, exptime)
+    value = value or true
+    local ok, err, forcible = dict:add(lock_key, value, exptime)
     if ok then
         if forcible then evicted(self) end -- room for the lock was made by dropping a session
         return
@@ -150,7 +160,7 @@ local function lock(self, method, lock_key)
             end
             step = min(step * 2, MAX_STEP)
         end
-        ok, err, forcible = dict:add(lock_key, true, exptime)
+        ok, err, forcible = dict:add(lock_key, value, exptime)
         if ok then
             if forcible then evicted(self) end
             return
@@ -450,7 +460,11 @@ function Store:destroyAll(owner, except)
     local dict, prefix = self.dict, self.prefix
     local okey = OWNER .. prefix .. owner
     local lock_key = LOCK .. okey
-    lock(self, "destroyAll", lock_key)
+    -- A token, so this call knows whether the lock is still its own: the waits on session
+    -- locks below can outlast the owner lock's lock_exptime.
+    tokens = tokens + 1
+    local token = worker_pid() .. ":" .. tokens
+    lock(self, "destroyAll", lock_key, token)
     local ids = members(dict:get(okey))
     local n, keep = 0, nil
     for i = 1, #ids do
@@ -466,7 +480,7 @@ function Store:destroyAll(owner, except)
             local session_lock = merge_lock(id, key)
             local locked, err = pcall(lock, self, "destroyAll", session_lock)
             if not locked then
-                dict:delete(lock_key)
+                if dict:get(lock_key) == token then dict:delete(lock_key) end
                 error(err, 0)
             end
             local record = dict:get(key)
@@ -478,17 +492,23 @@ function Store:destroyAll(owner, except)
             dict:delete(session_lock)
         end
     end
-    -- The list as it is now, less the ids handled here: a wait on a session's lock can outlast
-    -- the owner lock's expiry, and a login another worker listed meanwhile stays listed.
+    -- The owner lock expired during a wait: take it again, so that no other worker's write lands
+    -- between the read and the write of the list below (nothing there yields).
+    if dict:get(lock_key) ~= token then lock(self, "destroyAll", lock_key, token) end
+    -- The list as it is now, less the ids handled here: a login another worker listed while
+    -- the lock was not this call's stays listed.
     local handled = {}
     for i = 1, #ids do
         if ids[i] ~= keep then handled[ids[i]] = true end
     end
-    local left = {}
+    local left, kept = {}, false
     local now = members(dict:get(okey))
     for i = 1, #now do
         if not handled[now[i]] then left[#left + 1] = now[i] end
+        if now[i] == keep then kept = true end
     end
+    -- The kept session stays listed, also when the list expired or was evicted meanwhile.
+    if keep and not kept then left[#left + 1] = keep end
     local err = write_list(self, "destroyAll", okey, left, list_ttl(dict, okey, prefix, left))
     dict:delete(lock_key)
     if err then fail(self, "destroyAll", err) end
