@@ -111,6 +111,30 @@ describe("SharedDictStore: races between two workers", function()
     assert.same({ new }, listed)
   end)
 
+  it("destroyAll that lost its owner lock to another worker neither writes the list nor frees that lock", function()
+    local _, record = hs._record_patch({}, { userId = "ann", __meta = { owner = "ann", created = 1 } })
+    local id = "SESSIONIDSESSIONIDSESSIONID00001"
+    store:set(id, record, 3600, { owner = "ann", ttl = 3600 })
+    local dict = fake.shared.sessions
+    local owner_lock = "\0lock:\0owner:s:ann"
+    local get, taken = dict.get, false
+    dict.get = function(self, key)
+      if key == "s:" .. id and not taken then -- (only destroyAll reads it from here on)
+        taken = true
+        hs._advance_clock(2) -- destroyAll's owner lock expires, and another worker takes it
+        assert(self:add(owner_lock, "another worker", 60))
+      end
+      return get(self, key)
+    end
+    -- One process plays both workers: waiting for the other's lock shows as the fake's error.
+    local ok, err = pcall(store.destroyAll, store, "ann")
+    dict.get = get
+    assert.is_true(taken, "the other worker took the lock inside destroyAll")
+    assert.is_false(ok)
+    assert.matches("contended", tostring(err), 1, true)
+    assert.equal("another worker", dict:get(owner_lock))
+  end)
+
   it("destroyAll keeps the spared session listed, also when the list expired while it waited", function()
     local _, record = hs._record_patch({}, { userId = "ann", __meta = { owner = "ann", created = 1 } })
     local other = "SESSIONIDSESSIONIDSESSIONID00001"
