@@ -84,81 +84,69 @@ describe("SharedDictStore: races between two workers", function()
     assert.is_true(left > 90 and left <= 100, "the touch left " .. tostring(left) .. " s")
   end)
 
-  it("a login listed while destroyAll waits past its owner lock's expiry stays listed", function()
-    -- destroyAll holds the owner lock while it takes each session's merge lock; a wait there
-    -- (a worker that died holding that lock) can outlast the owner lock's lock_exptime (1 s).
-    -- Another worker's login then lists its new id, and destroyAll's last step must not erase it.
+  -- destroyAll holds the owner lock while it takes each session's merge lock; a wait there (on
+  -- a lock a dead worker left) can outlast the owner lock's own lock_exptime (1 s). These play
+  -- what another worker does meanwhile: `meanwhile(dict)` runs when destroyAll reads session
+  -- `id`, with the clock moved past both locks' expiry. Returns whether it ran.
+  local ANN = "SESSIONIDSESSIONIDSESSIONID0000"
+  local function ann_session(n)
     local _, record = hs._record_patch({}, { userId = "ann", __meta = { owner = "ann", created = 1 } })
-    local old = "SESSIONIDSESSIONIDSESSIONID00001"
-    local new = "SESSIONIDSESSIONIDSESSIONID00002"
-    store:set(old, record, 3600, { owner = "ann", ttl = 3600 })
+    store:set(ANN .. n, record, 3600, { owner = "ann", ttl = 3600 })
+  end
+  local function during_wait(id, meanwhile)
     local dict = fake.shared.sessions
-    local get, logged_in = dict.get, false
+    local get, ran = dict.get, false
     dict.get = function(self, key)
-      if key == "s:" .. old and not logged_in and debug.traceback():find("destroyAll", 1, true) then
-        logged_in = true
-        hs._advance_clock(2) -- the owner lock (and the session lock) expire meanwhile
-        store:set(new, record, 3600, { owner = "ann", ttl = 3600 })
+      if key == "s:" .. id and not ran then -- (only destroyAll reads it from here on)
+        ran = true
+        hs._advance_clock(2)
+        meanwhile(self)
       end
       return get(self, key)
     end
+    return function()
+      dict.get = get
+      return ran
+    end
+  end
+  local function listed(owner)
+    local ids = {}
+    for _, s in ipairs(store:sessionsOf(owner)) do ids[#ids + 1] = s.id end
+    return ids
+  end
+
+  it("destroyAll keeps a login that another worker listed while it waited", function()
+    ann_session(1)
+    local done = during_wait(ANN .. 1, function() ann_session(2) end)
     assert.equal(1, store:destroyAll("ann"))
-    dict.get = get
-    assert.is_true(logged_in, "the login ran inside destroyAll")
-    assert.is_false(store:exists(old))
-    local listed = {}
-    for _, s in ipairs(store:sessionsOf("ann")) do listed[#listed + 1] = s.id end
-    assert.same({ new }, listed)
+    assert.is_true(done(), "the login ran inside destroyAll")
+    assert.is_false(store:exists(ANN .. 1))
+    assert.same({ ANN .. 2 }, listed("ann"))
   end)
 
   it("destroyAll that lost its owner lock to another worker neither writes the list nor frees that lock", function()
-    local _, record = hs._record_patch({}, { userId = "ann", __meta = { owner = "ann", created = 1 } })
-    local id = "SESSIONIDSESSIONIDSESSIONID00001"
-    store:set(id, record, 3600, { owner = "ann", ttl = 3600 })
-    local dict = fake.shared.sessions
+    ann_session(1)
     local owner_lock = "\0lock:\0owner:s:ann"
-    local get, taken = dict.get, false
-    dict.get = function(self, key)
-      if key == "s:" .. id and not taken then -- (only destroyAll reads it from here on)
-        taken = true
-        hs._advance_clock(2) -- destroyAll's owner lock expires, and another worker takes it
-        assert(self:add(owner_lock, "another worker", 60))
-      end
-      return get(self, key)
-    end
+    local done = during_wait(ANN .. 1, function(dict) assert(dict:add(owner_lock, "another worker", 60)) end)
     -- One process plays both workers: waiting for the other's lock shows as the fake's error.
     local ok, err = pcall(store.destroyAll, store, "ann")
-    dict.get = get
-    assert.is_true(taken, "the other worker took the lock inside destroyAll")
+    assert.is_true(done(), "the other worker took the lock inside destroyAll")
     assert.is_false(ok)
     assert.matches("contended", tostring(err), 1, true)
-    assert.equal("another worker", dict:get(owner_lock))
+    assert.equal("another worker", fake.shared.sessions:get(owner_lock))
   end)
 
   it("destroyAll keeps the spared session listed, also when the list expired while it waited", function()
-    local _, record = hs._record_patch({}, { userId = "ann", __meta = { owner = "ann", created = 1 } })
-    local other = "SESSIONIDSESSIONIDSESSIONID00001"
-    local current = "SESSIONIDSESSIONIDSESSIONID00002"
-    store:set(other, record, 3600, { owner = "ann", ttl = 3600 })
-    store:set(current, record, 3600, { owner = "ann", ttl = 3600 })
-    local dict = fake.shared.sessions
-    local get, dropped = dict.get, false
-    dict.get = function(self, key)
-      if key == "s:" .. other and not dropped and debug.traceback():find("destroyAll", 1, true) then
-        dropped = true
-        hs._advance_clock(2) -- past the owner lock's expiry: the final step takes it again
-        for k in pairs(self.entries) do
-          if k:find("ann", 1, true) and not k:find("s:SESSION", 1, true) then self.entries[k] = nil end
-        end
+    ann_session(1)
+    ann_session(2)
+    local done = during_wait(ANN .. 1, function(dict)
+      for k in pairs(dict.entries) do -- the owner's list and lock go (expired, or evicted)
+        if k:find("ann", 1, true) and not k:find("s:SESSION", 1, true) then dict.entries[k] = nil end
       end
-      return get(self, key)
-    end
-    assert.equal(1, store:destroyAll("ann", current))
-    dict.get = get
-    assert.is_true(dropped, "the list went away inside destroyAll")
-    local listed = {}
-    for _, s in ipairs(store:sessionsOf("ann")) do listed[#listed + 1] = s.id end
-    assert.same({ current }, listed)
+    end)
+    assert.equal(1, store:destroyAll("ann", ANN .. 2))
+    assert.is_true(done(), "the list went away inside destroyAll")
+    assert.same({ ANN .. 2 }, listed("ann"))
   end)
 
   it("destroyAll holds the session's merge lock from its check to its delete, so an owner change cannot land between", function()
