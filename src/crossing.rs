@@ -521,8 +521,8 @@ unsafe extern "C-unwind" fn commit(state: *mut lua_State) -> c_int {
 
 unsafe fn commit_body(state: *mut lua_State) -> Result<c_int, Failed> {
     // SAFETY: arguments are read with lua_type checks first; borrowed strings stay on the
-    // stack (arguments 1, 2, 6, 8) for the whole call. The stack room the encoder needs is
-    // reserved in a protected call first, so its lua_checkstack calls never allocate.
+    // stack (arguments 1, 2, 6, 8) for the whole call. The encoder grows the stack only
+    // through `reserve` (see `room` below), so no lua_checkstack here can raise.
     unsafe {
         let engine = engine_of(state).ok_or("honeymoon_session: the engine is gone")?;
         // The encoder walks in the LUA_MINSTACK slots this C function starts with (nothing is

@@ -166,11 +166,16 @@ impl Room {
         }
     }
 
-    /// Room that `DEEPEST_WALK` slots reserved above `top` already give.
-    pub fn reserved(top: c_int) -> Room {
-        Room {
-            ceiling: top + DEEPEST_WALK,
-            grow: |_, _| false,
+    /// Reserves now the stack the deepest walk needs above the current top (None: there is
+    /// none), so the walk never grows it. Only where growing cannot unwind through Rust frames
+    /// that own values: in a protected call, with nothing owned yet.
+    unsafe fn reserve_all(state: *mut ffi::lua_State) -> Option<Room> {
+        // SAFETY: as this function's contract.
+        unsafe {
+            (ffi::lua_checkstack(state, DEEPEST_WALK) != 0).then(|| Room {
+                ceiling: ffi::lua_gettop(state) + DEEPEST_WALK,
+                grow: |_, _| false,
+            })
         }
     }
 }
@@ -512,11 +517,9 @@ pub fn encode_entries(lua: &Lua, t: &LuaTable, entries: &mut Entries) -> LuaResu
     // encoder's buffers.
     unsafe {
         lua.exec_raw::<()>(t, |state| {
-            result = if ffi::lua_checkstack(state, DEEPEST_WALK) == 0 {
-                Err(LuaError::runtime(STACK_EXHAUSTED))
-            } else {
-                let top = ffi::lua_gettop(state);
-                encode_table_at(state, top, entries, Room::reserved(top))
+            result = match Room::reserve_all(state) {
+                None => Err(LuaError::runtime(STACK_EXHAUSTED)),
+                Some(room) => encode_table_at(state, ffi::lua_gettop(state), entries, room),
             };
             ffi::lua_settop(state, 0);
         })?;
@@ -807,8 +810,7 @@ mod tests {
             let v: LuaValue = lua.load(src).eval().unwrap();
             // SAFETY: idx is the table heights() pushed.
             let (before, after) = heights(&lua, &v, |state, idx| unsafe {
-                let room = Room::reserved(ffi::lua_gettop(state));
-                assert!(ffi::lua_checkstack(state, DEEPEST_WALK) != 0);
+                let room = Room::reserve_all(state).unwrap();
                 let _ = encode_table_at(state, idx, &mut Entries::default(), room);
                 let _ = encode_value_at(state, idx, "v", room);
             });
@@ -852,8 +854,7 @@ mod tests {
             let read = std::cell::RefCell::new(None);
             // SAFETY: idx is the table heights() pushed.
             let (before, after) = heights(&lua, &v, |state, idx| unsafe {
-                let room = Room::reserved(ffi::lua_gettop(state));
-                assert!(ffi::lua_checkstack(state, DEEPEST_WALK) != 0);
+                let room = Room::reserve_all(state).unwrap();
                 *read.borrow_mut() = Some((
                     meta_at(state, idx),
                     encode_value_at(state, idx, "__meta", room),
