@@ -450,10 +450,14 @@ local S = {}
 -- are nil are left out of the constructor: each one costs a hash slot in every request.
 function S.new(ctx, id, data, flash, shadow, meta, snap, version, secure, req, copy, n)
     if snap == nil then
-        return setmetatable({}, {
+        -- Seven fields: a hash part of 8 slots, where 9 took 16 (committed and secure are nil
+        -- until true).
+        local m = {
             __index = index, __newindex = guard, __tostring = name,
-            ctx = ctx, id = id, state = "new", secure = secure, req = req, committed = false,
-        })
+            ctx = ctx, id = id, state = "new", req = req,
+        }
+        if secure then m.secure = true end
+        return setmetatable({}, m)
     end
     local m = {
         __index = index, __newindex = guard, __tostring = name,
