@@ -65,14 +65,42 @@ fn err(msg: String) -> LuaError {
     LuaError::runtime(format!("honeymoon_session: {msg}"))
 }
 
+/// RFC 6265bis: a user agent ignores an attribute value longer than this.
+const MAX_ATTRIBUTE: usize = 1024;
+
+/// Text quoted for a message, cut short when long.
+fn shown(s: &str) -> String {
+    if s.len() <= 80 {
+        return format!("{s:?}");
+    }
+    let mut end = 60;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}... ({} bytes)", &s[..end], s.len())
+}
+
 fn describe(v: &LuaValue) -> String {
     match v {
-        LuaValue::String(s) => format!("{:?}", s.to_string_lossy()),
+        LuaValue::String(s) => shown(&s.to_string_lossy()),
         LuaValue::Integer(i) => i.to_string(),
+        // 1e300 as 1e300, not as 301 digits.
+        LuaValue::Number(n) if n.abs() >= 1e16 => format!("{n:e}"),
         LuaValue::Number(n) => n.to_string(),
         LuaValue::Boolean(b) => b.to_string(),
         other => crate::codec::a_type(other).to_string(),
     }
+}
+
+/// Options are read raw, so a table that inherits fields through a metatable (a read-only
+/// proxy, defaults behind `__index`) would silently become the defaults: refuse it instead.
+fn plain(t: &LuaTable, label: &str) -> LuaResult<()> {
+    if t.metatable().is_some() {
+        return Err(err(format!(
+            "{label} must be a plain table, got a table with a metatable (its inherited fields would be ignored); copy the values into a plain table"
+        )));
+    }
+    Ok(())
 }
 
 /// Refuses keys that are not options: a typo must not silently become a default.
@@ -137,14 +165,16 @@ fn attribute_text(t: &LuaTable, key: &str, label: &str) -> LuaResult<Option<Stri
     match t.raw_get::<LuaValue>(key)? {
         LuaValue::Nil => Ok(None),
         LuaValue::String(s) => {
-            let s = s.to_str().map(|s| s.to_string()).unwrap_or_default();
+            let s = s.to_string_lossy();
             if s.is_empty()
+                || s.len() > MAX_ATTRIBUTE
                 || s.bytes().any(|b| {
                     b == b';' || b == b',' || b.is_ascii_control() || b == b' ' || b >= 0x7f
                 })
             {
                 return Err(err(format!(
-                    "{label} must be non-empty text without spaces, ';', ',' or control characters, got {s:?}"
+                    "{label} must be non-empty ASCII text of at most {MAX_ATTRIBUTE} bytes without spaces, ';', ',' or control characters, got {}",
+                    shown(&s)
                 )));
             }
             Ok(Some(s))
@@ -156,8 +186,31 @@ fn attribute_text(t: &LuaTable, key: &str, label: &str) -> LuaResult<Option<Stri
     }
 }
 
+/// A host name (an optional leading dot, then letter-digit-hyphen labels), as Node's cookie
+/// module checks it: a browser drops every cookie whose Domain its host does not match, so
+/// `example.com:8080` or `https://example.com` would silently lose every session.
+fn domain(cookie: &LuaTable) -> LuaResult<Option<String>> {
+    let Some(d) = attribute_text(cookie, "domain", "cookie.domain")? else {
+        return Ok(None);
+    };
+    let label = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if d.strip_prefix('.').unwrap_or(&d).split('.').all(label) {
+        return Ok(Some(d));
+    }
+    Err(err(format!(
+        "cookie.domain must be a host name like \"example.com\" or \".example.com\" (no scheme, port or path), got {}",
+        shown(&d)
+    )))
+}
+
 fn is_token(s: &str) -> bool {
     !s.is_empty()
+        && s.len() <= MAX_ATTRIBUTE
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
@@ -185,6 +238,7 @@ fn secrets(v: LuaValue) -> LuaResult<Vec<Vec<u8>>> {
         LuaValue::Nil => Ok(vec![process_secret()?]),
         LuaValue::String(s) if !s.as_bytes().is_empty() => Ok(vec![s.as_bytes().to_vec()]),
         LuaValue::Table(t) => {
+            plain(&t, "secret")?;
             let len = t.raw_len();
             if len == 0 || t.pairs::<LuaValue, LuaValue>().count() != len {
                 return Err(bad("a table that is not a non-empty list".into()));
@@ -264,6 +318,7 @@ impl Options {
             Some(t) => t,
             None => lua.create_table()?,
         };
+        plain(&opts, "the options")?;
         check_known(&opts, TOP, "")?;
 
         let name = match opts.raw_get::<LuaValue>("name")? {
@@ -271,7 +326,7 @@ impl Options {
             LuaValue::String(s) if is_token(&s.to_string_lossy()) => s.to_string_lossy(),
             other => {
                 return Err(err(format!(
-                    "name must be a cookie name (letters, digits and !#$%&'*+-.^_`|~), got {}",
+                    "name must be a cookie name of at most {MAX_ATTRIBUTE} characters (letters, digits and !#$%&'*+-.^_`|~), got {}",
                     describe(&other)
                 )));
             }
@@ -289,6 +344,7 @@ impl Options {
                 )));
             }
         };
+        plain(&cookie, "cookie")?;
         check_known(&cookie, COOKIE, "cookie.")?;
         let secure = match cookie.raw_get::<LuaValue>("secure")? {
             LuaValue::Nil | LuaValue::Boolean(false) => Secure::Never,
@@ -361,7 +417,7 @@ impl Options {
         };
         let attributes = Attributes {
             path,
-            domain: attribute_text(&cookie, "domain", "cookie.domain")?,
+            domain: domain(&cookie)?,
             http_only: boolean(&cookie, "httpOnly", "cookie.httpOnly", true)?,
             secure,
             same_site,
@@ -518,6 +574,16 @@ mod tests {
         // The prefixes, when their rules hold.
         assert!(parse("return { name = '__Host-sid', cookie = { secure = true } }").is_ok());
         assert!(parse("return { name = '__Secure-sid', cookie = { secure = true, path = '/a', domain = 'example.com' } }").is_ok());
+        for d in [
+            "example.com",
+            ".example.com",
+            "localhost",
+            "127.0.0.1",
+            "xn--bcher-kva.Example",
+        ] {
+            let o = parse(&format!("return {{ cookie = {{ domain = '{d}' }} }}"));
+            assert_eq!(o.map(|o| o.cookie.domain), Ok(Some(d.to_string())), "{d}");
+        }
         // Only a prefix counts: these names merely contain the words.
         assert!(parse("return { name = 'sid__Host-' }").is_ok());
         assert!(parse("return { name = '__Host' }").is_ok());
@@ -638,6 +704,62 @@ mod tests {
                 "return { name = '__SECURE-sid' }",
                 "got cookie.secure = false",
             ),
+            // Inherited fields would be read as absent: the defaults, silently.
+            (
+                "return setmetatable({}, { __index = { secret = 'k' } })",
+                "the options must be a plain table, got a table with a metatable",
+            ),
+            (
+                "return { secret = 'k', cookie = setmetatable({}, { __index = { secure = true } }) }",
+                "cookie must be a plain table, got a table with a metatable",
+            ),
+            (
+                "return { secret = setmetatable({ 'a' }, {}) }",
+                "secret must be a plain table",
+            ),
+            // Browsers drop a cookie whose Domain their host does not match.
+            (
+                "return { cookie = { domain = 'example.com:8080' } }",
+                "cookie.domain must be a host name like \"example.com\" or \".example.com\" (no scheme, port or path), got \"example.com:8080\"",
+            ),
+            (
+                "return { cookie = { domain = 'https://example.com' } }",
+                "cookie.domain must be a host name",
+            ),
+            (
+                "return { cookie = { domain = 'a=b' } }",
+                "cookie.domain must be a host name",
+            ),
+            (
+                "return { cookie = { domain = '-a.com' } }",
+                "cookie.domain must be a host name",
+            ),
+            (
+                "return { cookie = { domain = 'a..com' } }",
+                "cookie.domain must be a host name",
+            ),
+            (
+                "return { cookie = { domain = '.' } }",
+                "cookie.domain must be a host name",
+            ),
+            (
+                "return { cookie = { path = '/' .. ('p'):rep(1100) } }",
+                "cookie.path must be non-empty ASCII text of at most 1024 bytes without spaces, ';', ',' or control characters, got \"/ppp",
+            ),
+            (
+                "return { cookie = { path = '/' .. ('p'):rep(1100) } }",
+                "... (1101 bytes)",
+            ),
+            (
+                "return { name = ('n'):rep(1025) }",
+                "name must be a cookie name of at most 1024 characters",
+            ),
+            // An invalid UTF-8 value is shown, not left out.
+            (
+                "return { cookie = { domain = 'ex\\255ample.com' } }",
+                "got \"ex\u{fffd}ample.com\"",
+            ),
+            ("return { ttl = 1e300 }", "got 1e300"),
         ];
         for (src, want) in cases {
             let got = parse(src).err().unwrap_or_default();
