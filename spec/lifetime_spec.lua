@@ -376,6 +376,32 @@ describe("the stale grace after regenerate", function()
     assert.equal("7", c:get("/me").body)
   end)
 
+  -- DESIGN rule 8: after destroy() the old id is dead everywhere, also the ones a regenerate
+  -- earlier in the same request retired (they still hold the logged-in data).
+  for _, kind in ipairs({ "MemoryStore", "TableStore" }) do
+    for _, seq in ipairs({
+      { "regenerate(true), destroy()", function(s) s:regenerate(true) s:destroy() end, 0 },
+      { "regenerate(), destroy()", function(s) s:regenerate() s:destroy() end, 0 },
+      -- regenerate() stores the new, empty session.
+      { "regenerate(true) twice, regenerate()", function(s) s:regenerate(true) s:regenerate(true) s:regenerate() end, 1 },
+    }) do
+      it(seq[1] .. " in one request leaves no id reading the data (" .. kind .. ")", function()
+        local store = kind == "MemoryStore" and hs.MemoryStore() or TableStore.new()
+        local app, c = app_with({ store = store }, routes({
+          ["POST /out"] = function(req, res) seq[2](req.session) res:text("") end,
+        }))
+        c:post("/login")
+        local old = id_of(c)
+        local p = parallel(app, c)
+        c:post("/out")
+        assert.is_false(store:exists(old))
+        assert.equal("nil", p:get("/me").body)
+        assert.equal("nil", c:get("/me").body)
+        assert.equal(seq[3], store:length(), "no other id left behind")
+      end)
+    end
+  end
+
   -- A request the browser sent before the login, still running when the login retires its id.
   local function started(app, c, path)
     if not Interpreter.yields_across_pcall then pending(Interpreter.NO_YIELD_IN_PCALL) end

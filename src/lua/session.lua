@@ -7,7 +7,7 @@ local ops, method_names, array_mt = ...
 local type, error, next, pairs, rawget, rawset, tostring = type, error, next, pairs, rawget, rawset, tostring
 local getmetatable, setmetatable = getmetatable, setmetatable
 local commit, destroy_id, reload, destroy_moved = ops.commit, ops.destroy, ops.reload, ops.drop_moved
-local retire_or_destroy = ops.retire_or_destroy
+local retire_or_destroy, note_retired = ops.retire_or_destroy, ops.retired
 local SAVE_NOW, FINAL = ops.SAVE_NOW, ops.FINAL
 local floor = math.floor
 local unpack = table.unpack or unpack -- Lua 5.1 and LuaJIT: the global
@@ -255,7 +255,7 @@ function Methods:regenerate(keep)
         return m.id
     end
     -- An old id a failed move left behind (its retirement raised, and the handler went on)
-    -- should be gone already; one a move retired goes too when the data is dropped now (a
+    -- should be gone already; the ids this request retired go too when the data is dropped now (a
     -- logout right after a rotation must not leave the logged-in data readable under it).
     if m.moved_from ~= nil or (m.retired_from ~= nil and not keep) then destroy_moved(m) end
     local st = m.state
@@ -281,7 +281,9 @@ function Methods:regenerate(keep)
             -- A retired old id stays readable, with its stored data, for the stale grace: a
             -- browser's parallel requests that still carry it finish without replacing the
             -- new cookie.
-            existed = retire_or_destroy(self, m, retire and not logged_out, keep)
+            local old_id, retiring = m.id, retire and not logged_out
+            existed = retire_or_destroy(self, m, retiring, keep)
+            if existed and retiring then note_retired(m, old_id) end
         end
     end
     -- Data moves to the new id only from a session that is still alive (or was never stored):

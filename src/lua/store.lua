@@ -174,17 +174,27 @@ function M.settle(s, m)
     local old = { ctx = m.ctx, id = from.id, state = "stored", snap = from.snap, ver = from.ver, secure = m.secure }
     local alive = M.retire_or_destroy(s, old, from.retire, true)
     m.moved_from = nil
-    -- A retired id still reads the logged-in data: a destroy() or a data-dropping regenerate()
-    -- later in this request deletes it too (session.lua).
-    if alive and from.retire then m.retired_from = from.id end
+    if alive and from.retire then M.retired(m, from.id) end
     if alive or retry then return true end
     M.destroy(m)
     m.state, m.snap, m.ver = "gone", nil, nil
     return false
 end
 
----Deletes the old id of a move (pending after a store error, or retired): the data it holds
----was dropped after all (destroy(), regenerate()).
+---Notes an id this request retired: it still reads the data it held for the stale grace, so a
+---destroy() or a data-dropping regenerate() later in the request deletes it too (drop_moved).
+---A list: each regenerate(true) of the request retires one.
+function M.retired(m, id)
+    local list = m.retired_from
+    if list == nil then
+        m.retired_from = { id }
+    else
+        list[#list + 1] = id
+    end
+end
+
+---Deletes the old id of a move (pending after a store error) and the ids this request retired:
+---the data they hold was dropped after all (destroy(), regenerate()).
 function M.drop_moved(m)
     local from = m.moved_from
     if from ~= nil then
@@ -193,8 +203,8 @@ function M.drop_moved(m)
     end
     local retired = m.retired_from
     if retired ~= nil then
-        M.destroy({ ctx = m.ctx, id = retired })
         m.retired_from = nil
+        for i = 1, #retired do M.destroy({ ctx = m.ctx, id = retired[i] }) end
     end
 end
 
