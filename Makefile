@@ -60,12 +60,15 @@ both:
 flavours:
 	for f in $(FLAVOURS); do $(MAKE) build FEATURE=$$f HOOKS=,test-hooks || exit 1; done
 
-# INST_PREFIX is the rock's own dir: the LuaLS stubs go to its library/ (see the README).
+# INST_PREFIX is the rock's own dir: the LuaLS stubs (every types/*.lua) go to its library/ (see
+# the README), and docs/api.md to doc/docs/, where the README.md that luarocks copies into doc/
+# afterwards links to it.
 install:
 	mkdir -p "$(INST_LIBDIR)" "$(INST_LUADIR)/honeymoon_session/adapters" "$(INST_LUADIR)/honeymoon_session/stores"
 	cp build/$(FEATURE)/$(MODULE) "$(INST_LIBDIR)/"
 	for f in $(LUA_MODULES); do cp "$$f" "$(INST_LUADIR)/$${f#lua/}"; done
-	if [ -n "$(INST_PREFIX)" ]; then mkdir -p "$(INST_PREFIX)/library" && cp types/honeymoon_session.lua "$(INST_PREFIX)/library/"; fi
+	if [ -n "$(INST_PREFIX)" ]; then mkdir -p "$(INST_PREFIX)/library" && cp types/*.lua "$(INST_PREFIX)/library/"; fi
+	if [ -n "$(INST_PREFIX)" ]; then mkdir -p "$(INST_PREFIX)/doc/docs" && cp docs/api.md "$(INST_PREFIX)/doc/docs/"; fi
 
 # A local rocks server in dist/: the src.rock of the working tree's tracked files (uncommitted
 # changes included, untracked files not) and its manifest. See the README's Install.

@@ -95,7 +95,7 @@ function Session:reload() end
 ---@class honeymoon_session.Core
 ---@field name string the cookie name
 local Core = {}
----@param cookieHeader string? the request's Cookie header
+---@param cookieHeader string|string[]|nil the request's Cookie header, or a list of its lines (joined with "; ")
 ---@param secure? boolean the request came over HTTPS
 ---@param req? table its sessionID field is kept current
 ---@return honeymoon_session.Session session, string id
@@ -145,5 +145,32 @@ function M._monotonic() end
 ---@param err any an error the module raised
 ---@return string message the plain "honeymoon_session: ..." message
 function M.error_message(err) end
+---Only in builds with the test-hooks feature; nil in the rock.
+---@param a table
+---@param b table
+---@return string recordA, string recordB, string patch the records of a and b, and the patch from a to b
+function M._record_patch(a, b) end
+
+-- For stores written in Lua in the record format (format = "record"; see docs/api.md).
+
+---Applies the patch a commit handed to store:merge to the record the store holds.
+---@param record string the stored record
+---@param patch string
+---@return string|false merged the merged record; false alone for a record regenerate retired (never written again)
+---@return string|nil owner only when the session has or had an owner: the owner the merged record names
+---@return boolean|nil changed only then: whether this merge changed the owner
+function M._merge_patch(record, patch) end
+---A record's bookkeeping; never raises (a record it cannot read has none).
+---@param record string
+---@return string|nil owner, integer|nil created, integer|nil stale ms since the epoch; a stale that is not nil marks an id regenerate retired
+function M._record_meta(record) end
+---@return integer ms the module's clock, ms since the epoch (what created uses; _advance_clock moves it)
+function M._now_ms() end
+---An owner as sessionsOf and destroyAll take it: a UTF-8 string as it is, an integer or a whole number below 2^53 in decimal.
+---@param value any
+---@param store string the store's name, for the error message
+---@param method string the method's name, for the error message
+---@return string owner
+function M._owner(value, store, method) end
 
 return M

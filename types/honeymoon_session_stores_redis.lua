@@ -11,15 +11,19 @@
 ---@field connectTimeout? integer ms, default 2000
 ---@field commandTimeout? integer ms, default 2000
 
----The session config's lifetime, as the engine hands it to a record store.
+---The session config's lifetime, as the engine hands it to a record store (with this session's
+---own ttl, maxAge and owner where they differ from the config's).
 ---@class honeymoon_session.Life
 ---@field ttl integer seconds
----@field maxAge? integer cookie lifetime in seconds
+---@field maxAge integer|false cookie lifetime in seconds; false: a browser-session cookie
+---@field originalMaxAge? integer maxAge before absoluteTimeout capped it (set only when it differs)
 ---@field path string
 ---@field httpOnly boolean
 ---@field secure boolean|"auto"
 ---@field sameSite "Strict"|"Lax"|"None"|false
 ---@field domain? string
+---@field partitioned? true set only when cookie.partitioned is true
+---@field priority? "Low"|"Medium"|"High" set only when cookie.priority is
 ---@field owner? string the owner the session names (the session option `index`)
 
 ---@class honeymoon_session.LuaRedisStore

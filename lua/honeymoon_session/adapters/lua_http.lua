@@ -30,7 +30,7 @@ local concat = table.concat
 local Adapter = {}
 Adapter.__index = Adapter
 
----@param opts_or_core table|userdata session options (as for session()) or a core
+---@param opts_or_core honeymoon_session.Options|honeymoon_session.Core session options (as for session()) or a core
 local function new(opts_or_core)
     local core = require("honeymoon_session").core(opts_or_core) -- a core comes back as it is
     -- The methods looked up once: a call through the userdata looks them up every time.
@@ -54,12 +54,12 @@ end
 ---@param headers table lua-http request headers (stream:get_headers())
 ---@param secure boolean? the request came over HTTPS
 ---@param req table? optional request table; its sessionID is kept in step
----@return userdata session, string id
+---@return honeymoon_session.Session session, string id
 function Adapter:load(headers, secure, req)
     return self._load(self.core, cookie_header(headers), secure == true, req)
 end
 
----@param session userdata the session load returned
+---@param session honeymoon_session.Session the session load returned
 ---@param headers table? lua-http response headers to append "set-cookie" to
 ---@return string[] lines the Set-Cookie values (0 or 1)
 function Adapter:commit(session, headers)
