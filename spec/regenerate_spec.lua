@@ -65,3 +65,47 @@ for _, case in ipairs(stores) do
     end)
   end)
 end
+
+-- `staleAware` vouches that a store's merge and touch refuse what regenerate retired; a store
+-- without merge writes whole sessions with set, which refuses nothing, so the module still
+-- reads before that write.
+describe("a Lua store without merge that sets staleAware", function()
+  local core, store
+
+  before_each(function()
+    store = TableStore.new()
+    store.staleAware = true
+    core = hs.core({ secret = "regen-secret", store = store })
+  end)
+
+  local function logged_in()
+    local s = core:load(nil)
+    s.user = "ann"
+    return cookie(core:commit(s)[1])
+  end
+
+  it("does not write back a session another request destroyed meanwhile", function()
+    local c = logged_in()
+    local a = core:load(c)
+    local b = core:load(c)
+    b:destroy()
+    core:commit(b)
+    a.cart = "apple"
+    assert.same({}, core:commit(a))
+    assert.equal(0, store:length())
+  end)
+
+  it("does not overwrite the id a login retired meanwhile", function()
+    local c = logged_in()
+    local id = c:match("s%%3A([%w_%-]+)%.")
+    local a = core:load(c)
+    local b = core:load(c)
+    b:regenerate(true)
+    core:commit(b)
+    a.cart = "apple"
+    assert.same({}, core:commit(a))
+    local retired = store:get(id)
+    assert.is_table(retired, "the retired id runs out its grace")
+    assert.is_nil(retired.cart)
+  end)
+end)

@@ -119,7 +119,9 @@ function M.commit(s, m, flags)
     if op ~= nil then
         local id = m.id
         local life = life_of(ctx, ttl, max_age, owner, original)
-        if op ~= "set" and not ctx.stale_aware and not writable(ctx, id) then
+        -- A store without merge writes whole sessions with set, which refuses nothing: it is
+        -- read first even when it says it is staleAware (that vouches for merge and touch).
+        if (op == "replace" or (op ~= "set" and not ctx.stale_aware)) and not writable(ctx, id) then
             op, state, line, snap = nil, "gone", nil, nil
         end
         if op == "set" then
