@@ -33,7 +33,7 @@ Adapter.__index = Adapter
 ---@param opts_or_core honeymoon_session.Options|honeymoon_session.Core session options (as for session()) or a core
 local function new(opts_or_core)
     local core = require("honeymoon_session").core(opts_or_core) -- a core comes back as it is
-    -- The methods looked up once: a call through the userdata looks them up every time.
+    -- The methods looked up once: a call through the core finds them on its metatable every time.
     return setmetatable({ core = core, name = core.name, _load = core.load, _commit = core.commit }, Adapter)
 end
 
