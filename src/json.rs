@@ -341,21 +341,65 @@ impl<'de> Visitor<'de> for ToLua<'_> {
     }
 }
 
-/// JSON text -> fresh Lua value.
+/// JSON text -> fresh Lua value. A lone surrogate escape (Node's) reads as U+FFFD, as it does
+/// in RedisStore.
 pub fn decode(lua: &Lua, text: &[u8]) -> LuaResult<LuaValue> {
     let fail =
         |e: serde_json::Error| LuaError::runtime(format!("honeymoon_session: json.decode: {e}"));
-    let mut de = serde_json::Deserializer::from_slice(text);
     let array = crate::array::get(lua)?;
-    let v = ToLua {
-        lua,
-        depth: 0,
-        array: &array,
+    let parse = |text: &[u8]| {
+        let mut de = serde_json::Deserializer::from_slice(text);
+        let v = ToLua {
+            lua,
+            depth: 0,
+            array: &array,
+        }
+        .deserialize(&mut de)?;
+        de.end().map(|()| v)
+    };
+    match parse(text) {
+        Ok(v) => Ok(v),
+        Err(e) => match std::str::from_utf8(text) {
+            // Only a text with a surrogate escape is worth a second parse, whose error (if
+            // any) is then the one past the surrogates.
+            Ok(s) if s.contains("\\ud") || s.contains("\\uD") => {
+                parse(replace_lone_surrogates(s).as_bytes()).map_err(fail)
+            }
+            _ => Err(fail(e)),
+        },
     }
-    .deserialize(&mut de)
-    .map_err(fail)?;
-    de.end().map_err(fail)?;
-    Ok(v)
+}
+
+/// JavaScript writes strings with lone surrogates (an emoji cut in half) as `\ud83d`, which is
+/// valid JSON to JavaScript but not to serde_json: read each such escape as U+FFFD.
+pub fn replace_lone_surrogates(raw: &str) -> String {
+    let unit = |at: usize| -> Option<u16> {
+        let hex = raw.get(at..at + 6)?.strip_prefix("\\u")?;
+        u16::from_str_radix(hex, 16).ok()
+    };
+    let mut out = String::with_capacity(raw.len());
+    let mut i = 0;
+    while let Some(off) = raw[i..].find('\\') {
+        let at = i + off;
+        out.push_str(&raw[i..at]);
+        let step = match unit(at) {
+            Some(0xD800..=0xDBFF) if matches!(unit(at + 6), Some(0xDC00..=0xDFFF)) => 12,
+            Some(0xD800..=0xDFFF) => {
+                out.push_str("\\ufffd");
+                i = at + 6;
+                continue;
+            }
+            Some(_) => 6,
+            // Any other escape is a backslash and one character; copied whole, an escaped
+            // backslash is not mistaken for the start of another escape.
+            None => 1 + raw[at + 1..].chars().next().map_or(0, char::len_utf8),
+        };
+        let end = (at + step).min(raw.len());
+        out.push_str(raw.get(at..end).unwrap_or("\\"));
+        i = end;
+    }
+    out.push_str(&raw[i..]);
+    out
 }
 
 pub fn module(lua: &Lua) -> LuaResult<LuaTable> {
@@ -380,6 +424,20 @@ mod tests {
         encode(lua, &v)
             .map(|b| String::from_utf8(b).unwrap_or_default())
             .map_err(|e| crate::engine::message(&e))
+    }
+
+    #[test]
+    fn decode_reads_a_lone_surrogate_as_a_replacement_character() {
+        let lua = Lua::new();
+        crate::array::install(&lua).unwrap();
+        let t = decode(&lua, br#"{"a":"x\ud83d","b":"\ude00y","c":"\ud83d\ude00"}"#).unwrap();
+        let t = t.as_table().unwrap();
+        assert_eq!(t.get::<String>("a").unwrap(), "x\u{fffd}");
+        assert_eq!(t.get::<String>("b").unwrap(), "\u{fffd}y");
+        assert_eq!(t.get::<String>("c").unwrap(), "\u{1f600}");
+        // Any other error is still reported.
+        let e = decode(&lua, br#"{"a":"\ud83d" "#).unwrap_err().to_string();
+        assert!(e.contains("json.decode: EOF while parsing"), "{e}");
     }
 
     #[test]

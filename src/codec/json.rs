@@ -170,7 +170,20 @@ impl Reader<'_> {
                             J::Object(items.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
                         }
                     }
-                    _ => J::Object(pairs.into_iter().collect()),
+                    _ => {
+                        // `t[1]` and `t["1"]` are one JSON key: refuse, as json.encode does,
+                        // rather than store one of the two and report the write done.
+                        let mut object = serde_json::Map::new();
+                        for (k, v) in pairs {
+                            if object.contains_key(&k) {
+                                return Err(format!(
+                                    "a table with the key {k:?} both as a number and as a string has no JSON form"
+                                ));
+                            }
+                            object.insert(k, v);
+                        }
+                        J::Object(object)
+                    }
                 }
             }
             _ => return Err("stored session data is corrupt".into()),
@@ -265,5 +278,32 @@ mod tests {
         // Back from JSON it is the same table, marked as an array.
         let back = from_json(&list).unwrap().unwrap();
         assert_eq!((back[0], &back[1..]), (LIST, &entries[0].1[1..]));
+    }
+
+    #[test]
+    fn a_number_key_and_its_text_have_no_json_form() {
+        let lua = Lua::new();
+        let t: LuaTable = lua
+            .load("return { v = { [1] = 'alice', ['1'] = 'bob' }, f = { [2.5] = 1, ['2.5'] = 2 }, ok = { [1] = 1, ['x'] = 2 } }")
+            .eval()
+            .unwrap();
+        let rec = Record::from_table(&lua, &t).unwrap();
+        for (k, v) in rec.entries().unwrap() {
+            let got = to_json(&String::from_utf8_lossy(k), v);
+            match got {
+                Ok(json) => assert_eq!(json, serde_json::json!({ "1": 1, "x": 2 }), "{json}"),
+                Err(e) => assert!(
+                    e.ends_with("both as a number and as a string has no JSON form"),
+                    "{e}"
+                ),
+            }
+        }
+        let errors = rec
+            .entries()
+            .unwrap()
+            .iter()
+            .filter(|(_, v)| to_json("x", v).is_err())
+            .count();
+        assert_eq!(errors, 2);
     }
 }

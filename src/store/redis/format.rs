@@ -13,6 +13,7 @@ use crate::clock;
 use crate::codec::meta::{META_KEY, MaxAge, Meta};
 use crate::codec::{self, Changes, Record};
 use crate::cookie::{Priority, SameSite, Secure};
+use crate::json;
 use crate::store::Lifetime;
 use serde_json::{Map, Value as Json};
 use std::cell::Cell;
@@ -295,38 +296,6 @@ fn reserved(key: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// JavaScript writes strings with lone surrogates (an emoji cut in half) as `\ud83d`, which is
-/// valid JSON to JavaScript but not to serde_json: read each such escape as U+FFFD.
-fn replace_lone_surrogates(raw: &str) -> String {
-    let unit = |at: usize| -> Option<u16> {
-        let hex = raw.get(at..at + 6)?.strip_prefix("\\u")?;
-        u16::from_str_radix(hex, 16).ok()
-    };
-    let mut out = String::with_capacity(raw.len());
-    let mut i = 0;
-    while let Some(off) = raw[i..].find('\\') {
-        let at = i + off;
-        out.push_str(&raw[i..at]);
-        let step = match unit(at) {
-            Some(0xD800..=0xDBFF) if matches!(unit(at + 6), Some(0xDC00..=0xDFFF)) => 12,
-            Some(0xD800..=0xDFFF) => {
-                out.push_str("\\ufffd");
-                i = at + 6;
-                continue;
-            }
-            Some(_) => 6,
-            // Any other escape is a backslash and one character; copied whole, an escaped
-            // backslash is not mistaken for the start of another escape.
-            None => 1 + raw[at + 1..].chars().next().map_or(0, char::len_utf8),
-        };
-        let end = (at + step).min(raw.len());
-        out.push_str(raw.get(at..end).unwrap_or("\\"));
-        i = end;
-    }
-    out.push_str(&raw[i..]);
-    out
-}
-
 /// The `maxSize` a caller from Lua passed on (what the engine handed a store's get or merge),
 /// or the default when it passed none, as a direct `store:get(id)` does.
 pub fn read_limit(max: Option<f64>) -> usize {
@@ -355,7 +324,7 @@ pub fn parse_object(raw: &[u8], max: usize) -> Result<Map<String, Json>, String>
                 format!("the stored session is not JSON: {e}")
             };
             let text = std::str::from_utf8(raw).map_err(|_| why.clone())?;
-            match parse(replace_lone_surrogates(text).as_bytes()) {
+            match parse(json::replace_lone_surrogates(text).as_bytes()) {
                 Ok(v) => v,
                 Err((_, true)) => return Err(too_large(max)),
                 Err(_) => return Err(why),
