@@ -795,6 +795,21 @@ describe("8.2 maxSize", function()
       error_of(core.load, core, cookie))
   end)
 
+  -- The commit's diff reads top-level keys in order: a record out of order (or with a key twice)
+  -- must fail at its load, as the store's get, not at every commit after.
+  it("a record string whose keys are out of order or twice fails as the store's get", function()
+    local rows = {}
+    local core, id, cookie = session_of(record_store(rows), { maxSize = 1000 })
+    rows[id] = "M\2S\1aTS\1bF" -- a = true, b = false: in order
+    local s = core:load(cookie)
+    assert.same({ true, false }, { s.a, s.b })
+    for _, bad in ipairs({ "M\2S\1bTS\1aF", "M\2S\1aTS\1aF" }) do
+      rows[id] = bad
+      assert.equal("honeymoon_session: store:get failed: stored session data is corrupt",
+        error_of(core.load, core, cookie))
+    end
+  end)
+
   it("a record string that does not decode fails as the store's get, without the id", function()
     local rows = {}
     local core, id, cookie = session_of(record_store(rows), { maxSize = 1000 })

@@ -669,11 +669,16 @@ pub unsafe fn push_session(
         ffi::lua_pushnil(state);
         ffi::lua_pushnil(state);
         ffi::lua_pushnil(state);
+        // Keys strictly in order, as the commit's diff reads them (EntryIter): a record out of
+        // order (or with a key twice) is corrupt here, where its store is named, and not at
+        // every commit after.
+        let mut last: Option<&[u8]> = None;
         for _ in 0..n {
-            let Some(key) = r.string() else {
+            let Some(key) = r.string().filter(|k| last.is_none_or(|l| l < *k)) else {
                 ffi::lua_settop(state, base);
                 return false;
             };
+            last = Some(key);
             let target = slot(key);
             if target == Slot::Shadow && ffi::lua_type(state, shadow) == ffi::LUA_TNIL {
                 ffi::lua_createtable(state, 0, 1);
