@@ -109,3 +109,53 @@ describe("a Lua store without merge that sets staleAware", function()
     assert.is_nil(retired.cart)
   end)
 end)
+
+-- save() stores the session at once; the cookie it makes due goes out only if the store still
+-- holds the session at the commit: a login (or a logout) another request finished meanwhile
+-- must not have its cookie replaced by this one.
+for _, case in ipairs(stores) do
+  describe("a cookie due from save() on " .. case[1], function()
+    local core, store
+
+    before_each(function()
+      store = case[2]()
+      core = hs.core({ secret = "regen-secret", store = store })
+    end)
+
+    local function logged_in()
+      local s = core:load(nil)
+      s.user = "ann"
+      return cookie(core:commit(s)[1])
+    end
+
+    it("is sent when nothing happened meanwhile", function()
+      local c = logged_in()
+      local a = core:load(c)
+      a.cart = "apple"
+      assert.is_true(a:save())
+      assert.equal(c, cookie(core:commit(a)[1]))
+    end)
+
+    it("is not sent over the cookie of a login that retired the id meanwhile", function()
+      local c = logged_in()
+      local a = core:load(c)
+      local b = core:load(c)
+      a.cart = "apple"
+      assert.is_true(a:save())
+      b:regenerate(true)
+      assert.not_equal(c, cookie(core:commit(b)[1]))
+      assert.same({}, core:commit(a))
+    end)
+
+    it("is not sent for a session another request destroyed meanwhile", function()
+      local c = logged_in()
+      local a = core:load(c)
+      local b = core:load(c)
+      assert.is_true(a:save())
+      b:destroy()
+      core:commit(b)
+      assert.same({}, core:commit(a))
+      assert.equal(0, store:length())
+    end)
+  end)
+end

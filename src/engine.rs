@@ -469,11 +469,8 @@ impl Engine {
         let mut out = self.carry_out(c, write, touch, record, changes, &life)?;
         if c.flags & SAVE_NOW == 0 {
             let secure = c.flags & SECURE != 0;
-            out.outcome.line = match lifecycle::should_set_cookie(
-                out.outcome.state,
-                out.stored_now,
-                facts.cookie_due,
-            ) {
+            out.outcome.line = match lifecycle::should_set_cookie(out.outcome.state, out.stored_now)
+            {
                 Cookie::Session => Some(self.cookie_line(c, secure, life.max_age, now)),
                 Cookie::Clear => Some(
                     self.options

@@ -81,17 +81,19 @@ pub fn should_save(f: &Facts, p: &Policy) -> Write {
 }
 
 /// Under `rolling`, or when `touch()` asked, a stored session that was not written has its
-/// TTL refreshed.
+/// TTL refreshed. So has one whose cookie is due from a `save()`: the touch is how the store
+/// confirms it still holds the session (another request may have destroyed it, or a login
+/// retired it, since), and only then does the cookie go out.
 pub fn should_touch(f: &Facts, p: &Policy, write: Write) -> bool {
-    (p.rolling || f.touch) && write == Write::None && f.state == State::Stored
+    (p.rolling || f.touch || f.cookie_due) && write == Write::None && f.state == State::Stored
 }
 
 /// The cookie goes out whenever the store's lifetime for the session was set or refreshed, so
 /// the two expire together. `state` is the state after the store answered (a merge or touch
 /// may have found the session gone).
-pub fn should_set_cookie(state: State, stored_now: bool, cookie_due: bool) -> Cookie {
+pub fn should_set_cookie(state: State, stored_now: bool) -> Cookie {
     match state {
-        State::Stored if stored_now || cookie_due => Cookie::Session,
+        State::Stored if stored_now => Cookie::Session,
         State::Destroyed => Cookie::Clear,
         _ => Cookie::None,
     }
@@ -122,7 +124,7 @@ mod tests {
         let f = facts(State::New);
         assert_eq!(should_save(&f, &DEFAULT), Write::None);
         assert!(!should_touch(&f, &DEFAULT, Write::None));
-        assert_eq!(should_set_cookie(State::New, false, false), Cookie::None);
+        assert_eq!(should_set_cookie(State::New, false), Cookie::None);
     }
 
     #[test]
@@ -193,7 +195,7 @@ mod tests {
         };
         assert_eq!(should_save(&f, &p), Write::None);
         assert!(!should_touch(&f, &p, Write::None));
-        assert_eq!(should_set_cookie(State::Gone, false, true), Cookie::None);
+        assert_eq!(should_set_cookie(State::Gone, false), Cookie::None);
     }
 
     #[test]
@@ -204,30 +206,36 @@ mod tests {
             ..DEFAULT
         };
         assert_eq!(should_save(&f, &p), Write::None);
-        assert_eq!(
-            should_set_cookie(State::Destroyed, false, false),
-            Cookie::Clear
-        );
+        assert_eq!(should_set_cookie(State::Destroyed, false), Cookie::Clear);
         let mut f = facts(State::Destroyed);
         f.empty = false;
         assert_eq!(should_save(&f, &DEFAULT), Write::Set);
         // After the set the session is stored: its own cookie replaces the clearing one.
-        assert_eq!(
-            should_set_cookie(State::Stored, true, false),
-            Cookie::Session
-        );
+        assert_eq!(should_set_cookie(State::Stored, true), Cookie::Session);
     }
 
     #[test]
     fn the_cookie_follows_the_store_lifetime() {
-        assert_eq!(
-            should_set_cookie(State::Stored, true, false),
-            Cookie::Session
-        );
-        assert_eq!(
-            should_set_cookie(State::Stored, false, true),
-            Cookie::Session
-        );
-        assert_eq!(should_set_cookie(State::Stored, false, false), Cookie::None);
+        assert_eq!(should_set_cookie(State::Stored, true), Cookie::Session);
+        assert_eq!(should_set_cookie(State::Stored, false), Cookie::None);
+    }
+
+    /// A cookie `save()` left due goes out only once a touch found the session still held: a
+    /// login elsewhere may have retired the id, or a logout destroyed it, since the save.
+    #[test]
+    fn a_cookie_due_from_save_waits_for_the_store() {
+        let mut f = facts(State::Stored);
+        f.cookie_due = true;
+        f.empty = false;
+        assert_eq!(should_save(&f, &DEFAULT), Write::None);
+        assert!(should_touch(&f, &DEFAULT, Write::None));
+        // The touch found it gone (state Gone), or never ran: no cookie.
+        assert_eq!(should_set_cookie(State::Gone, false), Cookie::None);
+        assert_eq!(should_set_cookie(State::Stored, false), Cookie::None);
+        assert_eq!(should_set_cookie(State::Stored, true), Cookie::Session);
+        // A write made since carries the cookie itself.
+        f.modified = true;
+        assert_eq!(should_save(&f, &DEFAULT), Write::Merge);
+        assert!(!should_touch(&f, &DEFAULT, Write::Merge));
     }
 }
