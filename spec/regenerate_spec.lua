@@ -159,3 +159,29 @@ for _, case in ipairs(stores) do
     end)
   end)
 end
+
+describe("the ids regenerate retired", function()
+  it("are still deleted by a destroy() retried after a store error", function()
+    local store = TableStore.new()
+    local core = hs.core({ secret = "regen-secret", store = store })
+    local s = core:load(nil)
+    s.user = "ann"
+    local c = cookie(core:commit(s)[1])
+    local old = c:match("s%%3A([%w_%-]+)%.")
+    local r = core:load(c)
+    r:regenerate(true)
+    local destroy, fail = store.destroy, true
+    function store:destroy(id)
+      if fail then
+        fail = false
+        error("connection reset", 0)
+      end
+      return destroy(self, id)
+    end
+    assert.is_false((pcall(r.destroy, r)))
+    assert.is_table(store:get(old), "the failed destroy deleted nothing")
+    assert.is_true((pcall(r.destroy, r)))
+    core:commit(r)
+    assert.is_nil(store:get(old))
+  end)
+end)

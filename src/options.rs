@@ -92,12 +92,17 @@ fn describe(v: &LuaValue) -> String {
     }
 }
 
-/// Options are read raw, so a table that inherits fields through a metatable (a read-only
-/// proxy, defaults behind `__index`) would silently become the defaults: refuse it instead.
+/// Options are read raw, so a table that inherits fields through `__index` (a read-only
+/// proxy, defaults behind a metatable) would silently become the defaults: refuse it instead.
+/// Any other metatable hides nothing (a JSON array's marker on a `secret` list, say).
 fn plain(t: &LuaTable, label: &str) -> LuaResult<()> {
-    if t.metatable().is_some() {
+    let inherits = match t.metatable() {
+        Some(mt) => !matches!(mt.raw_get::<LuaValue>("__index")?, LuaValue::Nil),
+        None => false,
+    };
+    if inherits {
         return Err(err(format!(
-            "{label} must be a plain table, got a table with a metatable (its inherited fields would be ignored); copy the values into a plain table"
+            "{label} must be a plain table, got a table whose metatable has __index (its inherited fields would be ignored); copy the values into a plain table"
         )));
     }
     Ok(())
@@ -584,6 +589,9 @@ mod tests {
             let o = parse(&format!("return {{ cookie = {{ domain = '{d}' }} }}"));
             assert_eq!(o.map(|o| o.cookie.domain), Ok(Some(d.to_string())), "{d}");
         }
+        // A metatable without __index hides nothing: a secret list decoded from JSON.
+        let o = parse("return { secret = setmetatable({ 'new', 'old' }, { __name = 'array' }) }");
+        assert!(o.is_ok(), "{:?}", o.err());
         // Only a prefix counts: these names merely contain the words.
         assert!(parse("return { name = 'sid__Host-' }").is_ok());
         assert!(parse("return { name = '__Host' }").is_ok());
@@ -707,14 +715,14 @@ mod tests {
             // Inherited fields would be read as absent: the defaults, silently.
             (
                 "return setmetatable({}, { __index = { secret = 'k' } })",
-                "the options must be a plain table, got a table with a metatable",
+                "the options must be a plain table, got a table whose metatable has __index",
             ),
             (
                 "return { secret = 'k', cookie = setmetatable({}, { __index = { secure = true } }) }",
-                "cookie must be a plain table, got a table with a metatable",
+                "cookie must be a plain table, got a table whose metatable has __index",
             ),
             (
-                "return { secret = setmetatable({ 'a' }, {}) }",
+                "return { secret = setmetatable({ 'a' }, { __index = function() return 'b' end }) }",
                 "secret must be a plain table",
             ),
             // Browsers drop a cookie whose Domain their host does not match.

@@ -203,10 +203,15 @@ function M.drop_moved(m)
         M.destroy({ ctx = m.ctx, id = from.id })
         m.moved_from = nil
     end
+    -- Each id leaves the list once deleted: after a store error, a retried destroy() still
+    -- knows the rest.
     local retired = m.retired_from
     if retired ~= nil then
+        for i = #retired, 1, -1 do
+            M.destroy({ ctx = m.ctx, id = retired[i] })
+            retired[i] = nil
+        end
         m.retired_from = nil
-        for i = 1, #retired do M.destroy({ ctx = m.ctx, id = retired[i] }) end
     end
 end
 

@@ -46,7 +46,7 @@
 -- or ngx.flush raises (nginx itself would only log it and drop the cookie). start and finish
 -- call the store from Lua, so they may yield: call them from the rewrite, access, content or
 -- timer phase (SharedDictStore also works elsewhere; see its README section).
-local type, next, pcall, error, getmetatable = type, next, pcall, error, getmetatable
+local type, next, pcall, error, getmetatable, rawget = type, next, pcall, error, getmetatable, rawget
 
 local Adapter = {}
 Adapter.__index = Adapter
@@ -57,6 +57,12 @@ local DEFAULT_DICT = "sessions"
 ---SharedDictStore on that dict when no store is given. The caller's table is not changed.
 ---@return table options, any store
 local function with_store(opts)
+    -- Copied raw below: inherited options would be lost silently (the engine refuses them too).
+    local mt = getmetatable(opts)
+    if type(mt) == "table" and rawget(mt, "__index") ~= nil then
+        error("honeymoon_session: the options must be a plain table, got a table whose metatable has __index "
+            .. "(its inherited fields would be ignored); copy the values into a plain table", 3)
+    end
     local dict = opts.shared_dict
     if dict ~= nil and type(dict) ~= "string" then
         error("honeymoon_session: adapters.openresty: shared_dict must be the name of a lua_shared_dict, got a "
