@@ -810,6 +810,18 @@ describe("8.2 maxSize", function()
     end
   end)
 
+  it("an error of hs._merge_patch inside a store's merge keeps one prefix", function()
+    local rows = {}
+    local store = record_store(rows)
+    function store:merge(id, patch) rows[id] = hs._merge_patch(rows[id], patch) return true end
+    local core, id, cookie = session_of(store)
+    local s = core:load(cookie)
+    rows[id] = "not a record" -- changed behind the request's back
+    s.n = 2
+    assert.equal("honeymoon_session: store:merge failed: stored session data is corrupt",
+      error_of(core.commit, core, s))
+  end)
+
   it("a record string that does not decode fails as the store's get, without the id", function()
     local rows = {}
     local core, id, cookie = session_of(record_store(rows), { maxSize = 1000 })

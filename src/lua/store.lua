@@ -21,7 +21,8 @@ local function returned(name, ok, ...)
     if ok then return ... end
     local why = reason((...))
     if why:find("^honeymoon_session: %S+ failed: ") then error(why, 0) end
-    error("honeymoon_session: store:" .. name .. " failed: " .. why, 0)
+    -- A message of this module's own (hs._merge_patch inside a store's merge): one prefix.
+    error("honeymoon_session: store:" .. name .. " failed: " .. why:gsub("^honeymoon_session: ", ""), 0)
 end
 
 ---Calls store method `name`, turning its error into `honeymoon_session: store:<name> failed: …`.
