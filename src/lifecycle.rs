@@ -238,4 +238,71 @@ mod tests {
         assert_eq!(should_save(&f, &DEFAULT), Write::Merge);
         assert!(!should_touch(&f, &DEFAULT, Write::Merge));
     }
+
+    /// Every state, fact and policy: the rules' invariants hold across all 1,024 combinations.
+    #[test]
+    fn the_invariants_hold_for_every_combination() {
+        let states = [State::New, State::Stored, State::Gone, State::Destroyed];
+        for &state in &states {
+            for bits in 0..(1u32 << 8) {
+                let bit = |i: u32| bits & (1 << i) != 0;
+                let f = Facts {
+                    state,
+                    modified: bit(0),
+                    empty: bit(1),
+                    must_save: bit(2),
+                    cookie_due: bit(3),
+                    touch: bit(4),
+                };
+                let p = Policy {
+                    resave: bit(5),
+                    rolling: bit(6),
+                    save_uninitialized: bit(7),
+                };
+                let write = should_save(&f, &p);
+                let touch = should_touch(&f, &p, write);
+                let case = format!("{f:?} {p:?}");
+                // A session the store lost is never written or touched again.
+                if state == State::Gone {
+                    assert_eq!((write, touch), (Write::None, false), "{case}");
+                }
+                // A whole set only for what the store does not hold; a merge only onto what it
+                // holds; a touch only of a stored session nothing is written to.
+                match write {
+                    Write::Set => assert!(matches!(state, State::New | State::Destroyed), "{case}"),
+                    Write::Merge => assert_eq!(state, State::Stored, "{case}"),
+                    Write::None => {}
+                }
+                assert!(
+                    !touch || (state == State::Stored && write == Write::None),
+                    "{case}"
+                );
+                // save() or regenerate() always writes a session that is not gone.
+                if f.must_save && state != State::Gone {
+                    assert_ne!(write, Write::None, "{case}");
+                }
+                // A stored session whose cookie is due, or that rolls, is either written or
+                // touched: the store answers before any cookie goes out.
+                if state == State::Stored && (f.cookie_due || p.rolling || f.touch) {
+                    assert!(write != Write::None || touch, "{case}");
+                }
+            }
+        }
+        // The cookie: only for a session the store holds and just set or refreshed, or the
+        // clearing one after destroy().
+        for &state in &states {
+            for stored_now in [false, true] {
+                let want = match state {
+                    State::Stored if stored_now => Cookie::Session,
+                    State::Destroyed => Cookie::Clear,
+                    _ => Cookie::None,
+                };
+                assert_eq!(
+                    should_set_cookie(state, stored_now),
+                    want,
+                    "{state:?} {stored_now}"
+                );
+            }
+        }
+    }
 }
