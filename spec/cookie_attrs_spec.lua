@@ -142,8 +142,8 @@ describe("cookie.maxAge = false: a browser-session cookie", function()
     assert.matches("or false for a browser-session cookie, got 0", refusal({ cookie = { maxAge = 0 } }), 1, true)
   end)
 
-  it("hands a Lua store maxAge = false and the new attributes in its life table", function()
-    -- A record store over a table that keeps the life table of each write.
+  ---A record store over a table that keeps the life table of each write.
+  local function life_keeping_store()
     local rows, lives = {}, {}
     local store = { format = "record" }
     function store.get(_, id) return rows[id] end
@@ -160,6 +160,11 @@ describe("cookie.maxAge = false: a browser-session cookie", function()
     function store.all() local ids = {} for id in pairs(rows) do ids[#ids + 1] = id end return ids end
     function store.length(self) return #self.all() end
     function store.clear() rows = {} end
+    return store, rows, lives
+  end
+
+  it("hands a Lua store maxAge = false and the new attributes in its life table", function()
+    local store, rows, lives = life_keeping_store()
     local _, c = app_with({ store = store, ttl = 300,
       cookie = { maxAge = false, secure = true, partitioned = true, priority = "high" } }, ROUTES)
     c:post("/set?a=1", { secure = true })
@@ -175,6 +180,24 @@ describe("cookie.maxAge = false: a browser-session cookie", function()
       local json, ex = hs._redis.encode(rows[id], life.ttl, life)
       assert.equal(300, ex)
       assert.matches('"cookie":{"originalMaxAge":null,"partitioned":true,"priority":"high","expires":null,', json, 1, true)
+    end
+  end)
+
+  -- express-session stores secure as the request decided it, and Node builds a loaded
+  -- session's Set-Cookie from what is stored: a stored false would strip Node's Secure.
+  it("under secure = 'auto' hands the request's https in life, and RedisStore's JSON stores it", function()
+    local store, rows, lives = life_keeping_store()
+    local _, c = app_with({ store = store, cookie = { secure = "auto" } }, ROUTES)
+    c:post("/set?a=1", { secure = true })
+    assert.is_true(lives[1].https)
+    assert.equal("auto", lives[1].secure)
+    c:post("/set?a=2") -- over plain HTTP
+    assert.is_false(lives[2].https)
+    if hs._redis then
+      local id = c:get("/id").body
+      local secure_of = function(life) return hs._redis.encode(rows[id], 60, life):match('"secure":(%a+)') end
+      assert.equal("true", secure_of(lives[1]))
+      assert.equal("false", secure_of(lives[2]))
     end
   end)
 end)

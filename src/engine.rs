@@ -292,7 +292,7 @@ impl Engine {
 
     /// The session's own cookie lifetime where it has one, else the config's: the store TTL
     /// and the cookie's Max-Age of a write now, capped by `absoluteTimeout`.
-    fn lifetime<'a>(&'a self, meta: &'a Meta, now: i64) -> Lifetime<'a> {
+    fn lifetime<'a>(&'a self, meta: &'a Meta, now: i64, https: bool) -> Lifetime<'a> {
         let config = self.options.cookie.max_age;
         let (mut ttl, mut max_age) = match meta.max_age {
             Some(MaxAge::Ms(ms)) => {
@@ -318,6 +318,7 @@ impl Engine {
             max_age,
             original_max_age: original,
             owner: meta.owner.as_deref(),
+            https,
         }
     }
 
@@ -465,7 +466,7 @@ impl Engine {
             }
             _ => Changes::default(),
         };
-        let life = self.lifetime(&meta, now);
+        let life = self.lifetime(&meta, now, c.flags & SECURE != 0);
         let mut out = self.carry_out(c, write, touch, record, changes, &life)?;
         if c.flags & SAVE_NOW == 0 {
             let secure = c.flags & SECURE != 0;
@@ -512,6 +513,7 @@ impl Engine {
             max_age: Some(grace),
             original_max_age: Some(grace),
             owner: meta.owner.as_deref(),
+            https: c.flags & SECURE != 0,
         };
         Ok(self
             .carry_out(c, Write::Merge, false, record, changes, &life)?

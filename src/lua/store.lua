@@ -83,16 +83,18 @@ end
 
 ---The lifetime handed to a Lua store with one write: the config's (`ctx.life`), or a copy
 ---with this session's own TTL, cookie lifetime (and the same before absoluteTimeout capped
----it) and owner.
-local function life_of(ctx, ttl, max_age, owner, original)
+---it) and owner; under `cookie.secure = "auto"`, with `https`, the request's side of it.
+local function life_of(ctx, ttl, max_age, owner, original, https)
     local base = ctx.life
-    if ttl == base.ttl and max_age == base.maxAge and owner == nil and original == max_age then
+    local auto = base.secure == "auto"
+    if ttl == base.ttl and max_age == base.maxAge and owner == nil and original == max_age and not auto then
         return base
     end
     local life = {}
     for k, v in next, base do life[k] = v end
     life.ttl, life.maxAge, life.owner = ttl, max_age, owner
     if original ~= max_age then life.originalMaxAge = original end
+    if auto then life.https = https == true end
     return life
 end
 
@@ -119,7 +121,7 @@ function M.commit(s, m, flags)
             index and rawget(s, index))
     if op ~= nil then
         local id = m.id
-        local life = life_of(ctx, ttl, max_age, owner, original)
+        local life = life_of(ctx, ttl, max_age, owner, original, m.secure)
         -- A store without merge writes whole sessions with set, which refuses nothing: it is
         -- read first even when it says it is staleAware (that vouches for merge and touch).
         if (op == "replace" or (op ~= "set" and not ctx.stale_aware)) and not writable(ctx, id) then

@@ -101,6 +101,8 @@ pub struct Lifetime<'a> {
     pub original_max_age: Option<u64>,
     /// The session's owner (the `index` option's field), for stores that keep an index.
     pub owner: Option<&'a str>,
+    /// The request came over HTTPS: what `cookie.secure = "auto"` means for this write.
+    pub https: bool,
 }
 
 impl Lifetime<'_> {
@@ -112,6 +114,7 @@ impl Lifetime<'_> {
             max_age: Some(ttl.seconds()),
             original_max_age: Some(ttl.seconds()),
             owner: None,
+            https: false,
         }
     }
 }

@@ -193,8 +193,13 @@ pub struct Cookie<'a> {
     pub path: &'a str,
     pub domain: Option<&'a str>,
     pub http_only: bool,
-    /// `"auto"` is stored as false, as express-session stores it before a request decides.
+    /// What express-session stores: `"auto"` is this request's HTTPS (its `generate` sets
+    /// `cookie.secure` from the request), since express-session builds a loaded session's
+    /// Set-Cookie from what is stored: a `false` there would strip `Secure` from Node's cookie.
     pub secure: bool,
+    /// `cookie.secure = "auto"`: a merge keeps a stored `true` (set over HTTPS) rather than
+    /// downgrade it from a plain-HTTP request.
+    pub secure_auto: bool,
     pub same_site: Option<SameSite>,
     pub partitioned: bool,
     pub priority: Option<Priority>,
@@ -212,6 +217,7 @@ impl<'a> Cookie<'a> {
             domain: None,
             http_only: true,
             secure: false,
+            secure_auto: false,
             same_site: None,
             partitioned: false,
             priority: None,
@@ -229,7 +235,8 @@ impl<'a> Cookie<'a> {
                 path: &c.path,
                 domain: c.domain.as_deref(),
                 http_only: c.http_only,
-                secure: c.secure == Secure::Always,
+                secure: c.secure == Secure::Always || (c.secure == Secure::Auto && life.https),
+                secure_auto: c.secure == Secure::Auto,
                 same_site: c.same_site,
                 partitioned: c.partitioned,
                 priority: c.priority,
@@ -617,6 +624,12 @@ impl JsonChanges {
         {
             o.insert("originalMaxAge".into(), stored.clone());
         }
+        if cookie.secure_auto
+            && map.get(COOKIE_KEY).and_then(|c| c.get("secure")) == Some(&Json::Bool(true))
+            && let Json::Object(o) = &mut fresh
+        {
+            o.insert("secure".into(), Json::Bool(true));
+        }
         map.insert(COOKIE_KEY.into(), fresh);
         let owner = meta_of(&map).owner;
         Ok(Some((Json::Object(map).to_string(), owner)))
@@ -799,6 +812,7 @@ mod tests {
             domain: Some("example.com"),
             http_only: false,
             secure: true,
+            secure_auto: false,
             same_site: Some(SameSite::Strict),
             partitioned: false,
             priority: None,
@@ -895,6 +909,54 @@ mod tests {
         assert_eq!((back.created, back.owner.as_deref()), (Some(5), Some("u1")));
         let stale = br#"{"__meta":{"stale":1},"cookie":{}}"#;
         assert!(unchanged.apply(stale, &cookie, BIG).unwrap().is_none());
+    }
+
+    /// express-session stores `secure` as the request decided it under "auto", and builds a
+    /// loaded session's Set-Cookie from what is stored: `false` would strip Node's `Secure`.
+    #[test]
+    fn secure_auto_is_stored_as_the_request_decided_and_never_downgraded() {
+        let attributes = |secure| crate::cookie::Attributes {
+            path: "/".into(),
+            domain: None,
+            http_only: true,
+            secure,
+            same_site: None,
+            partitioned: false,
+            priority: None,
+            max_age: Some(60),
+        };
+        let (auto, never) = (attributes(Secure::Auto), attributes(Secure::Never));
+        let ttl = crate::store::Ttl::new(60).unwrap();
+        let life = |https| Lifetime {
+            cookie: Some(&auto),
+            https,
+            ..Lifetime::standalone(ttl)
+        };
+        let (https, http) = (Cookie::of(&life(true)), Cookie::of(&life(false)));
+        assert!(https.secure && https.secure_auto);
+        assert!(!http.secure && http.secure_auto);
+        let secure_of =
+            |json: &str| serde_json::from_str::<Json>(json).unwrap()["cookie"]["secure"].clone();
+        let unchanged = JsonChanges::of(&Changes::default()).unwrap();
+        let stored = br#"{"cookie":{"secure":true},"n":1}"#;
+        let merged = unchanged.apply(stored, &http, BIG).unwrap().unwrap().0;
+        assert_eq!(
+            secure_of(&merged),
+            Json::Bool(true),
+            "a plain-HTTP write keeps it"
+        );
+        let stored = br#"{"cookie":{"secure":false},"n":1}"#;
+        let merged = unchanged.apply(stored, &http, BIG).unwrap().unwrap().0;
+        assert_eq!(secure_of(&merged), Json::Bool(false));
+        let merged = unchanged.apply(stored, &https, BIG).unwrap().unwrap().0;
+        assert_eq!(secure_of(&merged), Json::Bool(true));
+        // Without "auto" the option decides.
+        let never = Cookie::of(&Lifetime {
+            cookie: Some(&never),
+            https: true,
+            ..Lifetime::standalone(ttl)
+        });
+        assert!(!never.secure && !never.secure_auto);
     }
 
     #[test]

@@ -384,6 +384,7 @@ struct Life {
     domain: Option<String>,
     http_only: bool,
     secure: bool,
+    secure_auto: bool,
     same_site: Option<SameSite>,
     partitioned: bool,
     priority: Option<Priority>,
@@ -399,6 +400,7 @@ impl Life {
             domain: self.domain.as_deref(),
             http_only: self.http_only,
             secure: self.secure,
+            secure_auto: self.secure_auto,
             same_site: self.same_site,
             partitioned: self.partitioned,
             priority: self.priority,
@@ -430,6 +432,7 @@ fn life_of(ttl: &LuaValue, life: Option<&LuaTable>) -> Result<Life, String> {
             domain: None,
             http_only: c.http_only,
             secure: c.secure,
+            secure_auto: false,
             same_site: None,
             partitioned: false,
             priority: None,
@@ -469,7 +472,12 @@ fn life_of(ttl: &LuaValue, life: Option<&LuaTable>) -> Result<Life, String> {
         }
     };
     let http_only = !matches!(get("httpOnly")?, LuaValue::Boolean(false));
-    let secure = matches!(get("secure")?, LuaValue::Boolean(true));
+    // "auto": what this request's `https` says (see format::Cookie::secure).
+    let secure_auto = matches!(&get("secure")?, LuaValue::String(s) if s.as_bytes() == b"auto");
+    let secure = match get("secure")? {
+        LuaValue::Boolean(b) => b,
+        _ => secure_auto && matches!(get("https")?, LuaValue::Boolean(true)),
+    };
     let same_site = match get("sameSite")? {
         LuaValue::Nil | LuaValue::Boolean(false) => None,
         LuaValue::String(s) => match s.as_bytes().to_ascii_lowercase().as_slice() {
@@ -504,6 +512,7 @@ fn life_of(ttl: &LuaValue, life: Option<&LuaTable>) -> Result<Life, String> {
         domain: string("domain")?,
         http_only,
         secure,
+        secure_auto,
         same_site,
     })
 }
@@ -812,6 +821,10 @@ mod tests {
                 Some(SameSite::Lax)
             )
         );
+        // Under "auto", what the request's https says (the module adds it).
+        life.raw_set("https", true).unwrap();
+        let c = life_of(&LuaValue::Integer(60), Some(&life)).unwrap();
+        assert!(c.secure && c.secure_auto);
         let chips: LuaTable = lua
             .load(
                 "return { maxAge = false, secure = true, partitioned = true, priority = 'Medium' }",
