@@ -296,8 +296,14 @@ impl RedisStore {
                 Ok(v)
             }
             Err(e) => {
-                // A timed-out or broken connection may hold a late reply: never reuse it.
-                if !(e.is_io_error() || e.is_timeout() || e.is_connection_dropped()) {
+                // Kept only after a reply read whole (a server's error reply, or one of another
+                // type than asked): a timed-out, broken or unparsable connection may hold the
+                // rest of a reply, which the next command would read as its own.
+                let whole = matches!(
+                    e.kind(),
+                    redis::ErrorKind::Server(_) | redis::ErrorKind::UnexpectedReturnType
+                );
+                if whole && !(e.is_io_error() || e.is_timeout() || e.is_connection_dropped()) {
                     *slot = Some(conn);
                 }
                 Err(self.fail(method, Wait::Command, &e))
@@ -670,5 +676,67 @@ impl LuaUserData for RedisStore {
                 Ok(Store::destroy_all(s, &owner, except.as_deref())?)
             },
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+
+    /// One command of a client's RESP request (`*N` and N bulk strings), as its words.
+    fn command(r: &mut impl BufRead) -> Option<Vec<String>> {
+        let mut line = String::new();
+        r.read_line(&mut line).ok()?;
+        let n: usize = line.trim().strip_prefix('*')?.parse().ok()?;
+        let mut words = Vec::new();
+        for _ in 0..n {
+            let (mut len, mut word) = (String::new(), String::new());
+            r.read_line(&mut len).ok()?;
+            r.read_line(&mut word).ok()?;
+            words.push(word.trim_end().to_string());
+        }
+        Some(words)
+    }
+
+    /// A reply that cannot be parsed leaves the rest of itself on the connection: the next
+    /// command must not read it as its own answer.
+    #[test]
+    fn a_connection_that_sent_an_unparsable_reply_is_not_reused() {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        let fake = std::thread::spawn(move || {
+            let mut gets = 0;
+            for stream in server.incoming().take(2) {
+                let mut stream = stream.unwrap();
+                let mut r = BufReader::new(stream.try_clone().unwrap());
+                while let Some(words) = command(&mut r) {
+                    let reply: &[u8] = match words.first().map(String::as_str) {
+                        Some("GET") => {
+                            gets += 1;
+                            if gets == 1 {
+                                b"?garbage\r\n$-1\r\n" // unparsable, then a stray nil
+                            } else {
+                                b"$1\r\nx\r\n"
+                            }
+                        }
+                        _ => b"+OK\r\n",
+                    };
+                    if stream.write_all(reply).is_err() || gets >= 2 {
+                        return gets;
+                    }
+                }
+            }
+            gets
+        });
+        let lua = Lua::new();
+        let opts = lua.create_table().unwrap();
+        opts.set("url", format!("redis://127.0.0.1:{port}/0"))
+            .unwrap();
+        let store = RedisStore::from_options(&lua, Some(opts)).unwrap();
+        assert!(store.get_raw(b"a").is_err(), "the unparsable reply");
+        assert_eq!(store.get_raw(b"a").unwrap(), Some(b"x".to_vec()));
+        assert_eq!(fake.join().unwrap(), 2);
     }
 }
