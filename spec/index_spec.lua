@@ -339,6 +339,22 @@ for _, kind in ipairs(STORES) do
       end)
     end
 
+    if kind.redis then
+      -- A script's earlier writes stay when a later command fails: the index is written first,
+      -- so a write that fails there stores nothing, rather than a session no index lists.
+      it("a write that cannot list the session (another type at the index key) stores nothing", function()
+        local app = site(fx)
+        local c = Client.new(app)
+        assert.equal(200, c:get("/write?k=cart&v=apple").status)
+        fx.server:cli("SET", fx.index_key("mallory"), "not a sorted set")
+        assert.equal(500, c:get("/write?k=userId&v=mallory").status, "the merge (CAS) fails")
+        assert.equal("anon", c:get("/whoami").body)
+        local d = Client.new(app)
+        assert.equal(500, d:get("/login?user=mallory").status, "the whole write (SET_LISTED) fails")
+        assert.equal("anon", d:get("/whoami").body)
+      end)
+    end
+
     it("lists two logins of one user, most recently seen first, with created and lastSeen in seconds", function()
       local app = site(fx)
       local before = math.floor(hs._now_ms() / 1000)

@@ -79,8 +79,11 @@ pub const CAS: &str = concat!(
 local cur = redis.call('GET', KEYS[1])
 if not cur then return 0 end
 if redis.sha1hex(cur) ~= ARGV[1] then return cur end
-redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+-- The index first: a script's earlier writes stay when a later command fails (a foreign key
+-- of another type at the owner's index), and a session written but not listed would escape
+-- destroyAll.
 if KEYS[2] then list(KEYS[2], ARGV[4], ARGV[5], ARGV[3], ARGV[6]) end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return 1
 "#
 );
@@ -90,8 +93,9 @@ return 1
 pub const SET_LISTED: &str = concat!(
     list_fn!(),
     r#"
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+-- The index first, as in CAS.
 list(KEYS[2], ARGV[3], ARGV[4], ARGV[2], ARGV[5])
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return 1
 "#
 );
