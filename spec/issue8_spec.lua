@@ -810,6 +810,32 @@ describe("8.2 maxSize", function()
     end
   end)
 
+  it("a merge's version that is not a string is refused, as get's and set's are", function()
+    local rows = {}
+    local store = record_store(rows)
+    function store:merge(id, patch) rows[id] = hs._merge_patch(rows[id], patch) return true, 5 end
+    local core, _, cookie = session_of(store)
+    local s = core:load(cookie)
+    s.n = 2
+    assert.equal("honeymoon_session: store:merge failed: it returned a number; it must return true and a string version (or nothing)",
+      error_of(core.commit, core, s))
+  end)
+
+  it("an error object whose __tostring fails is named by its type", function()
+    local rows = {}
+    local store = record_store(rows)
+    local core, _, cookie = session_of(store)
+    local raising = setmetatable({}, { __tostring = function() error("oops") end })
+    function store.get() error(raising) end
+    assert.equal("honeymoon_session: store:get failed: a table error value", error_of(core.load, core, cookie))
+    -- A number from __tostring: Lua 5.4 turns it into a string, LuaJIT hands the number back.
+    local numeric = setmetatable({}, { __tostring = function() return 42 end })
+    function store.get() error(numeric) end
+    local ok, text = pcall(tostring, numeric)
+    local want = ok and type(text) == "string" and text or "a table error value"
+    assert.equal("honeymoon_session: store:get failed: " .. want, error_of(core.load, core, cookie))
+  end)
+
   it("an error of hs._merge_patch inside a store's merge keeps one prefix", function()
     local rows = {}
     local store = record_store(rows)

@@ -10,10 +10,13 @@ local M = {}
 local MUST_SAVE, COOKIE_DUE, SECURE, SAVE_NOW, RETIRE, TOUCH, FINAL = 1, 2, 4, 8, 16, 32, 64
 M.SAVE_NOW, M.RETIRE, M.FINAL = SAVE_NOW, RETIRE, FINAL
 
----A plain message from whatever a store raised (a string, or an error object).
+---A plain message from whatever a store raised (a string, or an error object). An object whose
+---__tostring raises or returns no string is named by its type.
 local function reason(err)
     if type(err) == "string" then return err end
-    return tostring(err)
+    local ok, text = pcall(tostring, err)
+    if ok and type(text) == "string" then return text end
+    return "a " .. type(err) .. " error value"
 end
 
 -- What pcall returned from store method `name`: its results, or its error in our shape.
@@ -74,6 +77,8 @@ local function merge(ctx, id, a, b, version, ttl, life)
     if ctx.record then
         local ok, v = call(ctx, "merge", id, a, ttl, version, life, ctx.max_size)
         if type(ok) ~= "boolean" then wrong("merge", "a boolean", ok) end
+        -- As get and set: the version is handed back to the next merge of the request.
+        if v ~= nil and type(v) ~= "string" then wrong("merge", "true and a string version (or nothing)", v) end
         return ok, v
     end
     local ok = call(ctx, "merge", id, a, b, ttl)
