@@ -126,3 +126,80 @@ describe("the native crossings", function()
     assert.equal("honeymoon_session: session value f is a function; sessions hold only nil, booleans, numbers, strings and tables of them", err)
   end)
 end)
+
+-- Every path of the session API with a store whose every method yields (with and without merge,
+-- with and without the stale grace, with an owner index): none may try to yield across a C
+-- call, and each must still do its job.
+describe("every session path over a store that yields", function()
+  local METHODS = { "get", "set", "destroy", "touch", "exists", "all", "length", "clear", "sessionsOf", "destroyAll" }
+
+  local function yielding(with_merge)
+    local inner = TableStore.new()
+    local store, yields = {}, { n = 0 }
+    for _, name in ipairs(METHODS) do
+      store[name] = function(_, ...)
+        coroutine.yield(name)
+        yields.n = yields.n + 1
+        return inner[name](inner, ...)
+      end
+    end
+    if with_merge then
+      function store.merge(_, id, changed, removed, ttl)
+        coroutine.yield("merge")
+        yields.n = yields.n + 1
+        local current = inner:get(id)
+        if current == nil then return false end
+        for k, v in pairs(changed) do current[k] = v end
+        for _, k in ipairs(removed) do current[k] = nil end
+        inner:set(id, current, ttl)
+        return true
+      end
+    end
+    return store, yields
+  end
+
+  for _, with_merge in ipairs({ false, true }) do
+    for _, grace in ipairs({ 10, 0 }) do
+      it(("merge: %s, staleGrace: %d"):format(tostring(with_merge), grace), function()
+        if not Interpreter.yields_across_pcall then pending(Interpreter.NO_YIELD_IN_PCALL) end
+        local store, yields = yielding(with_merge)
+        local core = hs.core({ secret = "yield-secret", store = store, staleGrace = grace, index = "uid" })
+        -- One request in a coroutine, resumed until done; its cookie (or the one it came with).
+        local function request(cookie, handler)
+          local before = yields.n
+          local co = coroutine.create(function()
+            local s = core:load(cookie)
+            handler(s)
+            return core:commit(s)
+          end)
+          local ok, lines = coroutine.resume(co)
+          while ok and coroutine.status(co) ~= "dead" do ok, lines = coroutine.resume(co) end
+          assert(ok, lines)
+          assert.is_true(yields.n > before, "the request reached the store")
+          return lines[1] and lines[1]:match("^([^;]*)") or cookie
+        end
+        local c = request(nil, function(s) s.n = 1 end)
+        c = request(c, function(s) s.n = s.n + 1 end)
+        request(c, function(s) assert.equal(2, s.n); s:touch() end)
+        request(c, function(s) s:flash("m", "hi") end)
+        request(c, function(s) assert.equal("hi", s:getFlash("m")) end)
+        request(c, function(s)
+          s.x = 1
+          assert.is_true(s:reload())
+          assert.is_nil(s.x)
+        end)
+        request(c, function(s) s.y = 2; assert.is_true(s:save()) end)
+        c = request(c, function(s) s:regenerate(true) end)
+        c = request(c, function(s) s.uid = "u1"; assert.is_true(s:save()); s:regenerate(true) end)
+        c = request(c, function(s) assert.equal("u1", s.uid); s:regenerate(true) end)
+        request(c, function(s)
+          assert.equal(1, #store:sessionsOf("u1"))
+          store:destroyAll("u1", s:getId())
+        end)
+        c = request(c, function(s) assert.equal(2, s.y); s:regenerate(); s.uid = "u2" end)
+        request(c, function(s) assert.equal("u2", s.uid); s:destroy() end)
+        request(c, function(s) assert.is_nil(s.uid) end)
+      end)
+    end
+  end
+end)
