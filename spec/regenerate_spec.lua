@@ -6,6 +6,13 @@ local TableStore = require("spec.support.table_store")
 
 local function cookie(line) return (assert(line, "a Set-Cookie line")):match("^([^;]*)") end
 
+---A session of `user` stored through `core`: its cookie.
+local function logged_in(core, user)
+  local s = core:load(nil)
+  s.user = user
+  return cookie(core:commit(s)[1])
+end
+
 local stores = {
   { "MemoryStore", function() return hs.MemoryStore() end },
   { "a Lua table store", function() return TableStore.new() end },
@@ -19,14 +26,8 @@ for _, case in ipairs(stores) do
       core = hs.core({ secret = "regen-secret", store = case[2]() })
     end)
 
-    local function logged_in(user)
-      local s = core:load(nil)
-      s.user = user
-      return cookie(core:commit(s)[1])
-    end
-
     it("keeps the data of a live session", function()
-      local c = logged_in("alice")
+      local c = logged_in(core, "alice")
       local a = core:load(c)
       local id = a:regenerate(true)
       local line = core:commit(a)[1]
@@ -35,7 +36,7 @@ for _, case in ipairs(stores) do
     end)
 
     it("does not bring back a session another request destroyed meanwhile", function()
-      local c = logged_in("alice")
+      local c = logged_in(core, "alice")
       local a, b = core:load(c), core:load(c)
       b:destroy()
       core:commit(b) -- the logout
@@ -46,7 +47,7 @@ for _, case in ipairs(stores) do
     end)
 
     it("does not bring back a session save() found gone", function()
-      local c = logged_in("bob")
+      local c = logged_in(core, "bob")
       local a, b = core:load(c), core:load(c)
       b:destroy()
       core:commit(b)
@@ -59,7 +60,7 @@ for _, case in ipairs(stores) do
     end)
 
     it("save() answers true when it stored", function()
-      local a = core:load(logged_in("carol"))
+      local a = core:load(logged_in(core, "carol"))
       a.y = 2
       assert.is_true(a:save())
     end)
@@ -78,14 +79,8 @@ describe("a Lua store without merge that sets staleAware", function()
     core = hs.core({ secret = "regen-secret", store = store })
   end)
 
-  local function logged_in()
-    local s = core:load(nil)
-    s.user = "ann"
-    return cookie(core:commit(s)[1])
-  end
-
   it("does not write back a session another request destroyed meanwhile", function()
-    local c = logged_in()
+    local c = logged_in(core, "ann")
     local a = core:load(c)
     local b = core:load(c)
     b:destroy()
@@ -96,7 +91,7 @@ describe("a Lua store without merge that sets staleAware", function()
   end)
 
   it("does not overwrite the id a login retired meanwhile", function()
-    local c = logged_in()
+    local c = logged_in(core, "ann")
     local id = c:match("s%%3A([%w_%-]+)%.")
     local a = core:load(c)
     local b = core:load(c)
@@ -122,14 +117,8 @@ for _, case in ipairs(stores) do
       core = hs.core({ secret = "regen-secret", store = store })
     end)
 
-    local function logged_in()
-      local s = core:load(nil)
-      s.user = "ann"
-      return cookie(core:commit(s)[1])
-    end
-
     it("is sent when nothing happened meanwhile", function()
-      local c = logged_in()
+      local c = logged_in(core, "ann")
       local a = core:load(c)
       a.cart = "apple"
       assert.is_true(a:save())
@@ -137,7 +126,7 @@ for _, case in ipairs(stores) do
     end)
 
     it("is not sent over the cookie of a login that retired the id meanwhile", function()
-      local c = logged_in()
+      local c = logged_in(core, "ann")
       local a = core:load(c)
       local b = core:load(c)
       a.cart = "apple"
@@ -148,7 +137,7 @@ for _, case in ipairs(stores) do
     end)
 
     it("is not sent for a session another request destroyed meanwhile", function()
-      local c = logged_in()
+      local c = logged_in(core, "ann")
       local a = core:load(c)
       local b = core:load(c)
       assert.is_true(a:save())
@@ -164,9 +153,7 @@ describe("the ids regenerate retired", function()
   it("are still deleted by a destroy() retried after a store error", function()
     local store = TableStore.new()
     local core = hs.core({ secret = "regen-secret", store = store })
-    local s = core:load(nil)
-    s.user = "ann"
-    local c = cookie(core:commit(s)[1])
+    local c = logged_in(core, "ann")
     local old = c:match("s%%3A([%w_%-]+)%.")
     local r = core:load(c)
     r:regenerate(true)
