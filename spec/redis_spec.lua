@@ -321,6 +321,14 @@ describe("RedisStore round trips per request", function()
     assert.equal(1, by.SET)
   end)
 
+  it("regenerate(true) of a logged-in session with index costs four (GET, the listed write of the new id, "
+      .. "the compare-and-set that retires the old one, the touch that confirms the cookie)", function()
+    local n, by = count({ store = store(), index = "userId" }, "/regenerate", true)
+    assert.equal(4, n)
+    assert.equal(1, by.GET)
+    assert.equal(3, by.EVALSHA)
+  end)
+
   it("regenerate with staleGrace = 0 costs three (GET, DEL of the old id, SET of the new)", function()
     local n, by = count({ store = store(), staleGrace = 0 }, "/regenerate")
     assert.equal(3, n)

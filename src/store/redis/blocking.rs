@@ -299,10 +299,9 @@ impl RedisStore {
                 // Kept only after a reply read whole (a server's error reply, or one of another
                 // type than asked): a timed-out, broken or unparsable connection may hold the
                 // rest of a reply, which the next command would read as its own.
-                let whole = matches!(
-                    e.kind(),
-                    redis::ErrorKind::Server(_) | redis::ErrorKind::UnexpectedReturnType
-                );
+                // (A server's reply has a code, also one the crate does not name: WRONGTYPE, OOM.)
+                let whole =
+                    e.code().is_some() || e.kind() == redis::ErrorKind::UnexpectedReturnType;
                 if whole && !(e.is_io_error() || e.is_timeout() || e.is_connection_dropped()) {
                     *slot = Some(conn);
                 }
@@ -700,43 +699,56 @@ mod tests {
         Some(words)
     }
 
-    /// A reply that cannot be parsed leaves the rest of itself on the connection: the next
-    /// command must not read it as its own answer.
-    #[test]
-    fn a_connection_that_sent_an_unparsable_reply_is_not_reused() {
+    /// A fake Redis that answers its GETs with `replies`, in order, and anything else with
+    /// `+OK`; returns the store and a handle that yields how many connections it accepted.
+    fn fake(replies: &'static [&'static [u8]]) -> (RedisStore, std::thread::JoinHandle<usize>) {
         let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = server.local_addr().unwrap().port();
-        let fake = std::thread::spawn(move || {
-            let mut gets = 0;
-            for stream in server.incoming().take(2) {
+        let handle = std::thread::spawn(move || {
+            let (mut gets, mut connections) = (0, 0);
+            for stream in server.incoming() {
+                connections += 1;
                 let mut stream = stream.unwrap();
                 let mut r = BufReader::new(stream.try_clone().unwrap());
                 while let Some(words) = command(&mut r) {
                     let reply: &[u8] = match words.first().map(String::as_str) {
                         Some("GET") => {
                             gets += 1;
-                            if gets == 1 {
-                                b"?garbage\r\n$-1\r\n" // unparsable, then a stray nil
-                            } else {
-                                b"$1\r\nx\r\n"
-                            }
+                            replies[gets - 1]
                         }
                         _ => b"+OK\r\n",
                     };
-                    if stream.write_all(reply).is_err() || gets >= 2 {
-                        return gets;
+                    if stream.write_all(reply).is_err() || gets == replies.len() {
+                        return connections;
                     }
                 }
             }
-            gets
+            connections
         });
         let lua = Lua::new();
         let opts = lua.create_table().unwrap();
         opts.set("url", format!("redis://127.0.0.1:{port}/0"))
             .unwrap();
-        let store = RedisStore::from_options(&lua, Some(opts)).unwrap();
+        (RedisStore::from_options(&lua, Some(opts)).unwrap(), handle)
+    }
+
+    /// A reply that cannot be parsed leaves the rest of itself on the connection: the next
+    /// command must not read it as its own answer.
+    #[test]
+    fn a_connection_that_sent_an_unparsable_reply_is_not_reused() {
+        // Unparsable, then a stray nil the next GET must not read.
+        let (store, server) = fake(&[b"?garbage\r\n$-1\r\n", b"$1\r\nx\r\n"]);
         assert!(store.get_raw(b"a").is_err(), "the unparsable reply");
         assert_eq!(store.get_raw(b"a").unwrap(), Some(b"x".to_vec()));
-        assert_eq!(fake.join().unwrap(), 2);
+        assert_eq!(server.join().unwrap(), 2);
+    }
+
+    /// An error reply is read whole, also one the crate has no name for: the connection stays.
+    #[test]
+    fn a_connection_that_sent_an_error_reply_is_kept() {
+        let (store, server) = fake(&[b"-WRONGTYPE not a string\r\n", b"$1\r\nx\r\n"]);
+        assert!(store.get_raw(b"a").is_err(), "the error reply");
+        assert_eq!(store.get_raw(b"a").unwrap(), Some(b"x".to_vec()));
+        assert_eq!(server.join().unwrap(), 1);
     }
 }
