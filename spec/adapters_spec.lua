@@ -365,11 +365,13 @@ describe("adapters.openresty", function()
         -- The adapter copies the options to add its store: inherited ones must not be lost.
         it("refuses options that inherit fields through __index, as the engine does", function()
             fake_ngx(nil).shared = { sessions = fake_dict() }
-            local proxy = setmetatable({}, { __index = without_store({ name = "app.sid" }) })
-            local ok, err = pcall(openresty.new, proxy)
-            assert.is_false(ok)
-            assert.equal("honeymoon_session: the options must be a plain table, got a table whose metatable has "
-                .. "__index (its inherited fields would be ignored); copy the values into a plain table", err)
+            for _, mt in ipairs({ {}, { __metatable = "locked" } }) do
+                mt.__index = without_store({ name = "app.sid" })
+                local ok, err = pcall(openresty.new, setmetatable({}, mt))
+                assert.is_false(ok)
+                assert.equal("honeymoon_session: the options must be a plain table, got a table whose metatable has "
+                    .. "__index (its inherited fields would be ignored); copy the values into a plain table", err)
+            end
         end)
 
         it("raises outside nginx when no store is given", function()

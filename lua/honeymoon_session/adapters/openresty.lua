@@ -47,6 +47,7 @@
 -- call the store from Lua, so they may yield: call them from the rewrite, access, content or
 -- timer phase (SharedDictStore also works elsewhere; see its README section).
 local type, next, pcall, error, getmetatable, rawget = type, next, pcall, error, getmetatable, rawget
+local raw_metatable = debug and debug.getmetatable or getmetatable
 
 local Adapter = {}
 Adapter.__index = Adapter
@@ -58,7 +59,8 @@ local DEFAULT_DICT = "sessions"
 ---@return table options, any store
 local function with_store(opts)
     -- Copied raw below: inherited options would be lost silently (the engine refuses them too).
-    local mt = getmetatable(opts)
+    -- debug.getmetatable: a __metatable field must not hide the __index.
+    local mt = raw_metatable(opts)
     if type(mt) == "table" and rawget(mt, "__index") ~= nil then
         error("honeymoon_session: the options must be a plain table, got a table whose metatable has __index "
             .. "(its inherited fields would be ignored); copy the values into a plain table", 3)
