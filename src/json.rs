@@ -359,20 +359,25 @@ pub fn decode(lua: &Lua, text: &[u8]) -> LuaResult<LuaValue> {
     };
     match parse(text) {
         Ok(v) => Ok(v),
-        Err(e) => match std::str::from_utf8(text) {
-            // Only a text with a surrogate escape is worth a second parse, whose error (if
-            // any) is then the one past the surrogates.
-            Ok(s) if s.contains("\\ud") || s.contains("\\uD") => {
-                parse(replace_lone_surrogates(s).as_bytes()).map_err(fail)
-            }
-            _ => Err(fail(e)),
+        // A second parse's error (if any) is the one past the surrogates.
+        Err(e) => match without_lone_surrogates(text) {
+            Some(text) => parse(text.as_bytes()).map_err(fail),
+            None => Err(fail(e)),
         },
     }
 }
 
+/// For a parse of JSON text that failed: the text with every lone surrogate escape read as
+/// U+FFFD, when it is UTF-8 and holds a surrogate escape (only then is a second parse worth
+/// it); else None.
+pub fn without_lone_surrogates(text: &[u8]) -> Option<String> {
+    let s = std::str::from_utf8(text).ok()?;
+    (s.contains("\\ud") || s.contains("\\uD")).then(|| replace_lone_surrogates(s))
+}
+
 /// JavaScript writes strings with lone surrogates (an emoji cut in half) as `\ud83d`, which is
 /// valid JSON to JavaScript but not to serde_json: read each such escape as U+FFFD.
-pub fn replace_lone_surrogates(raw: &str) -> String {
+fn replace_lone_surrogates(raw: &str) -> String {
     let unit = |at: usize| -> Option<u16> {
         let hex = raw.get(at..at + 6)?.strip_prefix("\\u")?;
         u16::from_str_radix(hex, 16).ok()

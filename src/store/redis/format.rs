@@ -334,8 +334,8 @@ pub fn parse_object(raw: &[u8], max: usize) -> Result<Map<String, Json>, String>
             } else {
                 format!("the stored session is not JSON: {e}")
             };
-            let text = std::str::from_utf8(raw).map_err(|_| why.clone())?;
-            match parse(json::replace_lone_surrogates(text).as_bytes()) {
+            let text = json::without_lone_surrogates(raw).ok_or_else(|| why.clone())?;
+            match parse(text.as_bytes()) {
                 Ok(v) => v,
                 Err((_, true)) => return Err(too_large(max)),
                 Err(_) => return Err(why),

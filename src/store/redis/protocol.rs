@@ -473,10 +473,12 @@ fn life_of(ttl: &LuaValue, life: Option<&LuaTable>) -> Result<Life, String> {
     };
     let http_only = !matches!(get("httpOnly")?, LuaValue::Boolean(false));
     // "auto": what this request's `https` says (see format::Cookie::secure).
-    let secure_auto = matches!(&get("secure")?, LuaValue::String(s) if s.as_bytes() == b"auto");
-    let secure = match get("secure")? {
-        LuaValue::Boolean(b) => b,
-        _ => secure_auto && matches!(get("https")?, LuaValue::Boolean(true)),
+    let (secure, secure_auto) = match get("secure")? {
+        LuaValue::Boolean(b) => (b, false),
+        LuaValue::String(s) if s.as_bytes() == b"auto" => {
+            (matches!(get("https")?, LuaValue::Boolean(true)), true)
+        }
+        _ => (false, false),
     };
     let same_site = match get("sameSite")? {
         LuaValue::Nil | LuaValue::Boolean(false) => None,
