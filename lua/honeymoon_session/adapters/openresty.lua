@@ -46,7 +46,8 @@
 -- or ngx.flush raises (nginx itself would only log it and drop the cookie). start and finish
 -- call the store from Lua, so they may yield: call them from the rewrite, access, content or
 -- timer phase (SharedDictStore also works elsewhere; see its README section).
-local type, next, pcall, error, getmetatable, rawget = type, next, pcall, error, getmetatable, rawget
+local type, next, pcall, error, getmetatable, setmetatable, rawset =
+    type, next, pcall, error, getmetatable, setmetatable, rawset
 local raw_metatable = debug and debug.getmetatable or getmetatable
 
 local Adapter = {}
@@ -58,13 +59,6 @@ local DEFAULT_DICT = "sessions"
 ---SharedDictStore on that dict when no store is given. The caller's table is not changed.
 ---@return table options, any store
 local function with_store(opts)
-    -- Copied raw below: inherited options would be lost silently (the engine refuses them too).
-    -- debug.getmetatable: a __metatable field must not hide the __index.
-    local mt = raw_metatable(opts)
-    if type(mt) == "table" and rawget(mt, "__index") ~= nil then
-        error("honeymoon_session: the options must be a plain table, got a table whose metatable has __index "
-            .. "(its inherited fields would be ignored); copy the values into a plain table", 3)
-    end
     local dict = opts.shared_dict
     if dict ~= nil and type(dict) ~= "string" then
         error("honeymoon_session: adapters.openresty: shared_dict must be the name of a lua_shared_dict, got a "
@@ -86,11 +80,14 @@ local function with_store(opts)
             .. tostring(store):gsub("^honeymoon_session: SharedDictStore: ", "")
             .. "; or pass store = ... (hs.MemoryStore() only with worker_processes 1)", 3)
     end
-    local copy = {}
+    -- The copy keeps the metatable, so the engine judges it as it would the caller's table (one
+    -- whose fields come through __index is refused); debug.getmetatable: a __metatable field
+    -- must not hide it.
+    local copy = setmetatable({}, raw_metatable(opts))
     for k, v in next, opts do
-        if k ~= "shared_dict" then copy[k] = v end
+        if k ~= "shared_dict" then rawset(copy, k, v) end
     end
-    copy.store = store
+    rawset(copy, "store", store)
     return copy, store
 end
 
