@@ -10,6 +10,7 @@ local hs = require("honeymoon_session")
 local lua_http = require("honeymoon_session.adapters.lua_http")
 local openresty = require("honeymoon_session.adapters.openresty")
 local has_http, http_headers = pcall(require, "http.headers")
+local FakeDict = require("spec.support.fake_dict")
 
 local OPTS = { secret = "adapter-secret", name = "app.sid", cookie = { sameSite = "Lax", secure = "auto" } }
 
@@ -63,7 +64,7 @@ describe("adapters.lua_http", function()
 
     it("raises the core's option errors", function()
         assert.has_error(function() lua_http.new({ secret = "x", cookie = { sameSite = "lax " } }) end,
-            'honeymoon_session: cookie.sameSite must be "Strict", "Lax" or "None", got "lax "')
+            'honeymoon_session: cookie.sameSite must be "Strict", "Lax", "None" or false, got "lax "')
     end)
 
     it("sends no set-cookie for an untouched new session", function()
@@ -172,6 +173,60 @@ describe("adapters.lua_http", function()
         a:commit(s2, res)
         assert.matches("^app%.sid=;", res:get("set-cookie"))
         assert.matches("Max-Age=0", res:get("set-cookie"), 1, true)
+    end)
+
+    it("says so at the caller's line when a method is called with a dot", function()
+        local a = lua_http.new(opts())
+        for _, call in ipairs({
+            function() a.load(request()) end,
+            function() a.commit(a:load(request()), response()) end,
+        }) do
+            local ok, err = pcall(call)
+            assert.is_false(ok)
+            assert.matches("^spec/adapters_spec%.lua:%d+: honeymoon_session: adapter methods are called with a colon: adapter:%a+%(%.%.%.%)$", err)
+        end
+    end)
+
+    it("refuses request headers it cannot read, at the caller's line", function()
+        local a = lua_http.new(opts())
+        local ok, err = pcall(function() a:load({ cookie = "app.sid=x" }) end)
+        assert.is_false(ok)
+        assert.equal("honeymoon_session: adapter:load(headers): headers must be lua-http request headers "
+            .. "(stream:get_headers()), got a table without get", err:gsub("^[^:]+:%d+: ", ""), nil)
+        assert.matches("^spec/adapters_spec%.lua:%d+: ", err)
+        ok, err = pcall(a.load, a, request(), false, "req")
+        assert.is_false(ok)
+        assert.matches("req must be a table", err, 1, true)
+    end)
+
+    -- Checked before the store is written: after it, the cookie for that write would be lost.
+    it("refuses response headers without append before committing anything", function()
+        local store = hs.MemoryStore()
+        local a = lua_http.new(opts({ store = store }))
+        local s, id = a:load(request())
+        s.x = 1
+        local ok, err = pcall(a.commit, a, s, {})
+        assert.is_false(ok)
+        assert.matches("headers must be lua-http response headers (an object with append), got a table without append", err, 1, true)
+        assert.is_false(store:exists(id), "nothing stored")
+        local res = response()
+        assert.equal(1, #a:commit(s, res), "the session can still be committed")
+        assert.is_true(store:exists(id))
+        assert.equal(1, res:get_as_sequence("set-cookie").n)
+    end)
+
+    it("takes any true value as HTTPS (stream:checktls() returns the TLS object)", function()
+        local a = lua_http.new(opts()) -- cookie.secure = "auto"
+        for _, secure in ipairs({ true, {}, "tls" }) do
+            local s = a:load(request(), secure)
+            s.x = 1
+            assert.matches("; Secure", a:commit(s)[1], 1, true)
+        end
+        for _, secure in ipairs({ false, nil }) do
+            local s = a:load(request(), secure)
+            s.x = 1
+            assert.is_nil(a:commit(s)[1]:find("Secure", 1, true))
+        end
     end)
 
     it("raises a store failure from commit and appends no set-cookie", function()
@@ -336,7 +391,7 @@ describe("adapters.openresty", function()
             local s, id = a:start()
             s.userId = 7
             a:finish(s)
-            assert.is_string(ngx.shared.sessions.data["sess:" .. id], "stored in the dict")
+            assert.is_string(ngx.shared.sessions.data["sess:app.sid:" .. id], "stored in the dict, under its cookie name")
             -- Another adapter (another worker) over the same dict reads it.
             fake_ngx(pair(ngx.header["Set-Cookie"])).shared = ngx.shared
             local other = openresty.new(without_store())
@@ -372,6 +427,55 @@ describe("adapters.openresty", function()
                 assert.equal("honeymoon_session: the options must be a plain table, got a table whose metatable has "
                     .. "__index (its inherited fields would be ignored); copy the values into a plain table", err)
             end
+        end)
+
+        -- session() draws a random secret per process without one: under nginx, one per worker.
+        it("needs a secret, unless given a core", function()
+            fake_ngx(nil).shared = { sessions = fake_dict() }
+            for _, given in ipairs({ { name = "app.sid" }, { store = hs.MemoryStore() } }) do
+                local ok, err = pcall(function() openresty.new(given) end)
+                assert.is_false(ok)
+                assert.matches("^spec/adapters_spec%.lua:%d+: honeymoon_session: adapters%.openresty needs a secret: "
+                    .. "without one each nginx worker %(and each reload%) would sign with a random secret", err)
+            end
+            local ok, err = pcall(openresty.new)
+            assert.is_false(ok)
+            assert.matches("needs a secret", err, 1, true)
+            local core = hs.core({ store = hs.MemoryStore() })
+            assert.equal(core, openresty.new(core).core)
+        end)
+
+        -- Two apps in one nginx (two server blocks) share the default dict.
+        it("keeps each cookie name's sessions apart in the default dict", function()
+            -- What the owner index needs of ngx and a dict, and what the adapter reads.
+            local ngx = FakeDict.ngx({ "sessions" })
+            ngx.var, ngx.ctx, ngx.header, ngx.headers_sent = { scheme = "http" }, {}, {}, false
+            _G.ngx = ngx
+            local a = openresty.new(without_store({ name = "a.sid", index = "userId" }))
+            local b = openresty.new(without_store({ name = "b.sid", index = "userId", secret = "b-secret" }))
+            local sb, id = b:start()
+            sb.userId = 1
+            b:finish(sb)
+            assert.is_string(ngx.shared.sessions:get("sess:b.sid:" .. id))
+            assert.equal("sess:a.sid:", a.store.prefix)
+            assert.same({}, a.store:sessionsOf(1))
+            assert.equal(0, a.store:destroyAll(1))
+            assert.equal(1, #b.store:sessionsOf(1), "b's session is still there")
+            -- The default name when none is given.
+            local d = openresty.new({ secret = "s" })
+            assert.equal("sess:" .. d.name .. ":", d.store.prefix)
+        end)
+
+        it("says so at the caller's line when a method is called with a dot", function()
+            fake_ngx(nil).shared = { sessions = fake_dict() }
+            local a = openresty.new(without_store())
+            local s = a:start()
+            for _, call in ipairs({ function() a.start() end, function() a.finish(s) end }) do
+                local ok, err = pcall(call)
+                assert.is_false(ok)
+                assert.matches("^spec/adapters_spec%.lua:%d+: honeymoon_session: adapter methods are called with a colon: adapter:%a+%(%.%.%.%)$", err)
+            end
+            assert.equal(s, ngx.ctx.session, "a dot call leaves ngx.ctx as it was")
         end)
 
         it("raises outside nginx when no store is given", function()

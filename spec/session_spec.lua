@@ -1659,6 +1659,27 @@ describe("misuse raises an ordinary Lua error a person can act on, never a panic
     check(from_lua(function() s.cookie.maxAge = 1000 end))
   end)
 
+  it("a bad argument to an export or a method is named at the caller's line", function()
+    local s = hs.core({ secret = "s" }):load(nil)
+    local function from_lua(f) local ok, err = pcall(function() f() end) assert.is_false(ok) return err end
+    local cases = {
+      { function() hs.session(5) end, "session takes an options table, got a number" },
+      { function() hs.core("x") end, "core takes an options table, got a string" },
+      { function() hs.MemoryStore("x") end, "MemoryStore takes an options table or nothing, got a string" },
+      { function() hs.json.decode(nil) end, "json.decode takes a string, got a nil" },
+      { function() s:has(nil) end, "session keys must be strings, got nil" },
+      { function() s:has(1) end, "session keys must be strings, got a number" },
+    }
+    if hs.RedisStore then
+      cases[#cases + 1] = { function() hs.RedisStore(5) end, "RedisStore takes an options table or nothing, got a number" }
+    end
+    for _, case in ipairs(cases) do
+      local err = from_lua(case[1])
+      assert.matches("^spec/session_spec%.lua:%d+: honeymoon_session: ", err)
+      assert.matches(case[2], err, 1, true)
+    end
+  end)
+
   it("bad arguments to the other exports raise errors", function()
     assert_actionable(error_of(hs.MemoryStore, { bogus = 1 }), "MemoryStore")
     assert_actionable(error_of(hs.MemoryStore, 5))

@@ -40,6 +40,8 @@ pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
         })?,
     )?;
     native.set("methods", lua.create_sequence_from(engine::METHODS)?)?;
+    // The cookie name without a `name` option (the OpenResty adapter's default store keys by it).
+    native.set("default_name", options::DEFAULT_NAME)?;
     // For LuaJIT's FFI (src/lua/core.lua): `int (*)(uint8_t *out)`, drawing an id into `out`.
     native.set(
         "_id_into",

@@ -32,6 +32,8 @@ pub struct Options {
 /// The default `staleGrace`: parallel requests a browser sent with the pre-login cookie have
 /// this long to finish without logging the user out.
 pub const DEFAULT_STALE_GRACE: u64 = 10;
+/// The cookie name when the options give none.
+pub const DEFAULT_NAME: &str = "honeymoon.sid";
 
 /// The largest `maxSize` (LuaJIT's strings stop at 2 GiB).
 const MAX_MAX_SIZE: f64 = 2_147_483_647.0;
@@ -327,7 +329,7 @@ impl Options {
         check_known(&opts, TOP, "")?;
 
         let name = match opts.raw_get::<LuaValue>("name")? {
-            LuaValue::Nil => "honeymoon.sid".to_string(),
+            LuaValue::Nil => DEFAULT_NAME.to_string(),
             LuaValue::String(s) if is_token(&s.to_string_lossy()) => s.to_string_lossy(),
             other => {
                 return Err(err(format!(
@@ -370,7 +372,7 @@ impl Options {
             LuaValue::String(s) if s.as_bytes() == b"None" => Some(SameSite::None),
             other => {
                 return Err(err(format!(
-                    "cookie.sameSite must be \"Strict\", \"Lax\" or \"None\", got {}",
+                    "cookie.sameSite must be \"Strict\", \"Lax\", \"None\" or false, got {}",
                     describe(&other)
                 )));
             }
@@ -603,7 +605,7 @@ mod tests {
         let cases = [
             (
                 "return { cookie = { sameSite = 'lax ' } }",
-                "cookie.sameSite must be \"Strict\", \"Lax\" or \"None\", got \"lax \"",
+                "cookie.sameSite must be \"Strict\", \"Lax\", \"None\" or false, got \"lax \"",
             ),
             (
                 "return { cookie = { sameSite = 'None' } }",

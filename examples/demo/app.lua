@@ -76,7 +76,8 @@ local function onstream(_, stream)
     local ok, res = pcall(handler, req)
     if not ok then
         log("demo: %s %s failed: %s", method, path, tostring(res))
-        -- Nothing is committed: the half-done request leaves the stored session as it was.
+        -- No commit: the handler's unsaved changes are dropped (what it already wrote through
+        -- save(), regenerate() or destroy() stays written, but no cookie goes out).
         return respond(stream, method, { status = 500, content_type = "text/plain", body = "Internal error\n" })
     end
     return respond(stream, method, res, session)

@@ -36,7 +36,8 @@ function M.handle()
         req.session = session
     end
     local ok, res = pcall(handler, req)
-    -- Nothing is committed: the half-done request leaves the stored session as it was.
+    -- No commit: the handler's unsaved changes are dropped (what it already wrote through
+    -- save(), regenerate() or destroy() stays written, but no cookie goes out).
     if not ok then return fail(method .. " " .. path .. " failed", res) end
     if session ~= nil then
         local committed, err = pcall(adapter.finish, adapter, session)

@@ -117,9 +117,13 @@ end
 ---@return string id
 function Core:load(header, secure, req)
     check_self(self, "load")
+    if req ~= nil and type(req) ~= "table" then
+        error("honeymoon_session: core:load(header, secure, req): req must be a table (its sessionID is kept in step) or nil, got a " .. type(req), 2)
+    end
     local ctx = self.ctx
     local id, data, flash, shadow, meta, snap, version, copy, n = load_session(ctx, header_text(header))
-    local s = new_session(ctx, id, data, flash, shadow, meta, snap, version, secure == true, req, copy, n)
+    -- Any true value is HTTPS (a server's TLS object, say), as the middleware's req.secure is not.
+    local s = new_session(ctx, id, data, flash, shadow, meta, snap, version, secure ~= nil and secure ~= false, req, copy, n)
     if req ~= nil then req.sessionID = id end
     return s, id
 end

@@ -34,7 +34,7 @@ local middleware = chunks.middleware
 local store_methods = {
     "get", "set", "destroy", "touch", "exists", "all", "length", "clear", "sessionsOf", "destroyAll",
 }
-local function native_store(make)
+local function native_store(make, kind)
     local Store = {}
     Store.__index = Store
     Store.__tostring = function(self) return tostring(self._native) end
@@ -49,6 +49,9 @@ local function native_store(make)
         end
     end
     return function(opts)
+        if opts ~= nil and type(opts) ~= "table" then
+            error("honeymoon_session: " .. kind .. " takes an options table or nothing, got a " .. type(opts), 2)
+        end
         return setmetatable({ _native = unwrap(pcall(make, opts)) }, Store)
     end
 end
@@ -56,28 +59,44 @@ end
 local M = {}
 M.version = native.version
 
----The framework-agnostic core (see the README's "Other servers"). A core is returned as it is.
----@param opts table|honeymoon_session.Core|nil
----@return honeymoon_session.Core
-function M.core(opts)
+-- A core for session() or core(): their own name in a bad-argument error, at the caller's line.
+local function core_of(opts, caller)
     if getmetatable(opts) == Core then return opts end
     if opts ~= nil and type(opts) ~= "table" then
-        error("honeymoon_session: core takes an options table, got a " .. type(opts), 2)
+        error("honeymoon_session: " .. caller .. " takes an options table, got a " .. type(opts), 3)
     end
     local engine = unwrap(pcall(native.engine, opts))
     return Core.new(engine, opts and opts.store)
 end
 
+---The framework-agnostic core (see the README's "Other servers"). A core is returned as it is.
+---@param opts table|honeymoon_session.Core|nil
+---@return honeymoon_session.Core
+function M.core(opts)
+    local core = core_of(opts, "core") -- not a tail call: the error's level counts this frame
+    return core
+end
+
 ---The middleware: function(req, res, next).
 ---@param opts table|nil
 function M.session(opts)
-    return middleware(M.core(opts))
+    return middleware(core_of(opts, "session"))
 end
 
 M.flash = chunks.flash()
-M.MemoryStore = native_store(native.MemoryStore)
-if native.RedisStore then M.RedisStore = native_store(native.RedisStore) end
-M.json = { encode = strict(native.json.encode), decode = strict(native.json.decode) }
+M.MemoryStore = native_store(native.MemoryStore, "MemoryStore")
+if native.RedisStore then M.RedisStore = native_store(native.RedisStore, "RedisStore") end
+local decode = strict(native.json.decode)
+M.json = {
+    encode = strict(native.json.encode),
+    ---@param text string
+    decode = function(text)
+        if type(text) ~= "string" then
+            error("honeymoon_session: json.decode takes a string, got a " .. type(text), 2)
+        end
+        return decode(text)
+    end,
+}
 
 local array_mt = native.array_mt
 ---Marks `t` (or a new table) as a JSON array: the session stores it, and a Node app sharing the
@@ -97,6 +116,7 @@ function M.array(t)
     return setmetatable(t, array_mt)
 end
 M.array_mt = array_mt
+M._default_name = native.default_name
 M.error_message = message
 M._merge_patch = native._merge_patch -- a plain C function: its errors are plain strings already
 M._record_meta = native._record_meta

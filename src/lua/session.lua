@@ -132,6 +132,8 @@ end
 ---@param key string
 ---@return boolean
 function Methods:has(key)
+    state(self)
+    check_key(key) -- here, so that a bad key is reported at the caller's line, not get's
     return Methods.get(self, key) ~= nil
 end
 

@@ -7,7 +7,7 @@
 --
 --   onstream = function(server, stream)
 --       local req_headers = assert(stream:get_headers())
---       local session = adapter:load(req_headers, stream:checktls() ~= nil)
+--       local session = adapter:load(req_headers, stream:checktls())
 --       session.hits = (session.hits or 0) + 1             -- the same API as req.session
 --       local res_headers = require("http.headers").new()
 --       res_headers:append(":status", "200")
@@ -17,7 +17,8 @@
 --   end
 --
 -- load(headers, secure, req): every "cookie" header line, joined with "; " (HTTP/2 clients may
--- split the header into several lines); `secure` (is the connection HTTPS) only matters for
+-- split the header into several lines); `secure` (is the connection HTTPS: any value but nil
+-- and false, so stream:checktls()'s TLS object will do) only matters for
 -- cookie.secure = "auto"; `req` is an optional table whose sessionID the core keeps current.
 -- commit(session, headers) appends the Set-Cookie line, if any, to lua-http response headers
 -- and returns the list of lines. A store failure raises from commit; send a 500 then.
@@ -25,10 +26,17 @@
 -- lua-http is Lua 5.1-packaged on Debian (/usr/share/lua/5.1) but pure Lua: on Lua 5.4 append
 -- "/usr/share/lua/5.1/?.lua;/usr/share/lua/5.1/?/init.lua" to package.path. This file does not
 -- require lua-http itself: anything with get_as_sequence/get and append works.
-local concat = table.concat
+local concat, type, error, getmetatable, setmetatable = table.concat, type, error, getmetatable, setmetatable
 
 local Adapter = {}
 Adapter.__index = Adapter
+
+-- A method called with a dot: say so at the caller's line.
+local function check_self(self, name)
+    if getmetatable(self) ~= Adapter then
+        error("honeymoon_session: adapter methods are called with a colon: adapter:" .. name .. "(...)", 3)
+    end
+end
 
 ---@param opts_or_core honeymoon_session.Options|honeymoon_session.Core session options (as for session()) or a core
 local function new(opts_or_core)
@@ -56,13 +64,28 @@ end
 ---@param req table? optional request table; its sessionID is kept in step
 ---@return honeymoon_session.Session session, string id
 function Adapter:load(headers, secure, req)
-    return self._load(self.core, cookie_header(headers), secure == true, req)
+    check_self(self, "load")
+    if headers ~= nil and (type(headers) ~= "table" and type(headers) ~= "userdata"
+            or (headers.get_as_sequence == nil and type(headers.get) ~= "function")) then
+        error("honeymoon_session: adapter:load(headers): headers must be lua-http request headers "
+            .. "(stream:get_headers()), got a " .. type(headers) .. (type(headers) == "table" and " without get" or ""), 2)
+    end
+    -- Any true value is HTTPS: stream:checktls() returns the TLS object, not true.
+    return self._load(self.core, cookie_header(headers), secure ~= nil and secure ~= false, req)
 end
 
 ---@param session honeymoon_session.Session the session load returned
 ---@param headers table? lua-http response headers to append "set-cookie" to
 ---@return string[] lines the Set-Cookie values (0 or 1)
 function Adapter:commit(session, headers)
+    check_self(self, "commit")
+    -- Checked before the commit: once the store is written, a failure here would lose the
+    -- cookie that goes with it.
+    if headers ~= nil and (type(headers) ~= "table" and type(headers) ~= "userdata"
+            or type(headers.append) ~= "function") then
+        error("honeymoon_session: adapter:commit(session, headers): headers must be lua-http response headers "
+            .. "(an object with append), got a " .. type(headers) .. (type(headers) == "table" and " without append" or ""), 2)
+    end
     local lines = self._commit(self.core, session)
     if headers ~= nil then
         -- never_index: HTTP/2 must not put the session cookie in the HPACK table.

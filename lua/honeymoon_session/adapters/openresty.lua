@@ -44,8 +44,8 @@
 -- of replacing it, and returns the list of lines. A store failure raises from finish; respond
 -- with a 500 then. Headers can only be set before the response is sent: finish after ngx.say
 -- or ngx.flush raises (nginx itself would only log it and drop the cookie). start and finish
--- call the store from Lua, so they may yield: call them from the rewrite, access, content or
--- timer phase (SharedDictStore also works elsewhere; see its README section).
+-- call the store from Lua, so they may yield: call them from the rewrite, access or content
+-- phase (a timer has no request to take a cookie from or send one with).
 local type, next, pcall, error, getmetatable, setmetatable, rawset =
     type, next, pcall, error, getmetatable, setmetatable, rawset
 local raw_metatable = debug and debug.getmetatable or getmetatable
@@ -58,7 +58,7 @@ local DEFAULT_DICT = "sessions"
 ---The options for the core: `opts` without the adapter's own `shared_dict`, and with a
 ---SharedDictStore on that dict when no store is given. The caller's table is not changed.
 ---@return table options, any store
-local function with_store(opts)
+local function with_store(opts, hs)
     local dict = opts.shared_dict
     if dict ~= nil and type(dict) ~= "string" then
         error("honeymoon_session: adapters.openresty: shared_dict must be the name of a lua_shared_dict, got a "
@@ -71,8 +71,15 @@ local function with_store(opts)
         end
         return opts, opts.store
     end
+    -- Apps in one nginx share the default dict: each keeps its sessions under its own cookie
+    -- name (names cannot hold ":"), so one app's all(), sessionsOf or destroyAll never reaches
+    -- another's sessions.
+    local name = opts.name
+    if type(name) ~= "string" then name = hs._default_name end -- a bad name: hs.core names it
     local ok, store = pcall(function()
-        return require("honeymoon_session.stores.shared_dict").new({ dict = dict or DEFAULT_DICT })
+        return require("honeymoon_session.stores.shared_dict").new({
+            dict = dict or DEFAULT_DICT, prefix = "sess:" .. name .. ":",
+        })
     end)
     if not ok then
         error("honeymoon_session: adapters.openresty: no store given, and the default one (SharedDictStore, "
@@ -91,17 +98,31 @@ local function with_store(opts)
     return copy, store
 end
 
+-- A method called with a dot: say so at the caller's line.
+local function check_self(self, name)
+    if getmetatable(self) ~= Adapter then
+        error("honeymoon_session: adapter methods are called with a colon: adapter:" .. name .. "(...)", 3)
+    end
+end
+
 ---@param opts_or_core table session options (as for session(), plus shared_dict) or a core
 local function new(opts_or_core)
     local hs = require("honeymoon_session")
+    if opts_or_core == nil then opts_or_core = {} end
     local opts, store = opts_or_core, nil
-    if opts_or_core == nil then
-        opts, store = with_store({})
-    elseif type(opts_or_core) == "table" then
+    if type(opts_or_core) == "table" then
         if getmetatable(opts_or_core) ~= nil and type(opts_or_core.ctx) == "table" then
             store = opts_or_core.ctx.store -- a core: its store as it is
         else
-            opts, store = with_store(opts_or_core)
+            if opts_or_core.secret == nil then
+                -- session() draws a random secret per process when none is given; under nginx
+                -- that is one per worker (and new ones at each reload), so a cookie one worker
+                -- signed would be refused by the others: users logged out at random.
+                error("honeymoon_session: adapters.openresty needs a secret: without one each nginx worker "
+                    .. "(and each reload) would sign with a random secret of its own and refuse the others' "
+                    .. "cookies; pass secret = os.getenv(\"SESSION_SECRET\") (with `env SESSION_SECRET;` in nginx.conf)", 2)
+            end
+            opts, store = with_store(opts_or_core, hs)
         end
     end -- anything else: hs.core names the problem
     local core = hs.core(opts) -- a core comes back as it is
@@ -113,6 +134,7 @@ end
 ---@param req table? optional request table; its sessionID is kept in step
 ---@return honeymoon_session.Session session, string id
 function Adapter:start(req)
+    check_self(self, "start")
     local var = ngx.var
     local session, id = self._load(self.core, var.http_cookie, var.scheme == "https", req)
     ngx.ctx.session = session
@@ -123,6 +145,7 @@ end
 ---@param session honeymoon_session.Session? defaults to ngx.ctx.session
 ---@return string[] lines the Set-Cookie values (0 or 1)
 function Adapter:finish(session)
+    check_self(self, "finish")
     local ctx = ngx.ctx
     if session == nil then session = ctx.session end
     if session == nil then error("honeymoon_session: finish() without start()", 2) end
