@@ -462,7 +462,9 @@ describe("8.13 a stored __flash that is not a table", function()
       res:text("ok")
     end
     c:get("/run")
-    assert.same({ notice = "hi" }, store:get(id).__flash)
+    -- Each message under a key of its own; the junk under the old one-table key is gone.
+    assert.is_nil(store:get(id).__flash)
+    assert.equal("hi", store:get(id)["__flash:notice"])
     local got
     site.handler = function(req, res)
       got = req.session:getFlash("notice")
@@ -743,7 +745,7 @@ describe("8.2 maxSize", function()
     local core = hs.core({ secret = SECRET, maxSize = 1024 })
     local s = core:load(nil)
     s:flash("notice", string.rep("x", 2000))
-    contains("larger than maxSize (1024 bytes) at __flash", error_of(core.commit, core, s))
+    contains('larger than maxSize (1024 bytes) at ["__flash:notice"]', error_of(core.commit, core, s))
   end)
 
   it("fails the request in the middleware, storing nothing and sending no cookie", function()

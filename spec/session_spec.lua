@@ -1083,6 +1083,88 @@ describe("rule 10: flash lives for this request and the next; getFlash consumes;
     for _, e in ipairs(errs) do assert.matches("__flash", e, 1, true) end
   end)
 
+  it("keys starting with __flash: are reserved too (each message is stored under one)", function()
+    local s = hs.core({ secret = "s" }):load(nil)
+    for _, write in ipairs({
+      function() s:set("__flash:notice", 1) end,
+      function() s["__flash:notice"] = 1 end,
+    }) do
+      local ok, err = pcall(write)
+      assert.is_false(ok)
+      assert.matches('the session key prefix "__flash:" is reserved for flash messages', err, 1, true)
+    end
+    s:set("__flashy", 1) -- only the prefix itself
+    assert.equal(1, s.__flashy)
+  end)
+
+  -- Rule 13 for flash messages: each is a key of its own, so a request that expires the
+  -- messages it loaded does not drop one that another request added meanwhile.
+  -- Two stores written in Lua that merge: the Sessions page's (tables) and a record store.
+  local function lua_store(record)
+    local rows, st = {}, { format = record and "record" or nil }
+    function st:get(id) return rows[id] end
+    function st:set(id, data) rows[id] = data end
+    function st:merge(id, changed, removed)
+      local row = rows[id]
+      if row == nil then return false end
+      if record then
+        local merged = hs._merge_patch(row, changed)
+        if merged == false then return false end
+        rows[id] = merged
+        return true
+      end
+      for k, v in pairs(changed) do row[k] = v end
+      for _, k in ipairs(removed) do row[k] = nil end
+      return true
+    end
+    function st:destroy(id) rows[id] = nil end
+    function st:touch(id) return rows[id] ~= nil end
+    function st:exists(id) return rows[id] ~= nil end
+    function st:all() return {} end
+    function st:length() return 0 end
+    function st:clear() end
+    return st
+  end
+
+  for _, kind in ipairs({ "MemoryStore", "a table store with merge", "a record store" }) do
+    it("a message added while another request expires the old ones survives (" .. kind .. ")", function()
+      local store = kind == "MemoryStore" and hs.MemoryStore() or lua_store(kind == "a record store")
+      local core = hs.core({ secret = "s", store = store })
+      local function cookie(line) return line and line:match("^([^;]*)") end
+      local s0 = core:load(nil)
+      s0:flash("welcome", "Hi")
+      local jar = cookie(core:commit(s0)[1])
+      local x, y = core:load(jar), core:load(jar) -- both loaded with "welcome" pending
+      x.theme = "dark"
+      x:flash("info", "Saved")
+      core:commit(x)
+      assert.equal("Hi", y:getFlash("welcome"))
+      core:commit(y) -- expires "welcome"; must not drop "info"
+      local z = core:load(jar)
+      assert.equal("Saved", z:getFlash("info"))
+      assert.is_nil(z:getFlash("welcome"))
+      assert.equal("dark", z.theme)
+    end)
+  end
+
+  it("reads the messages of a session stored with them all under __flash, and stores them apart", function()
+    local store = require("spec.support.table_store").new()
+    local core = hs.core({ secret = "s", store = store })
+    local s0 = core:load(nil)
+    s0.a = 1
+    local jar = core:commit(s0)[1]:match("^([^;]*)")
+    local id = s0:getId()
+    store.rows[id].data.__flash = { old = "from before" } -- a record of the earlier format
+    local s = core:load(jar)
+    assert.equal("from before", s:getFlash("old"))
+    s:flash("new", "now")
+    core:commit(s)
+    local stored = store:get(id)
+    assert.is_nil(stored.__flash, "the one-table key is gone")
+    assert.equal("now", stored["__flash:new"])
+    assert.equal("now", core:load(jar):getFlash("new"))
+  end)
+
   it("does not show through all(), has() or property access", function()
     local _, c = flash_app()
     c:post("/set?a=1")

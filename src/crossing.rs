@@ -15,7 +15,7 @@
 
 use crate::codec::meta::Meta;
 use crate::codec::{self, Entries};
-use crate::engine::{self, Commit, Engine, FLASH_KEY, Op, Outcome};
+use crate::engine::{self, Commit, Engine, Op, Outcome};
 use crate::id;
 use mlua::ffi::{self, lua_State};
 use mlua::prelude::*;
@@ -549,11 +549,20 @@ unsafe fn commit_body(state: *mut lua_State) -> Result<c_int, Failed> {
             codec::encode_table_at(state, 5, &mut entries, room).map_err(failed)?;
         }
         if !retire && ffi::lua_type(state, 4) == ffi::LUA_TTABLE {
+            // One stored key per message (`__flash:<key>`): a merge then keeps the messages
+            // another request added meanwhile, as it keeps any key it did not change.
             ffi::lua_pushnil(state);
-            if ffi::lua_next(state, 4) != 0 {
-                ffi::lua_pop(state, 2);
-                let v = codec::encode_value_at(state, 4, "flash", room).map_err(failed)?;
-                entries.push(FLASH_KEY.as_bytes(), &v).map_err(failed)?;
+            while ffi::lua_next(state, 4) != 0 {
+                // session.lua's flash() lets only string keys in.
+                let key =
+                    string_arg(state, -2).ok_or("honeymoon_session: flash keys must be strings")?;
+                let path = format!("flash.{}", String::from_utf8_lossy(key));
+                let value = codec::encode_value_at(state, ffi::lua_gettop(state), &path, room)
+                    .map_err(failed)?;
+                ffi::lua_pop(state, 1); // the value; the key stays for lua_next
+                entries
+                    .push(&engine::flash_entry(key), &value)
+                    .map_err(failed)?;
             }
         }
         let mut meta = if ffi::lua_type(state, 9) == ffi::LUA_TTABLE {

@@ -41,8 +41,16 @@ pub const METHODS: [&str; 15] = [
     "cookie",
 ];
 
-/// Where flash messages live in the stored record; never shown as data.
+/// Where flash messages live in the stored record, one key per message: `__flash:<key>` (a
+/// record written before that holds them all in one table under `__flash`, still read). Never
+/// shown as data.
 pub const FLASH_KEY: &str = "__flash";
+const FLASH_PREFIX: &[u8] = b"__flash:";
+
+/// The stored key of flash message `key`.
+pub fn flash_entry(key: &[u8]) -> Vec<u8> {
+    [FLASH_PREFIX, key].concat()
+}
 
 /// At most this many distinct, validly signed ids from one Cookie header are looked up in the
 /// store: repeating a signed cookie must not multiply store lookups.
@@ -108,6 +116,8 @@ pub struct Engine {
 pub fn slot(key: &[u8]) -> Slot {
     if key == FLASH_KEY.as_bytes() {
         Slot::Flash
+    } else if key.starts_with(FLASH_PREFIX) {
+        Slot::FlashMessage(FLASH_PREFIX.len())
     } else if key == META_KEY.as_bytes() {
         Slot::Meta
     } else if METHODS.iter().any(|m| m.as_bytes() == key) {
@@ -789,6 +799,22 @@ fn life_table(lua: &Lua, o: &Options) -> LuaResult<LuaTable> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flash_messages_are_stored_one_key_each() {
+        let key = flash_entry(b"notice");
+        assert_eq!(key, b"__flash:notice");
+        assert!(slot(&key) == Slot::FlashMessage(FLASH_PREFIX.len()));
+        assert!(
+            slot(b"__flash") == Slot::Flash,
+            "the earlier one-table form"
+        );
+        assert!(slot(b"__flashy") == Slot::Data);
+        assert!(
+            slot(b"__flash:") == Slot::FlashMessage(8),
+            "an empty message key"
+        );
+    }
 
     #[test]
     fn cookies_name_ids_of_other_shapes_when_they_are_signed() {

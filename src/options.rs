@@ -472,7 +472,7 @@ impl Options {
                 }
                 _ => {
                     return Err(err(format!(
-                        "index must name a session data field (not a method name, \"cookie\", \"__flash\" or \"__meta\"), got {}",
+                        "index must name a session data field (not a method name, \"cookie\", \"__flash\", a \"__flash:\" key or \"__meta\"), got {}",
                         describe(&LuaValue::String(s))
                     )));
                 }

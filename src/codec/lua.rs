@@ -632,8 +632,11 @@ pub fn decode_value(lua: &Lua, bytes: &[u8]) -> LuaResult<LuaValue> {
 pub enum Slot {
     /// Session data: a field of the data table.
     Data,
-    /// Flash messages (kept out of the data, and dropped unless they are a table).
+    /// Flash messages, all in one table (a record written before messages had a key each;
+    /// kept out of the data, and dropped unless it is a table).
     Flash,
+    /// One flash message, under the key's bytes from this offset on.
+    FlashMessage(usize),
     /// A key named like a session method: kept beside the data so the method still resolves.
     Shadow,
     /// The session's bookkeeping (`meta::META_KEY`), dropped unless it is a table.
@@ -680,18 +683,23 @@ pub unsafe fn push_session(
             };
             last = Some(key);
             let target = slot(key);
-            if target == Slot::Shadow && ffi::lua_type(state, shadow) == ffi::LUA_TNIL {
+            let (holder, name) = match target {
+                Slot::Shadow => (shadow, key),
+                Slot::FlashMessage(from) => (flash, key.get(from..).unwrap_or_default()),
+                _ => (data, key),
+            };
+            if holder != data && ffi::lua_type(state, holder) == ffi::LUA_TNIL {
                 ffi::lua_createtable(state, 0, 1);
-                ffi::lua_replace(state, shadow);
+                ffi::lua_replace(state, holder);
             }
-            ffi::lua_pushlstring(state, key.as_ptr() as *const _, key.len());
+            ffi::lua_pushlstring(state, name.as_ptr() as *const _, name.len());
             if !push_value(state, &mut r, 1) {
                 ffi::lua_settop(state, base);
                 return false;
             }
             match target {
                 Slot::Data => ffi::lua_rawset(state, data),
-                Slot::Shadow => ffi::lua_rawset(state, shadow),
+                Slot::Shadow | Slot::FlashMessage(_) => ffi::lua_rawset(state, holder),
                 // Only a table is flash (or bookkeeping); anything else under the key is dropped.
                 Slot::Flash | Slot::Meta => {
                     if ffi::lua_type(state, -1) == ffi::LUA_TTABLE {

@@ -9,7 +9,7 @@ local getmetatable, setmetatable = getmetatable, setmetatable
 local commit, destroy_id, reload, destroy_moved = ops.commit, ops.destroy, ops.reload, ops.drop_moved
 local retire_or_destroy, note_retired = ops.retire_or_destroy, ops.retired
 local SAVE_NOW, FINAL = ops.SAVE_NOW, ops.FINAL
-local floor = math.floor
+local floor, sub = math.floor, string.sub
 local unpack = table.unpack or unpack -- Lua 5.1 and LuaJIT: the global
 
 local FLASH_KEY = "__flash"
@@ -56,8 +56,10 @@ local function check_value(k, v, level)
 end
 
 local function reserved(k, level)
-    if k == FLASH_KEY then
-        error('honeymoon_session: the session key "__flash" is reserved for flash messages; use flash() and getFlash()', level or 3)
+    -- "__flash:<key>": where each flash message is stored.
+    if k == FLASH_KEY or sub(k, 1, 8) == "__flash:" then
+        error('honeymoon_session: the session key ' .. (k == FLASH_KEY and '"__flash"' or 'prefix "__flash:"')
+            .. ' is reserved for flash messages; use flash() and getFlash()', level or 3)
     elseif k == META_KEY then
         error('honeymoon_session: the session key "__meta" is reserved for the session\'s own bookkeeping '
             .. '(its lifetime, creation time and owner); use session.cookie.maxAge for the lifetime', level or 3)
