@@ -64,7 +64,9 @@ start_lua_http() {
   local lua=${1:-lua5.4} port rc
   for _ in 1 2 3; do
     port=$(free_port)
-    PORT=$port "$lua" "$DEMO_ROOT/examples/demo/app.lua" >"$DEMO_LOGS/lua-http.out" 2>"$DEMO_LOGS/lua-http.err" &
+    # HOST explicitly: app.lua reads it from the environment, and a caller's HOST=0.0.0.0
+    # would expose this test server beyond the loopback.
+    HOST=127.0.0.1 PORT=$port "$lua" "$DEMO_ROOT/examples/demo/app.lua" >"$DEMO_LOGS/lua-http.out" 2>"$DEMO_LOGS/lua-http.err" &
     LUA_HTTP_PID=$!
     LUA_HTTP_URL="http://127.0.0.1:$port/"
     wait_http "$LUA_HTTP_URL" "$LUA_HTTP_PID"; rc=$?
