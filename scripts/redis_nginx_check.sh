@@ -10,7 +10,8 @@
 # requests overlap instead of queueing and a route without Redis still answers at once (the
 # workers yield; a blocking store would take >= 2 s and stall that route); a store failure is a
 # plain message naming store, method and address.
-# Prints "redis_nginx_check: N passed, N failed"; exits 1 on a failure.
+# Ends with "redis_nginx_check: N passed, N failed, N skipped" (scripts/test.sh counts each
+# check, and a skip as a skip); exits 1 on a failure.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/scripts/lib/servers.sh"
@@ -37,7 +38,7 @@ watchdog=$!
 trap 'kill $watchdog 2>/dev/null || true; cleanup' EXIT
 
 start_redis "$dir" || { echo "redis_nginx_check: redis-server did not start:"; tail -5 "$dir/redis.log" 2>/dev/null
-  echo "redis_nginx_check: 0 passed, 1 failed"; exit 1; }
+  echo "redis_nginx_check: 0 passed, 1 failed, 0 skipped"; exit 1; }
 redis_pid=$REDIS_PID redis_port=$REDIS_PORT
 
 # Redis behind a slow path: each reply held 0.5 s.
@@ -104,7 +105,8 @@ port=$(free_port)
 EOF
 } >"$dir/nginx.conf"
 nginx -e "$dir/stderr.log" -p "$dir" -c "$dir/nginx.conf" >/dev/null 2>&1 ||
-  { echo "redis_nginx_check: nginx did not start:" >&2; cat "$dir/stderr.log" "$dir/error.log" >&2 2>/dev/null; exit 1; }
+  { echo "redis_nginx_check: nginx did not start:" >&2; cat "$dir/stderr.log" "$dir/error.log" >&2 2>/dev/null
+    echo "redis_nginx_check: 0 passed, 1 failed, 0 skipped"; exit 1; }
 for _ in $(seq 100); do [ -s "$dir/nginx.pid" ] && break; sleep 0.05; done
 nginx_pid=$(cat "$dir/nginx.pid")
 url="http://127.0.0.1:$port"
@@ -113,7 +115,7 @@ for _ in $(seq 100); do
   [ "$code" = 200 ] && break; sleep 0.05
 done
 
-passed=0 failed=0
+passed=0 failed=0 skipped=0
 check() { # title, condition (evaluated), detail
   if eval "$2"; then echo "ok: $1"; passed=$((passed + 1)); else echo "FAILED: $1 ($3)"; failed=$((failed + 1)); fi
 }
@@ -174,11 +176,11 @@ if redis-cli -h ::1 -p "$redis_port" PING 2>/dev/null | grep -q PONG; then
   out=$(req "/v6")
   check "a url with an IPv6 address ([::1]) connects" '[ "$out" = true ]' "$out"
 else
-  echo "skip: this machine has no IPv6 loopback (the [::1] url case is not run)"
+  echo "skip: a url with an IPv6 address ([::1]): this machine has no IPv6 loopback"; skipped=$((skipped + 1))
 fi
 
 errors=$(grep -E '\[(alert|crit|emerg)\]|runtime error' "$dir/error.log" | head -3 || true)
 check "nginx logged no Lua runtime error" '[ -z "$errors" ]' "$errors"
 
-echo "redis_nginx_check: $passed passed, $failed failed"
+echo "redis_nginx_check: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
