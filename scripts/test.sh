@@ -111,19 +111,21 @@ done
 # make check: the fast tier stops here.
 if $fast; then finish; fi
 
-# node --test's TAP output ends with "# pass N", "# fail N" and "# cancelled N" (a test cut off
-# by a timeout is cancelled, not failed: it counts as a failure here).
+# node --test's TAP output ends with "# pass N", "# fail N", "# cancelled N", "# skipped N" and
+# "# todo N" (a test cut off by a timeout is cancelled, not failed: it counts as a failure here;
+# node leaves skipped and todo tests out of "# pass", and they count as skipped here).
 node_suite() { # title, log name, command...
   local title=$1 name=$2; shift 2
   echo "== $title"
   "$@" >"$log/$name.log" 2>&1
-  local rc=$? p f
+  local rc=$? p f s
   node_results "$log/$name.log"
-  grep -E "^# (pass|fail|cancelled|todo) " "$log/$name.log"
-  read -r p f < <(awk '/^# pass / { p = $3 } /^# fail / { f += $3 } /^# cancelled / { f += $3 }
-                       END { print p+0, f+0 }' "$log/$name.log")
+  grep -E "^# (pass|fail|cancelled|skipped|todo) " "$log/$name.log"
+  read -r p f s < <(awk '/^# pass / { p = $3 } /^# fail / { f += $3 } /^# cancelled / { f += $3 }
+                         /^# skipped / { s += $3 } /^# todo / { s += $3 }
+                         END { print p+0, f+0, s+0 }' "$log/$name.log")
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; tail -30 "$log/$name.log"; fi
-  add "$p" "$f"
+  add "$p" "$f"; skipped=$((skipped + s))
 }
 # A check script whose last line is "PREFIX: N passed, N failed" or "PREFIX: N passed, N failed,
 # N skipped": its whole output goes to $log/NAME.log, the lines matching SHOW to the console, its
