@@ -37,6 +37,44 @@ function M.start(opts)
     error("could not start redis-server on a free loopback port")
 end
 
+local function execute_ok(cmd)
+    local r = os.execute(cmd)
+    return r == true or r == 0 -- Lua 5.2+ and LuaJIT with 5.2 compat give true; 5.1 gives 0
+end
+
+-- Whether process pid still runs. A zombie counts as gone: the server outlives the shell that
+-- started it, and its new parent may be slow (or fail) to reap it, which kill -0 cannot tell.
+local function alive(pid)
+    local f = io.open("/proc/" .. pid .. "/stat")
+    if f then
+        local stat = f:read("*l") or ""
+        f:close()
+        return stat:match("^%d+ %(.*%) (%a)") ~= "Z"
+    end
+    return execute_ok("kill -0 " .. pid .. " 2>/dev/null")
+end
+
+-- Sends signal sig to pid and waits (up to seconds) until it has exited.
+local function signal_and_wait(pid, sig, seconds)
+    os.execute(("kill -%s %s 2>/dev/null"):format(sig, pid))
+    for _ = 1, seconds * 50 do
+        if not alive(pid) then return true end
+        os.execute("sleep 0.02")
+    end
+    return not alive(pid)
+end
+
+-- Ends the server this handle started, by its pid: TERM (redis shuts down; --save '' so it
+-- has nothing to write), KILL if it has not gone in 5 s. Raises if it outlives both.
+function Server:kill()
+    local pid = self.server_pid
+    if not pid then return end
+    if not signal_and_wait(pid, "TERM", 5) and not signal_and_wait(pid, "KILL", 2) then
+        error("redis-server (pid " .. pid .. ", port " .. self.port .. ") did not exit")
+    end
+    self.server_pid = nil
+end
+
 function Server:launch()
     local listen = ("--port %d"):format(self.port)
     if self.tls then
@@ -44,24 +82,29 @@ function Server:launch()
             .. "--tls-ca-cert-file %s --tls-auth-clients no"):format(self.port, self.dir, self.dir, self.ca)
     end
     if self.password then listen = listen .. " --requirepass '" .. self.password .. "'" end
-    os.execute(("redis-server %s --bind 127.0.0.1 --save '' --appendonly no --daemonize yes "
-        .. "--dir %s --pidfile %s/redis.pid --logfile %s/redis.log"):format(listen, self.dir, self.dir, self.dir))
+    -- In the background rather than --daemonize, so its pid is known at once: a launch that
+    -- fails (port taken, or not answering in time) kills what it started, and a late server
+    -- cannot outlive the spec on a port nobody stops.
+    self.server_pid = assert(sh(("redis-server %s --bind 127.0.0.1 --save '' --appendonly no "
+        .. "--dir %s --logfile %s/redis.log </dev/null >/dev/null 2>&1 & echo $!"):format(listen, self.dir, self.dir))
+        :match("(%d+)"), "could not start redis-server")
     for _ = 1, 100 do
+        if not alive(self.server_pid) then break end -- it could not bind (or start) on this port
         -- The PONG must come from the server started here: on a port another live server
         -- holds, this one fails to bind while the other answers.
-        if self:cli("PING"):match("PONG") then return self:cli("INFO", "server"):match("process_id:(%d+)") == self:pid() end
+        if self:cli("PING"):match("PONG") then
+            if self:cli("INFO", "server"):match("process_id:(%d+)") == self.server_pid then return true end
+            break
+        end
         os.execute("sleep 0.02")
     end
+    self:kill()
     return false
 end
 
----The pid redis-server wrote to its pidfile (nil before it did).
+---The pid of the redis-server this handle started (nil once stopped).
 function Server:pid()
-    local f = io.open(self.dir .. "/redis.pid")
-    if not f then return nil end
-    local pid = f:read("*l")
-    f:close()
-    return pid and pid:match("^%s*(%d+)")
+    return self.server_pid
 end
 
 function Server:cli(...)
@@ -118,12 +161,9 @@ function Server:client_commands(fn)
     return commands
 end
 
+---Stops the server by its pid and waits until it has exited.
 function Server:stop()
-    self:cli("SHUTDOWN", "NOSAVE")
-    for _ = 1, 100 do
-        if not self:cli("PING"):match("PONG") then break end
-        os.execute("sleep 0.02")
-    end
+    self:kill()
 end
 
 function Server:restart()

@@ -577,3 +577,51 @@ describe("support.db", function()
     os.remove(path)
   end)
 end)
+
+describe("support.redis_server", function()
+  local RedisServer = require("scripts.lib.redis_server")
+
+  -- Whether a process runs (a zombie does not: its new parent may not reap it soon).
+  local function running(pid)
+    local f = io.open("/proc/" .. pid .. "/stat")
+    if not f then return false end
+    local stat = f:read("*l") or ""
+    f:close()
+    return stat:match("^%d+ %(.*%) (%a)") ~= "Z"
+  end
+  local function answers(port)
+    local p = assert(io.popen("redis-cli -p " .. port .. " PING 2>&1"))
+    local out = p:read("*a")
+    p:close()
+    return out:match("PONG") ~= nil
+  end
+
+  it("stop() ends the server by its pid and returns once it has exited", function()
+    local server = RedisServer.start()
+    local pid, port = server:pid(), server.port
+    assert.is_true(running(pid))
+    server:close()
+    assert.is_false(running(pid))
+    assert.is_false(answers(port))
+  end)
+
+  it("a launch that fails (no PONG in time) kills the server it started", function()
+    -- A live server whose PONG the launch never sees, as on a machine too loaded to answer in
+    -- time: the launch gives up, and must not leave that server running on the port.
+    local probe = RedisServer.start()
+    local Server = getmetatable(probe)
+    probe:close()
+    local port
+    repeat port = math.random(20000, 45000) until not answers(port)
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. dir))
+    local handle = setmetatable({ dir = dir, port = port, url = "redis://127.0.0.1:" .. port }, Server)
+    handle.cli = function() return "" end
+    finally(function()
+      os.execute("redis-cli -p " .. port .. " SHUTDOWN NOSAVE >/dev/null 2>&1; rm -rf " .. dir)
+    end)
+    assert.is_false(handle:launch())
+    assert.is_false(answers(port))
+  end)
+end)
