@@ -107,12 +107,17 @@ function Server:pid()
     return self.server_pid
 end
 
+-- redis-cli with this server's address, TLS and password.
+function Server:cli_command()
+    local tls = self.tls and ("--tls --cacert " .. self.ca .. " ") or ""
+    if self.password then tls = tls .. "--no-auth-warning -a '" .. self.password .. "' " end
+    return ("redis-cli %s-p %d"):format(tls, self.port)
+end
+
 function Server:cli(...)
     local args = {}
     for i, a in ipairs({ ... }) do args[i] = "'" .. tostring(a):gsub("'", "'\\''") .. "'" end
-    local tls = self.tls and ("--tls --cacert " .. self.ca .. " ") or ""
-    if self.password then tls = tls .. "--no-auth-warning -a '" .. self.password .. "' " end
-    return sh(("redis-cli %s-p %d --raw %s"):format(tls, self.port, table.concat(args, " ")))
+    return sh(("%s --raw %s"):format(self:cli_command(), table.concat(args, " ")))
 end
 
 local AGE = [[
@@ -132,27 +137,45 @@ end
 
 ---The commands clients sent while `fn` ran, in order (commands run by scripts are not
 ---round trips and are left out), from MONITOR.
+---Raises when MONITOR does not start, or does not show the end marker, within 5 s: a list
+---cut short would pass for "fewer round trips".
 function Server:client_commands(fn)
     local out = os.tmpname()
-    os.execute(("redis-cli -p %d MONITOR > %s 2>&1 & echo $! > %s.pid"):format(self.port, out, out))
-    for _ = 1, 100 do
+    local monitor = sh(("%s MONITOR > %s 2>&1 & echo $!"):format(self:cli_command(), out)):match("(%d+)")
+    local function read()
         local f = io.open(out)
         local text = f and f:read("*a") or ""
         if f then f:close() end
-        if text:match("OK") then break end
-        os.execute("sleep 0.01")
+        return text
     end
-    fn()
+    -- Waits (5 s at most, less if redis-cli has exited) until the output matches pattern;
+    -- returns it, or nil.
+    local function await(pattern)
+        for _ = 1, 500 do
+            local text = read()
+            if text:match(pattern) then return text end
+            if not (monitor and alive(monitor)) then return read():match(pattern) and read() end
+            os.execute("sleep 0.01")
+        end
+    end
+    local function finish(err)
+        if monitor then os.execute("kill " .. monitor .. " 2>/dev/null") end
+        local text = read()
+        os.remove(out)
+        if err then error(err .. " (its output: " .. text:sub(1, 200) .. ")", 3) end
+        return text
+    end
+    if not await("^OK") then finish("client_commands: MONITOR on port " .. self.port .. " did not start (redis-cli exited, or 5 s passed)") end
+    local ok, err = pcall(fn)
+    if not ok then
+        finish()
+        error(err, 0)
+    end
     self:cli("PING", "monitor-end")
-    local text
-    for _ = 1, 100 do
-        local f = assert(io.open(out))
-        text = f:read("*a")
-        f:close()
-        if text:match('"monitor%-end"') then break end
-        os.execute("sleep 0.01")
+    if not await('"monitor%-end"') then
+        finish("client_commands: MONITOR on port " .. self.port .. " did not show the end marker (redis-cli exited, or 5 s passed)")
     end
-    os.execute(("kill $(cat %s.pid) 2>/dev/null; rm -f %s %s.pid"):format(out, out, out))
+    local text = finish()
     local commands = {}
     for line in text:gmatch("[^\n]+") do
         local name = line:match('^%d+%.%d+ %[%d+ [%d%.]+:%d+%] "(%w+)"')
