@@ -32,8 +32,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 143' TERM
 trap 'exit 130' INT
-# Bounded: a watchdog ends this script (and so its servers, through the EXIT trap).
-( sleep "${CHECK_SECONDS:-60}"; echo "redis_nginx_check: gave up after ${CHECK_SECONDS:-60} s" >&2; kill -TERM $$ ) 2>/dev/null &
+# Bounded: a watchdog ends this script (and so its servers, through the EXIT trap). Stopped at
+# exit, it stops its sleep by pid: a sleep left holding our stdout would keep a caller that
+# reads it (scripts/test.sh's counted) waiting the full CHECK_SECONDS.
+(
+  trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
+  sleep "${CHECK_SECONDS:-60}" >/dev/null 2>&1 & sleeper=$!
+  wait "$sleeper" || exit 0
+  echo "redis_nginx_check: gave up after ${CHECK_SECONDS:-60} s" >&2; kill -TERM $$ 2>/dev/null
+) &
 watchdog=$!
 trap 'kill $watchdog 2>/dev/null || true; cleanup' EXIT
 
