@@ -77,19 +77,27 @@ keep_artifacts() {
 wait_file() { for _ in $(seq 200); do [ -s "$1" ] && return 0; sleep 0.05; done; return 1; }
 
 # A probed port can be taken before redis binds it (other checks run servers too): then another
-# port is tried. A loaded machine may need seconds to start it.
+# port is tried. A loaded machine may need seconds to start it (10 s at most per port). It runs
+# in the background, not daemonized, so its pid is known at once: a try that fails kills what it
+# started (by pid, waiting until it exited) before the next port, so no late server is left.
 start_redis() {
-  local dir=$1
+  local dir=$1 pid
   for _ in 1 2 3; do
     REDIS_PORT=$(free_port) || return 1
-    rm -f "$dir/redis.pid"
     # ::1 too where the machine has IPv6 loopback ("-": skipped where it has not).
-    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 -::1 --save '' --appendonly no --daemonize yes \
-      --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
-    if wait_file "$dir/redis.pid" && redis-cli -p "$REDIS_PORT" PING 2>/dev/null | grep -q PONG; then
-      REDIS_PID=$(cat "$dir/redis.pid")
-      return 0
-    fi
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 -::1 --save '' --appendonly no \
+      --dir "$dir" --logfile "$dir/redis.log" </dev/null >/dev/null 2>&1 &
+    pid=$!
+    for _ in $(seq 200); do
+      kill -0 "$pid" 2>/dev/null || break # it could not bind (or start)
+      # The PONG must come from this server, not another one holding the port.
+      if redis-cli -p "$REDIS_PORT" INFO server 2>/dev/null | tr -d '\r' | grep -qx "process_id:$pid"; then
+        REDIS_PID=$pid
+        return 0
+      fi
+      sleep 0.05
+    done
+    kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
   done
   return 1
 }
