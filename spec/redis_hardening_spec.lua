@@ -66,12 +66,14 @@ describe("RedisStore timeouts (8.9)", function()
     it("say timed out after N ms, naming the store, the method and the address", function()
         local store = hs.RedisStore({ url = server.url, commandTimeout = 150 })
         store:exists("warm") -- connected: the timeout is the command's
-        server:cli("CLIENT", "PAUSE", 600, "ALL")
+        -- 3 s: the get below must reach redis (and time out after 150 ms) while it is still
+        -- paused, also when this process is descheduled for a while after redis-cli returns.
+        server:cli("CLIENT", "PAUSE", 3000, "ALL")
         local ok, err = pcall(store.get, store, "x")
         assert.is_false(ok)
         assert.matches("honeymoon_session: RedisStore:get failed: timed out after 150 ms (redis at 127.0.0.1:"
             .. server.port .. "/0)", message(err), 1, true)
-        os.execute("sleep 0.6")
+        server:cli("PING") -- answered when the pause ends: redis holds every command till then
         assert.is_nil(store:get("x")) -- and the timed-out connection was replaced
     end)
 end)

@@ -428,13 +428,15 @@ describe("Lua RedisStore (cqueues): failures are plain messages naming store, me
     it("a command that takes too long says it timed out after N ms", function()
         local s = new({ commandTimeout = 150 })
         in_loop(function() s:exists("warm") end)
-        server:cli("CLIENT", "PAUSE", 600, "ALL")
+        -- 3 s: the get below must reach redis (and time out after 150 ms) while it is still
+        -- paused, also when this process is descheduled for a while after redis-cli returns.
+        server:cli("CLIENT", "PAUSE", 3000, "ALL")
         in_loop(function()
             local err = caught(s.get, s, "x")
             assert.equal("honeymoon_session: RedisStore:get failed: timed out after 150 ms (redis at 127.0.0.1:"
                 .. server.port .. "/0)", err)
         end)
-        os.execute("sleep 0.6")
+        server:cli("PING") -- answered when the pause ends: redis holds every command till then
         in_loop(function() assert.is_nil(s:get("x")) end) -- the timed-out connection was dropped
     end)
 
