@@ -455,9 +455,13 @@ end
 function M.server_rewrite_phase()
     local s, id = store(), new_id()
     s:set(id, record({}), 60)
-    ngx.update_time()
-    ngx.shared.sessions:add(merge_lock(id), true, 0.05)
-    local t, ok, err = elapsed(function() return pcall(s.merge, s, id, patch({}, { a = 1 }), 60) end)
+    -- Timed from before the add: the lock frees itself 50 ms after it, so a merge that waits
+    -- cannot end sooner, even if this worker is descheduled between the add and the merge
+    -- (timed from after the add, such a pause shortened the wait seen and failed the check).
+    local t, ok, err = elapsed(function()
+        ngx.shared.sessions:add(merge_lock(id), true, 0.05)
+        return pcall(s.merge, s, id, patch({}, { a = 1 }), 60)
+    end)
     local got = s:get(id)
     s:destroy(id)
     if not ok then ngx.say("not ok: ", err) elseif t < 0.03 then ngx.say("not ok: no wait (", t, " s)")
