@@ -370,6 +370,18 @@ describe("Lua RedisStore (cqueues): connections", function()
         end
         assert.equal(2, in_db6)
     end)
+
+    it("does not hand out a connection idle longer than pool.idle: it is closed, and a fresh one opened", function()
+        -- The server (its timeout) or a firewall may have dropped a connection left idle that
+        -- long; a fresh connection selects its database again, so SELECT shows which one served.
+        -- (One idle less than pool.idle is reused: "selects the database ... fresh connections only".)
+        local s = new({ url = server.url .. "/4", pool = { idle = 100 } })
+        s:exists("warm")
+        os.execute("sleep 0.3")
+        assert.same({ "SELECT", "EXISTS" }, server:client_commands(function() s:exists("a") end))
+        local _, in_db4 = server:cli("CLIENT", "LIST"):gsub("db=4", "")
+        assert.equal(1, in_db4, "the idle connection was closed")
+    end)
 end)
 
 describe("Lua RedisStore (cqueues): failures are plain messages naming store, method and address", function()
