@@ -382,6 +382,16 @@ describe("Lua RedisStore (cqueues): connections", function()
         local _, in_db4 = server:cli("CLIENT", "LIST"):gsub("db=4", "")
         assert.equal(1, in_db4, "the idle connection was closed")
     end)
+
+    it("a call in flight across fork() ends in the child without pooling the parent's connection", function()
+        -- Under LuaJIT (its FFI reaches fork()), on every interpreter, as in redis_hardening_spec.
+        local p = assert(io.popen("luajit spec/support/fork_inflight_check.lua " .. server.port .. " 2>&1"))
+        local out = p:read("*a")
+        p:close()
+        local counts = {}
+        for k, v in out:gmatch("([%w_]+)=(%d+)") do counts[k] = tonumber(v) end
+        assert.same({ child_new_connections = 1, child_exit = 0 }, counts, out)
+    end)
 end)
 
 describe("Lua RedisStore (cqueues): failures are plain messages naming store, method and address", function()
