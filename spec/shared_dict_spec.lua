@@ -72,6 +72,31 @@ describe("SharedDictStore: races between two workers", function()
     assert.equal(1, reader:load(new_cookie).user)
   end)
 
+  -- As above, but this worker is descheduled past the whole grace between the touch's expire
+  -- (which gave the retired id the full TTL) and its second read: the grace is over, so the
+  -- retired id must go now, not live on with the TTL the expire gave it.
+  it("a touch racing with regenerate, its grace over before the touch looks again, deletes the retired id", function()
+    local opts = { secret = "race-secret", store = store, rolling = true, ttl = 86400, staleGrace = 10 }
+    local reader, login = hs.core(opts), hs.core(opts)
+    local cookie = request(reader, nil, function(s) s.visitor = "anon" end)
+    local old_id = reader:load(cookie):getId()
+    local dict = fake.shared.sessions
+    local expire, new_cookie = dict.expire, nil
+    dict.expire = function(self, key, exptime)
+      dict.expire = expire
+      if key ~= "s:" .. old_id then return expire(self, key, exptime) end
+      new_cookie = request(login, cookie, function(s) s:regenerate(true) s.user = 1 end)
+      local ok, err = expire(self, key, exptime)
+      hs._advance_clock(11)
+      return ok, err
+    end
+    local _, line = request(reader, cookie, function(s) local _ = s.visitor end)
+    assert.is_truthy(new_cookie, "the login ran inside the touch")
+    assert.is_nil(line, "a cookie for the retired id went out: " .. tostring(line))
+    assert.is_nil(dict:get("s:" .. old_id), "the retired id outlived its grace")
+    assert.equal(1, reader:load(new_cookie).user)
+  end)
+
   it("a plain touch still refreshes the TTL and sends the cookie", function()
     local core = hs.core({ secret = "race-secret", store = store, rolling = true, ttl = 100 })
     local cookie = request(core, nil, function(s) s.a = 1 end)
