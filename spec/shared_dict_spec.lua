@@ -97,6 +97,35 @@ describe("SharedDictStore: races between two workers", function()
     assert.equal(1, reader:load(new_cookie).user)
   end)
 
+  -- merge reads under its lock, but destroy takes no lock: another worker's destroy (or the
+  -- session's expiry) can land between merge's read and its write. The write must not bring
+  -- the session back (dict:replace, not set).
+  it("a session destroyed or expired between merge's read and its write stays gone", function()
+    local dict = fake.shared.sessions
+    local _, record = hs._record_patch({}, { a = 1 })
+    local _, _, patch = hs._record_patch({ a = 1 }, { a = 1, b = 2 })
+    local get = dict.get
+    local function meanwhile(id, f)
+      dict.get = function(self, key)
+        local v = get(self, key)
+        if key == "s:" .. id then
+          dict.get = get
+          f()
+        end
+        return v
+      end
+    end
+    local destroyed, expired = "SESSIONIDSESSIONIDSESSIONID00002", "SESSIONIDSESSIONIDSESSIONID00003"
+    store:set(destroyed, record, 60)
+    meanwhile(destroyed, function() store:destroy(destroyed) end)
+    assert.is_false(store:merge(destroyed, patch, 60), "merge into a destroyed session")
+    assert.is_false(store:exists(destroyed), "the destroyed session came back")
+    store:set(expired, record, 60)
+    meanwhile(expired, function() hs._advance_clock(61) end)
+    assert.is_false(store:merge(expired, patch, 60), "merge into an expired session")
+    assert.is_false(store:exists(expired), "the expired session came back")
+  end)
+
   it("a plain touch still refreshes the TTL and sends the cookie", function()
     local core = hs.core({ secret = "race-secret", store = store, rolling = true, ttl = 100 })
     local cookie = request(core, nil, function(s) s.a = 1 end)
