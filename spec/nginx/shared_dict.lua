@@ -387,6 +387,18 @@ case("the owner index: destroyAll ends an owner's sessions but the one kept, ret
     eq(ngx.shared.sessions:get("\0owner:t:" .. owner), nil, "the owner's list is gone")
 end)
 
+case("the owner index: destroy leaves no entry of the session behind (its lastSeen neither)", function()
+    -- A leftover lastSeen entry would hold dict memory for the rest of the session's TTL.
+    local dict = ngx.shared.sessions
+    local s, owner, id = store(), "owner-" .. new_id(), new_id()
+    s:set(id, owned(owner), 60, { owner = owner })
+    eq(s:sessionsOf(owner)[1].id, id, "listed, with its lastSeen")
+    s:destroy(id)
+    for _, key in ipairs(dict:get_keys(0)) do
+        if key:find(id, 1, true) then error("left behind: " .. key:gsub("%z", "\\0")) end
+    end
+end)
+
 case("constructor: unknown dict, bad options", function()
     raises(function() SharedDictStore.new({ dict = "nope" }) end,
         "^honeymoon_session: SharedDictStore: no lua_shared_dict named \"nope\": declare it in nginx.conf's http block, "
