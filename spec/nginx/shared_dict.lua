@@ -399,6 +399,21 @@ case("the owner index: destroy leaves no entry of the session behind (its lastSe
     end
 end)
 
+case("the owner index: a session kept alive by merges alone stays listed past its list's first lifetime", function()
+    -- Rolling sessions whose requests all write (each commit a merge, no touch): the list
+    -- written at login lives as long as the session did then, and must follow it, or
+    -- destroyAll would miss the session.
+    local s, owner, id = store(), "owner-" .. new_id(), new_id()
+    local data = { __meta = { owner = owner, created = 1700000000000 } }
+    s:set(id, owned(owner), 0.3, { owner = owner }) -- the list lives 0.3 s from here
+    eq(s:merge(id, patch(data, { __meta = data.__meta, n = 1 }), 60), true, "merge")
+    ngx.sleep(0.5)
+    local list = s:sessionsOf(owner)
+    eq(list[1] and list[1].id, id, "listed after the merges kept it alive")
+    eq(s:destroyAll(owner), 1, "destroyAll finds it")
+    eq(s:exists(id), false, "ended")
+end)
+
 case("constructor: unknown dict, bad options", function()
     raises(function() SharedDictStore.new({ dict = "nope" }) end,
         "^honeymoon_session: SharedDictStore: no lua_shared_dict named \"nope\": declare it in nginx.conf's http block, "
