@@ -1147,6 +1147,15 @@ describe("rule 10: flash lives for this request and the next; getFlash consumes;
     end)
   end
 
+  it("names a bad value nested in a message by the message's key", function()
+    local core = hs.core({ secret = "s" })
+    local s = core:load(nil)
+    s:flash("notice", { f = print })
+    local ok, err = pcall(core.commit, core, s)
+    assert.is_false(ok)
+    assert.matches("session value flash.notice.f is a function", err, 1, true)
+  end)
+
   it("reads the messages of a session stored with them all under __flash, and stores them apart", function()
     local store = require("spec.support.table_store").new()
     local core = hs.core({ secret = "s", store = store })
@@ -1751,6 +1760,8 @@ describe("misuse raises an ordinary Lua error a person can act on, never a panic
       { function() hs.json.decode(nil) end, "json.decode takes a string, got a nil" },
       { function() s:has(nil) end, "session keys must be strings, got nil" },
       { function() s:has(1) end, "session keys must be strings, got a number" },
+      { function() s:forget("__flash:x") end, 'the session key prefix "__flash:" is reserved' },
+      { function() s:forget(true) end, "session keys must be strings, got a boolean" },
     }
     if hs.RedisStore then
       cases[#cases + 1] = { function() hs.RedisStore(5) end, "RedisStore takes an options table or nothing, got a number" }

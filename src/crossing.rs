@@ -556,7 +556,7 @@ unsafe fn commit_body(state: *mut lua_State) -> Result<c_int, Failed> {
                 // session.lua's flash() lets only string keys in.
                 let key =
                     string_arg(state, -2).ok_or("honeymoon_session: flash keys must be strings")?;
-                let path = format!("flash.{}", String::from_utf8_lossy(key));
+                let path: [&[u8]; 2] = [b"flash", key];
                 let value = codec::encode_value_at(state, ffi::lua_gettop(state), &path, room)
                     .map_err(failed)?;
                 ffi::lua_pop(state, 1); // the value; the key stays for lua_next

@@ -2,14 +2,12 @@
 -- honeymoon_session.adapters.openresty. Loaded once per worker by nginx.conf.in:
 --   content_by_lua_block { require("examples.demo.openresty").handle() }
 -- nginx runs several workers (worker_processes auto), and a user's requests land on any of
--- them: the store, a SharedDictStore on nginx.conf's `lua_shared_dict sessions` (the one the
--- adapter would make by default), is shared by all of them. It is made here so that the app
--- holds it: the sessions page calls its sessionsOf and destroyAll.
+-- them: the adapter's default store, a SharedDictStore on nginx.conf's `lua_shared_dict
+-- sessions`, is shared by all of them. The app holds it too: the sessions page calls its
+-- sessionsOf and destroyAll.
 local routes = require("examples.demo.routes")
-routes.store = require("honeymoon_session.stores.shared_dict").new({ dict = "sessions" })
-local options = { store = routes.store }
-for k, v in pairs(routes.options) do options[k] = v end
-local adapter = require("honeymoon_session.adapters.openresty").new(options)
+local adapter = require("honeymoon_session.adapters.openresty").new(routes.options)
+routes.store = adapter.store
 
 local ngx = ngx
 local M = { adapter = adapter }

@@ -367,12 +367,15 @@ fn failure(f: Failure) -> LuaError {
 pub unsafe fn encode_value_at(
     state: *mut ffi::lua_State,
     idx: c_int,
-    path: &str,
+    path: &[&[u8]],
     room: Room,
 ) -> LuaResult<Vec<u8>> {
     let mut out = Vec::new();
     let mut enc = Encoder {
-        path: vec![StepRef::Key(path.as_ptr(), path.len())],
+        path: path
+            .iter()
+            .map(|step| StepRef::Key(step.as_ptr(), step.len()))
+            .collect(),
         // The value sits under a top-level key: the session's table encloses it.
         open: vec![std::ptr::null()],
         left: usize::MAX,
@@ -825,7 +828,7 @@ mod tests {
             let (before, after) = heights(&lua, &v, |state, idx| unsafe {
                 let room = Room::reserve_all(state).unwrap();
                 let _ = encode_table_at(state, idx, &mut Entries::default(), room);
-                let _ = encode_value_at(state, idx, "v", room);
+                let _ = encode_value_at(state, idx, &[b"v"], room);
             });
             assert_eq!(before, after, "{src}");
         }
@@ -870,7 +873,7 @@ mod tests {
                 let room = Room::reserve_all(state).unwrap();
                 *read.borrow_mut() = Some((
                     meta_at(state, idx),
-                    encode_value_at(state, idx, "__meta", room),
+                    encode_value_at(state, idx, &[b"__meta"], room),
                 ));
             });
             assert_eq!(before, after, "{src}");

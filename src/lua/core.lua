@@ -144,7 +144,7 @@ end
 ---our cookie).
 function Core:fresh(secure, req)
     check_self(self, "fresh")
-    return Core._fresh(self, secure, req)
+    return Core._fresh(self, secure ~= nil and secure ~= false, req)
 end
 
 ---The same without the check, for the middleware (every anonymous request).

@@ -141,8 +141,11 @@ end
 
 ---@param key string
 function Methods:forget(key)
+    state(self)
+    -- Checked here, at the caller's line: set's checks would point at this function.
     check_key(key)
-    return Methods.set(self, key, nil)
+    reserved(key)
+    Methods.set(self, key, nil)
 end
 
 ---A deep copy of the data.

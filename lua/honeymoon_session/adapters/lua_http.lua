@@ -71,7 +71,11 @@ function Adapter:load(headers, secure, req)
             .. "(stream:get_headers()), got a " .. type(headers) .. (type(headers) == "table" and " without get" or ""), 2)
     end
     -- Any true value is HTTPS: stream:checktls() returns the TLS object, not true.
-    return self._load(self.core, cookie_header(headers), secure ~= nil and secure ~= false, req)
+    if req ~= nil and type(req) ~= "table" then
+        error("honeymoon_session: adapter:load(headers, secure, req): req must be a table (its sessionID is kept in step) or nil, got a " .. type(req), 2)
+    end
+    local session, id = self._load(self.core, cookie_header(headers), secure ~= nil and secure ~= false, req)
+    return session, id
 end
 
 ---@param session honeymoon_session.Session the session load returned

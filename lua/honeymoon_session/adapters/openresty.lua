@@ -72,13 +72,14 @@ local function with_store(opts, hs)
         return opts, opts.store
     end
     -- Apps in one nginx share the default dict: each keeps its sessions under its own cookie
-    -- name (names cannot hold ":"), so one app's all(), sessionsOf or destroyAll never reaches
-    -- another's sessions.
+    -- name, so one app's all(), sessionsOf or destroyAll never reaches another's sessions. A
+    -- name cannot hold "@" or ":", so no prefix of this form starts another, nor does it start
+    -- SharedDictStore's own default, "sess:" (a store the app made on the same dict).
     local name = opts.name
     if type(name) ~= "string" then name = hs._default_name end -- a bad name: hs.core names it
     local ok, store = pcall(function()
         return require("honeymoon_session.stores.shared_dict").new({
-            dict = dict or DEFAULT_DICT, prefix = "sess:" .. name .. ":",
+            dict = dict or DEFAULT_DICT, prefix = "sess@" .. name .. ":",
         })
     end)
     if not ok then
@@ -135,6 +136,9 @@ end
 ---@return honeymoon_session.Session session, string id
 function Adapter:start(req)
     check_self(self, "start")
+    if req ~= nil and type(req) ~= "table" then
+        error("honeymoon_session: adapter:start(req): req must be a table (its sessionID is kept in step) or nil, got a " .. type(req), 2)
+    end
     local var = ngx.var
     local session, id = self._load(self.core, var.http_cookie, var.scheme == "https", req)
     ngx.ctx.session = session
