@@ -27,6 +27,50 @@ describe("SharedDictStore outside nginx", function()
   end)
 end)
 
+-- The owner index: a session that names an owner is on that owner's list whenever its record
+-- is stored, so destroyAll finds it (a fake dict; one process plays both workers, so a lock
+-- another worker would wait for shows as the fake's "contended" error).
+describe("SharedDictStore: a session is never stored unlisted", function()
+  local saved, fake, store, dict
+  before_each(function()
+    saved = rawget(_G, "ngx")
+    fake = FakeDict.ngx({ "sessions" })
+    _G.ngx = fake
+    dict = fake.shared.sessions
+    store = SharedDictStore.new({ dict = "sessions", prefix = "s:" })
+  end)
+  after_each(function() _G.ngx = saved end)
+
+  local OWNER_LOCK = "\0lock:\0owner:s:ann"
+  local ID, OTHER = "SESSIONIDSESSIONIDSESSIONID00001", "SESSIONIDSESSIONIDSESSIONID00002"
+  local ANON, ANN = { cart = 1 }, { cart = 1, __meta = { owner = "ann", created = 1 } }
+  local function record(t) local _, r = hs._record_patch({}, t) return r end
+  local function patch(before, after) local _, _, p = hs._record_patch(before, after) return p end
+  local function owner_of(id) return (hs._record_meta(dict:get("s:" .. id))) end
+  local function listed()
+    local ids = {}
+    for _, row in ipairs(store:sessionsOf("ann")) do ids[#ids + 1] = row.id end
+    table.sort(ids)
+    return ids
+  end
+
+  it("a merge that logs the session in, while the owner's list is locked elsewhere, fails and writes nothing", function()
+    store:set(ID, record(ANON), 600)
+    assert(dict:add(OWNER_LOCK, "another worker", 60)) -- inside sessionsOf or destroyAll of ann
+    local ok, err = pcall(store.merge, store, ID, patch(ANON, ANN), 600, nil, { owner = "ann" })
+    assert.is_false(ok)
+    assert.matches("^honeymoon_session: SharedDictStore:merge failed: .*contended.* %(lua_shared_dict sessions%)$", err)
+    assert.is_nil(owner_of(ID), "the login was written without being listed")
+    assert.equal("another worker", dict:get(OWNER_LOCK))
+    dict:delete(OWNER_LOCK)
+    assert.is_true(store:merge(ID, patch(ANON, ANN), 600, nil, { owner = "ann" }))
+    assert.equal("ann", owner_of(ID))
+    assert.same({ ID }, listed())
+    assert.equal(1, store:destroyAll("ann"))
+  end)
+
+end)
+
 -- Two workers over one dict, played in one process (a fake dict): one worker's store call, and
 -- the other's landing in the middle of it.
 describe("SharedDictStore: races between two workers", function()

@@ -54,7 +54,8 @@ local NUL = 0
 -- the owner's live sessions without a sweep).
 local PRUNE_PER_WRITE = 4
 
--- destroyAll's lock tokens: this worker's pid (0 outside nginx's workers) and a count.
+-- Owner lock tokens (destroyAll, a merge that changes the owner): this worker's pid (0
+-- outside nginx's workers) and a count.
 local tokens = 0
 local function worker_pid()
     local n = rawget(_G, "ngx")
@@ -203,7 +204,7 @@ local function alive(dict, key)
 end
 
 ---Replaces an owner's list (deletes it when empty), keeping it alive at least `exptime` s.
-local function write_list(self, method, okey, ids, exptime)
+local function write_list(self, okey, ids, exptime)
     local dict = self.dict
     if #ids == 0 then
         dict:delete(okey)
@@ -227,13 +228,11 @@ local function list_ttl(dict, okey, prefix, ids)
     return most
 end
 
----Lists session `id` under `owner` (a whole write, or a merge that changed the owner); the
----list lives at least as long as this session, and drops up to PRUNE_PER_WRITE gone ids.
-local function list(self, method, owner, id, ttl)
+---Adds session `id` to the list `okey`, whose lock the caller holds; the list lives at least
+---as long as this session, and drops up to PRUNE_PER_WRITE gone ids. Returns why a write
+---failed, or nil.
+local function enlist(self, okey, id, ttl)
     local dict, prefix = self.dict, self.prefix
-    local okey = OWNER .. prefix .. owner
-    local lock_key = LOCK .. okey
-    lock(self, method, lock_key)
     -- Nothing here yields: the lock is held for microseconds.
     local ids = members(dict:get(okey))
     local kept, n, found, total = {}, 0, false, #ids
@@ -258,11 +257,18 @@ local function list(self, method, owner, id, ttl)
         kept[n] = id
     end
     local left = dict:ttl(okey)
-    local err
     if not found or n < #ids or left == nil or (left > 0 and left < ttl) then
-        err = write_list(self, method, okey, kept, max(left or 0, ttl))
+        return write_list(self, okey, kept, max(left or 0, ttl))
     end
-    dict:delete(lock_key)
+end
+
+---Lists session `id` under `owner` (enlist under the list's own lock).
+local function list(self, method, owner, id, ttl)
+    local okey = OWNER .. self.prefix .. owner
+    local lock_key = LOCK .. okey
+    lock(self, method, lock_key)
+    local err = enlist(self, okey, id, ttl)
+    self.dict:delete(lock_key)
     if err then fail(self, method, err) end
 end
 
@@ -313,8 +319,15 @@ function Store:set(id, record, ttl, life)
     if owner ~= nil then seen(self, key, ttl) end
 end
 
+-- How often a merge that changes the session's owner starts over because the owner changed
+-- again while it took the new owner's lock (concurrent logins as different users).
+local OWNER_ATTEMPTS = 4
+
 ---Applies a commit's patch to the stored session atomically across workers and refreshes its
 ---TTL. Returns false, writing nothing, when the session is gone (destroyed or expired).
+---A merge that gives the session a new owner lists it there first, holding the owner's list
+---lock and then the session's (destroyAll's order), so neither a failed listing nor a
+---destroyAll between the listing and the write leaves the session stored unlisted.
 ---@param id string
 ---@param patch string
 ---@param ttl number seconds
@@ -322,40 +335,81 @@ end
 function Store:merge(id, patch, ttl)
     local dict, key = self.dict, self.prefix .. id
     local lock_key = merge_lock(id, key)
-    lock(self, "merge", lock_key)
-    -- From here to the unlock nothing yields: another request of this worker cannot run, and
-    -- other workers wait on the lock.
-    local current = dict:get(key)
-    if current == nil then
-        dict:delete(lock_key)
-        return false
-    end
     if not merge_patch then natives() end
-    -- merged, and the owner it names and whether this merge changed it
-    local merged_ok, merged, owner, changed = pcall(merge_patch, current, patch)
-    if not merged_ok then
-        dict:delete(lock_key)
-        fail(self, "merge", error_message(merged))
+    -- The owner whose list lock this merge holds (nil: none), that lock's key and its token:
+    -- waiting for the session's lock can outlast the owner lock's lock_exptime.
+    local held, owner_lock, token
+    local function release_owner()
+        if held ~= nil and dict:get(owner_lock) == token then dict:delete(owner_lock) end
+        held = nil
     end
-    if merged == false then -- an id regenerate retired: never written again
-        dict:delete(lock_key)
-        return false
+    for _ = 1, OWNER_ATTEMPTS do
+        if held == nil then
+            lock(self, "merge", lock_key)
+        else
+            local locked, err = pcall(lock, self, "merge", lock_key)
+            if not locked then
+                release_owner()
+                error(err, 0)
+            end
+        end
+        -- From here to the unlock nothing yields: another request of this worker cannot run,
+        -- and other workers wait on the lock.
+        if held ~= nil and dict:get(owner_lock) ~= token then
+            -- The owner lock expired while we waited: start over, taking both again.
+            dict:delete(lock_key)
+            held = nil
+        else
+            local current = dict:get(key)
+            if current == nil then
+                dict:delete(lock_key)
+                release_owner()
+                return false
+            end
+            -- merged, and the owner it names and whether this merge changed it
+            local merged_ok, merged, owner, changed = pcall(merge_patch, current, patch)
+            if not merged_ok then
+                dict:delete(lock_key)
+                release_owner()
+                fail(self, "merge", error_message(merged))
+            end
+            if merged == false then -- an id regenerate retired: never written again
+                dict:delete(lock_key)
+                release_owner()
+                return false
+            end
+            if changed and owner ~= nil and owner ~= held then
+                -- Joining `owner`: its list lock comes before the session's, as in destroyAll,
+                -- so drop the session's, take the owner's, and start over.
+                dict:delete(lock_key)
+                release_owner()
+                tokens = tokens + 1
+                held, owner_lock, token = owner, LOCK .. OWNER .. self.prefix .. owner, worker_pid() .. ":" .. tokens
+                lock(self, "merge", owner_lock, token)
+            else
+                local listed = held ~= nil and owner == held
+                local err, ok, refused, forcible
+                if listed then err = enlist(self, OWNER .. self.prefix .. owner, id, ttl) end
+                if err == nil then
+                    -- replace, not set: a session destroyed (or expired) since the get stays gone.
+                    ok, refused, forcible = dict:replace(key, merged, ttl)
+                    if not ok and refused ~= "not found" then err = why(refused) end
+                end
+                dict:delete(lock_key)
+                release_owner()
+                if err ~= nil then fail(self, "merge", err) end
+                if not ok then return false end
+                if forcible then evicted(self) end
+                if owner ~= nil then
+                    seen(self, key, ttl)
+                    if not listed then keep_listed(self, "merge", owner, id, ttl) end
+                end
+                return true
+            end
+        end
     end
-    -- replace, not set: a session destroyed (or expired) since the get stays gone.
-    local ok, err, forcible = dict:replace(key, merged, ttl)
-    dict:delete(lock_key)
-    if not ok then
-        if err == "not found" then return false end
-        fail(self, "merge", why(err))
-    end
-    if forcible then evicted(self) end
-    if owner ~= nil then
-        seen(self, key, ttl)
-        -- After the session's unlock: a reader checks the record, so a short window where the
-        -- session names its new owner but is not on its list yet only delays the listing.
-        if changed then list(self, "merge", owner, id, ttl) else keep_listed(self, "merge", owner, id, ttl) end
-    end
-    return true
+    fail(self, "merge", format("the session's owner kept changing under concurrent merges (%d tries); giving up",
+        OWNER_ATTEMPTS))
 end
 
 ---@param id string
@@ -435,7 +489,7 @@ function Store:sessionsOf(owner)
         end
     end
     local err
-    if k < #ids then err = write_list(self, "sessionsOf", okey, kept, list_ttl(dict, okey, prefix, kept)) end
+    if k < #ids then err = write_list(self, okey, kept, list_ttl(dict, okey, prefix, kept)) end
     dict:delete(lock_key)
     if err then fail(self, "sessionsOf", err) end
     sort(out, function(a, b)
@@ -509,7 +563,7 @@ function Store:destroyAll(owner, except)
     end
     -- The kept session stays listed, also when the list expired or was evicted meanwhile.
     if keep and not kept then left[#left + 1] = keep end
-    local err = write_list(self, "destroyAll", okey, left, list_ttl(dict, okey, prefix, left))
+    local err = write_list(self, okey, left, list_ttl(dict, okey, prefix, left))
     dict:delete(lock_key)
     if err then fail(self, "destroyAll", err) end
     return n
