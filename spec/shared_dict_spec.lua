@@ -69,6 +69,18 @@ describe("SharedDictStore: a session is never stored unlisted", function()
     assert.equal(1, store:destroyAll("ann"))
   end)
 
+  it("a merge or touch of a session missing from its owner's list lists it again", function()
+    store:set(OTHER, record(ANN), 86400, { owner = "ann" }) -- the list lives a day
+    store:set(ID, record(ANN), 600, { owner = "ann" })
+    dict:set("\0owner:s:ann", OTHER .. "\0", 86400) -- ID dropped (an earlier failure, an eviction)
+    assert.is_true(store:merge(ID, patch(ANN, { cart = 2, __meta = ANN.__meta }), 600, nil, { owner = "ann" }))
+    assert.same({ ID, OTHER }, listed())
+    dict:set("\0owner:s:ann", OTHER .. "\0", 86400)
+    assert.is_true(store:touch(ID, 600, { owner = "ann" }))
+    assert.same({ ID, OTHER }, listed())
+    assert.equal(2, store:destroyAll("ann"))
+  end)
+
 end)
 
 -- Two workers over one dict, played in one process (a fake dict): one worker's store call, and

@@ -272,16 +272,24 @@ local function list(self, method, owner, id, ttl)
     if err then fail(self, method, err) end
 end
 
----Keeps the owner's list alive as long as session `id`, which a write or touch just gave
----`ttl` seconds: a session kept alive by merges and touches (rolling) must stay listed after
----the login that listed it, or destroyAll would miss it. The dict:get moves the list to the
----front of the dict's least-recently-used order with its busy session (dict:ttl does not), so a
----full dict does not evict the list before the sessions it names.
+---Whether `id` is on the list `ids` (the list entry's value).
+local function member(ids, id)
+    if type(ids) ~= "string" then return false end
+    local entry = id .. "\0"
+    return sub(ids, 1, #entry) == entry or find(ids, "\0" .. entry, 1, true) ~= nil
+end
+
+---Keeps session `id` on its owner's list, and the list alive as long as the session, which a
+---write or touch just gave `ttl` seconds: a session kept alive by merges and touches (rolling)
+---must stay listed after the login that listed it, or destroyAll would miss it. An id missing
+---from the list (a list evicted from a full dict) is listed again. The dict:get moves the list
+---to the front of the dict's least-recently-used order with its busy session (dict:ttl does
+---not), so a full dict does not evict the list before the sessions it names.
 local function keep_listed(self, method, owner, id, ttl)
     local dict, okey = self.dict, OWNER .. self.prefix .. owner
-    dict:get(okey)
+    local ids = dict:get(okey)
     local left = dict:ttl(okey)
-    if left == nil or (left > 0 and left < ttl) then list(self, method, owner, id, ttl) end
+    if left == nil or (left > 0 and left < ttl) or not member(ids, id) then list(self, method, owner, id, ttl) end
 end
 
 ---Notes that the store wrote or touched the session under `key` now (its lastSeen).
