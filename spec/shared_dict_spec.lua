@@ -81,6 +81,22 @@ describe("SharedDictStore: a session is never stored unlisted", function()
     assert.equal(2, store:destroyAll("ann"))
   end)
 
+  it("a whole write holds the owner's list lock until its record is stored", function()
+    local set, during = dict.set, nil
+    dict.set = function(self, key, ...)
+      if key == "s:" .. ID and during == nil then
+        -- Another worker's sessionsOf between the listing and the write: it would find no
+        -- record and drop the id from the list.
+        during = { pcall(store.sessionsOf, store, "ann") }
+      end
+      return set(self, key, ...)
+    end
+    store:set(ID, record(ANN), 600, { owner = "ann" })
+    dict.set = set
+    assert.is_false(during[1], "sessionsOf ran between the listing and the write")
+    assert.matches("contended", tostring(during[2]), 1, true)
+    assert.same({ ID }, listed())
+  end)
 end)
 
 -- Two workers over one dict, played in one process (a fake dict): one worker's store call, and

@@ -23,7 +23,8 @@
 -- * The dict lives as long as the nginx master: sessions survive a reload (HUP), not a restart.
 -- * The owner index ("log out everywhere", the session option `index`): per owner, one entry
 --   listing its session ids (`"\0owner:" .. prefix .. owner`), changed under its own lock when
---   a session joins it (a whole write, or a merge that changed the owner); per session that
+--   a session joins it (a whole write, or a merge that changed the owner), before the record is
+--   written and under the same lock (a session is never stored unlisted); per session that
 --   names an owner, one entry with when the store last wrote or touched it (`"\0seen:" .. key`),
 --   living as long as the session. Membership is a hint: sessionsOf and destroyAll check each
 --   session's own record (a logout changes its owner without touching the list) and drop what
@@ -314,15 +315,30 @@ end
 ---@param ttl number seconds
 ---@param life? table the session's lifetime; `life.owner` the owner the record names
 function Store:set(id, record, ttl, life)
-    local key = self.prefix .. id
+    local dict, key = self.dict, self.prefix .. id
     if not record_meta then natives() end
     local owner
     if life ~= nil then owner = life.owner else owner = record_meta(record) end -- called directly
-    -- Listed first: a session is never stored unlisted (if listing fails, nothing is written;
-    -- a listed id whose record is not there yet is skipped by readers).
-    if owner ~= nil then list(self, "set", owner, id, ttl) end
-    local ok, err, forcible = self.dict:set(key, record, ttl)
-    if not ok then fail(self, "set", why(err)) end
+    local ok, err, forcible
+    if owner == nil then
+        ok, err, forcible = dict:set(key, record, ttl)
+        if not ok then fail(self, "set", why(err)) end
+    else
+        -- Listed first, and written under the list's lock: a session is never stored unlisted
+        -- (if listing fails, nothing is written), and another worker's sessionsOf or
+        -- destroyAll cannot drop the new id from the list (its record not there yet) before
+        -- the write lands. Nothing here yields.
+        local okey = OWNER .. self.prefix .. owner
+        local lock_key = LOCK .. okey
+        lock(self, "set", lock_key)
+        err = enlist(self, okey, id, ttl)
+        if err == nil then
+            ok, err, forcible = dict:set(key, record, ttl)
+            if not ok then err = why(err) end
+        end
+        dict:delete(lock_key)
+        if err ~= nil then fail(self, "set", err) end
+    end
     if forcible then evicted(self) end
     if owner ~= nil then seen(self, key, ttl) end
 end
