@@ -405,13 +405,37 @@ case("the owner index: a session kept alive by merges alone stays listed past it
     -- destroyAll would miss the session.
     local s, owner, id = store(), "owner-" .. new_id(), new_id()
     local data = { __meta = { owner = owner, created = 1700000000000 } }
-    s:set(id, owned(owner), 0.3, { owner = owner }) -- the list lives 0.3 s from here
+    s:set(id, owned(owner), 1, { owner = owner })
+    -- The list as a login that set a short lifetime left it: 0.3 s from here.
+    eq(ngx.shared.sessions:expire("\0owner:t:" .. owner, 0.3), true, "the list's lifetime shortened")
     eq(s:merge(id, patch(data, { __meta = data.__meta, n = 1 }), 60), true, "merge")
     ngx.sleep(0.5)
     local list = s:sessionsOf(owner)
     eq(list[1] and list[1].id, id, "listed after the merges kept it alive")
     eq(s:destroyAll(owner), 1, "destroyAll finds it")
     eq(s:exists(id), false, "ended")
+end)
+
+case("the owner index: a login merge while the owner's list is locked elsewhere waits, or fails writing nothing", function()
+    local s, owner = store({ dict = "sessions", prefix = "t:", lock_timeout = 0.05 }), "owner-" .. new_id()
+    local id, owner_lock = new_id(), "\0lock:\0owner:t:" .. owner
+    local anon, login = { cart = 1 }, { cart = 1, __meta = { owner = owner, created = 1700000000000 } }
+    s:set(id, record(anon), 60)
+    -- Another worker inside sessionsOf or destroyAll of the owner, past lock_timeout.
+    ngx.update_time()
+    ngx.shared.sessions:add(owner_lock, true, 0.2)
+    raises(function() s:merge(id, patch(anon, login), 60, nil, { owner = owner }) end,
+        "^honeymoon_session: SharedDictStore:merge failed: the session stayed locked by another request for 0%.05 s",
+        "login merge under a held owner lock")
+    eq(s:get(id), record(anon), "the login was written without being listed")
+    -- Held for less than lock_timeout: the merge waits for it, then lists and writes.
+    ngx.sleep(0.25)
+    ngx.update_time()
+    ngx.shared.sessions:add(owner_lock, true, 0.02)
+    eq(s:merge(id, patch(anon, login), 60, nil, { owner = owner }), true, "login merge")
+    eq(s:sessionsOf(owner)[1].id, id, "listed")
+    eq(s:destroyAll(owner), 1, "destroyAll")
+    eq(s:get(id), nil, "ended")
 end)
 
 case("constructor: unknown dict, bad options", function()
