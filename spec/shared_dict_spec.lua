@@ -99,6 +99,62 @@ describe("SharedDictStore: a session is never stored unlisted", function()
   end)
 end)
 
+-- A TTL the dict would misread (0 and anything under a millisecond are "never expires"; a
+-- negative one raises the dict's own bare error) is refused in the store's error shape.
+describe("SharedDictStore: ttl", function()
+  local saved, fake, store
+  before_each(function()
+    saved = rawget(_G, "ngx")
+    fake = FakeDict.ngx({ "sessions" })
+    _G.ngx = fake
+    store = SharedDictStore.new({ dict = "sessions", prefix = "s:" })
+  end)
+  after_each(function() _G.ngx = saved end)
+
+  local function record(t) local _, r = hs._record_patch({}, t) return r end
+
+  it("set, merge and touch refuse a ttl that is not whole seconds from 1, and write nothing", function()
+    local _, _, patch = hs._record_patch({ a = 1 }, { a = 2 })
+    store:set("live", record({ a = 1 }), 60)
+    local calls = {
+      set = function(ttl) return store:set("new", record({ a = 1 }), ttl) end,
+      merge = function(ttl) return store:merge("live", patch, ttl) end,
+      touch = function(ttl) return store:touch("live", ttl) end,
+    }
+    for method, call in pairs(calls) do
+      for _, ttl in ipairs({ 0, 0.0004, 1.5, -5, 1 / 0, 0 / 0, 3153600001, "60" }) do
+        local ok, err = pcall(call, ttl)
+        assert.is_false(ok, method .. " took ttl " .. tostring(ttl))
+        local got = type(ttl) == "number" and tostring(ttl) or "a string"
+        assert.equal("honeymoon_session: SharedDictStore:" .. method .. " failed: ttl must be a whole number of "
+          .. "seconds from 1 to 3153600000, got " .. got .. " (lua_shared_dict sessions)", err)
+      end
+    end
+    assert.is_nil(store:get("new"))
+    assert.equal(record({ a = 1 }), store:get("live"))
+    local left = fake.shared.sessions:ttl("s:live")
+    assert.is_true(left > 0 and left <= 60, "the live session's ttl is " .. tostring(left))
+  end)
+
+  it("takes whole seconds from 1; nil is a day, as for the other stores", function()
+    local _, _, patch = hs._record_patch({ a = 1 }, { a = 2 })
+    -- The fake dict counts in real time (a moment passes between a write and the ttl read) and
+    -- in doubles (now + ttl - now may come out a few ulps over ttl).
+    local function left(id, want)
+      local t = fake.shared.sessions:ttl("s:" .. id)
+      assert.is_true(t > want - 1 and t <= want + 1e-3, id .. " lives " .. tostring(t) .. " s, not " .. want)
+    end
+    store:set("one", record({ a = 1 }), 1)
+    left("one", 1)
+    store:set("day", record({ a = 1 }))
+    left("day", 86400)
+    assert.is_true(store:merge("day", patch, 3153600000))
+    left("day", 3153600000)
+    assert.is_true(store:touch("day"))
+    left("day", 86400)
+  end)
+end)
+
 -- Two workers over one dict, played in one process (a fake dict): one worker's store call, and
 -- the other's landing in the middle of it.
 describe("SharedDictStore: races between two workers", function()

@@ -136,6 +136,25 @@ case("merge refreshes the TTL", function()
     assert(ttl > 290, "ttl after merge " .. ttl)
 end)
 
+case("set, merge and touch refuse a ttl the dict would read as never expiring, or raise on itself", function()
+    local s, id, fresh = store(), new_id(), new_id()
+    s:set(id, record({}), 60)
+    local function refused(method, ttl, f)
+        local err = raises(f, "^honeymoon_session: SharedDictStore:", method .. " " .. ttl)
+        eq(err, ("honeymoon_session: SharedDictStore:%s failed: ttl must be a whole number of seconds from 1 to "
+            .. "3153600000, got %s (lua_shared_dict sessions)"):format(method, tostring(ttl)), method .. " " .. ttl)
+    end
+    for _, ttl in ipairs({ 0, 0.0004, -5, 1.5 }) do
+        refused("set", ttl, function() s:set(fresh, record({}), ttl) end)
+        refused("merge", ttl, function() s:merge(id, patch({}, { a = 1 }), ttl) end)
+        refused("touch", ttl, function() s:touch(id, ttl) end)
+    end
+    eq(s:get(fresh), nil, "nothing written")
+    local left = ngx.shared.sessions:ttl("t:" .. id)
+    assert(left > 0 and left <= 60, "dict ttl " .. tostring(left))
+    s:destroy(id)
+end)
+
 case("merge of an unknown id is false and writes nothing", function()
     local s, id = store(), new_id()
     eq(s:merge(id, patch({}, { a = 1 }), 60), false, "merge")
@@ -176,7 +195,8 @@ end)
 
 case("an expired session is gone for get, exists, touch and merge, and stays gone", function()
     local s, id = store(), new_id()
-    s:set(id, record(SESSION), 0.05) -- the dict keeps milliseconds; sessions use whole seconds
+    -- Written straight into the dict: the store takes whole seconds, the dict milliseconds.
+    ngx.shared.sessions:set("t:" .. id, record(SESSION), 0.05)
     ngx.sleep(0.12)
     -- dict:expire alone would revive the entry (it is expired, not yet freed): touch must not.
     eq(s:touch(id, 60), false, "touch")

@@ -293,6 +293,20 @@ local function keep_listed(self, method, owner, id, ttl)
     if left == nil or (left > 0 and left < ttl) or not member(ids, id) then list(self, method, owner, id, ttl) end
 end
 
+-- A session's TTL: whole seconds from 1 to the engine's limit (100 years), as the other stores
+-- take it. The dict reads an expiry of 0 as "never" and rounds one under a millisecond down
+-- to 0, and raises a bare error of its own for a negative one; nil means a day, as for the
+-- other stores.
+local MAX_TTL, DAY = 3153600000, 86400
+
+---@return number ttl
+local function ttl_arg(self, method, ttl)
+    if ttl == nil then return DAY end
+    if type(ttl) == "number" and ttl >= 1 and ttl <= MAX_TTL and floor(ttl) == ttl then return ttl end
+    fail(self, method, "ttl must be a whole number of seconds from 1 to 3153600000, got "
+        .. (type(ttl) == "number" and tostring(ttl) or "a " .. type(ttl)))
+end
+
 ---Notes that the store wrote or touched the session under `key` now (its lastSeen).
 local function seen(self, key, ttl)
     local ok, _, forcible = self.dict:set(SEEN .. key, now_ms(), ttl)
@@ -312,9 +326,10 @@ end
 ---A session whose record names an owner is listed under it.
 ---@param id string
 ---@param record string
----@param ttl number seconds
+---@param ttl? integer seconds, from 1 (default a day)
 ---@param life? table the session's lifetime; `life.owner` the owner the record names
 function Store:set(id, record, ttl, life)
+    ttl = ttl_arg(self, "set", ttl)
     local dict, key = self.dict, self.prefix .. id
     if not record_meta then natives() end
     local owner
@@ -354,9 +369,10 @@ local OWNER_ATTEMPTS = 4
 ---destroyAll between the listing and the write leaves the session stored unlisted.
 ---@param id string
 ---@param patch string
----@param ttl number seconds
+---@param ttl? integer seconds, from 1 (default a day)
 ---@return boolean written
 function Store:merge(id, patch, ttl)
+    ttl = ttl_arg(self, "merge", ttl)
     local dict, key = self.dict, self.prefix .. id
     local lock_key = merge_lock(id, key)
     if not merge_patch then natives() end
@@ -445,9 +461,10 @@ end
 
 ---Refreshes the TTL. False when the session is gone.
 ---@param id string
----@param ttl number seconds
+---@param ttl? integer seconds, from 1 (default a day)
 ---@return boolean
 function Store:touch(id, ttl)
+    ttl = ttl_arg(self, "touch", ttl)
     local dict, key = self.dict, self.prefix .. id
     -- dict:expire also revives an entry that expired but is not yet freed, so check first:
     -- dict:get answers nil for it. Both calls judge expiry by this worker's cached clock,
