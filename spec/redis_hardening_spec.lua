@@ -78,6 +78,39 @@ describe("RedisStore timeouts (8.9)", function()
     end)
 end)
 
+-- Both RedisStores refuse at construction what would otherwise fail later: a timeout nginx's
+-- cosockets refuse ("bad timeout value" on every call).
+describe("RedisStore options refused at construction", function()
+    local LuaRedis = require("honeymoon_session.stores.redis")
+    local function refused(opts)
+        local errs = {}
+        for name, new in pairs({ native = hs.RedisStore, lua = LuaRedis.new }) do
+            local o = { url = server.url, socket = name == "lua" and "cqueues" or nil }
+            for k, v in pairs(opts) do o[k] = v end
+            local ok, err = pcall(new, o)
+            assert.is_false(ok, name .. " took the options")
+            errs[name] = message(err)
+        end
+        return errs
+    end
+
+    it("a timeout of 2^31 ms or more, naming the option and the range", function()
+        local function want(key, got)
+            return "honeymoon_session: RedisStore " .. key .. " must be a whole number of milliseconds from 1 to "
+                .. "2147483647 (about 24.8 days), got " .. got
+        end
+        for key, v in pairs({ connectTimeout = 3000000000, commandTimeout = 2 ^ 31 }) do
+            for name, err in pairs(refused({ [key] = v })) do
+                assert.equal(want(key, string.format("%d", v)), err, name)
+            end
+        end
+        assert.equal(want("pool.idle", "1099511627776"), refused({ pool = { idle = 2 ^ 40 } }).lua)
+        -- The largest is taken, and works.
+        local store = hs.RedisStore({ url = server.url, connectTimeout = 2147483647, commandTimeout = 2147483647 })
+        assert.is_false(store:exists("x"))
+    end)
+end)
+
 describe("RedisStore keys that are not UTF-8 (8.12)", function()
     it("are ids as bytes to all and length, and clear leaves nothing behind", function()
         local store = hs.RedisStore({ url = server.url })

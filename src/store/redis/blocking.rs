@@ -144,15 +144,31 @@ pub(super) fn index_prefix(opts: &LuaTable, prefix: &[u8]) -> LuaResult<Vec<u8>>
     Ok(p)
 }
 
-pub(super) fn option_ms(t: &LuaTable, key: &str, default: u64) -> LuaResult<Duration> {
-    match t.raw_get::<LuaValue>(key)? {
-        LuaValue::Nil => Ok(Duration::from_millis(default)),
-        LuaValue::Integer(n) if n > 0 => Ok(Duration::from_millis(n as u64)),
-        other => Err(LuaError::runtime(format!(
-            "honeymoon_session: RedisStore {key} must be a whole number of milliseconds above 0, got {}",
-            codec::a_type(&other)
-        ))),
+/// The longest timeout taken, in ms: nginx's cosockets refuse 2^31 ms or more (`bad timeout
+/// value`, on every call), so the option is refused at construction instead; the same limit
+/// holds for every RedisStore, so a config means the same to each.
+pub(super) const MAX_MS: i64 = i32::MAX as i64;
+
+/// A timeout option in whole milliseconds, from 1 to `MAX_MS`; `name` is how errors call it.
+pub(super) fn option_ms(t: &LuaTable, key: &str, name: &str, default: u64) -> LuaResult<Duration> {
+    let v = t.raw_get::<LuaValue>(key)?;
+    let ms = match v {
+        LuaValue::Nil => return Ok(Duration::from_millis(default)),
+        LuaValue::Integer(n) => n as f64,
+        LuaValue::Number(n) => n,
+        _ => f64::NAN,
+    };
+    if ms.fract() == 0.0 && (1.0..=MAX_MS as f64).contains(&ms) {
+        return Ok(Duration::from_millis(ms as u64));
     }
+    let got = match v {
+        LuaValue::Integer(n) => n.to_string(),
+        LuaValue::Number(n) => n.to_string(),
+        other => codec::a_type(&other).to_string(),
+    };
+    Err(bad(format!(
+        "{name} must be a whole number of milliseconds from 1 to {MAX_MS} (about 24.8 days), got {got}"
+    )))
 }
 
 impl RedisStore {
@@ -211,8 +227,8 @@ impl RedisStore {
                 address,
                 prefix,
                 index_prefix,
-                connect_timeout: option_ms(&opts, "connectTimeout", 2000)?,
-                command_timeout: option_ms(&opts, "commandTimeout", 2000)?,
+                connect_timeout: option_ms(&opts, "connectTimeout", "connectTimeout", 2000)?,
+                command_timeout: option_ms(&opts, "commandTimeout", "commandTimeout", 2000)?,
                 conn: Mutex::new(None),
                 cas: redis::Script::new(CAS),
                 set_listed: redis::Script::new(format::SET_LISTED),
