@@ -78,8 +78,9 @@ describe("RedisStore timeouts (8.9)", function()
     end)
 end)
 
--- Both RedisStores refuse at construction what would otherwise fail later: a timeout nginx's
--- cosockets refuse ("bad timeout value" on every call).
+-- Both RedisStores refuse at construction what would otherwise fail later, or quietly: a timeout
+-- nginx's cosockets refuse ("bad timeout value" on every call), and prefix "" (every key of the
+-- database a session to all, length and clear, the owner index's keys too).
 describe("RedisStore options refused at construction", function()
     local LuaRedis = require("honeymoon_session.stores.redis")
     local function refused(opts)
@@ -108,6 +109,15 @@ describe("RedisStore options refused at construction", function()
         -- The largest is taken, and works.
         local store = hs.RedisStore({ url = server.url, connectTimeout = 2147483647, commandTimeout = 2147483647 })
         assert.is_false(store:exists("x"))
+    end)
+
+    it("an empty prefix, with or without an indexPrefix of its own", function()
+        for _, opts in ipairs({ { prefix = "" }, { prefix = "", indexPrefix = "idx:" } }) do
+            for name, err in pairs(refused(opts)) do
+                assert.equal(1, err:find("honeymoon_session: RedisStore prefix must not be empty: ", 1, true),
+                    name .. ": " .. err)
+            end
+        end
     end)
 end)
 

@@ -125,15 +125,23 @@ fn tls_client(url: &str, tls: &LuaTable) -> LuaResult<RedisResult<Client>> {
 
 /// The `indexPrefix` option: where the owner index keys live. Neither it nor `prefix` may start
 /// with the other (`all`, `length` and `clear` would take index keys for sessions, or an
-/// owner's key could be a session's), and it must not be empty. An empty `prefix` already
-/// makes every key of the database a session for those methods, index keys included.
+/// owner's key could be a session's), and it must not be empty. `prefix` must not be empty
+/// either: every key of the database would then be a session to `all`, `length` and `clear`
+/// (the index keys too, and `clear` would delete other programs' keys).
 pub(super) fn index_prefix(opts: &LuaTable, prefix: &[u8]) -> LuaResult<Vec<u8>> {
+    if prefix.is_empty() {
+        return Err(bad(
+            "prefix must not be empty: all, length and clear take every key under it for a session, \
+             so with \"\" they would list the owner index's keys and clear would delete every key of \
+             the database; give the sessions a prefix of their own (connect-redis's default is \"sess:\")"
+                .into(),
+        ));
+    }
     let (p, given) = match bytes(opts, "indexPrefix")? {
         None => (format::default_index_prefix(prefix), false),
         Some(p) => (p, true),
     };
-    let overlaps = !prefix.is_empty() && (p.starts_with(prefix) || prefix.starts_with(&p));
-    if p.is_empty() || overlaps {
+    if p.is_empty() || p.starts_with(prefix) || prefix.starts_with(&p) {
         return Err(bad(format!(
             "indexPrefix must not be empty, and neither it nor prefix {:?} may start with the other, got {}{:?}",
             String::from_utf8_lossy(prefix),

@@ -830,6 +830,26 @@ mod tests {
         }
     }
 
+    /// With prefix "" every key of the database is a session to all, length and clear: the
+    /// owner index's keys would be listed, and clear would delete other programs' keys.
+    #[test]
+    fn config_refuses_an_empty_prefix() {
+        let lua = Lua::new();
+        let t = lua_exports(&lua).unwrap();
+        let config: LuaFunction = t.get("config").unwrap();
+        for src in [
+            "return { prefix = '' }",
+            "return { prefix = '', indexPrefix = 'idx:' }",
+        ] {
+            let opts: LuaTable = lua.load(src).eval().unwrap();
+            let err = config.call::<LuaTable>(opts).unwrap_err().to_string();
+            assert!(
+                err.contains("honeymoon_session: RedisStore prefix must not be empty: "),
+                "{src}: {err}"
+            );
+        }
+    }
+
     #[test]
     fn life_tables_follow_the_session_config() {
         let lua = Lua::new();
