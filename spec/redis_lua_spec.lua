@@ -539,6 +539,70 @@ describe("Lua RedisStore (cqueues) yields to the event loop", function()
     end)
 end)
 
+-- Many writers of one session at once, in several processes (as nginx's workers are): a merge
+-- that lost the compare-and-set backs off a short random while, yielding to the loop, before it
+-- tries again, so writers that keep colliding spread out instead of one of them losing
+-- MERGE_ATTEMPTS races in a row and giving up. (In one cqueues loop the retries run in the
+-- order the losers heard back, which is fair already; processes are not.)
+describe("Lua RedisStore (cqueues): merges under sustained contention", function()
+    -- One process: `writers` coroutines, each merging `rounds` keys of its own into session
+    -- "busy" (loaded each time, so each merge starts from what it read). They start when the
+    -- key "go" appears, so the processes overlap. Prints "errors N first-error".
+    local CHILD = [[
+package.cpath, package.path = %q, %q
+local cqueues = require("cqueues")
+local R = require("honeymoon_session")._redis
+local Redis = require("honeymoon_session.stores.redis")
+local url, tag, writers, rounds = %q, %q, %d, %d
+local cq, errors, first = cqueues.new(), 0, ""
+for w = 1, writers do
+    cq:wrap(function()
+        local s = Redis.new({ url = url, socket = "cqueues" })
+        local deadline = cqueues.monotime() + 10
+        while not s:exists("go") and cqueues.monotime() < deadline do cqueues.sleep(0.002) end
+        for r = 1, rounds do
+            local record, version = s:get("busy")
+            local data = R.data(record)
+            data[tag .. "." .. w .. "." .. r] = true
+            local ok, err = pcall(s.merge, s, "busy", R.patch(record, R.record(data)), 600, version)
+            if not ok then errors = errors + 1; first = first ~= "" and first or tostring(err) end
+        end
+    end)
+end
+assert(cq:loop())
+print("errors " .. errors .. " " .. first)
+]]
+
+    it("4 processes of 6 coroutines, each merging 20 keys of its own into one session: all persist", function()
+        local processes, writers, rounds = 4, 6, 20
+        in_loop(function() new():set("busy", R.record({}), 600) end)
+        local children = {}
+        local started = cqueues.monotime()
+        for p = 1, processes do
+            local src = os.tmpname()
+            local f = assert(io.open(src, "w"))
+            f:write(CHILD:format(package.cpath, package.path, server.url, "p" .. p, writers, rounds))
+            f:close()
+            children[p] = { src = src, pipe = assert(io.popen(Interpreter.command .. " " .. src .. " 2>&1")) }
+        end
+        os.execute("sleep 0.3") -- every child connected and waiting
+        server:cli("SET", "sess:go", "1")
+        local outs = {}
+        for p, c in ipairs(children) do
+            outs[p] = c.pipe:read("*a")
+            c.pipe:close()
+            os.remove(c.src)
+        end
+        local took = cqueues.monotime() - started
+        for p, out in ipairs(outs) do assert.equal("errors 0 \n", out, "process " .. p) end
+        local data = R.data((in_loop(function() return new():get("busy") end)))
+        local n = 0
+        for _ in pairs(data) do n = n + 1 end
+        assert.equal(processes * writers * rounds, n)
+        assert.is_true(took < 15, "the writers took " .. took .. " s")
+    end)
+end)
+
 describe("Lua RedisStore (cqueues) under session(): the engine's record-store path", function()
     local App = require("examples.framework.app")
     local Client = require("examples.framework.client")

@@ -39,7 +39,8 @@ local pack, decode, encode, merge, ttl_of = R.pack, R.decode, R.encode, R.merge,
 local replies, now_ms, listed = R.replies, R.now, R.listed
 local owner_arg = hs._owner
 
-local CAS, CAS_SHA, MERGE_ATTEMPTS = R.CAS, R.CAS_SHA, R.MERGE_ATTEMPTS
+local CAS, CAS_SHA, MERGE_ATTEMPTS, MERGE_BACKOFF_MS = R.CAS, R.CAS_SHA, R.MERGE_ATTEMPTS, R.MERGE_BACKOFF_MS
+local random, min = math.random, math.min
 local TOUCH, TOUCH_SHA = R.TOUCH, R.TOUCH_SHA
 local SET_LISTED, SET_LISTED_SHA = R.SET_LISTED, R.SET_LISTED_SHA
 local SESSIONS_OF, SESSIONS_OF_SHA = R.SESSIONS_OF, R.SESSIONS_OF_SHA
@@ -58,6 +59,7 @@ end
 -- Backends: acquire() -> conn | nil, why; conn:send(bytes) -> true | nil, why, closed;
 -- conn:receive() -> bytes | nil, why, closed; conn:release(); conn:close(). `closed` says the
 -- server closed the connection (a pooled one may have been, by a restart: retried once).
+-- pause(seconds): a short wait that lets the loop run other requests meanwhile.
 
 local function timed_out(ms) return format("timed out after %d ms", ms) end
 
@@ -91,6 +93,8 @@ local function ngx_backend(cfg)
         self.sock:close()
     end
     local B = {}
+    -- Where ngx.sleep cannot yield (from inside a C call), no wait: the caller only retries.
+    function B.pause(seconds) pcall(ngx.sleep, seconds) end
     function B.acquire()
         local sock, err = tcp()
         if not sock then return nil, tostring(err) end
@@ -116,7 +120,7 @@ local function cqueues_backend(cfg)
             .. plain(socket) .. ")", 3)
     end
     local errno = require("cqueues.errno")
-    local monotime = require("cqueues").monotime
+    local monotime, sleep = require("cqueues").monotime, require("cqueues").sleep
     local ETIMEDOUT, ECONNRESET, EPIPE = errno.ETIMEDOUT, errno.ECONNRESET, errno.EPIPE
     local connect_s = cfg.connect_timeout / 1000
     local idle_s = cfg.pool_idle / 1000
@@ -168,6 +172,7 @@ local function cqueues_backend(cfg)
         self.sock:close()
     end
     local B = {}
+    B.pause = sleep
     function B.acquire()
         local p = pool()
         local now = monotime()
@@ -337,7 +342,17 @@ function Store:merge(id, patch, ttl, version, life, max_size)
         base = command(self, "merge", pack("GET", k))
         if base == nil then return false end
     end
-    for _ = 1, MERGE_ATTEMPTS do
+    for attempt = 1, MERGE_ATTEMPTS do
+        if attempt > 1 then
+            -- Lost the race to another writer: wait a random while (up to 1, 2, 4, 8, then
+            -- MERGE_BACKOFF_MS ms), yielding to the loop, so writers that keep colliding (nginx's
+            -- workers, several processes) spread out instead of retrying in lockstep until one
+            -- gives up; then merge onto what is stored by then, not onto the value the lost race
+            -- returned, which the others have most likely overwritten during the wait.
+            self.backend.pause(random() * min(2 ^ (attempt - 2), MERGE_BACKOFF_MS) / 1000)
+            base = command(self, "merge", pack("GET", k))
+            if base == nil then return false end
+        end
         local json, ex, sha, owner = merge(base, patch, ttl, life, max_size)
         if json == false then return false end -- an id regenerate retired: never written again
         if not json then fail(self, "merge", ex) end
@@ -353,7 +368,6 @@ function Store:merge(id, patch, ttl, version, life, max_size)
         if type(reply) ~= "string" then
             fail(self, "merge", "unexpected reply " .. tostring(reply))
         end
-        base = reply -- lost a race: merge onto what the winner wrote
     end
     fail(self, "merge", MERGE_ATTEMPTS .. " concurrent writes to the session won every race; giving up")
 end

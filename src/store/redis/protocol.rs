@@ -16,7 +16,8 @@
 //! - `decode(json)` -> record; `encode(record, ttl, life)` -> json, ttl;
 //!   `merge(base_json, patch, ttl, life)` -> json, ttl, sha1 of base; `ttl(ttl, life)` -> the
 //!   key's TTL. Each returns `nil, why` on failure.
-//! - `CAS`, `CAS_SHA`, `MERGE_ATTEMPTS`: the compare-and-set script, its SHA-1, the retries;
+//! - `CAS`, `CAS_SHA`, `MERGE_ATTEMPTS`, `MERGE_BACKOFF_MS`: the compare-and-set script, its
+//!   SHA-1, the retries and the longest wait between two;
 //!   `SET_LISTED`, `TOUCH`, `SESSIONS_OF`, `DESTROY_ALL` and their `_SHA`: the other scripts
 //!   (`format`), the native store's own. `encode` and `merge` also return the owner the JSON
 //!   names (for the owner index), `now()` the module's clock in ms (the index's scores), and
@@ -573,6 +574,7 @@ pub fn lua_exports(lua: &Lua) -> LuaResult<LuaTable> {
     )?;
     t.set("listed", lua.create_function(listed)?)?;
     t.set("MERGE_ATTEMPTS", MERGE_ATTEMPTS)?;
+    t.set("MERGE_BACKOFF_MS", format::MERGE_BACKOFF_MS)?;
     t.set(
         "decode",
         lua.create_function(|lua, (raw, max): (LuaString, Option<f64>)| {
