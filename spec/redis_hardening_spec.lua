@@ -121,6 +121,65 @@ describe("RedisStore options refused at construction", function()
     end)
 end)
 
+-- Many processes writing one session at once (a pre-forking server's workers): a merge that lost
+-- the compare-and-set waits a short random while before it tries again, so the writers spread out
+-- instead of one of them losing 16 races in a row and giving up (the request's write lost).
+describe("RedisStore merges under sustained contention", function()
+    -- One process: `rounds` requests on one session, each adding a key of its own (a merge).
+    -- Starts when the key "go" appears, so the processes overlap. Prints "errors N first-error".
+    local CHILD = [[
+package.cpath, package.path = %q, %q
+local hs = require("honeymoon_session")
+local url, cookie, tag, rounds = %q, %q, %q, %d
+local store = hs.RedisStore({ url = url })
+local core = hs.core({ secret = "contention-secret", store = store })
+local deadline = os.time() + 10
+while not store:exists("go") and os.time() < deadline do end
+local errors, first = 0, ""
+for r = 1, rounds do
+    local s = core:load(cookie)
+    s[tag .. "." .. r] = true
+    local ok, err = pcall(core.commit, core, s)
+    if not ok then errors = errors + 1; first = first ~= "" and first or tostring(err) end
+end
+print("errors " .. errors .. " " .. first)
+]]
+
+    it("16 processes, each adding 50 keys of its own to one session: all persist", function()
+        local processes, rounds = 16, 50
+        local Interpreter = require("spec.support.interpreter")
+        local core = hs.core({ secret = "contention-secret", store = hs.RedisStore({ url = server.url }) })
+        local s = core:load(nil)
+        s.base = true
+        local cookie = core:commit(s)[1]:match("^([^;]*)")
+        local children = {}
+        local started = os.time()
+        for p = 1, processes do
+            local src = os.tmpname()
+            local f = assert(io.open(src, "w"))
+            f:write(CHILD:format(package.cpath, package.path, server.url, cookie, "p" .. p, rounds))
+            f:close()
+            children[p] = { src = src, pipe = assert(io.popen(Interpreter.command .. " " .. src .. " 2>&1")) }
+        end
+        os.execute("sleep 0.5") -- every child started and waiting
+        server:cli("SET", "sess:go", "1")
+        local outs = {}
+        for p, c in ipairs(children) do
+            outs[p] = c.pipe:read("*a")
+            c.pipe:close()
+            os.remove(c.src)
+        end
+        local took = os.time() - started
+        for p, out in ipairs(outs) do assert.equal("errors 0 \n", out, "process " .. p) end
+        local n = 0
+        for k, v in pairs(core:load(cookie)) do
+            if k:match("^p%d+%.%d+$") and v == true then n = n + 1 end
+        end
+        assert.equal(processes * rounds, n)
+        assert.is_true(took < 30, "the writers took " .. took .. " s")
+    end)
+end)
+
 describe("RedisStore keys that are not UTF-8 (8.12)", function()
     it("are ids as bytes to all and length, and clear leaves nothing behind", function()
         local store = hs.RedisStore({ url = server.url })

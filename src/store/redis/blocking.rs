@@ -554,7 +554,19 @@ impl Store for RedisStore {
             },
         };
         let key = self.key(id.as_bytes());
-        for _ in 0..MERGE_ATTEMPTS {
+        for attempt in 0..MERGE_ATTEMPTS {
+            if attempt > 0 {
+                // Lost the race to another writer (another process): wait a random while, so
+                // writers that keep colliding spread out instead of retrying in lockstep until
+                // one gives up (this store blocks its process anyway); then merge onto what is
+                // stored by then, not onto the value the lost race returned, which the others
+                // have most likely overwritten during the wait.
+                std::thread::sleep(format::merge_backoff(attempt));
+                base = match self.get_raw(id.as_bytes())? {
+                    Some(raw) => raw,
+                    None => return Ok(Merged::Gone),
+                };
+            }
             // An id `regenerate` retired is never written again (its stale grace runs out).
             let Some((json, owner)) = changes.apply(&base, &cookie, max).map_err(bad)? else {
                 return Ok(Merged::Gone);
@@ -578,7 +590,8 @@ impl Store for RedisStore {
             match reply {
                 redis::Value::Int(1) => return Ok(Merged::Written(Some(json))),
                 redis::Value::Int(_) => return Ok(Merged::Gone),
-                redis::Value::BulkString(current) => base = current,
+                // Lost: the loop reads the session again after its wait.
+                redis::Value::BulkString(_) => {}
                 other => return Err(bad(format!("unexpected reply {other:?}"))),
             }
         }

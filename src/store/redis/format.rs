@@ -31,6 +31,24 @@ pub const MERGE_ATTEMPTS: usize = 16;
 /// session in 4 processes, 8 still let about 1 run in 10 lose a write, 16 none in 10.
 pub const MERGE_BACKOFF_MS: u64 = 16;
 
+/// How long the blocking store waits before a merge's next attempt, after `lost` lost races
+/// (1 or more): a random time up to min(2^(lost-1), MERGE_BACKOFF_MS) ms.
+pub fn merge_backoff(lost: usize) -> std::time::Duration {
+    let shift = u32::try_from(lost.saturating_sub(1)).unwrap_or(u32::MAX);
+    let window_us = 1u64
+        .checked_shl(shift)
+        .unwrap_or(u64::MAX)
+        .min(MERGE_BACKOFF_MS)
+        * 1000;
+    let mut r = [0u8; 4];
+    // Without the OS's random source, the whole window: still a wait, only not spread.
+    let r = match crate::id::os_random(&mut r) {
+        Ok(()) => u64::from(u32::from_le_bytes(r)),
+        Err(_) => u64::from(u32::MAX),
+    };
+    std::time::Duration::from_micros((window_us * r) >> 32)
+}
+
 /// The owner index ("log out everywhere"), shared by the scripts that write: a sorted set per
 /// owner, key `indexPrefix .. owner`, whose members are session ids scored by when the store
 /// last wrote or touched them (ms, the module's clock). `list(okey, id, now, ttl, prefix)` adds
@@ -741,6 +759,35 @@ mod tests {
         );
         assert!(json.contains(r#""new":"x""#), "{json}");
         assert!(!json.contains("gone"), "{json}");
+    }
+
+    /// The wait before a merge's next attempt spreads over its window: up to 1, 2, 4, 8, then
+    /// MERGE_BACKOFF_MS ms, also after far more lost races than MERGE_ATTEMPTS.
+    #[test]
+    fn a_merge_backs_off_within_its_window() {
+        for (lost, window_ms) in [
+            (1, 1),
+            (2, 2),
+            (3, 4),
+            (4, 8),
+            (5, 16),
+            (6, 16),
+            (16, 16),
+            (usize::MAX, 16),
+        ] {
+            let waits: Vec<_> = (0..200).map(|_| merge_backoff(lost)).collect();
+            let most = waits.iter().max().copied().unwrap_or_default();
+            let window = std::time::Duration::from_millis(window_ms);
+            // 200 waits spread over the window: one below half of it has odds of 2^-200.
+            assert!(
+                most < window && most >= window / 2,
+                "after {lost} lost: {most:?}"
+            );
+            assert!(
+                waits.iter().any(|w| *w != most),
+                "after {lost} lost: always {most:?}, not random"
+            );
+        }
     }
 
     #[test]
