@@ -358,6 +358,14 @@ function Store:set(id, record, ttl, life)
     if owner ~= nil then seen(self, key, ttl) end
 end
 
+---Frees an owner lock a merge took (when `held`), unless it expired and another took it since.
+---Returns nil: the merge holds no owner lock any more. (Not a closure in merge: creating one
+---stops LuaJIT from compiling the hot path.)
+local function unlock_owner(dict, held, owner_lock, token)
+    if held ~= nil and dict:get(owner_lock) == token then dict:delete(owner_lock) end
+    return nil
+end
+
 -- How often a merge that changes the session's owner starts over because the owner changed
 -- again while it took the new owner's lock (concurrent logins as different users).
 local OWNER_ATTEMPTS = 4
@@ -379,17 +387,13 @@ function Store:merge(id, patch, ttl)
     -- The owner whose list lock this merge holds (nil: none), that lock's key and its token:
     -- waiting for the session's lock can outlast the owner lock's lock_exptime.
     local held, owner_lock, token
-    local function release_owner()
-        if held ~= nil and dict:get(owner_lock) == token then dict:delete(owner_lock) end
-        held = nil
-    end
     for _ = 1, OWNER_ATTEMPTS do
         if held == nil then
             lock(self, "merge", lock_key)
         else
             local locked, err = pcall(lock, self, "merge", lock_key)
             if not locked then
-                release_owner()
+                held = unlock_owner(dict, held, owner_lock, token)
                 error(err, 0)
             end
         end
@@ -403,26 +407,26 @@ function Store:merge(id, patch, ttl)
             local current = dict:get(key)
             if current == nil then
                 dict:delete(lock_key)
-                release_owner()
+                held = unlock_owner(dict, held, owner_lock, token)
                 return false
             end
             -- merged, and the owner it names and whether this merge changed it
             local merged_ok, merged, owner, changed = pcall(merge_patch, current, patch)
             if not merged_ok then
                 dict:delete(lock_key)
-                release_owner()
+                held = unlock_owner(dict, held, owner_lock, token)
                 fail(self, "merge", error_message(merged))
             end
             if merged == false then -- an id regenerate retired: never written again
                 dict:delete(lock_key)
-                release_owner()
+                held = unlock_owner(dict, held, owner_lock, token)
                 return false
             end
             if changed and owner ~= nil and owner ~= held then
                 -- Joining `owner`: its list lock comes before the session's, as in destroyAll,
                 -- so drop the session's, take the owner's, and start over.
                 dict:delete(lock_key)
-                release_owner()
+                held = unlock_owner(dict, held, owner_lock, token)
                 tokens = tokens + 1
                 held, owner_lock, token = owner, LOCK .. OWNER .. self.prefix .. owner, worker_pid() .. ":" .. tokens
                 lock(self, "merge", owner_lock, token)
@@ -436,7 +440,7 @@ function Store:merge(id, patch, ttl)
                     if not ok and refused ~= "not found" then err = why(refused) end
                 end
                 dict:delete(lock_key)
-                release_owner()
+                held = unlock_owner(dict, held, owner_lock, token)
                 if err ~= nil then fail(self, "merge", err) end
                 if not ok then return false end
                 if forcible then evicted(self) end
