@@ -123,7 +123,7 @@ end)
 
 -- Many processes writing one session at once (a pre-forking server's workers): a merge that lost
 -- the compare-and-set waits a short random while before it tries again, so the writers spread out
--- instead of one of them losing 16 races in a row and giving up (the request's write lost).
+-- instead of one of them losing every race in a row and giving up (the request's write lost).
 describe("RedisStore merges under sustained contention", function()
     -- One process: `rounds` requests on one session, each adding a key of its own (a merge).
     -- Starts when the key "go" appears, so the processes overlap. Prints "errors N first-error".
