@@ -254,6 +254,19 @@ describe("RedisStore under concurrent requests on one session", function()
     end)
   end
 
+  it("a merge that fails is named merge, with the address", function()
+    local core = hs.core({ secret = SECRET, store = store() })
+    local s = core:load(nil, false)
+    s.a = 1
+    local header = core:commit(s)[1]:match("^[^;]+")
+    local again = core:load(header, false)
+    server:cli("SET", PREFIX .. s:getId(), "[1]") -- another program wrote something else there
+    again.b = 2
+    local ok, err = pcall(core.commit, core, again)
+    assert.is_false(ok)
+    assert.matches("^honeymoon_session: RedisStore:merge failed: .*%(redis at 127%.0%.0%.1:%d+/0%)$", err)
+  end)
+
   it("stores each flash message under its own key in connect-redis's JSON", function()
     local core = hs.core({ secret = SECRET, store = store() })
     local s = core:load(nil, false)

@@ -378,7 +378,7 @@ impl MemoryStore {
             Some(e) if retired(e.data()) => return Ok(false),
             Some(e) => (
                 meta::merged(e.data(), changes).map_err(|e| {
-                    StoreError::new("MemoryStore", "set", crate::engine::message(&e))
+                    StoreError::new("MemoryStore", "merge", crate::engine::message(&e))
                 })?,
                 e.owned(),
             ),

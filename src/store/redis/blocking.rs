@@ -543,8 +543,8 @@ impl Store for RedisStore {
         let id = id.as_str();
         // This request's values (no JSON form) are not what Redis holds: no address.
         let changes =
-            JsonChanges::of(changes).map_err(|e| StoreError::new("RedisStore", "set", e))?;
-        let bad = |e: String| self.error_at("set", e);
+            JsonChanges::of(changes).map_err(|e| StoreError::new("RedisStore", "merge", e))?;
+        let bad = |e: String| self.error_at("merge", e);
         let cookie = Cookie::of(life);
         let mut base = match base {
             Some(b) => b.as_bytes().to_vec(),
@@ -576,7 +576,7 @@ impl Store for RedisStore {
             // request wrote) is listed by the same script that writes it.
             let index = owner.map(|o| format::index_key(&self.inner.index_prefix, &o));
             let now = clock::now_ms();
-            let reply: redis::Value = self.with("set", |c| {
+            let reply: redis::Value = self.with("merge", |c| {
                 let mut call = self.inner.cas.key(&key);
                 call.arg(&sha).arg(&json).arg(cookie.ttl());
                 if let Some(index) = &index {
