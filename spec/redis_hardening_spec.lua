@@ -128,7 +128,6 @@ describe("RedisStore merges under sustained contention", function()
     -- One process: `rounds` requests on one session, each adding a key of its own (a merge).
     -- Starts when the key "go" appears, so the processes overlap. Prints "errors N first-error".
     local CHILD = [[
-package.cpath, package.path = %q, %q
 local hs = require("honeymoon_session")
 local url, cookie, tag, rounds = %q, %q, %q, %d
 local store = hs.RedisStore({ url = url })
@@ -147,7 +146,7 @@ print("errors " .. errors .. " " .. first)
 
     it("16 processes, each adding 50 keys of its own to one session: all persist", function()
         local processes, rounds = 16, 50
-        local Interpreter = require("spec.support.interpreter")
+        local Child = require("spec.support.child")
         local core = hs.core({ secret = "contention-secret", store = hs.RedisStore({ url = server.url }) })
         local s = core:load(nil)
         s.base = true
@@ -155,20 +154,12 @@ print("errors " .. errors .. " " .. first)
         local children = {}
         local started = os.time()
         for p = 1, processes do
-            local src = os.tmpname()
-            local f = assert(io.open(src, "w"))
-            f:write(CHILD:format(package.cpath, package.path, server.url, cookie, "p" .. p, rounds))
-            f:close()
-            children[p] = { src = src, pipe = assert(io.popen(Interpreter.command .. " " .. src .. " 2>&1")) }
+            children[p] = Child.start(CHILD:format(server.url, cookie, "p" .. p, rounds))
         end
         os.execute("sleep 0.5") -- every child started and waiting
         server:cli("SET", "sess:go", "1")
         local outs = {}
-        for p, c in ipairs(children) do
-            outs[p] = c.pipe:read("*a")
-            c.pipe:close()
-            os.remove(c.src)
-        end
+        for p, c in ipairs(children) do outs[p] = c.wait() end
         local took = os.time() - started
         for p, out in ipairs(outs) do assert.equal("errors 0 \n", out, "process " .. p) end
         local n = 0

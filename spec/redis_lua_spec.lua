@@ -3,6 +3,7 @@
 -- store and with Node, compare-and-set merges under concurrency, failures as plain messages,
 -- and proof that its calls yield to the event loop.
 local Interpreter = require("spec.support.interpreter")
+local Child = require("spec.support.child")
 if not Interpreter.yields_across_pcall then
     describe("Lua RedisStore (cqueues)", function()
         pending("its socket calls yield inside the store's pcall: " .. Interpreter.NO_YIELD_IN_PCALL)
@@ -549,7 +550,6 @@ describe("Lua RedisStore (cqueues): merges under sustained contention", function
     -- "busy" (loaded each time, so each merge starts from what it read). They start when the
     -- key "go" appears, so the processes overlap. Prints "errors N first-error".
     local CHILD = [[
-package.cpath, package.path = %q, %q
 local cqueues = require("cqueues")
 local R = require("honeymoon_session")._redis
 local Redis = require("honeymoon_session.stores.redis")
@@ -579,20 +579,12 @@ print("errors " .. errors .. " " .. first)
         local children = {}
         local started = cqueues.monotime()
         for p = 1, processes do
-            local src = os.tmpname()
-            local f = assert(io.open(src, "w"))
-            f:write(CHILD:format(package.cpath, package.path, server.url, "p" .. p, writers, rounds))
-            f:close()
-            children[p] = { src = src, pipe = assert(io.popen(Interpreter.command .. " " .. src .. " 2>&1")) }
+            children[p] = Child.start(CHILD:format(server.url, "p" .. p, writers, rounds))
         end
         os.execute("sleep 0.3") -- every child connected and waiting
         server:cli("SET", "sess:go", "1")
         local outs = {}
-        for p, c in ipairs(children) do
-            outs[p] = c.pipe:read("*a")
-            c.pipe:close()
-            os.remove(c.src)
-        end
+        for p, c in ipairs(children) do outs[p] = c.wait() end
         local took = cqueues.monotime() - started
         for p, out in ipairs(outs) do assert.equal("errors 0 \n", out, "process " .. p) end
         local data = R.data((in_loop(function() return new():get("busy") end)))

@@ -51,6 +51,26 @@ function M.run(source, opts)
   return result
 end
 
+---Starts Lua code as `run` does, without waiting for it: several children run at once (writers
+---racing on one store). `wait()` returns what it printed, stdout and stderr together.
+---@param source string
+---@return {wait: fun(): string}
+function M.start(source)
+  local src = os.tmpname()
+  local f = assert(io.open(src, "w"))
+  f:write(("package.cpath = %q\npackage.path = %q\n"):format(package.cpath, package.path), source)
+  f:close()
+  local pipe = assert(io.popen(M.interpreter .. " " .. quote(src) .. " 2>&1"))
+  return {
+    wait = function()
+      local out = pipe:read("*a")
+      pipe:close()
+      os.remove(src)
+      return out
+    end,
+  }
+end
+
 ---Bash that opens fd 5 as the write end of a pipe whose reader has already exited, for
 ---`stderr = "2>&5"`: every write to it fails with EPIPE (and raises SIGPIPE).
 --- A fifo opened for reading and writing, then for writing, then its only reader closed: no
