@@ -9,7 +9,7 @@ local getmetatable, setmetatable = getmetatable, setmetatable
 local commit, destroy_id, reload, destroy_moved = ops.commit, ops.destroy, ops.reload, ops.drop_moved
 local retire_or_destroy, note_retired = ops.retire_or_destroy, ops.retired
 local SAVE_NOW, FINAL = ops.SAVE_NOW, ops.FINAL
-local floor, sub = math.floor, string.sub
+local floor, sub, byte = math.floor, string.sub, string.byte
 local unpack = table.unpack or unpack -- Lua 5.1 and LuaJIT: the global
 
 local FLASH_KEY = "__flash"
@@ -56,8 +56,9 @@ local function check_value(k, v, level)
 end
 
 local function reserved(k, level)
-    -- "__flash:<key>": where each flash message is stored.
-    if k == FLASH_KEY or sub(k, 1, 8) == "__flash:" then
+    -- "__flash:<key>": where each flash message is stored. Its ":" tested first: this runs on
+    -- every write of a new key, and sub makes a string.
+    if k == FLASH_KEY or (#k >= 8 and byte(k, 8) == 58 and sub(k, 1, 8) == "__flash:") then
         error('honeymoon_session: the session key ' .. (k == FLASH_KEY and '"__flash"' or 'prefix "__flash:"')
             .. ' is reserved for flash messages; use flash() and getFlash()', level or 3)
     elseif k == META_KEY then
@@ -134,9 +135,14 @@ end
 ---@param key string
 ---@return boolean
 function Methods:has(key)
-    state(self)
-    check_key(key) -- here, so that a bad key is reported at the caller's line, not get's
-    return Methods.get(self, key) ~= nil
+    local m = state(self)
+    check_key(key)
+    -- get's lookup, not a call to get: a bad key is then reported at the caller's line.
+    if is_method[key] then
+        local shadow = m.shadow
+        return shadow ~= nil and shadow[key] ~= nil
+    end
+    return rawget(self, key) ~= nil
 end
 
 ---@param key string
