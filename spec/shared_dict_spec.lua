@@ -97,6 +97,61 @@ describe("SharedDictStore: a session is never stored unlisted", function()
     assert.matches("contended", tostring(during[2]), 1, true)
     assert.same({ ID }, listed())
   end)
+
+  it("destroyAll keeps listed a session another worker logged in while its owner lock had expired", function()
+    store:set(OTHER, record(ANN), 3600, { owner = "ann" })
+    assert.is_true(store:merge(OTHER, patch(ANN, ANON), 3600)) -- logged out: the list keeps it as a hint
+    store:set(ID, record(ANN), 3600, { owner = "ann" })
+    -- destroyAll has checked OTHER (not ann's: spared) and waits on ID's session lock for
+    -- longer than its owner lock lives; meanwhile another worker logs OTHER in as ann again.
+    local get, relogged = dict.get, false
+    dict.get = function(self, key)
+      if key == "s:" .. ID and not relogged then
+        relogged = true
+        hs._advance_clock(2) -- past lock_exptime: the owner lock is free
+        assert.is_true(store:merge(OTHER, patch(ANON, ANN), 3600, nil, { owner = "ann" }))
+      end
+      return get(self, key)
+    end
+    assert.equal(1, store:destroyAll("ann"))
+    dict.get = get
+    assert.is_true(relogged)
+    assert.equal("ann", owner_of(OTHER))
+    assert.same({ OTHER }, listed(), "stored as ann's, so on ann's list")
+    assert.equal(1, store:destroyAll("ann"))
+  end)
+
+  -- The relisting after a merge or touch: its write stands whatever the list does.
+  it("an owned touch or merge relists at most once per TTL, and never raises after its write", function()
+    store:set(ID, record(ANN), 3600, { owner = "ann" })
+    hs._advance_clock(1)
+    local add, taken = dict.add, 0
+    dict.add = function(self, key, ...)
+      if key == OWNER_LOCK then taken = taken + 1 end
+      return add(self, key, ...)
+    end
+    assert.is_true(store:touch(ID, 3600))
+    assert.is_true(store:merge(ID, patch(ANN, { cart = 2, __meta = ANN.__meta }), 3600))
+    hs._advance_clock(1800)
+    assert.is_true(store:touch(ID, 3600))
+    dict.add = add
+    assert.equal(0, taken, "the list, written with slack, outlives the session: no relisting")
+    -- Later the list's time left is below the session's: it needs relisting, and its lock is
+    -- held elsewhere.
+    hs._advance_clock(1900)
+    assert(dict:add(OWNER_LOCK, "another worker", 60))
+    local warned = {}
+    fake.log = function(_, ...) warned[#warned + 1] = table.concat({ ... }) end
+    local before = dict:ttl("s:" .. ID)
+    assert.is_true(store:touch(ID, 3600))
+    assert.is_true(dict:ttl("s:" .. ID) > before, "the touch landed")
+    assert.is_true(store:merge(ID, patch({ cart = 2, __meta = ANN.__meta }, { cart = 3, __meta = ANN.__meta }), 3600))
+    assert.equal(2, #warned)
+    assert.matches("the session was written, but not listed under its owner this time", warned[1], 1, true)
+    dict:delete(OWNER_LOCK)
+    assert.is_true(store:touch(ID, 3600))
+    assert.same({ ID }, listed())
+  end)
 end)
 
 -- A TTL the dict would misread (0 and anything under a millisecond are "never expires"; a

@@ -274,6 +274,31 @@ case("a held lock: merge waits (ngx.sleep) and proceeds when it frees itself", f
     eq(s:get(id), record({ a = 1 }), "merged")
 end)
 
+case("a lock taken after a handler ran long without yielding still holds for the other workers", function()
+    -- The dict dates a lock's expiry by the worker's cached clock, which stood still while the
+    -- handler ran: taken on that stale clock, a 10 ms lock would be over already for a worker
+    -- whose clock is fresh, and its merge would run inside this one's.
+    local s, id = store({ dict = "sessions", prefix = "t:", lock_exptime = 0.01 }), new_id()
+    s:set(id, record({}), 60)
+    local dict, lock_key = ngx.shared.sessions, merge_lock(id)
+    local add, other = dict.add, nil
+    rawset(dict, "add", function(d, key, ...)
+        local ok, err, forcible = add(d, key, ...)
+        if key == lock_key and other == nil then
+            ngx.update_time() -- another worker's clock
+            other = add(d, key, true, 0.01)
+        end
+        return ok, err, forcible
+    end)
+    ngx.update_time()
+    local t0 = os.clock()
+    while os.clock() - t0 < 0.03 do end -- a handler busy for 30 ms (a password hash)
+    local ok, err = pcall(s.merge, s, id, patch({}, { a = 1 }), 60)
+    rawset(dict, "add", nil)
+    eq(ok, true, "merge: " .. tostring(err))
+    eq(other, false, "another worker took the merge's lock while it was held")
+end)
+
 case("a held lock past lock_timeout: merge fails plainly, writes nothing", function()
     local s, id = store({ dict = "sessions", prefix = "t:", lock_timeout = 0.05 }), new_id()
     s:set(id, record({}), 60)

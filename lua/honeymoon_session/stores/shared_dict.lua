@@ -7,11 +7,14 @@
 --   local store = require("honeymoon_session.stores.shared_dict").new({ dict = "sessions" })
 --
 -- Semantics worth knowing (README: "SharedDictStore"):
--- * get and set are one dict call each; destroy, touch and exists one or two.
+-- * get is one dict call; set one (more for a session that names an owner: see the owner
+--   index below); destroy, touch and exists one or two.
 -- * merge is atomic across workers: the dict has no compare-and-set, so merge takes a short
 --   per-session lock (a `dict:add` of a lock key with an expiry), reads, applies the patch
 --   natively and writes back with `dict:replace`, which refuses a session that was destroyed
---   or expired meanwhile. Nothing in the locked section yields, so it lasts microseconds; a
+--   or expired meanwhile. Nothing in the session's locked section yields, so it lasts
+--   microseconds (an owner's list lock, which a login merge and destroyAll take first, is held
+--   across their waits for session locks); a
 --   request that finds the lock taken waits with ngx.sleep (1 ms, doubling up to 16 ms) for at
 --   most `lock_timeout` seconds. The lock expires after `lock_exptime` seconds on its own, so
 --   a worker that dies holding it wedges that session for at most that long (one stalled in
@@ -54,6 +57,8 @@ local NUL = 0
 -- Ids an owner's list drops per write when their session is gone (the list stays bounded by
 -- the owner's live sessions without a sweep).
 local PRUNE_PER_WRITE = 4
+-- The longest TTL (100 years, the engine's limit), and the one when none is given.
+local MAX_TTL, DAY = 3153600000, 86400
 
 -- Owner lock tokens (destroyAll, a merge that changes the owner): this worker's pid (0
 -- outside nginx's workers) and a count.
@@ -136,6 +141,10 @@ end
 local function lock(self, method, lock_key, value)
     local dict, exptime = self.dict, self._lock_exptime
     value = value or true
+    -- The dict counts the expiry from the worker's cached clock, which stops while a handler
+    -- runs without yielding: after a long one (a password hash), a lock taken on the stale
+    -- clock would already be past its expiry for the other workers.
+    ngx.update_time()
     local ok, err, forcible = dict:add(lock_key, value, exptime)
     if ok then
         if forcible then evicted(self) end -- room for the lock was made by dropping a session
@@ -154,7 +163,8 @@ local function lock(self, method, lock_key, value)
         if can_sleep then
             -- Fails only when a C function stands between here and the request's coroutine (a
             -- gsub or sort callback): store methods are to be called from Lua, as any store that
-            -- yields must be. We hold no lock yet, so failing leaves nothing behind.
+            -- yields must be. A caller that holds another lock (an owner's) frees it when this
+            -- raises.
             local slept, err = pcall(sleep, step)
             if not slept then
                 fail(self, method, "the session is locked by another request, and ngx.sleep cannot wait for it: "
@@ -259,7 +269,10 @@ local function enlist(self, okey, id, ttl)
     end
     local left = dict:ttl(okey)
     if not found or n < #ids or left == nil or (left > 0 and left < ttl) then
-        return write_list(self, okey, kept, max(left or 0, ttl))
+        -- Twice the session's TTL: the list's time left counts down from here, and each owned
+        -- merge or touch relists (under the owner lock) once it is below the session's; with the
+        -- slack that is once per TTL, not on every request.
+        return write_list(self, okey, kept, max(left or 0, min(2 * ttl, MAX_TTL)))
     end
 end
 
@@ -290,14 +303,22 @@ local function keep_listed(self, method, owner, id, ttl)
     local dict, okey = self.dict, OWNER .. self.prefix .. owner
     local ids = dict:get(okey)
     local left = dict:ttl(okey)
-    if left == nil or (left > 0 and left < ttl) or not member(ids, id) then list(self, method, owner, id, ttl) end
+    if left == nil or (left > 0 and left < ttl) or not member(ids, id) then
+        -- After the session's write, which stands: a listing that fails here (its lock held
+        -- too long elsewhere, a full dict) is logged, not raised, and the session's next merge
+        -- or touch lists it.
+        local ok, err = pcall(list, self, method, owner, id, ttl)
+        if not ok then
+            ngx.log(ngx.WARN, "honeymoon_session: SharedDictStore:", method, ": the session was written, ",
+                "but not listed under its owner this time (its next write or touch lists it): ", tostring(err))
+        end
+    end
 end
 
 -- A session's TTL: whole seconds from 1 to the engine's limit (100 years), as the other stores
 -- take it. The dict reads an expiry of 0 as "never" and rounds one under a millisecond down
 -- to 0, and raises a bare error of its own for a negative one; nil means a day, as for the
 -- other stores.
-local MAX_TTL, DAY = 3153600000, 86400
 
 ---@return number ttl
 local function ttl_arg(self, method, ttl)
@@ -366,8 +387,8 @@ local function unlock_owner(dict, held, owner_lock, token)
     return nil
 end
 
--- How often a merge that changes the session's owner starts over because the owner changed
--- again while it took the new owner's lock (concurrent logins as different users).
+-- How often a merge that changes the session's owner starts over because the owner's list
+-- lock expired (lock_exptime) while it waited for the session's lock.
 local OWNER_ATTEMPTS = 4
 
 ---Applies a commit's patch to the stored session atomically across workers and refreshes its
@@ -452,8 +473,8 @@ function Store:merge(id, patch, ttl)
             end
         end
     end
-    fail(self, "merge", format("the session's owner kept changing under concurrent merges (%d tries); giving up",
-        OWNER_ATTEMPTS))
+    fail(self, "merge", format("the owner's list lock expired (lock_exptime) while the merge waited for the "
+        .. "session's lock, %d times; giving up", OWNER_ATTEMPTS))
 end
 
 ---@param id string
@@ -594,8 +615,10 @@ function Store:destroyAll(owner, except)
     -- The owner lock expired during a wait: take it again, so that no other worker's write lands
     -- between the read and the write of the list below (nothing there yields).
     if dict:get(lock_key) ~= token then lock(self, "destroyAll", lock_key, token) end
-    -- The list as it is now, less the ids handled here: a login another worker listed while
-    -- the lock was not this call's stays listed.
+    -- The list as it is now, less the ids handled here that are not the owner's now: those
+    -- this call deleted, and those it spared as someone else's. One of those another worker
+    -- logged in as this owner while the lock was not this call's stays listed, as does any id
+    -- it listed meanwhile.
     local handled = {}
     for i = 1, #ids do
         if ids[i] ~= keep then handled[ids[i]] = true end
@@ -603,8 +626,14 @@ function Store:destroyAll(owner, except)
     local left, kept = {}, false
     local now = members(dict:get(okey))
     for i = 1, #now do
-        if not handled[now[i]] then left[#left + 1] = now[i] end
-        if now[i] == keep then kept = true end
+        local id = now[i]
+        local stays = not handled[id]
+        if not stays then
+            local record = dict:get(prefix .. id)
+            stays = record ~= nil and record_meta(record) == owner
+        end
+        if stays then left[#left + 1] = id end
+        if id == keep then kept = true end
     end
     -- The kept session stays listed, also when the list expired or was evicted meanwhile.
     if keep and not kept then left[#left + 1] = keep end
