@@ -546,6 +546,22 @@ end)
 -- MERGE_ATTEMPTS races in a row and giving up. (In one cqueues loop the retries run in the
 -- order the losers heard back, which is fair already; processes are not.)
 describe("Lua RedisStore (cqueues): merges under sustained contention", function()
+    -- The waits come from the OS's random source (the blocking store's), not math.random:
+    -- nginx's workers share one math.random state from their fork, and would wait alike.
+    it("waits up to 1, 2, 4, 8, then 16 ms after each lost race, whatever math.random says", function()
+        local backoff = require("honeymoon_session")._redis.merge_backoff
+        for _, case in ipairs({ { 1, 0.001 }, { 2, 0.002 }, { 3, 0.004 }, { 5, 0.016 }, { 100, 0.016 } }) do
+            local lost, window, seen, distinct = case[1], case[2], {}, 0
+            for _ = 1, 50 do
+                math.randomseed(42) -- the same state every time
+                local w = backoff(lost)
+                assert.is_true(w >= 0 and w < window, lost .. " lost: " .. w)
+                if not seen[w] then seen[w], distinct = true, distinct + 1 end
+            end
+            assert.is_true(distinct > 1, "the waits after " .. lost .. " lost races are all alike")
+        end
+    end)
+
     -- One process: `writers` coroutines, each merging `rounds` keys of its own into session
     -- "busy" (loaded each time, so each merge starts from what it read). They start when the
     -- key "go" appears, so the processes overlap. Prints "errors N first-error".

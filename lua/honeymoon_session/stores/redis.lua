@@ -39,8 +39,7 @@ local pack, decode, encode, merge, ttl_of = R.pack, R.decode, R.encode, R.merge,
 local replies, now_ms, listed = R.replies, R.now, R.listed
 local owner_arg = hs._owner
 
-local CAS, CAS_SHA, MERGE_ATTEMPTS, MERGE_BACKOFF_MS = R.CAS, R.CAS_SHA, R.MERGE_ATTEMPTS, R.MERGE_BACKOFF_MS
-local random, min = math.random, math.min
+local CAS, CAS_SHA, MERGE_ATTEMPTS, merge_backoff = R.CAS, R.CAS_SHA, R.MERGE_ATTEMPTS, R.merge_backoff
 local TOUCH, TOUCH_SHA = R.TOUCH, R.TOUCH_SHA
 local SET_LISTED, SET_LISTED_SHA = R.SET_LISTED, R.SET_LISTED_SHA
 local SESSIONS_OF, SESSIONS_OF_SHA = R.SESSIONS_OF, R.SESSIONS_OF_SHA
@@ -345,11 +344,12 @@ function Store:merge(id, patch, ttl, version, life, max_size)
     for attempt = 1, MERGE_ATTEMPTS do
         if attempt > 1 then
             -- Lost the race to another writer: wait a random while (up to 1, 2, 4, 8, then
-            -- MERGE_BACKOFF_MS ms), yielding to the loop, so writers that keep colliding (nginx's
+            -- 16 ms; from the OS's random source, not math.random, whose state nginx's workers
+            -- share from their fork), yielding to the loop, so writers that keep colliding (nginx's
             -- workers, several processes) spread out instead of retrying in lockstep until one
             -- gives up; then merge onto what is stored by then, not onto the value the lost race
             -- returned, which the others have most likely overwritten during the wait.
-            self.backend.pause(random() * min(2 ^ (attempt - 2), MERGE_BACKOFF_MS) / 1000)
+            self.backend.pause(merge_backoff(attempt - 1))
             base = command(self, "merge", pack("GET", k))
             if base == nil then return false end
         end

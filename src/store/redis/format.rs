@@ -34,8 +34,8 @@ pub const MERGE_ATTEMPTS: usize = 128;
 /// 1 run in 10 lose a write, 16 none in 10.
 pub const MERGE_BACKOFF_MS: u64 = 16;
 
-/// How long the blocking store waits before a merge's next attempt, after `lost` lost races
-/// (1 or more): a random time up to min(2^(lost-1), MERGE_BACKOFF_MS) ms.
+/// How long a merge waits before its next attempt, after `lost` lost races (1 or more): a
+/// random time up to min(2^(lost-1), MERGE_BACKOFF_MS) ms. Both RedisStores wait this.
 pub fn merge_backoff(lost: usize) -> std::time::Duration {
     let shift = u32::try_from(lost.saturating_sub(1)).unwrap_or(u32::MAX);
     let window_us = 1u64

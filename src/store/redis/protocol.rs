@@ -16,8 +16,10 @@
 //! - `decode(json)` -> record; `encode(record, ttl, life)` -> json, ttl;
 //!   `merge(base_json, patch, ttl, life)` -> json, ttl, sha1 of base; `ttl(ttl, life)` -> the
 //!   key's TTL. Each returns `nil, why` on failure.
-//! - `CAS`, `CAS_SHA`, `MERGE_ATTEMPTS`, `MERGE_BACKOFF_MS`: the compare-and-set script, its
-//!   SHA-1, the retries and the longest wait between two;
+//! - `CAS`, `CAS_SHA`, `MERGE_ATTEMPTS`: the compare-and-set script, its SHA-1 and the
+//!   attempts; `merge_backoff(lost)` the seconds to wait after `lost` lost races (the blocking
+//!   store's wait, drawn from the OS's random source: nginx's workers, forked with one
+//!   `math.random` state, would draw the same waits and collide again);
 //!   `SET_LISTED`, `TOUCH`, `SESSIONS_OF`, `DESTROY_ALL` and their `_SHA`: the other scripts
 //!   (`format`), the native store's own. `encode` and `merge` also return the owner the JSON
 //!   names (for the owner index), `now()` the module's clock in ms (the index's scores), and
@@ -574,7 +576,10 @@ pub fn lua_exports(lua: &Lua) -> LuaResult<LuaTable> {
     )?;
     t.set("listed", lua.create_function(listed)?)?;
     t.set("MERGE_ATTEMPTS", MERGE_ATTEMPTS)?;
-    t.set("MERGE_BACKOFF_MS", format::MERGE_BACKOFF_MS)?;
+    t.set(
+        "merge_backoff",
+        lua.create_function(|_, lost: usize| Ok(format::merge_backoff(lost).as_secs_f64()))?,
+    )?;
     t.set(
         "decode",
         lua.create_function(|lua, (raw, max): (LuaString, Option<f64>)| {
