@@ -365,9 +365,7 @@ function Store:merge(id, patch, ttl, version, life, max_size)
         end
         if reply == 1 then return true, json end
         if reply == 0 then return false end
-        if type(reply) ~= "string" then
-            fail(self, "merge", "unexpected reply " .. tostring(reply))
-        end
+        if reply ~= 2 then fail(self, "merge", "unexpected reply " .. tostring(reply)) end
     end
     fail(self, "merge", MERGE_ATTEMPTS .. " concurrent writes to the session won every race; giving up")
 end

@@ -589,9 +589,9 @@ impl Store for RedisStore {
             })?;
             match reply {
                 redis::Value::Int(1) => return Ok(Merged::Written(Some(json))),
-                redis::Value::Int(_) => return Ok(Merged::Gone),
+                redis::Value::Int(0) => return Ok(Merged::Gone),
                 // Lost: the loop reads the session again after its wait.
-                redis::Value::BulkString(_) => {}
+                redis::Value::Int(2) => {}
                 other => return Err(bad(format!("unexpected reply {other:?}"))),
             }
         }

@@ -97,8 +97,8 @@ end
 }
 
 /// Compare-and-set: write ARGV[2] with TTL ARGV[3] only if the stored value's SHA-1 is ARGV[1].
-/// Returns 1 (written), 0 (no such key: gone, nothing written) or the current value (lost a
-/// race: merge onto it and try again). With a second key (the owner's index: the written JSON
+/// Returns 1 (written), 0 (no such key: gone, nothing written) or 2 (lost a race: the merge
+/// waits, reads the session again and retries; the value is not sent back, no store uses it). With a second key (the owner's index: the written JSON
 /// names an owner), the same write lists the session there: ARGV[4] id, ARGV[5] now (ms),
 /// ARGV[6] the session key prefix.
 pub const CAS: &str = concat!(
@@ -106,7 +106,7 @@ pub const CAS: &str = concat!(
     r#"
 local cur = redis.call('GET', KEYS[1])
 if not cur then return 0 end
-if redis.sha1hex(cur) ~= ARGV[1] then return cur end
+if redis.sha1hex(cur) ~= ARGV[1] then return 2 end
 -- The index first: a script's earlier writes stay when a later command fails (a foreign key
 -- of another type at the owner's index), and a session written but not listed would escape
 -- destroyAll.
