@@ -80,6 +80,16 @@ local function check_self(self, name)
     end
 end
 
+---Raises, at the line that called `call` (the caller's caller), unless `req` is a table or
+---nil: the core and the adapters keep its sessionID in step.
+---@param call string the call as the message names it
+function Core._check_req(req, call)
+    if req ~= nil and type(req) ~= "table" then
+        error("honeymoon_session: " .. call .. ": req must be a table (its sessionID is kept in step) or nil, got a "
+            .. type(req), 3)
+    end
+end
+
 ---@param engine userdata the native engine (src/engine.rs)
 ---@param store any the store object from the options (nil: a MemoryStore)
 function Core.new(engine, store)
@@ -117,9 +127,7 @@ end
 ---@return string id
 function Core:load(header, secure, req)
     check_self(self, "load")
-    if req ~= nil and type(req) ~= "table" then
-        error("honeymoon_session: core:load(header, secure, req): req must be a table (its sessionID is kept in step) or nil, got a " .. type(req), 2)
-    end
+    Core._check_req(req, "core:load(header, secure, req)")
     local ctx = self.ctx
     local id, data, flash, shadow, meta, snap, version, copy, n = load_session(ctx, header_text(header))
     -- Any true value is HTTPS (a server's TLS object, say), as the middleware's req.secure is not.

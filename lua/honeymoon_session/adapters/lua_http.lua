@@ -70,11 +70,9 @@ function Adapter:load(headers, secure, req)
         error("honeymoon_session: adapter:load(headers): headers must be lua-http request headers "
             .. "(stream:get_headers()), got a " .. type(headers) .. (type(headers) == "table" and " without get" or ""), 2)
     end
-    -- Any true value is HTTPS: stream:checktls() returns the TLS object, not true.
-    if req ~= nil and type(req) ~= "table" then
-        error("honeymoon_session: adapter:load(headers, secure, req): req must be a table (its sessionID is kept in step) or nil, got a " .. type(req), 2)
-    end
-    local session, id = self._load(self.core, cookie_header(headers), secure ~= nil and secure ~= false, req)
+    self.core._check_req(req, "adapter:load(headers, secure, req)")
+    -- core:load takes any true value as HTTPS (stream:checktls() returns the TLS object).
+    local session, id = self._load(self.core, cookie_header(headers), secure, req)
     return session, id
 end
 

@@ -136,9 +136,7 @@ end
 ---@return honeymoon_session.Session session, string id
 function Adapter:start(req)
     check_self(self, "start")
-    if req ~= nil and type(req) ~= "table" then
-        error("honeymoon_session: adapter:start(req): req must be a table (its sessionID is kept in step) or nil, got a " .. type(req), 2)
-    end
+    self.core._check_req(req, "adapter:start(req)")
     local var = ngx.var
     local session, id = self._load(self.core, var.http_cookie, var.scheme == "https", req)
     ngx.ctx.session = session
