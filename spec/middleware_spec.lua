@@ -48,6 +48,36 @@ describe("the middleware on a framework without raw headers or res:append", func
   end)
 end)
 
+describe("two session middlewares on one response", function()
+  it("each commits its own session once, before the framework's send runs", function()
+    local a = hs.session({ secret = SECRET, name = "a.sid" })
+    local b = hs.session({ secret = SECRET, name = "b.sid" })
+    local req = { secure = false, headers = {} }
+    local res, sent, lines = { headers = {} }, 0, {}
+    function res:append(k, v)
+      assert.equal(0, sent, "Set-Cookie after the send")
+      lines[#lines + 1] = k .. ": " .. v
+    end
+    function res:send(body) sent = sent + 1; self.body = body end
+    local framework_send = res.send
+    a(req, res, function()
+      local session_a = req.session
+      b(req, res, function()
+        session_a.who = "a"
+        req.session.who = "b"
+        res:send("ok")
+        res:send("again") -- commits nothing more
+      end)
+    end)
+    assert.equal(2, sent)
+    assert.equal(2, #lines)
+    assert.matches("^Set%-Cookie: b%.sid=s%%3A", lines[1]) -- the inner hook runs first
+    assert.matches("^Set%-Cookie: a%.sid=s%%3A", lines[2])
+    -- The hooks stay on the instance; each ends in the send it found there.
+    assert.are_not.equal(framework_send, res.send)
+  end)
+end)
+
 describe("the lazy session of a visitor without our cookie", function()
   local store, mw
   before_each(function()
