@@ -39,6 +39,22 @@ describe("the middleware on a framework without raw headers or res:append", func
     assert.equal("ann", res2.body)
   end)
 
+  it("takes req:cookie's value as decoded already: it is not decoded again nor split at ';'", function()
+    local mw = hs.session({ secret = SECRET })
+    local _, res = run(mw, nil, function(req, res) req.session.user = "ann"; res:send("ok") end)
+    local sent = value_of(res.headers["set-cookie"])
+    local function user(value)
+      return (select(2, run(mw, value, function(req, res) res:send(tostring(req.session.user)) end))).body
+    end
+    -- The raw header carried `sent` escaped once more (`%253A`): the framework decoded that
+    -- to `sent`, which is not the cookie (express-session and the raw-header path refuse it).
+    assert.equal("nil", user(sent))
+    -- A value that holds a ';' is one value, not several cookies.
+    local decoded = sent:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
+    assert.equal("nil", user("x; honeymoon.sid=" .. decoded))
+    assert.equal("ann", user(decoded))
+  end)
+
   it("commits when the chain returns without sending", function()
     local store = hs.MemoryStore()
     local mw = hs.session({ secret = SECRET, store = store })

@@ -2,10 +2,12 @@
 -- before the response is sent (or when the chain returns without sending). Embedded in the
 -- module; receives a core (core.lua) and returns the middleware.
 local core = ...
-local find, type = string.find, type
+local find, gsub, type = string.find, string.gsub, type
 local name = core.name
 local cookie_prefix = name .. "="
 local load, fresh, commit = core._load, core._fresh, core._commit
+-- req:cookie's value is decoded already; the header parser decodes and splits at ';' again.
+local ESCAPE = { ["%"] = "%25", [";"] = "%3B" }
 
 -- Stores what needs storing and adds the Set-Cookie line, if any.
 local function finish(session, res)
@@ -26,6 +28,8 @@ return function(req, res, nxt)
         -- A server that hides raw headers: ask it for the one cookie (already URL-decoded).
         local value = req:cookie(name)
         if type(value) == "string" then
+            -- Escaped again, so the parser reads back exactly this one value.
+            if find(value, "[%%;]") then value = gsub(value, "[%%;]", ESCAPE) end
             header = cookie_prefix .. value
         elseif value ~= nil then
             error("honeymoon_session: req:cookie(name) must return a string or nil, got a " .. type(value), 0)
