@@ -86,8 +86,10 @@ fn describe(v: &LuaValue) -> String {
     match v {
         LuaValue::String(s) => shown(&s.to_string_lossy()),
         LuaValue::Integer(i) => i.to_string(),
-        // 1e300 as 1e300, not as 301 digits.
-        LuaValue::Number(n) if n.abs() >= 1e16 => format!("{n:e}"),
+        // 1e300 as 1e300 and 1e-300 as 1e-300, not as hundreds of digits.
+        LuaValue::Number(n) if n.abs() >= 1e16 || (*n != 0.0 && n.abs() < 1e-4) => {
+            format!("{n:e}")
+        }
         LuaValue::Number(n) => n.to_string(),
         LuaValue::Boolean(b) => b.to_string(),
         other => crate::codec::a_type(other).to_string(),
@@ -770,6 +772,9 @@ mod tests {
                 "got \"ex\u{fffd}ample.com\"",
             ),
             ("return { ttl = 1e300 }", "got 1e300"),
+            ("return { ttl = 1e-300 }", "got 1e-300"),
+            ("return { maxSize = -2.5e-7 }", "got -2.5e-7"),
+            ("return { cookie = { maxAge = 0.5 } }", "got 0.5"),
         ];
         for (src, want) in cases {
             let got = parse(src).err().unwrap_or_default();
