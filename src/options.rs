@@ -380,10 +380,11 @@ impl Options {
             }
         };
         if same_site == Some(SameSite::None) && secure != Secure::Always {
-            return Err(err(
-                "cookie.sameSite = \"None\" needs cookie.secure = true (browsers drop SameSite=None cookies that are not Secure)"
-                    .into(),
-            ));
+            return Err(err(format!(
+                "cookie.sameSite = \"None\" needs cookie.secure = true, got cookie.secure = {} (browsers drop SameSite=None cookies that are not Secure{})",
+                secure_text(secure),
+                auto_note(secure)
+            )));
         }
         let path = attribute_text(&cookie, "path", "cookie.path")?.unwrap_or_else(|| "/".into());
         if !path.starts_with('/') {
@@ -612,6 +613,14 @@ mod tests {
             (
                 "return { cookie = { sameSite = 'None' } }",
                 "needs cookie.secure = true",
+            ),
+            (
+                "return { cookie = { sameSite = 'None' } }",
+                "cookie.sameSite = \"None\" needs cookie.secure = true, got cookie.secure = false (browsers drop SameSite=None cookies that are not Secure)",
+            ),
+            (
+                "return { cookie = { sameSite = 'None', secure = 'auto' } }",
+                "got cookie.secure = \"auto\" (browsers drop SameSite=None cookies that are not Secure; \"auto\" is not enough, it leaves Secure off over plain HTTP)",
             ),
             ("return { ttl = 0 }", "ttl must be a whole number"),
             ("return { ttl = 1.5 }", "ttl must be a whole number"),
