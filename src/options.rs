@@ -86,11 +86,7 @@ fn describe(v: &LuaValue) -> String {
     match v {
         LuaValue::String(s) => shown(&s.to_string_lossy()),
         LuaValue::Integer(i) => i.to_string(),
-        // 1e300 as 1e300 and 1e-300 as 1e-300, not as hundreds of digits.
-        LuaValue::Number(n) if n.abs() >= 1e16 || (*n != 0.0 && n.abs() < 1e-4) => {
-            format!("{n:e}")
-        }
-        LuaValue::Number(n) => n.to_string(),
+        LuaValue::Number(n) => crate::codec::number_text(*n),
         LuaValue::Boolean(b) => b.to_string(),
         other => crate::codec::a_type(other).to_string(),
     }

@@ -221,6 +221,16 @@ fn write_table(
     Ok(())
 }
 
+/// A number as an error message quotes it: 1e300 as 1e300 and 1e-300 as 1e-300, not as
+/// hundreds of digits.
+pub fn number_text(n: f64) -> String {
+    if n.abs() >= 1e16 || (n != 0.0 && n.abs() < 1e-4) {
+        format!("{n:e}")
+    } else {
+        n.to_string()
+    }
+}
+
 /// A value's type in words, with its article, as Lua users name types: `a number`, `nil`...
 pub fn a_type(v: &LuaValue) -> &'static str {
     match v {
@@ -853,6 +863,15 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_in_messages_stay_short() {
+        assert_eq!(number_text(0.5), "0.5");
+        assert_eq!(number_text(-3.0), "-3");
+        assert_eq!(number_text(1e300), "1e300");
+        assert_eq!(number_text(1e-300), "1e-300");
+        assert_eq!(number_text(0.0), "0");
+    }
 
     thread_local! {
         /// Key comparisons made by `diff` and `merged` on this thread (see `key_cmp`).

@@ -572,7 +572,8 @@ fn ttl_arg(v: LuaValue) -> LuaResult<u64> {
         return Ok(ttl.seconds());
     }
     let got = match v {
-        LuaValue::Integer(_) | LuaValue::Number(_) => n.to_string(),
+        LuaValue::Integer(i) => i.to_string(),
+        LuaValue::Number(_) => crate::codec::number_text(n),
         other => crate::codec::a_type(&other).to_string(),
     };
     Err(LuaError::runtime(format!(
