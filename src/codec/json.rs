@@ -27,20 +27,25 @@ pub fn from_json(v: &serde_json::Value) -> Result<Option<Vec<u8>>, NoMemory> {
     match v {
         J::Null => return Ok(None),
         J::Bool(b) => put(&mut out, &[if *b { TRUE } else { FALSE }])?,
-        J::Number(n) => match n.as_i64() {
-            Some(i) => {
-                // Numbers on Lua 5.1, 5.2 and LuaJIT are doubles: store what it will hold, so
-                // reading such a value back unchanged does not look like a modification.
-                #[cfg(not(any(feature = "lua53", feature = "lua54")))]
-                let i = i as f64 as i64;
-                put(&mut out, &[INT])?;
-                put(&mut out, &i.to_le_bytes())?;
+        J::Number(n) => {
+            // Numbers on Lua 5.1, 5.2 and LuaJIT are doubles: store what the encoder writes for
+            // the double it will hold (an integer for a whole `1.0`, or for a `1e3`), so
+            // reading such a value back unchanged does not look like a modification.
+            #[cfg(not(any(feature = "lua53", feature = "lua54")))]
+            let int = n.as_f64().and_then(super::double_as_integer);
+            #[cfg(any(feature = "lua53", feature = "lua54"))]
+            let int = n.as_i64();
+            match int {
+                Some(i) => {
+                    put(&mut out, &[INT])?;
+                    put(&mut out, &i.to_le_bytes())?;
+                }
+                None => {
+                    put(&mut out, &[FLOAT])?;
+                    put(&mut out, &n.as_f64().unwrap_or(f64::NAN).to_le_bytes())?;
+                }
             }
-            None => {
-                put(&mut out, &[FLOAT])?;
-                put(&mut out, &n.as_f64().unwrap_or(f64::NAN).to_le_bytes())?;
-            }
-        },
+        }
         J::String(s) => write_str(&mut out, s.as_bytes())?,
         J::Array(items) => {
             let mut pairs = Vec::new();

@@ -60,9 +60,7 @@ unsafe fn integer_at(state: *mut ffi::lua_State, idx: c_int) -> Option<i64> {
     }
     #[cfg(not(any(feature = "lua53", feature = "lua54")))]
     unsafe {
-        let n = ffi::lua_tonumber(state, idx);
-        let i = n as i64;
-        ((i as f64).to_bits() == n.to_bits()).then_some(i)
+        super::double_as_integer(ffi::lua_tonumber(state, idx))
     }
 }
 

@@ -132,6 +132,16 @@ fn type_message(path: &[Step], what: &str) -> String {
     )
 }
 
+/// The integer a double is stored as where Lua has no integer subtype (Lua 5.1, 5.2 and
+/// LuaJIT): one with an integral value (`-0.0` is not one), saturated to the i64 range as Rust
+/// casts it. The encoder reads numbers so (`lua::integer_at`), and a value read from JSON is
+/// stored so, so that a number read back unchanged encodes as it was stored.
+#[cfg(not(any(feature = "lua53", feature = "lua54")))]
+pub(crate) fn double_as_integer(n: f64) -> Option<i64> {
+    let i = n as i64;
+    ((i as f64).to_bits() == n.to_bits()).then_some(i)
+}
+
 /// The bytes a varint of `n` takes.
 fn varint_len(mut n: u64) -> usize {
     let mut len = 1;

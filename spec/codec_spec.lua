@@ -1,0 +1,60 @@
+-- Stored sessions as the codec reads them: JSON another program wrote (a Node app through
+-- Redis, or a Lua 5.4 server sharing the store with a LuaJIT one), read back unchanged.
+
+local hs = require("honeymoon_session")
+
+---A record store (format = "record") that holds what the spec puts in `rows` and counts writes.
+local function record_store()
+  local store = { format = "record", rows = {}, writes = 0 }
+  function store:get(id) return self.rows[id] end
+  function store:set(id, record)
+    self.writes = self.writes + 1
+    self.rows[id] = record
+  end
+  function store:merge(id, patch)
+    self.writes = self.writes + 1
+    local current = self.rows[id]
+    if current == nil then return false end
+    local merged = hs._merge_patch(current, patch)
+    if merged == false then return false end
+    self.rows[id] = merged
+    return true
+  end
+  function store:destroy(id) self.rows[id] = nil end
+  function store:touch(id) return self.rows[id] ~= nil end
+  function store:exists(id) return self.rows[id] ~= nil end
+  function store:all() return {} end
+  function store:length() return 0 end
+  function store:clear() self.rows = {} end
+  return store
+end
+
+describe("a session read from JSON and left alone", function()
+  -- What connect-redis's JSON holds, as the event-loop RedisStore hands it to the engine.
+  local function loaded(json)
+    local store = record_store()
+    local core = hs.core({ secret = "codec-secret", store = store })
+    local s, id = core:load(nil, false)
+    s.seed = true
+    local cookie = core:commit(s)[1]:match("^([^;]*)")
+    store.rows[id] = assert(hs._redis.decode(json))
+    store.writes = 0
+    return core, store, cookie
+  end
+
+  it("is not written back, whatever numbers the JSON holds (every interpreter)", function()
+    -- 1.0 and 2.0 as a Lua 5.3/5.4 server writes its floats; 2^63 as a u64 (another writer).
+    local core, store, cookie = loaded(
+      '{"f":1.0,"nested":{"g":2.0,"list":[3.0,0.5]},"neg":-0.0,"big":9223372036854775808,'
+        .. '"huge":1e300,"i":7,"cookie":{"originalMaxAge":86400000,"expires":"2030-01-01T00:00:00.000Z",'
+        .. '"secure":false,"httpOnly":true,"path":"/"}}')
+    local s = core:load(cookie, false)
+    assert.equal(1, s.f)
+    assert.equal(2, s.nested.g)
+    assert.equal(0.5, s.nested.list[2])
+    assert.equal(7, s.i)
+    local lines = core:commit(s)
+    assert.equal(0, store.writes)
+    assert.same({}, lines)
+  end)
+end)
