@@ -352,21 +352,28 @@ pub fn parse_object(raw: &[u8], max: usize) -> Result<Map<String, Json>, String>
             .and_then(|v| de.end().map(|()| v));
         value.map_err(|e| (e, budget.exceeded.get()))
     };
+    let why = |e: serde_json::Error| {
+        // serde_json stops at 128 levels: past the module's limit either way.
+        if e.to_string().starts_with("recursion limit exceeded") {
+            "stored session data nests deeper than 64 levels".to_string()
+        } else {
+            format!("the stored session is not JSON: {e}")
+        }
+    };
     let value = match parse(raw) {
         Ok(v) => v,
         Err((_, true)) => return Err(too_large(max)),
         Err((e, false)) => {
-            // serde_json stops at 128 levels: past the module's limit either way.
-            let why = if e.to_string().starts_with("recursion limit exceeded") {
-                "stored session data nests deeper than 64 levels".to_string()
-            } else {
-                format!("the stored session is not JSON: {e}")
+            let Some(text) = json::without_lone_surrogates(raw) else {
+                return Err(why(e));
             };
-            let text = json::without_lone_surrogates(raw).ok_or_else(|| why.clone())?;
+            // The second parse's error, past the surrogates this module reads: the first
+            // one may be a lone surrogate's, where the text is broken elsewhere. (Each escape
+            // is replaced by one of the same length: the error's position holds.)
             match parse(text.as_bytes()) {
                 Ok(v) => v,
                 Err((_, true)) => return Err(too_large(max)),
-                Err(_) => return Err(why),
+                Err((e, false)) => return Err(why(e)),
             }
         }
     };
@@ -733,6 +740,13 @@ mod tests {
         assert!(parse_object(r#"{"a":"\é\ud83d"#.as_bytes(), BIG).is_err());
         assert!(parse_object(br"\", BIG).is_err());
         assert!(parse_object(b"\xff{}", BIG).is_err());
+        // Cut short after a lone surrogate (which is read): the error says where the text is
+        // broken, not that the surrogate is.
+        let err = parse_object(br#"{"a":"x\ud83d","b":1"#, BIG).unwrap_err();
+        assert!(
+            err.starts_with("the stored session is not JSON: EOF while parsing an object"),
+            "{err}"
+        );
         let map = parse_object(raw.as_bytes(), BIG).unwrap();
         assert_eq!(map["a"], "x\u{fffd}");
         assert_eq!(map["b"], "\u{1f600}");
