@@ -128,7 +128,7 @@ enum StepRef {
     Key(*const u8, usize),
     Index(i64),
     Float(f64),
-    Bool,
+    Bool(bool),
 }
 
 /// Makes room for `n` more values on the stack, or answers false, without raising.
@@ -206,7 +206,7 @@ impl Encoder {
                 }
                 StepRef::Index(i) => Step::Index(i),
                 StepRef::Float(f) => Step::Other(f.to_string()),
-                StepRef::Bool => Step::Other("true/false".into()),
+                StepRef::Bool(b) => Step::Other(b.to_string()),
             })
             .collect()
     }
@@ -304,7 +304,7 @@ impl Encoder {
                         Some(i) => StepRef::Index(i),
                         None => StepRef::Float(ffi::lua_tonumber(state, -2)),
                     },
-                    _ => StepRef::Bool,
+                    _ => StepRef::Bool(ffi::lua_toboolean(state, -2) != 0),
                 });
                 let mut val = Vec::new();
                 if let Err(e) = self.value(state, ffi::lua_gettop(state), &mut val) {

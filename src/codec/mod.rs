@@ -966,6 +966,10 @@ mod tests {
                 "return { co = { coroutine.create(function() end) } }",
                 "co[1] is a coroutine",
             ),
+            (
+                "return { t = { [false] = { ok = 1 }, [true] = { print } } }",
+                "t[true][1] is a function",
+            ),
         ];
         for (src, want) in cases {
             let t: LuaTable = lua.load(src).eval().unwrap();
