@@ -58,3 +58,35 @@ describe("a session read from JSON and left alone", function()
     assert.same({}, lines)
   end)
 end)
+
+describe("stored JSON the event-loop RedisStore cannot hand over", function()
+  -- The record store reads JSON with hs._redis.decode (raising `RedisStore:get failed: …
+  -- (redis at …)` with what it returns): what it lets through, the engine refuses as
+  -- `store:get failed`, without the store's name or address.
+  local function nested(levels) -- a session whose value `a` makes `levels` levels in all
+    return '{"a":' .. ("["):rep(levels - 1) .. ("]"):rep(levels - 1) .. "}"
+  end
+
+  it("refuses nesting past 64 levels itself, as past serde_json's 128", function()
+    assert.is_string(hs._redis.decode(nested(64)))
+    for _, levels in ipairs({ 65, 100, 200 }) do
+      local record, why = hs._redis.decode(nested(levels))
+      assert.is_nil(record and #record, levels .. " levels")
+      assert.equal("stored session data nests deeper than 64 levels", why)
+    end
+  end)
+
+  it("refuses a record larger than the maxSize it is given itself", function()
+    -- 200 strings of 100 bytes: about 20,600 bytes as a record, within the parse's allowance
+    -- (maxSize and 4096 bytes for the cookie object) at maxSize 20,000.
+    local parts = {}
+    for i = 1, 200 do parts[i] = ('"k%d":"%s"'):format(i, ("x"):rep(100)) end
+    local json = "{" .. table.concat(parts, ",") .. "}"
+    local size = #assert(hs._redis.decode(json))
+    assert.is_true(size > 20000 and size < 24096, "record of " .. size .. " bytes")
+    local record, why = hs._redis.decode(json, 20000)
+    assert.is_nil(record and #record)
+    assert.equal(("the stored session is %d bytes, more than maxSize (20000 bytes)"):format(size), why)
+    assert.is_string(hs._redis.decode(json, size))
+  end)
+end)

@@ -292,12 +292,7 @@ impl Engine {
 
     /// Why stored bytes of this length must not be decoded: larger than `maxSize`.
     fn too_large(&self, len: usize) -> Option<String> {
-        (len > self.options.max_size).then(|| {
-            format!(
-                "the stored session is {len} bytes, more than maxSize ({} bytes)",
-                self.options.max_size
-            )
-        })
+        (len > self.options.max_size).then(|| codec::larger_than_max(len, self.options.max_size))
     }
 
     /// The session's own cookie lifetime where it has one, else the config's: the store TTL

@@ -50,6 +50,11 @@ pub const DEFAULT_MAX_SIZE: usize = 4 * 1024 * 1024;
 /// What errors say about the limit.
 pub const TOO_DEEP: &str = "nests deeper than 64 levels";
 
+/// Why a stored record of `len` bytes is not decoded: larger than `maxSize` (`max`).
+pub fn larger_than_max(len: usize, max: usize) -> String {
+    format!("the stored session is {len} bytes, more than maxSize ({max} bytes)")
+}
+
 /// A buffer could not grow: the allocator refused (a memory limit). Buffers whose size comes
 /// from session data or stored data grow fallibly, so a big session fails its request with a
 /// clear error instead of aborting the process.

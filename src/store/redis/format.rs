@@ -345,35 +345,38 @@ pub fn read_limit(max: Option<f64>) -> usize {
 /// A stored session's JSON object, keys in the stored order; refused, without building more of
 /// it, once it would take more than `max` bytes (the session's `maxSize`) as a record.
 pub fn parse_object(raw: &[u8], max: usize) -> Result<Map<String, Json>, String> {
-    let parse = |text: &[u8]| {
+    // Ok, or Err with the parse's error when the text is not JSON (else a message).
+    let parse = |text: &[u8]| -> Result<Json, Result<serde_json::Error, String>> {
         let budget = Budget::new(max);
         let mut de = serde_json::Deserializer::from_slice(text);
         let value = serde::de::DeserializeSeed::deserialize(Budgeted(&budget), &mut de)
             .and_then(|v| de.end().map(|()| v));
-        value.map_err(|e| (e, budget.exceeded.get()))
-    };
-    let why = |e: serde_json::Error| {
-        // serde_json stops at 128 levels: past the module's limit either way.
-        if e.to_string().starts_with("recursion limit exceeded") {
-            "stored session data nests deeper than 64 levels".to_string()
-        } else {
-            format!("the stored session is not JSON: {e}")
-        }
+        value.map_err(|e| {
+            if budget.exceeded.get() {
+                Err(too_large(max))
+            } else if budget.too_deep.get() || e.to_string().starts_with("recursion limit") {
+                // Refused at the module's limit, as decoding the record would refuse it (and
+                // as serde_json's own, 128 levels, would), so a store reports it itself.
+                Err(format!("stored session data {}", codec::TOO_DEEP))
+            } else {
+                Ok(e)
+            }
+        })
     };
     let value = match parse(raw) {
         Ok(v) => v,
-        Err((_, true)) => return Err(too_large(max)),
-        Err((e, false)) => {
+        Err(Err(why)) => return Err(why),
+        Err(Ok(e)) => {
             let Some(text) = json::without_lone_surrogates(raw) else {
-                return Err(why(e));
+                return Err(format!("the stored session is not JSON: {e}"));
             };
             // The second parse's error, past the surrogates this module reads: the first
             // one may be a lone surrogate's, where the text is broken elsewhere. (Each escape
             // is replaced by one of the same length: the error's position holds.)
             match parse(text.as_bytes()) {
                 Ok(v) => v,
-                Err((_, true)) => return Err(too_large(max)),
-                Err((e, false)) => return Err(why(e)),
+                Err(Err(why)) => return Err(why),
+                Err(Ok(e)) => return Err(format!("the stored session is not JSON: {e}")),
             }
         }
     };
@@ -392,6 +395,10 @@ fn too_large(max: usize) -> String {
 struct Budget {
     left: Cell<usize>,
     exceeded: Cell<bool>,
+    /// Arrays and objects open around the value being read (the session's own object: 1).
+    depth: Cell<usize>,
+    /// A table nested past `codec::MAX_DEPTH` levels was met.
+    too_deep: Cell<bool>,
 }
 
 impl Budget {
@@ -401,7 +408,25 @@ impl Budget {
         Budget {
             left: Cell::new(max.saturating_add(4096)),
             exceeded: Cell::new(false),
+            depth: Cell::new(0),
+            too_deep: Cell::new(false),
         }
+    }
+
+    /// An array or object begins: refused past `codec::MAX_DEPTH` levels, the limit decoding
+    /// the record holds it to.
+    fn open<E: serde::de::Error>(&self) -> Result<(), E> {
+        let depth = self.depth.get() + 1;
+        if depth > codec::MAX_DEPTH {
+            self.too_deep.set(true);
+            return Err(E::custom(codec::TOO_DEEP));
+        }
+        self.depth.set(depth);
+        Ok(())
+    }
+
+    fn close(&self) {
+        self.depth.set(self.depth.get().saturating_sub(1));
     }
 
     fn spend<E: serde::de::Error>(&self, n: usize) -> Result<(), E> {
@@ -466,15 +491,18 @@ impl<'de> serde::de::Visitor<'de> for Budgeted<'_> {
         Ok(Json::String(s))
     }
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+        self.0.open()?;
         self.0.spend(2)?;
         let mut items = Vec::new();
         while let Some(v) = seq.next_element_seed(Budgeted(self.0))? {
             self.0.spend(9)?;
             items.push(v);
         }
+        self.0.close();
         Ok(Json::Array(items))
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+        self.0.open()?;
         self.0.spend(2)?;
         let mut out = Map::new();
         while let Some(k) = map.next_key::<String>()? {
@@ -482,6 +510,7 @@ impl<'de> serde::de::Visitor<'de> for Budgeted<'_> {
             let v = map.next_value_seed(Budgeted(self.0))?;
             out.insert(k, v);
         }
+        self.0.close();
         Ok(Json::Object(out))
     }
 }
@@ -732,6 +761,28 @@ mod tests {
         assert!(to_record(node.as_bytes(), exact - 1).is_ok());
     }
     use mlua::prelude::*;
+
+    #[test]
+    fn json_nested_past_the_module_limit_is_refused_by_the_parse() {
+        // `levels` levels, the session's own object being the first.
+        let nested = |levels: usize| {
+            format!(
+                r#"{{"a":{}{},"cookie":{{"path":"/"}}}}"#,
+                "[".repeat(levels - 1),
+                "]".repeat(levels - 1)
+            )
+        };
+        let lua = Lua::new();
+        let ok = to_record(nested(64).as_bytes(), BIG).unwrap();
+        assert!(ok.to_table(&lua).is_ok());
+        for levels in [65, 128, 129, 10_000] {
+            assert_eq!(
+                to_record(nested(levels).as_bytes(), BIG).unwrap_err(),
+                "stored session data nests deeper than 64 levels",
+                "{levels}"
+            );
+        }
+    }
 
     #[test]
     fn reads_lone_surrogates_as_replacement_characters() {
