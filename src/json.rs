@@ -159,6 +159,13 @@ impl Encoder {
                 let step = match &k {
                     LuaValue::String(s) => Step::Key(s.as_bytes().to_vec()),
                     LuaValue::Integer(i) => Step::Index(*i),
+                    // As a value, an infinity has no JSON form; nor has it as a key (RedisStore
+                    // refuses it too), where it would have come out as "inf".
+                    LuaValue::Number(x) if !x.is_finite() => {
+                        return Err(
+                            self.fail(format!("a table with {x} as a key, which has no JSON form"))
+                        );
+                    }
                     LuaValue::Number(x) => Step::Other(x.to_string()),
                     other => {
                         return Err(self.fail(format!("a table with {} as a key", a_type(other))));
@@ -520,6 +527,10 @@ mod tests {
             (
                 "return { [1.5] = 1, ['1.5'] = 2 }",
                 "both as a number and as a string",
+            ),
+            (
+                "return { t = { [-math.huge] = 1 } }",
+                "value t is a table with -inf as a key, which has no JSON form",
             ),
         ];
         for (src, want) in cases {
