@@ -610,3 +610,133 @@ describe("errors a store written in Lua raises", function()
     assert.equal(msg, error_of(failing_store(msg)))
   end)
 end)
+
+-- Most Lua I/O libraries report a failure by returning nil (ngx.shared.DICT's set: false) and a
+-- message rather than raising, and a store that passes their answer on does the same. Such an
+-- answer is a failure: taken for success it would report a session saved, and send its cookie,
+-- when the store kept nothing, or a logout done when the session lives on (DESIGN rule 14).
+describe("failures a store written in Lua returns as nil (or false) and a message", function()
+  -- A TableStore (with merge when asked) whose method `failing` answers `first, message`.
+  local function store_failing(failing, first, with_merge)
+    local store = TableStore.new()
+    if with_merge then
+      function store.merge(self, id, changed, removed, ttl)
+        local current = self:get(id)
+        if current == nil then return false end
+        for k, v in pairs(changed) do current[k] = v end
+        for _, k in ipairs(removed) do current[k] = nil end
+        self:set(id, current, ttl)
+        return true
+      end
+    end
+    local fail = false
+    local original = store[failing]
+    store[failing] = function(self, ...)
+      if fail then return first, "connection refused" end
+      return original(self, ...)
+    end
+    return store, function() fail = true end
+  end
+
+  -- A core over `store` and the Cookie header of a session stored in it before the failure.
+  local function stored_session(store, opts)
+    local o = { secret = "x", store = store }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    local core = hs.core(o)
+    local s = core:load(nil)
+    s.user = "alice"
+    local header = core:_commit(s):match("^([^;]*)")
+    return core, header, s:getId()
+  end
+
+  local function raises(want, f, ...)
+    local ok, err = pcall(f, ...)
+    assert.is_false(ok, "expected " .. want)
+    assert.equal(want, err)
+  end
+
+  for _, first in ipairs({ "nil", "false" }) do
+    local value = first == "false" and false or nil
+
+    it("set answering " .. first .. ", message fails the commit: no cookie, nothing reported stored", function()
+      local store, fail = store_failing("set", value)
+      local core = hs.core({ secret = "x", store = store })
+      fail()
+      local s = core:load(nil)
+      s.user = "alice"
+      raises("honeymoon_session: store:set failed: connection refused", core.commit, core, s)
+      assert.equal(0, store:length())
+    end)
+
+    it("set answering " .. first .. ", message makes save() raise, not return true", function()
+      local store, fail = store_failing("set", value)
+      local core = hs.core({ secret = "x", store = store })
+      fail()
+      local s = core:load(nil)
+      s.user = "alice"
+      raises("honeymoon_session: store:set failed: connection refused", s.save, s)
+      assert.equal(0, store:length())
+    end)
+
+    it("destroy answering " .. first .. ", message makes destroy() raise: the logout did not happen", function()
+      local store, fail = store_failing("destroy", value)
+      local core, header, id = stored_session(store)
+      fail()
+      local s = core:load(header)
+      raises("honeymoon_session: store:destroy failed: connection refused", s.destroy, s)
+      assert.equal(id, s:getId(), "the session goes on under its id, which the store still holds")
+      assert.same("alice", store:get(id).user)
+    end)
+  end
+
+  it("touch answering nil, message fails the commit instead of sending the cookie", function()
+    local store, fail = store_failing("touch", nil)
+    local core, header = stored_session(store, { rolling = true })
+    fail()
+    local s = core:load(header)
+    raises("honeymoon_session: store:touch failed: connection refused", core.commit, core, s)
+  end)
+
+  it("merge answering nil, message fails the commit with the store's message", function()
+    local store, fail = store_failing("merge", nil, true)
+    local core, header, id = stored_session(store)
+    fail()
+    local s = core:load(header)
+    s.n = 1
+    raises("honeymoon_session: store:merge failed: connection refused", core.commit, core, s)
+    assert.is_nil(store:get(id).n)
+  end)
+
+  it("get answering nil, message fails the load instead of starting a fresh session", function()
+    local store, fail = store_failing("get", nil)
+    local core, header = stored_session(store)
+    fail()
+    raises("honeymoon_session: store:get failed: connection refused", core.load, core, header)
+  end)
+
+  it("exists answering nil, message fails with the store's message", function()
+    local store, fail = store_failing("exists", nil)
+    local core, header, id = stored_session(store, { staleGrace = 0 })
+    fail()
+    local s = core:load(header)
+    raises("honeymoon_session: store:exists failed: connection refused", s.regenerate, s, true)
+    assert.equal(id, s:getId())
+  end)
+
+  it("false and a message from touch, merge or exists is still their answer: gone", function()
+    for _, method in ipairs({ "touch", "merge" }) do
+      local store, fail = store_failing(method, false, method == "merge")
+      local core, header = stored_session(store, { rolling = true })
+      fail()
+      local s = core:load(header)
+      if method == "merge" then s.n = 1 end
+      assert.same({}, core:commit(s), method)
+    end
+    local store, fail = store_failing("exists", false)
+    local core, header = stored_session(store, { staleGrace = 0 })
+    fail()
+    local s = core:load(header)
+    s:regenerate(true)
+    assert.is_nil(s.user, "regenerate(true) of a session the store no longer holds keeps nothing")
+  end)
+end)

@@ -19,13 +19,30 @@ local function reason(err)
     return "a " .. type(err) .. " error value"
 end
 
--- What pcall returned from store method `name`: its results, or its error in our shape.
-local function returned(name, ok, ...)
-    if ok then return ... end
-    local why = reason((...))
+-- Raises what store method `name` failed with, in our shape.
+local function failed(name, err)
+    local why = reason(err)
     if why:find("^honeymoon_session: %S+ failed: ") then error(why, 0) end
     -- A message of this module's own (hs._merge_patch inside a store's merge): one prefix.
     error("honeymoon_session: store:" .. name .. " failed: " .. why:gsub("^honeymoon_session: ", ""), 0)
+end
+
+-- The methods whose result the module ignores: for them `false, message` is a failure too
+-- (ngx.shared.DICT's set answers so); elsewhere `false` is an answer (gone, absent).
+local result_ignored = { set = true, destroy = true }
+
+-- What pcall returned from store method `name`: its results, or its error in our shape. A
+-- store may also report a failure the way most Lua I/O libraries do (lua-resty-redis, LuaSQL,
+-- pgmoon, ngx.shared.DICT): nil and a message, instead of raising. Taken for success, that
+-- would report a session saved, and send its cookie, when the store kept nothing, or a logout
+-- done when the session lives on.
+local function returned(name, ok, ...)
+    if not ok then failed(name, (...)) end
+    local first, err = ...
+    if type(err) == "string" and (first == nil or (first == false and result_ignored[name])) then
+        failed(name, err)
+    end
+    return ...
 end
 
 ---Calls store method `name`, turning its error into `honeymoon_session: store:<name> failed: …`.
