@@ -487,6 +487,25 @@ for _, kind in ipairs(STORES) do
       assert.equal("anon", a:get("/whoami").body)
     end)
 
+    it("a logout that keeps the data (userId removed, then regenerate(true)) ends the old id at once too", function()
+      local app = site(fx)
+      app:get("/logout-keep-cart", function(req, res)
+        req.session.userId = nil
+        req.session:regenerate(true)
+        res:text("out")
+      end)
+      app:get("/cart", function(req, res) res:text(tostring(req.session.cart)) end)
+      local a, old = login(app, "ann")
+      assert.equal("ok", a:get("/write?k=cart&v=3").body)
+      local stolen = Client.new(app)
+      stolen:set_cookie(COOKIE, a:cookie(COOKIE))
+      assert.equal("out", a:get("/logout-keep-cart").body)
+      assert.is_false(store:exists(old))
+      assert.equal("anon", stolen:get("/whoami").body)
+      assert.equal("anon", a:get("/whoami").body)
+      assert.equal("3", a:get("/cart").body, "the data moved to the new id")
+    end)
+
     -- regenerate(true) of an owned session leaves the old id as it is until the new one is
     -- stored; a destroy() or a regenerate() later in the request must still end it.
     for _, case in ipairs({

@@ -277,19 +277,20 @@ function Methods:regenerate(keep)
     local move = false
     if st == "stored" then
         local owned = meta ~= nil and meta.owner ~= nil
+        local index = m.ctx.index
         -- A logged-in session (one that names an owner, the option `index`) whose data is
-        -- dropped (a logout, a login as someone else): that data must not stay readable under
-        -- the old id for the grace, so the old id goes at once.
-        local logged_out = owned and not keep
+        -- dropped, or kept without its owner (a logout that keeps the cart): its logged-in
+        -- data must not stay readable under the old id for the grace, so the old id goes at
+        -- once.
+        local logged_out = owned and (not keep or rawget(self, index) == nil)
         -- Retired, not deleted, unless the old id holds this request's writes (a save()): they
         -- may be the login's.
         local retire = m.ctx.stale_grace > 0 and not m.wrote
-        local index = m.ctx.index
         if keep and (owned or (index ~= nil and rawget(self, index) ~= nil)) then
-            -- The data moves, owner and all: stored under the new id below, before the old id
-            -- is retired or deleted (store.lua's settle).
+            -- The data moves (its owner, if any, with it): stored under the new id below,
+            -- before the old id is retired or deleted (store.lua's settle).
             move, existed = true, true
-            m.moved_from = { id = m.id, snap = m.snap, ver = m.ver, retire = retire }
+            m.moved_from = { id = m.id, snap = m.snap, ver = m.ver, retire = retire and not logged_out }
         else
             -- A retired old id stays readable, with its stored data, for the stale grace: a
             -- browser's parallel requests that still carry it finish without replacing the
