@@ -1044,6 +1044,28 @@ describe("rule 10: flash lives for this request and the next; getFlash consumes;
     assert.equal("two", seen.read)
   end)
 
+  it("flash(key) without a value raises, pointing to getFlash, and keeps the message", function()
+    local got, err
+    local _, c = app_with(nil, {
+      ["POST /a"] = function(req, res)
+        req.session:flash("note", "hi")
+        res:text("")
+      end,
+      ["GET /b"] = function(req, res)
+        local ok
+        ok, err = pcall(req.session.flash, req.session, "note")
+        assert.is_false(ok)
+        got = req.session:getFlash("note")
+        res:text("")
+      end,
+    })
+    c:post("/a")
+    c:get("/b")
+    assert.equal("honeymoon_session: session:flash(key, value) needs a value; read a message with getFlash(key)",
+      hs.error_message(err))
+    assert.equal("hi", got)
+  end)
+
   it("clearFlash() removes the previous request's messages and this one's", function()
     local got
     local _, c = app_with(nil, {

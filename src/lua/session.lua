@@ -172,6 +172,11 @@ end
 function Methods:flash(key, value)
     local m = state(self)
     check_key(key)
+    -- req.flash(key) reads, connect-flash's way; here a missing value would silently drop the
+    -- message one request early.
+    if value == nil then
+        error("honeymoon_session: session:flash(key, value) needs a value; read a message with getFlash(key)", 2)
+    end
     check_value("flash." .. key, value)
     local new = m.flash_new
     if new == nil then
