@@ -67,6 +67,12 @@ describe("RedisStore options", function()
     s:set("abc", { a = 1 }, 60)
     assert.equal("1", server:cli("-n", 3, "EXISTS", "app1:abc"):match("%d"))
     assert.equal("0", server:cli("EXISTS", "app1:abc"):match("%d"))
+    -- A database the server does not have is refused, saying so (the store selects it itself).
+    local none = store({ url = server.url .. "/99" })
+    local ok, err = pcall(none.get, none, "abc")
+    assert.is_false(ok)
+    assert.equal("honeymoon_session: RedisStore:get failed: redis refused SELECT 99: ERR DB index is out of range"
+      .. " (redis at 127.0.0.1:" .. server.port .. "/99)", tostring(err):match("^[^\n]*"))
   end)
 end)
 

@@ -15,9 +15,9 @@ use crate::fork;
 use crate::store::{Id, Lifetime, Listed, Loaded, Merged, Store, StoreError, StoreResult, Ttl};
 use mlua::prelude::*;
 use parking_lot::Mutex;
-use redis::{Client, Connection, RedisError, RedisResult};
+use redis::{Client, Connection, ConnectionInfo, IntoConnectionInfo, RedisError, RedisResult};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A connection and the process generation it was made in.
 struct Conn {
@@ -27,6 +27,8 @@ struct Conn {
 
 struct Inner {
     client: Client,
+    /// The database the url names: selected by `connect`, not by the redis crate (see there).
+    db: i64,
     /// host:port/db, for error messages (never the password).
     address: String,
     prefix: Vec<u8>,
@@ -84,7 +86,7 @@ pub(super) fn bytes(t: &LuaTable, key: &str) -> LuaResult<Option<Vec<u8>>> {
 
 /// A client for a `rediss://` URL with `tls = { ca =, cert =, key = }` (PEM file paths): `ca`
 /// replaces the system's trusted roots, `cert` and `key` authenticate this client (mutual TLS).
-fn tls_client(url: &str, tls: &LuaTable) -> LuaResult<RedisResult<Client>> {
+fn tls_client(url: &str, info: ConnectionInfo, tls: &LuaTable) -> LuaResult<RedisResult<Client>> {
     const KNOWN: [&str; 3] = ["ca", "cert", "key"];
     for pair in tls.pairs::<LuaValue, LuaValue>() {
         let name = pair?.0.to_string().unwrap_or_default();
@@ -120,7 +122,7 @@ fn tls_client(url: &str, tls: &LuaTable) -> LuaResult<RedisResult<Client>> {
         client_tls,
         root_cert: read("ca")?,
     };
-    Ok(Client::build_with_tls(url, certs))
+    Ok(Client::build_with_tls(info, certs))
 }
 
 /// The `indexPrefix` option: where the owner index keys live. Neither it nor `prefix` may start
@@ -210,9 +212,28 @@ impl RedisStore {
             // rustls needs a crypto provider; a process that already chose one keeps it.
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
+        let not_url = |e: RedisError| {
+            bad(format!(
+                "url is not a Redis URL (redis[s]://[:password@]host[:port][/db]): {e}"
+            ))
+        };
+        let info = url.as_str().into_connection_info().map_err(not_url)?;
+        let db = info.redis_settings().db();
+        let address = format!("{}/{}", info.addr(), db);
+        // The redis crate pipelines its connection setup (AUTH, SELECT, two CLIENT SETINFO)
+        // and waits the whole timeout for each reply in turn: a server that accepts but does
+        // not answer would cost one connectTimeout per command. Its setup is left with one
+        // reply at most (AUTH, or RESP3's HELLO); `connect` selects the database itself,
+        // within what is left of the same deadline.
+        let setup = info
+            .redis_settings()
+            .clone()
+            .set_db(0)
+            .set_skip_set_lib_name();
+        let info = info.set_redis_settings(setup);
         let client = match opts.raw_get::<LuaValue>("tls")? {
-            LuaValue::Nil => Client::open(url.as_str()),
-            LuaValue::Table(tls) => tls_client(&url, &tls)?,
+            LuaValue::Nil => Client::open(info),
+            LuaValue::Table(tls) => tls_client(&url, info, &tls)?,
             other => {
                 return Err(bad(format!(
                     "tls must be a table, got {}",
@@ -220,18 +241,13 @@ impl RedisStore {
                 )));
             }
         }
-        .map_err(|e| {
-            bad(format!(
-                "url is not a Redis URL (redis[s]://[:password@]host[:port][/db]): {e}"
-            ))
-        })?;
-        let info = client.get_connection_info();
-        let address = format!("{}/{}", info.addr(), info.redis_settings().db());
+        .map_err(not_url)?;
         let prefix = bytes(&opts, "prefix")?.unwrap_or_else(|| b"sess:".to_vec());
         let index_prefix = index_prefix(&opts, &prefix)?;
         Ok(RedisStore {
             inner: Arc::new(Inner {
                 client,
+                db,
                 address,
                 prefix,
                 index_prefix,
@@ -269,12 +285,37 @@ impl RedisStore {
         self.error_at(method, why)
     }
 
+    /// A new connection, set up (AUTH, SELECT) within one `connectTimeout`.
     fn connect(&self, method: &'static str) -> StoreResult<Conn> {
         let i = &self.inner;
-        let conn = i
+        let start = Instant::now();
+        let mut conn = i
             .client
             .get_connection_with_timeout(i.connect_timeout)
             .map_err(|e| self.fail(method, Wait::Connect, &e))?;
+        if i.db != 0 {
+            let left = i.connect_timeout.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                let why = format!("timed out after {} ms", i.connect_timeout.as_millis());
+                return Err(self.error_at(method, why));
+            }
+            let select = conn
+                .set_read_timeout(Some(left))
+                .and_then(|()| conn.set_write_timeout(Some(left)))
+                .and_then(|()| redis::cmd("SELECT").arg(i.db).query::<()>(&mut conn));
+            select.map_err(|e| match e.code() {
+                // What the event-loop store says too: `redis refused SELECT 99: ERR DB index …`.
+                Some(code) if !e.is_io_error() => self.error_at(
+                    method,
+                    format!(
+                        "redis refused SELECT {}: {code} {}",
+                        i.db,
+                        e.detail().unwrap_or_default()
+                    ),
+                ),
+                _ => self.fail(method, Wait::Connect, &e),
+            })?;
+        }
         let timeouts = conn
             .set_read_timeout(Some(i.command_timeout))
             .and_then(|()| conn.set_write_timeout(Some(i.command_timeout)));
@@ -722,7 +763,7 @@ mod tests {
     use std::net::TcpListener;
 
     /// One command of a client's RESP request (`*N` and N bulk strings), as its words.
-    fn command(r: &mut impl BufRead) -> Option<Vec<String>> {
+    pub(super) fn command(r: &mut impl BufRead) -> Option<Vec<String>> {
         let mut line = String::new();
         r.read_line(&mut line).ok()?;
         let n: usize = line.trim().strip_prefix('*')?.parse().ok()?;
@@ -787,5 +828,52 @@ mod tests {
         assert!(store.get_raw(b"a").is_err(), "the error reply");
         assert_eq!(store.get_raw(b"a").unwrap(), Some(b"x".to_vec()));
         assert_eq!(server.join().unwrap(), 1);
+    }
+}
+
+#[cfg(test)]
+mod connect_tests {
+    use super::*;
+    use std::io::BufReader;
+    use std::net::TcpListener;
+
+    /// A server that accepts one connection and answers nothing: returns the store (whose url is
+    /// `url` with the server's port put in for `PORT`) and a handle yielding the commands the
+    /// client sent before it gave up and closed the connection.
+    fn silent(url: &str) -> (RedisStore, std::thread::JoinHandle<Vec<String>>) {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        let handle = std::thread::spawn(move || {
+            let (stream, _) = server.accept().unwrap();
+            let mut r = BufReader::new(stream);
+            let mut names = Vec::new();
+            while let Some(words) = super::tests::command(&mut r) {
+                names.push(words.join(" "));
+            }
+            names
+        });
+        let lua = Lua::new();
+        let opts = lua.create_table().unwrap();
+        opts.set("url", url.replace("PORT", &port.to_string()))
+            .unwrap();
+        opts.set("connectTimeout", 100).unwrap();
+        (RedisStore::from_options(&lua, Some(opts)).unwrap(), handle)
+    }
+
+    /// connectTimeout bounds the whole connection setup. The redis crate pipelines its setup
+    /// (AUTH, SELECT, two CLIENT SETINFO) and waits the whole timeout for each reply in turn,
+    /// so a server that accepts but answers nothing cost four timeouts, reported as one. The
+    /// setup now waits for one reply at a time, each within what is left of the one deadline:
+    /// such a server sees only the first command before the client gives up.
+    #[test]
+    fn a_server_that_answers_nothing_costs_one_connect_timeout_not_one_per_setup_command() {
+        let (store, server) = silent("redis://:pw@127.0.0.1:PORT/3");
+        let err = store.get_raw(b"a").unwrap_err().to_string();
+        assert!(
+            err.starts_with("honeymoon_session: RedisStore:get failed: timed out after 100 ms"),
+            "{err}"
+        );
+        drop(store);
+        assert_eq!(server.join().unwrap(), vec!["AUTH pw".to_string()]);
     }
 }
