@@ -219,7 +219,16 @@ impl RedisStore {
         };
         let info = url.as_str().into_connection_info().map_err(not_url)?;
         let db = info.redis_settings().db();
-        let address = format!("{}/{}", info.addr(), db);
+        let address = match info.addr() {
+            // An IPv6 address in brackets, as in the url: `[::1]:6379/0`, not `::1:6379/0`.
+            redis::ConnectionAddr::Tcp(host, port)
+            | redis::ConnectionAddr::TcpTls { host, port, .. }
+                if host.contains(':') =>
+            {
+                format!("[{host}]:{port}/{db}")
+            }
+            other => format!("{other}/{db}"),
+        };
         // The redis crate pipelines its connection setup (AUTH, SELECT, two CLIENT SETINFO)
         // and waits the whole timeout for each reply in turn: a server that accepts but does
         // not answer would cost one connectTimeout per command. Its setup is left with one
@@ -858,6 +867,22 @@ mod connect_tests {
             .unwrap();
         opts.set("connectTimeout", 100).unwrap();
         (RedisStore::from_options(&lua, Some(opts)).unwrap(), handle)
+    }
+
+    /// Errors name an IPv6 address as the url does, in brackets, as the event-loop store does.
+    #[test]
+    fn an_ipv6_address_is_named_in_brackets() {
+        let lua = Lua::new();
+        let opts = lua.create_table().unwrap();
+        opts.set("url", "redis://[::1]:1/2").unwrap();
+        let store = RedisStore::from_options(&lua, Some(opts)).unwrap();
+        assert_eq!(store.place_text(), "redis at [::1]:1/2");
+        let err = store.get_raw(b"a").unwrap_err().to_string();
+        assert!(err.ends_with("(redis at [::1]:1/2)"), "{err}");
+        let opts = lua.create_table().unwrap();
+        opts.set("url", "redis://127.0.0.1:1/2").unwrap();
+        let store = RedisStore::from_options(&lua, Some(opts)).unwrap();
+        assert_eq!(store.place_text(), "redis at 127.0.0.1:1/2");
     }
 
     /// connectTimeout bounds the whole connection setup. The redis crate pipelines its setup
