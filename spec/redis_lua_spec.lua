@@ -222,6 +222,39 @@ describe("Lua RedisStore (cqueues): the record-store contract", function()
         assert.equal("1", server:cli("EXISTS", "sess*x"):match("%d"))
     end)
 
+    -- Redis documents that SCAN may return a key more than once (the table shrank between two
+    -- calls): a server whose two pages both hold sess:b. connect-redis counts it once too.
+    it("a key SCAN returns twice is one session to all and length", function()
+        local socket = require("cqueues.socket")
+        local PAGES = {
+            ["0"] = "*2\r\n$1\r\n7\r\n*2\r\n$6\r\nsess:a\r\n$6\r\nsess:b\r\n",
+            ["7"] = "*2\r\n$1\r\n0\r\n*2\r\n$6\r\nsess:b\r\n$6\r\nsess:c\r\n",
+        }
+        local listener = socket.listen("127.0.0.1", 0)
+        assert(listener:listen())
+        local _, _, port = listener:localname()
+        local ids, n
+        in_loop(function()
+            local s = new({ url = "redis://127.0.0.1:" .. port })
+            ids = s:all()
+            n = s:length()
+        end, function()
+            local client = listener:accept()
+            client:setmode("b", "b")
+            -- Each request is one SCAN command (the store waits for its reply); its cursor is
+            -- the argument after SCAN.
+            for _ = 1, 4 do
+                local request = client:xread(-65536, "b")
+                local cursor = request:match("SCAN\r\n%$%d+\r\n(%d+)\r\n")
+                assert(client:xwrite(PAGES[cursor], "bn"))
+            end
+        end)
+        listener:close()
+        table.sort(ids)
+        assert.same({ "a", "b", "c" }, ids)
+        assert.equal(3, n)
+    end)
+
     it("keys under the prefix that are not UTF-8 are ids as bytes; clear leaves nothing behind", function()
         server:cli("SET", "sess:\255\254", "{}")
         server:cli("SET", "sess:ok", "{}")

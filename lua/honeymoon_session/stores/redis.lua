@@ -420,16 +420,25 @@ function Store:exists(id)
 end
 
 -- Walks every key under the prefix (or matching `pattern`) with SCAN (never KEYS), as bytes,
--- calling each(keys).
+-- calling each(keys) with the keys not seen before: SCAN may return a key twice (the table
+-- shrank between two calls), which connect-redis also drops.
 local function scan(self, method, each, pattern)
-    local cursor = "0"
+    local cursor, seen = "0", {}
     repeat
         local reply = command(self, method, pack("SCAN", cursor, "MATCH", pattern or self.pattern, "COUNT", 1000))
         if type(reply) ~= "table" or type(reply[1]) ~= "string" or type(reply[2]) ~= "table" then
             fail(self, method, "unexpected reply to SCAN")
         end
         cursor = reply[1]
-        each(reply[2])
+        local keys, fresh = reply[2], {}
+        for i = 1, #keys do
+            local k = keys[i]
+            if not seen[k] then
+                seen[k] = true
+                fresh[#fresh + 1] = k
+            end
+        end
+        each(fresh)
     until cursor == "0"
 end
 

@@ -430,11 +430,13 @@ impl RedisStore {
         self.scan(method, &self.inner.prefix)
     }
 
-    /// Every key under `prefix`, by SCAN.
+    /// Every key under `prefix`, by SCAN, each once: SCAN may return a key twice (the table
+    /// shrank between two calls), which connect-redis also drops.
     fn scan(&self, method: &'static str, prefix: &[u8]) -> StoreResult<Vec<Vec<u8>>> {
         let pattern = format::scan_pattern(prefix);
         self.with(method, |c| {
             let mut all = Vec::new();
+            let mut seen = std::collections::HashSet::new();
             let mut cursor: u64 = 0;
             loop {
                 let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
@@ -444,7 +446,7 @@ impl RedisStore {
                     .arg("COUNT")
                     .arg(1000)
                     .query(c)?;
-                all.extend(keys);
+                all.extend(keys.into_iter().filter(|k| seen.insert(k.clone())));
                 if next == 0 {
                     return Ok(all);
                 }
@@ -867,6 +869,35 @@ mod connect_tests {
             .unwrap();
         opts.set("connectTimeout", 100).unwrap();
         (RedisStore::from_options(&lua, Some(opts)).unwrap(), handle)
+    }
+
+    /// SCAN may return a key more than once (Redis documents it: the table shrank between two
+    /// calls); all and length count each session once, as connect-redis does.
+    #[test]
+    fn a_key_scan_returns_twice_is_one_session() {
+        use std::io::Write;
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        let handle = std::thread::spawn(move || {
+            let (mut stream, _) = server.accept().unwrap();
+            let mut r = BufReader::new(stream.try_clone().unwrap());
+            while let Some(words) = super::tests::command(&mut r) {
+                let reply: &[u8] = match words.get(1).map(String::as_str) {
+                    Some("0") => b"*2\r\n$1\r\n7\r\n*2\r\n$6\r\nsess:a\r\n$6\r\nsess:b\r\n",
+                    _ => b"*2\r\n$1\r\n0\r\n*2\r\n$6\r\nsess:b\r\n$6\r\nsess:c\r\n",
+                };
+                stream.write_all(reply).unwrap();
+            }
+        });
+        let lua = Lua::new();
+        let opts = lua.create_table().unwrap();
+        opts.set("url", format!("redis://127.0.0.1:{port}/0"))
+            .unwrap();
+        let store = RedisStore::from_options(&lua, Some(opts)).unwrap();
+        let ids = store.ids("all").unwrap();
+        assert_eq!(ids, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+        drop(store);
+        handle.join().unwrap();
     }
 
     /// Errors name an IPv6 address as the url does, in brackets, as the event-loop store does.
