@@ -111,6 +111,23 @@ describe("RedisStore options refused at construction", function()
         assert.is_false(store:exists("x"))
     end)
 
+    -- A password holding #, ? or / that is not percent-encoded ends the url's host there: the
+    -- url parser took "1234" for a port and the user name for the host, so every error named
+    -- "redis at user:1234/0" (part of the password) and the store looked the user name up as a
+    -- host name. Refused, showing neither.
+    it("a url whose password holds an unencoded #, ? or /, without showing it", function()
+        for _, url in ipairs({ "redis://user:1234#abcd@127.0.0.1/0", "REDIS://:1234?abcd@127.0.0.1/0",
+            "redis://user:1234/abcd@127.0.0.1:6379/0" }) do
+            for name, err in pairs(refused({ url = url })) do
+                assert.equal(1, err:find("honeymoon_session: RedisStore url has an @ after its host: "
+                    .. "a password holding #, ? or / must be percent-encoded (%23, %3F, %2F)", 1, true),
+                    name .. ": " .. err)
+                assert.is_nil(err:find("1234", 1, true), name .. ": " .. err)
+                assert.is_nil(err:find("abcd", 1, true), name .. ": " .. err)
+            end
+        end
+    end)
+
     it("an empty prefix, with or without an indexPrefix of its own", function()
         for _, opts in ipairs({ { prefix = "" }, { prefix = "", indexPrefix = "idx:" } }) do
             for name, err in pairs(refused(opts)) do

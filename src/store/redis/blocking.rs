@@ -125,6 +125,31 @@ fn tls_client(url: &str, info: ConnectionInfo, tls: &LuaTable) -> LuaResult<Redi
     Ok(Client::build_with_tls(info, certs))
 }
 
+/// The `url` option (default `redis://127.0.0.1:6379`), refused when an `@` follows its host:
+/// a password holding `#`, `?` or `/` that is not percent-encoded ends the host there, so the
+/// url parser takes its first part for a port and the user name for the host, and every error
+/// would name part of the password as the address. Neither is shown.
+pub(super) fn url(opts: &LuaTable) -> LuaResult<String> {
+    let url = text(opts, "url")?.unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+    let tcp = ["redis://", "rediss://", "valkey://", "valkeys://"]
+        .iter()
+        .find(|s| {
+            url.get(..s.len())
+                .is_some_and(|u| u.eq_ignore_ascii_case(s))
+        });
+    if let Some(scheme) = tcp {
+        let rest = &url[scheme.len()..];
+        let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        if rest[host_end..].contains('@') {
+            return Err(bad(
+                "url has an @ after its host: a password holding #, ? or / must be percent-encoded (%23, %3F, %2F)"
+                    .into(),
+            ));
+        }
+    }
+    Ok(url)
+}
+
 /// The `indexPrefix` option: where the owner index keys live. Neither it nor `prefix` may start
 /// with the other (`all`, `length` and `clear` would take index keys for sessions, or an
 /// owner's key could be a session's), and it must not be empty. `prefix` must not be empty
@@ -207,7 +232,7 @@ impl RedisStore {
                 )));
             }
         }
-        let url = text(&opts, "url")?.unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+        let url = url(&opts)?;
         if url.starts_with("rediss://") {
             // rustls needs a crypto provider; a process that already chose one keeps it.
             let _ = rustls::crypto::ring::default_provider().install_default();

@@ -95,7 +95,7 @@ fn config(lua: &Lua, opts: Option<LuaTable>) -> LuaResult<LuaTable> {
         None => lua.create_table()?,
     };
     known(&opts, "", &KNOWN)?;
-    let url = text(&opts, "url")?.unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+    let url = super::blocking::url(&opts)?;
     let info = url.as_str().into_connection_info().map_err(|e| {
         bad(format!(
             "url is not a Redis URL (redis://[[user]:password@]host[:port][/db]): {e}"
