@@ -128,6 +128,28 @@ describe("RedisStore options refused at construction", function()
         end
     end)
 
+    -- redis://host:6379?db=3 (the form redis-py reads) chose database 0, quietly: all, length
+    -- and clear then took another app's sessions for this one's. A query parameter the store
+    -- does not read is refused, named (never with its value).
+    it("a url query parameter the store does not read, naming it but not its value", function()
+        for _, case in ipairs({ { "?db=3", "db" }, { "/2?password=S3cretPW", "password" },
+            { "?protocol=resp3&timeout=5", "timeout" }, { "?S3cret%21PW", nil } }) do
+            for name, err in pairs(refused({ url = server.url .. case[1] })) do
+                local want = case[2] and ("honeymoon_session: RedisStore url has the query parameter "
+                    .. case[2] .. ", which this store does not read (it takes protocol only; the database is "
+                    .. "the url's path: redis://host:6379/3)")
+                    or ("honeymoon_session: RedisStore url has a query parameter this store does not read "
+                    .. "(it takes protocol only; the database is the url's path: redis://host:6379/3)")
+                assert.equal(want, err, name)
+            end
+        end
+        -- protocol is read (the blocking store speaks RESP3 with it), and the path's database.
+        for _, q in ipairs({ "/2?protocol=resp3", "/0?protocol=2", "" }) do
+            assert.is_false(hs.RedisStore({ url = server.url .. q }):exists("x"))
+            LuaRedis.new({ url = server.url .. q, socket = "cqueues" })
+        end
+    end)
+
     it("an empty prefix, with or without an indexPrefix of its own", function()
         for _, opts in ipairs({ { prefix = "" }, { prefix = "", indexPrefix = "idx:" } }) do
             for name, err in pairs(refused(opts)) do

@@ -146,6 +146,25 @@ pub(super) fn url(opts: &LuaTable) -> LuaResult<String> {
                     .into(),
             ));
         }
+        // The redis crate reads `protocol` from a TCP url's query and quietly drops anything
+        // else: `?db=3` (redis-py's form) would be database 0, another app's sessions to all,
+        // length and clear. Named when the name is a plain word (never the value).
+        if let Some(parsed) = redis::parse_redis_url(&url)
+            && let Some((name, _)) = parsed.query_pairs().find(|(k, _)| k != "protocol")
+        {
+            let plain = name.len() <= 32
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            let what = if plain {
+                format!("the query parameter {name}, which")
+            } else {
+                "a query parameter".to_string()
+            };
+            return Err(bad(format!(
+                "url has {what} this store does not read (it takes protocol only; the database is the url's path: redis://host:6379/3)"
+            )));
+        }
     }
     Ok(url)
 }
