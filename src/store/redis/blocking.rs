@@ -29,6 +29,8 @@ struct Inner {
     client: Client,
     /// The database the url names: selected by `connect`, not by the redis crate (see there).
     db: i64,
+    /// A rediss:// url: `connect` completes the TLS handshake within its deadline.
+    tls: bool,
     /// host:port/db, for error messages (never the password).
     address: String,
     prefix: Vec<u8>,
@@ -263,6 +265,7 @@ impl RedisStore {
         };
         let info = url.as_str().into_connection_info().map_err(not_url)?;
         let db = info.redis_settings().db();
+        let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
         let address = match info.addr() {
             // An IPv6 address in brackets, as in the url: `[::1]:6379/0`, not `::1:6379/0`.
             redis::ConnectionAddr::Tcp(host, port)
@@ -301,6 +304,7 @@ impl RedisStore {
             inner: Arc::new(Inner {
                 client,
                 db,
+                tls,
                 address,
                 prefix,
                 index_prefix,
@@ -346,19 +350,25 @@ impl RedisStore {
             .client
             .get_connection_with_timeout(i.connect_timeout)
             .map_err(|e| self.fail(method, Wait::Connect, &e))?;
-        if i.db != 0 {
+        // The SELECT; or over TLS without one, a PING: rustls shakes hands at the first write,
+        // which must not be the first command's (bounded by commandTimeout, not this).
+        if i.db != 0 || i.tls {
             let left = i.connect_timeout.saturating_sub(start.elapsed());
             if left.is_zero() {
                 let why = format!("timed out after {} ms", i.connect_timeout.as_millis());
                 return Err(self.error_at(method, why));
             }
-            let select = conn
+            let mut step = redis::cmd(if i.db != 0 { "SELECT" } else { "PING" });
+            if i.db != 0 {
+                step.arg(i.db);
+            }
+            let done = conn
                 .set_read_timeout(Some(left))
                 .and_then(|()| conn.set_write_timeout(Some(left)))
-                .and_then(|()| redis::cmd("SELECT").arg(i.db).query::<()>(&mut conn));
-            select.map_err(|e| match e.code() {
+                .and_then(|()| step.query::<()>(&mut conn));
+            done.map_err(|e| match e.code() {
                 // What the event-loop store says too: `redis refused SELECT 99: ERR DB index …`.
-                Some(code) if !e.is_io_error() => self.error_at(
+                Some(code) if i.db != 0 && !e.is_io_error() => self.error_at(
                     method,
                     format!(
                         "redis refused SELECT {}: {code} {}",
@@ -905,6 +915,8 @@ mod connect_tests {
             while let Some(words) = super::tests::command(&mut r) {
                 names.push(words.join(" "));
             }
+            // Bytes that are not commands (a TLS handshake): held, unanswered, until EOF.
+            let _ = std::io::copy(&mut r, &mut std::io::sink());
             names
         });
         let lua = Lua::new();
@@ -912,7 +924,24 @@ mod connect_tests {
         opts.set("url", url.replace("PORT", &port.to_string()))
             .unwrap();
         opts.set("connectTimeout", 100).unwrap();
+        opts.set("commandTimeout", 1500).unwrap();
         (RedisStore::from_options(&lua, Some(opts)).unwrap(), handle)
+    }
+
+    /// The TLS handshake is part of connecting: a server that accepts but never answers it
+    /// fails within connectTimeout, as "timed out after 100 ms", not after commandTimeout at
+    /// the first command (rustls shakes hands at the first write, which for a url without a
+    /// password or database was the first command's).
+    #[test]
+    fn a_tls_handshake_nobody_answers_takes_connect_timeout() {
+        let (store, server) = silent("rediss://127.0.0.1:PORT/0");
+        let err = store.get_raw(b"a").unwrap_err().to_string();
+        assert!(
+            err.starts_with("honeymoon_session: RedisStore:get failed: timed out after 100 ms"),
+            "{err}"
+        );
+        drop(store);
+        server.join().unwrap();
     }
 
     /// SCAN may return a key more than once (Redis documents it: the table shrank between two
