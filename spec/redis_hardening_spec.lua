@@ -150,6 +150,18 @@ describe("RedisStore options refused at construction", function()
         end
     end)
 
+    -- The redis crate reads rediss://…#insecure as "do not verify the server's certificate";
+    -- the README promises the server is always verified.
+    it("a url with a #fragment (#insecure would turn off the certificate check)", function()
+        for _, url in ipairs({ "rediss://127.0.0.1:6380/0#insecure", server.url .. "#x" }) do
+            for name, err in pairs(refused({ url = url })) do
+                assert.equal("honeymoon_session: RedisStore url has a #fragment, which this store does not take "
+                    .. "(the redis crate reads #insecure as: do not verify the server's certificate; a password "
+                    .. "holding # must be percent-encoded as %23)", err, name)
+            end
+        end
+    end)
+
     it("an empty prefix, with or without an indexPrefix of its own", function()
         for _, opts in ipairs({ { prefix = "" }, { prefix = "", indexPrefix = "idx:" } }) do
             for name, err in pairs(refused(opts)) do

@@ -148,10 +148,19 @@ pub(super) fn url(opts: &LuaTable) -> LuaResult<String> {
                     .into(),
             ));
         }
+        let parsed = redis::parse_redis_url(&url);
+        // The redis crate reads `rediss://…#insecure` as "do not verify the server's
+        // certificate": the README promises it is always verified, so no fragment at all.
+        if parsed.as_ref().is_some_and(|p| p.fragment().is_some()) {
+            return Err(bad(
+                "url has a #fragment, which this store does not take (the redis crate reads #insecure as: do not verify the server's certificate; a password holding # must be percent-encoded as %23)"
+                    .into(),
+            ));
+        }
         // The redis crate reads `protocol` from a TCP url's query and quietly drops anything
         // else: `?db=3` (redis-py's form) would be database 0, another app's sessions to all,
         // length and clear. Named when the name is a plain word (never the value).
-        if let Some(parsed) = redis::parse_redis_url(&url)
+        if let Some(parsed) = parsed
             && let Some((name, _)) = parsed.query_pairs().find(|(k, _)| k != "protocol")
         {
             let plain = name.len() <= 32
