@@ -1795,6 +1795,25 @@ describe("misuse raises an ordinary Lua error a person can act on, never a panic
     end
   end)
 
+  it("req.flash(key, value) names a bad key or value at the caller's line, not inside the module", function()
+    local errs = {}
+    local app = App.new()
+    app:use(hs.session({ secret = "s" }))
+    app:use(hs.flash())
+    app:get("/", function(req, res)
+      for _, args in ipairs({ { 5, "v" }, { "k", print } }) do
+        local ok, err = pcall(function() req.flash(args[1], args[2]) end)
+        assert.is_false(ok)
+        errs[#errs + 1] = err
+      end
+      res:text("")
+    end)
+    Client.new(app):get("/")
+    assert.equal(2, #errs)
+    assert.matches("^spec/session_spec%.lua:%d+: honeymoon_session: session keys must be strings, got a number", errs[1])
+    assert.matches("^spec/session_spec%.lua:%d+: honeymoon_session: session value flash%.k is a function", errs[2])
+  end)
+
   it("bad arguments to the other exports raise errors", function()
     assert_actionable(error_of(hs.MemoryStore, { bogus = 1 }), "MemoryStore")
     assert_actionable(error_of(hs.MemoryStore, 5))

@@ -11,8 +11,9 @@ return function()
         ---@param key string
         ---@param value any? set when given, else read (and remove)
         req.flash = function(key, value)
+            -- Tail calls: the session's argument errors then name the caller's line, not this one.
             if value == nil then return session:getFlash(key) end
-            session:flash(key, value)
+            return session:flash(key, value)
         end
         local locals = res.locals
         if locals == nil then locals = {}; res.locals = locals end
