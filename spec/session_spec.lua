@@ -1764,6 +1764,9 @@ describe("misuse raises an ordinary Lua error a person can act on, never a panic
       from_lua(function() core.load(nil) end),
       from_lua(function() core.fresh() end),
       from_lua(function() core.commit(s) end),
+      -- No position: the adapters call it on their caller's behalf.
+      from_lua(function() core:commit({}) end),
+      from_lua(function() hs.core({ secret = "s" }):commit(s) end),
     }) do
       check(err)
     end
@@ -1774,6 +1777,7 @@ describe("misuse raises an ordinary Lua error a person can act on, never a panic
 
   it("a bad argument to an export or a method is named at the caller's line", function()
     local s = hs.core({ secret = "s" }):load(nil)
+    local core = hs.core({ secret = "s" })
     local function from_lua(f) local ok, err = pcall(function() f() end) assert.is_false(ok) return err end
     local cases = {
       { function() hs.session(5) end, "session takes an options table, got a number" },
@@ -1784,6 +1788,8 @@ describe("misuse raises an ordinary Lua error a person can act on, never a panic
       { function() s:has(1) end, "session keys must be strings, got a number" },
       { function() s:forget("__flash:x") end, 'the session key prefix "__flash:" is reserved' },
       { function() s:forget(true) end, "session keys must be strings, got a boolean" },
+      { function() core:load(5) end, "the Cookie header must be a string or a list of strings, got a number" },
+      { function() core:load({ "a=1", 2 }) end, "a Cookie header list must hold strings, got a number at [2]" },
     }
     if hs.RedisStore then
       cases[#cases + 1] = { function() hs.RedisStore(5) end, "RedisStore takes an options table or nothing, got a number" }

@@ -31,20 +31,23 @@ end
 
 ---The Cookie header as one string: the adapters may hand over a list of header lines (a
 ---server that keeps repeated headers apart), which are joined; anything else is an error.
-local function header_text(header)
+---@param level integer? where the error is raised: the caller of core:load (an argument it
+---passed), or no position for the middleware (the request's header).
+local function header_text(header, level)
     local kind = type(header)
     if kind == "string" or header == nil then return header end
+    level = level or 0
     if kind ~= "table" then
-        error("honeymoon_session: the Cookie header must be a string or a list of strings, got a " .. kind, 0)
+        error("honeymoon_session: the Cookie header must be a string or a list of strings, got a " .. kind, level)
     end
     local n, count = #header, 0
     for _ in pairs(header) do count = count + 1 end
     if count ~= n then
-        error("honeymoon_session: the Cookie header must be a string or a list of strings, got a table that is not a list", 0)
+        error("honeymoon_session: the Cookie header must be a string or a list of strings, got a table that is not a list", level)
     end
     for i = 1, n do
         if type(header[i]) ~= "string" then
-            error("honeymoon_session: a Cookie header list must hold strings, got a " .. type(header[i]) .. " at [" .. i .. "]", 0)
+            error("honeymoon_session: a Cookie header list must hold strings, got a " .. type(header[i]) .. " at [" .. i .. "]", level)
         end
     end
     if n == 0 then return nil end
@@ -129,7 +132,8 @@ function Core:load(header, secure, req)
     check_self(self, "load")
     Core._check_req(req, "core:load(header, secure, req)")
     local ctx = self.ctx
-    local id, data, flash, shadow, meta, snap, version, copy, n = load_session(ctx, header_text(header))
+    -- 3: header_text, this method, its caller.
+    local id, data, flash, shadow, meta, snap, version, copy, n = load_session(ctx, header_text(header, 3))
     -- Any true value is HTTPS (a server's TLS object, say), as the middleware's req.secure is not.
     local s = new_session(ctx, id, data, flash, shadow, meta, snap, version, secure ~= nil and secure ~= false, req, copy, n)
     if req ~= nil then req.sessionID = id end
