@@ -1793,6 +1793,10 @@ describe("misuse raises an ordinary Lua error a person can act on, never a panic
     }
     if hs.RedisStore then
       cases[#cases + 1] = { function() hs.RedisStore(5) end, "RedisStore takes an options table or nothing, got a number" }
+      cases[#cases + 1] = {
+        function() require("honeymoon_session.stores.redis").new("x") end,
+        "RedisStore takes an options table or nothing, got a string",
+      }
     end
     for _, case in ipairs(cases) do
       local err = from_lua(case[1])

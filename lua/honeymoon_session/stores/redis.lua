@@ -479,6 +479,9 @@ local M = {}
 
 ---@param opts? table url, prefix, indexPrefix, socket, pool, connectTimeout, commandTimeout
 function M.new(opts)
+    if opts ~= nil and type(opts) ~= "table" then
+        error("honeymoon_session: RedisStore takes an options table or nothing, got a " .. type(opts), 2)
+    end
     local ok, cfg = pcall(R.config, opts)
     if not ok then error(plain(cfg), 2) end
     local socket = cfg.socket
