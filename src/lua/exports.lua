@@ -10,7 +10,10 @@ local setmetatable, getmetatable = setmetatable, getmetatable
 ---@return string
 local function message(err)
     if type(err) == "string" then return err end
-    local text = tostring(err):gsub("^runtime error: ", "", 1)
+    -- Never raises: an error object whose __tostring fails (or returns no string) is named by its type.
+    local ok, text = pcall(tostring, err)
+    if not ok or type(text) ~= "string" then return "a " .. type(err) .. " error value" end
+    text = text:gsub("^runtime error: ", "", 1)
     return (text:gsub("\n*stack traceback:.*$", ""))
 end
 
