@@ -232,3 +232,18 @@ describe("hs.error_message", function()
     assert.equal("nil", hs.error_message(nil))
   end)
 end)
+
+describe("hs._record_meta", function()
+  it("never raises: what is not a record (nil from a store's lookup, a table) has no bookkeeping", function()
+    for _, v in ipairs({ "", "junk", false, {} }) do
+      local r = table.pack and table.pack(pcall(hs._record_meta, v)) or { n = 4, pcall(hs._record_meta, v) }
+      assert.is_true(r[1], tostring(r[2]))
+      assert.is_nil(r[2])
+      assert.is_nil(r[3])
+      assert.is_nil(r[4])
+    end
+    local ok, owner = pcall(hs._record_meta, nil)
+    assert.is_true(ok, tostring(owner))
+    assert.is_nil(owner)
+  end)
+end)

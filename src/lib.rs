@@ -71,10 +71,14 @@ pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
     // write): the merged record, or `false` for an id `regenerate` retired.
     native.set("_merge_patch", crate::crossing::merge_patch_function(lua)?)?;
     // For record stores written in Lua: a record's bookkeeping, `owner, created, stale` (the
-    // owner a string or nil, the times ms since the epoch or nil).
+    // owner a string or nil, the times ms since the epoch or nil). Never raises: anything but
+    // a string (nil from a lookup that found nothing) has none.
     native.set(
         "_record_meta",
-        lua.create_function(|_, record: LuaString| {
+        lua.create_function(|_, record: LuaValue| {
+            let LuaValue::String(record) = record else {
+                return Ok((None, None, None));
+            };
             let m = codec::meta::Meta::of_record(&record.as_bytes());
             Ok((m.owner, m.created, m.stale))
         })?,
