@@ -981,6 +981,25 @@ describe("log out everywhere: what sessionsOf and destroyAll take", function()
     assert.same({}, store:sessionsOf(1e15))
   end)
 
+  it("a number past 2^53 that is not an integer is refused as the commit refuses it, on every interpreter", function()
+    -- On Lua 5.1, 5.2 and LuaJIT every number is a double, and one this large may be another
+    -- id rounded: the commit refuses it as an owner, so sessionsOf and destroyAll must not
+    -- answer for it as if it were exact (destroyAll ending nothing, silently).
+    local store = hs.MemoryStore()
+    for _, v in ipairs({ 2 ^ 53, 2 ^ 62, -(2 ^ 60) }) do
+      for _, call in ipairs({
+        function() return store:sessionsOf(v) end,
+        function() return store:destroyAll(v) end,
+        function() return hs._owner(v, "SomeStore", "sessionsOf") end,
+      }) do
+        local ok, err = pcall(call)
+        assert.is_false(ok, string.format("%.17g was accepted", v))
+        assert.matches("the owner must be a UTF-8 string, an integer, or a whole number below 2^53", err, 1, true)
+      end
+    end
+    assert.equal("9007199254740991", hs._owner(2 ^ 53 - 1, "SomeStore", "sessionsOf"))
+  end)
+
   it("a session written without the index option is not listed", function()
     local store = hs.MemoryStore()
     local app = App.new()

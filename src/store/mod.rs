@@ -59,18 +59,33 @@ pub fn owner_of_float(n: f64) -> Option<String> {
     (n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0).then(|| (n as i64).to_string())
 }
 
+/// An integer owner from mlua. Lua 5.3 and 5.4 have an integer subtype: exact. Lua 5.1, 5.2
+/// and LuaJIT have none, and mlua hands over a whole double as an integer: it is judged as the
+/// double it is (as the engine judges the `index` field there), so one past 2^53, which may be
+/// another id rounded, is refused.
+#[cfg(any(feature = "lua53", feature = "lua54"))]
+fn owner_of_integer(i: i64) -> Option<String> {
+    Some(i.to_string())
+}
+
+#[cfg(not(any(feature = "lua53", feature = "lua54")))]
+fn owner_of_integer(i: i64) -> Option<String> {
+    owner_of_float(i as f64)
+}
+
 /// An owner as `sessionsOf`/`destroyAll` take it from Lua, rendered exactly as the engine
 /// renders the `index` field (`42` and `42.0` are `"42"`); anything else is refused, so no
 /// owner is ever silently rounded or mangled into another.
 pub fn owner_arg(store: &str, method: &str, v: &LuaValue) -> LuaResult<String> {
     let owner = match v {
         LuaValue::String(s) => s.to_str().ok().map(|s| s.to_string()),
-        LuaValue::Integer(i) => Some(i.to_string()),
+        LuaValue::Integer(i) => owner_of_integer(*i),
         LuaValue::Number(n) => owner_of_float(*n),
         _ => None,
     };
     owner.ok_or_else(|| {
         let got = match v {
+            LuaValue::Integer(i) => format!("the number {i}"),
             LuaValue::Number(n) => format!("the number {n}"),
             LuaValue::String(_) => "a string that is not UTF-8".to_string(),
             other => crate::codec::a_type(other).to_string(),
