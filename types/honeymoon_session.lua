@@ -82,7 +82,9 @@ function Session:reload() end
 ---@field all fun(self): string[]
 ---@field length fun(self): integer
 ---@field clear fun(self)
----@field merge? fun(self, id: string, changed: table, removed: string[], ttl: integer): boolean?
+---@field merge? fun(self, id: string, changed: table, removed: string[], ttl: integer): boolean false when there is no such session (nil fails the request)
+---@field staleAware? boolean true when merge and touch refuse (return false for) a session whose __meta.stale is a number; otherwise the module asks get before each of them
+---@field format? "record" a record store: its methods take and return the module's records (strings) instead of tables, and it needs merge (see docs/api.md)
 ---@field sessionsOf? fun(self, owner: string|integer): honeymoon_session.OwnedSession[] optional (native stores have it): the owner's live sessions, most recently seen first
 ---@field destroyAll? fun(self, owner: string|integer, exceptId?: string): integer optional (native stores have it): deletes the owner's sessions but exceptId; the number deleted
 
@@ -96,10 +98,15 @@ function Session:reload() end
 ---@field name string the cookie name
 local Core = {}
 ---@param cookieHeader string|string[]|nil the request's Cookie header, or a list of its lines (joined with "; ")
----@param secure? boolean the request came over HTTPS
+---@param secure? any the request came over HTTPS: any value but nil and false (a TLS object will do)
 ---@param req? table its sessionID field is kept current
 ---@return honeymoon_session.Session session, string id
 function Core:load(cookieHeader, secure, req) end
+---A new session without looking at any cookie (what load gives a request without one).
+---@param secure? any as for load
+---@param req? table as for load
+---@return honeymoon_session.Session session, string id
+function Core:fresh(secure, req) end
 ---@param session honeymoon_session.Session
 ---@return string[] setCookieLines 0 or 1 lines
 function Core:commit(session) end
@@ -123,10 +130,10 @@ local M = {}
 ---@return T
 ---@overload fun(): table
 function M.array(t) end
----@param opts? honeymoon_session.Options
+---@param opts? honeymoon_session.Options|honeymoon_session.Core options, or a core to use as it is
 ---@return fun(req: table, res: table, next: fun())
 function M.session(opts) end
----@param opts? honeymoon_session.Options
+---@param opts? honeymoon_session.Options|honeymoon_session.Core options, or a core (returned unchanged)
 ---@return honeymoon_session.Core
 function M.core(opts) end
 ---@param opts? { shared?: string }
@@ -160,8 +167,8 @@ function M._record_patch(a, b) end
 ---@return string|nil owner only when the session has or had an owner: the owner the merged record names
 ---@return boolean|nil changed only then: whether this merge changed the owner
 function M._merge_patch(record, patch) end
----A record's bookkeeping; never raises (a record it cannot read has none).
----@param record string
+---A record's bookkeeping; never raises (a record it cannot read, or a value that is no string, has none).
+---@param record string|nil
 ---@return string|nil owner, integer|nil created, integer|nil stale ms since the epoch; a stale that is not nil marks an id regenerate retired
 function M._record_meta(record) end
 ---@return integer ms the module's clock, ms since the epoch (what created uses; _advance_clock moves it)

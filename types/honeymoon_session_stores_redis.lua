@@ -25,6 +25,7 @@
 ---@field partitioned? true set only when cookie.partitioned is true
 ---@field priority? "Low"|"Medium"|"High" set only when cookie.priority is
 ---@field owner? string the owner the session names (the session option `index`)
+---@field https? boolean under cookie.secure = "auto" only: whether this request came over HTTPS (what express-session stores as cookie.secure)
 
 ---@class honeymoon_session.LuaRedisStore
 ---@field format "record"
