@@ -187,6 +187,14 @@ describe("adapters.lua_http", function()
         end
     end)
 
+    it("refuses options that are not a table, at the caller's line", function()
+        for _, bad in ipairs({ "x", 5, true }) do
+            local ok, err = pcall(function() lua_http.new(bad) end)
+            assert.is_false(ok)
+            assert.matches("^spec/adapters_spec%.lua:%d+: honeymoon_session: adapters.lua_http: new takes an options table or a core, got a " .. type(bad) .. "$", err)
+        end
+    end)
+
     it("refuses request headers it cannot read, at the caller's line", function()
         local a = lua_http.new(opts())
         local ok, err = pcall(function() a:load({ cookie = "app.sid=x" }) end)
@@ -483,6 +491,15 @@ describe("adapters.openresty", function()
             local ok, err = pcall(function() a:start("req") end)
             assert.is_false(ok)
             assert.matches("^spec/adapters_spec%.lua:%d+: honeymoon_session: adapter:start%(req%): req must be a table", err)
+        end)
+
+        it("refuses options that are not a table, at the caller's line", function()
+            fake_ngx(nil).shared = { sessions = fake_dict() }
+            for _, bad in ipairs({ "x", 5, true }) do
+                local ok, err = pcall(function() openresty.new(bad) end)
+                assert.is_false(ok)
+                assert.matches("^spec/adapters_spec%.lua:%d+: honeymoon_session: adapters.openresty: new takes an options table or a core, got a " .. type(bad) .. "$", err)
+            end
         end)
 
         it("raises outside nginx when no store is given", function()

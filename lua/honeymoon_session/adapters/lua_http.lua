@@ -40,6 +40,9 @@ end
 
 ---@param opts_or_core honeymoon_session.Options|honeymoon_session.Core session options (as for session()) or a core
 local function new(opts_or_core)
+    if opts_or_core ~= nil and type(opts_or_core) ~= "table" then
+        error("honeymoon_session: adapters.lua_http: new takes an options table or a core, got a " .. type(opts_or_core), 2)
+    end
     local core = require("honeymoon_session").core(opts_or_core) -- a core comes back as it is
     -- The methods looked up once: a call through the core finds them on its metatable every time.
     return setmetatable({ core = core, name = core.name, _load = core.load, _commit = core.commit }, Adapter)

@@ -110,22 +110,23 @@ end
 local function new(opts_or_core)
     local hs = require("honeymoon_session")
     if opts_or_core == nil then opts_or_core = {} end
+    if type(opts_or_core) ~= "table" then
+        error("honeymoon_session: adapters.openresty: new takes an options table or a core, got a " .. type(opts_or_core), 2)
+    end
     local opts, store = opts_or_core, nil
-    if type(opts_or_core) == "table" then
-        if getmetatable(opts_or_core) ~= nil and type(opts_or_core.ctx) == "table" then
-            store = opts_or_core.ctx.store -- a core: its store as it is
-        else
-            if opts_or_core.secret == nil then
-                -- session() draws a random secret per process when none is given; under nginx
-                -- that is one per worker (and new ones at each reload), so a cookie one worker
-                -- signed would be refused by the others: users logged out at random.
-                error("honeymoon_session: adapters.openresty needs a secret: without one each nginx worker "
-                    .. "(and each reload) would sign with a random secret of its own and refuse the others' "
-                    .. "cookies; pass secret = os.getenv(\"SESSION_SECRET\") (with `env SESSION_SECRET;` in nginx.conf)", 2)
-            end
-            opts, store = with_store(opts_or_core, hs)
+    if getmetatable(opts_or_core) ~= nil and type(opts_or_core.ctx) == "table" then
+        store = opts_or_core.ctx.store -- a core: its store as it is
+    else
+        if opts_or_core.secret == nil then
+            -- session() draws a random secret per process when none is given; under nginx
+            -- that is one per worker (and new ones at each reload), so a cookie one worker
+            -- signed would be refused by the others: users logged out at random.
+            error("honeymoon_session: adapters.openresty needs a secret: without one each nginx worker "
+                .. "(and each reload) would sign with a random secret of its own and refuse the others' "
+                .. "cookies; pass secret = os.getenv(\"SESSION_SECRET\") (with `env SESSION_SECRET;` in nginx.conf)", 2)
         end
-    end -- anything else: hs.core names the problem
+        opts, store = with_store(opts_or_core, hs)
+    end
     local core = hs.core(opts) -- a core comes back as it is
     return setmetatable({ core = core, name = core.name, store = store, _load = core.load, _commit = core.commit },
         Adapter)
