@@ -1805,7 +1805,7 @@ describe("misuse raises an ordinary Lua error a person can act on, never a panic
     end
   end)
 
-  it("req.flash(key, value) names a bad key or value at the caller's line, not inside the module", function()
+  it("req.flash(key, value) and res.locals.flash[key] name a bad key or value at the caller's line, not inside the module", function()
     local errs = {}
     local app = App.new()
     app:use(hs.session({ secret = "s" }))
@@ -1816,12 +1816,16 @@ describe("misuse raises an ordinary Lua error a person can act on, never a panic
         assert.is_false(ok)
         errs[#errs + 1] = err
       end
+      local ok, err = pcall(function() local _ = res.locals.flash[1] end)
+      assert.is_false(ok)
+      errs[#errs + 1] = err
       res:text("")
     end)
     Client.new(app):get("/")
-    assert.equal(2, #errs)
+    assert.equal(3, #errs)
     assert.matches("^spec/session_spec%.lua:%d+: honeymoon_session: session keys must be strings, got a number", errs[1])
     assert.matches("^spec/session_spec%.lua:%d+: honeymoon_session: session value flash%.k is a function", errs[2])
+    assert.matches("^spec/session_spec%.lua:%d+: honeymoon_session: session keys must be strings, got a number", errs[3])
   end)
 
   it("bad arguments to the other exports raise errors", function()

@@ -1,6 +1,6 @@
 -- The flash() middleware: req.flash(key[, value]) and res.locals.flash over the session's
 -- flash/getFlash, so both spellings read and write the same messages.
-local setmetatable, rawset, error = setmetatable, rawset, error
+local setmetatable, rawset, error, type = setmetatable, rawset, error, type
 
 return function()
     return function(req, res, nxt)
@@ -21,6 +21,10 @@ return function()
         -- it read, so a template that tests a message and then prints it gets it both times.
         locals.flash = setmetatable({}, {
             __index = function(shown, key)
+                -- Checked here, so the error names the line that indexed (a template's).
+                if type(key) ~= "string" then
+                    error("honeymoon_session: session keys must be strings, got " .. (key == nil and "nil" or "a " .. type(key)), 2)
+                end
                 local value = session:getFlash(key)
                 if value ~= nil then rawset(shown, key, value) end
                 return value
