@@ -247,3 +247,15 @@ describe("hs._record_meta", function()
     assert.is_nil(owner)
   end)
 end)
+
+describe("hs._owner", function()
+  it("raises the module's message when the store's or the method's name is missing", function()
+    assert.equal("42", hs._owner(42, "MyStore", "sessionsOf"))
+    for _, args in ipairs({ { 42 }, { 42, "MyStore" }, { 42, {}, "sessionsOf" } }) do
+      local ok, err = pcall(hs._owner, args[1], args[2], args[3])
+      assert.is_false(ok)
+      assert.equal("honeymoon_session: _owner(value, store, method) takes the store's and the method's names "
+        .. "(strings, for its message)", err)
+    end
+  end)
+end)

@@ -87,7 +87,16 @@ pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
     // number in decimal, exactly as the engine renders the `index` field).
     native.set(
         "_owner",
-        lua.create_function(|_, (owner, store, method): (LuaValue, String, String)| {
+        lua.create_function(|_, (owner, store, method): (LuaValue, LuaValue, LuaValue)| {
+            let name = |v: &LuaValue| match v {
+                LuaValue::String(s) => Some(s.to_string_lossy()),
+                _ => None,
+            };
+            let (Some(store), Some(method)) = (name(&store), name(&method)) else {
+                return Err(LuaError::runtime(
+                    "honeymoon_session: _owner(value, store, method) takes the store's and the method's names (strings, for its message)",
+                ));
+            };
             store::owner_arg(&store, &method, &owner)
         })?,
     )?;
