@@ -299,6 +299,33 @@ describe("RedisStore under concurrent requests on one session", function()
   end)
 end)
 
+describe("RedisStore methods called directly", function()
+  it("refuse a bad id, data or ttl with the module's message, never mlua's nor a rounded ttl", function()
+    local st = store()
+    local ttl_error = "^honeymoon_session: RedisStore ttl must be a whole number of seconds from 1 to 3153600000, got "
+    for _, case in ipairs({
+      { function() st:set("id", {}, 1.5) end, ttl_error .. "1%.5$" },
+      { function() st:set("id", {}, 0.5) end, ttl_error .. "0%.5$" },
+      { function() st:set("id", {}, "10") end, ttl_error .. "a string$" },
+      { function() st:set("id", {}, {}) end, ttl_error .. "a table$" },
+      { function() st:touch("id", 2.5) end, ttl_error .. "2%.5$" },
+      { function() st:set("id", "x", 10) end, "^honeymoon_session: RedisStore:set takes the session data as a table, got a string$" },
+      { function() st:set({}, {}, 10) end, "^honeymoon_session: RedisStore ids must be strings of 1 to 4096 bytes, got a table$" },
+      { function() st:get({}) end, "^honeymoon_session: RedisStore ids must be strings of 1 to 4096 bytes, got a table$" },
+      { function() st:exists(nil) end, "^honeymoon_session: RedisStore ids must be strings of 1 to 4096 bytes, got nil$" },
+      { function() st:destroy(true) end, "^honeymoon_session: RedisStore ids must be strings of 1 to 4096 bytes, got a boolean$" },
+    }) do
+      local ok, err = pcall(case[1])
+      assert.is_false(ok)
+      assert.matches(case[2], err)
+    end
+    assert.equal(0, tonumber(server:cli("DBSIZE"):match("%d+")), "nothing was written")
+    st:set("id", { a = 1 }, 10.0)
+    assert.same({ a = 1 }, st:get("id"))
+    assert.is_true(st:touch("id", 20))
+  end)
+end)
+
 describe("RedisStore when Redis restarts or is down", function()
   it("reconnects after the server restarts", function()
     local _, c = site({ store = store() }, {

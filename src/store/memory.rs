@@ -547,38 +547,12 @@ fn id_arg(lua: &Lua, v: LuaValue) -> LuaResult<String> {
 
 /// The data argument of `set`: a table (its values are checked as it is encoded).
 fn data_arg(v: LuaValue) -> LuaResult<LuaTable> {
-    match v {
-        LuaValue::Table(t) => Ok(t),
-        other => Err(LuaError::runtime(format!(
-            "honeymoon_session: MemoryStore:set takes the session data as a table, got {}",
-            crate::codec::a_type(&other)
-        ))),
-    }
+    crate::store::data_arg("MemoryStore", v)
 }
 
 /// A TTL argument from Lua, checked once here: whole seconds; nil means a day.
 fn ttl_arg(v: LuaValue) -> LuaResult<u64> {
-    let n = match v {
-        LuaValue::Nil => return Ok(Ttl::DAY.seconds()),
-        LuaValue::Integer(i) => i as f64,
-        LuaValue::Number(n) => n,
-        _ => f64::NAN,
-    };
-    if n.fract() == 0.0
-        && let Some(ttl) = (n >= 1.0 && n <= Ttl::MAX as f64)
-            .then(|| Ttl::new(n as u64))
-            .flatten()
-    {
-        return Ok(ttl.seconds());
-    }
-    let got = match v {
-        LuaValue::Integer(i) => i.to_string(),
-        LuaValue::Number(_) => crate::codec::number_text(n),
-        other => crate::codec::a_type(&other).to_string(),
-    };
-    Err(LuaError::runtime(format!(
-        "honeymoon_session: MemoryStore ttl must be a whole number of seconds from 1 to 3153600000, got {got}"
-    )))
+    crate::store::ttl_arg("MemoryStore", v).map(Ttl::seconds)
 }
 
 impl LuaUserData for MemoryStore {

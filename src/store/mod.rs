@@ -51,6 +51,45 @@ pub fn merge_patch(current: &[u8], patch: &[u8]) -> LuaResult<Patched> {
     Ok(Patched::Merged(merged, after, changed))
 }
 
+/// The data argument of a native store's `set` called from Lua: a table (its values are
+/// checked as it is encoded).
+pub fn data_arg(store: &str, v: LuaValue) -> LuaResult<LuaTable> {
+    match v {
+        LuaValue::Table(t) => Ok(t),
+        other => Err(LuaError::runtime(format!(
+            "honeymoon_session: {store}:set takes the session data as a table, got {}",
+            crate::codec::a_type(&other)
+        ))),
+    }
+}
+
+/// A TTL argument of a native store's method called from Lua: whole seconds from 1 to
+/// `Ttl::MAX` (a fraction is refused, never rounded); nil means a day.
+pub fn ttl_arg(store: &str, v: LuaValue) -> LuaResult<Ttl> {
+    let n = match v {
+        LuaValue::Nil => return Ok(Ttl::DAY),
+        LuaValue::Integer(i) => i as f64,
+        LuaValue::Number(n) => n,
+        _ => f64::NAN,
+    };
+    if n.fract() == 0.0
+        && let Some(ttl) = (n >= 1.0 && n <= Ttl::MAX as f64)
+            .then(|| Ttl::new(n as u64))
+            .flatten()
+    {
+        return Ok(ttl);
+    }
+    let got = match v {
+        LuaValue::Integer(i) => i.to_string(),
+        LuaValue::Number(_) => crate::codec::number_text(n),
+        other => crate::codec::a_type(&other).to_string(),
+    };
+    Err(LuaError::runtime(format!(
+        "honeymoon_session: {store} ttl must be a whole number of seconds from 1 to {}, got {got}",
+        Ttl::MAX
+    )))
+}
+
 /// What an owner may be, in errors.
 pub const OWNER_KINDS: &str = "a UTF-8 string, an integer, or a whole number below 2^53 (an id past that is exact only as an integer or a string)";
 

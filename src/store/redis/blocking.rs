@@ -756,22 +756,25 @@ fn listed(reply: Vec<redis::Value>) -> Result<Vec<Listed>, String> {
 }
 
 /// A TTL argument from Lua for the standalone methods; nil means a day.
-fn ttl_arg(v: Option<i64>) -> LuaResult<Ttl> {
-    match v {
-        None => Ok(Ttl::DAY),
-        Some(n) => u64::try_from(n).ok().and_then(Ttl::new).ok_or_else(|| {
-            LuaError::runtime(format!(
-                "honeymoon_session: RedisStore ttl must be a whole number of seconds from 1 to {}, got {n}",
-                Ttl::MAX
-            ))
-        }),
-    }
+fn ttl_arg(v: LuaValue) -> LuaResult<Ttl> {
+    crate::store::ttl_arg("RedisStore", v)
+}
+
+/// An id argument from Lua for the standalone methods: a string (a number is taken as Lua
+/// would print it), its bytes as they are.
+fn id_arg(lua: &Lua, v: LuaValue) -> LuaResult<LuaString> {
+    let what = codec::a_type(&v);
+    lua.coerce_string(v)?.ok_or_else(|| {
+        LuaError::runtime(format!(
+            "honeymoon_session: RedisStore ids must be strings of 1 to 4096 bytes, got {what}"
+        ))
+    })
 }
 
 impl LuaUserData for RedisStore {
     fn add_methods<M: LuaUserDataMethods<Self>>(m: &mut M) {
-        m.add_method("get", |lua, s, (id, max): (LuaString, Option<f64>)| {
-            match s.get_raw(&id.as_bytes())? {
+        m.add_method("get", |lua, s, (id, max): (LuaValue, Option<f64>)| {
+            match s.get_raw(&id_arg(lua, id)?.as_bytes())? {
                 // Without a maxSize (called directly), the default bounds the parse.
                 Some(raw) => format::to_record(&raw, format::read_limit(max))
                     .map_err(|e| s.error_at("get", e))?
@@ -782,9 +785,14 @@ impl LuaUserData for RedisStore {
         });
         m.add_method(
             "set",
-            |lua, s, (id, data, ttl): (String, LuaTable, Option<i64>)| {
-                let record = Record::from_table(lua, &data)?;
+            |lua, s, (id, data, ttl): (LuaValue, LuaValue, LuaValue)| {
+                let Ok(id) = id_arg(lua, id)?.to_str().map(|id| id.to_string()) else {
+                    return Err(LuaError::runtime(
+                        "honeymoon_session: RedisStore ids must be UTF-8, got a string that is not",
+                    ));
+                };
                 let life = Lifetime::standalone(ttl_arg(ttl)?);
+                let record = Record::from_table(lua, &crate::store::data_arg("RedisStore", data)?)?;
                 let id = Id::new(&id).ok_or_else(|| {
                     LuaError::runtime(
                         "honeymoon_session: RedisStore ids must be 1 to 4096 bytes long",
@@ -795,16 +803,16 @@ impl LuaUserData for RedisStore {
                     .map_err(LuaError::from)
             },
         );
-        m.add_method("destroy", |_, s, id: LuaString| {
-            Ok(s.destroy_id(&id.as_bytes())?)
+        m.add_method("destroy", |lua, s, id: LuaValue| {
+            Ok(s.destroy_id(&id_arg(lua, id)?.as_bytes())?)
         });
-        m.add_method("touch", |_, s, (id, ttl): (LuaString, Option<i64>)| {
+        m.add_method("touch", |lua, s, (id, ttl): (LuaValue, LuaValue)| {
+            let id = id_arg(lua, id)?;
             Ok(s.touch_id(&id.as_bytes(), ttl_arg(ttl)?.seconds())?)
         });
-        m.add_method(
-            "exists",
-            |_, s, id: LuaString| Ok(s.exists(&id.as_bytes())?),
-        );
+        m.add_method("exists", |lua, s, id: LuaValue| {
+            Ok(s.exists(&id_arg(lua, id)?.as_bytes())?)
+        });
         m.add_method("all", |lua, s, ()| {
             let ids = s.ids("all")?;
             let t = lua.create_table_with_capacity(ids.len(), 0)?;
