@@ -1823,8 +1823,11 @@ describe("misuse raises an ordinary Lua error a person can act on, never a panic
     end)
     Client.new(app):get("/")
     assert.equal(3, #errs)
-    assert.matches("^spec/session_spec%.lua:%d+: honeymoon_session: session keys must be strings, got a number", errs[1])
-    assert.matches("^spec/session_spec%.lua:%d+: honeymoon_session: session value flash%.k is a function", errs[2])
+    -- req.flash hands over with a tail call, whose caller Lua 5.1 (PUC) no longer knows: there
+    -- the error has no position (still not one inside the module).
+    local at = (_VERSION == "Lua 5.1" and not rawget(_G, "jit")) and "" or "spec/session_spec%.lua:%d+: "
+    assert.matches("^" .. at .. "honeymoon_session: session keys must be strings, got a number", errs[1])
+    assert.matches("^" .. at .. "honeymoon_session: session value flash%.k is a function", errs[2])
     assert.matches("^spec/session_spec%.lua:%d+: honeymoon_session: session keys must be strings, got a number", errs[3])
   end)
 
