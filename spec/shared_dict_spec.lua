@@ -27,6 +27,22 @@ describe("SharedDictStore outside nginx", function()
   end)
 end)
 
+describe("SharedDictStore: a method called with a dot", function()
+  it("says so, in the module's shape, for every method", function()
+    local saved = rawget(_G, "ngx")
+    _G.ngx = FakeDict.ngx({ "sessions" })
+    local store = SharedDictStore.new({ dict = "sessions" })
+    _G.ngx = saved
+    for _, name in ipairs({ "get", "set", "merge", "destroy", "touch", "exists", "sessionsOf", "destroyAll",
+      "all", "length", "clear" }) do
+      local ok, err = pcall(store[name], "SESSIONID")
+      assert.is_false(ok, name)
+      assert.equal("honeymoon_session: store methods are called with a colon: store:" .. name .. "(...)",
+        hs.error_message(err), name)
+    end
+  end)
+end)
+
 -- The owner index: a session that names an owner is on that owner's list whenever its record
 -- is stored, so destroyAll finds it (a fake dict; one process plays both workers, so a lock
 -- another worker would wait for shows as the fake's "contended" error).

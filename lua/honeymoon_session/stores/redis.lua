@@ -202,6 +202,12 @@ end
 local Store = {}
 Store.__index = Store
 
+-- A method called with a dot (store.get(id)) would fail inside it on the id: say so at the
+-- caller's line.
+local function dotted(method)
+    error("honeymoon_session: store methods are called with a colon: store:" .. method .. "(...)", 3)
+end
+
 local function fail(self, method, why)
     error(format("honeymoon_session: RedisStore:%s failed: %s (redis at %s)",
         method, plain(why), self.cfg.address), 0)
@@ -309,6 +315,7 @@ end
 ---@param max_size? integer the session's maxSize: a stored session larger than that as a record is refused before it is all parsed (default 4 MiB)
 ---@return string|nil record, string|nil version (the stored JSON)
 function Store:get(id, max_size)
+    if type(self) ~= "table" then dotted("get") end
     local raw = command(self, "get", pack("GET", key(self, "get", id)))
     if raw == nil then return nil end
     local record, why = decode(raw, max_size)
@@ -318,6 +325,7 @@ end
 
 ---@return string version
 function Store:set(id, record, ttl, life)
+    if type(self) ~= "table" then dotted("set") end
     local k = key(self, "set", id)
     if type(record) ~= "string" then fail(self, "set", "a record is a string, got " .. type(record)) end
     local json, ex, owner = encode(record, ttl, life)
@@ -334,6 +342,7 @@ end
 ---@param max_size? integer as for get, for the stored version it merges into
 ---@return boolean written, string|nil version
 function Store:merge(id, patch, ttl, version, life, max_size)
+    if type(self) ~= "table" then dotted("merge") end
     local k = key(self, "merge", id)
     if type(patch) ~= "string" then fail(self, "merge", "a patch is a string, got " .. type(patch)) end
     local base = version
@@ -371,11 +380,13 @@ function Store:merge(id, patch, ttl, version, life, max_size)
 end
 
 function Store:destroy(id)
+    if type(self) ~= "table" then dotted("destroy") end
     command(self, "destroy", pack("DEL", key(self, "destroy", id)))
 end
 
 ---@return boolean alive false when gone, or an id regenerate retired (its grace must not grow)
 function Store:touch(id, ttl, life)
+    if type(self) ~= "table" then dotted("touch") end
     local k = key(self, "touch", id)
     local ex, why = ttl_of(ttl, life)
     if not ex then fail(self, "touch", why) end
@@ -388,6 +399,7 @@ end
 ---@param owner string|integer
 ---@return { id: string, created: integer?, lastSeen: integer }[] times in seconds since the epoch
 function Store:sessionsOf(owner)
+    if type(self) ~= "table" then dotted("sessionsOf") end
     owner = owner_arg(owner, "RedisStore", "sessionsOf")
     local reply = script(self, "sessionsOf", SESSIONS_OF, SESSIONS_OF_SHA, 1, self.index_prefix .. owner,
         self.prefix, owner)
@@ -402,6 +414,7 @@ end
 ---@param except? string the id to keep (the current session's)
 ---@return integer deleted
 function Store:destroyAll(owner, except)
+    if type(self) ~= "table" then dotted("destroyAll") end
     owner = owner_arg(owner, "RedisStore", "destroyAll")
     local index = self.index_prefix .. owner
     if except == nil then
@@ -416,6 +429,7 @@ end
 
 ---@return boolean
 function Store:exists(id)
+    if type(self) ~= "table" then dotted("exists") end
     return command(self, "exists", pack("EXISTS", key(self, "exists", id))) == 1
 end
 
@@ -444,6 +458,7 @@ end
 
 ---@return string[] ids
 function Store:all()
+    if type(self) ~= "table" then dotted("all") end
     local ids, n, from = {}, 0, #self.prefix + 1
     scan(self, "all", function(keys)
         for i = 1, #keys do
@@ -456,6 +471,7 @@ end
 
 ---@return integer
 function Store:length()
+    if type(self) ~= "table" then dotted("length") end
     local n = 0
     scan(self, "length", function(keys) n = n + #keys end)
     return n
@@ -463,6 +479,7 @@ end
 
 ---Deletes every session of this store, and its owner index.
 function Store:clear()
+    if type(self) ~= "table" then dotted("clear") end
     local doomed = {}
     local function collect(keys)
         for i = 1, #keys do doomed[#doomed + 1] = keys[i] end

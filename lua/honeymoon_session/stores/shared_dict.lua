@@ -106,6 +106,12 @@ local Store = {}
 Store.__index = Store
 Store.format = "record"
 
+-- A method called with a dot (store.get(id)) would fail inside it on the id: say so at the
+-- caller's line.
+local function dotted(method)
+    error("honeymoon_session: store methods are called with a colon: store:" .. method .. "(...)", 3)
+end
+
 ---@param self honeymoon_session.SharedDictStore
 ---@param method string
 ---@param why string
@@ -338,6 +344,7 @@ end
 ---@param id string
 ---@return string? record
 function Store:get(id)
+    if type(self) ~= "table" then dotted("get") end
     local record, err = self.dict:get(self.prefix .. id)
     if record == nil and err ~= nil then fail(self, "get", err) end
     return record
@@ -350,6 +357,7 @@ end
 ---@param ttl? integer seconds, from 1 (default a day)
 ---@param life? table the session's lifetime; `life.owner` the owner the record names
 function Store:set(id, record, ttl, life)
+    if type(self) ~= "table" then dotted("set") end
     ttl = ttl_arg(self, "set", ttl)
     local dict, key = self.dict, self.prefix .. id
     if not record_meta then natives() end
@@ -401,6 +409,7 @@ local OWNER_ATTEMPTS = 4
 ---@param ttl? integer seconds, from 1 (default a day)
 ---@return boolean written
 function Store:merge(id, patch, ttl)
+    if type(self) ~= "table" then dotted("merge") end
     ttl = ttl_arg(self, "merge", ttl)
     local dict, key = self.dict, self.prefix .. id
     local lock_key = merge_lock(id, key)
@@ -479,6 +488,7 @@ end
 
 ---@param id string
 function Store:destroy(id)
+    if type(self) ~= "table" then dotted("destroy") end
     local key = self.prefix .. id
     self.dict:delete(key)
     self.dict:delete(SEEN .. key)
@@ -489,6 +499,7 @@ end
 ---@param ttl? integer seconds, from 1 (default a day)
 ---@return boolean
 function Store:touch(id, ttl)
+    if type(self) ~= "table" then dotted("touch") end
     ttl = ttl_arg(self, "touch", ttl)
     local dict, key = self.dict, self.prefix .. id
     -- dict:expire also revives an entry that expired but is not yet freed, so check first:
@@ -530,6 +541,7 @@ end
 ---@param owner string|integer
 ---@return { id: string, created: integer?, lastSeen: integer }[] times in seconds since the epoch
 function Store:sessionsOf(owner)
+    if type(self) ~= "table" then dotted("sessionsOf") end
     if not owner_arg then natives() end
     owner = owner_arg(owner, "SharedDictStore", "sessionsOf")
     local dict, prefix = self.dict, self.prefix
@@ -571,6 +583,7 @@ end
 ---@param except? string the id to keep (the current session's)
 ---@return integer deleted
 function Store:destroyAll(owner, except)
+    if type(self) ~= "table" then dotted("destroyAll") end
     if not owner_arg then natives() end
     owner = owner_arg(owner, "SharedDictStore", "destroyAll")
     if except ~= nil and type(except) ~= "string" then
@@ -646,6 +659,7 @@ end
 ---@param id string
 ---@return boolean
 function Store:exists(id)
+    if type(self) ~= "table" then dotted("exists") end
     -- ttl reads the entry's expiry without copying its value (negative: expired, not yet freed).
     local left = self.dict:ttl(self.prefix .. id)
     return left ~= nil and left >= 0
@@ -667,6 +681,7 @@ end
 ---The ids of the live sessions of this store.
 ---@return string[]
 function Store:all()
+    if type(self) ~= "table" then dotted("all") end
     local ids, count = {}, 0
     each(self, function(id)
         count = count + 1
@@ -678,6 +693,7 @@ end
 ---The number of live sessions of this store (walks the dict: O(entries)).
 ---@return integer
 function Store:length()
+    if type(self) ~= "table" then dotted("length") end
     local count = 0
     each(self, function() count = count + 1 end)
     return count
@@ -685,6 +701,7 @@ end
 
 ---Removes every session of this store (only keys under its prefix), and its owner index.
 function Store:clear()
+    if type(self) ~= "table" then dotted("clear") end
     local dict, prefix = self.dict, self.prefix
     local n = #prefix
     local seen_keys, owner_keys = SEEN .. prefix, OWNER .. prefix
