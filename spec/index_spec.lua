@@ -506,6 +506,42 @@ for _, kind in ipairs(STORES) do
       assert.equal("3", a:get("/cart").body, "the data moved to the new id")
     end)
 
+    -- A login as someone else that keeps the data: the old id holds the first user's logged-in
+    -- data, as after a logout that keeps it. (The same owner, a privilege change, is retired.)
+    for _, case in ipairs({
+      { "a string", "bob", "ann" },
+      { "a number", 8, 7 },
+    }) do
+      it("a login as another user that keeps the data (owner " .. case[1] .. ") ends the old id at once too", function()
+        local app = site(fx)
+        app:get("/switch-keep-cart", function(req, res)
+          req.session.userId = case[2]
+          req.session:regenerate(true)
+          res:text("switched")
+        end)
+        app:get("/same-keep-cart", function(req, res)
+          req.session.userId = case[3]
+          req.session:regenerate(true)
+          res:text("same")
+        end)
+        app:get("/cart", function(req, res) res:text(tostring(req.session.cart)) end)
+        local query = type(case[3]) == "number" and "&number=1" or nil
+        local a, old = login(app, tostring(case[3]), query)
+        assert.equal("ok", a:get("/write?k=cart&v=3").body)
+        -- The owner set again to the same value (7 over 7): retired, as regenerate(true) is.
+        assert.equal("same", a:get("/same-keep-cart").body)
+        assert.is_true(store:exists(old), "the same owner: the old id is retired, not deleted")
+        local current = id_of(a)
+        local stolen = Client.new(app)
+        stolen:set_cookie(COOKIE, a:cookie(COOKIE))
+        assert.equal("switched", a:get("/switch-keep-cart").body)
+        assert.is_false(store:exists(current))
+        assert.equal("anon", stolen:get("/whoami").body)
+        assert.equal(tostring(case[2]), a:get("/whoami").body)
+        assert.equal("3", a:get("/cart").body, "the data moved to the new id")
+      end)
+    end
+
     -- regenerate(true) of an owned session leaves the old id as it is until the new one is
     -- stored; a destroy() or a regenerate() later in the request must still end it.
     for _, case in ipairs({

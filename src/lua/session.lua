@@ -9,7 +9,8 @@ local getmetatable, setmetatable = getmetatable, setmetatable
 local commit, destroy_id, reload, destroy_moved = ops.commit, ops.destroy, ops.reload, ops.drop_moved
 local retire_or_destroy, note_retired = ops.retire_or_destroy, ops.retired
 local SAVE_NOW, FINAL = ops.SAVE_NOW, ops.FINAL
-local floor, sub, byte = math.floor, string.sub, string.byte
+local floor, sub, byte, format = math.floor, string.sub, string.byte, string.format
+local math_type = math.type -- nil on Lua 5.1, 5.2 and LuaJIT: every number is a double
 local unpack = table.unpack or unpack -- Lua 5.1 and LuaJIT: the global
 
 local FLASH_KEY = "__flash"
@@ -255,6 +256,18 @@ function Methods:destroy()
     follow(m)
 end
 
+-- Whether the `index` field's value `v` names `owner` (the stored owner, a string), rendered as
+-- the engine renders the field (crossing.rs's owner_at): a string as it is, an integer in
+-- decimal, a whole float below 2^53 as that integer. Anything else names no owner it keeps.
+local function same_owner(v, owner)
+    local kind = type(v)
+    if kind == "string" then return v == owner end
+    if kind ~= "number" then return false end
+    if math_type and math_type(v) == "integer" then return tostring(v) == owner end
+    if v % 1 ~= 0 or v >= 2 ^ 53 or v <= -2 ^ 53 then return false end -- also NaN, inf
+    return format("%d", v) == owner
+end
+
 ---A new id; the old one is deleted from the store. Data is kept only when `keep` is true.
 ---@param keep boolean?
 ---@return string id
@@ -284,10 +297,10 @@ function Methods:regenerate(keep)
         local owned = meta ~= nil and meta.owner ~= nil
         local index = m.ctx.index
         -- A logged-in session (one that names an owner, the option `index`) whose data is
-        -- dropped, or kept without its owner (a logout that keeps the cart): its logged-in
-        -- data must not stay readable under the old id for the grace, so the old id goes at
-        -- once.
-        local logged_out = owned and (not keep or rawget(self, index) == nil)
+        -- dropped, or kept without that owner (a logout that keeps the cart, a login as
+        -- someone else): its logged-in data must not stay readable under the old id for the
+        -- grace, so the old id goes at once.
+        local logged_out = owned and (not keep or not same_owner(rawget(self, index), meta.owner))
         -- Retired, not deleted, unless the old id holds this request's writes (a save()): they
         -- may be the login's.
         local retire = m.ctx.stale_grace > 0 and not m.wrote
@@ -496,8 +509,6 @@ function S.new(ctx, id, data, flash, shadow, meta, snap, version, secure, req, c
     end
     return setmetatable(data, m)
 end
-
-local math_type = math.type -- nil before Lua 5.3: no integer subtype to tell apart
 
 -- Whether a flat session (scalars only, as loaded: `m.copy` holds its `m.n` keys) is exactly
 -- as loaded. Then its commit has nothing to do, and needs no crossing.
