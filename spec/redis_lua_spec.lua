@@ -62,14 +62,7 @@ local function raw(key) return (server:cli("GET", key):gsub("\n$", "")) end
 
 describe("the event-loop RedisStore: a method called with a dot", function()
     it("says so, in the module's shape, for every method", function()
-        local store = LuaRedis.new({ url = "redis://127.0.0.1:1", socket = "cqueues" })
-        for _, name in ipairs({ "get", "set", "merge", "destroy", "touch", "exists", "sessionsOf", "destroyAll",
-            "all", "length", "clear" }) do
-            local ok, err = pcall(store[name], "SESSIONID")
-            assert.is_false(ok, name)
-            assert.equal("honeymoon_session: store methods are called with a colon: store:" .. name .. "(...)",
-                hs.error_message(err), name)
-        end
+        require("spec.support.dotted")(LuaRedis.new({ url = "redis://127.0.0.1:1", socket = "cqueues" }))
     end)
 end)
 
