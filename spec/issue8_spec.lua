@@ -770,6 +770,38 @@ describe("8.2 maxSize", function()
       error_of(core.load, core, cookie))
   end)
 
+  -- Two requests on one session, each under maxSize, writing different keys: the merge of the
+  -- second would store both. Stored, the session was larger than maxSize, so every later load
+  -- failed (no request of that cookie could be served, nor log out) until the TTL ran out.
+  it("a MemoryStore merge that would grow past it (another request's writes) stores nothing", function()
+    local store = hs.MemoryStore()
+    local core, id, cookie = session_of(store, { maxSize = 1000 })
+    local first, second = core:load(cookie), core:load(cookie)
+    first.a = string.rep("a", 600)
+    second.b = string.rep("b", 600)
+    assert.equal(1, #core:commit(first))
+    local err = error_of(core.commit, core, second)
+    contains("honeymoon_session: MemoryStore:merge failed: the session would be ", err)
+    contains("more than maxSize (1000 bytes); nothing was stored", err)
+    local s = core:load(cookie) -- what the first request stored, still loadable
+    assert.equal(600, #s.a)
+    assert.is_nil(s.b)
+    assert.equal(id, s:getId())
+  end)
+
+  it("a MemoryStore merge of the request's own session is never refused (regenerate near maxSize)", function()
+    local store = hs.MemoryStore()
+    local core, _, cookie = session_of(store, { maxSize = 1000 })
+    local s = core:load(cookie)
+    s.a = string.rep("a", 970) -- within maxSize; the retirement's bookkeeping takes it past
+    core:commit(s)
+    s = core:load(cookie)
+    s:regenerate(true)
+    local lines = core:commit(s)
+    assert.equal(1, #lines)
+    assert.equal(970, #core:load(lines[1]:match("^([^;]+)")).a)
+  end)
+
   it("is checked on what a Lua table store returns", function()
     local store = TableStore.new()
     local core, id, cookie = session_of(store, { maxSize = 1000 })

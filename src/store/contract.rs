@@ -170,7 +170,8 @@ pub trait Store {
     /// Applies a request's top-level changes to the store's current version, atomically, and
     /// refreshes the TTL. `base` is the version the request loaded. `full` is the whole session
     /// as the request left it, for stores that can only replace. `max` as for `get`, for the
-    /// current version a store reads to merge into.
+    /// current version a store reads to merge into (MemoryStore also refuses a merged session
+    /// larger than both `max` and `full`: other requests' writes made it too large to load).
     fn merge(
         &self,
         id: Id,
