@@ -789,6 +789,30 @@ describe("8.2 maxSize", function()
     assert.equal(id, s:getId())
   end)
 
+  -- A new session's creation time (kept with index or absoluteTimeout) was added to its record
+  -- after the size check: a session just under maxSize was stored just over it, and no load
+  -- could read it again.
+  for _, opts in ipairs({ { index = "userId" }, { absoluteTimeout = 3600 } }) do
+    local name = next(opts)
+    it("counts the creation time a new session gets with " .. name .. ": what is stored can be loaded", function()
+      for n = 900, 1000 do
+        local o = { secret = SECRET, store = hs.MemoryStore(), maxSize = 1000 }
+        for k, v in pairs(opts) do o[k] = v end
+        local core = hs.core(o)
+        local s = core:load(nil)
+        s.userId = "ann"
+        s.x = string.rep("x", n)
+        local ok, lines = pcall(core.commit, core, s)
+        if ok then
+          local loaded, err = pcall(core.load, core, lines[1]:match("^([^;]+)"))
+          assert(loaded, ("x of %d bytes was stored, then: %s"):format(n, tostring(err)))
+        else
+          assert.matches("^honeymoon_session: the session is larger than maxSize %(1000 bytes%) at ", lines)
+        end
+      end
+    end)
+  end
+
   it("a MemoryStore merge of the request's own session is never refused (regenerate near maxSize)", function()
     local store = hs.MemoryStore()
     local core, _, cookie = session_of(store, { maxSize = 1000 })

@@ -457,6 +457,14 @@ impl Engine {
         if write == Write::Set && meta.created.is_none() && keeps_created {
             meta.created = Some(now);
             record = meta::with_meta(&record.0, &meta)?;
+            // Added after the encoder's check: counted here, or a session just under maxSize
+            // would be stored just over it, where no load could read it again.
+            if record.0.len() > self.options.max_size {
+                return Err(LuaError::runtime(codec::too_big(
+                    self.options.max_size,
+                    META_KEY,
+                )));
+            }
         }
         let changes = match (write, c.snap) {
             (Write::Merge, Some(snap)) if modified => {
