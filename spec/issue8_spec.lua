@@ -364,6 +364,16 @@ describe("8.8 MemoryStore{ shared = name }", function()
     assert.is_nil(hs.MemoryStore({ shared = name .. "-b" }):get("x"))
     assert.same({ v = 1 }, hs.MemoryStore({ shared = name .. "-a" }):get("x"))
   end)
+
+  -- The names were compared as lossy UTF-8: every invalid byte became U+FFFD, so two names
+  -- that differ only there were one store.
+  it("tells names apart byte for byte, also where they are not UTF-8", function()
+    local a = hs.MemoryStore({ shared = name .. "-\255" })
+    a:set("x", { v = 1 }, 60)
+    assert.is_nil(hs.MemoryStore({ shared = name .. "-\254" }):get("x"))
+    assert.is_nil(hs.MemoryStore({ shared = name .. "-\239\191\189" }):get("x")) -- U+FFFD itself
+    assert.same({ v = 1 }, hs.MemoryStore({ shared = name .. "-\255" }):get("x"))
+  end)
 end)
 
 ---------------------------------------------------------------------------

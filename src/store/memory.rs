@@ -329,10 +329,13 @@ impl MemoryStore {
     /// The store registered under `name` in this process, made on first use, so several Lua
     /// states (threads) can share sessions. It lives as long as the process: a thread (Lua
     /// state) that exits and drops every handle it had does not take the sessions with it.
-    pub fn shared(name: &str) -> Self {
-        static NAMED: OnceLock<Mutex<HashMap<String, Arc<Mutex<Inner>>>>> = OnceLock::new();
+    /// Names are compared byte for byte (a Lua string need not be UTF-8).
+    pub fn shared(name: &[u8]) -> Self {
+        /// Name (bytes) -> store.
+        type Named = HashMap<Vec<u8>, Arc<Mutex<Inner>>>;
+        static NAMED: OnceLock<Mutex<Named>> = OnceLock::new();
         let mut named = NAMED.get_or_init(Default::default).lock();
-        let inner = named.entry(name.to_string()).or_default();
+        let inner = named.entry(name.to_vec()).or_default();
         MemoryStore {
             inner: Arc::clone(inner),
         }
@@ -646,7 +649,7 @@ pub fn from_options(opts: Option<LuaTable>) -> LuaResult<MemoryStore> {
     for pair in opts.pairs::<LuaValue, LuaValue>() {
         match pair? {
             (LuaValue::String(k), LuaValue::String(v)) if k.as_bytes() == b"shared" => {
-                shared = Some(v.to_string_lossy());
+                shared = Some(v.as_bytes().to_vec());
             }
             (k, v) => {
                 return Err(LuaError::runtime(format!(
