@@ -367,6 +367,19 @@ describe("8.8 MemoryStore{ shared = name }", function()
 
   -- The names were compared as lossy UTF-8: every invalid byte became U+FFFD, so two names
   -- that differ only there were one store.
+  -- In a child: the test clock stays moved for the rest of its process.
+  it("expires everything once the test clock is moved past its end (it saturates, never wraps)", function()
+    local r = Child.run([[
+      local hs = require("honeymoon_session")
+      local s = hs.MemoryStore()
+      s:set("short", {}, 1)
+      s:set("longest", {}, 3153600000)
+      hs._advance_clock(1e300)
+      print(s:exists("short"), s:exists("longest"), s:length(), hs._now_ms() > 0)
+    ]])
+    assert.equal("false\tfalse\t0\ttrue\n", r.stdout, r.stderr)
+  end)
+
   it("tells names apart byte for byte, also where they are not UTF-8", function()
     local a = hs.MemoryStore({ shared = name .. "-\255" })
     a:set("x", { v = 1 }, 60)

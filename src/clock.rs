@@ -11,7 +11,7 @@ pub fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
-    real + OFFSET_MS.load(Ordering::Relaxed)
+    real.saturating_add(OFFSET_MS.load(Ordering::Relaxed))
 }
 
 /// Seconds on a monotonic clock (benchmark aid: wall time, where `os.clock` is CPU time).
@@ -24,9 +24,14 @@ pub fn monotonic() -> f64 {
 }
 
 /// Moves this module's clock forward (testing aid: expires sessions and cookies without sleeping).
+/// It saturates: moved past the end of time, the clock stays there (every session has expired)
+/// instead of wrapping round to before the epoch, where every session would live for ever.
 #[cfg(feature = "test-hooks")]
 pub fn advance(seconds: f64) {
-    OFFSET_MS.fetch_add((seconds * 1000.0) as i64, Ordering::Relaxed);
+    let by = (seconds * 1000.0) as i64; // `as` saturates (and takes NaN to 0)
+    let _ = OFFSET_MS.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |o| {
+        Some(o.saturating_add(by))
+    });
 }
 
 /// Appends `http_date(ms)`; the text is made once per second per thread and reused, since
