@@ -44,9 +44,9 @@ pub type Crossings = (
 /// `load`, `commit`, `id`, and for a Lua store `candidates` and `adopt`, for one engine.
 pub fn functions(lua: &Lua, engine: Rc<Engine>) -> LuaResult<Crossings> {
     let fns: [ffi::lua_CFunction; 5] = [load, commit, draw_id, candidates, adopt];
-    // SAFETY: exec_raw runs this in a protected call on a fresh stack. Each userdata block is
-    // allocated before the Rc it holds is made, so an allocation failure leaks nothing; the
-    // stack ends with the five closures that exec_raw returns.
+    // SAFETY: exec_raw runs this in a protected call on a fresh stack. Each userdata holds its
+    // Rc only once it has its `__gc` (see `push_engine`), so an allocation failure leaks
+    // nothing; the stack ends with the five closures that exec_raw returns.
     unsafe {
         lua.exec_raw::<Crossings>((), |state| {
             for f in fns {
@@ -63,15 +63,19 @@ const ENGINE_META: &std::ffi::CStr = c"honeymoon_session.engine";
 /// Pushes a full userdata holding one strong reference to `engine`, released by `__gc`.
 unsafe fn push_engine(state: *mut lua_State, engine: &Rc<Engine>) {
     // SAFETY: called inside exec_raw's protected call (see `functions`); the block is sized
-    // and aligned for one pointer (Lua aligns userdata for any C type).
+    // and aligned for one pointer (Lua aligns userdata for any C type). It holds null until
+    // it has its metatable: making the metatable and its `__gc` field allocates, and a
+    // failure there must not strand a strong reference in a userdata that is never released.
+    // Nothing after the last write can fail, and from then on `__gc` releases the reference.
     unsafe {
         let slot = ffi::lua_newuserdata(state, size_of::<*const Engine>()) as *mut *const Engine;
-        slot.write(Rc::into_raw(engine.clone()));
+        slot.write(std::ptr::null());
         if ffi::luaL_newmetatable(state, ENGINE_META.as_ptr()) != 0 {
             ffi::lua_pushcfunction(state, release_engine);
             ffi::lua_setfield(state, -2, c"__gc".as_ptr());
         }
         ffi::lua_setmetatable(state, -2);
+        slot.write(Rc::into_raw(engine.clone()));
     }
 }
 
@@ -724,5 +728,33 @@ unsafe fn push_outcome(
         None => Ok(n),
         Some(true) => Err(codec::STACK_EXHAUSTED.into()),
         Some(false) => Err("honeymoon_session: a session record could not be decoded".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Making the crossings when memory runs out at any allocation: every strong reference a
+    /// userdata took is released once the state collects what was made (none is left in a
+    /// userdata that never got its `__gc`).
+    #[test]
+    fn making_the_crossings_leaks_no_engine_when_memory_runs_out() {
+        let mut failed = 0;
+        for extra in (0..4096).step_by(8) {
+            let lua = Lua::new();
+            let opts: LuaTable = lua.load("return { secret = 's' }").eval().unwrap();
+            let engine = Rc::new(Engine::new(&lua, Some(opts)).unwrap());
+            lua.gc_collect().unwrap();
+            lua.set_memory_limit(lua.used_memory() + extra).unwrap();
+            let made = functions(&lua, engine.clone());
+            lua.set_memory_limit(0).unwrap();
+            failed += usize::from(made.is_err());
+            drop(made);
+            lua.gc_collect().unwrap();
+            lua.gc_collect().unwrap();
+            assert_eq!(Rc::strong_count(&engine), 1, "memory limit +{extra} bytes");
+        }
+        assert!(failed > 0, "no allocation failed: the test tests nothing");
     }
 }
