@@ -5,11 +5,13 @@
 //! a protected call and a registry reference per key and value.
 //!
 //! Safety rules for the raw closures: encoding calls only functions that cannot raise
-//! (`lua_next` on a table nobody changes meanwhile, `lua_to*`, and `lua_checkstack` within the
-//! room its callers reserve before the walk: growing the stack can raise on Lua 5.1 and
-//! LuaJIT), so Rust values may live across them. Decoding allocates (strings, tables), and an out-of-memory error
-//! unwinds by longjmp to the protected call: there, frames hold only borrowed data and plain
-//! numbers, nothing that needs dropping.
+//! (`lua_next` on a table nobody changes meanwhile, `lua_to*` with `lua_tolstring` on strings
+//! only, raw metatable reads), so Rust values may live across them. It pushes only within its
+//! `Room`, whose `grow` its caller supplies: never growing at all (the room was reserved before
+//! the walk, `Room::reserve_all`), or growing inside a protected call (`crossing::reserve`), as
+//! growing the stack can raise on Lua 5.1 and LuaJIT. Decoding allocates (strings, tables),
+//! and an out-of-memory error unwinds by longjmp to the protected call: there, frames hold only
+//! borrowed data and plain numbers, nothing that needs dropping.
 
 use super::meta::{MaxAge, Meta};
 use super::{Entries, FALSE, FLOAT, INT, LIST, MAP, MAX_DEPTH, NoMemory, Reader, STR, Step, TRUE};
@@ -53,19 +55,32 @@ fn type_name(t: c_int) -> &'static str {
 
 /// The integer a Lua number holds, if it is one. Lua 5.3 and 5.4 have an integer subtype; on
 /// Lua 5.1, 5.2 and LuaJIT every number is a double, and one with an integral value counts.
+///
+/// # Safety
+/// `idx` is a valid index of a number. Reads only; cannot raise.
 unsafe fn integer_at(state: *mut ffi::lua_State, idx: c_int) -> Option<i64> {
+    // SAFETY: as this function's contract.
     #[cfg(any(feature = "lua53", feature = "lua54"))]
     unsafe {
         (ffi::lua_isinteger(state, idx) != 0).then(|| ffi::lua_tointeger(state, idx))
     }
+    // SAFETY: as this function's contract.
     #[cfg(not(any(feature = "lua53", feature = "lua54")))]
     unsafe {
         super::double_as_integer(ffi::lua_tonumber(state, idx))
     }
 }
 
+/// The bytes of the string at `idx`.
+///
+/// # Safety
+/// The value at `idx` is a string (every caller checks its type first: on a number,
+/// lua_tolstring would convert the stack slot in place, which confuses a `lua_next` walking
+/// that key). The slice is valid while the string stays on the stack.
 unsafe fn string_at<'a>(state: *mut ffi::lua_State, idx: c_int) -> &'a [u8] {
     let mut len = 0usize;
+    // SAFETY: as this function's contract; lua_tolstring on a string neither raises nor
+    // allocates, and returns a pointer to its `len` bytes.
     unsafe {
         let p = ffi::lua_tolstring(state, idx, &mut len);
         std::slice::from_raw_parts(p as *const u8, len)
@@ -74,6 +89,7 @@ unsafe fn string_at<'a>(state: *mut ffi::lua_State, idx: c_int) -> &'a [u8] {
 
 /// The bytes the scalar at `idx` encodes to; None if it is not a scalar.
 unsafe fn scalar_len(state: *mut ffi::lua_State, idx: c_int) -> Option<usize> {
+    // SAFETY: `idx` is a valid index (callers'); string_at only on a string.
     unsafe {
         match ffi::lua_type(state, idx) {
             ffi::LUA_TBOOLEAN => Some(1),
@@ -90,6 +106,7 @@ unsafe fn scalar(
     idx: c_int,
     out: &mut Vec<u8>,
 ) -> Result<(), NoMemory> {
+    // SAFETY: `idx` is a valid index (callers'); each read matches the type just checked.
     unsafe {
         match ffi::lua_type(state, idx) {
             ffi::LUA_TBOOLEAN => {
@@ -202,6 +219,8 @@ impl Encoder {
             .iter()
             .map(|s| match *s {
                 StepRef::Key(p, n) => {
+                    // SAFETY: a key of the path is a string on the stack (or the caller's
+                    // `path`) for as long as its step is in `self.path`.
                     Step::Key(unsafe { std::slice::from_raw_parts(p, n) }.to_vec())
                 }
                 StepRef::Index(i) => Step::Index(i),
@@ -212,6 +231,7 @@ impl Encoder {
     }
 
     unsafe fn fail(&self, what: impl Into<String>) -> Failure {
+        // SAFETY: called during the walk, while the path's keys are on the stack.
         Failure::Type(unsafe { self.owned_path() }, what.into())
     }
 
@@ -220,6 +240,7 @@ impl Encoder {
         if Entries::charge(&mut self.left, n) {
             Ok(())
         } else {
+            // SAFETY: called during the walk, while the path's keys are on the stack.
             Err(Failure::TooBig(unsafe { self.owned_path() }, self.limit))
         }
     }
@@ -231,6 +252,7 @@ impl Encoder {
         idx: c_int,
         out: &mut Vec<u8>,
     ) -> Result<bool, Failure> {
+        // SAFETY: `idx` is a valid index during the walk.
         unsafe {
             let Some(n) = scalar_len(state, idx) else {
                 return Ok(false);
@@ -249,6 +271,7 @@ impl Encoder {
         idx: c_int,
         out: &mut Vec<u8>,
     ) -> Result<(), Failure> {
+        // SAFETY: `idx` is a valid index during the walk; `table` gets a table.
         unsafe {
             if self.scalar(state, idx, out)? {
                 return Ok(());
@@ -266,6 +289,10 @@ impl Encoder {
         idx: c_int,
         out: &mut Vec<u8>,
     ) -> Result<(), Failure> {
+        // SAFETY: `idx` is the absolute index of a table. The walk pushes at most three values
+        // above the top at a time (the nil, then a key and its value), in the room `make`
+        // checked (or grew without raising); every exit pops what it pushed. lua_next walks a
+        // table no Lua code runs against meanwhile; keys and values are read by type.
         unsafe {
             let ptr = ffi::lua_topointer(state, idx);
             if self.open.contains(&ptr) {
@@ -459,6 +486,7 @@ pub unsafe fn encode_table_at(
     entries: &mut Entries,
     room: Room,
 ) -> LuaResult<()> {
+    // SAFETY: reads the top of a valid state.
     let top = unsafe { ffi::lua_gettop(state) };
     // SAFETY: as this function's contract; lua_next walks a table nobody changes meanwhile, and
     // every exit restores the stack top.
@@ -532,6 +560,10 @@ pub fn encode_entries(lua: &Lua, t: &LuaTable, entries: &mut Entries) -> LuaResu
 /// # Safety
 /// As `push_session`.
 unsafe fn push_value(state: *mut ffi::lua_State, r: &mut Reader, depth: usize) -> bool {
+    // SAFETY: as `push_session` (allocating pushes unwind only to a protected call). Each
+    // level checks room for its three pushes (a table, a key, a value) before making them; a
+    // key is never nil or NaN (`key_ahead`, `position_ahead`), so lua_rawset cannot raise but
+    // for memory.
     unsafe {
         if ffi::lua_checkstack(state, 3) == 0 {
             return false;
@@ -612,6 +644,8 @@ pub unsafe fn push_decoded(state: *mut ffi::lua_State, bytes: &[u8]) -> bool {
 /// Decodes one encoded value into a fresh Lua value.
 pub fn decode_value(lua: &Lua, bytes: &[u8]) -> LuaResult<LuaValue> {
     let mut ok = false;
+    // SAFETY: exec_raw runs the closure in a protected call on a fresh stack; push_value holds
+    // only borrowed data; the closure leaves exactly one value.
     let value = unsafe {
         lua.exec_raw::<LuaValue>((), |state| {
             let mut r = Reader::new(bytes);
