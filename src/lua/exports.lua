@@ -27,7 +27,7 @@ local function strict(f)
 end
 
 local ops = chunks.store()
-local Session = chunks.session(ops, native.methods, native.array_mt)
+local Session = chunks.session(ops, native.methods, native.array_mt, native._owner)
 local Core = chunks.core(ops, Session, native.store_methods, native._id_into)
 local middleware = chunks.middleware
 

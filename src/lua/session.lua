@@ -2,15 +2,15 @@
 -- leave Lua, with the session API on a metatable of its own that also holds the session's
 -- state (id, what was loaded, flash). Keeping the state out of the table keeps `pairs` on the
 -- data alone, also on LuaJIT, which ignores __pairs. Embedded in the module; receives the
--- store functions (store.lua), the engine's list of method names and the array marker.
-local ops, method_names, array_mt = ...
+-- store functions (store.lua), the engine's list of method names, the array marker and the
+-- engine's owner rule (hs._owner).
+local ops, method_names, array_mt, owner_of = ...
 local type, error, next, pairs, rawget, rawset, tostring = type, error, next, pairs, rawget, rawset, tostring
 local getmetatable, setmetatable = getmetatable, setmetatable
 local commit, destroy_id, reload, destroy_moved = ops.commit, ops.destroy, ops.reload, ops.drop_moved
 local retire_or_destroy, note_retired = ops.retire_or_destroy, ops.retired
 local SAVE_NOW, FINAL = ops.SAVE_NOW, ops.FINAL
-local floor, sub, byte, format = math.floor, string.sub, string.byte, string.format
-local math_type = math.type -- nil on Lua 5.1, 5.2 and LuaJIT: every number is a double
+local floor, sub, byte = math.floor, string.sub, string.byte
 local unpack = table.unpack or unpack -- Lua 5.1 and LuaJIT: the global
 
 local FLASH_KEY = "__flash"
@@ -256,16 +256,11 @@ function Methods:destroy()
     follow(m)
 end
 
--- Whether the `index` field's value `v` names `owner` (the stored owner, a string), rendered as
--- the engine renders the field (crossing.rs's owner_at): a string as it is, an integer in
--- decimal, a whole float below 2^53 as that integer. Anything else names no owner it keeps.
+-- Whether the `index` field's value `v` names `owner` (the stored owner, a string): rendered by
+-- the engine's own rule (hs._owner), which refuses what names no owner it keeps.
 local function same_owner(v, owner)
-    local kind = type(v)
-    if kind == "string" then return v == owner end
-    if kind ~= "number" then return false end
-    if math_type and math_type(v) == "integer" then return tostring(v) == owner end
-    if v % 1 ~= 0 or v >= 2 ^ 53 or v <= -2 ^ 53 then return false end -- also NaN, inf
-    return format("%d", v) == owner
+    local ok, rendered = pcall(owner_of, v, "session", "regenerate")
+    return ok and rendered == owner
 end
 
 ---A new id; the old one is deleted from the store. Data is kept only when `keep` is true.
@@ -509,6 +504,8 @@ function S.new(ctx, id, data, flash, shadow, meta, snap, version, secure, req, c
     end
     return setmetatable(data, m)
 end
+
+local math_type = math.type -- nil before Lua 5.3: no integer subtype to tell apart
 
 -- Whether a flat session (scalars only, as loaded: `m.copy` holds its `m.n` keys) is exactly
 -- as loaded. Then its commit has nothing to do, and needs no crossing.
