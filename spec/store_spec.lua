@@ -325,6 +325,13 @@ for _, kind in ipairs(STORES) do
           assert.is_false(ok)
           assert.is_false(store:exists("s2"))
         end)
+
+        it("names the whole path of a nested string it refuses", function()
+          local ok, err = pcall(store.set, store, "s1", { cart = { items = { "ok", { sku = BINARY } } } }, 600)
+          assert.is_false(ok)
+          assert.matches("cart.items[2].sku", tostring(err), 1, true)
+          assert.matches("UTF-8", tostring(err), 1, true)
+        end)
       end
 
       it("holds a 1 MB string value", function()

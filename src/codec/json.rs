@@ -1,18 +1,54 @@
 //! The wire format <-> JSON, for stores that speak JSON (express-session's format, JSON Lua stores).
 
 use super::{FALSE, FLOAT, INT, LIST, MAP, MAX_DEPTH, MAX_HOLES, NoMemory, Reader, STR, TRUE};
-use super::{put, try_copy, write_map, write_str, write_table};
+use super::{Step, describe_path, put, try_copy, write_map, write_str, write_table};
+
+/// Why a value has no JSON form, and where: the steps from the failing value up to the
+/// top-level key, innermost first. Steps are added only on the error's way out, so a value
+/// that converts costs no path bookkeeping.
+struct Failure {
+    steps: Vec<Step>,
+    why: String,
+}
+
+impl From<String> for Failure {
+    fn from(why: String) -> Failure {
+        Failure {
+            steps: Vec::new(),
+            why,
+        }
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(why: &str) -> Failure {
+        Failure::from(why.to_string())
+    }
+}
+
+/// Adds the step to a child's failure on its way out.
+fn at<T>(r: Result<T, Failure>, step: impl FnOnce() -> Step) -> Result<T, Failure> {
+    r.map_err(|mut f| {
+        f.steps.push(step());
+        f
+    })
+}
 
 /// The JSON form of one stored top-level value, for stores that speak JSON (express-session's
 /// format). A table whose keys are exactly 1..n becomes an array, and so does one with the
 /// array marker (`crate::array`: a JSON array decoded earlier, or `hs.array`), empty or with
 /// holes (`null`); any other table an object with its keys as strings. Strings must be UTF-8
-/// and numbers finite, else this fails, naming `path`.
-pub fn to_json(path: &str, bytes: &[u8]) -> Result<serde_json::Value, String> {
+/// and numbers finite, else this fails, naming the value's path from the top-level `key`
+/// (`cart.items[3].sku`).
+pub fn to_json(key: &str, bytes: &[u8]) -> Result<serde_json::Value, String> {
     let mut r = Reader::new(bytes);
-    let v = r.json_value(1).map_err(|e| format!("{path}: {e}"))?;
+    let v = r.json_value(1).map_err(|mut f| {
+        f.steps.push(Step::Key(key.as_bytes().to_vec()));
+        f.steps.reverse();
+        format!("{}: {}", describe_path(&f.steps), f.why)
+    })?;
     if r.pos != bytes.len() {
-        return Err(format!("{path}: stored session data is corrupt"));
+        return Err(format!("{key}: stored session data is corrupt"));
     }
     Ok(v)
 }
@@ -78,7 +114,7 @@ pub fn from_json(v: &serde_json::Value) -> Result<Option<Vec<u8>>, NoMemory> {
 
 impl Reader<'_> {
     /// The JSON of one value that `depth` tables enclose (see `MAX_DEPTH`).
-    fn json_value(&mut self, depth: usize) -> Result<serde_json::Value, String> {
+    fn json_value(&mut self, depth: usize) -> Result<serde_json::Value, Failure> {
         use serde_json::Value as J;
         let corrupt = || "stored session data is corrupt".to_string();
         let no_memory = |_| "not enough memory for the session data".to_string();
@@ -99,7 +135,7 @@ impl Reader<'_> {
                 J::String(String::from_utf8(copy).map_err(|_| corrupt())?)
             }
             MAP | LIST if depth >= MAX_DEPTH => {
-                return Err(format!("a table {}", super::TOO_DEEP));
+                return Err(format!("a table {}", super::TOO_DEEP).into());
             }
             LIST => {
                 let n = self.varint().ok_or_else(corrupt)? as usize;
@@ -110,7 +146,10 @@ impl Reader<'_> {
                         _ => None,
                     };
                     let position = position.filter(|&k| k >= 1).ok_or_else(corrupt)?;
-                    items.push((position, self.json_value(depth + 1)?));
+                    let value = at(self.json_value(depth + 1), || {
+                        Step::Index(i64::try_from(position).unwrap_or(i64::MAX))
+                    })?;
+                    items.push((position, value));
                 }
                 items.sort_unstable_by_key(|(k, _)| *k);
                 let len = items.last().map_or(0, |(k, _)| *k);
@@ -126,7 +165,7 @@ impl Reader<'_> {
                         .map_err(|_| "not enough memory for the session data".to_string())?;
                     for (k, v) in items {
                         if k <= array.len() {
-                            return Err(corrupt()); // a position twice
+                            return Err(corrupt().into()); // a position twice
                         }
                         array.resize(k - 1, J::Null);
                         array.push(v);
@@ -140,22 +179,27 @@ impl Reader<'_> {
                 // Integer keys as numbers, while every key so far is one.
                 let mut ints: Option<Vec<i64>> = Some(Vec::with_capacity(n.min(1024)));
                 for _ in 0..n {
-                    let key = match self.json_value(depth + 1)? {
+                    let (key, number) = match self.json_value(depth + 1)? {
                         J::String(k) => {
                             ints = None;
-                            k
+                            (k, false)
                         }
                         J::Number(k) => {
                             match (&mut ints, k.as_i64()) {
                                 (Some(list), Some(i)) => list.push(i),
                                 _ => ints = None,
                             }
-                            k.to_string()
+                            (k.to_string(), true)
                         }
                         J::Bool(_) => return Err("a boolean table key has no JSON form".into()),
                         _ => return Err("stored session data is corrupt".into()),
                     };
-                    pairs.push((key, self.json_value(depth + 1)?));
+                    let value = at(self.json_value(depth + 1), || match key.parse() {
+                        Ok(i) if number => Step::Index(i),
+                        _ if number => Step::Other(key.clone()),
+                        _ => Step::Key(key.clone().into_bytes()),
+                    })?;
+                    pairs.push((key, value));
                 }
                 // Integer keys exactly 1..n, in any stored order: an array, in key order.
                 match ints {
@@ -183,7 +227,8 @@ impl Reader<'_> {
                             if object.contains_key(&k) {
                                 return Err(format!(
                                     "a table with the key {k:?} both as a number and as a string has no JSON form"
-                                ));
+                                )
+                                .into());
                             }
                             object.insert(k, v);
                         }
@@ -308,5 +353,34 @@ mod tests {
             Ok(serde_json::json!({ "1": 1, "x": 2 }))
         );
         assert_eq!(to_json("v", entries[2].1), Err(format!("v: {}", both("1"))));
+    }
+
+    #[test]
+    fn a_value_without_a_json_form_is_named_by_its_whole_path() {
+        let lua = Lua::new();
+        let t: LuaTable = lua
+            .load(
+                r#"return { cart = { items = { { sku = "ok" }, { sku = "\255" } } },
+                    odd = { ["a b"] = { 0/0 } }, flat = "\255", deep = { x = { [true] = 1 } },
+                    num = { [2.5] = "\255" } }"#,
+            )
+            .eval()
+            .unwrap();
+        let rec = Record::from_table(&lua, &t).unwrap();
+        let entries = rec.entries().unwrap(); // in key order: cart, deep, flat, num, odd
+        let err = |i: usize, key: &str| to_json(key, entries[i].1).unwrap_err();
+        let utf8 = "a string that is not UTF-8 has no JSON form";
+        assert_eq!(err(0, "cart"), format!("cart.items[2].sku: {utf8}"));
+        assert_eq!(
+            err(1, "deep"),
+            "deep.x: a boolean table key has no JSON form"
+        );
+        assert_eq!(err(2, "flat"), format!("flat: {utf8}"));
+        assert_eq!(err(3, "num"), format!("num[2.5]: {utf8}"));
+        assert!(
+            err(4, "odd").starts_with("odd[\"a b\"][1]: "),
+            "{}",
+            err(4, "odd")
+        );
     }
 }
