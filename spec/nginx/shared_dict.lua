@@ -369,6 +369,33 @@ case("a full dict evicts the least recently used sessions (forcible), and says s
     s:clear()
 end)
 
+case("a merge that finds no memory for the grown session fails and keeps the session as it was", function()
+    -- nginx frees an entry's old value before it allocates one of another size: a write that
+    -- then finds no memory, even after evicting, has deleted the entry. A dict full of small
+    -- sessions, and one of them growing past what evicting 30 of them frees.
+    local dict = ngx.shared.tiny
+    dict:flush_all(); dict:flush_expired()
+    local s = store({ dict = "tiny", prefix = "" })
+    local before = { user = "alice", pad = string.rep("p", 100) }
+    local value, n = record(before), 0
+    repeat
+        n = n + 1
+        local ok, err, forcible = dict:set(string.format("%032d", n), value, 60)
+        assert(ok, err)
+    until forcible
+    local id = string.format("%032d", n) -- the newest: the last one eviction would take
+    local after = { user = "alice", pad = before.pad, photo = string.rep("b", 30000) }
+    raises(function() s:merge(id, patch(before, after), 60) end,
+        "^honeymoon_session: SharedDictStore:merge failed: no memory: the dict is full even after evicting",
+        "merge of a grown session into a full dict")
+    eq(s:get(id), value, "the session after the failed merge")
+    eq(dict:get(merge_lock(id)), nil, "lock left behind")
+    -- The next request's merge, which fits, goes through.
+    eq(s:merge(id, patch(before, { user = "bob", pad = before.pad }), 60), true, "a merge that fits")
+    eq(s:get(id), record({ user = "bob", pad = before.pad }), "merged")
+    dict:flush_all(); dict:flush_expired()
+end)
+
 -- The owner index ("log out everywhere"): what the engine hands a record store when the session
 -- option `index` is set, a record with __meta.owner and the owner in `life`.
 local function owned(owner, data)
@@ -430,6 +457,58 @@ case("the owner index: destroyAll ends an owner's sessions but the one kept, ret
     eq(s:sessionsOf(owner)[1].id, keep, "kept")
     eq(s:destroyAll(owner), 1, "then the last one")
     eq(ngx.shared.sessions:get("\0owner:t:" .. owner), nil, "the owner's list is gone")
+end)
+
+case("the owner index: a list write that finds no memory keeps the list as it was", function()
+    -- nginx frees the list's old value before it allocates the longer one (the case above shows
+    -- it on a real dict); which write runs out depends on nginx's slab pages, so the dict's set
+    -- is made to fail here as nginx's does: the entry deleted, then "no memory". A lost list
+    -- would hide the owner's other sessions from destroyAll until each is written again.
+    local dict = ngx.shared.sessions
+    local s, owner = store(), "owner-" .. new_id()
+    local a, b, c = new_id(), new_id(), new_id()
+    s:set(a, owned(owner), 60, { owner = owner })
+    s:set(b, owned(owner), 60, { owner = owner })
+    -- The next `armed` writes of the list fail (one: the old value's own room is free again
+    -- after the failed write, so putting it back works).
+    local okey, set, armed = "\0owner:t:" .. owner, dict.set, 0
+    local function failing(d, key, ...)
+        if key == okey and armed > 0 then
+            armed = armed - 1
+            d:delete(key)
+            return false, "no memory", false
+        end
+        return set(d, key, ...)
+    end
+    rawset(dict, "set", failing)
+    armed = 1
+    local ok, err = pcall(s.set, s, c, owned(owner), 60, { owner = owner })
+    rawset(dict, "set", nil)
+    eq(ok, false, "a login whose listing found no memory")
+    assert(err:find("no memory", 1, true), err)
+    eq(s:get(c), nil, "the session whose listing failed was not stored")
+    eq(#s:sessionsOf(owner), 2, "the owner's other sessions still listed")
+    -- sessionsOf and destroyAll shorten the list: the same there.
+    s:destroy(a)
+    rawset(dict, "set", failing)
+    armed = 1
+    ok, err = pcall(s.sessionsOf, s, owner)
+    rawset(dict, "set", nil)
+    eq(ok, false, "sessionsOf whose pruning found no memory")
+    eq(err, "honeymoon_session: SharedDictStore:sessionsOf failed: no memory: the dict is full even after evicting "
+        .. "its least recently used entries; make it larger (lua_shared_dict sessions)", "its error")
+    local list = dict:get(okey)
+    assert(list and list:find(b, 1, true), "the list after the failed pruning names b")
+    -- When the old list cannot be put back either, the error says it is gone.
+    rawset(dict, "set", failing)
+    armed = 2
+    ok, err = pcall(s.sessionsOf, s, owner)
+    rawset(dict, "set", nil)
+    eq(ok, false, "sessionsOf whose pruning and putting back found no memory")
+    assert(err:find("; what it held could not be put back either, and is gone (lua_shared_dict sessions)", 1, true), err)
+    s:set(a, owned(owner), 60, { owner = owner }) -- lists a and b's owner again, with a only
+    eq(s:destroyAll(owner), 1, "destroyAll finds what the list names now")
+    s:destroy(b)
 end)
 
 case("the owner index: destroy leaves no entry of the session behind (its lastSeen neither)", function()

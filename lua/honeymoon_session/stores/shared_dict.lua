@@ -21,7 +21,9 @@
 --   the locked section for longer than that loses the guarantee: keep it well above any stall).
 -- * A full dict evicts: nginx frees the least recently used entries to make room (`forcible`),
 --   and each evicted session is a user logged out. The store logs a warning when that happens
---   (at most once a minute per worker); size the dict for the sessions you keep.
+--   (at most once a minute per worker); size the dict for the sessions you keep. A write that
+--   finds no memory even then has lost the entry's old value (nginx frees it first): merge and
+--   the owner's list put it back (put_back).
 -- * set is not locked: a whole write is last-writer-wins against a concurrent merge.
 -- * The dict lives as long as the nginx master: sessions survive a reload (HUP), not a restart.
 -- * The owner index ("log out everywhere", the session option `index`): per owner, one entry
@@ -220,15 +222,30 @@ local function alive(dict, key)
     return left ~= nil and left >= 0
 end
 
+---Puts back `old`, what `key` held before a write that failed: nginx frees an entry's old
+---value before it allocates a new one of another size, so a write that finds no memory, even
+---after evicting, has deleted the entry. Returns the failed write's reason, saying whether
+---the old value is kept.
+local function put_back(self, key, old, exptime, err)
+    local ok, _, forcible = self.dict:set(key, old, exptime)
+    if not ok then return why(err) .. "; what it held could not be put back either, and is gone" end
+    if forcible then evicted(self) end
+    return why(err)
+end
+
 ---Replaces an owner's list (deletes it when empty), keeping it alive at least `exptime` s.
-local function write_list(self, okey, ids, exptime)
+---`old` is the list as read under the lock: kept if the write fails.
+local function write_list(self, okey, ids, exptime, old)
     local dict = self.dict
     if #ids == 0 then
         dict:delete(okey)
         return
     end
     local ok, err, forcible = dict:set(okey, concat(ids, "\0") .. "\0", exptime)
-    if not ok then return why(err) end
+    if not ok then
+        if old == nil then return why(err) end
+        return put_back(self, okey, old, exptime, err)
+    end
     if forcible then evicted(self) end
 end
 
@@ -251,7 +268,8 @@ end
 local function enlist(self, okey, id, ttl)
     local dict, prefix = self.dict, self.prefix
     -- Nothing here yields: the lock is held for microseconds.
-    local ids = members(dict:get(okey))
+    local list = dict:get(okey)
+    local ids = members(list)
     local kept, n, found, total = {}, 0, false, #ids
     -- The members checked for pruning start at a random place: live but idle sessions at the
     -- front must not stop gone ones further on from ever being dropped.
@@ -278,7 +296,7 @@ local function enlist(self, okey, id, ttl)
         -- Twice the session's TTL: the list's time left counts down from here, and each owned
         -- merge or touch relists (under the owner lock) once it is below the session's; with the
         -- slack that is once per TTL, not on every request.
-        return write_list(self, okey, kept, max(left or 0, min(2 * ttl, MAX_TTL)))
+        return write_list(self, okey, kept, max(left or 0, min(2 * ttl, MAX_TTL)), list)
     end
 end
 
@@ -467,7 +485,9 @@ function Store:merge(id, patch, ttl)
                 if err == nil then
                     -- replace, not set: a session destroyed (or expired) since the get stays gone.
                     ok, refused, forcible = dict:replace(key, merged, ttl)
-                    if not ok and refused ~= "not found" then err = why(refused) end
+                    -- A failed replace (no memory) has deleted the session: put it back as
+                    -- loaded, with the TTL the merge would have given it.
+                    if not ok and refused ~= "not found" then err = put_back(self, key, current, ttl, refused) end
                 end
                 dict:delete(lock_key)
                 held = unlock_owner(dict, held, owner_lock, token)
@@ -548,7 +568,8 @@ function Store:sessionsOf(owner)
     local okey = OWNER .. prefix .. owner
     local lock_key = LOCK .. okey
     lock(self, "sessionsOf", lock_key)
-    local ids = members(dict:get(okey))
+    local list = dict:get(okey)
+    local ids = members(list)
     local kept, k, out, n, at = {}, 0, {}, 0, {}
     for i = 1, #ids do
         local id = ids[i]
@@ -567,7 +588,7 @@ function Store:sessionsOf(owner)
         end
     end
     local err
-    if k < #ids then err = write_list(self, okey, kept, list_ttl(dict, okey, prefix, kept)) end
+    if k < #ids then err = write_list(self, okey, kept, list_ttl(dict, okey, prefix, kept), list) end
     dict:delete(lock_key)
     if err then fail(self, "sessionsOf", err) end
     sort(out, function(a, b)
@@ -637,7 +658,8 @@ function Store:destroyAll(owner, except)
         if ids[i] ~= keep then handled[ids[i]] = true end
     end
     local left, kept = {}, false
-    local now = members(dict:get(okey))
+    local list = dict:get(okey)
+    local now = members(list)
     for i = 1, #now do
         local id = now[i]
         local stays = not handled[id]
@@ -650,7 +672,7 @@ function Store:destroyAll(owner, except)
     end
     -- The kept session stays listed, also when the list expired or was evicted meanwhile.
     if keep and not kept then left[#left + 1] = keep end
-    local err = write_list(self, okey, left, list_ttl(dict, okey, prefix, left))
+    local err = write_list(self, okey, left, list_ttl(dict, okey, prefix, left), list)
     dict:delete(lock_key)
     if err then fail(self, "destroyAll", err) end
     return n
