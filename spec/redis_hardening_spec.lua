@@ -162,6 +162,23 @@ describe("RedisStore options refused at construction", function()
         end
     end)
 
+    -- redis://alice@host (a user, no password) sent no AUTH at all: the store connected as the
+    -- default user, with the default user's rights, where the url asked for alice's.
+    it("a url naming a user without a password, naming neither", function()
+        for _, url in ipairs({ "redis://alice@127.0.0.1:6379/0", "redis://alice:@127.0.0.1:6379/0" }) do
+            for name, err in pairs(refused({ url = url })) do
+                assert.equal("honeymoon_session: RedisStore url names a user but no password: the store "
+                    .. "authenticates only with a password (redis://user:password@host:6379/0); without one "
+                    .. "it would connect as the default user", err, name)
+            end
+        end
+        -- A password without a user (AUTH password, as the default user) is taken; the event-loop
+        -- store connects at its first call, the blocking one at once (and fails to, here).
+        LuaRedis.new({ url = "redis://:pw@127.0.0.1:1/0", socket = "cqueues" })
+        local _, err = pcall(hs.RedisStore, { url = "redis://:pw@127.0.0.1:1/0", connectTimeout = 200 })
+        assert.is_nil(message(err):find("names a user", 1, true), message(err))
+    end)
+
     it("an empty prefix, with or without an indexPrefix of its own", function()
         for _, opts in ipairs({ { prefix = "" }, { prefix = "", indexPrefix = "idx:" } }) do
             for name, err in pairs(refused(opts)) do

@@ -157,6 +157,17 @@ pub(super) fn url(opts: &LuaTable) -> LuaResult<String> {
                     .into(),
             ));
         }
+        // `redis://alice@host`: the redis crate sends AUTH only with a password, so the store
+        // would connect as the default user, with its rights, where the url asks for alice's.
+        if parsed
+            .as_ref()
+            .is_some_and(|p| !p.username().is_empty() && p.password().is_none_or(str::is_empty))
+        {
+            return Err(bad(
+                "url names a user but no password: the store authenticates only with a password (redis://user:password@host:6379/0); without one it would connect as the default user"
+                    .into(),
+            ));
+        }
         // The redis crate reads `protocol` from a TCP url's query and quietly drops anything
         // else: `?db=3` (redis-py's form) would be database 0, another app's sessions to all,
         // length and clear. Named when the name is a plain word (never the value).
