@@ -948,6 +948,134 @@ describe("8.2 maxSize", function()
     hs.session({ secret = SECRET, maxSize = 1 })
     hs.session({ secret = SECRET, maxSize = 2147483647 })
   end)
+
+  -- The cases above, in every store. Each fixture's new() returns the store, what its merge
+  -- errors name after "honeymoon_session: " (`shape`) and end with (`at`, its address), and
+  -- optionally close() (run when the case ends).
+  describe("in every store", function()
+    local RedisServer = require("scripts.lib.redis_server")
+    local FakeDict = require("spec.support.fake_dict")
+    local server
+    local function redis()
+      if not server then server = RedisServer.start() end
+      server:cli("FLUSHALL")
+      return server
+    end
+    lazy_teardown(function() if server then server:close() end end)
+
+    local STORES = {
+      { name = "MemoryStore", new = function() return { store = hs.MemoryStore(), shape = "MemoryStore:merge failed: ", at = "" } end },
+      {
+        name = "RedisStore", redis = true,
+        new = function()
+          local sv = redis()
+          return { store = hs.RedisStore({ url = sv.url }), shape = "RedisStore:merge failed: ",
+            at = " (redis at 127.0.0.1:" .. sv.port .. "/0)" }
+        end,
+      },
+      {
+        -- Outside a cqueues loop its sockets block: the same store, its calls not yielding.
+        name = "RedisStore for event loops (cqueues)", redis = true,
+        new = function()
+          local sv = redis()
+          return { store = require("honeymoon_session.stores.redis").new({ url = sv.url, socket = "cqueues" }),
+            shape = "RedisStore:merge failed: ", at = " (redis at 127.0.0.1:" .. sv.port .. "/0)" }
+        end,
+      },
+      {
+        name = "SharedDictStore (a fake lua_shared_dict)",
+        new = function()
+          local saved = rawget(_G, "ngx")
+          _G.ngx = FakeDict.ngx({ "sessions" })
+          return { store = require("honeymoon_session.stores.shared_dict").new({ dict = "sessions" }),
+            shape = "SharedDictStore:merge failed: ", at = " (lua_shared_dict sessions)",
+            close = function() _G.ngx = saved end }
+        end,
+      },
+      {
+        name = "a record store that merges with hs._merge_patch",
+        new = function()
+          local rows = {}
+          local store = { format = "record" }
+          function store:get(id) return rows[id] end
+          function store:set(id, rec) rows[id] = rec end
+          function store:merge(id, patch)
+            if rows[id] == nil then return false end
+            local merged = hs._merge_patch(rows[id], patch)
+            if merged == false then return false end
+            rows[id] = merged
+            return true
+          end
+          function store:destroy(id) rows[id] = nil end
+          function store:exists(id) return rows[id] ~= nil end
+          for _, m in ipairs({ "touch", "all", "length", "clear" }) do store[m] = function() end end
+          return { store = store, shape = "store:merge failed: ", at = "" }
+        end,
+      },
+      {
+        name = "TableStore (a table store without merge)", whole_writes = true,
+        new = function() return { store = TableStore.new(), shape = "store:merge failed: ", at = "" } end,
+      },
+    }
+
+    -- Runs case(fx, core, cookie) on a stored session of a new fixture of `kind`, maxSize 1000.
+    local function with(kind, case)
+      return function()
+        local fx = kind.new()
+        if fx.close then finally(fx.close) end
+        local core, _, cookie = session_of(fx.store, { maxSize = 1000 })
+        case(fx, core, cookie)
+      end
+    end
+
+    -- The largest string under key `k` that a commit of the session under `cookie` takes:
+    -- stored, the session is at maxSize (each store's record differs a little: RedisStore's
+    -- keeps a lifetime from express-session's cookie object).
+    local function fill(core, cookie, k)
+      for n = 1000, 1, -1 do
+        local s = core:load(cookie)
+        s[k] = string.rep(k, n)
+        if pcall(core.commit, core, s) then return n end
+      end
+      error("nothing fits")
+    end
+
+    local function id_of(lines) return lines[1]:match("^([^;]+)") end
+
+    for _, kind in ipairs(STORES) do
+      -- The mark regenerate adds to the old id's record (`stale`) took a session at maxSize
+      -- past it: the old id, meant to stay readable for the stale grace (a browser's parallel
+      -- requests still carry it), failed every load with "the stored session is 1026 bytes,
+      -- more than maxSize (1000 bytes)".
+      it(kind.name .. ": regenerate of a session at maxSize leaves its old id readable for the grace", with(kind, function(_, core, cookie)
+        local n = fill(core, cookie, "a")
+        local s = core:load(cookie)
+        s:regenerate(true)
+        local fresh = id_of(core:commit(s))
+        local old = core:load(cookie)
+        assert.equal(n, #old.a)
+        assert.equal(n, #core:load(fresh).a)
+        -- Read-only, as any retired id: its request writes nothing, sends no cookie.
+        old.b = "x"
+        assert.same({}, core:commit(old))
+      end))
+
+      if not kind.whole_writes then
+        -- Another request filled the session to maxSize after this one loaded it: the
+        -- retirement (a login's regenerate) merges its mark into that. MemoryStore refused
+        -- it ("the session would be 1008 bytes merged with ..."), failing the login; the other
+        -- stores stored it, and the old id could not be read.
+        it(kind.name .. ": regenerate retires an id another request filled to maxSize meanwhile", with(kind, function(_, core, cookie)
+          local mine = core:load(cookie)
+          local n = fill(core, cookie, "b")
+          mine:regenerate(true)
+          local fresh = id_of(core:commit(mine))
+          assert.equal(n, #core:load(cookie).b)
+          assert.is_nil(core:load(fresh).b) -- this request's data moved, as it loaded it
+        end))
+      end
+    end
+  end)
 end)
 
 ---------------------------------------------------------------------------

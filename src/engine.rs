@@ -290,9 +290,11 @@ impl Engine {
         }
     }
 
-    /// Why stored bytes of this length must not be decoded: larger than `maxSize`.
-    fn too_large(&self, len: usize) -> Option<String> {
-        (len > self.options.max_size).then(|| codec::larger_than_max(len, self.options.max_size))
+    /// Why a stored record must not be decoded: larger than `maxSize` (a retired id's mark not
+    /// counted: `meta::within_max`).
+    fn too_large(&self, record: &[u8]) -> Option<String> {
+        let max = self.options.max_size;
+        (!meta::within_max(record, max)).then(|| codec::larger_than_max(record.len(), max))
     }
 
     /// The session's own cookie lifetime where it has one, else the config's: the store TTL
@@ -394,7 +396,7 @@ impl Engine {
         let Some(loaded) = store.get(id, self.options.max_size)? else {
             return Ok(None);
         };
-        if let Some(why) = self.too_large(loaded.record.0.len()) {
+        if let Some(why) = self.too_large(&loaded.record.0) {
             return Err(self.stored_data_error("get", why).into());
         }
         if self.expired(&loaded.record.0) {
@@ -627,7 +629,7 @@ impl Engine {
     /// Whether a record a Lua store returned may be adopted: false past `absoluteTimeout`
     /// (Lua then deletes it), an error when it is larger than `maxSize`.
     pub fn admits(&self, record: &[u8]) -> Result<bool, String> {
-        if let Some(why) = self.too_large(record.len()) {
+        if let Some(why) = self.too_large(record) {
             // src/lua/store.lua adds "store:get failed: " to this.
             return Err(format!("honeymoon_session: {why}"));
         }
@@ -640,7 +642,7 @@ impl Engine {
     fn adopt(&self, lua: &Lua, stored: LuaValue) -> LuaResult<LuaMultiValue> {
         let record = match stored {
             // A table store may hand out its own table: the request works on a copy.
-            LuaValue::Table(t) => Record::from_table_within(lua, &t, self.options.max_size)?,
+            LuaValue::Table(t) => self.table_record(lua, &t)?,
             // store.lua checks get's answer first; a record string goes to the crossing.
             other => {
                 return Err(LuaError::runtime(format!(
@@ -653,6 +655,22 @@ impl Engine {
             return LuaValue::Nil.into_lua_multi(lua);
         }
         self.open(lua, &record.0)
+    }
+
+    /// A table store's session as a record, refused past `maxSize` as it is encoded; a retired
+    /// id's mark is not counted (`meta::within_max`), so such a session is encoded again with
+    /// room for it (only then: the common load encodes once).
+    fn table_record(&self, lua: &Lua, t: &LuaTable) -> LuaResult<Record> {
+        let max = self.options.max_size;
+        match Record::from_table_within(lua, t, max) {
+            Err(e) if table_is_retired(t) => {
+                match Record::from_table_within(lua, t, max.saturating_add(meta::STALE_MARK_MAX)) {
+                    Ok(record) if meta::within_max(&record.0, max) => Ok(record),
+                    _ => Err(e),
+                }
+            }
+            other => other,
+        }
     }
 
     /// A native store's session by id, for `session:reload()`: what `adopt` returns, then the
@@ -753,16 +771,21 @@ impl LuaUserData for Handle {
         m.add_method("retired", |_, _, stored: LuaValue| {
             Ok(match stored {
                 LuaValue::String(s) => Meta::of_record(&s.as_bytes()).stale.is_some(),
-                LuaValue::Table(t) => match t.raw_get::<LuaValue>(META_KEY)? {
-                    LuaValue::Table(m) => matches!(
-                        m.raw_get::<LuaValue>("stale")?,
-                        LuaValue::Integer(_) | LuaValue::Number(_)
-                    ),
-                    _ => false,
-                },
+                LuaValue::Table(t) => table_is_retired(&t),
                 _ => false,
             })
         });
+    }
+}
+
+/// Whether a table store's session is an id `regenerate` retired (`__meta.stale`, a number).
+fn table_is_retired(t: &LuaTable) -> bool {
+    match t.raw_get::<LuaValue>(META_KEY) {
+        Ok(LuaValue::Table(m)) => matches!(
+            m.raw_get::<LuaValue>("stale"),
+            Ok(LuaValue::Integer(_) | LuaValue::Number(_))
+        ),
+        _ => false,
     }
 }
 

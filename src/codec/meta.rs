@@ -8,7 +8,7 @@
 //! The Lua session builds the same map as a table; `Meta::encode` writes what the table
 //! encoder writes for it, so equal bookkeeping encodes equally byte for byte (a test pins it).
 
-use super::{FALSE, INT, MAP, NoMemory, Reader, entries_of, put, write_str};
+use super::{FALSE, INT, MAP, NoMemory, Reader, entries_of, put, varint_len, write_str};
 
 /// The record key the bookkeeping lives under.
 pub const META_KEY: &str = "__meta";
@@ -163,6 +163,69 @@ impl Meta {
     }
 }
 
+/// The most a retirement's mark adds to a record: a `__meta` entry holding only `stale` (its
+/// key, a one-field map, `stale` and a number), and a byte of the record's key count.
+pub const STALE_MARK_MAX: usize = (2 + META_KEY.len()) + 2 + (2 + "stale".len()) + 9 + 1;
+
+/// Whether `record` is within `maxSize` (`max`), as every load and every store's merge judge
+/// it: its length, less the mark `regenerate` adds to the record of the id it retires
+/// (`__meta.stale`). That mark is the engine's bookkeeping, added after the session was
+/// checked: counted, a session near the limit could not be read under its old id during the
+/// stale grace, and a login could not retire an id that another request had filled to the
+/// limit. The mark is looked for only in a record longer than `max` by at most what a mark
+/// takes (the common load and merge pay a comparison; a huge record is not walked).
+pub fn within_max(record: &[u8], max: usize) -> bool {
+    let len = record.len();
+    len <= max
+        || (len <= max.saturating_add(STALE_MARK_MAX)
+            && len.saturating_sub(stale_mark_len(record).unwrap_or(0)) <= max)
+}
+
+/// The bytes a retirement's mark takes in `record`: the `stale` entry of its `__meta`, or the
+/// whole `__meta` entry when the mark is all it holds (and what that entry adds to the key
+/// count's varint); `None` when the record is not a retired one.
+fn stale_mark_len(record: &[u8]) -> Option<usize> {
+    let mut r = Reader::new(record);
+    if r.byte()? != MAP {
+        return None;
+    }
+    let keys = r.varint()?;
+    for _ in 0..keys {
+        let entry_start = r.pos;
+        let key = r.string()?;
+        let value_start = r.pos;
+        r.skip_value(1).ok()?;
+        if key != META_KEY.as_bytes() {
+            continue;
+        }
+        let entry = r.pos - entry_start;
+        let mut m = Reader::new(record.get(value_start..r.pos)?);
+        if m.byte()? != MAP {
+            return None;
+        }
+        let fields = m.varint()?;
+        for _ in 0..fields {
+            let field_start = m.pos;
+            let field = m.string()?;
+            let at = m.pos;
+            m.skip_value(2).ok()?;
+            if field != b"stale" {
+                continue;
+            }
+            // Only a mark the engine reads as one (a whole number) retires the id.
+            int(m.buf.get(at..m.pos)?)?;
+            let count_change = |n: u64| varint_len(n) - varint_len(n.saturating_sub(1));
+            return Some(if fields == 1 {
+                entry + count_change(keys)
+            } else {
+                m.pos - field_start + count_change(fields)
+            });
+        }
+        return None;
+    }
+    None
+}
+
 /// `changes` applied to the stored record `current` (`Record::merged`), where a rewritten
 /// `__meta` keeps the stored owner when the request did not change it (`Changes::keep_owner`):
 /// what every store's merge writes.
@@ -302,6 +365,64 @@ mod tests {
         let m = Meta::of_record(&merged(&out.0, &changes).unwrap().0);
         assert_eq!(m.owner, None);
         assert_eq!(m.created, Some(1000));
+    }
+
+    #[test]
+    fn a_retirement_mark_is_not_counted_against_max_size_and_nothing_else_is_spared() {
+        let lua = Lua::new();
+        let record = |src: String| {
+            let t: LuaTable = lua.load(src).eval().unwrap();
+            super::super::Record::from_table(&lua, &t).unwrap().0
+        };
+        // Every subset of the other fields, and key counts around a varint's width (the whole
+        // __meta entry goes when the mark is all it holds: 127 + 1 keys, or 128 + 1).
+        for mask in 0..8u8 {
+            for keys in [0usize, 1, 126, 127, 128] {
+                let fields = format!(
+                    "{}{}{}",
+                    if mask & 1 != 0 {
+                        "created = 1764400000000,"
+                    } else {
+                        ""
+                    },
+                    if mask & 2 != 0 { "maxAge = false," } else { "" },
+                    if mask & 4 != 0 { "owner = 'u42'," } else { "" },
+                );
+                let data = (0..keys)
+                    .map(|i| format!("k{i} = 'v',"))
+                    .collect::<String>();
+                let plain = match mask {
+                    0 => record(format!("return {{ {data} }}")),
+                    _ => record(format!("return {{ {data} __meta = {{ {fields} }} }}")),
+                };
+                let retired = record(format!(
+                    "return {{ {data} __meta = {{ {fields} stale = 5 }} }}"
+                ));
+                let mark = retired.len() - plain.len();
+                assert!(
+                    mark <= STALE_MARK_MAX,
+                    "{mark} bytes, fields {mask:03b}, {keys} keys"
+                );
+                assert!(
+                    within_max(&retired, plain.len()),
+                    "fields {mask:03b}, {keys} keys"
+                );
+                assert!(
+                    !within_max(&retired, plain.len() - 1),
+                    "fields {mask:03b}, {keys} keys"
+                );
+                assert!(!within_max(&plain, plain.len() - 1));
+            }
+        }
+        // The largest mark: a __meta of its own that takes the key count past a varint's byte.
+        let data = (0..127).map(|i| format!("k{i} = 'v',")).collect::<String>();
+        let without = record(format!("return {{ {data} }}"));
+        let with = record(format!("return {{ {data} __meta = {{ stale = 5 }} }}"));
+        assert_eq!(with.len() - without.len(), STALE_MARK_MAX);
+        // A `stale` that is not a number retires nothing, and is counted.
+        let odd = record("return { a = 'x', __meta = { stale = 'soon' } }".into());
+        assert!(!within_max(&odd, odd.len() - 1));
+        assert!(!within_max(b"garbage", 1));
     }
 
     #[test]

@@ -55,6 +55,16 @@ pub fn larger_than_max(len: usize, max: usize) -> String {
     format!("the stored session is {len} bytes, more than maxSize ({max} bytes)")
 }
 
+/// Why a store's merge wrote nothing: the session it would store, `len` bytes, is larger than
+/// `maxSize` (`max`) with what other requests stored since this one loaded it (the request's
+/// own changes were checked as they were encoded), and no load could read it again. The *why*
+/// of a store error: each store adds its name, the method and its address.
+pub fn merged_larger_than_max(len: usize, max: usize) -> String {
+    format!(
+        "the session would be {len} bytes merged with what other requests stored since this one loaded it, more than maxSize ({max} bytes); nothing was stored"
+    )
+}
+
 /// A buffer could not grow: the allocator refused (a memory limit). Buffers whose size comes
 /// from session data or stored data grow fallibly, so a big session fails its request with a
 /// clear error instead of aborting the process.

@@ -170,8 +170,9 @@ pub trait Store {
     /// Applies a request's top-level changes to the store's current version, atomically, and
     /// refreshes the TTL. `base` is the version the request loaded. `full` is the whole session
     /// as the request left it, for stores that can only replace. `max` as for `get`, for the
-    /// current version a store reads to merge into (MemoryStore also refuses a merged session
-    /// larger than both `max` and `full`: other requests' writes made it too large to load).
+    /// current version a store reads to merge into; a merged session larger than `max`
+    /// (`meta::within_max`: a retirement's mark not counted) is refused and nothing written,
+    /// since other requests' writes made it too large to load again.
     fn merge(
         &self,
         id: Id,

@@ -373,16 +373,16 @@ impl MemoryStore {
     }
 
     /// Merges `changes` into the live session; false when it is gone or retired. A merged
-    /// session larger than both `max` (maxSize) and `own` (the size of the request's own
-    /// session) is refused and nothing is written: other requests' writes since this one's
-    /// load made it too large, and stored it could not be loaded again (the engine refuses a
-    /// record past maxSize) until it expired.
+    /// session larger than `max` (maxSize; a retirement's mark not counted, see
+    /// `meta::within_max`) is refused and nothing is written: other requests' writes since
+    /// this one's load made it too large, and stored it could not be loaded again (the engine
+    /// refuses a record past maxSize) until it expired.
     pub fn merge_record(
         &self,
         id: &str,
         changes: &Changes,
         ttl: u64,
-        (max, own): (usize, usize),
+        max: usize,
     ) -> StoreResult<bool> {
         let now = clock::now_ms();
         let mut inner = self.inner.lock();
@@ -398,14 +398,11 @@ impl MemoryStore {
             ),
             None => return Ok(false),
         };
-        if merged.0.len() > max.max(own) {
+        if !meta::within_max(&merged.0, max) {
             return Err(StoreError::new(
                 "MemoryStore",
                 "merge",
-                format!(
-                    "the session would be {} bytes merged with what other requests stored since this one loaded it, more than maxSize ({max} bytes); nothing was stored",
-                    merged.0.len()
-                ),
+                codec::merged_larger_than_max(merged.0.len(), max),
             ));
         }
         // The owner is the merged record's: read only when the session had one or the merge
@@ -520,18 +517,13 @@ impl Store for MemoryStore {
         &self,
         id: Id,
         changes: &Changes,
-        full: &Record,
+        _full: &Record,
         _base: Option<&str>,
         life: &Lifetime,
         max: usize,
     ) -> StoreResult<Merged> {
-        // The request's own session is within maxSize (the engine checked it as it encoded
-        // it), but with what other requests stored since its load the merge may not be. The
-        // bookkeeping the engine adds past the check (a retirement's `stale`) is the request's
-        // own: never refused here.
-        let limits = (max, full.0.len());
         Ok(
-            match self.merge_record(id.as_str(), changes, life.ttl.seconds(), limits)? {
+            match self.merge_record(id.as_str(), changes, life.ttl.seconds(), max)? {
                 true => Merged::Written(None),
                 false => Merged::Gone,
             },
@@ -832,11 +824,7 @@ mod tests {
             removed: vec![META_KEY.as_bytes().to_vec()],
             keep_owner: false,
         };
-        assert!(
-            store
-                .merge_record("x", &logout, 60, (usize::MAX, 0))
-                .unwrap()
-        );
+        assert!(store.merge_record("x", &logout, 60, usize::MAX).unwrap());
         let listed = Store::sessions_of(&store, "ann").unwrap();
         assert_eq!(
             listed.iter().map(|l| l.id.clone()).collect::<Vec<_>>(),
@@ -848,11 +836,7 @@ mod tests {
             removed: Vec::new(),
             keep_owner: false,
         };
-        assert!(
-            store
-                .merge_record("y", &write, 60, (usize::MAX, 0))
-                .unwrap()
-        );
+        assert!(store.merge_record("y", &write, 60, usize::MAX).unwrap());
         assert_eq!(Store::sessions_of(&store, "ann").unwrap().len(), 1);
         assert_eq!(Store::destroy_all(&store, "ann", Some("y")).unwrap(), 0);
         assert_eq!(Store::destroy_all(&store, "ann", None).unwrap(), 1);

@@ -31,7 +31,7 @@
 
 use super::blocking::{bad, bytes, index_prefix, option_ms, text};
 use super::format::{self, CAS, Cookie, JsonChanges, MERGE_ATTEMPTS};
-use crate::codec::meta::Meta;
+use crate::codec::meta::{self, Meta};
 use crate::codec::{self, Changes, Record};
 use crate::cookie::{Priority, SameSite};
 use crate::fork;
@@ -587,8 +587,8 @@ pub fn lua_exports(lua: &Lua) -> LuaResult<LuaTable> {
             match format::to_record(&raw.as_bytes(), limit) {
                 // The parse's allowance has room for the cookie object: the record's exact
                 // size is checked here, where the store names itself and its address, as the
-                // engine checks what the blocking store reads.
-                Ok(record) if record.0.len() > limit => {
+                // engine checks what the blocking store reads (by the same rule).
+                Ok(record) if !meta::within_max(&record.0, limit) => {
                     nil_why(lua, codec::larger_than_max(record.0.len(), limit))
                 }
                 Ok(record) => lua.create_string(&record.0)?.into_lua_multi(lua),
