@@ -1043,6 +1043,25 @@ describe("8.2 maxSize", function()
     local function id_of(lines) return lines[1]:match("^([^;]+)") end
 
     for _, kind in ipairs(STORES) do
+      -- MemoryStore's case is above. Elsewhere the merge stored both requests' keys, a session
+      -- no load could read: every request with that cookie failed (nor could it log out)
+      -- until the TTL ran out.
+      if kind.redis then
+        it(kind.name .. ": a merge that other requests' writes would take past it stores nothing", with(kind, function(fx, core, cookie)
+          local first, second = core:load(cookie), core:load(cookie)
+          first.a = string.rep("a", 600)
+          second.b = string.rep("b", 600)
+          assert.equal(1, #core:commit(first))
+          local err = error_of(core.commit, core, second)
+          assert.matches("^honeymoon_session: " .. fx.shape:gsub("%p", "%%%0") .. "the session would be %d+ bytes merged"
+            .. " with what other requests stored since this one loaded it, more than maxSize %(1000 bytes%); nothing"
+            .. " was stored" .. fx.at:gsub("%p", "%%%0") .. "$", err)
+          local s = core:load(cookie) -- what the first request stored, still loadable
+          assert.equal(600, #s.a)
+          assert.is_nil(s.b)
+        end))
+      end
+
       -- The mark regenerate adds to the old id's record (`stale`) took a session at maxSize
       -- past it: the old id, meant to stay readable for the stale grace (a browser's parallel
       -- requests still carry it), failed every load with "the stored session is 1026 bytes,

@@ -10,7 +10,7 @@
 //! method and address.
 
 use crate::clock;
-use crate::codec::meta::{META_KEY, MaxAge, Meta};
+use crate::codec::meta::{META_KEY, MaxAge, Meta, within_max};
 use crate::codec::{self, Changes, Record};
 use crate::cookie::{Priority, SameSite, Secure};
 use crate::json;
@@ -563,14 +563,18 @@ fn meta_json(meta: &Meta) -> Option<Json> {
 /// A stored JSON session -> record (express-session's cookie object becomes the lifetime in
 /// the record's bookkeeping), refused when larger than `max` bytes (`maxSize`).
 pub fn to_record(raw: &[u8], max: usize) -> Result<Record, String> {
+    record_of(&parse_object(raw, max)?)
+}
+
+/// A stored JSON session's object -> record (`to_record` past the parse).
+fn record_of(map: &Map<String, Json>) -> Result<Record, String> {
     let plain = |e: mlua::Error| {
         crate::engine::message(&e)
             .trim_start_matches("honeymoon_session: ")
             .to_string()
     };
-    let map = parse_object(raw, max)?;
     let mut entries = codec::Entries::default();
-    let meta = meta_of(&map);
+    let meta = meta_of(map);
     if !meta.is_empty() {
         entries
             .push(
@@ -583,7 +587,7 @@ pub fn to_record(raw: &[u8], max: usize) -> Result<Record, String> {
         if k == COOKIE_KEY || k == META_KEY {
             continue;
         }
-        if let Some(v) = codec::from_json(&v).map_err(|e| plain(e.into()))? {
+        if let Some(v) = codec::from_json(v).map_err(|e| plain(e.into()))? {
             entries.push(k.as_bytes(), &v).map_err(plain)?;
         }
     }
@@ -654,7 +658,10 @@ impl JsonChanges {
     /// keeps its place and its exact value. Also the owner the result names (`__meta.owner`),
     /// for the owner index.
     /// Returns the JSON and the owner it names, or `None` when `base` is an id `regenerate`
-    /// retired: readable during the stale grace, never written again.
+    /// retired: readable during the stale grace, never written again. A merged session larger
+    /// than `max` as a record (`meta::within_max`, the rule of every load) is refused: other
+    /// requests' writes since this one's load made it too large, and stored, no load could read
+    /// it again.
     pub fn apply(
         &self,
         base: &[u8],
@@ -699,6 +706,11 @@ impl JsonChanges {
             o.insert("secure".into(), Json::Bool(true));
         }
         map.insert(COOKIE_KEY.into(), fresh);
+        // Measured as a load will read it: the record of this very object.
+        let record = record_of(&map)?;
+        if !within_max(&record.0, max) {
+            return Err(codec::merged_larger_than_max(record.0.len(), max));
+        }
         let owner = meta_of(&map).owner;
         Ok(Some((Json::Object(map).to_string(), owner)))
     }
@@ -827,6 +839,38 @@ mod tests {
         );
         assert!(json.contains(r#""new":"x""#), "{json}");
         assert!(!json.contains("gone"), "{json}");
+    }
+
+    #[test]
+    fn a_merge_past_max_size_is_refused_by_the_record_a_load_would_read() {
+        let lua = Lua::new();
+        let record = |src: &str| {
+            let t: LuaTable = lua.load(src).eval().unwrap();
+            Record::from_table(&lua, &t).unwrap()
+        };
+        // This request loaded { n = 1 } and added b; another stored a since.
+        let loaded = record("return { n = 1 }");
+        let mine = record("return { n = 1, b = string.rep('b', 600) }");
+        let changes = JsonChanges::of(&loaded.diff(&mine).unwrap()).unwrap();
+        let base = format!(
+            r#"{{"n":1,"a":"{}","cookie":{{"path":"/"}}}}"#,
+            "a".repeat(600)
+        );
+        let cookie = Cookie::standalone(60);
+        let (json, _) = changes
+            .apply(base.as_bytes(), &cookie, BIG)
+            .unwrap()
+            .unwrap();
+        let len = to_record(json.as_bytes(), BIG).unwrap().0.len();
+        assert!(len > 1200, "{len}");
+        // Exactly what a load counts: taken at that size, refused a byte below it.
+        assert!(changes.apply(base.as_bytes(), &cookie, len).is_ok());
+        assert_eq!(
+            changes
+                .apply(base.as_bytes(), &cookie, len - 1)
+                .unwrap_err(),
+            codec::merged_larger_than_max(len, len - 1)
+        );
     }
 
     /// The wait before a merge's next attempt spreads over its window: up to 1, 2, 4, 8, then
