@@ -650,7 +650,12 @@ unsafe fn push_outcome(
     let snap = out.snap.as_ref().map(|r| r.0.as_slice());
     let whole_as_table = !engine.takes_records();
     let patch = match &out.op {
-        Some(Op::Merge(changes, true)) => Some(changes.to_patch().map_err(|e| failed(e.into()))?),
+        // With the session's maxSize: `_merge_patch` refuses a merged session past it.
+        Some(Op::Merge(changes, true)) => Some(
+            changes
+                .to_patch(Some(engine.max_size()))
+                .map_err(|e| failed(e.into()))?,
+        ),
         _ => None,
     };
     // Set when a push of a decoded record failed: true when for want of stack.

@@ -115,7 +115,7 @@ pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
             Ok((
                 lua.create_string(&a.0)?,
                 lua.create_string(&b.0)?,
-                lua.create_string(a.diff(&b)?.to_patch()?)?,
+                lua.create_string(a.diff(&b)?.to_patch(None)?)?,
             ))
         })?,
     )?;

@@ -160,7 +160,8 @@ function M._record_patch(a, b) end
 
 -- For stores written in Lua in the record format (format = "record"; see docs/api.md).
 
----Applies the patch a commit handed to store:merge to the record the store holds.
+---Applies the patch a commit handed to store:merge to the record the store holds. Raises when
+---the merged record would be larger than the session's maxSize (the patch carries it): store nothing then.
 ---@param record string the stored record
 ---@param patch string
 ---@return string|false merged the merged record; false alone for a record regenerate retired (never written again)

@@ -252,7 +252,7 @@ case("a bad patch raises a plain store error and releases the lock", function()
     local s, id = store(), new_id()
     s:set(id, record(SESSION), 60)
     raises(function() s:merge(id, "not a patch", 60) end,
-        "^honeymoon_session: SharedDictStore:merge failed: honeymoon_session: merge_patch: not a patch this module wrote %(lua_shared_dict sessions%)$",
+        "^honeymoon_session: SharedDictStore:merge failed: merge_patch: not a patch this module wrote %(lua_shared_dict sessions%)$",
         "bad patch")
     eq(ngx.shared.sessions:get(merge_lock(id)), nil, "lock left behind")
     local t = elapsed(function() return s:merge(id, patch(SESSION, { a = 1 }), 60) end)

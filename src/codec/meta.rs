@@ -338,8 +338,8 @@ mod tests {
         };
         for keep_owner in [true, false] {
             // What a Lua record store gets: the flag survives the patch's bytes.
-            let bytes = patch(keep_owner).to_patch().unwrap();
-            let back = Changes::from_patch(&bytes).unwrap().unwrap();
+            let bytes = patch(keep_owner).to_patch(None).unwrap();
+            let (back, _) = Changes::from_patch(&bytes).unwrap().unwrap();
             assert_eq!(back.keep_owner, keep_owner);
             let m = Meta::of_record(&merged(&stored.0, &back).unwrap().0);
             assert_eq!(

@@ -36,6 +36,8 @@ const LIST: u8 = b'L';
 const REMOVED: u8 = b'X';
 /// Before a patch's map: `Changes::keep_owner`.
 const KEEP_OWNER: u8 = b'K';
+/// First in a patch, with a varint: the session's `maxSize` (see `Changes::to_patch`).
+const MAX_SIZE: u8 = b'Z';
 
 /// Tables nest at most this many levels, the session's own table (or the value handed to
 /// `json.encode`, or a JSON document's outermost value) being the first: one limit for encoding,
@@ -298,8 +300,11 @@ impl Changes {
 
     /// The changes as one byte string, for stores written in Lua that merge atomically on
     /// their side (`Record::merged` over `Changes::from_patch`): a map in key order whose
-    /// removed keys carry the tag `X` instead of a value.
-    pub fn to_patch(&self) -> Result<Vec<u8>, NoMemory> {
+    /// removed keys carry the tag `X` instead of a value. `max`, the session's `maxSize`,
+    /// goes first when given (tag `Z`, a varint): the merge (`store::merge_patch`) refuses a
+    /// merged session past it, so every store that merges with `_merge_patch` has the check
+    /// without being handed the limit or changing a line.
+    pub fn to_patch(&self, max: Option<usize>) -> Result<Vec<u8>, NoMemory> {
         let size = self
             .set
             .iter()
@@ -311,7 +316,11 @@ impl Changes {
                 .map(|k| str_len(k.len()) + 1)
                 .sum::<usize>();
         let mut out = Vec::new();
-        reserve(&mut out, 12 + size)?;
+        reserve(&mut out, 23 + size)?;
+        if let Some(max) = max {
+            put(&mut out, &[MAX_SIZE])?;
+            write_varint(&mut out, max as u64)?;
+        }
         if self.keep_owner {
             put(&mut out, &[KEEP_OWNER])?;
         }
@@ -339,10 +348,19 @@ impl Changes {
         Ok(out)
     }
 
-    /// Reads what `to_patch` wrote; `Ok(None)` for anything else.
-    pub fn from_patch(buf: &[u8]) -> Result<Option<Changes>, NoMemory> {
+    /// Reads what `to_patch` wrote: the changes, and the `maxSize` the patch carries;
+    /// `Ok(None)` for anything else.
+    pub fn from_patch(buf: &[u8]) -> Result<Option<(Changes, Option<usize>)>, NoMemory> {
         let mut r = Reader::new(buf);
         let mut tag = r.byte();
+        let mut max = None;
+        if tag == Some(MAX_SIZE) {
+            let Some(n) = r.varint().and_then(|n| usize::try_from(n).ok()) else {
+                return Ok(None);
+            };
+            max = Some(n);
+            tag = r.byte();
+        }
         let keep_owner = tag == Some(KEEP_OWNER);
         if keep_owner {
             tag = r.byte();
@@ -378,7 +396,7 @@ impl Changes {
                 try_push(&mut changes.set, (try_copy(key)?, value))?;
             }
         }
-        Ok((r.pos == buf.len()).then_some(changes))
+        Ok((r.pos == buf.len()).then_some((changes, max)))
     }
 }
 
@@ -1104,8 +1122,9 @@ mod tests {
         let (base, _) = roundtrip(&lua, "return { a = 1, b = 2, c = 3, e = 5 }");
         let (mine, _) = roundtrip(&lua, "return { a = 10, b = 2, z = { 1 } }");
         let changes = base.diff(&mine).unwrap();
-        let patch = changes.to_patch().unwrap();
-        let back = Changes::from_patch(&patch).unwrap().unwrap();
+        let patch = changes.to_patch(None).unwrap();
+        let (back, max) = Changes::from_patch(&patch).unwrap().unwrap();
+        assert_eq!(max, None);
         assert_eq!(back.set, changes.set);
         assert_eq!(back.removed, changes.removed);
         let (theirs, _) = roundtrip(&lua, "return { a = 1, b = 2, c = 3, d = 4, e = 5 }");
@@ -1122,6 +1141,20 @@ mod tests {
                 .unwrap()
                 .is_none(),
             "unsorted keys"
+        );
+        // The limit a patch carries, whatever its width, with the same changes.
+        for limit in [1, 127, 128, 1000, 2_147_483_647] {
+            let patch = changes.to_patch(Some(limit)).unwrap();
+            let (again, max) = Changes::from_patch(&patch).unwrap().unwrap();
+            assert_eq!(max, Some(limit));
+            assert_eq!(
+                (again.set, again.removed),
+                (back.set.clone(), back.removed.clone())
+            );
+        }
+        assert!(
+            Changes::from_patch(b"Z\xff").unwrap().is_none(),
+            "a cut varint"
         );
     }
 

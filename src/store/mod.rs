@@ -28,10 +28,14 @@ pub enum Patched {
 }
 
 /// Merges `patch` (a commit's changes, as the engine hands them to a record store) into the
-/// record `current`: what a record store written in Lua does under its lock.
+/// record `current`: what a record store written in Lua does under its lock. A merged session
+/// larger than the `maxSize` the patch carries (`meta::within_max`, the rule of every load and
+/// every native store's merge) is refused: other requests' writes since this one's load made
+/// it too large, and stored, no load could read it again. Here, not in each store, so that
+/// every store merging with `_merge_patch` refuses it, its own code unchanged.
 pub fn merge_patch(current: &[u8], patch: &[u8]) -> LuaResult<Patched> {
     use crate::codec::{self, meta};
-    let changes = codec::Changes::from_patch(patch)?.ok_or_else(|| {
+    let (changes, max) = codec::Changes::from_patch(patch)?.ok_or_else(|| {
         LuaError::runtime("honeymoon_session: merge_patch: not a patch this module wrote")
     })?;
     let before = meta::Meta::of_record(current);
@@ -39,6 +43,14 @@ pub fn merge_patch(current: &[u8], patch: &[u8]) -> LuaResult<Patched> {
         return Ok(Patched::Retired);
     }
     let merged = meta::merged(current, &changes)?;
+    if let Some(max) = max
+        && !meta::within_max(&merged.0, max)
+    {
+        return Err(LuaError::runtime(format!(
+            "honeymoon_session: {}",
+            codec::merged_larger_than_max(merged.0.len(), max)
+        )));
+    }
     // The merged record is read for its owner only when it can have one: the session had
     // one, or this merge rewrote the bookkeeping (the common merge does neither).
     let rewrites_meta = changes.touches(meta::META_KEY.as_bytes());

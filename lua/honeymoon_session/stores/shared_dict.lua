@@ -35,7 +35,7 @@
 --   session's own record (a logout changes its owner without touching the list) and drop what
 --   is gone or owned by someone else; writes drop up to PRUNE_PER_WRITE gone ids.
 local type, tostring, error, pcall, setmetatable, next = type, tostring, error, pcall, setmetatable, next
-local format, sub, byte, find, concat = string.format, string.sub, string.byte, string.find, table.concat
+local format, sub, byte, find, gsub, concat = string.format, string.sub, string.byte, string.find, string.gsub, table.concat
 local min, max, floor, sort, random = math.min, math.max, math.floor, table.sort, math.random
 
 -- Lock keys start with a NUL byte, so no session key (prefix .. id, prefixes may not start
@@ -463,7 +463,8 @@ function Store:merge(id, patch, ttl)
             if not merged_ok then
                 dict:delete(lock_key)
                 held = unlock_owner(dict, held, owner_lock, token)
-                fail(self, "merge", error_message(merged))
+                -- One prefix: the message is this module's own ("honeymoon_session: ...").
+                fail(self, "merge", (gsub(error_message(merged), "^honeymoon_session: ", "")))
             end
             if merged == false then -- an id regenerate retired: never written again
                 dict:delete(lock_key)

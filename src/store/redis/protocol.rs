@@ -630,7 +630,8 @@ pub fn lua_exports(lua: &Lua) -> LuaResult<LuaTable> {
                     Ok(l) => l,
                     Err(why) => return nil_why(lua, why),
                 };
-                let Some(changes) = Changes::from_patch(&patch.as_bytes())? else {
+                // The maxSize a patch carries is the one this merge is handed (`max`).
+                let Some((changes, _)) = Changes::from_patch(&patch.as_bytes())? else {
                     return nil_why(lua, "the patch is not one this module wrote");
                 };
                 let cookie = life.cookie();
@@ -677,7 +678,7 @@ pub fn lua_exports(lua: &Lua) -> LuaResult<LuaTable> {
         lua.create_function(|lua, (before, after): (LuaString, LuaString)| {
             let before = Record(before.as_bytes().to_vec());
             let changes = before.diff(&Record(after.as_bytes().to_vec()))?;
-            lua.create_string(changes.to_patch()?)
+            lua.create_string(changes.to_patch(None)?)
         })?,
     )?;
     Ok(t)
