@@ -1,7 +1,7 @@
 -- Cookie attributes of issue 9: cookie.partitioned (CHIPS), cookie.priority, the browser-session
--- cookie (cookie.maxAge = false) and the __Host- / __Secure- name prefixes, each refused at
--- setup when browsers would refuse the cookie. Time moves with Site.advance (the module's clock
--- and the client's jar together).
+-- cookie (cookie.maxAge = false) and the __Host- / __Secure- / __Http- / __Host-Http- name
+-- prefixes, each refused at setup when browsers would refuse the cookie. Time moves with
+-- Site.advance (the module's clock and the client's jar together).
 
 local hs = require("honeymoon_session")
 local Site = require("spec.support.site")
@@ -239,6 +239,45 @@ describe("cookie name prefixes", function()
   it("match in any case, as browsers match them", function()
     assert.matches('name "__host%-sid" needs', refusal({ name = "__host-sid" }))
     assert.matches('name "__SECURE%-sid" needs', refusal({ name = "__SECURE-sid" }))
+    assert.matches('name "__http%-sid" needs', refusal({ name = "__http-sid", cookie = { secure = true, httpOnly = false } }))
+    assert.matches('name "__HOST%-HTTP%-sid" needs', refusal({ name = "__HOST-HTTP-sid", cookie = { secure = true, httpOnly = false } }))
+  end)
+
+  -- The HTTP-only prefixes of RFC 6265bis (browsers refuse such a cookie unless it is HttpOnly,
+  -- so that script can neither set nor read one).
+  it("__Http- needs secure = true and httpOnly (the default), and nothing else", function()
+    local needs = 'honeymoon_session: name "__Http-sid" needs cookie.secure = true and cookie.httpOnly = true'
+      .. " (browsers refuse __Http- cookies otherwise), got "
+    assert.equal(needs .. "cookie.secure = false", refusal({ name = "__Http-sid" }))
+    assert.equal(needs .. 'cookie.secure = "auto"; "auto" is not enough, it leaves Secure off over plain HTTP',
+      refusal({ name = "__Http-sid", cookie = { secure = "auto" } }))
+    assert.equal(needs .. "cookie.httpOnly = false",
+      refusal({ name = "__Http-sid", cookie = { secure = true, httpOnly = false } }))
+    local _, c = app_with({ name = "__Http-sid", cookie = { secure = true, path = "/", domain = "example.com" } }, ROUTES)
+    local line = Site.cookie_line(c:post("/set?a=1", { secure = true }), "__Http-sid")
+    assert.is_true(attr(line, "Secure"))
+    assert.is_true(attr(line, "HttpOnly"))
+    assert.equal("example.com", attr(line, "Domain"))
+  end)
+
+  it("__Host-Http- needs what __Http- and __Host- need", function()
+    local needs = 'honeymoon_session: name "__Host-Http-sid" needs cookie.secure = true, cookie.httpOnly = true,'
+      .. ' cookie.path = "/" and no cookie.domain (browsers refuse __Host-Http- cookies otherwise), got '
+    assert.equal(needs .. "cookie.secure = false", refusal({ name = "__Host-Http-sid" }))
+    assert.equal(needs .. "cookie.httpOnly = false",
+      refusal({ name = "__Host-Http-sid", cookie = { secure = true, httpOnly = false } }))
+    assert.equal(needs .. 'cookie.path = "/app"',
+      refusal({ name = "__Host-Http-sid", cookie = { secure = true, path = "/app" } }))
+    assert.equal(needs .. 'cookie.domain = "example.com"',
+      refusal({ name = "__Host-Http-sid", cookie = { secure = true, domain = "example.com" } }))
+    local _, c = app_with({ name = "__Host-Http-sid", cookie = { secure = true } }, ROUTES)
+    local r = c:post("/set?a=1", { secure = true })
+    local line = Site.cookie_line(r, "__Host-Http-sid")
+    assert.is_true(attr(line, "Secure"))
+    assert.is_true(attr(line, "HttpOnly"))
+    assert.equal("/", attr(line, "Path"))
+    assert.is_nil(attr(line, "Domain"))
+    assert.equal("1", c:get("/get?k=a", { secure = true }).body)
   end)
 end)
 

@@ -279,23 +279,55 @@ fn auto_note(secure: Secure) -> &'static str {
     }
 }
 
+/// A cookie name prefix browsers enforce, and what it needs.
+struct Prefix {
+    prefix: &'static str,
+    http_only: bool,
+    /// `Path=/` and no Domain, as `__Host-` needs.
+    host: bool,
+    needs: &'static str,
+}
+
 /// The cookie name prefixes browsers enforce (RFC 6265bis, matched in any case, as browsers
-/// match them): `__Secure-` needs Secure; `__Host-` needs Secure, `Path=/` and no Domain.
-/// A browser refuses such a cookie outright, so the options are refused here, at setup.
+/// match them): `__Secure-` needs Secure; `__Host-` needs Secure, `Path=/` and no Domain;
+/// `__Http-` needs Secure and HttpOnly; `__Host-Http-` all four. The longer of two prefixes
+/// that start alike comes first (`__Host-Http-` is also a `__Host-` name).
+const PREFIXES: [Prefix; 4] = [
+    Prefix {
+        prefix: "__Host-Http-",
+        http_only: true,
+        host: true,
+        needs: "cookie.secure = true, cookie.httpOnly = true, cookie.path = \"/\" and no cookie.domain",
+    },
+    Prefix {
+        prefix: "__Host-",
+        http_only: false,
+        host: true,
+        needs: "cookie.secure = true, cookie.path = \"/\" and no cookie.domain",
+    },
+    Prefix {
+        prefix: "__Http-",
+        http_only: true,
+        host: false,
+        needs: "cookie.secure = true and cookie.httpOnly = true",
+    },
+    Prefix {
+        prefix: "__Secure-",
+        http_only: false,
+        host: false,
+        needs: "cookie.secure = true",
+    },
+];
+
+/// A browser refuses a prefixed cookie whose attributes break the prefix's rules outright, so
+/// such options are refused here, at setup.
 fn check_prefix(name: &str, a: &Attributes) -> LuaResult<()> {
     let has = |prefix: &str| {
         name.as_bytes()
             .get(..prefix.len())
             .is_some_and(|p| p.eq_ignore_ascii_case(prefix.as_bytes()))
     };
-    let (prefix, needs) = if has("__Host-") {
-        (
-            "__Host-",
-            "cookie.secure = true, cookie.path = \"/\" and no cookie.domain",
-        )
-    } else if has("__Secure-") {
-        ("__Secure-", "cookie.secure = true")
-    } else {
+    let Some(rule) = PREFIXES.iter().find(|p| has(p.prefix)) else {
         return Ok(());
     };
     let got = if a.secure != Secure::Always {
@@ -304,15 +336,18 @@ fn check_prefix(name: &str, a: &Attributes) -> LuaResult<()> {
             secure_text(a.secure),
             auto_note(a.secure)
         )
-    } else if prefix == "__Host-" && a.path != "/" {
+    } else if rule.http_only && !a.http_only {
+        "cookie.httpOnly = false".to_string()
+    } else if rule.host && a.path != "/" {
         format!("cookie.path = {:?}", a.path)
-    } else if let (true, Some(d)) = (prefix == "__Host-", &a.domain) {
+    } else if let (true, Some(d)) = (rule.host, &a.domain) {
         format!("cookie.domain = {d:?}")
     } else {
         return Ok(());
     };
     Err(err(format!(
-        "name {name:?} needs {needs} (browsers refuse {prefix} cookies otherwise), got {got}"
+        "name {name:?} needs {} (browsers refuse {} cookies otherwise), got {got}",
+        rule.needs, rule.prefix
     )))
 }
 
@@ -593,7 +628,17 @@ mod tests {
         // A metatable without __index hides nothing: a secret list decoded from JSON.
         let o = parse("return { secret = setmetatable({ 'new', 'old' }, { __name = 'array' }) }");
         assert!(o.is_ok(), "{:?}", o.err());
+        // The HTTP-only prefixes, when their rules hold (httpOnly is on by default).
+        assert!(parse("return { name = '__Http-sid', cookie = { secure = true, path = '/a', domain = 'example.com' } }").is_ok());
+        assert!(
+            parse(
+                "return { name = '__Host-Http-sid', cookie = { secure = true, httpOnly = true } }"
+            )
+            .is_ok()
+        );
         // Only a prefix counts: these names merely contain the words.
+        assert!(parse("return { name = 'sid__Http-', cookie = { httpOnly = false } }").is_ok());
+        assert!(parse("return { name = '__Httpx-sid', cookie = { httpOnly = false } }").is_ok());
         assert!(parse("return { name = 'sid__Host-' }").is_ok());
         assert!(parse("return { name = '__Host' }").is_ok());
         assert!(parse("return { name = '__Hostx-sid' }").is_ok());
@@ -719,6 +764,39 @@ mod tests {
             ),
             (
                 "return { name = '__SECURE-sid' }",
+                "got cookie.secure = false",
+            ),
+            // The HTTP-only prefixes: Secure and HttpOnly; __Host-Http- also __Host-'s rules.
+            (
+                "return { name = '__Http-sid', cookie = { secure = true, httpOnly = false } }",
+                "name \"__Http-sid\" needs cookie.secure = true and cookie.httpOnly = true (browsers refuse __Http- cookies otherwise), got cookie.httpOnly = false",
+            ),
+            (
+                "return { name = '__Http-sid' }",
+                "name \"__Http-sid\" needs cookie.secure = true and cookie.httpOnly = true (browsers refuse __Http- cookies otherwise), got cookie.secure = false",
+            ),
+            (
+                "return { name = '__http-sid', cookie = { secure = 'auto' } }",
+                "got cookie.secure = \"auto\"; \"auto\" is not enough",
+            ),
+            (
+                "return { name = '__Host-Http-sid', cookie = { secure = true, httpOnly = false } }",
+                "name \"__Host-Http-sid\" needs cookie.secure = true, cookie.httpOnly = true, cookie.path = \"/\" and no cookie.domain (browsers refuse __Host-Http- cookies otherwise), got cookie.httpOnly = false",
+            ),
+            (
+                "return { name = '__HOST-HTTP-sid', cookie = { secure = true, httpOnly = false } }",
+                "(browsers refuse __Host-Http- cookies otherwise), got cookie.httpOnly = false",
+            ),
+            (
+                "return { name = '__Host-Http-sid', cookie = { secure = true, path = '/app' } }",
+                "(browsers refuse __Host-Http- cookies otherwise), got cookie.path = \"/app\"",
+            ),
+            (
+                "return { name = '__Host-Http-sid', cookie = { secure = true, domain = 'example.com' } }",
+                "got cookie.domain = \"example.com\"",
+            ),
+            (
+                "return { name = '__Host-Http-sid' }",
                 "got cookie.secure = false",
             ),
             // Inherited fields would be read as absent: the defaults, silently.

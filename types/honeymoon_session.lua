@@ -13,7 +13,7 @@
 ---@field priority? "Low"|"Medium"|"High"|"low"|"medium"|"high"|false any case; adds Priority=
 
 ---@class honeymoon_session.Options
----@field name? string cookie name, default "honeymoon.sid"; "__Host-" and "__Secure-" names need cookie.secure = true ("__Host-" also path "/" and no domain)
+---@field name? string cookie name, default "honeymoon.sid"; "__Host-", "__Secure-", "__Http-" and "__Host-Http-" names need cookie.secure = true ("__Host-" also path "/" and no domain; "__Http-" also httpOnly; "__Host-Http-" all of these)
 ---@field secret? string|string[] first signs, all verify; default: random per process
 ---@field ttl? integer store lifetime in seconds, default 86400
 ---@field rolling? boolean
