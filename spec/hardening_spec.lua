@@ -606,6 +606,18 @@ end)
 -- MemoryStore misuse
 ---------------------------------------------------------------------------
 
+describe("an unknown option's key in the setup error", function()
+  -- Quoted and escaped as values are, so a trailing space or a control byte shows.
+  it("is quoted and escaped, under its table's name", function()
+    local function message(opts) return hs.error_message(error_of(hs.session, opts)) end
+    assert.equal(1, message({ ["secret "] = "x" }):find(
+      'honeymoon_session: unknown option "secret "; known options are name, secret,', 1, true))
+    assert.equal(1, message({ secret = "x", cookie = { ["max\nAge"] = 5 } }):find(
+      'honeymoon_session: unknown option "cookie.max\\nAge"; known options are cookie.path,', 1, true))
+    contains("unknown option [1]; known", message({ "secret" }))
+  end)
+end)
+
 describe("MemoryStore misuse", function()
   local m
 

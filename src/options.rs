@@ -108,17 +108,28 @@ fn plain(t: &LuaTable, label: &str) -> LuaResult<()> {
     Ok(())
 }
 
+/// An option's key for a message, under `prefix` (`"cookie."`, or `""` at the top): a string
+/// quoted and escaped as values are (`"cookie.max age"`, `"sec\nret"`), anything else as an
+/// index (`[1]`, `cookie[true]`), so a key with spaces or control bytes is readable.
+pub(crate) fn option_key(prefix: &str, key: &LuaValue) -> String {
+    match key {
+        LuaValue::String(s) => shown(&format!("{prefix}{}", s.to_string_lossy())),
+        other => format!("{}[{}]", prefix.trim_end_matches('.'), describe(other)),
+    }
+}
+
 /// Refuses keys that are not options: a typo must not silently become a default.
 fn check_known(t: &LuaTable, known: &[&str], prefix: &str) -> LuaResult<()> {
     for pair in t.pairs::<LuaValue, LuaValue>() {
         let (k, _) = pair?;
-        let name = match &k {
-            LuaValue::String(s) => s.to_string_lossy(),
-            other => describe(other),
+        let is_known = match &k {
+            LuaValue::String(s) => s.to_str().is_ok_and(|s| known.contains(&&*s)),
+            _ => false,
         };
-        if !known.contains(&name.as_str()) {
+        if !is_known {
             return Err(err(format!(
-                "unknown option {prefix}{name}; known options are {}",
+                "unknown option {}; known options are {}",
+                option_key(prefix, &k),
                 known
                     .iter()
                     .map(|k| format!("{prefix}{k}"))
@@ -665,11 +676,34 @@ mod tests {
             ),
             ("return { ttl = 0 }", "ttl must be a whole number"),
             ("return { ttl = 1.5 }", "ttl must be a whole number"),
-            ("return { sekret = 'x' }", "unknown option sekret"),
+            (
+                "return { sekret = 'x' }",
+                "unknown option \"sekret\"; known options are name, secret, ttl,",
+            ),
             (
                 "return { cookie = { maxage = 5 } }",
-                "unknown option cookie.maxage",
+                "unknown option \"cookie.maxage\"; known options are cookie.path, cookie.httpOnly,",
             ),
+            // A key is quoted and escaped as values are: spaces and control bytes show.
+            (
+                "return { ['secret '] = 'x' }",
+                "unknown option \"secret \"; known",
+            ),
+            (
+                "return { cookie = { ['path\\n\\27'] = '/' } }",
+                "unknown option \"cookie.path\\n\\u{1b}\"; known",
+            ),
+            (
+                "return { ['\\255x'] = 1 }",
+                "unknown option \"\u{fffd}x\"; known",
+            ),
+            // A key that is not a string is shown as an index.
+            ("return { 'k' }", "unknown option [1]; known"),
+            (
+                "return { cookie = { [true] = 1 } }",
+                "unknown option cookie[true]; known",
+            ),
+            ("return { [{}] = 1 }", "unknown option [a table]; known"),
             (
                 "return { secret = {} }",
                 "secret must be a non-empty string",
