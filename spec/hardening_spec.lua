@@ -696,6 +696,10 @@ describe("MemoryStore misuse", function()
 
   it("refuses unknown options and a non-string shared name", function()
     contains("shared", error_of(hs.MemoryStore, { bogus = 1 }))
+    -- The key quoted and escaped as values are (a trailing space shows).
+    assert.equal('honeymoon_session: MemoryStore takes only { shared = "name" }, got "shared " = a string',
+      hs.error_message(error_of(hs.MemoryStore, { ["shared "] = "s" })))
+    contains('got [1] = a string', error_of(hs.MemoryStore, { "s" }))
     contains("shared", error_of(hs.MemoryStore, { shared = 5 }))
   end)
 end)

@@ -111,6 +111,23 @@ describe("RedisStore options refused at construction", function()
         assert.is_false(store:exists("x"))
     end)
 
+    it("an unknown option, its key quoted and escaped (a trailing space, a newline show)", function()
+        for name, err in pairs(refused({ ["prefix "] = "s:" })) do
+            assert.equal(1, err:find('honeymoon_session: RedisStore got the unknown option "prefix "; known', 1, true),
+                name .. ": " .. err)
+        end
+        for name, err in pairs(refused({ ["url\n"] = "x" })) do
+            assert.truthy(err:find('unknown option "url\\n"; known', 1, true), name .. ": " .. err)
+        end
+        for name, err in pairs(refused({ "redis://127.0.0.1" })) do
+            assert.truthy(err:find("unknown option [1]; known", 1, true), name .. ": " .. err)
+        end
+        assert.truthy(refused({ pool = { ["size "] = 1 } }).lua:find('unknown option "pool.size "; known', 1, true))
+        local ok, err = pcall(hs.RedisStore, { url = "rediss://127.0.0.1", tls = { ["ca "] = "x" } })
+        assert.is_false(ok)
+        assert.truthy(message(err):find('unknown option "tls.ca "; known are tls.ca', 1, true), message(err))
+    end)
+
     -- A password holding #, ? or / that is not percent-encoded ends the url's host there: the
     -- url parser took "1234" for a port and the user name for the host, so every error named
     -- "redis at user:1234/0" (part of the password) and the store looked the user name up as a

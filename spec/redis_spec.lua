@@ -53,7 +53,7 @@ describe("RedisStore options", function()
   it("refuses unknown options and bad urls at construction, naming them", function()
     local ok, err = pcall(hs.RedisStore, { uri = "redis://x" })
     assert.is_false(ok)
-    assert.matches("unknown option uri", err, 1, true)
+    assert.matches('unknown option "uri"', err, 1, true)
     ok, err = pcall(hs.RedisStore, { url = "http://127.0.0.1" })
     assert.is_false(ok)
     assert.matches("url is not a Redis URL", err, 1, true)
@@ -436,7 +436,7 @@ describe("RedisStore over TLS (rediss://)", function()
     local cases = {
       { { url = server.url, tls = { ca = tls_server.ca } }, "tls needs a rediss:// url" },
       { { url = "redis://:S3cretPW@127.0.0.1:6379", tls = { ca = tls_server.ca } }, "tls needs a rediss:// url" },
-      { { url = tls_server.url, tls = { cafile = "x" } }, "unknown option tls.cafile" },
+      { { url = tls_server.url, tls = { cafile = "x" } }, 'unknown option "tls.cafile"' },
       { { url = tls_server.url, tls = { cert = tls_server.ca } }, "tls.cert and tls.key go together" },
       { { url = tls_server.url, tls = { ca = "/nonexistent.pem" } }, "tls.ca: cannot read" },
       { { url = tls_server.url, tls = "yes" }, "tls must be a table" },

@@ -20,8 +20,13 @@ describe("SharedDictStore outside nginx", function()
       assert.is_false(ok)
       return err
     end
-    assert.equals("honeymoon_session: SharedDictStore: unknown option ttl (options: dict, prefix, lock_exptime, "
+    assert.equals('honeymoon_session: SharedDictStore: unknown option "ttl" (options: dict, prefix, lock_exptime, '
       .. "lock_timeout)", message({ ttl = 5 }))
+    -- The key quoted and escaped as values are: a trailing space, a newline, a control byte show.
+    assert.equals('honeymoon_session: SharedDictStore: unknown option "prefix " (options: dict, prefix, lock_exptime, '
+      .. "lock_timeout)", message({ ["prefix "] = "s:" }))
+    assert.matches('unknown option "dict\\n\\027\\"" %(options', message({ ["dict\n\27\""] = "s" }))
+    assert.matches("unknown option %[1%] %(options", message({ "sessions" }))
     assert.equals("honeymoon_session: SharedDictStore: prefix must be a string, got number", message({ prefix = 1 }))
     assert.equals("honeymoon_session: SharedDictStore: options must be a table, got string", message("sessions"))
   end)

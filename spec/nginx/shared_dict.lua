@@ -567,7 +567,7 @@ case("constructor: unknown dict, bad options", function()
         "^honeymoon_session: SharedDictStore: no lua_shared_dict named \"nope\": declare it in nginx.conf's http block, "
         .. "e%.g%. `lua_shared_dict nope 10m;`$", "unknown dict")
     raises(function() SharedDictStore.new({ dict = "sessions", ttl = 5 }) end,
-        "^honeymoon_session: SharedDictStore: unknown option ttl", "unknown option")
+        '^honeymoon_session: SharedDictStore: unknown option "ttl"', "unknown option")
     raises(function() SharedDictStore.new({ dict = 5 }) end,
         "^honeymoon_session: SharedDictStore: dict must be a string, got number$", "dict type")
     raises(function() SharedDictStore.new({ prefix = "\0x" }) end, "prefix must not start with a NUL byte", "prefix")

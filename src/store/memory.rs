@@ -646,7 +646,7 @@ pub fn from_options(opts: Option<LuaTable>) -> LuaResult<MemoryStore> {
             (k, v) => {
                 return Err(LuaError::runtime(format!(
                     "honeymoon_session: MemoryStore takes only {{ shared = \"name\" }}, got {} = {}",
-                    k.to_string().unwrap_or_default(),
+                    crate::options::option_key("", &k),
                     crate::codec::a_type(&v)
                 )));
             }

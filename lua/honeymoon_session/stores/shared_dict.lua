@@ -745,6 +745,23 @@ local function bad(message)
     error("honeymoon_session: SharedDictStore: " .. message, 0)
 end
 
+-- A control byte, quote or backslash of a quoted key, escaped: \n, \" and \\, else three
+-- decimal digits (a digit after it cannot extend it). Not %q: Lua 5.1's leaves control bytes
+-- raw, and every version writes a newline as a backslash before a line break.
+local function escaped(c)
+    if c == "\n" then return "\\n" end
+    if c == '"' or c == "\\" then return "\\" .. c end
+    return format("\\%03d", byte(c))
+end
+
+-- An option's key for a message: a string quoted and escaped, anything else as an index
+-- ([1]), as the native module shows keys.
+local function key_text(k)
+    if type(k) == "string" then return '"' .. gsub(k, '[%c"\\]', escaped) .. '"' end
+    if type(k) == "number" or type(k) == "boolean" then return "[" .. tostring(k) .. "]" end
+    return "[a " .. type(k) .. "]"
+end
+
 ---A store over the lua_shared_dict `opts.dict`. Raises at once, naming the problem, on a bad
 ---option, an undeclared dict, or outside nginx.
 ---@param opts? honeymoon_session.SharedDictStoreOptions
@@ -755,7 +772,7 @@ local function new(opts)
     for k, v in next, opts do
         local want = OPTIONS[k]
         if want == nil then
-            bad(format("unknown option %s (options: dict, prefix, lock_exptime, lock_timeout)", tostring(k)))
+            bad(format("unknown option %s (options: dict, prefix, lock_exptime, lock_timeout)", key_text(k)))
         end
         if type(v) ~= want then bad(format("%s must be a %s, got %s", k, want, type(v))) end
     end

@@ -12,6 +12,7 @@ use crate::clock;
 use crate::codec::meta::Meta;
 use crate::codec::{self, Changes, Record};
 use crate::fork;
+use crate::options::option_key;
 use crate::store::{Id, Lifetime, Listed, Loaded, Merged, Store, StoreError, StoreResult, Ttl};
 use mlua::prelude::*;
 use parking_lot::Mutex;
@@ -86,15 +87,24 @@ pub(super) fn bytes(t: &LuaTable, key: &str) -> LuaResult<Option<Vec<u8>>> {
     }
 }
 
+/// Whether an option's key is one of `names` (a string, byte for byte).
+pub(super) fn is_one_of(key: &LuaValue, names: &[&str]) -> bool {
+    match key {
+        LuaValue::String(s) => names.iter().any(|n| *s.as_bytes() == *n.as_bytes()),
+        _ => false,
+    }
+}
+
 /// A client for a `rediss://` URL with `tls = { ca =, cert =, key = }` (PEM file paths): `ca`
 /// replaces the system's trusted roots, `cert` and `key` authenticate this client (mutual TLS).
 fn tls_client(url: &str, info: ConnectionInfo, tls: &LuaTable) -> LuaResult<RedisResult<Client>> {
     const KNOWN: [&str; 3] = ["ca", "cert", "key"];
     for pair in tls.pairs::<LuaValue, LuaValue>() {
-        let name = pair?.0.to_string().unwrap_or_default();
-        if !KNOWN.contains(&name.as_str()) {
+        let (k, _) = pair?;
+        if !is_one_of(&k, &KNOWN) {
             return Err(bad(format!(
-                "got the unknown option tls.{name}; known are tls.ca, tls.cert, tls.key"
+                "got the unknown option {}; known are tls.ca, tls.cert, tls.key",
+                option_key("tls.", &k)
             )));
         }
     }
@@ -265,10 +275,10 @@ impl RedisStore {
         };
         for pair in opts.pairs::<LuaValue, LuaValue>() {
             let (k, _) = pair?;
-            let name = k.to_string().unwrap_or_default();
-            if !KNOWN.contains(&name.as_str()) {
+            if !is_one_of(&k, &KNOWN) {
                 return Err(bad(format!(
-                    "got the unknown option {name}; known options are {}",
+                    "got the unknown option {}; known options are {}",
+                    option_key("", &k),
                     KNOWN.join(", ")
                 )));
             }

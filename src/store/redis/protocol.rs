@@ -35,6 +35,7 @@ use crate::codec::meta::{self, Meta};
 use crate::codec::{self, Changes, Record};
 use crate::cookie::{Priority, SameSite};
 use crate::fork;
+use crate::options::option_key;
 use crate::store::Listed;
 use mlua::prelude::*;
 use redis::{ConnectionAddr, IntoConnectionInfo, Value};
@@ -64,10 +65,10 @@ fn positive(t: &LuaTable, key: &str, what: &str, default: i64) -> LuaResult<i64>
 fn known(t: &LuaTable, what: &str, names: &[&str]) -> LuaResult<()> {
     for pair in t.pairs::<LuaValue, LuaValue>() {
         let (k, _) = pair?;
-        let name = k.to_string().unwrap_or_default();
-        if !names.contains(&name.as_str()) {
+        if !super::blocking::is_one_of(&k, names) {
             return Err(bad(format!(
-                "got the unknown option {what}{name}; known are {}",
+                "got the unknown option {}; known are {}",
+                option_key(what, &k),
                 names
                     .iter()
                     .map(|n| format!("{what}{n}"))
@@ -802,8 +803,19 @@ mod tests {
             ("return { url = 'rediss://h' }", "only the blocking"),
             ("return { url = 'http://h' }", "not a Redis URL"),
             ("return { socket = 'epoll' }", "socket must be"),
-            ("return { pool = { max = 1 } }", "unknown option pool.max"),
-            ("return { nope = 1 }", "unknown option nope"),
+            (
+                "return { pool = { max = 1 } }",
+                "unknown option \"pool.max\"",
+            ),
+            (
+                "return { nope = 1 }",
+                "unknown option \"nope\"; known are url,",
+            ),
+            (
+                "return { ['url\\n'] = 1 }",
+                "unknown option \"url\\n\"; known",
+            ),
+            ("return { 'redis://h' }", "unknown option [1]; known"),
         ] {
             let opts: LuaTable = lua.load(src).eval().unwrap();
             let err = config.call::<LuaTable>(opts).unwrap_err().to_string();
