@@ -510,7 +510,10 @@ describe("Lua RedisStore (cqueues): failures are plain messages naming store, me
             { { url = "http://127.0.0.1" }, "url is not a Redis URL" },
             { { uri = "redis://x" }, 'unknown option "uri"' },
             { { pool = { max = 3 } }, 'unknown option "pool.max"' },
-            { { pool = { size = 0 } }, "pool.size must be a whole number above 0" },
+            { { pool = { size = 0 } }, "pool.size must be a whole number of connections from 1 to 1048576" },
+            { { pool = { size = 2 ^ 31 - 1 } }, "pool.size must be a whole number of connections from 1 to 1048576 "
+                .. "(kept idle per worker), got 2147483647" },
+            { { pool = { size = 1.5 } }, "got 1.5" },
             { { commandTimeout = -1 }, "commandTimeout must be" },
             { { socket = "epoll" }, "socket must be \"ngx\" or \"cqueues\"" },
             { { socket = "ngx" }, "needs OpenResty" },

@@ -7,7 +7,7 @@
 ---@field prefix? string key prefix, default "sess:"
 ---@field indexPrefix? string the owner index's keys, default "owner:" .. prefix
 ---@field socket? "ngx"|"cqueues" default "ngx" inside OpenResty, else "cqueues"
----@field pool? { size?: integer, idle?: integer } idle connections kept (32) and for how long (ms, 60000)
+---@field pool? { size?: integer, idle?: integer } idle connections kept (32; 1 to 1048576) and for how long (ms, 60000)
 ---@field connectTimeout? integer ms, default 2000
 ---@field commandTimeout? integer ms, default 2000
 

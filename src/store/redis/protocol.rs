@@ -50,16 +50,35 @@ fn nil_why(lua: &Lua, why: impl AsRef<str>) -> LuaResult<LuaMultiValue> {
     (LuaValue::Nil, lua.create_string(why.as_ref())?).into_lua_multi(lua)
 }
 
-fn positive(t: &LuaTable, key: &str, what: &str, default: i64) -> LuaResult<i64> {
-    match t.raw_get::<LuaValue>(key)? {
-        LuaValue::Nil => Ok(default),
-        LuaValue::Integer(n) if n > 0 => Ok(n),
-        LuaValue::Number(n) if n > 0.0 && n.fract() == 0.0 && n < 9.0e15 => Ok(n as i64),
-        other => Err(bad(format!(
-            "{what} must be a whole number above 0, got {}",
-            crate::codec::a_type(&other)
-        ))),
+/// The largest `pool.size`. nginx reserves a keepalive pool's slots when the pool is made (at
+/// a worker's first connection to the address), about 184 bytes each in one userdata: 2^24
+/// slots already fail every connect on LuaJIT ("userdata length overflow"), and 2^20, the most
+/// descriptors a Linux process may hold by default (`fs.nr_open`), is more idle connections
+/// than one worker could keep. The same limit holds under cqueues, so a config means the same
+/// to each backend.
+const MAX_POOL_SIZE: i64 = 1 << 20;
+
+/// `pool.size`: whole connections from 1 to `MAX_POOL_SIZE`, refused at construction with what
+/// was given, as the timeouts are.
+fn pool_size(t: &LuaTable) -> LuaResult<i64> {
+    let v = t.raw_get::<LuaValue>("size")?;
+    let n = match v {
+        LuaValue::Nil => return Ok(32),
+        LuaValue::Integer(n) => n as f64,
+        LuaValue::Number(n) => n,
+        _ => f64::NAN,
+    };
+    if n.fract() == 0.0 && (1.0..=MAX_POOL_SIZE as f64).contains(&n) {
+        return Ok(n as i64);
     }
+    let got = match v {
+        LuaValue::Integer(n) => n.to_string(),
+        LuaValue::Number(n) => crate::codec::number_text(n),
+        other => crate::codec::a_type(&other).to_string(),
+    };
+    Err(bad(format!(
+        "pool.size must be a whole number of connections from 1 to {MAX_POOL_SIZE} (kept idle per worker), got {got}"
+    )))
 }
 
 fn known(t: &LuaTable, what: &str, names: &[&str]) -> LuaResult<()> {
@@ -161,7 +180,7 @@ fn config(lua: &Lua, opts: Option<LuaTable>) -> LuaResult<LuaTable> {
         LuaValue::Table(p) => {
             known(&p, "pool.", &["size", "idle"])?;
             (
-                positive(&p, "size", "pool.size", 32)?,
+                pool_size(&p)?,
                 option_ms(&p, "idle", "pool.idle", 60_000)?.as_millis() as i64,
             )
         }
@@ -854,6 +873,44 @@ mod tests {
         let c: LuaTable = config.call(opts).unwrap();
         for key in ["command_timeout", "connect_timeout", "pool_idle"] {
             assert_eq!(c.get::<i64>(key).unwrap(), 2_147_483_647, "{key}");
+        }
+    }
+
+    /// nginx reserves a keepalive pool's slots at its first connection (about 184 bytes each, in
+    /// one userdata): past about 11.6 million slots LuaJIT refuses the userdata and every
+    /// connect fails ("userdata length overflow"); a size above 2^20 (the most descriptors a
+    /// Linux process may hold by default) could never fill anyway. Refused here, naming the
+    /// option and the range, with what was given; 2^20 is taken.
+    #[test]
+    fn config_refuses_pool_sizes_nginx_cannot_take() {
+        let lua = Lua::new();
+        let t = lua_exports(&lua).unwrap();
+        let config: LuaFunction = t.get("config").unwrap();
+        let want = "honeymoon_session: RedisStore pool.size must be a whole number of connections from 1 to 1048576 (kept idle per worker), got";
+        for (src, got) in [
+            ("return { pool = { size = 2^24 } }", "16777216"),
+            ("return { pool = { size = 1048577 } }", "1048577"),
+            ("return { pool = { size = 2^31 - 1 } }", "2147483647"),
+            ("return { pool = { size = 1e300 } }", "1e300"),
+            ("return { pool = { size = 0 } }", "0"),
+            ("return { pool = { size = -1 } }", "-1"),
+            ("return { pool = { size = 1.5 } }", "1.5"),
+            ("return { pool = { size = 0/0 } }", "NaN"),
+            ("return { pool = { size = '8' } }", "a string"),
+        ] {
+            let opts: LuaTable = lua.load(src).eval().unwrap();
+            let err = config.call::<LuaTable>(opts).unwrap_err().to_string();
+            assert!(err.contains(&format!("{want} {got}")), "{src}: {err}");
+        }
+        for (src, size) in [
+            ("return { pool = { size = 1048576 } }", 1_048_576),
+            ("return { pool = { size = 2^20 } }", 1_048_576),
+            ("return { pool = { size = 1 } }", 1),
+            ("return { pool = { idle = 5 } }", 32),
+        ] {
+            let opts: LuaTable = lua.load(src).eval().unwrap();
+            let c: LuaTable = config.call(opts).unwrap();
+            assert_eq!(c.get::<i64>("pool_size").unwrap(), size, "{src}");
         }
     }
 
