@@ -934,6 +934,42 @@ mod tests {
         }
     }
 
+    /// SCAN by `prefix*` (all, length, clear) would take index keys for sessions, or `clear`'s
+    /// SCAN of the index prefix would take sessions: neither prefix may start with the other,
+    /// the default index prefix ("owner:" .. prefix) included. The event-loop store shares the
+    /// native store's check (index_spec covers the native one).
+    #[test]
+    fn config_refuses_overlapping_prefixes() {
+        let lua = Lua::new();
+        let t = lua_exports(&lua).unwrap();
+        let config: LuaFunction = t.get("config").unwrap();
+        for (src, got) in [
+            (
+                "return { indexPrefix = 'sess:owners:' }",
+                "got \"sess:owners:\"",
+            ),
+            ("return { indexPrefix = 'se' }", "got \"se\""),
+            ("return { indexPrefix = '' }", "got \"\""),
+            ("return { prefix = 'o' }", "got the default \"owner:o\""),
+        ] {
+            let opts: LuaTable = lua.load(src).eval().unwrap();
+            let err = config.call::<LuaTable>(opts).unwrap_err().to_string();
+            assert!(
+                err.contains("honeymoon_session: RedisStore indexPrefix must not be empty, and neither it nor prefix ")
+                    && err.contains(got),
+                "{src}: {err}"
+            );
+        }
+        let opts: LuaTable = lua
+            .load("return { prefix = 'a:', indexPrefix = 'b:' }")
+            .eval()
+            .unwrap();
+        let c: LuaTable = config.call(opts).unwrap();
+        assert_eq!(c.get::<String>("index_prefix").unwrap(), "b:");
+        let c: LuaTable = config.call(lua.create_table().unwrap()).unwrap();
+        assert_eq!(c.get::<String>("index_prefix").unwrap(), "owner:sess:");
+    }
+
     #[test]
     fn life_tables_follow_the_session_config() {
         let lua = Lua::new();
