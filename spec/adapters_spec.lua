@@ -542,3 +542,21 @@ describe("adapters.openresty", function()
         assert.equal(ngx.header["Set-Cookie"], line)
     end)
 end)
+
+-- The core under the adapters makes the same check with its own name.
+describe("core", function()
+    it("says so at the caller's line when a method is called with a dot", function()
+        local core = hs.core(opts())
+        local s = core:load(nil, false)
+        for _, call in ipairs({
+            function() core.load(nil, false) end,
+            function() core.fresh() end,
+            function() core.commit(s) end,
+        }) do
+            local ok, err = pcall(call)
+            assert.is_false(ok)
+            assert.matches("^spec/adapters_spec%.lua:%d+: honeymoon_session: core methods are called with a colon: "
+                .. "core:%a+%(%.%.%.%)$", err)
+        end
+    end)
+end)

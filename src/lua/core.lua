@@ -1,9 +1,9 @@
 -- The framework-agnostic core: load a request's session from its Cookie header and commit it
 -- once. The middleware and the server adapters are thin layers over it. Embedded in the
 -- module; receives the store functions (store.lua), the session type (session.lua), the
--- names of the methods a Lua store needs and the native id drawer for LuaJIT's FFI; returns
--- the core constructor.
-local ops, Session, store_methods, id_into = ...
+-- names of the methods a Lua store needs, the native id drawer for LuaJIT's FFI and the
+-- method check's maker (exports.lua); returns the core constructor.
+local ops, Session, store_methods, id_into, colon_check = ...
 local type, error, setmetatable, getmetatable, pairs, concat = type, error, setmetatable, getmetatable, pairs, table.concat
 local load_session, new_session, commit_session = ops.load, Session.new, Session.commit
 
@@ -76,12 +76,8 @@ local function ffi_drawer(fallback)
     end
 end
 
--- A core method called with a dot: say so at the caller's line (level 3: the method's caller).
-local function check_self(self, name)
-    if getmetatable(self) ~= Core then
-        error("honeymoon_session: core methods are called with a colon: core:" .. name .. "(...)", 3)
-    end
-end
+-- A core method called with a dot: say so at the caller's line.
+local check_self = colon_check(Core, "core")
 
 ---Raises, at the line that called `call` (the caller's caller), unless `req` is a table or
 ---nil: the core and the adapters keep its sessionID in step.

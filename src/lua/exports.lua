@@ -26,9 +26,19 @@ local function strict(f)
     return function(...) return unwrap(pcall(f, ...)) end
 end
 
+-- The check a method of the objects whose metatable is `mt` makes first: called with a dot
+-- (`x.load(...)`), it would fail inside on its first argument, so it says so at the caller's
+-- line (level 3: the method's caller). The core's, and the adapters' (as `_colon_check`).
+local function colon_check(mt, kind)
+    local message = "honeymoon_session: " .. kind .. " methods are called with a colon: " .. kind .. ":"
+    return function(self, name)
+        if getmetatable(self) ~= mt then error(message .. name .. "(...)", 3) end
+    end
+end
+
 local ops = chunks.store()
 local Session = chunks.session(ops, native.methods, native.array_mt, native._owner)
-local Core = chunks.core(ops, Session, native.store_methods, native._id_into)
+local Core = chunks.core(ops, Session, native.store_methods, native._id_into, colon_check)
 local middleware = chunks.middleware
 
 -- A native store is handed out as a Lua object over its userdata, so its methods raise plain
@@ -120,6 +130,7 @@ function M.array(t)
 end
 M.array_mt = array_mt
 M._default_name = native.default_name
+M._colon_check = colon_check -- internal: the adapters' method check
 M.error_message = message
 M._merge_patch = native._merge_patch -- a plain C function: its errors are plain strings already
 M._record_meta = native._record_meta

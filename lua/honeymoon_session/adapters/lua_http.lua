@@ -26,24 +26,22 @@
 -- lua-http is Lua 5.1-packaged on Debian (/usr/share/lua/5.1) but pure Lua: on Lua 5.4 append
 -- "/usr/share/lua/5.1/?.lua;/usr/share/lua/5.1/?/init.lua" to package.path. This file does not
 -- require lua-http itself: anything with get_as_sequence/get and append works.
-local concat, type, error, getmetatable, setmetatable = table.concat, type, error, getmetatable, setmetatable
+local concat, type, error, setmetatable = table.concat, type, error, setmetatable
+local hs = require("honeymoon_session")
 
 local Adapter = {}
 Adapter.__index = Adapter
 
--- A method called with a dot: say so at the caller's line.
-local function check_self(self, name)
-    if getmetatable(self) ~= Adapter then
-        error("honeymoon_session: adapter methods are called with a colon: adapter:" .. name .. "(...)", 3)
-    end
-end
+-- A method called with a dot: say so at the caller's line (the module's one check, shared with
+-- the core; honeymoon_session never requires an adapter, so this makes no cycle).
+local check_self = hs._colon_check(Adapter, "adapter")
 
 ---@param opts_or_core honeymoon_session.Options|honeymoon_session.Core session options (as for session()) or a core
 local function new(opts_or_core)
     if opts_or_core ~= nil and type(opts_or_core) ~= "table" then
         error("honeymoon_session: adapters.lua_http: new takes an options table or a core, got a " .. type(opts_or_core), 2)
     end
-    local core = require("honeymoon_session").core(opts_or_core) -- a core comes back as it is
+    local core = hs.core(opts_or_core) -- a core comes back as it is
     -- The methods looked up once: a call through the core finds them on its metatable every time.
     return setmetatable({ core = core, name = core.name, _load = core.load, _commit = core.commit }, Adapter)
 end

@@ -49,6 +49,7 @@
 local type, next, pcall, error, getmetatable, setmetatable, rawset =
     type, next, pcall, error, getmetatable, setmetatable, rawset
 local raw_metatable = debug and debug.getmetatable or getmetatable
+local hs = require("honeymoon_session")
 
 local Adapter = {}
 Adapter.__index = Adapter
@@ -58,7 +59,7 @@ local DEFAULT_DICT = "sessions"
 ---The options for the core: `opts` without the adapter's own `shared_dict`, and with a
 ---SharedDictStore on that dict when no store is given. The caller's table is not changed.
 ---@return table options, any store
-local function with_store(opts, hs)
+local function with_store(opts)
     local dict = opts.shared_dict
     if dict ~= nil and type(dict) ~= "string" then
         error("honeymoon_session: adapters.openresty: shared_dict must be the name of a lua_shared_dict, got a "
@@ -99,16 +100,12 @@ local function with_store(opts, hs)
     return copy, store
 end
 
--- A method called with a dot: say so at the caller's line.
-local function check_self(self, name)
-    if getmetatable(self) ~= Adapter then
-        error("honeymoon_session: adapter methods are called with a colon: adapter:" .. name .. "(...)", 3)
-    end
-end
+-- A method called with a dot: say so at the caller's line (the module's one check, shared with
+-- the core; honeymoon_session never requires an adapter, so this makes no cycle).
+local check_self = hs._colon_check(Adapter, "adapter")
 
 ---@param opts_or_core table session options (as for session(), plus shared_dict) or a core
 local function new(opts_or_core)
-    local hs = require("honeymoon_session")
     if opts_or_core == nil then opts_or_core = {} end
     if type(opts_or_core) ~= "table" then
         error("honeymoon_session: adapters.openresty: new takes an options table or a core, got a " .. type(opts_or_core), 2)
@@ -125,7 +122,7 @@ local function new(opts_or_core)
                 .. "(and each reload) would sign with a random secret of its own and refuse the others' "
                 .. "cookies; pass secret = os.getenv(\"SESSION_SECRET\") (with `env SESSION_SECRET;` in nginx.conf)", 2)
         end
-        opts, store = with_store(opts_or_core, hs)
+        opts, store = with_store(opts_or_core)
     end
     local core = hs.core(opts) -- a core comes back as it is
     return setmetatable({ core = core, name = core.name, store = store, _load = core.load, _commit = core.commit },
