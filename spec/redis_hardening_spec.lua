@@ -106,6 +106,10 @@ describe("RedisStore options refused at construction", function()
             end
         end
         assert.equal(want("pool.idle", "1099511627776"), refused({ pool = { idle = 2 ^ 40 } }).lua)
+        -- A huge number is shown in exponent form, not as its 301 digits.
+        for name, err in pairs(refused({ commandTimeout = 1e300 })) do
+            assert.equal(want("commandTimeout", "1e300"), err, name)
+        end
         -- The largest is taken, and works.
         local store = hs.RedisStore({ url = server.url, connectTimeout = 2147483647, commandTimeout = 2147483647 })
         assert.is_false(store:exists("x"))

@@ -249,7 +249,7 @@ pub(super) fn option_ms(t: &LuaTable, key: &str, name: &str, default: u64) -> Lu
     }
     let got = match v {
         LuaValue::Integer(n) => n.to_string(),
-        LuaValue::Number(n) => n.to_string(),
+        LuaValue::Number(n) => codec::number_text(n),
         other => codec::a_type(&other).to_string(),
     };
     Err(bad(format!(
