@@ -200,6 +200,37 @@ describe("RedisStore options refused at construction", function()
         assert.is_nil(message(err):find("names a user", 1, true), message(err))
     end)
 
+    -- A unix socket url (the blocking store's only; the event-loop store is TCP only) carries its
+    -- credentials in the query, ?user=&pass=, which is all the redis crate reads: a user without
+    -- pass, a user and password in the url's authority, or ?password= (dropped as an unknown
+    -- parameter) sent no AUTH, and the store connected as the default user.
+    it("a unix socket url that would connect as the default user", function()
+        local user = "honeymoon_session: RedisStore url names a user but no password: the store authenticates "
+            .. "only with a password (redis+unix:///path?user=name&pass=password); without one it would "
+            .. "connect as the default user"
+        for url, want in pairs({
+            ["redis+unix:///tmp/r.sock?user=alice"] = user,
+            ["unix:///tmp/r.sock?db=2&user=alice&pass="] = user,
+            ["redis+unix://alice:pw@localhost/tmp/r.sock"] = "honeymoon_session: RedisStore url has a user or "
+                .. "password before the socket's path, which a unix socket url does not read; give them as "
+                .. "?user=name&pass=password",
+            ["valkey+unix:///tmp/r.sock?user=alice&password=S3cretPW"] = "honeymoon_session: RedisStore url has "
+                .. "the query parameter password, which this store does not read (a unix socket url takes db, "
+                .. "user, pass and protocol)",
+            ["unix:///tmp/r.sock?S3cret%21PW"] = "honeymoon_session: RedisStore url has a query parameter this "
+                .. "store does not read (a unix socket url takes db, user, pass and protocol)",
+        }) do
+            local ok, err = pcall(hs.RedisStore, { url = url })
+            assert.is_false(ok, url)
+            assert.equal(want, message(err), url)
+        end
+        -- What the crate reads is taken (the store connects at its first call).
+        for _, url in ipairs({ "redis+unix:///tmp/r.sock?user=alice&pass=pw&db=2&protocol=resp3",
+            "unix:///tmp/r.sock?pass=pw", "valkey+unix:///tmp/r.sock" }) do
+            hs.RedisStore({ url = url })
+        end
+    end)
+
     it("an empty prefix, with or without an indexPrefix of its own", function()
         for _, opts in ipairs({ { prefix = "" }, { prefix = "", indexPrefix = "idx:" } }) do
             for name, err in pairs(refused(opts)) do

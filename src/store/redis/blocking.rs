@@ -184,21 +184,64 @@ pub(super) fn url(opts: &LuaTable) -> LuaResult<String> {
         if let Some(parsed) = parsed
             && let Some((name, _)) = parsed.query_pairs().find(|(k, _)| k != "protocol")
         {
-            let plain = name.len() <= 32
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-            let what = if plain {
-                format!("the query parameter {name}, which")
-            } else {
-                "a query parameter".to_string()
-            };
             return Err(bad(format!(
-                "url has {what} this store does not read (it takes protocol only; the database is the url's path: redis://host:6379/3)"
+                "url has {} this store does not read (it takes protocol only; the database is the url's path: redis://host:6379/3)",
+                query_parameter(&name)
             )));
         }
+    } else if let Some(parsed) = redis::parse_redis_url(&url)
+        && matches!(parsed.scheme(), "unix" | "redis+unix" | "valkey+unix")
+    {
+        let query: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        unix_url(parsed.username(), parsed.password().is_some(), &query)?;
     }
     Ok(url)
+}
+
+/// A url's query parameter as a message names it: by its name when that is a plain word, never
+/// by its value (it may be a password).
+fn query_parameter(name: &str) -> String {
+    let plain = name.len() <= 32
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if plain {
+        format!("the query parameter {name}, which")
+    } else {
+        "a query parameter".to_string()
+    }
+}
+
+/// A unix socket url (its authority's `username` and whether it has a password, and its
+/// `query`): the redis crate reads the credentials from the query (`user`, `pass`, as a map: the
+/// last of each wins) and nothing else, so a user without `pass`, credentials in the authority
+/// (`redis+unix://alice:pw@localhost/path`) or a parameter it drops (`?password=`) would send
+/// no AUTH, and the store would connect as the default user, with its rights.
+fn unix_url(username: &str, password: bool, query: &[(String, String)]) -> LuaResult<()> {
+    const READ: [&str; 4] = ["db", "user", "pass", "protocol"];
+    if !username.is_empty() || password {
+        return Err(bad(
+            "url has a user or password before the socket's path, which a unix socket url does not read; give them as ?user=name&pass=password"
+                .into(),
+        ));
+    }
+    if let Some((name, _)) = query.iter().find(|(k, _)| !READ.contains(&k.as_str())) {
+        return Err(bad(format!(
+            "url has {} this store does not read (a unix socket url takes db, user, pass and protocol)",
+            query_parameter(name)
+        )));
+    }
+    let last = |name: &str| query.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v);
+    if last("user").is_some_and(|u| !u.is_empty()) && last("pass").is_none_or(|p| p.is_empty()) {
+        return Err(bad(
+            "url names a user but no password: the store authenticates only with a password (redis+unix:///path?user=name&pass=password); without one it would connect as the default user"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The `indexPrefix` option: where the owner index keys live. Neither it nor `prefix` may start
