@@ -396,6 +396,35 @@ case("a merge that finds no memory for the grown session fails and keeps the ses
     dict:flush_all(); dict:flush_expired()
 end)
 
+case("a logout that lands while a merge puts back a session it lost to \"no memory\" stays a logout", function()
+    -- A merge whose replace found no memory (nginx deleted the entry first) puts the session back.
+    -- A destroy from another worker between the two would be undone by that put-back; destroy
+    -- therefore deletes again under the session's merge lock. The other worker is a light thread
+    -- started inside the failing replace, while the merge holds the lock.
+    local dict = ngx.shared.sessions
+    local s, id = store(), new_id()
+    local before = { user = "alice" }
+    s:set(id, record(before), 60)
+    local replace, other = dict.replace, nil
+    rawset(dict, "replace", function(d, key)
+        if key == "t:" .. id then
+            d:delete(key)
+            other = ngx.thread.spawn(function() return s:destroy(id) end)
+            return false, "no memory", false
+        end
+        return replace(d, key)
+    end)
+    local ok, err = pcall(s.merge, s, id, patch(before, { user = "alice", more = "x" }), 60)
+    rawset(dict, "replace", nil)
+    eq(ok, false, "the merge that found no memory")
+    assert(err:find("no memory", 1, true), err)
+    assert(other, "the other worker's destroy ran")
+    local done, why = ngx.thread.wait(other)
+    eq(done, true, "the destroy: " .. tostring(why))
+    eq(s:get(id), nil, "the session after the logout")
+    eq(dict:get(merge_lock(id)), nil, "lock left behind")
+end)
+
 -- The owner index ("log out everywhere"): what the engine hands a record store when the session
 -- option `index` is set, a record with __meta.owner and the owner in `life`.
 local function owned(owner, data)

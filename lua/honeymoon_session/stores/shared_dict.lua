@@ -510,9 +510,18 @@ end
 ---@param id string
 function Store:destroy(id)
     if type(self) ~= "table" then dotted("destroy") end
-    local key = self.prefix .. id
-    self.dict:delete(key)
-    self.dict:delete(SEEN .. key)
+    local dict, key = self.dict, self.prefix .. id
+    dict:delete(key)
+    dict:delete(SEEN .. key)
+    -- A merge in flight that lost the session to "no memory" puts it back under its lock
+    -- (put_back): delete again once that lock is ours, or the put-back would undo this logout.
+    -- Uncontended, the lock is free at once. Without it (a holder that died, a full dict) the
+    -- delete above stands: a live merge's put-back is the only thing that could undo it.
+    local lock_key = merge_lock(id, key)
+    if pcall(lock, self, "destroy", lock_key) then
+        dict:delete(key)
+        dict:delete(lock_key)
+    end
 end
 
 ---Refreshes the TTL. False when the session is gone.
