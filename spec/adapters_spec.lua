@@ -293,6 +293,34 @@ describe("adapters.openresty", function()
         assert.is_nil(ngx.ctx.session)
     end)
 
+    -- The access phase starts the session, the content phase starts it again: a second start()
+    -- made a new session from the cookie, and what the first phase wrote was lost.
+    it("start() again in the same request hands back the session it started, until finish()", function()
+        local a = openresty.new(opts())
+        local ngx = fake_ngx(nil)
+        local s1, id1 = a:start()
+        s1.fromAccess = true
+        local req = {}
+        local s2, id2 = a:start(req)
+        assert.equal(s1, s2)
+        assert.equal(id1, id2)
+        assert.equal(id1, req.sessionID)
+        s2.fromContent = true
+        local line = a:finish()[1]
+        ngx = fake_ngx(pair(line))
+        local s3 = a:start()
+        assert.is_true(s3.fromAccess)
+        assert.is_true(s3.fromContent)
+        -- Another adapter's session in ngx.ctx (another cookie name) is not handed out as this one's.
+        local other = openresty.new(opts({ name = "other.sid" }))
+        local s4 = other:start()
+        assert.are_not.equal(s3, s4)
+        assert.equal(s4, ngx.ctx.session)
+        -- Nor is something else the app put there.
+        ngx.ctx.session = setmetatable({}, { __index = function() error("read") end })
+        assert.are_not.equal(ngx.ctx.session, (a:start()))
+    end)
+
     it("sets no header for an untouched new session", function()
         local a = openresty.new(opts())
         local ngx = fake_ngx(nil)

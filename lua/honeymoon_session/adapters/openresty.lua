@@ -46,8 +46,8 @@
 -- or ngx.flush raises (nginx itself would only log it and drop the cookie). start and finish
 -- call the store from Lua, so they may yield: call them from the rewrite, access or content
 -- phase (a timer has no request to take a cookie from or send one with).
-local type, next, pcall, error, getmetatable, setmetatable, rawset =
-    type, next, pcall, error, getmetatable, setmetatable, rawset
+local type, next, pcall, error, getmetatable, setmetatable, rawset, rawget =
+    type, next, pcall, error, getmetatable, setmetatable, rawset, rawget
 local raw_metatable = debug and debug.getmetatable or getmetatable
 local hs = require("honeymoon_session")
 
@@ -129,12 +129,22 @@ local function new(opts_or_core)
         Adapter)
 end
 
----Load this request's session (ngx.var.http_cookie; Secure decided by ngx.var.scheme).
+---Load this request's session (ngx.var.http_cookie; Secure decided by ngx.var.scheme). Called
+---again before finish() (the access phase, then the content phase), it hands back the session
+---it started, with what the request wrote to it so far.
 ---@param req table? optional request table; its sessionID is kept in step
 ---@return honeymoon_session.Session session, string id
 function Adapter:start(req)
     check_self(self, "start")
     self.core._check_req(req, "adapter:start(req)")
+    local current = ngx.ctx.session
+    local m = type(current) == "table" and raw_metatable(current)
+    -- Only this adapter's core's session: another adapter (another cookie name) keeps its own.
+    if type(m) == "table" and rawget(m, "ctx") == self.core.ctx then
+        local id = current:getId()
+        if req ~= nil then req.sessionID = id end
+        return current, id
+    end
     local var = ngx.var
     local session, id = self._load(self.core, var.http_cookie, var.scheme == "https", req)
     ngx.ctx.session = session
