@@ -169,6 +169,19 @@ fn varint_len(mut n: u64) -> usize {
     len
 }
 
+/// The varint of `n` and its length, on the stack.
+fn varint_bytes(mut n: u64) -> ([u8; 10], usize) {
+    let mut b = [0u8; 10];
+    let mut i = 0;
+    while n >= 0x80 {
+        b[i] = (n as u8) | 0x80;
+        n >>= 7;
+        i += 1;
+    }
+    b[i] = n as u8;
+    (b, i + 1)
+}
+
 fn write_varint(out: &mut Vec<u8>, mut n: u64) -> Result<(), NoMemory> {
     reserve(out, 10)?;
     while n >= 0x80 {
@@ -529,23 +542,41 @@ pub fn diff(loaded: &[u8], now: &Record) -> LuaResult<Changes> {
 impl Record {
     /// Applies changes to a stored record (the store's current version, borrowed where it is
     /// kept), copying each byte once, key by key (`meta::merged` also honours `keep_owner`).
-    /// `changes` lists keys in sorted order (as `diff` makes them); one walk merges the two.
+    /// `changes` lists keys in sorted order (as `diff` makes them); one walk merges the two,
+    /// writing as it goes into one buffer (no list of entries in between).
     pub fn merged(current: &[u8], changes: &Changes) -> LuaResult<Record> {
-        let stored = entries_of(current)?;
-        let mut out: Vec<(&[u8], &[u8])> = Vec::new();
-        out.try_reserve(stored.len() + changes.set.len())
-            .map_err(|_| NoMemory)?;
+        let stored = EntryIter::new(current)?;
+        // At most every stored entry and every change: the map's header is written for that
+        // many, and moved up below in the rare case the count then takes a shorter varint.
+        let most = stored.left.saturating_add(changes.set.len() as u64);
+        let head = 1 + varint_len(most);
+        let size = changes
+            .set
+            .iter()
+            .map(|(k, v)| str_len(k.len()) + v.len())
+            .sum::<usize>();
+        let mut out = Vec::new();
+        // The stored entries are copied as they are, so the record bounds their size.
+        reserve(&mut out, head + current.len() + size)?;
+        out.resize(head, 0);
+        let mut count = 0u64;
+        let mut entry = |out: &mut Vec<u8>, k: &[u8], v: &[u8]| {
+            count += 1;
+            write_str(out, k)?;
+            put(out, v)
+        };
         let mut set = changes
             .set
             .iter()
             .map(|(k, v)| (k.as_slice(), v.as_slice()))
             .peekable();
         let mut removed = changes.removed.iter().map(Vec::as_slice).peekable();
-        for (k, v) in stored {
+        for e in stored {
+            let (k, v) = e?;
             while let Some(&(sk, sv)) = set.peek() {
                 match key_cmp(sk, k) {
                     Ordering::Less => {
-                        out.push((sk, sv));
+                        entry(&mut out, sk, sv)?;
                         set.next();
                     }
                     _ => break,
@@ -569,22 +600,31 @@ impl Record {
             {
                 continue; // written below, with its new value
             }
-            out.push((k, v));
+            entry(&mut out, k, v)?;
         }
-        out.extend(set);
-        Ok(Record::write(&out)?)
+        for (k, v) in set {
+            entry(&mut out, k, v)?;
+        }
+        let (varint, n) = varint_bytes(count);
+        let at = head - 1 - n;
+        out[at] = MAP;
+        out[at + 1..head].copy_from_slice(&varint[..n]);
+        if at > 0 {
+            out.drain(..at);
+        }
+        Ok(Record(out))
     }
 
-    /// Writes sorted, distinct entries.
-    fn write(entries: &[(&[u8], &[u8])]) -> Result<Record, NoMemory> {
-        let size = entries
-            .iter()
-            .map(|(k, v)| str_len(k.len()) + v.len())
-            .sum::<usize>();
+    /// Writes `count` sorted, distinct entries of `size` bytes (keys and values as written).
+    fn write<'a>(
+        count: usize,
+        size: usize,
+        entries: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+    ) -> Result<Record, NoMemory> {
         let mut out = Vec::new();
         reserve(&mut out, 11 + size)?;
         out.push(MAP);
-        write_varint(&mut out, entries.len() as u64)?;
+        write_varint(&mut out, count as u64)?;
         for (k, v) in entries {
             write_str(&mut out, k)?;
             out.extend_from_slice(v);
@@ -687,17 +727,20 @@ impl Entries {
             return Err(LuaError::runtime(too_big(self.limit, "the session")));
         }
         let buf = &self.buf;
-        let mut refs: Vec<(&[u8], &[u8])> = Vec::new();
-        refs.try_reserve(self.spans.len()).map_err(|_| NoMemory)?;
-        refs.extend(self.spans.iter().map(|&(k, v, e)| {
-            (
-                buf.get(k..v).unwrap_or_default(),
-                buf.get(v..e).unwrap_or_default(),
-            )
-        }));
-        refs.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        refs.dedup_by(|a, b| a.0 == b.0);
-        Ok(Record::write(&refs)?)
+        let key = |&(k, v, _): &(usize, usize, usize)| buf.get(k..v).unwrap_or_default();
+        let value = |&(_, v, e): &(usize, usize, usize)| buf.get(v..e).unwrap_or_default();
+        // The spans are sorted in place by their keys (no list of slices); a key given twice
+        // (a data key also set as a method name's shadow by rawset) keeps its first entry.
+        self.spans
+            .sort_unstable_by(|a, b| key(a).cmp(key(b)).then(a.0.cmp(&b.0)));
+        self.spans.dedup_by(|a, b| key(a) == key(b));
+        let size = self
+            .spans
+            .iter()
+            .map(|s| str_len(key(s).len()) + value(s).len())
+            .sum::<usize>();
+        let entries = self.spans.iter().map(|s| (key(s), value(s)));
+        Ok(Record::write(self.spans.len(), size, entries)?)
     }
 }
 
@@ -1047,7 +1090,12 @@ mod tests {
         // naming the limit, not as corruption.
         let mut inner = ok.entries().unwrap()[0].1.to_vec();
         inner = [b"M\x01S\x01n".as_slice(), &inner].concat();
-        let deep = Record::write(&[(b"d".as_slice(), inner.as_slice())]).unwrap();
+        let deep = Record::write(
+            1,
+            3 + inner.len(),
+            [(b"d".as_slice(), inner.as_slice())].into_iter(),
+        )
+        .unwrap();
         assert_eq!(why_undecodable(&deep.0), Bad::TooDeep);
         let err = deep.to_table(&lua).unwrap_err().to_string();
         assert!(
@@ -1156,6 +1204,31 @@ mod tests {
             Changes::from_patch(b"Z\xff").unwrap().is_none(),
             "a cut varint"
         );
+    }
+
+    #[test]
+    fn a_merge_whose_count_takes_a_shorter_varint_writes_it_so() {
+        // 128 keys (a two-byte count) merged with a removal and a change: at most 129 entries
+        // were room for, 127 are written (a one-byte count), as encoding them afresh does.
+        let lua = Lua::new();
+        let (base, _) = roundtrip(
+            &lua,
+            "local t = {} for i = 1, 128 do t['k' .. i] = i end return t",
+        );
+        for (mine, count) in [
+            ("t.k5 = nil t.k7 = 'x'", 127),
+            ("t.k5 = nil t.k7 = nil", 126),
+            ("t.k7 = 'x' t.new = 1", 129),
+            ("t.k7 = 'x'", 128),
+        ] {
+            let src =
+                format!("local t = {{}} for i = 1, 128 do t['k' .. i] = i end {mine} return t");
+            let (want, _) = roundtrip(&lua, &src);
+            let changes = base.diff(&want).unwrap();
+            let merged = Record::merged(&base.0, &changes).unwrap();
+            assert_eq!(merged, want, "{mine}");
+            assert_eq!(EntryIter::new(&merged.0).unwrap().left, count, "{mine}");
+        }
     }
 
     #[test]
