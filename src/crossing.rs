@@ -8,7 +8,10 @@
 //!   (`lua_type`, `lua_tolstring` on strings, `lua_next` on a table nobody changes, ...), so a
 //!   Lua error never unwinds through Rust frames that own values.
 //! - Everything that allocates in Lua (the results) is pushed inside `protected`, a
-//!   `lua_pcall` whose callee frames hold only borrowed data and numbers.
+//!   `lua_pcall` whose callee frames hold only borrowed data and numbers; or, for `id()`, from
+//!   its entry frame once that holds nothing but the id's plain bytes, which an allocation
+//!   failure may unwind as `lua_error` unwinds `raise` (the protected call cost about as much
+//!   as drawing the id).
 //! - Errors leave as plain `honeymoon_session: ...` strings through `raise`, from the entry
 //!   frame, after every owned Rust value is gone.
 //! - A Rust panic is caught at the entry (`catch_unwind`) and raised as an error.
@@ -342,10 +345,35 @@ unsafe fn load_body(state: *mut lua_State) -> Result<c_int, Failed> {
     }
 }
 
-/// `id()`: a fresh session id.
+/// `id()`: a fresh session id, pushed from this entry frame (see the top of the file).
 unsafe extern "C-unwind" fn draw_id(state: *mut lua_State) -> c_int {
-    // SAFETY: an entry point of a closure made by `functions`.
-    unsafe { entry(state, id_body) }
+    let id = match fresh_id() {
+        Ok(id) => id,
+        // SAFETY: the message is all this frame owns, and raise drops it before lua_error.
+        Err(msg) => return unsafe { raise(state, msg) },
+    };
+    // SAFETY: this frame owns nothing that needs dropping (the id is plain bytes; the result
+    // it came in is gone with the statement above), so an allocation failure in
+    // lua_pushlstring may unwind it, as lua_error unwinds `raise` (Lua raises its own memory
+    // error then, as for the session table session.lua makes next). A C function starts with
+    // LUA_MINSTACK free slots.
+    unsafe { ffi::lua_pushlstring(state, id.as_ptr() as *const _, id.len()) };
+    widened(1)
+}
+
+/// A fresh id's characters, or why none could be drawn; a panic is caught here.
+fn fresh_id() -> Result<[u8; id::ID_LEN], Failed> {
+    let drawn = catch_unwind(|| {
+        let mut id = [0u8; id::ID_LEN];
+        id::generate_into(&mut id).map(|()| id)
+    });
+    match drawn {
+        Ok(result) => result,
+        Err(panic) => {
+            drop(panic);
+            Err("honeymoon_session: internal error (a bug: please report it)".to_string())
+        }
+    }
 }
 
 unsafe fn id_body(state: *mut lua_State) -> Result<c_int, Failed> {
@@ -739,6 +767,38 @@ unsafe fn push_outcome(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `id()` pushes its result without a protected call: when memory runs out there, a memory
+    /// error leaves the call (Lua's own: nothing in its frame needed dropping), and the state
+    /// goes on drawing ids once memory is back.
+    #[test]
+    fn an_id_drawn_when_memory_runs_out_is_an_id_or_a_memory_error() {
+        let lua = Lua::new();
+        let opts: LuaTable = lua.load("return { secret = 's' }").eval().unwrap();
+        let engine = Rc::new(Engine::new(&lua, Some(opts)).unwrap());
+        let (_, _, id, _, _) = functions(&lua, engine).unwrap();
+        let (mut drawn, mut refused) = (0, 0);
+        for extra in (0..2048).step_by(16) {
+            lua.gc_collect().unwrap();
+            lua.set_memory_limit(lua.used_memory() + extra).unwrap();
+            // Each id is a new string: several per limit, so one of them meets its edge.
+            for _ in 0..8 {
+                match id.call::<LuaString>(()) {
+                    Ok(s) => {
+                        assert_eq!(s.as_bytes().len(), 32);
+                        drawn += 1;
+                    }
+                    Err(LuaError::MemoryError(_)) => refused += 1,
+                    // Through a protected call (as before), the module's own message.
+                    Err(e) if e.to_string().contains("not enough memory") => refused += 1,
+                    Err(e) => panic!("memory limit +{extra} bytes: {e}"),
+                }
+            }
+            lua.set_memory_limit(0).unwrap();
+        }
+        assert!(refused > 0 && drawn > 0, "drawn {drawn}, refused {refused}");
+        assert_eq!(id.call::<LuaString>(()).unwrap().as_bytes().len(), 32);
+    }
 
     /// Making the crossings when memory runs out at any allocation: every strong reference a
     /// userdata took is released once the state collects what was made (none is left in a
