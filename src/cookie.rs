@@ -40,24 +40,25 @@ pub fn each_value(header: &[u8], name: &[u8], mut f: impl FnMut(&[u8]) -> bool) 
 }
 
 /// Decodes `%XX` escapes of `s` into `out`; the decoded length, or None if it does not fit or
-/// an escape is malformed.
+/// an escape is malformed. The runs between escapes are copied whole (a signed value has two
+/// or three escapes in about 80 bytes).
 fn percent_decode(s: &[u8], out: &mut [u8; MAX_VALUE]) -> Option<usize> {
     let mut n = 0;
-    let mut i = 0;
-    while i < s.len() {
-        let b = if s[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            let digit = |c: u8| (c as char).to_digit(16);
-            i += 3;
-            (digit(hex[0])? * 16 + digit(hex[1])?) as u8
-        } else {
-            i += 1;
-            s[i - 1]
+    let mut rest = s;
+    loop {
+        let run = rest.iter().position(|&b| b == b'%').unwrap_or(rest.len());
+        let (plain, escape) = rest.split_at(run);
+        out.get_mut(n..n + run)?.copy_from_slice(plain);
+        n += run;
+        let [_, hi, lo, after @ ..] = escape else {
+            // The end, or an escape cut short.
+            return escape.is_empty().then_some(n);
         };
-        *out.get_mut(n)? = b;
+        let digit = |c: u8| (c as char).to_digit(16);
+        *out.get_mut(n)? = (digit(*hi)? * 16 + digit(*lo)?) as u8;
         n += 1;
+        rest = after;
     }
-    Some(n)
 }
 
 /// Signs and verifies with a list of secrets: the first signs, every one verifies (rotation).
