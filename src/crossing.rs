@@ -288,7 +288,8 @@ unsafe fn load_body(state: *mut lua_State) -> Result<c_int, Failed> {
     // SAFETY: the header stays on the stack (argument 1) while it is borrowed.
     let (engine, header) = unsafe { (engine_of(state), string_arg(state, 1)) };
     let engine = engine.ok_or("honeymoon_session: the engine is gone")?;
-    match engine.find(header).map_err(failed)? {
+    let mut found = engine::Candidates::default();
+    match engine.find(header, &mut found).map_err(failed)? {
         Some((id, loaded)) => {
             // Set when the push failed: true when for want of stack, false on bad data.
             let mut unpushed = None;

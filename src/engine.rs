@@ -353,6 +353,12 @@ impl Engine {
     /// The distinct ids named by validly signed cookies, at most `MAX_CANDIDATES`, in order.
     pub fn candidates(&self, header: &[u8]) -> Candidates {
         let mut found = Candidates::default();
+        self.candidates_into(header, &mut found);
+        found
+    }
+
+    /// As `candidates`, into the caller's (empty) list: it is 500 bytes, not worth a copy.
+    fn candidates_into(&self, header: &[u8], found: &mut Candidates) {
         let name = self.options.name.as_bytes();
         cookie::each_value(header, name, |value| {
             if let Some(id) = self.options.signer.unsign(value)
@@ -362,7 +368,6 @@ impl Engine {
             }
             found.len < MAX_CANDIDATES
         });
-        found
     }
 
     /// Decodes a stored record into (data, flash, shadow, bookkeeping, snapshot).
@@ -371,19 +376,25 @@ impl Engine {
         (data, flash, shadow, meta, lua.create_string(record)?).into_lua_multi(lua)
     }
 
-    /// The first candidate id a native store holds, with what it holds. A session past its
-    /// absolute timeout is deleted and skipped.
-    pub fn find(&self, header: Option<&[u8]>) -> LuaResult<Option<(String, Loaded)>> {
+    /// The first candidate id a native store holds (one of `found`, which the header's
+    /// candidates fill), with what it holds. A session past its absolute timeout is deleted
+    /// and skipped.
+    pub fn find<'c>(
+        &self,
+        header: Option<&[u8]>,
+        found: &'c mut Candidates,
+    ) -> LuaResult<Option<(&'c str, Loaded)>> {
         let Backend::Native(store) = &self.backend else {
             return Err(LuaError::runtime(
                 "honeymoon_session: load is for native stores; this engine drives a Lua store",
             ));
         };
         if let Some(header) = header {
-            for id in self.candidates(header).iter() {
+            self.candidates_into(header, found);
+            for id in found.iter() {
                 let Some(checked) = Id::new(id) else { continue };
                 if let Some(loaded) = self.fetch(store.as_ref(), checked)? {
-                    return Ok(Some((id.to_string(), loaded)));
+                    return Ok(Some((id, loaded)));
                 }
             }
         }

@@ -61,11 +61,21 @@ pub const MAX_COOKIE_ID: usize = 128;
 /// and UUIDs all use, and which every store key and SharedDictStore's NUL-separated owner
 /// lists can hold.
 pub fn looks_valid(id: &str) -> bool {
-    (1..=MAX_COOKIE_ID).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    (1..=MAX_COOKIE_ID).contains(&id.len()) && id.bytes().all(|b| ID_BYTE[b as usize])
 }
+
+/// The bytes `looks_valid` lets in, by value: one load per byte where the three ranges and two
+/// characters took a chain of comparisons (every load checks the cookie's id).
+static ID_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+        b += 1;
+    }
+    t
+};
 
 #[cfg(test)]
 mod tests {
