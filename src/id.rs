@@ -96,5 +96,10 @@ mod tests {
         assert!(!looks_valid(&"a".repeat(MAX_COOKIE_ID + 1)));
         assert!(!looks_valid("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa."));
         assert!(!looks_valid("aaaa\0aaaa"));
+        // The table lets in exactly the bytes of the URL-safe base64 alphabet.
+        for b in 0..=255u8 {
+            let want = b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+            assert_eq!(ID_BYTE[b as usize], want, "byte {b}");
+        }
     }
 }

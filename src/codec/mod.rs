@@ -606,7 +606,8 @@ impl Record {
             entry(&mut out, k, v)?;
         }
         let (varint, n) = varint_bytes(count);
-        let at = head - 1 - n;
+        // count <= most, so its varint fits the room left for most's.
+        let at = head.checked_sub(1 + n).ok_or_else(corrupt)?;
         out[at] = MAP;
         out[at + 1..head].copy_from_slice(&varint[..n]);
         if at > 0 {
