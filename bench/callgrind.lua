@@ -21,25 +21,7 @@ local N = tonumber(arg and arg[2]) or 2000
 local WARM = tonumber(arg and arg[3]) or 1000
 local PLAIN = arg and arg[4] == "plain"
 
--- The handlers of bench/overhead.lua's first rows.
-local function handlers(app)
-    app:get("/anon", function(_, res) res:text("ok") end)
-    app:get("/read", function(req, res) res:text(req.session and tostring(req.session.userId) or "42") end)
-    app:get("/write", function(req, res)
-        local s = req.session
-        if s then s.counter = (s.counter or 0) + 1 end
-        res:text("ok")
-    end)
-    app:post("/login", function(req, res)
-        local s = req.session
-        if s then
-            s:regenerate(false)
-            s.userId = 42
-        end
-        res:redirect("/dashboard")
-    end)
-    return app
-end
+local handlers = require("routes") -- bench/routes.lua: the handlers of overhead.lua's first rows
 
 local scenarios = {
     anon = { "/anon", false, "ok" },

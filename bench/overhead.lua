@@ -12,6 +12,7 @@ package.path = "./bench/?.lua;" .. package.path
 
 local hs = require("honeymoon_session")
 local App = require("app") -- bench/app.lua
+local routes = require("routes") -- bench/routes.lua
 local stats = require("stats") -- bench/stats.lua
 local median, range = stats.median, stats.range
 local N = tonumber(arg and arg[1]) or 200000
@@ -28,23 +29,9 @@ local BIG = 10000 -- keys in the large session
 
 -- The same handlers in both apps; without the middleware req.session is nil and they skip it.
 local function handlers(app)
-    app:get("/anon", function(_, res) res:text("ok") end)
+    routes(app) -- /anon, /read, /write, /login
     app:get("/anon-check", function(req, res)
         res:text(req.session and req.session:has("userId") and "in" or "out")
-    end)
-    app:get("/read", function(req, res) res:text(req.session and tostring(req.session.userId) or "42") end)
-    app:get("/write", function(req, res)
-        local s = req.session
-        if s then s.counter = (s.counter or 0) + 1 end
-        res:text("ok")
-    end)
-    app:post("/login", function(req, res)
-        local s = req.session
-        if s then
-            s:regenerate(false)
-            s.userId = 42
-        end
-        res:redirect("/dashboard")
     end)
 
     -- A 10-key session with nested tables, the shape of a logged-in shop user.
