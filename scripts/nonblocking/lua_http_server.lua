@@ -1,7 +1,7 @@
 -- The non-blocking check's lua-http server (one process, cqueues): /counter reads, adds one and
 -- saves through the event-loop RedisStore (socket = "cqueues"); /plain never touches a session;
 -- /new makes a session and returns its cookie. Usage:
---   lua5.4 scripts/nonblocking/lua_http_server.lua ROOT PORT REDIS_URL PORT_FILE
+--   luajit scripts/nonblocking/lua_http_server.lua ROOT PORT REDIS_URL PORT_FILE
 local root, port, redis_url, port_file = arg[1], tonumber(arg[2]), arg[3], arg[4]
 local flavour = rawget(_G, "jit") and "luajit" or "lua54"
 package.cpath = root .. "/build/" .. flavour .. "/?.so;" .. package.cpath
