@@ -61,14 +61,14 @@ flavours:
 	for f in $(FLAVOURS); do $(MAKE) build FEATURE=$$f HOOKS=,test-hooks || exit 1; done
 
 # INST_PREFIX is the rock's own dir: the LuaLS stubs (every types/*.lua) go to its library/ (see
-# the README), and docs/api.md to doc/docs/, where the README.md that luarocks copies into doc/
-# afterwards links to it.
+# the README), and docs/*.md to doc/docs/, where the README.md that luarocks copies into doc/
+# afterwards links to them.
 install:
 	mkdir -p "$(INST_LIBDIR)" "$(INST_LUADIR)/honeymoon_session/adapters" "$(INST_LUADIR)/honeymoon_session/stores"
 	cp build/$(FEATURE)/$(MODULE) "$(INST_LIBDIR)/"
 	for f in $(LUA_MODULES); do cp "$$f" "$(INST_LUADIR)/$${f#lua/}"; done
 	if [ -n "$(INST_PREFIX)" ]; then mkdir -p "$(INST_PREFIX)/library" && cp types/*.lua "$(INST_PREFIX)/library/"; fi
-	if [ -n "$(INST_PREFIX)" ]; then mkdir -p "$(INST_PREFIX)/doc/docs" && cp docs/api.md "$(INST_PREFIX)/doc/docs/"; fi
+	if [ -n "$(INST_PREFIX)" ]; then mkdir -p "$(INST_PREFIX)/doc/docs" && cp docs/*.md "$(INST_PREFIX)/doc/docs/"; fi
 
 # A local rocks server in dist/: the src.rock of the working tree's tracked files (uncommitted
 # changes included, untracked files not) and its manifest. See the README's Install.

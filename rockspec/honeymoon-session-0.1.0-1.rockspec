@@ -29,7 +29,7 @@ dependencies = {
 
 -- The `make` build type, built into luarocks: the Makefile's `build` runs cargo for the flavour
 -- that the interpreter $(LUA) reports; `install` copies the module, the adapters and stores,
--- the LuaLS stubs (every types/*.lua, to library/ in the rock's own dir) and docs/api.md (to
+-- the LuaLS stubs (every types/*.lua, to library/ in the rock's own dir) and docs/*.md (to
 -- doc/docs/, beside the README.md, CHANGELOG.md and LICENSE that luarocks itself copies into
 -- doc/). The README's Install says how this relates to the `rust-mlua` build type.
 build = {
