@@ -321,6 +321,36 @@ describe("adapters.openresty", function()
         assert.are_not.equal(ngx.ctx.session, (a:start()))
     end)
 
+    -- Two adapters in one request (two cookie names: an app and its admin area): ngx.ctx.session
+    -- holds only the latest started, so the first adapter's second start() made a new session
+    -- from the cookie and dropped what the access phase wrote, and its finish() without an
+    -- argument took the other adapter's session.
+    it("two adapters in one request each hand back and finish their own session", function()
+        local a = openresty.new(opts())
+        local b = openresty.new(opts({ name = "admin.sid" }))
+        local ngx = fake_ngx(nil)
+        -- The access phase starts both.
+        local sa, ida = a:start()
+        local sb, idb = b:start()
+        sa.fromAccess, sb.fromAccess = "a", "b"
+        -- The content phase starts them again, in the other order.
+        local sb2, idb2 = b:start()
+        local sa2, ida2 = a:start()
+        assert.equal(sa, sa2)
+        assert.equal(ida, ida2)
+        assert.equal(sb, sb2)
+        assert.equal(idb, idb2)
+        assert.equal(sa, ngx.ctx.session, "ngx.ctx.session is the session the latest start() handed out")
+        local la = a:finish()[1]
+        local lb = b:finish()[1]
+        assert.matches("^app%.sid=", la)
+        assert.matches("^admin%.sid=", lb)
+        assert.is_nil(ngx.ctx.session)
+        fake_ngx(pair(la) .. "; " .. pair(lb))
+        assert.equal("a", a:start().fromAccess)
+        assert.equal("b", b:start().fromAccess)
+    end)
+
     it("sets no header for an untouched new session", function()
         local a = openresty.new(opts())
         local ngx = fake_ngx(nil)

@@ -39,8 +39,9 @@
 -- adapter.store is the store in use (nil for a core's own default MemoryStore).
 --
 -- start(req) also keeps the session in ngx.ctx.session, so an access_by_lua phase can start it
--- and the content phase can use and finish it (adapter:finish() with no argument finishes
--- ngx.ctx.session). finish appends to a Set-Cookie header set earlier (string or table) instead
+-- and the content phase can use and finish it (adapter:finish() with no argument finishes the
+-- session this adapter started, else ngx.ctx.session). Two adapters (two cookie names) in one
+-- request each hand back and finish their own; ngx.ctx.session is the latest start()'s. finish appends to a Set-Cookie header set earlier (string or table) instead
 -- of replacing it, and returns the list of lines. A store failure raises from finish; respond
 -- with a 500 then. Headers can only be set before the response is sent: finish after ngx.say
 -- or ngx.flush raises (nginx itself would only log it and drop the cookie). start and finish
@@ -129,6 +130,11 @@ local function new(opts_or_core)
         Adapter)
 end
 
+-- ngx.ctx[STARTED][core.ctx]: the session each adapter started in this request. ngx.ctx.session
+-- holds only the latest, and two adapters (two cookie names) in one request must each find
+-- their own again. A private key: no app's field can collide with it.
+local STARTED = {}
+
 ---Load this request's session (ngx.var.http_cookie; Secure decided by ngx.var.scheme). Called
 ---again before finish() (the access phase, then the content phase), it hands back the session
 ---it started, with what the request wrote to it so far.
@@ -137,17 +143,24 @@ end
 function Adapter:start(req)
     check_self(self, "start")
     self.core._check_req(req, "adapter:start(req)")
-    local current = ngx.ctx.session
-    local m = type(current) == "table" and raw_metatable(current)
-    -- Only this adapter's core's session: another adapter (another cookie name) keeps its own.
-    if type(m) == "table" and rawget(m, "ctx") == self.core.ctx then
-        local id = current:getId()
+    local ctx, key = ngx.ctx, self.core.ctx
+    local started = ctx[STARTED]
+    local session = started and started[key]
+    if session ~= nil then
+        local id = session:getId()
         if req ~= nil then req.sessionID = id end
-        return current, id
+        ctx.session = session
+        return session, id
     end
     local var = ngx.var
-    local session, id = self._load(self.core, var.http_cookie, var.scheme == "https", req)
-    ngx.ctx.session = session
+    local id
+    session, id = self._load(self.core, var.http_cookie, var.scheme == "https", req)
+    if started == nil then
+        started = {}
+        ctx[STARTED] = started
+    end
+    started[key] = session
+    ctx.session = session
     return session, id
 end
 
@@ -157,13 +170,16 @@ end
 function Adapter:finish(session)
     check_self(self, "finish")
     local ctx = ngx.ctx
-    if session == nil then session = ctx.session end
+    local started = ctx[STARTED]
+    if session == nil then session = started and started[self.core.ctx] or ctx.session end
     if session == nil then error("honeymoon_session: finish() without start()", 2) end
     if ngx.headers_sent then
         -- nginx would only log that the header came too late: say so, before storing anything.
         error("honeymoon_session: finish() after the response headers were sent; call it before ngx.say/ngx.print/ngx.flush", 2)
     end
+    -- Before the commit: a failed one is not handed out again by start().
     if ctx.session == session then ctx.session = nil end
+    if started ~= nil and started[self.core.ctx] == session then started[self.core.ctx] = nil end
     local lines = self._commit(self.core, session)
     local line = lines[1]
     if line ~= nil then
