@@ -315,6 +315,39 @@ test("(j) a Node browser-session cookie stays one when Lua writes the session", 
   assert.ok(ttl > TTL - 10 && ttl <= TTL, `the key still expires after the Lua app's ttl: ${ttl}`);
 });
 
+// express-session does not know that Lua's regenerate retired the old id: a parallel request it
+// serves with that id during the grace writes the key again and re-sends its cookie, and each
+// later Node request refreshes the key's TTL (connect-redis's touch). Past the grace Lua must
+// treat the id as gone: it used to read it as retired (read only) for as long as Node kept it
+// alive, and a login through it stored nothing and sent no cookie.
+test("(k) an id Lua's login retired that Node keeps alive is gone for Lua past the grace", async () => {
+  const GRACE = 2000; // interop/lua/routes.lua's staleGrace
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  const jar = new Jar();
+  await get(NODE, "/visit", jar);
+  const oldId = jar.id;
+  const parallel = new Jar(jar.raw);
+  await get(LUA, "/login", jar);
+  const loggedIn = Date.now();
+  assert.notEqual(jar.id, oldId, "the login has a new id");
+  assert.equal(typeof stored(oldId).__meta.stale, "number", "the old id is retired");
+
+  // A parallel request to Node with the old cookie, within the grace, then another later.
+  assert.equal((await get(NODE, "/visit", parallel)).body.node_visits, 2);
+  assert.equal(parallel.id, oldId, "Node sent the old id's cookie again");
+  await sleep(GRACE * 0.75);
+  await get(NODE, "/show", parallel);
+  await sleep(Math.max(0, loggedIn + GRACE + 300 - Date.now()));
+  assert.equal(redis("EXISTS", `sess:${oldId}`), "1", "Node kept the old id alive past the grace");
+
+  const show = await get(LUA, "/show", parallel);
+  assert.deepEqual(show.body, {}, "past the grace Lua does not read the old id");
+  const login = await get(LUA, "/login", parallel);
+  assert.ok(login.setCookie, "a login through the old cookie goes out");
+  assert.notEqual(parallel.id, oldId);
+  assert.equal((await get(LUA, "/show", parallel)).body.user, "u-lua");
+});
+
 test("(f) Lua /logout deletes the key; Node then starts a fresh session", async () => {
   const jar = new Jar();
   await get(NODE, "/visit", jar);

@@ -755,6 +755,33 @@ describe("Lua RedisStore (cqueues) under session(): the engine's record-store pa
         assert.equal("admin", hs.json.decode(raw("sess:" .. id_of(c))).role)
     end)
 
+    -- express-session refreshes (touch: EXPIRE with its own lifetime) or rewrites an id it
+    -- serves, retired or not: past the grace the id must be gone for Lua, not read-only for as
+    -- long as Node keeps it (regenerate on a retired id stores nothing: no login).
+    it("an id regenerate retired that a Node app kept alive is gone past the grace; a login works", function()
+        local app, c = site(new(), { staleGrace = 5 })
+        app:get("/relogin", function(req, res) req.session:regenerate(); req.session.userId = 7; res:text("") end)
+        local old_id, old_cookie
+        in_loop(function()
+            c:get("/login")
+            old_id, old_cookie = id_of(c), c:cookie("honeymoon.sid")
+            c:get("/relogin")
+        end)
+        assert.is_number(hs.json.decode(raw("sess:" .. old_id)).__meta.stale)
+        server:cli("EXPIRE", "sess:" .. old_id, 86400) -- Node's touch during the grace
+        local late = Client.new(app)
+        late:set_cookie("honeymoon.sid", old_cookie)
+        in_loop(function() assert.equal("42", late:get("/read").body, "read during the grace") end)
+        hs._advance_clock(6)
+        in_loop(function()
+            assert.equal("nil", late:get("/read").body, "past the grace the retired data is not read")
+            local r = late:get("/relogin")
+            assert.is_table(r.headers["set-cookie"], "the login's cookie goes out")
+            assert.are_not.equal(old_id, id_of(late))
+            assert.equal("7", late:get("/read").body)
+        end)
+    end)
+
     it("a read-only request costs one command (GET), a write one more (EVALSHA)", function()
         local _, c = site(new())
         c:get("/login")

@@ -299,6 +299,41 @@ describe("RedisStore under concurrent requests on one session", function()
   end)
 end)
 
+-- express-session knows nothing of retirement: a request it serves with the old id during the
+-- grace (a browser's parallel request) refreshes or rewrites that key with its own TTL (a day:
+-- connect-redis's touch is an EXPIRE), and may send its cookie again. Past the grace the
+-- module must not keep reading it as retired: that left the user read-only, unable to log in
+-- (regenerate on a retired id stores nothing), for as long as Node kept the key alive.
+describe("RedisStore and an id regenerate retired that a Node app kept alive", function()
+  local function retired_then_kept_by_node(core)
+    local s = core:load(nil, false)
+    s.cart = "book"
+    local old = core:commit(s)[1]:match("^[^;]+")
+    local login = core:load(old, false)
+    login:regenerate()
+    login.userId = 42
+    core:commit(login)
+    assert.is_number(select(2, stored(s:getId())).__meta.stale, "the old id is retired")
+    server:cli("EXPIRE", PREFIX .. s:getId(), 86400) -- Node's touch during the grace
+    return old, s:getId()
+  end
+
+  it("is readable during the grace, and past it is a fresh session that can log in", function()
+    local core = hs.core({ secret = SECRET, store = store(), staleGrace = 5 })
+    local old, old_id = retired_then_kept_by_node(core)
+    assert.equal("book", core:load(old, false).cart, "read during the grace")
+    hs._advance_clock(6)
+    local again = core:load(old, false)
+    assert.is_nil(again.cart, "past the grace the retired data is not read")
+    assert.are_not.equal(old_id, again:getId())
+    again:regenerate()
+    again.userId = 7
+    local lines = core:commit(again)
+    assert.equal(1, #lines, "the login's cookie goes out")
+    assert.equal(7, core:load(lines[1]:match("^[^;]+"), false).userId)
+  end)
+end)
+
 describe("RedisStore methods called directly", function()
   it("refuse a bad id, data or ttl with the module's message, never mlua's nor a rounded ttl", function()
     local st = store()

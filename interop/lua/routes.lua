@@ -4,7 +4,8 @@
 --   interop/lua/app.lua        lua-http, core:load / core:commit over the native hs.RedisStore
 --   interop/lua/openresty.lua  nginx, the OpenResty adapter over the cosocket RedisStore
 --                              (honeymoon_session.stores.redis, socket = "ngx")
--- Routes (JSON): /visit increments lua_visits, /show returns the session, /logout destroys it,
+-- Routes (JSON): /visit increments lua_visits, /show returns the session, /login regenerates
+-- it and sets user, /logout destroys it,
 -- /remember gives the session a 30-day lifetime, /lifetime shows it, /list?n=N stores
 -- session.list = {1..N} (test aid).
 local hs = require("honeymoon_session")
@@ -14,7 +15,8 @@ local M = {}
 
 -- Session options for hs.core / the OpenResty adapter; the server adds its store.
 function M.options(store)
-    return { name = "connect.sid", secret = "interop-secret", ttl = 86400, store = store }
+    -- staleGrace: 2 s, so the suite can wait past the grace of an id /login retired.
+    return { name = "connect.sid", secret = "interop-secret", ttl = 86400, store = store, staleGrace = 2 }
 end
 
 M.prefix = "sess:" -- connect-redis's default, as the Node app
@@ -57,6 +59,13 @@ routes["/coupon"] = function(session)
     local cart = session.cart
     cart.coupon = "WELCOME"
     cart.gifts = hs.array()
+    return session:all()
+end
+
+-- A login: a new id (the old one is retired for the stale grace), then the user.
+routes["/login"] = function(session)
+    session:regenerate()
+    session.user = "u-lua"
     return session:all()
 end
 

@@ -319,6 +319,8 @@ function Store:get(id, max_size)
     local raw = command(self, "get", pack("GET", key(self, "get", id)))
     if raw == nil then return nil end
     local record, why = decode(raw, max_size)
+    -- false: an id regenerate retired whose grace is over (a Node app kept the key alive).
+    if record == false then return nil end
     if not record then fail(self, "get", why) end
     return record, raw
 end

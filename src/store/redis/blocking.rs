@@ -688,9 +688,12 @@ impl Store for RedisStore {
     }
 
     fn get(&self, id: Id, max: usize) -> StoreResult<Option<Loaded>> {
-        match self.get_raw(id.as_str().as_bytes())? {
-            Some(raw) => Ok(Some(Loaded {
-                record: format::to_record(&raw, max).map_err(|e| self.error_at("get", e))?,
+        let Some(raw) = self.get_raw(id.as_str().as_bytes())? else {
+            return Ok(None);
+        };
+        match format::load_record(&raw, max).map_err(|e| self.error_at("get", e))? {
+            Some(record) => Ok(Some(Loaded {
+                record,
                 version: Some(self.json("get", raw)?),
             })),
             None => Ok(None),
@@ -840,10 +843,12 @@ impl LuaUserData for RedisStore {
         m.add_method("get", |lua, s, (id, max): (LuaValue, Option<f64>)| {
             match s.get_raw(&id_arg(lua, id)?.as_bytes())? {
                 // Without a maxSize (called directly), the default bounds the parse.
-                Some(raw) => format::to_record(&raw, format::read_limit(max))
+                Some(raw) => match format::load_record(&raw, format::read_limit(max))
                     .map_err(|e| s.error_at("get", e))?
-                    .data_table(lua)
-                    .map(LuaValue::Table),
+                {
+                    Some(record) => record.data_table(lua).map(LuaValue::Table),
+                    None => Ok(LuaValue::Nil),
+                },
                 None => Ok(LuaValue::Nil),
             }
         });

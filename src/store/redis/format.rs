@@ -561,9 +561,29 @@ fn meta_json(meta: &Meta) -> Option<Json> {
 }
 
 /// A stored JSON session -> record (express-session's cookie object becomes the lifetime in
-/// the record's bookkeeping), refused when larger than `max` bytes (`maxSize`).
+/// the record's bookkeeping), refused when larger than `max` bytes (`maxSize`). Loads use
+/// `load_record`.
+#[cfg(test)]
 pub fn to_record(raw: &[u8], max: usize) -> Result<Record, String> {
     record_of(&parse_object(raw, max)?)
+}
+
+/// A stored JSON session as the record a load adopts: `to_record`, or `None` for an id
+/// `regenerate` retired whose stale grace is over. The module's stores end such an id with the
+/// grace (its TTL), but express-session knows nothing of retirement: a browser's parallel
+/// request that reaches a Node app during the grace refreshes (touch) or rewrites the old id
+/// with Node's own lifetime, and may send its cookie again. Read as retired past its grace, it
+/// stayed read-only for as long as Node kept it, and a user holding its cookie could not log in
+/// (`regenerate` on a retired id stores nothing). Past the grace it is gone, as elsewhere.
+pub fn load_record(raw: &[u8], max: usize) -> Result<Option<Record>, String> {
+    let map = parse_object(raw, max)?;
+    if meta_of(&map)
+        .stale
+        .is_some_and(|until| until <= clock::now_ms())
+    {
+        return Ok(None);
+    }
+    record_of(&map).map(Some)
 }
 
 /// A stored JSON session's object -> record (`to_record` past the parse).
@@ -1038,6 +1058,26 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(json.contains(r#""originalMaxAge":3600000"#), "{json}");
+    }
+
+    #[test]
+    fn a_load_reads_a_retired_id_during_its_grace_and_none_past_it() {
+        let now = clock::now_ms();
+        let retired = |until: i64| {
+            format!(r#"{{"n":1,"__meta":{{"stale":{until}}},"cookie":{{"path":"/"}}}}"#)
+        };
+        let during = load_record(retired(now + 60_000).as_bytes(), BIG).unwrap();
+        let during = during.expect("readable during the grace");
+        assert_eq!(Meta::of_record(&during.0).stale, Some(now + 60_000));
+        // Past it (a Node app kept the key alive): no session.
+        assert!(
+            load_record(retired(now - 1).as_bytes(), BIG)
+                .unwrap()
+                .is_none()
+        );
+        // Not retired: read as always; a stale mark of another type is no mark.
+        let plain = br#"{"n":1,"__meta":{"stale":"x"},"cookie":{}}"#;
+        assert!(load_record(plain, BIG).unwrap().is_some());
     }
 
     #[test]

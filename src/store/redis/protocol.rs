@@ -604,14 +604,16 @@ pub fn lua_exports(lua: &Lua) -> LuaResult<LuaTable> {
         "decode",
         lua.create_function(|lua, (raw, max): (LuaString, Option<f64>)| {
             let limit = format::read_limit(max);
-            match format::to_record(&raw.as_bytes(), limit) {
+            match format::load_record(&raw.as_bytes(), limit) {
                 // The parse's allowance has room for the cookie object: the record's exact
                 // size is checked here, where the store names itself and its address, as the
                 // engine checks what the blocking store reads (by the same rule).
-                Ok(record) if !meta::within_max(&record.0, limit) => {
+                Ok(Some(record)) if !meta::within_max(&record.0, limit) => {
                     nil_why(lua, codec::larger_than_max(record.0.len(), limit))
                 }
-                Ok(record) => lua.create_string(&record.0)?.into_lua_multi(lua),
+                Ok(Some(record)) => lua.create_string(&record.0)?.into_lua_multi(lua),
+                // A retired id past its grace (format::load_record): no session.
+                Ok(None) => false.into_lua_multi(lua),
                 Err(why) => nil_why(lua, why),
             }
         })?,
