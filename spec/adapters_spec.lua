@@ -430,12 +430,18 @@ describe("adapters.openresty", function()
     end)
 
     describe("the store", function()
-        -- Just what SharedDictStore.new looks at (ngx.shared[name]) and what its get/set use.
+        -- Just what SharedDictStore.new looks at (ngx.shared[name]) and what its get/set use
+        -- (set writes a new id with add).
         local function fake_dict()
             local data = {}
             return {
                 get = function(_, k) return data[k] end,
                 set = function(_, k, v) data[k] = v; return true end,
+                add = function(_, k, v)
+                    if data[k] ~= nil then return false, "exists" end
+                    data[k] = v
+                    return true
+                end,
                 data = data,
             }
         end

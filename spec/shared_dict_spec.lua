@@ -97,17 +97,21 @@ describe("SharedDictStore: a session is never stored unlisted", function()
   end)
 
   it("a whole write holds the owner's list lock until its record is stored", function()
-    local set, during = dict.set, nil
-    dict.set = function(self, key, ...)
-      if key == "s:" .. ID and during == nil then
-        -- Another worker's sessionsOf between the listing and the write: it would find no
-        -- record and drop the id from the list.
-        during = { pcall(store.sessionsOf, store, "ann") }
+    -- The record's write: a dict:add for a new id (a dict:set over a stored one).
+    local set, add, during = dict.set, dict.add, nil
+    local function writing(original)
+      return function(self, key, ...)
+        if key == "s:" .. ID and during == nil then
+          -- Another worker's sessionsOf between the listing and the write: it would find no
+          -- record and drop the id from the list.
+          during = { pcall(store.sessionsOf, store, "ann") }
+        end
+        return original(self, key, ...)
       end
-      return set(self, key, ...)
     end
+    dict.set, dict.add = writing(set), writing(add)
     store:set(ID, record(ANN), 600, { owner = "ann" })
-    dict.set = set
+    dict.set, dict.add = set, add
     assert.is_false(during[1], "sessionsOf ran between the listing and the write")
     assert.matches("contended", tostring(during[2]), 1, true)
     assert.same({ ID }, listed())

@@ -7,8 +7,8 @@
 --   local store = require("honeymoon_session.stores.shared_dict").new({ dict = "sessions" })
 --
 -- Semantics worth knowing (README: "SharedDictStore"):
--- * get is one dict call; set one (more for a session that names an owner: see the owner
---   index below); destroy, touch and exists one or two.
+-- * get is one dict call; set of a new id one (more for a session that names an owner: see the
+--   owner index below; and over a stored id, below); destroy, touch and exists one or two.
 -- * merge is atomic across workers: the dict has no compare-and-set, so merge takes a short
 --   per-session lock (a `dict:add` of a lock key with an expiry), reads, applies the patch
 --   natively and writes back with `dict:replace`, which refuses a session that was destroyed
@@ -22,9 +22,11 @@
 -- * A full dict evicts: nginx frees the least recently used entries to make room (`forcible`),
 --   and each evicted session is a user logged out. The store logs a warning when that happens
 --   (at most once a minute per worker); size the dict for the sessions you keep. A write that
---   finds no memory even then has lost the entry's old value (nginx frees it first): merge and
---   the owner's list put it back (put_back).
--- * set is not locked: a whole write is last-writer-wins against a concurrent merge.
+--   finds no memory even then has lost the entry's old value (nginx frees it first): merge, set
+--   and the owner's list put it back (put_back).
+-- * set of a new id (the engine's whole writes) is a dict:add, not locked; a set over a stored
+--   id (a direct caller's) takes the session's merge lock, to put back what it held if the
+--   write fails. Either way a whole write is last-writer-wins against a concurrent merge.
 -- * The dict lives as long as the nginx master: sessions survive a reload (HUP), not a restart.
 -- * The owner index ("log out everywhere", the session option `index`): per owner, one entry
 --   listing its session ids (`"\0owner:" .. prefix .. owner`), changed under its own lock when
@@ -368,8 +370,41 @@ function Store:get(id)
     return record
 end
 
+---Writes session `id`'s whole record under `key`. Returns why the write failed (nil: it did),
+---and whether room was made by evicting; raises when the session's lock is not had in time.
+---A new id (the engine's only whole writes) is one dict:add. An id that is stored (a direct
+---caller's overwrite) is written under the session's merge lock, and what it held is put back
+---if the write finds no memory (nginx frees the old value first): a failed write is not a
+---logout, and a destroy from another worker in between still deletes it (destroy deletes again
+---under that lock), as for merge.
+local function write(self, id, key, record, ttl)
+    local dict = self.dict
+    local ok, err, forcible = dict:add(key, record, ttl)
+    if ok then return nil, forcible end
+    -- Nothing was stored there: a failure loses nothing.
+    if err ~= "exists" then return why(err) end
+    local lock_key = merge_lock(id, key)
+    lock(self, "set", lock_key)
+    -- Nothing yields from here to the unlock.
+    local old, left = dict:get(key), dict:ttl(key)
+    ok, err, forcible = dict:set(key, record, ttl)
+    if not ok then
+        if old == nil then
+            err = why(err) -- destroyed or expired while the lock was awaited
+        else
+            -- The time it had left. This store writes no session without an expiry, so a 0
+            -- (which the dict also answers for "never") is its last millisecond.
+            err = put_back(self, key, old, left ~= nil and left > 0 and left or 0.001, err)
+        end
+        forcible = false
+    end
+    dict:delete(lock_key)
+    return err, forcible
+end
+
 ---Stores a whole session for `ttl` seconds (last writer wins; see merge for concurrent writes).
----A session whose record names an owner is listed under it.
+---A session whose record names an owner is listed under it. A write that fails keeps what the
+---id held.
 ---@param id string
 ---@param record string
 ---@param ttl? integer seconds, from 1 (default a day)
@@ -381,24 +416,27 @@ function Store:set(id, record, ttl, life)
     if not record_meta then natives() end
     local owner
     if life ~= nil then owner = life.owner else owner = record_meta(record) end -- called directly
-    local ok, err, forcible
+    local err, forcible
     if owner == nil then
-        ok, err, forcible = dict:set(key, record, ttl)
-        if not ok then fail(self, "set", why(err)) end
+        err, forcible = write(self, id, key, record, ttl)
+        if err ~= nil then fail(self, "set", err) end
     else
         -- Listed first, and written under the list's lock: a session is never stored unlisted
         -- (if listing fails, nothing is written), and another worker's sessionsOf or
         -- destroyAll cannot drop the new id from the list (its record not there yet) before
-        -- the write lands. Nothing here yields.
+        -- the write lands. Nothing here yields, but for the wait for the session's lock (an
+        -- overwrite), taken after the owner's as destroyAll and merge take them.
         local okey = OWNER .. self.prefix .. owner
         local lock_key = LOCK .. okey
         lock(self, "set", lock_key)
         err = enlist(self, okey, id, ttl)
+        local written, raised = true, nil
         if err == nil then
-            ok, err, forcible = dict:set(key, record, ttl)
-            if not ok then err = why(err) end
+            written, err, forcible = pcall(write, self, id, key, record, ttl)
+            if not written then raised, err = err, nil end
         end
         dict:delete(lock_key)
+        if raised ~= nil then error(raised, 0) end
         if err ~= nil then fail(self, "set", err) end
     end
     if forcible then evicted(self) end
