@@ -596,6 +596,38 @@ case("the owner index: a list write that finds no memory keeps the list as it wa
     s:destroy(b)
 end)
 
+case("the owner index: a touch in a dict with no room left keeps and updates lastSeen", function()
+    -- A dict write loses the old value to "no memory" only when it needs room of another size
+    -- (nginx frees the old value first). lastSeen is always a number (8 bytes), rewritten in
+    -- place, so its write cannot lose it. Pinned in a dict with no room left at all (safe_add
+    -- never evicts): a new entry of lastSeen's size is refused there.
+    local dict = ngx.shared.tiny
+    dict:flush_all(); dict:flush_expired()
+    local s, owner, id = store({ dict = "tiny", prefix = "" }), "owner-full", new_id()
+    s:set(id, owned(owner), 60, { owner = owner })
+    local seen_key = "\0seen:" .. id
+    local before = dict:get(seen_key)
+    assert(type(before) == "number", "lastSeen after the set: " .. tostring(before))
+    -- No room: large entries, then entries of the lastSeen entry's own size.
+    local n, err = 0, nil
+    repeat n = n + 1; _, err = dict:safe_add("big" .. n, string.rep("f", 1000), 60) until err
+    eq(err, "no memory", "filling with large entries")
+    repeat
+        n = n + 1
+        _, err = dict:safe_add("\0seen:" .. string.format("%032d", n), 1, 60)
+    until err
+    eq(err, "no memory", "filling with lastSeen-sized entries")
+    ngx.sleep(0.002) -- the module's clock moves on
+    eq(s:touch(id, 60), true, "touch")
+    local after = dict:get(seen_key)
+    assert(type(after) == "number" and after > before,
+        "lastSeen after the touch: " .. tostring(after) .. ", was " .. tostring(before))
+    -- (Not sessionsOf: its lock would evict, and the check counts eviction warnings.)
+    local list = dict:get("\0owner:" .. owner)
+    assert(list and list:find(id, 1, true), "still listed")
+    dict:flush_all(); dict:flush_expired()
+end)
+
 case("the owner index: destroy leaves no entry of the session behind (its lastSeen neither)", function()
     -- A leftover lastSeen entry would hold dict memory for the rest of the session's TTL.
     local dict = ngx.shared.sessions

@@ -354,7 +354,11 @@ local function ttl_arg(self, method, ttl)
         .. (type(ttl) == "number" and tostring(ttl) or "a " .. type(ttl)))
 end
 
----Notes that the store wrote or touched the session under `key` now (its lastSeen).
+---Notes that the store wrote or touched the session under `key` now (its lastSeen). Unlike the
+---record's and the owner list's writes, this one cannot lose what the entry held to "no memory":
+---nginx rewrites a value of the same size in place, and lastSeen is always a number (8 bytes).
+---Its first write may find no memory; the session is written by then, and its lastSeen reads as
+---its creation time until a later write or touch.
 local function seen(self, key, ttl)
     local ok, _, forcible = self.dict:set(SEEN .. key, now_ms(), ttl)
     if ok and forcible then evicted(self) end
