@@ -692,6 +692,35 @@ describe("Lua RedisStore (cqueues) under session(): the engine's record-store pa
         assert.matches("more than maxSize (10000 bytes)", err, 1, true)
     end)
 
+    it("merge called directly without maxSize honours the limit the engine's patch carries", function()
+        -- The patch a commit hands merge carries the session's maxSize (as hs._merge_patch and
+        -- the native store honour it); a direct call without the sixth argument used 4 MiB,
+        -- storing a session that every load under that maxSize refuses.
+        local st = new()
+        local merge, patch = st.merge, nil
+        st.merge = function(self, id, p, ...)
+            patch = p
+            return merge(self, id, p, ...)
+        end
+        local _, c = site(st, { maxSize = 1000 })
+        in_loop(function()
+            c:get("/login")
+            assert.equal("ok", c:get("/set?k=" .. string.rep("b", 300)).body) -- a merge
+        end)
+        assert.is_string(patch, "the engine merged")
+        local big = R.record({ a = string.rep("a", 600) })
+        local err = caught(in_loop, function()
+            st:set("big", big, 60, LIFE)
+            return merge(st, "big", patch, 60, nil, LIFE)
+        end)
+        assert.matches("^honeymoon_session: RedisStore:merge failed: the session would be %d+ bytes merged with what "
+            .. "other requests stored since this one loaded it, more than maxSize %(1000 bytes%); nothing was "
+            .. "stored %(redis at 127%.0%.0%.1:%d+/0%)$", err)
+        assert.same({ a = string.rep("a", 600) }, R.data((in_loop(function() return st:get("big") end))))
+        -- A maxSize passed explicitly is the limit, as the engine passes it.
+        assert.is_true((in_loop(function() return merge(st, "big", patch, 60, nil, LIFE, 4096) end)))
+    end)
+
     it("stores connect-redis's form with the config's cookie, reads it back, destroys it", function()
         local _, c = site(new(), { ttl = 3600, cookie = { maxAge = 600, sameSite = "Strict" } })
         in_loop(function()

@@ -45,7 +45,7 @@ function Store:set(id, record, ttl, life) end
 ---@param ttl? integer
 ---@param version? string
 ---@param life? honeymoon_session.Life
----@param max_size? integer as for get, for the stored version it merges into
+---@param max_size? integer as for get, for the stored version it merges into and the merged session; without it, the maxSize the patch carries (a commit's patch carries the session's), else 4 MiB
 ---@return boolean written, string|nil version
 function Store:merge(id, patch, ttl, version, life, max_size) end
 ---@param id string

@@ -341,7 +341,7 @@ function Store:set(id, record, ttl, life)
     return json
 end
 
----@param max_size? integer as for get, for the stored version it merges into
+---@param max_size? integer as for get, for the stored version it merges into and the merged session; without it, the maxSize the patch carries (a commit's patch carries the session's), else 4 MiB
 ---@return boolean written, string|nil version
 function Store:merge(id, patch, ttl, version, life, max_size)
     if type(self) ~= "table" then dotted("merge") end

@@ -652,15 +652,20 @@ pub fn lua_exports(lua: &Lua) -> LuaResult<LuaTable> {
                     Ok(l) => l,
                     Err(why) => return nil_why(lua, why),
                 };
-                // The maxSize a patch carries is the one this merge is handed (`max`).
-                let Some((changes, _)) = Changes::from_patch(&patch.as_bytes())? else {
+                let Some((changes, carried)) = Changes::from_patch(&patch.as_bytes())? else {
                     return nil_why(lua, "the patch is not one this module wrote");
+                };
+                // The engine hands merge the session's maxSize, which its patch carries too; a
+                // direct call without it merges within the patch's (as `_merge_patch` and the
+                // native store do), not the default, which would store a session that no load
+                // under that maxSize can read.
+                let limit = match (max, carried) {
+                    (None, Some(carried)) => carried,
+                    _ => format::read_limit(max),
                 };
                 let cookie = life.cookie();
                 let base = base.as_bytes();
-                match JsonChanges::of(&changes)
-                    .and_then(|c| c.apply(&base, &cookie, format::read_limit(max)))
-                {
+                match JsonChanges::of(&changes).and_then(|c| c.apply(&base, &cookie, limit)) {
                     Ok(Some((json, owner))) => {
                         (json, cookie.ttl(), format::sha1_hex(&base), owner).into_lua_multi(lua)
                     }
