@@ -963,6 +963,31 @@ describe("8.2 maxSize", function()
     end
     lazy_teardown(function() if server then server:close() end end)
 
+    -- The Sessions page's contract: merge(id, changed, removed, ttl) on plain tables. The module
+    -- never sees what such a merge builds, so it checks first (a get) what the session would
+    -- become. `stale_aware`: its merge and touch refuse an id regenerate retired themselves.
+    local function table_merger(stale_aware)
+      local rows = {}
+      local store = { staleAware = stale_aware or nil }
+      local function live(row)
+        return row ~= nil and not (stale_aware and type(row.__meta) == "table" and type(row.__meta.stale) == "number")
+      end
+      function store:get(id) return rows[id] end
+      function store:set(id, data) rows[id] = data end
+      function store:merge(id, changed, removed)
+        local row = rows[id]
+        if not live(row) then return false end
+        for k, v in pairs(changed) do row[k] = v end
+        for _, k in ipairs(removed) do row[k] = nil end
+        return true
+      end
+      function store:destroy(id) rows[id] = nil end
+      function store:exists(id) return rows[id] ~= nil end
+      function store:touch(id) return live(rows[id]) end
+      for _, m in ipairs({ "all", "length", "clear" }) do store[m] = function() end end
+      return store
+    end
+
     local STORES = {
       { name = "MemoryStore", new = function() return { store = hs.MemoryStore(), shape = "MemoryStore:merge failed: ", at = "" } end },
       {
@@ -1011,6 +1036,14 @@ describe("8.2 maxSize", function()
           for _, m in ipairs({ "touch", "all", "length", "clear" }) do store[m] = function() end end
           return { store = store, shape = "store:merge failed: ", at = "" }
         end,
+      },
+      {
+        name = "a table store with its own merge",
+        new = function() return { store = table_merger(false), shape = "store:merge failed: ", at = "" } end,
+      },
+      {
+        name = "a staleAware table store with its own merge",
+        new = function() return { store = table_merger(true), shape = "store:merge failed: ", at = "" } end,
       },
       {
         name = "TableStore (a table store without merge)", whole_writes = true,

@@ -669,7 +669,9 @@ unsafe fn owner_at(
 }
 
 /// Pushes `line, state, snapshot, version[, op, a, b, ttl, maxAge, owner, originalMaxAge]`
-/// (the snapshot nil after the `final` commit).
+/// (the snapshot nil after the `final` commit), and for a table store's merge also `patch`:
+/// the changes `a` and `b` as a patch with the session's maxSize, for the size check made
+/// before the store's own merge (`Engine::table_merge_refused`).
 unsafe fn push_outcome(
     state: *mut lua_State,
     engine: &Engine,
@@ -679,8 +681,9 @@ unsafe fn push_outcome(
     let snap = out.snap.as_ref().map(|r| r.0.as_slice());
     let whole_as_table = !engine.takes_records();
     let patch = match &out.op {
-        // With the session's maxSize: `_merge_patch` refuses a merged session past it.
-        Some(Op::Merge(changes, true)) => Some(
+        // With the session's maxSize: `_merge_patch` refuses a merged session past it (and
+        // the check before a table store's merge, in store.lua).
+        Some(Op::Merge(changes, _)) => Some(
             changes
                 .to_patch(Some(engine.max_size()))
                 .map_err(|e| failed(e.into()))?,
@@ -755,7 +758,13 @@ unsafe fn push_outcome(
                 Some(m) => ffi::lua_pushinteger(l, m as ffi::lua_Integer),
                 None => ffi::lua_pushboolean(l, 0),
             }
-            11
+            match (op, &patch) {
+                (Op::Merge(_, false), Some(p)) => {
+                    push_bytes(l, p);
+                    12
+                }
+                _ => 11,
+            }
         })?
     };
     match unpushed {

@@ -684,6 +684,27 @@ impl Engine {
         }
     }
 
+    /// Why a table store's own `merge` of `patch` (the changes a commit hands it, as a patch)
+    /// into `current` (what its `get` returned just before) must not run: the session it would
+    /// store is larger than the `maxSize` the patch carries, by the rule of every load and
+    /// every other store's merge (`meta::within_max`), so no load could read it again. `None`
+    /// when it fits. The module never sees what such a merge builds, so this is the check.
+    fn table_merge_refused(
+        &self,
+        lua: &Lua,
+        current: &LuaTable,
+        patch: &[u8],
+    ) -> LuaResult<Option<String>> {
+        let (changes, carried) = Changes::from_patch(patch)?
+            .ok_or_else(|| LuaError::runtime("honeymoon_session: not a patch this module wrote"))?;
+        let max = carried.unwrap_or(self.options.max_size);
+        // A stored session already past maxSize fails here as its load would.
+        let record = self.table_record(lua, current)?;
+        let merged = meta::merged(&record.0, &changes)?;
+        Ok((!meta::within_max(&merged.0, max))
+            .then(|| codec::merged_larger_than_max(merged.0.len(), max)))
+    }
+
     /// A native store's session by id, for `session:reload()`: what `adopt` returns, then the
     /// version; nothing when the store no longer holds it (or it is past its absolute end).
     fn reload(&self, lua: &Lua, id: &str) -> LuaResult<LuaMultiValue> {
@@ -777,6 +798,20 @@ impl LuaUserData for Handle {
             plain(lua, id.to_str().and_then(|id| e.0.reload(lua, &id)))
         });
         m.add_method("life", |lua, e, ()| life_table(lua, &e.0.options));
+        // Whether a table store's own merge of a commit's patch into what its get returned
+        // keeps the session within maxSize: `true`, or `false, why` (also on an error).
+        m.add_method(
+            "merge_fits",
+            |lua, e, (current, patch): (LuaTable, LuaString)| match e.0.table_merge_refused(
+                lua,
+                &current,
+                &patch.as_bytes(),
+            ) {
+                Ok(None) => true.into_lua_multi(lua),
+                Ok(Some(why)) => (false, why).into_lua_multi(lua),
+                Err(err) => (false, message(&err)).into_lua_multi(lua),
+            },
+        );
         // Whether what a Lua store's get returned (a record or a data table) is an id
         // `regenerate` retired.
         m.add_method("retired", |_, _, stored: LuaValue| {

@@ -82,8 +82,8 @@ function Session:reload() end
 ---@field all fun(self): string[]
 ---@field length fun(self): integer
 ---@field clear fun(self)
----@field merge? fun(self, id: string, changed: table, removed: string[], ttl: integer): boolean false when there is no such session (nil fails the request)
----@field staleAware? boolean true when merge and touch refuse (return false for) a session whose __meta.stale is a number; otherwise the module asks get before each of them
+---@field merge? fun(self, id: string, changed: table, removed: string[], ttl: integer): boolean false when there is no such session (nil fails the request); for a table store, preceded by a get: a merged session past maxSize fails without calling it
+---@field staleAware? boolean true when merge and touch refuse (return false for) a session whose __meta.stale is a number; otherwise the module asks get before each of them (before a table store's merge, it asks get either way)
 ---@field format? "record" a record store: its methods take and return the module's records (strings) instead of tables, and it needs merge (see docs/api.md)
 ---@field sessionsOf? fun(self, owner: string|integer): honeymoon_session.OwnedSession[] optional (native stores have it): the owner's live sessions, most recently seen first
 ---@field destroyAll? fun(self, owner: string|integer, exceptId?: string): integer optional (native stores have it): deletes the owner's sessions but exceptId; the number deleted

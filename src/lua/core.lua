@@ -108,6 +108,8 @@ function Core.new(engine, store)
         -- stops there.
         max_size = engine.maxSize,
         retired = engine.retired,
+        -- The size check before a table store's own merge (store.lua's mergeable).
+        merge_fits = engine.merge_fits,
         -- A Lua store whose merge and touch refuse a record regenerate retired (this module's
         -- own do); for any other, store.lua checks with a get first.
         stale_aware = type(store) == "table" and store.staleAware == true,

@@ -129,6 +129,22 @@ local function writable(ctx, id)
     return current ~= nil and not ctx.retired(ctx.engine, current)
 end
 
+---Whether a table store's own `merge` of this commit may run: the store still holds session
+---`id`, regenerate has not retired it, and what it holds with this commit's changes (`patch`)
+---is within maxSize. The module never sees what such a merge builds, and stored past maxSize
+---the session could not be loaded again (every request with its cookie would fail until its
+---TTL ran out); a record store's merge checks this itself, atomically (`_merge_patch`). Raises
+---`store:merge failed: the session would be N bytes merged ...` when it would be larger. The
+---get is not atomic with the merge: another request's merge landing between the two can still
+---take the session past maxSize.
+local function mergeable(ctx, id, patch)
+    local current = M.get(ctx, id)
+    if current == nil or ctx.retired(ctx.engine, current) then return false end
+    local fits, why = ctx.merge_fits(ctx.engine, current, patch)
+    if not fits then failed("merge", why) end
+    return true
+end
+
 ---Runs the engine's commit for session `s` (its state `m`); performs a Lua store's part.
 ---@return string|nil line the Set-Cookie line, if any
 function M.commit(s, m, flags)
@@ -138,15 +154,19 @@ function M.commit(s, m, flags)
     if m.cookie_due then flags = flags + COOKIE_DUE end
     if m.touch then flags = flags + TOUCH end
     local index = ctx.index
-    local line, state, snap, version, op, a, b, ttl, max_age, owner, original =
+    local line, state, snap, version, op, a, b, ttl, max_age, owner, original, patch =
         ctx.commit(m.state, m.id, s, m.flash_new, m.shadow, m.snap, flags, m.ver, m.meta,
             index and rawget(s, index))
     if op ~= nil then
         local id = m.id
         local life = life_of(ctx, ttl, max_age, owner, original, m.secure)
-        -- A store without merge writes whole sessions with set, which refuses nothing: it is
-        -- read first even when it says it is staleAware (that vouches for merge and touch).
-        if (op == "replace" or (op ~= "set" and not ctx.stale_aware)) and not writable(ctx, id) then
+        if op == "merge" and not ctx.record then
+            -- A table store's own merge: read first (staleAware or not), for its size.
+            if not mergeable(ctx, id, patch) then op, state, line, snap = nil, "gone", nil, nil end
+        elseif (op == "replace" or (op ~= "set" and not ctx.stale_aware)) and not writable(ctx, id) then
+            -- A store without merge writes whole sessions with set, which refuses nothing: it
+            -- is read first even when it says it is staleAware (that vouches for merge and
+            -- touch).
             op, state, line, snap = nil, "gone", nil, nil
         end
         if op == "set" then
