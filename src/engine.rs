@@ -9,13 +9,14 @@
 //! the operation for Lua to perform.
 
 use crate::clock;
-use crate::codec::meta::{self, META_KEY, MaxAge, Meta};
+use crate::codec::meta::{self, META_KEY, Meta};
 use crate::codec::{self, Changes, Entries, Record, Slot};
 use crate::cookie;
 use crate::id;
 use crate::lifecycle::{self, Cookie, Facts, Policy, State, Write};
+use crate::lifetime::{Assumed, Rule, Term};
 use crate::options::Options;
-use crate::store::{self, Id, Lifetime, Loaded, Merged, Store, StoreError, Ttl};
+use crate::store::{self, Id, Lifetime, Loaded, Merged, Store, StoreError, Touched, Ttl};
 use mlua::prelude::*;
 use std::rc::Rc;
 
@@ -109,6 +110,8 @@ pub struct Engine {
     options: Options,
     /// `options.ttl`, as the stores take it.
     ttl: Ttl,
+    /// How the options turn a session's bookkeeping into its lifetime.
+    rule: Rule,
     policy: Policy,
     backend: Backend,
 }
@@ -194,10 +197,12 @@ pub struct Outcome {
     pub owner: Option<String>,
 }
 
-/// An outcome, and whether the store's lifetime for the session was set or refreshed.
+/// An outcome, whether the store's lifetime for the session was set or refreshed, and the
+/// lifetime a native store kept for it where that is not the one it was handed.
 struct Carried {
     outcome: Outcome,
     stored_now: bool,
+    kept: Option<Term>,
 }
 
 /// A store operation left to Lua.
@@ -232,9 +237,15 @@ impl Engine {
                 Ttl::MAX
             ))
         })?;
+        let rule = Rule {
+            ttl: options.ttl,
+            max_age: options.cookie.max_age,
+            absolute: options.absolute_timeout,
+        };
         Ok(Engine {
             options,
             ttl,
+            rule,
             policy,
             backend,
         })
@@ -300,41 +311,21 @@ impl Engine {
     /// The session's own cookie lifetime where it has one, else the config's: the store TTL
     /// and the cookie's Max-Age of a write now, capped by `absoluteTimeout`.
     fn lifetime<'a>(&'a self, meta: &'a Meta, now: i64, https: bool) -> Lifetime<'a> {
-        let config = self.options.cookie.max_age;
-        let (mut ttl, mut max_age) = match meta.max_age {
-            Some(MaxAge::Ms(ms)) => {
-                let s = MaxAge::seconds(ms).min(Ttl::MAX);
-                (s, Some(s))
-            }
-            Some(MaxAge::Browser) => (self.options.ttl, None),
-            None => (self.options.ttl, config),
-        };
-        let original = max_age;
-        if let Some(left) = self.time_left(meta, now) {
-            // Never past the absolute end, and at least a second (an expired one is refused at
-            // its next load).
-            let left = u64::try_from(left.saturating_add(999) / 1000)
-                .unwrap_or(0)
-                .max(1);
-            ttl = ttl.min(left);
-            max_age = max_age.map(|m| m.min(left));
-        }
+        let term = self.rule.term(meta.max_age, meta.created, now);
         Lifetime {
-            ttl: Ttl::new(ttl).unwrap_or(self.ttl),
+            ttl: Ttl::new(term.ttl).unwrap_or(self.ttl),
             cookie: Some(&self.options.cookie),
-            max_age,
-            original_max_age: original,
+            max_age: term.max_age,
+            original_max_age: term.original,
             owner: meta.owner.as_deref(),
             https,
+            assumed: None,
         }
     }
 
     /// Milliseconds until `absoluteTimeout` ends the session (negative: over), when it applies.
     fn time_left(&self, meta: &Meta, now: i64) -> Option<i64> {
-        let limit = self.options.absolute_timeout?;
-        let created = meta.created?;
-        let end = created.saturating_add(i64::try_from(limit).ok()?.saturating_mul(1000));
-        Some(end.saturating_sub(now))
+        self.rule.time_left(meta.created, now)
     }
 
     /// A stored session that must not be adopted: past `absoluteTimeout`, or a retired id
@@ -479,21 +470,41 @@ impl Engine {
                 )));
             }
         }
-        let changes = match (write, c.snap) {
+        let (changes, rewrites_meta) = match (write, c.snap) {
             (Write::Merge, Some(snap)) if modified => {
                 let mut changes = codec::diff(snap, &record)?;
                 // Bookkeeping rewritten for another reason (a lifetime, a creation time) must
                 // not carry this request's view of the owner over a login or logout that
                 // another request stored since: the owner follows the stored field then.
-                if changes.touches(META_KEY.as_bytes()) {
+                let rewrites = changes.touches(META_KEY.as_bytes());
+                if rewrites {
                     changes.keep_owner = Meta::of_record(snap).owner == meta.owner;
                 }
-                changes
+                (changes, rewrites)
             }
-            _ => Changes::default(),
+            _ => (Changes::default(), false),
         };
-        let life = self.lifetime(&meta, now, c.flags & SECURE != 0);
+        // Only a write that leaves the stored bookkeeping as it is (a merge that does not
+        // rewrite `__meta`, a touch) can find the store holding another lifetime than this
+        // request loaded (another request set it since): the store keeps that one, and this
+        // commit's TTL and cookie follow it. Any other write stores this request's.
+        let keeps_stored = match write {
+            Write::Merge => !rewrites_meta,
+            Write::None => touch,
+            Write::Set => false,
+        };
+        let assumed = keeps_stored.then(|| Assumed::new(self.rule, &meta));
+        let mut life = self.lifetime(&meta, now, c.flags & SECURE != 0);
+        life.assumed = assumed.as_ref();
         let mut out = self.carry_out(c, write, touch, record, changes, &life)?;
+        let life = match out.kept {
+            Some(kept) => {
+                let o = &mut out.outcome;
+                (o.ttl, o.max_age, o.original_max_age) = (kept.ttl, kept.max_age, kept.original);
+                life.with(kept)
+            }
+            None => life,
+        };
         if c.flags & SAVE_NOW == 0 {
             let secure = c.flags & SECURE != 0;
             out.outcome.line = match lifecycle::should_set_cookie(out.outcome.state, out.stored_now)
@@ -540,6 +551,8 @@ impl Engine {
             original_max_age: Some(grace),
             owner: meta.owner.as_deref(),
             https: c.flags & SECURE != 0,
+            // The grace is the retired id's lifetime, whatever the record says.
+            assumed: None,
         };
         Ok(self
             .carry_out(c, Write::Merge, false, record, changes, &life)?
@@ -571,6 +584,7 @@ impl Engine {
             original_max_age: life.original_max_age,
             owner: life.owner.map(String::from),
         };
+        let mut kept = None;
         let stored_now = match &self.backend {
             Backend::Native(store) => {
                 let version = out.version.as_deref().map(String::from_utf8_lossy);
@@ -589,8 +603,9 @@ impl Engine {
                             life,
                             self.options.max_size,
                         )? {
-                            Merged::Written(v) => {
+                            Merged::Written(v, k) => {
                                 out.version = v.map(String::into_bytes);
+                                kept = k;
                                 true
                             }
                             Merged::Gone => {
@@ -599,13 +614,16 @@ impl Engine {
                             }
                         }
                     }
-                    Write::None if touch => {
-                        let alive = store.touch(id, life)?;
-                        if !alive {
-                            out.state = State::Gone;
+                    Write::None if touch => match store.touch(id, life)? {
+                        Touched::Alive(k) => {
+                            kept = k;
+                            true
                         }
-                        alive
-                    }
+                        Touched::Gone => {
+                            out.state = State::Gone;
+                            false
+                        }
+                    },
                     Write::None => false,
                 }
             }
@@ -634,6 +652,7 @@ impl Engine {
         Ok(Carried {
             outcome: out,
             stored_now,
+            kept,
         })
     }
 

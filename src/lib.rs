@@ -12,6 +12,7 @@ mod fork;
 mod id;
 mod json;
 mod lifecycle;
+mod lifetime;
 mod options;
 mod store;
 mod warn;

@@ -4,6 +4,7 @@
 
 use crate::codec::{Changes, Record};
 use crate::cookie::Attributes;
+use crate::lifetime::{Assumed, Term};
 use std::fmt;
 
 /// A store failure: `honeymoon_session: <store>:<method> failed: <why>`, the one shape of a
@@ -103,9 +104,13 @@ pub struct Lifetime<'a> {
     pub owner: Option<&'a str>,
     /// The request came over HTTPS: what `cookie.secure = "auto"` means for this write.
     pub https: bool,
+    /// What this lifetime was computed from, where the store may hold another lifetime for the
+    /// session (a merge that leaves the bookkeeping alone, a touch): the store then gives the
+    /// session the lifetime it keeps (`Assumed::kept`). `None`: this lifetime stands.
+    pub assumed: Option<&'a Assumed>,
 }
 
-impl Lifetime<'_> {
+impl<'a> Lifetime<'a> {
     /// A store method called directly: `ttl` for both the store and the cookie.
     pub fn standalone(ttl: Ttl) -> Lifetime<'static> {
         Lifetime {
@@ -115,6 +120,20 @@ impl Lifetime<'_> {
             original_max_age: Some(ttl.seconds()),
             owner: None,
             https: false,
+            assumed: None,
+        }
+    }
+
+    /// This lifetime with another term (the one the store keeps).
+    pub fn with(&self, term: Term) -> Lifetime<'a> {
+        Lifetime {
+            ttl: Ttl::new(term.ttl).unwrap_or(self.ttl),
+            cookie: self.cookie,
+            max_age: term.max_age,
+            original_max_age: term.original,
+            owner: self.owner,
+            https: self.https,
+            assumed: None,
         }
     }
 }
@@ -143,10 +162,20 @@ impl Listed {
 
 /// What a merge did.
 pub enum Merged {
-    /// Written; the new version token.
-    Written(Option<String>),
+    /// Written; the new version token, and the lifetime the session keeps where it is not the
+    /// one the merge was handed (`Lifetime::kept`): the store wrote that one.
+    Written(Option<String>, Option<Term>),
     /// The session is gone (destroyed or expired meanwhile); nothing was written, because a
     /// destroyed id must never come back.
+    Gone,
+}
+
+/// What a touch did.
+pub enum Touched {
+    /// Refreshed; with the lifetime the session keeps where it is not the one the touch was
+    /// handed (`Lifetime::kept`): the store refreshed it for that one.
+    Alive(Option<Term>),
+    /// Gone, or an id `regenerate` retired: nothing refreshed.
     Gone,
 }
 
@@ -168,7 +197,7 @@ pub trait Store {
     /// Stores a whole session; returns its version token.
     fn set(&self, id: Id, record: &Record, life: &Lifetime) -> StoreResult<Option<String>>;
     /// Applies a request's top-level changes to the store's current version, atomically, and
-    /// refreshes the TTL. `base` is the version the request loaded. `full` is the whole session
+    /// refreshes the TTL: `life`'s, or the one the session keeps (`Lifetime::kept`). `base` is the version the request loaded. `full` is the whole session
     /// as the request left it, for stores that can only replace. `max` as for `get`, for the
     /// current version a store reads to merge into; a merged session larger than `max`
     /// (`meta::within_max`: a retirement's mark not counted) is refused and nothing written,
@@ -185,8 +214,8 @@ pub trait Store {
     /// Deletes the session; true when a live one was there (atomically: so `regenerate` knows
     /// whether another request destroyed it first).
     fn destroy(&self, id: Id) -> StoreResult<bool>;
-    /// Refreshes the TTL; false when the session is gone.
-    fn touch(&self, id: Id, life: &Lifetime) -> StoreResult<bool>;
+    /// Refreshes the TTL: `life`'s, or the one the session keeps (`Lifetime::kept`).
+    fn touch(&self, id: Id, life: &Lifetime) -> StoreResult<Touched>;
     /// The live sessions whose record names `owner` (`__meta.owner`), most recently seen first,
     /// without the ids `regenerate` retired. Not called by the engine: `store:sessionsOf`.
     fn sessions_of(&self, owner: &str) -> StoreResult<Vec<Listed>>;

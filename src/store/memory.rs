@@ -13,8 +13,9 @@
 use crate::clock;
 use crate::codec::meta::{self, META_KEY, Meta};
 use crate::codec::{self, Changes, Record};
+use crate::lifetime::Assumed;
 use crate::store::{
-    Id, Lifetime, Listed, Loaded, MAX_ID_LEN, Merged, Store, StoreError, StoreResult, Ttl,
+    Id, Lifetime, Listed, Loaded, MAX_ID_LEN, Merged, Store, StoreError, StoreResult, Touched, Ttl,
 };
 use hashbrown::HashTable;
 use mlua::prelude::*;
@@ -312,11 +313,6 @@ fn no_memory(method: &'static str, bytes: usize) -> StoreError {
     )
 }
 
-/// Whether a record is an id `regenerate` retired (readable during its stale grace only).
-fn retired(record: &[u8]) -> bool {
-    Meta::of_record(record).stale.is_some()
-}
-
 fn expiry(now: i64, ttl: u64) -> i64 {
     now.saturating_add((ttl as i64).saturating_mul(1000))
 }
@@ -372,31 +368,45 @@ impl MemoryStore {
             .map_err(|_| no_memory("set", record.0.len()))
     }
 
-    /// Merges `changes` into the live session; false when it is gone or retired. A merged
+    /// Merges `changes` into the live session; `Gone` when it is gone or retired. A merged
     /// session larger than `max` (maxSize; a retirement's mark not counted, see
     /// `meta::within_max`) is refused and nothing is written: other requests' writes since
     /// this one's load made it too large, and stored it could not be loaded again (the engine
-    /// refuses a record past maxSize) until it expired.
+    /// refuses a record past maxSize) until it expired. It lives `ttl` seconds, or, where the
+    /// stored bookkeeping is not what the merge assumed (`assumed`: another request changed
+    /// the session's lifetime since this one loaded it), for the lifetime it keeps.
     pub fn merge_record(
         &self,
         id: &str,
         changes: &Changes,
         ttl: u64,
+        assumed: Option<&Assumed>,
         max: usize,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Merged> {
+        // A merge that rewrites the bookkeeping writes this request's lifetime.
+        let rewrites_meta = changes.touches(META_KEY.as_bytes());
+        let assumed = assumed.filter(|_| !rewrites_meta);
         let now = clock::now_ms();
         let mut inner = self.inner.lock();
         inner.reclaim(now, RECLAIM_PER_CALL);
-        let (merged, owned) = match inner.live(id.as_bytes(), now) {
-            // An id `regenerate` retired is never written again.
-            Some(e) if retired(e.data()) => return Ok(false),
-            Some(e) => (
-                meta::merged(e.data(), changes).map_err(|e| {
+        let (merged, owned, kept) = match inner.live(id.as_bytes(), now) {
+            Some(e) => {
+                // One walk for the retirement and the lifetime.
+                let stored = Meta::of_record(e.data());
+                // An id `regenerate` retired is never written again.
+                if stored.stale.is_some() {
+                    return Ok(Merged::Gone);
+                }
+                let merged = meta::merged(e.data(), changes).map_err(|e| {
                     StoreError::new("MemoryStore", "merge", crate::engine::message(&e))
-                })?,
-                e.owned(),
-            ),
-            None => return Ok(false),
+                })?;
+                (
+                    merged,
+                    e.owned(),
+                    assumed.and_then(|a| a.kept(&stored, now)),
+                )
+            }
+            None => return Ok(Merged::Gone),
         };
         if !meta::within_max(&merged.0, max) {
             return Err(StoreError::new(
@@ -407,12 +417,12 @@ impl MemoryStore {
         }
         // The owner is the merged record's: read only when the session had one or the merge
         // rewrote the bookkeeping (a login, a logout).
-        let rewrites_meta = changes.touches(META_KEY.as_bytes());
         let owner = if owned || rewrites_meta {
             Meta::of_record(&merged.0).owner
         } else {
             None
         };
+        let ttl = kept.map_or(ttl, |k| k.ttl);
         inner
             .put(
                 id.as_bytes(),
@@ -422,7 +432,7 @@ impl MemoryStore {
                 now,
             )
             .map_err(|_| no_memory("merge", merged.0.len()))?;
-        Ok(true)
+        Ok(Merged::Written(None, kept))
     }
 
     /// Removes a session; true when a live one was there.
@@ -435,19 +445,27 @@ impl MemoryStore {
             .is_some_and(|expires| expires > now)
     }
 
-    /// Refreshes a live session's expiry; an expired or unknown id stays gone.
-    pub fn touch_id(&self, id: &str, ttl: u64) -> bool {
+    /// Refreshes a live session's expiry for `ttl` seconds, or, where the stored bookkeeping is
+    /// not what the touch assumed (`assumed`), for the lifetime the session keeps; an expired
+    /// or unknown id stays gone.
+    pub fn touch_id(&self, id: &str, ttl: u64, assumed: Option<&Assumed>) -> Touched {
         let now = clock::now_ms();
         let mut inner = self.inner.lock();
         inner.reclaim(now, RECLAIM_PER_CALL);
-        match inner.live(id.as_bytes(), now) {
-            None => return false,
-            // Its stale grace must not grow.
-            Some(e) if retired(e.data()) => return false,
-            Some(_) => {}
-        }
+        let kept = match inner.live(id.as_bytes(), now) {
+            None => return Touched::Gone,
+            Some(e) => {
+                let stored = Meta::of_record(e.data());
+                // Its stale grace must not grow.
+                if stored.stale.is_some() {
+                    return Touched::Gone;
+                }
+                assumed.and_then(|a| a.kept(&stored, now))
+            }
+        };
+        let ttl = kept.map_or(ttl, |k| k.ttl);
         inner.retime(id.as_bytes(), expiry(now, ttl), now);
-        true
+        Touched::Alive(kept)
     }
 
     /// `owner`'s live sessions, most recently seen first (see `Inner::sessions_of`).
@@ -522,18 +540,13 @@ impl Store for MemoryStore {
         life: &Lifetime,
         max: usize,
     ) -> StoreResult<Merged> {
-        Ok(
-            match self.merge_record(id.as_str(), changes, life.ttl.seconds(), max)? {
-                true => Merged::Written(None),
-                false => Merged::Gone,
-            },
-        )
+        self.merge_record(id.as_str(), changes, life.ttl.seconds(), life.assumed, max)
     }
     fn destroy(&self, id: Id) -> StoreResult<bool> {
         Ok(self.destroy_id(id.as_str()))
     }
-    fn touch(&self, id: Id, life: &Lifetime) -> StoreResult<bool> {
-        Ok(self.touch_id(id.as_str(), life.ttl.seconds()))
+    fn touch(&self, id: Id, life: &Lifetime) -> StoreResult<Touched> {
+        Ok(self.touch_id(id.as_str(), life.ttl.seconds(), life.assumed))
     }
     fn sessions_of(&self, owner: &str) -> StoreResult<Vec<Listed>> {
         Ok(self.sessions_of_owner(owner))
@@ -599,7 +612,8 @@ impl LuaUserData for MemoryStore {
             Ok(())
         });
         m.add_method("touch", |lua, s, (id, ttl): (LuaValue, LuaValue)| {
-            Ok(s.touch_id(&id_arg(lua, id)?, ttl_arg(ttl)?))
+            let touched = s.touch_id(&id_arg(lua, id)?, ttl_arg(ttl)?, None);
+            Ok(matches!(touched, Touched::Alive(_)))
         });
         m.add_method("exists", |lua, s, id: LuaValue| {
             Ok(s.exists(&id_arg(lua, id)?))
@@ -824,7 +838,14 @@ mod tests {
             removed: vec![META_KEY.as_bytes().to_vec()],
             keep_owner: false,
         };
-        assert!(store.merge_record("x", &logout, 60, usize::MAX).unwrap());
+        let written = |m: StoreResult<Merged>| matches!(m, Ok(Merged::Written(None, None)));
+        assert!(written(store.merge_record(
+            "x",
+            &logout,
+            60,
+            None,
+            usize::MAX
+        )));
         let listed = Store::sessions_of(&store, "ann").unwrap();
         assert_eq!(
             listed.iter().map(|l| l.id.clone()).collect::<Vec<_>>(),
@@ -836,13 +857,83 @@ mod tests {
             removed: Vec::new(),
             keep_owner: false,
         };
-        assert!(store.merge_record("y", &write, 60, usize::MAX).unwrap());
+        assert!(written(store.merge_record(
+            "y",
+            &write,
+            60,
+            None,
+            usize::MAX
+        )));
         assert_eq!(Store::sessions_of(&store, "ann").unwrap().len(), 1);
         assert_eq!(Store::destroy_all(&store, "ann", Some("y")).unwrap(), 0);
         assert_eq!(Store::destroy_all(&store, "ann", None).unwrap(), 1);
         assert!(store.exists("x") && !store.exists("y"));
         store.clear();
         assert!(store.inner.lock().owners.is_empty());
+    }
+
+    /// A merge or touch that finds another lifetime stored than it assumed (another request
+    /// set it since) keeps the session for that one, and says so; one that rewrites the
+    /// bookkeeping stores its own.
+    #[test]
+    fn merges_and_touches_keep_the_stored_lifetime() {
+        use crate::codec::meta::MaxAge;
+        use crate::lifetime::{Assumed, Rule};
+        let store = MemoryStore::new();
+        let rule = Rule {
+            ttl: 60,
+            max_age: Some(60),
+            absolute: None,
+        };
+        let assumed = Assumed::new(rule, &Meta::default());
+        let month = Meta {
+            max_age: Some(MaxAge::Ms(2_592_000_000)),
+            ..Meta::default()
+        };
+        let empty = codec::Entries::default().into_record().unwrap();
+        let remembered = meta::with_meta(&empty.0, &month).unwrap();
+        store.set_record("x", &remembered, 60, None).unwrap();
+        let expires = |id: &str| {
+            store
+                .inner
+                .lock()
+                .find(id.as_bytes())
+                .map(Entry::expires_ms)
+        };
+        let write = Changes {
+            set: vec![(b"k".to_vec(), vec![b'T'])],
+            removed: Vec::new(),
+            keep_owner: false,
+        };
+        let before = clock::now_ms();
+        let Ok(Merged::Written(None, Some(kept))) =
+            store.merge_record("x", &write, 60, Some(&assumed), usize::MAX)
+        else {
+            panic!("the merge keeps the month");
+        };
+        assert_eq!(kept.max_age, Some(2_592_000));
+        assert!(expires("x").unwrap() >= before + 2_592_000_000);
+        let Touched::Alive(Some(kept)) = store.touch_id("x", 60, Some(&assumed)) else {
+            panic!("the touch keeps the month");
+        };
+        assert_eq!(kept.ttl, 2_592_000);
+        // As assumed: the TTL handed over, nothing kept.
+        let as_stored = Assumed::new(rule, &month);
+        assert!(matches!(
+            store.touch_id("x", 60, Some(&as_stored)),
+            Touched::Alive(None)
+        ));
+        assert!(expires("x").unwrap() <= clock::now_ms() + 60_000);
+        // A merge that writes the bookkeeping (its lifetime among it) stores its own.
+        let rewrite = codec::diff(&remembered.0, &empty).unwrap();
+        assert!(matches!(
+            store.merge_record("x", &rewrite, 60, Some(&assumed), usize::MAX),
+            Ok(Merged::Written(None, None))
+        ));
+        assert!(matches!(
+            store.touch_id("y", 60, Some(&assumed)),
+            Touched::Gone
+        ));
     }
 
     #[test]

@@ -7,7 +7,7 @@ pub mod memory;
 pub mod redis;
 
 pub use contract::{
-    Id, Lifetime, Listed, Loaded, MAX_ID_LEN, Merged, Store, StoreError, StoreResult, Ttl,
+    Id, Lifetime, Listed, Loaded, MAX_ID_LEN, Merged, Store, StoreError, StoreResult, Touched, Ttl,
 };
 use mlua::prelude::*;
 use std::rc::Rc;

@@ -12,8 +12,11 @@ use crate::clock;
 use crate::codec::meta::Meta;
 use crate::codec::{self, Changes, Record};
 use crate::fork;
+use crate::lifetime::Term;
 use crate::options::option_key;
-use crate::store::{Id, Lifetime, Listed, Loaded, Merged, Store, StoreError, StoreResult, Ttl};
+use crate::store::{
+    Id, Lifetime, Listed, Loaded, Merged, Store, StoreError, StoreResult, Touched, Ttl,
+};
 use mlua::prelude::*;
 use parking_lot::Mutex;
 use redis::{Client, Connection, ConnectionInfo, IntoConnectionInfo, RedisError, RedisResult};
@@ -616,21 +619,40 @@ impl RedisStore {
             .map(|n| n > 0)
     }
 
-    fn touch_id(&self, id: &[u8], ttl: u64) -> StoreResult<bool> {
+    /// Refreshes the session's TTL to `ttl` seconds: true, or false when it is gone (or
+    /// retired). With `assumes` (`format::touch_assumes`), only while the stored lifetime is
+    /// the one assumed: else nothing is refreshed and the stored one is returned.
+    fn touch_id(
+        &self,
+        id: &[u8],
+        ttl: u64,
+        assumes: Option<&(String, String)>,
+    ) -> StoreResult<Result<bool, format::Found>> {
         let key = self.key(id);
         let now = clock::now_ms();
-        self.with("touch", |c| {
-            self.inner
-                .touch
-                .key(&key)
-                .arg(ttl)
+        let reply: redis::Value = self.with("touch", |c| {
+            let mut call = self.inner.touch.key(&key);
+            call.arg(ttl)
                 .arg(&self.inner.index_prefix)
                 .arg(id)
                 .arg(now)
-                .arg(&self.inner.prefix)
-                .invoke::<i64>(c)
-                .map(|n| n == 1)
-        })
+                .arg(&self.inner.prefix);
+            if let Some((age, created)) = assumes {
+                call.arg(age).arg(created);
+            }
+            call.invoke(c)
+        })?;
+        let int = |v: &redis::Value| match v {
+            redis::Value::Int(n) => Some(*n),
+            _ => None,
+        };
+        match reply {
+            redis::Value::Int(n) => Ok(Ok(n == 1)),
+            redis::Value::Array(a) if a.len() == 3 && int(&a[0]) == Some(2) => {
+                Ok(Err(format::touch_found(int(&a[1]), int(&a[2]))))
+            }
+            other => Err(self.error_at("touch", format!("unexpected reply {other:?}"))),
+        }
     }
 
     fn sessions_of_owner(&self, owner: &str) -> StoreResult<Vec<Listed>> {
@@ -750,9 +772,13 @@ impl Store for RedisStore {
                 };
             }
             // An id `regenerate` retired is never written again (its stale grace runs out).
-            let Some((json, owner)) = changes.apply(&base, &cookie, max).map_err(bad)? else {
+            let Some(applied) = changes
+                .apply_kept(&base, &cookie, life.assumed, max)
+                .map_err(bad)?
+            else {
                 return Ok(Merged::Gone);
             };
+            let (json, owner) = (applied.json, applied.owner);
             let sha = format::sha1_hex(&base);
             // The merged session's owner (a login or logout in this merge, or one another
             // request wrote) is listed by the same script that writes it.
@@ -760,7 +786,7 @@ impl Store for RedisStore {
             let now = clock::now_ms();
             let reply: redis::Value = self.with("merge", |c| {
                 let mut call = self.inner.cas.key(&key);
-                call.arg(&sha).arg(&json).arg(cookie.ttl());
+                call.arg(&sha).arg(&json).arg(applied.ttl);
                 if let Some(index) = &index {
                     call.key(index)
                         .arg(id.as_bytes())
@@ -770,7 +796,7 @@ impl Store for RedisStore {
                 call.invoke(c)
             })?;
             match reply {
-                redis::Value::Int(1) => return Ok(Merged::Written(Some(json))),
+                redis::Value::Int(1) => return Ok(Merged::Written(Some(json), applied.kept)),
                 redis::Value::Int(0) => return Ok(Merged::Gone),
                 // Lost: the loop reads the session again after its wait.
                 redis::Value::Int(2) => {}
@@ -786,8 +812,29 @@ impl Store for RedisStore {
         self.destroy_id(id.as_str().as_bytes())
     }
 
-    fn touch(&self, id: Id, life: &Lifetime) -> StoreResult<bool> {
-        self.touch_id(id.as_str().as_bytes(), Cookie::of(life).ttl())
+    fn touch(&self, id: Id, life: &Lifetime) -> StoreResult<Touched> {
+        let id = id.as_str().as_bytes();
+        let own_ttl = Cookie::of(life).ttl();
+        let mut ttl = own_ttl;
+        let Some(&assumed) = life.assumed else {
+            return Ok(touched(self.touch_id(id, ttl, None)?, None));
+        };
+        // The TTL of the lifetime the touch assumed, while Redis holds that one; where another
+        // request changed it since this one loaded the session, the lifetime it keeps.
+        let (mut assumes, mut kept) = (assumed, None);
+        for attempt in 1..=format::TOUCH_ATTEMPTS {
+            let check = format::touch_assumes(&assumes);
+            let last = attempt == format::TOUCH_ATTEMPTS;
+            match self.touch_id(id, ttl, (!last).then_some(&check))? {
+                Ok(alive) => return Ok(touched(Ok(alive), kept)),
+                Err((own, created)) => {
+                    kept = assumed.kept_of(own, created, clock::now_ms());
+                    ttl = kept.map_or(own_ttl, |k| Cookie::of(&life.with(k)).ttl());
+                    assumes = assumed.about(own, created);
+                }
+            }
+        }
+        Ok(touched(Ok(true), kept))
     }
 
     fn sessions_of(&self, owner: &str) -> StoreResult<Vec<Listed>> {
@@ -796,6 +843,14 @@ impl Store for RedisStore {
 
     fn destroy_all(&self, owner: &str, except: Option<&str>) -> StoreResult<usize> {
         self.destroy_owner(owner, except)
+    }
+}
+
+/// A touch's answer as the engine takes it.
+fn touched(alive: Result<bool, format::Found>, kept: Option<Term>) -> Touched {
+    match alive {
+        Ok(true) => Touched::Alive(kept),
+        _ => Touched::Gone,
     }
 }
 
@@ -877,7 +932,7 @@ impl LuaUserData for RedisStore {
         });
         m.add_method("touch", |lua, s, (id, ttl): (LuaValue, LuaValue)| {
             let id = id_arg(lua, id)?;
-            Ok(s.touch_id(&id.as_bytes(), ttl_arg(ttl)?.seconds())?)
+            Ok(s.touch_id(&id.as_bytes(), ttl_arg(ttl)?.seconds(), None)? == Ok(true))
         });
         m.add_method("exists", |lua, s, id: LuaValue| {
             Ok(s.exists(&id_arg(lua, id)?.as_bytes())?)

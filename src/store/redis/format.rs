@@ -14,6 +14,7 @@ use crate::codec::meta::{META_KEY, MaxAge, Meta, within_max};
 use crate::codec::{self, Changes, Record};
 use crate::cookie::{Priority, SameSite, Secure};
 use crate::json;
+use crate::lifetime::{Assumed, Term};
 use crate::store::Lifetime;
 use serde_json::{Map, Value as Json};
 use std::cell::Cell;
@@ -75,11 +76,12 @@ end
     };
 }
 
-/// The `__meta` table of a stored JSON session, or nil (scripts' shared reader).
+/// The decoded JSON of a stored session (a table), or nil; and its `__meta` table, or nil
+/// (scripts' shared readers).
 macro_rules! meta_fn {
     () => {
         r#"
-local function meta_of(raw)
+local function decoded(raw)
   if type(raw) ~= 'string' then return nil end
   local ok, v = pcall(cjson.decode, raw)
   if not ok then
@@ -89,7 +91,12 @@ local function meta_of(raw)
     -- (a valid pair is written as UTF-8 by JSON.stringify, never escaped).
     ok, v = pcall(cjson.decode, (string.gsub(raw, '\\u[dD][89a-fA-F]%x%x', '\\ufffd')))
   end
-  if ok and type(v) == 'table' and type(v.__meta) == 'table' then return v.__meta end
+  if ok and type(v) == 'table' then return v end
+  return nil
+end
+local function meta_of(raw)
+  local v = decoded(raw)
+  if v and type(v.__meta) == 'table' then return v.__meta end
   return nil
 end
 "#
@@ -131,18 +138,70 @@ return 1
 /// Touch: refresh the TTL to ARGV[1] seconds. Returns 1, or 0 when the session is gone or is an
 /// id `regenerate` retired (its stale grace must not grow, nor its cookie go out again). A
 /// session that names an owner is seen now in that owner's index (ARGV: ttl, index prefix, id,
-/// now in ms, session key prefix).
+/// now in ms, session key prefix). ARGV[6] and ARGV[7], a session's touch: the lifetime it
+/// assumes the stored session has, express-session's `cookie.originalMaxAge` (`null`, `none`
+/// or whole ms) and `__meta.created` (`none` or ms), `''` not checked. Where the stored ones
+/// differ (another request changed the lifetime since this one loaded the session) nothing is
+/// refreshed and the reply is `{2, originalMaxAge, created}` (ms; -1 for null, nil for none),
+/// for the caller to touch again with the lifetime the session keeps.
 pub const TOUCH: &str = concat!(
     list_fn!(),
     meta_fn!(),
     r#"
+-- The stored cookie.originalMaxAge as the module reads it: whole ms, 'null' or 'none'.
+local function age_of(v)
+  local c = v.cookie
+  if type(c) ~= 'table' then return 'none' end
+  local a = c.originalMaxAge
+  if a == cjson.null then return 'null' end
+  if type(a) == 'number' and a >= 1 and a < 9e15 then return math.floor(a) end
+  return 'none'
+end
+local function created_of(meta)
+  local c = meta and meta.created
+  if type(c) == 'number' and c == math.floor(c) then return c end
+  return 'none'
+end
+local function same(have, want)
+  if want == '' then return true end
+  if type(have) == 'number' then return have == tonumber(want) end
+  return have == want
+end
+local function reply(x)
+  if type(x) == 'number' then return x end
+  if x == 'null' then return -1 end
+  return false
+end
+-- Whether the JSON plainly says the lifetime `age` (not 'none'): the one cookie object that
+-- starts as express-session's and this module's do says it. The text of a key is structure
+-- (a string escapes its quotes), so where only one object starts so, it is the session's own
+-- (unless a writer of its own put its cookie's keys in another order and the data holds one
+-- that looks like it); where there are several, the JSON is decoded.
+local function says(raw, age)
+  if age == 'none' then return false end
+  local head = '"cookie":{"originalMaxAge":'
+  local at = string.find(raw, head, 1, true)
+  if not at or string.find(raw, head, at + #head, true) then return false end
+  local from = at + #head
+  if string.sub(raw, from, from + #age - 1) ~= age then return false end
+  local after = string.sub(raw, from + #age, from + #age)
+  return after == ',' or after == '}'
+end
 local cur = redis.call('GET', KEYS[1])
 if not cur then return 0 end
-local meta = nil
--- Only a session whose JSON has bookkeeping is decoded here (touch runs on every request
--- under rolling).
-if string.find(cur, '"__meta"', 1, true) then meta = meta_of(cur) end
+local age, created = ARGV[6] or '', ARGV[7] or ''
+local v = nil
+-- Only a session whose JSON has bookkeeping, or does not plainly say the lifetime assumed, is
+-- decoded here (touch runs on every request under rolling).
+if string.find(cur, '"__meta"', 1, true) or created ~= '' or (age ~= '' and not says(cur, age)) then
+  v = decoded(cur)
+end
+local meta = v and type(v.__meta) == 'table' and v.__meta or nil
 if meta and type(meta.stale) == 'number' then return 0 end
+if v then
+  local a, c = age_of(v), created_of(meta)
+  if not (same(a, age) and same(c, created)) then return {2, reply(a), reply(c)} end
+end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 if meta and type(meta.owner) == 'string' and ARGV[2] then
   list(ARGV[2] .. meta.owner, ARGV[3], ARGV[4], ARGV[1], ARGV[5])
@@ -150,6 +209,41 @@ end
 return 1
 "#
 );
+
+/// What a session's touch assumes the stored session holds, as `TOUCH` takes it (ARGV[6] and
+/// ARGV[7]): express-session's `cookie.originalMaxAge` (the session's own lifetime) and, under
+/// `absoluteTimeout`, `__meta.created`.
+pub fn touch_assumes(a: &Assumed) -> (String, String) {
+    let age = match a.own {
+        None => "none".to_string(),
+        Some(MaxAge::Browser) => "null".to_string(),
+        Some(MaxAge::Ms(ms)) => ms.to_string(),
+    };
+    let created = match (a.rule.absolute, a.created) {
+        (None, _) => String::new(),
+        (Some(_), None) => "none".to_string(),
+        (Some(_), Some(c)) => c.to_string(),
+    };
+    (age, created)
+}
+
+/// A session's own lifetime and creation time, as a touch found them stored.
+pub type Found = (Option<MaxAge>, Option<i64>);
+
+/// The stored lifetime a `TOUCH` reply of 2 reports (`originalMaxAge`, `created`: ms, -1 for
+/// null, none), as the session's bookkeeping: what `meta_of` reads from the JSON.
+pub fn touch_found(age: Option<i64>, created: Option<i64>) -> Found {
+    let own = match age {
+        Some(-1) => Some(MaxAge::Browser),
+        Some(ms) => u64::try_from(ms).ok().filter(|&ms| ms >= 1).map(MaxAge::Ms),
+        None => None,
+    };
+    (own, created)
+}
+
+/// Attempts of a session's touch that keeps finding another lifetime stored (each time another
+/// request changed it in between); the last one refreshes without checking.
+pub const TOUCH_ATTEMPTS: usize = 3;
 
 /// `sessionsOf`: KEYS[1] the owner's index; ARGV[1] the session key prefix, ARGV[2] the owner.
 /// Returns `id, lastSeen (ms), created (ms or nil)` per live session, most recently seen
@@ -682,12 +776,29 @@ impl JsonChanges {
     /// than `max` as a record (`meta::within_max`, the rule of every load) is refused: other
     /// requests' writes since this one's load made it too large, and stored, no load could read
     /// it again.
+    #[cfg(test)]
     pub fn apply(
         &self,
         base: &[u8],
         cookie: &Cookie,
         max: usize,
     ) -> Result<Option<(String, Option<String>)>, String> {
+        Ok(self
+            .apply_kept(base, cookie, None, max)?
+            .map(|a| (a.json, a.owner)))
+    }
+
+    /// As `apply`, where `assumed` says what lifetime `cookie` was made for: a session whose
+    /// stored lifetime is another one (another request changed it since this one loaded the
+    /// session, and these changes leave it alone) keeps that one, in its cookie object and its
+    /// TTL (`Applied::kept`).
+    pub fn apply_kept(
+        &self,
+        base: &[u8],
+        cookie: &Cookie,
+        assumed: Option<&Assumed>,
+        max: usize,
+    ) -> Result<Option<Applied>, String> {
         let mut map = parse_object(base, max)?;
         let before = meta_of(&map);
         if before.stale.is_some() {
@@ -703,16 +814,30 @@ impl JsonChanges {
         if self.keep_owner && self.touches_meta {
             let mut after = meta_of(&map);
             if after.owner != before.owner {
-                after.owner = before.owner;
+                after.owner = before.owner.clone();
                 match meta_json(&after) {
                     Some(v) => map.insert(META_KEY.into(), v),
                     None => map.shift_remove(META_KEY),
                 };
             }
         }
+        let kept = match assumed {
+            Some(a) if !self.touches_meta => a.kept(&before, clock::now_ms()),
+            _ => None,
+        };
+        let cookie = match kept {
+            Some(k) => Cookie {
+                max_age: k.max_age,
+                original: k.original,
+                store_ttl: k.ttl,
+                ..cookie.clone()
+            },
+            None => cookie.clone(),
+        };
         let mut fresh = cookie.to_json();
         // A request that did not change the session's lifetime keeps the stored one: another
-        // request may have set it (remember me) after this one loaded the session.
+        // request may have set it (remember me) after this one loaded the session. Its exact
+        // value, as Node wrote it.
         if !self.touches_meta
             && let Some(stored) = map.get(COOKIE_KEY).and_then(|c| c.get("originalMaxAge"))
             && let Json::Object(o) = &mut fresh
@@ -732,8 +857,24 @@ impl JsonChanges {
             return Err(codec::merged_larger_than_max(record.0.len(), max));
         }
         let owner = meta_of(&map).owner;
-        Ok(Some((Json::Object(map).to_string(), owner)))
+        Ok(Some(Applied {
+            json: Json::Object(map).to_string(),
+            owner,
+            ttl: cookie.ttl(),
+            kept,
+        }))
     }
+}
+
+/// A merge's result (`JsonChanges::apply_kept`).
+pub struct Applied {
+    pub json: String,
+    /// The owner the merged session names.
+    pub owner: Option<String>,
+    /// The key's TTL, seconds.
+    pub ttl: u64,
+    /// The lifetime the session keeps where it is not the one the merge was handed.
+    pub kept: Option<Term>,
 }
 
 /// The SHA-1 of a stored value in hex, as the CAS script's `redis.sha1hex` computes it.
@@ -1058,6 +1199,90 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(json.contains(r#""originalMaxAge":3600000"#), "{json}");
+    }
+
+    /// A merge that leaves the bookkeeping alone, onto a session whose lifetime another request
+    /// changed since this one loaded it: the cookie object (its exact `originalMaxAge`, and
+    /// `expires`) and the key's TTL are the stored lifetime's, and the merge says so.
+    #[test]
+    fn a_merge_keeps_the_stored_lifetime_in_cookie_and_ttl() {
+        use crate::lifetime::{Assumed, Rule};
+        let lua = Lua::new();
+        let loaded = to_record(br#"{"a":1,"cookie":{"originalMaxAge":3600000}}"#, BIG).unwrap();
+        let t: LuaTable = lua.load("return { a = 2 }").eval().unwrap();
+        let mine = codec::meta::with_meta(
+            &Record::from_table(&lua, &t).unwrap().0,
+            &Meta::of_record(&loaded.0),
+        )
+        .unwrap();
+        let changes = JsonChanges::of(&loaded.diff(&mine).unwrap()).unwrap();
+        let rule = Rule {
+            ttl: 3600,
+            max_age: Some(3600),
+            absolute: None,
+        };
+        let assumed = Assumed::new(rule, &Meta::of_record(&loaded.0));
+        let cookie = Cookie::standalone(3600);
+        // Another request set remember me (Node wrote a month and a few ms).
+        let base = br#"{"a":1,"cookie":{"originalMaxAge":2592000123,"expires":"x","path":"/"}}"#;
+        let applied = changes
+            .apply_kept(base, &cookie, Some(&assumed), BIG)
+            .unwrap()
+            .unwrap();
+        assert_eq!(applied.ttl, 2_592_001);
+        assert_eq!(applied.kept.map(|k| k.max_age), Some(Some(2_592_001)));
+        let json: Json = serde_json::from_str(&applied.json).unwrap();
+        assert_eq!(json["a"], 2);
+        assert_eq!(json["cookie"]["originalMaxAge"], 2_592_000_123u64);
+        let expires = json["cookie"]["expires"].as_str().unwrap().to_string();
+        let soon = clock::iso_date(clock::now_ms() + 2_500_000_000);
+        assert!(expires > soon, "{expires}");
+        // As loaded: the request's own lifetime, nothing kept.
+        let same = br#"{"a":1,"cookie":{"originalMaxAge":3600000,"path":"/"}}"#;
+        let applied = changes
+            .apply_kept(same, &cookie, Some(&assumed), BIG)
+            .unwrap()
+            .unwrap();
+        assert_eq!((applied.ttl, applied.kept), (3600, None));
+        // A browser-session cookie stored meanwhile: the key lives the session's ttl.
+        let browser = br#"{"a":1,"cookie":{"originalMaxAge":null,"expires":null,"path":"/"}}"#;
+        let applied = changes
+            .apply_kept(browser, &cookie, Some(&assumed), BIG)
+            .unwrap()
+            .unwrap();
+        assert_eq!(applied.kept.map(|k| k.max_age), Some(None));
+        assert_eq!(applied.ttl, 3600);
+        let json: Json = serde_json::from_str(&applied.json).unwrap();
+        assert_eq!(json["cookie"]["expires"], Json::Null);
+    }
+
+    /// What TOUCH is told to find, and what its reply of 2 reads as.
+    #[test]
+    fn a_touch_assumes_the_lifetime_as_the_json_says_it() {
+        use crate::lifetime::{Assumed, Rule};
+        let rule = |absolute| Rule {
+            ttl: 60,
+            max_age: Some(60),
+            absolute,
+        };
+        let with = |max_age, created| Meta {
+            max_age,
+            created,
+            ..Meta::default()
+        };
+        let a = Assumed::new(rule(None), &with(Some(MaxAge::Ms(5000)), Some(9)));
+        assert_eq!(touch_assumes(&a), ("5000".to_string(), String::new()));
+        let a = Assumed::new(rule(Some(10)), &with(Some(MaxAge::Browser), Some(9)));
+        assert_eq!(touch_assumes(&a), ("null".to_string(), "9".to_string()));
+        let a = Assumed::new(rule(Some(10)), &with(None, None));
+        assert_eq!(touch_assumes(&a), ("none".to_string(), "none".to_string()));
+        assert_eq!(touch_found(Some(-1), None), (Some(MaxAge::Browser), None));
+        assert_eq!(
+            touch_found(Some(7), Some(3)),
+            (Some(MaxAge::Ms(7)), Some(3))
+        );
+        assert_eq!(touch_found(Some(0), None), (None, None));
+        assert_eq!(touch_found(None, None), (None, None));
     }
 
     #[test]

@@ -665,9 +665,12 @@ pub fn lua_exports(lua: &Lua) -> LuaResult<LuaTable> {
                 };
                 let cookie = life.cookie();
                 let base = base.as_bytes();
-                match JsonChanges::of(&changes).and_then(|c| c.apply(&base, &cookie, limit)) {
-                    Ok(Some((json, owner))) => {
-                        (json, cookie.ttl(), format::sha1_hex(&base), owner).into_lua_multi(lua)
+                match JsonChanges::of(&changes)
+                    .and_then(|c| c.apply_kept(&base, &cookie, None, limit))
+                {
+                    Ok(Some(applied)) => {
+                        let sha = format::sha1_hex(&base);
+                        (applied.json, applied.ttl, sha, applied.owner).into_lua_multi(lua)
                     }
                     // An id `regenerate` retired is never written again: false, as for a gone one.
                     Ok(None) => false.into_lua_multi(lua),
