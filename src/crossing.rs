@@ -276,6 +276,24 @@ unsafe fn push_opt(state: *mut lua_State, b: Option<&[u8]>) {
     }
 }
 
+/// Pushes a lifetime as `lifetime::term_table` makes it. Only inside a pusher.
+unsafe fn push_term(l: *mut lua_State, t: &crate::lifetime::Term) {
+    // SAFETY: inside a pusher (`protected`), whose frame has room for the table and a value.
+    unsafe {
+        let seconds = |l: *mut lua_State, v: Option<u64>| match v {
+            Some(n) => ffi::lua_pushinteger(l, n as ffi::lua_Integer),
+            None => ffi::lua_pushboolean(l, 0),
+        };
+        ffi::lua_createtable(l, 0, 3);
+        ffi::lua_pushinteger(l, t.ttl as ffi::lua_Integer);
+        ffi::lua_setfield(l, -2, c"ttl".as_ptr());
+        seconds(l, t.max_age);
+        ffi::lua_setfield(l, -2, c"maxAge".as_ptr());
+        seconds(l, t.original);
+        ffi::lua_setfield(l, -2, c"originalMaxAge".as_ptr());
+    }
+}
+
 /// `load(header)` for a native store: `id, data, flash, shadow, meta, snapshot, version[, copy,
 /// n]` for a live session named by the header (`copy`: a shallow copy of a flat session's
 /// data and its `n` keys), else a fresh `id`.
@@ -507,8 +525,9 @@ pub fn merge_patch_function(lua: &Lua) -> LuaResult<LuaFunction> {
 }
 
 /// `merge_patch(record, patch)`: `merged` when the session names no owner before or after
-/// (the common case), else `merged, owner, changed`; `false` for a retired id (see
-/// `store::merge_patch`).
+/// and keeps the lifetime the patch assumed (the common case), else `merged, owner, changed`
+/// and, where the merged session keeps another lifetime, that one (`{ ttl =, maxAge =,
+/// originalMaxAge = }`); `false` for a retired id (see `store::merge_patch`).
 unsafe extern "C-unwind" fn merge_patch(state: *mut lua_State) -> c_int {
     // SAFETY: an entry point of a closure made by `merge_patch_function`.
     unsafe { entry(state, merge_patch_body) }
@@ -531,22 +550,26 @@ unsafe fn merge_patch_body(state: *mut lua_State) -> Result<c_int, Failed> {
                 ffi::lua_pushboolean(l, 0);
                 1
             }
-            crate::store::Patched::Merged(merged, owner, changed) => {
+            crate::store::Patched::Merged(merged, owner, changed, kept) => {
                 push_bytes(l, &merged.0);
-                if owner.is_none() && !changed {
+                if owner.is_none() && !changed && kept.is_none() {
                     return 1;
                 }
                 push_opt(l, owner.as_deref().map(str::as_bytes));
                 ffi::lua_pushboolean(l, c_int::from(*changed));
-                3
+                let Some(kept) = kept else { return 3 };
+                push_term(l, kept);
+                4
             }
         })
     }
 }
 
 /// `commit(state, id, data, flash, shadow, snapshot, flags, version, meta, owner)`:
-/// `line, state, snapshot, version[, op, a, b, ttl, maxAge, owner, originalMaxAge]` (see
-/// `Engine::decide`).
+/// `line, state, snapshot, version[, op, a, b, ttl, maxAge, owner, originalMaxAge, assumed]`
+/// (see `Engine::decide`; `assumed`, for a merge or touch that may find another lifetime
+/// stored, what the lifetime handed to the store was made from, as `lifetime::Assumed` writes
+/// it).
 unsafe extern "C-unwind" fn commit(state: *mut lua_State) -> c_int {
     // SAFETY: an entry point of a closure made by `functions`.
     unsafe { entry(state, commit_body) }
@@ -668,10 +691,10 @@ unsafe fn owner_at(
     ))
 }
 
-/// Pushes `line, state, snapshot, version[, op, a, b, ttl, maxAge, owner, originalMaxAge]`
-/// (the snapshot nil after the `final` commit), and for a table store's merge also `patch`:
-/// the changes `a` and `b` as a patch with the session's maxSize, for the size check made
-/// before the store's own merge (`Engine::table_merge_refused`).
+/// Pushes `line, state, snapshot, version[, op, a, b, ttl, maxAge, owner, originalMaxAge,
+/// assumed]` (the snapshot nil after the `final` commit), and for a table store's merge also
+/// `patch`: the changes `a` and `b` as a patch with the session's maxSize, for the size check
+/// made before the store's own merge (`Engine::table_merge_refused`).
 unsafe fn push_outcome(
     state: *mut lua_State,
     engine: &Engine,
@@ -685,7 +708,7 @@ unsafe fn push_outcome(
         // the check before a table store's merge, in store.lua).
         Some(Op::Merge(changes, _)) => Some(
             changes
-                .to_patch(Some(engine.max_size()))
+                .to_patch_with(Some(engine.max_size()), out.assumed.as_deref())
                 .map_err(|e| failed(e.into()))?,
         ),
         _ => None,
@@ -758,12 +781,18 @@ unsafe fn push_outcome(
                 Some(m) => ffi::lua_pushinteger(l, m as ffi::lua_Integer),
                 None => ffi::lua_pushboolean(l, 0),
             }
+            // What store.lua needs it for: a touch, and a table store's merge (a record
+            // store's patch carries it).
+            match (out.assumed.as_deref(), op) {
+                (Some(a), Op::Touch | Op::Merge(_, false)) => push_bytes(l, &a.to_bytes()),
+                _ => ffi::lua_pushnil(l),
+            }
             match (op, &patch) {
                 (Op::Merge(_, false), Some(p)) => {
                     push_bytes(l, p);
-                    12
+                    13
                 }
-                _ => 11,
+                _ => 12,
             }
         })?
     };

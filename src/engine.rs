@@ -9,7 +9,7 @@
 //! the operation for Lua to perform.
 
 use crate::clock;
-use crate::codec::meta::{self, META_KEY, Meta};
+use crate::codec::meta::{self, META_KEY, MaxAge, Meta};
 use crate::codec::{self, Changes, Entries, Record, Slot};
 use crate::cookie;
 use crate::id;
@@ -195,6 +195,10 @@ pub struct Outcome {
     pub max_age: Option<u64>,
     pub original_max_age: Option<u64>,
     pub owner: Option<String>,
+    /// What the write's lifetime assumed, for a Lua store's merge or touch that may find
+    /// another lifetime stored (see `Lifetime::assumed`). Boxed: a native store's commit
+    /// moves the outcome around without it.
+    pub assumed: Option<Box<Assumed>>,
 }
 
 /// An outcome, whether the store's lifetime for the session was set or refreshed, and the
@@ -415,10 +419,20 @@ impl Engine {
         max_age: Option<u64>,
         now: i64,
     ) -> String {
+        self.cookie_line_of(c.id, secure_request, max_age, now)
+    }
+
+    fn cookie_line_of(
+        &self,
+        id: &[u8],
+        secure_request: bool,
+        max_age: Option<u64>,
+        now: i64,
+    ) -> String {
         let value = self
             .options
             .signer
-            .cookie_value(std::str::from_utf8(c.id).unwrap_or_default());
+            .cookie_value(std::str::from_utf8(id).unwrap_or_default());
         self.options
             .cookie
             .line(&self.options.name, &value, secure_request, max_age, now)
@@ -583,6 +597,7 @@ impl Engine {
             max_age: life.max_age,
             original_max_age: life.original_max_age,
             owner: life.owner.map(String::from),
+            assumed: None,
         };
         let mut kept = None;
         let stored_now = match &self.backend {
@@ -643,6 +658,7 @@ impl Engine {
                 if write == Write::Set {
                     out.state = State::Stored;
                 }
+                out.assumed = life.assumed.map(|a| Box::new(*a));
                 write != Write::None || touch
             }
         };
@@ -714,12 +730,12 @@ impl Engine {
         current: &LuaTable,
         patch: &[u8],
     ) -> LuaResult<Option<String>> {
-        let (changes, carried) = Changes::from_patch(patch)?
+        let patch = Changes::read_patch(patch)?
             .ok_or_else(|| LuaError::runtime("honeymoon_session: not a patch this module wrote"))?;
-        let max = carried.unwrap_or(self.options.max_size);
+        let max = patch.max.unwrap_or(self.options.max_size);
         // A stored session already past maxSize fails here as its load would.
         let record = self.table_record(lua, current)?;
-        let merged = meta::merged(&record.0, &changes)?;
+        let merged = meta::merged(&record.0, &patch.changes)?;
         Ok((!meta::within_max(&merged.0, max))
             .then(|| codec::merged_larger_than_max(merged.0.len(), max)))
     }
@@ -743,6 +759,35 @@ impl Engine {
             None => LuaValue::Nil,
         });
         Ok(values)
+    }
+
+    /// What a Lua store's get before a write or touch found (a store that is not staleAware,
+    /// see src/lua/store.lua): whether it is an id `regenerate` retired, and the lifetime the
+    /// session keeps where that is not what the write assumed (`assumed`, as the commit handed
+    /// it out), for the write to give it.
+    fn inspect(
+        &self,
+        lua: &Lua,
+        stored: LuaValue,
+        assumed: Option<LuaString>,
+    ) -> LuaResult<(bool, Option<LuaTable>)> {
+        let (retired, meta) = match &stored {
+            LuaValue::String(s) => {
+                let meta = Meta::of_record(&s.as_bytes());
+                (meta.stale.is_some(), meta)
+            }
+            LuaValue::Table(t) => (table_is_retired(t), table_meta(t)),
+            _ => (false, Meta::default()),
+        };
+        let kept = match assumed.and_then(|a| Assumed::from_bytes(&a.as_bytes())) {
+            Some(a) if !retired => a.kept(&meta, clock::now_ms()),
+            _ => None,
+        };
+        Ok((
+            retired,
+            kept.map(|k| crate::lifetime::term_table(lua, &k))
+                .transpose()?,
+        ))
     }
 
     /// Deletes a native store's session; true when a live one was there.
@@ -831,15 +876,26 @@ impl LuaUserData for Handle {
                 Err(err) => (false, message(&err)).into_lua_multi(lua),
             },
         );
-        // Whether what a Lua store's get returned (a record or a data table) is an id
-        // `regenerate` retired.
-        m.add_method("retired", |_, _, stored: LuaValue| {
-            Ok(match stored {
-                LuaValue::String(s) => Meta::of_record(&s.as_bytes()).stale.is_some(),
-                LuaValue::Table(t) => table_is_retired(&t),
-                _ => false,
-            })
-        });
+        m.add_method(
+            "inspect",
+            |lua, e, (stored, assumed): (LuaValue, Option<LuaString>)| {
+                e.0.inspect(lua, stored, assumed)
+            },
+        );
+        // The Set-Cookie line of session `id` for a cookie lifetime of `maxAge` seconds (false:
+        // a browser-session cookie): where a Lua store kept another lifetime than the commit
+        // assumed.
+        m.add_method(
+            "cookie_line",
+            |_, e, (id, max_age, secure): (LuaString, LuaValue, bool)| {
+                let max_age = match max_age {
+                    LuaValue::Integer(n) => u64::try_from(n).ok(),
+                    LuaValue::Number(n) if n >= 1.0 && n.fract() == 0.0 => Some(n as u64),
+                    _ => None,
+                };
+                Ok(e.0.cookie_line_of(&id.as_bytes(), secure, max_age, clock::now_ms()))
+            },
+        );
     }
 }
 
@@ -851,6 +907,33 @@ fn table_is_retired(t: &LuaTable) -> bool {
             Ok(LuaValue::Integer(_) | LuaValue::Number(_))
         ),
         _ => false,
+    }
+}
+
+/// The lifetime bookkeeping of a table store's session (`__meta.maxAge` and `created`), read as
+/// `Meta::from_value` reads the encoded form: whole numbers, a positive lifetime, `false` for a
+/// browser-session cookie; anything else is none.
+fn table_meta(t: &LuaTable) -> Meta {
+    let Ok(LuaValue::Table(m)) = t.raw_get::<LuaValue>(META_KEY) else {
+        return Meta::default();
+    };
+    let whole = |v: LuaValue| match v {
+        LuaValue::Integer(i) => Some(i),
+        LuaValue::Number(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Some(f as i64),
+        _ => None,
+    };
+    let max_age = match m.raw_get::<LuaValue>("maxAge") {
+        Ok(LuaValue::Boolean(false)) => Some(MaxAge::Browser),
+        Ok(v) => whole(v)
+            .and_then(|ms| u64::try_from(ms).ok())
+            .filter(|&ms| ms > 0)
+            .map(MaxAge::Ms),
+        Err(_) => None,
+    };
+    Meta {
+        max_age,
+        created: m.raw_get::<LuaValue>("created").ok().and_then(whole),
+        ..Meta::default()
     }
 }
 

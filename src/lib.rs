@@ -73,15 +73,22 @@ pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
     native.set("_merge_patch", crate::crossing::merge_patch_function(lua)?)?;
     // For record stores written in Lua: a record's bookkeeping, `owner, created, stale` (the
     // owner a string or nil, the times ms since the epoch or nil). Never raises: anything but
-    // a string (nil from a lookup that found nothing) has none.
+    // a string (nil from a lookup that found nothing) has none. Given what a touch's commit
+    // assumed (the fourth argument `touch` is handed), also `kept`: the lifetime the session
+    // keeps where that is another (`{ ttl =, maxAge =, originalMaxAge = }`), else nil.
     native.set(
         "_record_meta",
-        lua.create_function(|_, record: LuaValue| {
+        lua.create_function(|lua, (record, assumed): (LuaValue, Option<LuaString>)| {
             let LuaValue::String(record) = record else {
-                return Ok((None, None, None));
+                return Ok((None, None, None, None));
             };
             let m = codec::meta::Meta::of_record(&record.as_bytes());
-            Ok((m.owner, m.created, m.stale))
+            let kept = match assumed.and_then(|a| lifetime::Assumed::from_bytes(&a.as_bytes())) {
+                Some(a) if m.stale.is_none() => a.kept(&m, clock::now_ms()),
+                _ => None,
+            };
+            let kept = kept.map(|k| lifetime::term_table(lua, &k)).transpose()?;
+            Ok((m.owner, m.created, m.stale, kept))
         })?,
     )?;
     // For stores written in Lua: an owner as sessionsOf/destroyAll take it (a string, or a whole

@@ -79,6 +79,15 @@ pub struct Assumed {
     pub created: Option<i64>,
 }
 
+/// `Assumed::to_bytes`'s length: a flags byte and five 8-byte fields.
+pub const ASSUMED_LEN: usize = 41;
+
+const CONFIG_MAX_AGE: u8 = 1;
+const ABSOLUTE: u8 = 2;
+const OWN_BROWSER: u8 = 4;
+const OWN_MS: u8 = 8;
+const CREATED: u8 = 16;
+
 impl Assumed {
     pub fn new(rule: Rule, meta: &Meta) -> Assumed {
         Assumed {
@@ -121,6 +130,84 @@ impl Assumed {
             created: self.rule.absolute.and(created),
         }
     }
+
+    /// A fixed-size form, for the stores written in Lua (inside a patch, or beside a touch):
+    /// opaque to them, read back by the module's own functions (`from_bytes`).
+    pub fn to_bytes(self) -> [u8; ASSUMED_LEN] {
+        let mut out = [0u8; ASSUMED_LEN];
+        let mut flags = 0;
+        let mut field =
+            |i: usize, v: u64| out[1 + 8 * i..9 + 8 * i].copy_from_slice(&v.to_le_bytes());
+        field(0, self.rule.ttl);
+        if let Some(m) = self.rule.max_age {
+            flags |= CONFIG_MAX_AGE;
+            field(1, m);
+        }
+        if let Some(a) = self.rule.absolute {
+            flags |= ABSOLUTE;
+            field(2, a);
+        }
+        match self.own {
+            Some(MaxAge::Browser) => flags |= OWN_BROWSER,
+            Some(MaxAge::Ms(ms)) => {
+                flags |= OWN_MS;
+                field(3, ms);
+            }
+            None => {}
+        }
+        if let Some(c) = self.created {
+            flags |= CREATED;
+            field(4, c as u64);
+        }
+        out[0] = flags;
+        out
+    }
+
+    /// What `to_bytes` wrote; `None` for anything else.
+    pub fn from_bytes(b: &[u8]) -> Option<Assumed> {
+        if b.len() != ASSUMED_LEN
+            || b[0] & !(CONFIG_MAX_AGE | ABSOLUTE | OWN_BROWSER | OWN_MS | CREATED) != 0
+        {
+            return None;
+        }
+        let flags = b[0];
+        let field = |i: usize| {
+            let mut v = [0u8; 8];
+            v.copy_from_slice(&b[1 + 8 * i..9 + 8 * i]);
+            u64::from_le_bytes(v)
+        };
+        let own = match (flags & OWN_BROWSER != 0, flags & OWN_MS != 0) {
+            (false, false) => None,
+            (true, false) => Some(MaxAge::Browser),
+            (false, true) => Some(MaxAge::Ms(field(3))),
+            (true, true) => return None,
+        };
+        Some(Assumed {
+            rule: Rule {
+                ttl: field(0),
+                max_age: (flags & CONFIG_MAX_AGE != 0).then(|| field(1)),
+                absolute: (flags & ABSOLUTE != 0).then(|| field(2)),
+            },
+            own,
+            created: (flags & CREATED != 0).then(|| field(4) as i64),
+        })
+    }
+}
+
+/// A lifetime as the stores written in Lua and `src/lua/store.lua` take it: `{ ttl =, maxAge =,
+/// originalMaxAge = }` in seconds, `false` for a browser-session cookie.
+pub fn term_table(lua: &mlua::Lua, t: &Term) -> mlua::Result<mlua::Table> {
+    let out = lua.create_table_with_capacity(0, 3)?;
+    out.raw_set("ttl", t.ttl)?;
+    match t.max_age {
+        Some(m) => out.raw_set("maxAge", m)?,
+        None => out.raw_set("maxAge", false)?,
+    }
+    match t.original {
+        Some(m) => out.raw_set("originalMaxAge", m)?,
+        None => out.raw_set("originalMaxAge", false)?,
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -193,5 +280,35 @@ mod tests {
         assert_eq!(kept.ttl, DAY);
         assert_eq!(kept.max_age, Some(DAY));
         assert_eq!(kept.original, Some(30 * DAY), "the lifetime before the cap");
+    }
+
+    #[test]
+    fn assumptions_travel_as_bytes() {
+        for own in [None, Some(MaxAge::Browser), Some(MaxAge::Ms(123_456))] {
+            for created in [None, Some(-5), Some(1_764_400_000_000)] {
+                for r in [
+                    rule(None),
+                    rule(Some(60)),
+                    Rule {
+                        ttl: 1,
+                        max_age: None,
+                        absolute: None,
+                    },
+                ] {
+                    let a = Assumed {
+                        rule: r,
+                        own,
+                        created,
+                    };
+                    assert_eq!(Assumed::from_bytes(&a.to_bytes()), Some(a));
+                }
+            }
+        }
+        assert_eq!(Assumed::from_bytes(b"short"), None);
+        let mut odd = Assumed::new(rule(None), &Meta::default()).to_bytes();
+        odd[0] = OWN_BROWSER | OWN_MS;
+        assert_eq!(Assumed::from_bytes(&odd), None);
+        odd[0] = 128;
+        assert_eq!(Assumed::from_bytes(&odd), None);
     }
 }

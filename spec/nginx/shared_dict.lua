@@ -193,6 +193,28 @@ case("touch refreshes the TTL of a live session; false for an unknown one", func
     eq(s:touch(new_id(), 60), false, "touch unknown")
 end)
 
+-- Request A loads a session, request B sets its lifetime (remember me) and commits, then A
+-- writes or touches it: the merge and the touch keep B's lifetime in the dict, and A's commit
+-- gives the session that lifetime, dict TTL and cookie (the engine's, through this store).
+case("the lifetime race: A's write or touch after B set remember me keeps the month, TTL and cookie", function()
+    local MONTH = 30 * 86400
+    for _, a in ipairs({ "write", "touch" }) do
+        local core = hs.core({ secret = "race", store = store(), ttl = 60 })
+        local first = core:load(nil)
+        first.user = "ann"
+        local id = first:getId()
+        local cookie = core:commit(first)[1]:match("^([^;]+)")
+        local mine, theirs = core:load(cookie), core:load(cookie)
+        theirs.cookie.maxAge = MONTH * 1000
+        core:commit(theirs)
+        if a == "write" then mine.n = 1 else mine:touch() end
+        local line = core:commit(mine)[1]
+        eq(line and line:match("Max%-Age=(%d+)"), tostring(MONTH), a .. ": A's cookie")
+        local left = ngx.shared.sessions:ttl("t:" .. id)
+        assert(left > MONTH - 10, a .. ": dict ttl " .. tostring(left))
+    end
+end)
+
 case("an expired session is gone for get, exists, touch and merge, and stays gone", function()
     local s, id = store(), new_id()
     -- Written straight into the dict: the store takes whole seconds, the dict milliseconds.

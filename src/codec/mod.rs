@@ -38,6 +38,9 @@ const REMOVED: u8 = b'X';
 const KEEP_OWNER: u8 = b'K';
 /// First in a patch, with a varint: the session's `maxSize` (see `Changes::to_patch`).
 const MAX_SIZE: u8 = b'Z';
+/// Next in a patch: what lifetime the write assumed (`lifetime::Assumed`, its fixed-size form)
+/// and 8 bytes that make the patch one of its own (see `Changes::to_patch_with`).
+const ASSUMED: u8 = b'L';
 
 /// Tables nest at most this many levels, the session's own table (or the value handed to
 /// `json.encode`, or a JSON document's outermost value) being the first: one limit for encoding,
@@ -318,6 +321,18 @@ impl Changes {
     /// merged session past it, so every store that merges with `_merge_patch` has the check
     /// without being handed the limit or changing a line.
     pub fn to_patch(&self, max: Option<usize>) -> Result<Vec<u8>, NoMemory> {
+        self.to_patch_with(max, None)
+    }
+
+    /// As `to_patch`, with the lifetime this write assumed (tag `L`), where the store may hold
+    /// another one: `store::merge_patch` then tells the session what lifetime it keeps. Such a
+    /// patch also carries a number no other patch of this process has, so that what the merge
+    /// found about it is noted for this commit alone (src/lua/exports.lua's `_merge_patch`).
+    pub fn to_patch_with(
+        &self,
+        max: Option<usize>,
+        assumed: Option<&crate::lifetime::Assumed>,
+    ) -> Result<Vec<u8>, NoMemory> {
         let size = self
             .set
             .iter()
@@ -329,10 +344,17 @@ impl Changes {
                 .map(|k| str_len(k.len()) + 1)
                 .sum::<usize>();
         let mut out = Vec::new();
-        reserve(&mut out, 23 + size)?;
+        reserve(&mut out, 23 + 50 + size)?;
         if let Some(max) = max {
             put(&mut out, &[MAX_SIZE])?;
             write_varint(&mut out, max as u64)?;
+        }
+        if let Some(a) = assumed {
+            static PATCHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = PATCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            put(&mut out, &[ASSUMED])?;
+            put(&mut out, &a.to_bytes())?;
+            put(&mut out, &n.to_le_bytes())?;
         }
         if self.keep_owner {
             put(&mut out, &[KEEP_OWNER])?;
@@ -363,7 +385,13 @@ impl Changes {
 
     /// Reads what `to_patch` wrote: the changes, and the `maxSize` the patch carries;
     /// `Ok(None)` for anything else.
+    #[cfg(test)]
     pub fn from_patch(buf: &[u8]) -> Result<Option<(Changes, Option<usize>)>, NoMemory> {
+        Ok(Changes::read_patch(buf)?.map(|p| (p.changes, p.max)))
+    }
+
+    /// Reads what `to_patch_with` wrote; `Ok(None)` for anything else.
+    pub fn read_patch(buf: &[u8]) -> Result<Option<Patch>, NoMemory> {
         let mut r = Reader::new(buf);
         let mut tag = r.byte();
         let mut max = None;
@@ -372,6 +400,21 @@ impl Changes {
                 return Ok(None);
             };
             max = Some(n);
+            tag = r.byte();
+        }
+        let mut assumed = None;
+        if tag == Some(ASSUMED) {
+            let Some(a) = r
+                .take(crate::lifetime::ASSUMED_LEN)
+                .and_then(crate::lifetime::Assumed::from_bytes)
+            else {
+                return Ok(None);
+            };
+            // The patch's own number: only makes it unique.
+            if r.take(8).is_none() {
+                return Ok(None);
+            }
+            assumed = Some(a);
             tag = r.byte();
         }
         let keep_owner = tag == Some(KEEP_OWNER);
@@ -409,8 +452,20 @@ impl Changes {
                 try_push(&mut changes.set, (try_copy(key)?, value))?;
             }
         }
-        Ok((r.pos == buf.len()).then_some((changes, max)))
+        Ok((r.pos == buf.len()).then_some(Patch {
+            changes,
+            max,
+            assumed,
+        }))
     }
+}
+
+/// A patch as `Changes::read_patch` reads it: the changes, the session's `maxSize`, and the
+/// lifetime the write assumed where the store may hold another one.
+pub struct Patch {
+    pub changes: Changes,
+    pub max: Option<usize>,
+    pub assumed: Option<crate::lifetime::Assumed>,
 }
 
 /// Why stored bytes could not be read.
@@ -1205,6 +1260,36 @@ mod tests {
             Changes::from_patch(b"Z\xff").unwrap().is_none(),
             "a cut varint"
         );
+        // The lifetime a write assumed travels with its changes; each such patch is one of its
+        // own (what `_merge_patch` finds is noted by patch), and a cut one is no patch.
+        use crate::codec::meta::{MaxAge, Meta};
+        use crate::lifetime::{Assumed, Rule};
+        let rule = Rule {
+            ttl: 3600,
+            max_age: Some(3600),
+            absolute: Some(60),
+        };
+        let meta = Meta {
+            max_age: Some(MaxAge::Ms(5000)),
+            created: Some(7),
+            ..Meta::default()
+        };
+        let assumed = Assumed::new(rule, &meta);
+        let one = changes.to_patch_with(Some(1000), Some(&assumed)).unwrap();
+        let two = changes.to_patch_with(Some(1000), Some(&assumed)).unwrap();
+        assert_ne!(one, two);
+        for patch in [&one, &two] {
+            let read = Changes::read_patch(patch).unwrap().unwrap();
+            assert_eq!(read.max, Some(1000));
+            assert_eq!(read.assumed, Some(assumed));
+            assert_eq!(
+                (read.changes.set, read.changes.removed),
+                (back.set.clone(), back.removed.clone())
+            );
+        }
+        assert!(Changes::read_patch(&one[..20]).unwrap().is_none());
+        let plain = changes.to_patch(Some(1000)).unwrap();
+        assert_eq!(Changes::read_patch(&plain).unwrap().unwrap().assumed, None);
     }
 
     #[test]

@@ -107,7 +107,8 @@ function Core.new(engine, store)
         -- Handed to a record store's get and merge: a store that parses what it holds (JSON)
         -- stops there.
         max_size = engine.maxSize,
-        retired = engine.retired,
+        -- What a get before a write found: retired, and the lifetime the session keeps.
+        inspect = engine.inspect,
         -- The size check before a table store's own merge (store.lua's mergeable).
         merge_fits = engine.merge_fits,
         -- A Lua store whose merge and touch refuse a record regenerate retired (this module's

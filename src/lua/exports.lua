@@ -132,7 +132,20 @@ M.array_mt = array_mt
 M._default_name = native.default_name
 M._colon_check = colon_check -- internal: the adapters' method check
 M.error_message = message
-M._merge_patch = native._merge_patch -- a plain C function: its errors are plain strings already
+-- A record store's merge (a plain C function under it: its errors are plain strings already):
+-- the merged record, and the owner and whether the merge changed it where the session names
+-- one. Where the merged session keeps another lifetime than the commit assumed (another
+-- request changed it since this one loaded the session), that is noted by the patch, for the
+-- commit to give the store's TTL and the cookie (src/lua/store.lua), with no change to the
+-- store's own code. (An entry is left behind only if the request is abandoned while the
+-- store's merge yields after this call.)
+local merge_patch, kept_of = native._merge_patch, ops.kept_of
+function M._merge_patch(current, patch)
+    local merged, owner, changed, kept = merge_patch(current, patch)
+    if kept ~= nil or kept_of[patch] ~= nil then kept_of[patch] = kept end
+    if owner == nil and not changed then return merged end
+    return merged, owner, changed
+end
 M._record_meta = native._record_meta
 M._now_ms = native._now_ms
 M._owner = strict(native._owner)

@@ -82,21 +82,49 @@ function M.exists(ctx, id)
     return alive
 end
 
--- touch may return nothing (done: the store cannot tell) or a boolean (false: gone).
-local function touch(ctx, id, ttl, life)
-    local alive = call(ctx, "touch", id, ttl, life)
-    if alive == nil then return true end
-    if type(alive) ~= "boolean" then wrong("touch", "a boolean or nothing", alive) end
-    return alive
+-- A lifetime a store kept for a session (`{ ttl =, maxAge =, originalMaxAge = }`, seconds, as
+-- hs._merge_patch and hs._record_meta make it), or nil for anything else.
+local function lifetime(kept)
+    if type(kept) == "table" and type(kept.ttl) == "number" then return kept end
+    return nil
 end
 
+-- touch may return nothing (done: the store cannot tell) or a boolean (false: gone); after
+-- true, a store that refreshed the session for the lifetime it keeps rather than `ttl` (it
+-- found another in the record, with hs._record_meta(record, assumed)) returns that one.
+local function touch(ctx, id, ttl, life, assumed)
+    local alive, kept = call(ctx, "touch", id, ttl, life, assumed)
+    if alive == nil then return true end
+    if type(alive) ~= "boolean" then wrong("touch", "a boolean or nothing", alive) end
+    if alive then return true, lifetime(kept) end
+    return false
+end
+
+-- What hs._merge_patch found, by patch (src/lua/exports.lua): the lifetime a merged session
+-- keeps where that is not the one the commit assumed (another request changed it since this
+-- one loaded the session). Such a patch carries a number no other patch has, so an entry is
+-- one commit's, read (and removed) by that commit when the store's merge returns.
+local kept_of = {}
+M.kept_of = kept_of
+
+-- A merge: `written, version, kept, applied`. A record store that merged with hs._merge_patch
+-- wrote the session with `ttl`, whatever it keeps (`applied` false); one of this module's own
+-- that writes the lifetime the session keeps itself (the Lua RedisStore) returns it after the
+-- version (`applied` true).
 local function merge(ctx, id, a, b, version, ttl, life)
     if ctx.record then
-        local ok, v = call(ctx, "merge", id, a, ttl, version, life, ctx.max_size)
+        local store = ctx.store
+        local ran, ok, v, kept = pcall(store.merge, store, id, a, ttl, version, life, ctx.max_size)
+        -- Read before anything can raise: the entry must not outlive the commit.
+        local noted = kept_of[a]
+        if noted ~= nil then kept_of[a] = nil end
+        returned("merge", ran, ok, v)
         if type(ok) ~= "boolean" then wrong("merge", "a boolean", ok) end
         -- As get and set: the version is handed back to the next merge of the request.
         if v ~= nil and type(v) ~= "string" then wrong("merge", "true and a string version (or nothing)", v) end
-        return ok, v
+        kept = lifetime(kept)
+        if kept ~= nil then return ok, v, kept, true end
+        return ok, v, noted, false
     end
     local ok = call(ctx, "merge", id, a, b, ttl)
     if type(ok) ~= "boolean" then wrong("merge", "a boolean", ok) end
@@ -123,10 +151,30 @@ end
 ---Whether the store still holds session `id` and regenerate has not retired it. Asked before
 ---a write or touch of a Lua store that does not refuse retired records itself (`staleAware`),
 ---so a request that loaded the session before the retirement neither writes it back nor
----sends its cookie over the new one.
-local function writable(ctx, id)
+---sends its cookie over the new one. With `assumed` (the commit's), also the lifetime the
+---stored session keeps where that is not the one the commit assumed.
+local function writable(ctx, id, assumed)
     local current = M.get(ctx, id)
-    return current ~= nil and not ctx.retired(ctx.engine, current)
+    if current == nil then return false end
+    local retired, kept = ctx.inspect(ctx.engine, current, assumed)
+    return not retired, kept
+end
+
+---The session keeps another lifetime than this commit assumed (another request changed it
+---since this one loaded the session; the merge or touch kept it): the store's TTL follows it,
+---refreshed here unless the store did (`applied`), and so does the cookie. Returns the line
+---and the state: "gone" when the session went meanwhile (no cookie then).
+local function keep(ctx, m, id, line, state, kept, applied, owner)
+    if not applied then
+        local life = life_of(ctx, kept.ttl, kept.maxAge, owner, kept.originalMaxAge, m.secure)
+        -- As any touch: a store that is not staleAware is asked first, so a retired id's grace
+        -- does not grow.
+        if not ((ctx.stale_aware or writable(ctx, id)) and touch(ctx, id, kept.ttl, life)) then
+            return nil, "gone"
+        end
+    end
+    if line ~= nil then line = ctx.engine:cookie_line(id, kept.maxAge, m.secure == true) end
+    return line, state
 end
 
 ---Whether a table store's own `merge` of this commit may run: the store still holds session
@@ -137,12 +185,16 @@ end
 ---`store:merge failed: the session would be N bytes merged ...` when it would be larger. The
 ---get is not atomic with the merge: another request's merge landing between the two can still
 ---take the session past maxSize.
-local function mergeable(ctx, id, patch)
+---With `assumed` (the commit's), also the lifetime the stored session keeps where that is not
+---the one the commit assumed, as `writable`: the one read serves both.
+local function mergeable(ctx, id, patch, assumed)
     local current = M.get(ctx, id)
-    if current == nil or ctx.retired(ctx.engine, current) then return false end
+    if current == nil then return false end
+    local retired, kept = ctx.inspect(ctx.engine, current, assumed)
+    if retired then return false end
     local fits, why = ctx.merge_fits(ctx.engine, current, patch)
     if not fits then failed("merge", why) end
-    return true
+    return true, kept
 end
 
 ---Runs the engine's commit for session `s` (its state `m`); performs a Lua store's part.
@@ -154,20 +206,31 @@ function M.commit(s, m, flags)
     if m.cookie_due then flags = flags + COOKIE_DUE end
     if m.touch then flags = flags + TOUCH end
     local index = ctx.index
-    local line, state, snap, version, op, a, b, ttl, max_age, owner, original, patch =
+    local line, state, snap, version, op, a, b, ttl, max_age, owner, original, assumed, patch =
         ctx.commit(m.state, m.id, s, m.flash_new, m.shadow, m.snap, flags, m.ver, m.meta,
             index and rawget(s, index))
     if op ~= nil then
         local id = m.id
         local life = life_of(ctx, ttl, max_age, owner, original, m.secure)
+        -- The lifetime the store keeps for the session where it is not the one this commit
+        -- assumed (`assumed`, nil where the commit writes its own), and whether the store
+        -- refreshed the session for it already.
+        local kept, applied
         if op == "merge" and not ctx.record then
-            -- A table store's own merge: read first (staleAware or not), for its size.
-            if not mergeable(ctx, id, patch) then op, state, line, snap = nil, "gone", nil, nil end
-        elseif (op == "replace" or (op ~= "set" and not ctx.stale_aware)) and not writable(ctx, id) then
+            -- A table store's own merge: read first (staleAware or not), for its size; the read
+            -- also tells what lifetime the session keeps.
+            local alive
+            alive, kept = mergeable(ctx, id, patch, assumed)
+            if not alive then op, state, line, snap = nil, "gone", nil, nil end
+        elseif op == "replace" or (op ~= "set" and not ctx.stale_aware) then
             -- A store without merge writes whole sessions with set, which refuses nothing: it
             -- is read first even when it says it is staleAware (that vouches for merge and
-            -- touch).
-            op, state, line, snap = nil, "gone", nil, nil
+            -- touch). The read tells a touch what lifetime the session keeps (`assumed` is nil
+            -- for the others: a record store's merge learns it from the merge itself,
+            -- hs._merge_patch, and a whole write stores this request's).
+            local alive
+            alive, kept = writable(ctx, id, assumed)
+            if not alive then op, state, line, snap = nil, "gone", nil, nil end
         end
         if op == "set" then
             version = call(ctx, "set", id, a, ttl, life)
@@ -177,14 +240,31 @@ function M.commit(s, m, flags)
                 wrong("set", "a string version or nothing", version)
             end
         elseif op == "merge" then
-            local ok, v = merge(ctx, id, a, b, m.ver, ttl, life)
-            if ok then version = v else state, line, snap = "gone", nil, nil end
+            local ok, v, k, done = merge(ctx, id, a, b, m.ver, ttl, life)
+            if ok then
+                version = v
+                if ctx.record then kept, applied = k, done end
+            else
+                state, line, snap = "gone", nil, nil
+            end
         elseif op == "replace" then
             -- A store without merge: the whole session, once `writable` found it still there
             -- (writes of other requests to other keys are lost; the README says so).
             call(ctx, "set", id, a, ttl, life)
         elseif op == "touch" then
-            if not touch(ctx, id, ttl, life) then state, line = "gone", nil end
+            local alive
+            if kept ~= nil then
+                -- The read found another lifetime stored: refreshed for that one.
+                alive = touch(ctx, id, kept.ttl, life_of(ctx, kept.ttl, kept.maxAge, owner, kept.originalMaxAge, m.secure))
+            else
+                alive, kept = touch(ctx, id, ttl, life, assumed)
+            end
+            applied = true
+            if not alive then state, line = "gone", nil end
+        end
+        if kept ~= nil and state == "stored" then
+            line, state = keep(ctx, m, id, line, state, kept, applied, owner)
+            if state == "gone" then snap = nil end
         end
     end
     m.state, m.touch = state, nil

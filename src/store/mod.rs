@@ -19,10 +19,17 @@ pub const LUA_METHODS: [&str; 8] = [
 
 /// A patch merged into a record a Lua record store holds (`merge_patch`).
 pub enum Patched {
-    /// The merged record, the owner it names (the `index` field) and whether the merge
-    /// changed the owner (a login, a logout), so a store keeping an owner index knows when to
-    /// list the session without reading the record again.
-    Merged(crate::codec::Record, Option<String>, bool),
+    /// The merged record, the owner it names (the `index` field), whether the merge changed
+    /// the owner (a login, a logout), so a store keeping an owner index knows when to list the
+    /// session without reading the record again, and the lifetime the merged session keeps
+    /// where it is not the one the patch assumed (another request changed it since this one
+    /// loaded the session).
+    Merged(
+        crate::codec::Record,
+        Option<String>,
+        bool,
+        Option<crate::lifetime::Term>,
+    ),
     /// The record is an id `regenerate` retired: never written again.
     Retired,
 }
@@ -35,7 +42,11 @@ pub enum Patched {
 /// every store merging with `_merge_patch` refuses it, its own code unchanged.
 pub fn merge_patch(current: &[u8], patch: &[u8]) -> LuaResult<Patched> {
     use crate::codec::{self, meta};
-    let (changes, max) = codec::Changes::from_patch(patch)?.ok_or_else(|| {
+    let codec::Patch {
+        changes,
+        max,
+        assumed,
+    } = codec::Changes::read_patch(patch)?.ok_or_else(|| {
         LuaError::runtime("honeymoon_session: merge_patch: not a patch this module wrote")
     })?;
     let before = meta::Meta::of_record(current);
@@ -60,7 +71,12 @@ pub fn merge_patch(current: &[u8], patch: &[u8]) -> LuaResult<Patched> {
         None
     };
     let changed = after != before.owner;
-    Ok(Patched::Merged(merged, after, changed))
+    // A patch that rewrites the bookkeeping carries no assumption: its lifetime is stored.
+    let kept = match assumed {
+        Some(a) if !rewrites_meta => a.kept(&before, crate::clock::now_ms()),
+        _ => None,
+    };
+    Ok(Patched::Merged(merged, after, changed, kept))
 }
 
 /// The data argument of a native store's `set` called from Lua: a table (its values are
@@ -243,5 +259,76 @@ pub fn lua_store_format(value: &LuaValue) -> LuaResult<(bool, bool)> {
             "honeymoon_session: store.format must be \"record\" or absent, got {}",
             crate::codec::a_type(&other)
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::meta::{self, MaxAge, Meta};
+    use crate::codec::{Changes, Entries};
+    use crate::lifetime::{Assumed, Rule, Term};
+
+    fn record(max_age: Option<MaxAge>) -> Vec<u8> {
+        let empty = Entries::default().into_record().unwrap();
+        let meta = Meta {
+            max_age,
+            ..Meta::default()
+        };
+        meta::with_meta(&empty.0, &meta).unwrap().0
+    }
+
+    /// `_merge_patch` says what lifetime the merged session keeps where another request
+    /// changed it since the patch's request loaded the session; not where the patch rewrites
+    /// the bookkeeping itself (its lifetime is then the one stored).
+    #[test]
+    fn a_merge_patch_tells_the_lifetime_the_merged_session_keeps() {
+        let rule = Rule {
+            ttl: 3600,
+            max_age: Some(3600),
+            absolute: None,
+        };
+        let assumed = Assumed::new(rule, &Meta::default());
+        let write = Changes {
+            set: vec![(b"k".to_vec(), vec![b'T'])],
+            removed: Vec::new(),
+            keep_owner: false,
+        };
+        let patch = write.to_patch_with(None, Some(&assumed)).unwrap();
+        let kept_by = |stored: &[u8], patch: &[u8]| match merge_patch(stored, patch).unwrap() {
+            Patched::Merged(_, _, _, kept) => kept,
+            Patched::Retired => panic!("not retired"),
+        };
+        assert_eq!(kept_by(&record(None), &patch), None);
+        let month = kept_by(&record(Some(MaxAge::Ms(2_592_000_000))), &patch);
+        assert_eq!(
+            month,
+            Some(Term {
+                ttl: 2_592_000,
+                max_age: Some(2_592_000),
+                original: Some(2_592_000)
+            })
+        );
+        let browser = kept_by(&record(Some(MaxAge::Browser)), &patch);
+        assert_eq!(browser.map(|t| t.max_age), Some(None));
+        // A patch that rewrites the bookkeeping stores its own lifetime: nothing kept.
+        let own = Changes {
+            set: vec![(
+                meta::META_KEY.as_bytes().to_vec(),
+                Meta {
+                    created: Some(1),
+                    ..Meta::default()
+                }
+                .encode()
+                .unwrap(),
+            )],
+            removed: Vec::new(),
+            keep_owner: false,
+        };
+        let rewrite = own.to_patch_with(None, Some(&assumed)).unwrap();
+        assert_eq!(kept_by(&record(Some(MaxAge::Browser)), &rewrite), None);
+        // A patch without the assumption (a caller's own) says nothing.
+        let bare = write.to_patch(None).unwrap();
+        assert_eq!(kept_by(&record(Some(MaxAge::Browser)), &bare), None);
     }
 }

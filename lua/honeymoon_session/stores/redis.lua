@@ -36,6 +36,7 @@ end
 local type, tostring, error, pcall, setmetatable = type, tostring, error, pcall, setmetatable
 local sub, find, format = string.sub, string.find, string.format
 local pack, decode, encode, merge, ttl_of = R.pack, R.decode, R.encode, R.merge, R.ttl
+local touch_assumes, touch_found, TOUCH_ATTEMPTS = R.touch_assumes, R.touch_found, R.TOUCH_ATTEMPTS
 local replies, now_ms, listed = R.replies, R.now, R.listed
 local owner_arg = hs._owner
 
@@ -342,7 +343,7 @@ function Store:set(id, record, ttl, life)
 end
 
 ---@param max_size? integer as for get, for the stored version it merges into and the merged session; without it, the maxSize the patch carries (a commit's patch carries the session's), else 4 MiB
----@return boolean written, string|nil version
+---@return boolean written, string|nil version, table|nil kept the lifetime the session keeps (and was written with) where the patch assumed another
 function Store:merge(id, patch, ttl, version, life, max_size)
     if type(self) ~= "table" then dotted("merge") end
     local k = key(self, "merge", id)
@@ -364,7 +365,9 @@ function Store:merge(id, patch, ttl, version, life, max_size)
             base = command(self, "merge", pack("GET", k))
             if base == nil then return false end
         end
-        local json, ex, sha, owner = merge(base, patch, ttl, life, max_size)
+        -- `kept`: another request changed the session's lifetime since this one loaded it, and
+        -- the merge leaves it alone; the JSON and `ex` are that lifetime's.
+        local json, ex, sha, owner, kept = merge(base, patch, ttl, life, max_size)
         if json == false then return false end -- an id regenerate retired: never written again
         if not json then fail(self, "merge", ex) end
         local reply
@@ -374,7 +377,7 @@ function Store:merge(id, patch, ttl, version, life, max_size)
             reply = script(self, "merge", CAS, CAS_SHA, 2, k, self.index_prefix .. owner,
                 sha, json, ex, id, now_ms(), self.prefix)
         end
-        if reply == 1 then return true, json end
+        if reply == 1 then return true, json, kept end
         if reply == 0 then return false end
         if reply ~= 2 then fail(self, "merge", "unexpected reply " .. tostring(reply)) end
     end
@@ -386,14 +389,39 @@ function Store:destroy(id)
     command(self, "destroy", pack("DEL", key(self, "destroy", id)))
 end
 
+---@param assumed? string a session's touch: the lifetime the commit assumed (see src/lifetime.rs)
 ---@return boolean alive false when gone, or an id regenerate retired (its grace must not grow)
-function Store:touch(id, ttl, life)
+---@return table|nil kept the lifetime the session keeps, and was refreshed for, where it is not the one assumed
+function Store:touch(id, ttl, life, assumed)
     if type(self) ~= "table" then dotted("touch") end
     local k = key(self, "touch", id)
     local ex, why = ttl_of(ttl, life)
     if not ex then fail(self, "touch", why) end
-    -- A session that names an owner is seen now in its owner's index (the script reads it).
-    return script(self, "touch", TOUCH, TOUCH_SHA, 1, k, ex, self.index_prefix, id, now_ms(), self.prefix) == 1
+    -- A session's touch refreshes only while Redis holds the lifetime it assumed; where another
+    -- request changed it since this one loaded the session, it touches again for the one the
+    -- session keeps (the last try checks nothing).
+    local age, created
+    if assumed ~= nil then age, created = touch_assumes(assumed) end
+    local own_ex, kept = ex, nil
+    for attempt = 1, TOUCH_ATTEMPTS do
+        -- A session that names an owner is seen now in its owner's index (the script reads it).
+        local reply
+        if age ~= nil and attempt < TOUCH_ATTEMPTS then
+            reply = script(self, "touch", TOUCH, TOUCH_SHA, 1, k, ex, self.index_prefix, id, now_ms(), self.prefix,
+                age, created)
+        else
+            reply = script(self, "touch", TOUCH, TOUCH_SHA, 1, k, ex, self.index_prefix, id, now_ms(), self.prefix)
+        end
+        if type(reply) ~= "table" then
+            if reply == 1 then return true, kept end
+            return false
+        end
+        if reply[1] ~= 2 then fail(self, "touch", "unexpected reply") end
+        local kept_ex
+        kept, kept_ex, age, created = touch_found(assumed, reply[2], reply[3])
+        if type(kept_ex) == "string" then fail(self, "touch", kept_ex) end -- nil, why
+        ex = kept_ex or own_ex
+    end
 end
 
 ---The live sessions whose record names `owner` (the session option `index`'s field), most

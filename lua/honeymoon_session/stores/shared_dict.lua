@@ -566,11 +566,16 @@ function Store:destroy(id)
     end
 end
 
----Refreshes the TTL. False when the session is gone.
+---Refreshes the TTL. False when the session is gone. A session's touch (`assumed`, the
+---lifetime the commit assumed) refreshes it for the lifetime the record keeps, where another
+---request changed it since this one loaded the session, and returns that one.
 ---@param id string
 ---@param ttl? integer seconds, from 1 (default a day)
+---@param life? table the session's lifetime (unused here)
+---@param assumed? string the lifetime the commit assumed
 ---@return boolean
-function Store:touch(id, ttl)
+---@return table|nil kept
+function Store:touch(id, ttl, life, assumed)
     if type(self) ~= "table" then dotted("touch") end
     ttl = ttl_arg(self, "touch", ttl)
     local dict, key = self.dict, self.prefix .. id
@@ -581,8 +586,9 @@ function Store:touch(id, ttl)
     if record == nil then return false end
     -- An id regenerate retired keeps its short grace: not refreshed, and no cookie goes out.
     if not record_meta then natives() end
-    local owner, _, stale = record_meta(record)
+    local owner, _, stale, kept = record_meta(record, assumed)
     if stale ~= nil then return false end
+    if kept ~= nil then ttl = kept.ttl end
     local ok, err = dict:expire(key, ttl)
     if not ok then
         if err == "not found" then return false end -- destroyed (or reclaimed) in between
@@ -605,7 +611,7 @@ function Store:touch(id, ttl)
         seen(self, key, ttl)
         keep_listed(self, "touch", owner, id, ttl)
     end
-    return true
+    return true, kept
 end
 
 ---The live sessions whose record names `owner` (the session option `index`'s field), most

@@ -14,8 +14,11 @@
 //!   returns `true, value` for a reply, `true, nil, "CODE message"` for an error reply, `false`
 //!   when it needs more bytes, and `nil, why` for bytes that are not the protocol.
 //! - `decode(json)` -> record; `encode(record, ttl, life)` -> json, ttl;
-//!   `merge(base_json, patch, ttl, life)` -> json, ttl, sha1 of base; `ttl(ttl, life)` -> the
-//!   key's TTL. Each returns `nil, why` on failure.
+//!   `merge(base_json, patch, ttl, life)` -> json, ttl, sha1 of base (then the owner, and the
+//!   lifetime the session keeps where the patch assumed another, see `lifetime`); `ttl(ttl,
+//!   life)` -> the key's TTL. Each returns `nil, why` on failure. `touch_assumes(assumed)` and
+//!   `touch_found(assumed, age, created)`: a session's touch, which `TOUCH` makes only while
+//!   Redis holds the lifetime it assumed (`TOUCH_ATTEMPTS` tries).
 //! - `CAS`, `CAS_SHA`, `MERGE_ATTEMPTS`: the compare-and-set script, its SHA-1 and the
 //!   attempts; `merge_backoff(lost)` the seconds to wait after `lost` lost races (the blocking
 //!   store's wait, drawn from the OS's random source: nginx's workers, forked with one
@@ -35,6 +38,7 @@ use crate::codec::meta::{self, Meta};
 use crate::codec::{self, Changes, Record};
 use crate::cookie::{Priority, SameSite};
 use crate::fork;
+use crate::lifetime::Assumed;
 use crate::options::option_key;
 use crate::store::Listed;
 use mlua::prelude::*;
@@ -652,25 +656,29 @@ pub fn lua_exports(lua: &Lua) -> LuaResult<LuaTable> {
                     Ok(l) => l,
                     Err(why) => return nil_why(lua, why),
                 };
-                let Some((changes, carried)) = Changes::from_patch(&patch.as_bytes())? else {
+                let Some(patch) = Changes::read_patch(&patch.as_bytes())? else {
                     return nil_why(lua, "the patch is not one this module wrote");
                 };
                 // The engine hands merge the session's maxSize, which its patch carries too; a
                 // direct call without it merges within the patch's (as `_merge_patch` and the
                 // native store do), not the default, which would store a session that no load
                 // under that maxSize can read.
-                let limit = match (max, carried) {
+                let limit = match (max, patch.max) {
                     (None, Some(carried)) => carried,
                     _ => format::read_limit(max),
                 };
                 let cookie = life.cookie();
                 let base = base.as_bytes();
-                match JsonChanges::of(&changes)
-                    .and_then(|c| c.apply_kept(&base, &cookie, None, limit))
+                match JsonChanges::of(&patch.changes)
+                    .and_then(|c| c.apply_kept(&base, &cookie, patch.assumed.as_ref(), limit))
                 {
                     Ok(Some(applied)) => {
+                        let kept = applied
+                            .kept
+                            .map(|k| crate::lifetime::term_table(lua, &k))
+                            .transpose()?;
                         let sha = format::sha1_hex(&base);
-                        (applied.json, applied.ttl, sha, applied.owner).into_lua_multi(lua)
+                        (applied.json, applied.ttl, sha, applied.owner, kept).into_lua_multi(lua)
                     }
                     // An id `regenerate` retired is never written again: false, as for a gone one.
                     Ok(None) => false.into_lua_multi(lua),
@@ -688,6 +696,44 @@ pub fn lua_exports(lua: &Lua) -> LuaResult<LuaTable> {
             }
         })?,
     )?;
+    // A session's touch (`assumed`, the commit's): what TOUCH is to find stored (its ARGV[6]
+    // and ARGV[7]), or nil for a touch that checks nothing.
+    t.set(
+        "touch_assumes",
+        lua.create_function(|lua, assumed: Option<LuaString>| {
+            match assumed.and_then(|a| Assumed::from_bytes(&a.as_bytes())) {
+                Some(a) => format::touch_assumes(&a).into_lua_multi(lua),
+                None => LuaValue::Nil.into_lua_multi(lua),
+            }
+        })?,
+    )?;
+    // TOUCH found another lifetime stored (`originalMaxAge`, `created`, as its reply says):
+    // `kept, ex, age, created`, the lifetime the session keeps (nil where it comes to the one
+    // assumed), its key's TTL, and what the next TOUCH is to find.
+    t.set(
+        "touch_found",
+        lua.create_function(
+            |lua, (assumed, age, created): (LuaString, LuaValue, LuaValue)| {
+                let Some(a) = Assumed::from_bytes(&assumed.as_bytes()) else {
+                    return nil_why(lua, "not a lifetime this module handed out");
+                };
+                let ms = |v: &LuaValue| match v {
+                    LuaValue::Integer(n) => Some(*n),
+                    LuaValue::Number(f) if f.fract() == 0.0 => Some(*f as i64),
+                    _ => None,
+                };
+                let (own, created) = format::touch_found(ms(&age), ms(&created));
+                let kept = a.kept_of(own, created, crate::clock::now_ms());
+                let (age, created) = format::touch_assumes(&a.about(own, created));
+                let ex = kept.map(|k| k.max_age.unwrap_or(k.ttl));
+                let kept = kept
+                    .map(|k| crate::lifetime::term_table(lua, &k))
+                    .transpose()?;
+                (kept, ex, age, created).into_lua_multi(lua)
+            },
+        )?,
+    )?;
+    t.set("TOUCH_ATTEMPTS", format::TOUCH_ATTEMPTS)?;
     t.set("generation", lua.create_function(|_, ()| Ok(generation()))?)?;
     // The codec, for calling this record store directly (and its specs): a data table as a
     // record, a record as a fresh data table, the patch from one record to another.
