@@ -162,6 +162,8 @@ function M._record_patch(a, b) end
 
 ---Applies the patch a commit handed to store:merge to the record the store holds. Raises when
 ---the merged record would be larger than the session's maxSize (the patch carries it): store nothing then.
+---Where the merged session keeps another lifetime than the commit assumed (another request changed it
+---since), notes it for that commit, which then refreshes the TTL with touch and sends the cookie for it.
 ---@param record string the stored record
 ---@param patch string
 ---@return string|false merged the merged record; false alone for a record regenerate retired (never written again)
@@ -170,8 +172,10 @@ function M._record_patch(a, b) end
 function M._merge_patch(record, patch) end
 ---A record's bookkeeping; never raises (a record it cannot read, or a value that is no string, has none).
 ---@param record string|nil
+---@param assumed? string what a touch's commit assumed (touch's fourth argument)
 ---@return string|nil owner, integer|nil created, integer|nil stale ms since the epoch; a stale that is not nil marks an id regenerate retired
-function M._record_meta(record) end
+---@return honeymoon_session.Kept|nil kept with `assumed`: the lifetime the record keeps where it is another (refresh for kept.ttl, return true, kept)
+function M._record_meta(record, assumed) end
 ---@return integer ms the module's clock, ms since the epoch (what created uses; _advance_clock moves it)
 function M._now_ms() end
 ---An owner as sessionsOf and destroyAll take it: a UTF-8 string as it is, an integer or a whole number below 2^53 in decimal.

@@ -27,6 +27,14 @@
 ---@field owner? string the owner the session names (the session option `index`)
 ---@field https? boolean under cookie.secure = "auto" only: whether this request came over HTTPS (what express-session stores as cookie.secure)
 
+---The lifetime a store keeps for a session where it is not the one a commit assumed (another
+---request changed it since this one loaded the session): what hs._merge_patch notes, what
+---hs._record_meta(record, assumed) returns fourth, what a store's touch returns after true.
+---@class honeymoon_session.Kept
+---@field ttl integer the store TTL, seconds
+---@field maxAge integer|false the cookie's Max-Age in seconds; false: a browser-session cookie
+---@field originalMaxAge integer|false maxAge before absoluteTimeout capped it
+
 ---@class honeymoon_session.LuaRedisStore
 ---@field format "record"
 local Store = {}
@@ -46,15 +54,17 @@ function Store:set(id, record, ttl, life) end
 ---@param version? string
 ---@param life? honeymoon_session.Life
 ---@param max_size? integer as for get, for the stored version it merges into and the merged session; without it, the maxSize the patch carries (a commit's patch carries the session's), else 4 MiB
----@return boolean written, string|nil version
+---@return boolean written, string|nil version, honeymoon_session.Kept|nil kept the lifetime the session keeps, and was written with, where the patch assumed another
 function Store:merge(id, patch, ttl, version, life, max_size) end
 ---@param id string
 function Store:destroy(id) end
 ---@param id string
 ---@param ttl? integer
 ---@param life? honeymoon_session.Life
+---@param assumed? string a session's touch: the lifetime its commit assumed (opaque); the session is refreshed for the one Redis holds
 ---@return boolean alive
-function Store:touch(id, ttl, life) end
+---@return honeymoon_session.Kept|nil kept the lifetime it refreshed for, where another than the one assumed was stored
+function Store:touch(id, ttl, life, assumed) end
 ---@param id string
 ---@return boolean
 function Store:exists(id) end
