@@ -484,9 +484,12 @@ impl Engine {
                 )));
             }
         }
-        let (changes, rewrites_meta) = match (write, c.snap) {
+        // Worked out only where a store needs them (a native store that still holds what the
+        // request loaded takes the whole record instead, `Store::write_if_unchanged`), with
+        // whether they rewrite the bookkeeping.
+        let changes = |record: &Record| match (write, c.snap) {
             (Write::Merge, Some(snap)) if modified => {
-                let mut changes = codec::diff(snap, &record)?;
+                let mut changes = codec::diff(snap, record)?;
                 // Bookkeeping rewritten for another reason (a lifetime, a creation time) must
                 // not carry this request's view of the owner over a login or logout that
                 // another request stored since: the owner follows the stored field then.
@@ -494,16 +497,17 @@ impl Engine {
                 if rewrites {
                     changes.keep_owner = Meta::of_record(snap).owner == meta.owner;
                 }
-                (changes, rewrites)
+                Ok((changes, rewrites))
             }
-            _ => (Changes::default(), false),
+            _ => Ok((Changes::default(), false)),
         };
         // Only a write that leaves the stored bookkeeping as it is (a merge that does not
         // rewrite `__meta`, a touch) can find the store holding another lifetime than this
         // request loaded (another request set it since): the store keeps that one, and this
-        // commit's TTL and cookie follow it. Any other write stores this request's.
+        // commit's TTL and cookie follow it. Any other write stores this request's (a merge
+        // that rewrites `__meta` drops the assumption once its changes are worked out).
         let keeps_stored = match write {
-            Write::Merge => !rewrites_meta,
+            Write::Merge => true,
             Write::None => touch,
             Write::Set => false,
         };
@@ -569,18 +573,26 @@ impl Engine {
             assumed: None,
         };
         Ok(self
-            .carry_out(c, Write::Merge, false, record, changes, &life)?
+            .carry_out(
+                c,
+                Write::Merge,
+                false,
+                record,
+                |_| Ok((changes, true)),
+                &life,
+            )?
             .outcome)
     }
 
-    /// Performs `write` (or the touch) on a native store, or describes it for Lua.
+    /// Performs `write` (or the touch) on a native store, or describes it for Lua. `changes`
+    /// works out a merge's changes from `record`, called at most once.
     fn carry_out(
         &self,
         c: &Commit,
         write: Write,
         touch: bool,
         record: Record,
-        changes: Changes,
+        changes: impl FnOnce(&Record) -> LuaResult<(Changes, bool)>,
         life: &Lifetime,
     ) -> LuaResult<Carried> {
         let id = std::str::from_utf8(c.id)
@@ -610,14 +622,36 @@ impl Engine {
                         true
                     }
                     Write::Merge => {
-                        match store.merge(
-                            id,
-                            &changes,
-                            &record,
-                            version.as_deref(),
-                            life,
-                            self.options.max_size,
-                        )? {
+                        let max = self.options.max_size;
+                        let unchanged = match c.snap {
+                            Some(loaded) => {
+                                store.write_if_unchanged(id, loaded, &record, life, max)?
+                            }
+                            None => None,
+                        };
+                        let merged = match unchanged {
+                            Some(merged) => merged,
+                            None => {
+                                let (changes, rewrites) = changes(&record)?;
+                                // Bookkeeping this request rewrites stores its own lifetime.
+                                let life = match rewrites {
+                                    true => Lifetime {
+                                        assumed: None,
+                                        ..*life
+                                    },
+                                    false => *life,
+                                };
+                                store.merge(
+                                    id,
+                                    &changes,
+                                    &record,
+                                    version.as_deref(),
+                                    &life,
+                                    max,
+                                )?
+                            }
+                        };
+                        match merged {
                             Merged::Written(v, k) => {
                                 out.version = v.map(String::into_bytes);
                                 kept = k;
@@ -648,17 +682,25 @@ impl Engine {
                 record: as_record,
                 merge,
             } => {
+                let mut assumed = life.assumed;
                 out.op = match write {
                     Write::Set => Some(Op::Set),
                     Write::Merge if !merge => Some(Op::Replace),
-                    Write::Merge => Some(Op::Merge(changes, *as_record)),
+                    Write::Merge => {
+                        let (changes, rewrites) = changes(&record)?;
+                        // Bookkeeping this request rewrites stores its own lifetime.
+                        if rewrites {
+                            assumed = None;
+                        }
+                        Some(Op::Merge(changes, *as_record))
+                    }
                     Write::None if touch => Some(Op::Touch),
                     Write::None => None,
                 };
                 if write == Write::Set {
                     out.state = State::Stored;
                 }
-                out.assumed = life.assumed.map(|a| Box::new(*a));
+                out.assumed = assumed.map(|a| Box::new(*a));
                 write != Write::None || touch
             }
         };
@@ -988,6 +1030,80 @@ mod tests {
             slot(b"__flash:") == Slot::FlashMessage(8),
             "an empty message key"
         );
+    }
+
+    /// The record of `src` (a Lua table constructor) as a commit's entries.
+    fn entries_of(lua: &Lua, src: &str) -> Entries {
+        let t: LuaTable = lua.load(src).eval().unwrap();
+        let mut entries = Entries::default();
+        let record = Record::from_table(lua, &t).unwrap();
+        for (k, v) in record.entries().unwrap() {
+            entries.push(k, v).unwrap();
+        }
+        entries
+    }
+
+    #[test]
+    fn a_write_over_an_unchanged_store_works_out_no_changes() {
+        use crate::codec::tests::COMPARISONS;
+        let lua = Lua::new();
+        let opts: LuaTable = lua.load("return { secret = 's' }").eval().unwrap();
+        let engine = Engine::new(&lua, Some(opts)).unwrap();
+        let commit = |state, snap: Option<&[u8]>, src: &str| {
+            let c = Commit {
+                state,
+                id: b"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                snap,
+                flags: FINAL,
+                version: None,
+                meta: Meta::default(),
+            };
+            engine.decide(&c, entries_of(&lua, src)).unwrap()
+        };
+        let first = commit(State::New, None, "return { userId = 42, counter = 1 }");
+        let loaded = first.snap.unwrap().0;
+        // The store holds what this request loaded: the whole record is written, and no key
+        // is compared (no diff, no merge).
+        COMPARISONS.with(|c| c.set(0));
+        let second = commit(
+            State::Stored,
+            Some(&loaded),
+            "return { userId = 42, counter = 2 }",
+        );
+        assert_eq!(COMPARISONS.with(|c| c.get()), 0);
+        assert!(second.state == State::Stored && second.line.is_some());
+        let stored = engine
+            .reload(&lua, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+            .unwrap();
+        let data: LuaTable = stored
+            .into_iter()
+            .next()
+            .unwrap()
+            .as_table()
+            .unwrap()
+            .clone();
+        assert_eq!(data.get::<i64>("counter").unwrap(), 2);
+        // A request that loaded the same version writes another key: the store holds the
+        // second request's version now, so this one merges, and both writes persist.
+        let third = commit(
+            State::Stored,
+            Some(&loaded),
+            "return { userId = 42, counter = 1, cart = 3 }",
+        );
+        assert!(third.state == State::Stored);
+        assert!(COMPARISONS.with(|c| c.get()) > 0, "merged key by key");
+        let stored = engine
+            .reload(&lua, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+            .unwrap();
+        let data: LuaTable = stored
+            .into_iter()
+            .next()
+            .unwrap()
+            .as_table()
+            .unwrap()
+            .clone();
+        assert_eq!(data.get::<i64>("counter").unwrap(), 2);
+        assert_eq!(data.get::<i64>("cart").unwrap(), 3);
     }
 
     #[test]

@@ -87,24 +87,7 @@ impl Meta {
     /// The bookkeeping in a stored record (none when the record has no `__meta`). One walk
     /// over the top-level keys, without allocating: loads and merges run it.
     pub fn of_record(record: &[u8]) -> Meta {
-        let mut r = Reader::new(record);
-        if r.byte() != Some(MAP) {
-            return Meta::default();
-        }
-        let Some(n) = r.varint() else {
-            return Meta::default();
-        };
-        for _ in 0..n {
-            let Some(key) = r.string() else { break };
-            let start = r.pos;
-            if r.skip_value(1).is_err() {
-                break;
-            }
-            if key == META_KEY.as_bytes() {
-                return Meta::from_value(record.get(start..r.pos).unwrap_or_default());
-            }
-        }
-        Meta::default()
+        entry(record).map(Meta::from_value).unwrap_or_default()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -166,6 +149,25 @@ impl Meta {
 /// The most a retirement's mark adds to a record: a `__meta` entry holding only `stale` (its
 /// key, a one-field map, `stale` and a number), and a byte of the record's key count.
 pub const STALE_MARK_MAX: usize = (2 + META_KEY.len()) + 2 + (2 + "stale".len()) + 9 + 1;
+
+/// The encoded `__meta` value of a stored record, if it has one: one walk over the top-level
+/// keys, without allocating.
+pub fn entry(record: &[u8]) -> Option<&[u8]> {
+    let mut r = Reader::new(record);
+    if r.byte()? != MAP {
+        return None;
+    }
+    let n = r.varint()?;
+    for _ in 0..n {
+        let key = r.string()?;
+        let start = r.pos;
+        r.skip_value(1).ok()?;
+        if key == META_KEY.as_bytes() {
+            return Some(record.get(start..r.pos).unwrap_or_default());
+        }
+    }
+    None
+}
 
 /// Whether `record` is within `maxSize` (`max`), as every load and every store's merge judge
 /// it: its length, less the mark `regenerate` adds to the record of the id it retires

@@ -91,6 +91,7 @@ pub struct Loaded {
 
 /// How long to keep a session, and the cookie it travels with (stores that keep
 /// express-session's `cookie` object write it from this).
+#[derive(Clone, Copy)]
 pub struct Lifetime<'a> {
     pub ttl: Ttl,
     pub cookie: Option<&'a Attributes>,
@@ -211,6 +212,22 @@ pub trait Store {
         life: &Lifetime,
         max: usize,
     ) -> StoreResult<Merged>;
+    /// A merge's shortcut: when the store still holds exactly `loaded` under `id` (the record
+    /// the request loaded: no other request wrote the session since), merging the request's
+    /// changes into it gives `full` itself, so `full` is written (refreshing the TTL) without
+    /// working out the changes. `Some(Gone)` when the session is gone or retired, as `merge`
+    /// answers; `None` when the store holds something else, or cannot tell cheaply (the
+    /// default): the engine then works out the changes and calls `merge`.
+    fn write_if_unchanged(
+        &self,
+        _id: Id,
+        _loaded: &[u8],
+        _full: &Record,
+        _life: &Lifetime,
+        _max: usize,
+    ) -> StoreResult<Option<Merged>> {
+        Ok(None)
+    }
     /// Deletes the session; true when a live one was there (atomically: so `regenerate` knows
     /// whether another request destroyed it first).
     fn destroy(&self, id: Id) -> StoreResult<bool>;

@@ -435,6 +435,58 @@ impl MemoryStore {
         Ok(Merged::Written(None, kept))
     }
 
+    /// `full` over the live session when it still holds exactly `loaded` (see
+    /// `Store::write_if_unchanged`): `Some(true)` written, `Some(false)` gone or retired, `None`
+    /// when it holds something else (the caller merges). What `merge_record` would store and
+    /// index, since merging the changes from `loaded` to `full` into `loaded` gives `full`.
+    pub fn write_if_holds(
+        &self,
+        id: &str,
+        loaded: &[u8],
+        full: &Record,
+        ttl: u64,
+        max: usize,
+    ) -> StoreResult<Option<bool>> {
+        let now = clock::now_ms();
+        let mut inner = self.inner.lock();
+        inner.reclaim(now, RECLAIM_PER_CALL);
+        let owned = match inner.live(id.as_bytes(), now) {
+            None => return Ok(Some(false)),
+            Some(e) if e.data() != loaded => return Ok(None),
+            Some(e) => e.owned(),
+        };
+        let stored_meta = meta::entry(loaded);
+        // An id `regenerate` retired is never written again.
+        if stored_meta.is_some_and(|m| Meta::from_value(m).stale.is_some()) {
+            return Ok(Some(false));
+        }
+        // The engine's encoder kept `full` within maxSize; checked as a merge checks.
+        if !meta::within_max(&full.0, max) {
+            return Err(StoreError::new(
+                "MemoryStore",
+                "merge",
+                codec::merged_larger_than_max(full.0.len(), max),
+            ));
+        }
+        // As `merge_record`: the owner is read only when the session had one or the write
+        // changes the bookkeeping.
+        let owner = if owned || stored_meta != meta::entry(&full.0) {
+            Meta::of_record(&full.0).owner
+        } else {
+            None
+        };
+        inner
+            .put(
+                id.as_bytes(),
+                &full.0,
+                expiry(now, ttl),
+                owner.as_deref(),
+                now,
+            )
+            .map_err(|_| no_memory("merge", full.0.len()))?;
+        Ok(Some(true))
+    }
+
     /// Removes a session; true when a live one was there.
     pub fn destroy_id(&self, id: &str) -> bool {
         let now = clock::now_ms();
@@ -541,6 +593,20 @@ impl Store for MemoryStore {
         max: usize,
     ) -> StoreResult<Merged> {
         self.merge_record(id.as_str(), changes, life.ttl.seconds(), life.assumed, max)
+    }
+    fn write_if_unchanged(
+        &self,
+        id: Id,
+        loaded: &[u8],
+        full: &Record,
+        life: &Lifetime,
+        max: usize,
+    ) -> StoreResult<Option<Merged>> {
+        let written = self.write_if_holds(id.as_str(), loaded, full, life.ttl.seconds(), max)?;
+        Ok(written.map(|w| match w {
+            true => Merged::Written(None, None),
+            false => Merged::Gone,
+        }))
     }
     fn destroy(&self, id: Id) -> StoreResult<bool> {
         Ok(self.destroy_id(id.as_str()))
@@ -934,6 +1000,121 @@ mod tests {
             store.touch_id("y", 60, Some(&assumed)),
             Touched::Gone
         ));
+    }
+
+    /// A record with `keys` (each true) and bookkeeping naming `owner`, retired when `stale`.
+    fn record_of(keys: &[&str], owner: Option<&str>, stale: Option<i64>) -> Record {
+        let mut entries = codec::Entries::default();
+        for k in keys {
+            entries.push(k.as_bytes(), b"T").unwrap();
+        }
+        let data = entries.into_record().unwrap();
+        let meta = Meta {
+            created: Some(1000),
+            owner: owner.map(String::from),
+            stale,
+            ..Meta::default()
+        };
+        codec::meta::with_meta(&data.0, &meta).unwrap()
+    }
+
+    #[test]
+    fn a_write_over_what_was_loaded_stores_what_a_merge_would() {
+        // (loaded, full): a data write, a login (an owner added), a logout (removed), a write
+        // under an owner, a key removed.
+        let cases = [
+            (
+                record_of(&["a"], None, None),
+                record_of(&["a", "b"], None, None),
+            ),
+            (
+                record_of(&["a"], None, None),
+                record_of(&["a"], Some("ann"), None),
+            ),
+            (
+                record_of(&["a"], Some("ann"), None),
+                record_of(&["a"], None, None),
+            ),
+            (
+                record_of(&["a"], Some("ann"), None),
+                record_of(&["a", "b"], Some("ann"), None),
+            ),
+            (
+                record_of(&["a", "b"], Some("ann"), None),
+                record_of(&["b"], Some("ann"), None),
+            ),
+        ];
+        for (i, (loaded, full)) in cases.iter().enumerate() {
+            let (merged, written) = (MemoryStore::new(), MemoryStore::new());
+            for store in [&merged, &written] {
+                let owner = Meta::of_record(&loaded.0).owner;
+                store.set_record("s", loaded, 60, owner.as_deref()).unwrap();
+            }
+            let changes = codec::diff(&loaded.0, full).unwrap();
+            assert!(matches!(
+                merged.merge_record("s", &changes, 60, None, usize::MAX),
+                Ok(Merged::Written(None, None))
+            ));
+            assert_eq!(
+                written
+                    .write_if_holds("s", &loaded.0, full, 60, usize::MAX)
+                    .unwrap(),
+                Some(true),
+                "case {i}"
+            );
+            let held = |s: &MemoryStore| s.get_record("s").unwrap();
+            assert_eq!(held(&written), held(&merged), "case {i}");
+            assert_eq!(held(&written).as_ref(), Some(full), "case {i}");
+            for owner in ["ann", "bob"] {
+                assert_eq!(
+                    Store::sessions_of(&written, owner).unwrap().len(),
+                    Store::sessions_of(&merged, owner).unwrap().len(),
+                    "case {i}, owner {owner}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_write_over_what_was_loaded_leaves_other_versions_to_the_merge() {
+        let store = MemoryStore::new();
+        let loaded = record_of(&["a"], None, None);
+        let full = record_of(&["a", "b"], None, None);
+        // Absent: gone, nothing written.
+        assert_eq!(
+            store
+                .write_if_holds("s", &loaded.0, &full, 60, usize::MAX)
+                .unwrap(),
+            Some(false)
+        );
+        assert!(!store.exists("s"));
+        // Another request wrote since the load: not this shortcut's to decide.
+        let other = record_of(&["a", "c"], None, None);
+        store.set_record("s", &other, 60, None).unwrap();
+        assert_eq!(
+            store
+                .write_if_holds("s", &loaded.0, &full, 60, usize::MAX)
+                .unwrap(),
+            None
+        );
+        assert_eq!(store.get_record("s").unwrap(), Some(other));
+        // Retired since (or when) loaded: never written again.
+        let retired = record_of(&["a"], None, Some(5_000));
+        store.set_record("s", &retired, 60, None).unwrap();
+        assert_eq!(
+            store
+                .write_if_holds("s", &retired.0, &full, 60, usize::MAX)
+                .unwrap(),
+            Some(false)
+        );
+        assert_eq!(store.get_record("s").unwrap(), Some(retired));
+        // Past maxSize: refused as a merge refuses, nothing written.
+        store.set_record("s", &loaded, 60, None).unwrap();
+        let err = store
+            .write_if_holds("s", &loaded.0, &full, 60, 4)
+            .unwrap_err();
+        assert!(err.to_string().contains("MemoryStore"), "{err}");
+        assert_eq!(store.get_record("s").unwrap(), Some(loaded));
     }
 
     #[test]
