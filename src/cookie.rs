@@ -11,6 +11,9 @@ use std::cell::Cell;
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// The length of a signature's text: 32 bytes of HMAC-SHA256 in base64 without padding.
+const SIG_LEN: usize = 43;
+
 /// Longest cookie value we look at; anything longer is not ours.
 const MAX_VALUE: usize = 256;
 
@@ -66,9 +69,11 @@ fn percent_decode(s: &[u8], out: &mut [u8; MAX_VALUE]) -> Option<usize> {
 #[derive(Clone)]
 pub struct Signer {
     keys: Vec<HmacSha256>,
-    /// The signature the first secret gave the last id it verified: a request that loads a
-    /// session and sends its cookie again signs the same id, so one HMAC does for both.
-    last: Cell<Option<([u8; ID_LEN], [u8; 32])>>,
+    /// The signature the first secret gave the last id it verified, as the cookie carried it
+    /// (base64, which decoding checked is the canonical text): a request that loads a session
+    /// and sends its cookie again signs the same id, so one HMAC does for both, and the
+    /// signature is not encoded again.
+    last: Cell<Option<([u8; ID_LEN], [u8; SIG_LEN])>>,
 }
 
 impl Signer {
@@ -84,14 +89,17 @@ impl Signer {
         }
     }
 
-    /// The first secret's signature of `id`.
-    fn signature(&self, key: &HmacSha256, id: &str) -> [u8; 32] {
+    /// The first secret's signature of `id`, in base64 without padding.
+    fn signature(&self, key: &HmacSha256, id: &str) -> [u8; SIG_LEN] {
         if let Some((was, sig)) = self.last.get()
             && was.as_slice() == id.as_bytes()
         {
             return sig;
         }
-        Self::mac(key, id).finalize().into_bytes().into()
+        let mut sig = [0u8; SIG_LEN];
+        // 32 bytes take exactly SIG_LEN characters, so this cannot fail.
+        let _ = STANDARD_NO_PAD.encode_slice(Self::mac(key, id).finalize().into_bytes(), &mut sig);
+        sig
     }
 
     fn mac(key: &HmacSha256, id: &str) -> HmacSha256 {
@@ -113,19 +121,24 @@ impl Signer {
         out
     }
 
-    /// `encode_value(sign(id))`, the value a Set-Cookie line carries, built in one buffer.
+    /// `encode_value(sign(id))`, the value a Set-Cookie line carries.
+    #[cfg(test)]
     pub fn cookie_value(&self, id: &str) -> String {
-        let mut out = String::with_capacity(3 * (id.len() + 48));
+        let mut out = String::new();
+        self.push_cookie_value(&mut out, id);
+        out
+    }
+
+    /// Appends `encode_value(sign(id))` (into the Set-Cookie line being built).
+    pub fn push_cookie_value(&self, out: &mut String, id: &str) {
         out.push_str("s%3A");
-        push_encoded(&mut out, id);
+        push_encoded(out, id);
         out.push('.');
         if let Some(k) = self.keys.first() {
-            let mut sig = [0u8; 43];
-            if let Ok(n) = STANDARD_NO_PAD.encode_slice(self.signature(k, id), &mut sig) {
-                push_encoded(&mut out, std::str::from_utf8(&sig[..n]).unwrap_or_default());
-            }
+            let sig = self.signature(k, id);
+            // base64 is ASCII.
+            push_encoded(out, std::str::from_utf8(&sig).unwrap_or_default());
         }
-        out
     }
 
     /// The id inside a signed value, if a secret verifies it (in constant time).
@@ -138,6 +151,8 @@ impl Signer {
         }
         let id = std::str::from_utf8(id).ok()?;
         let mut mac = [0u8; 32];
+        // Strict decoding (no padding, no stray trailing bits): a signature has one text,
+        // so the text kept below is the one `signature` would encode.
         if STANDARD_NO_PAD.decode_slice(sig, &mut mac).ok()? != 32 {
             return None;
         }
@@ -146,9 +161,12 @@ impl Signer {
             .iter()
             .position(|k| Self::mac(k, id).verify_slice(&mac).is_ok())?;
         if by == 0
-            && let Ok(was) = <[u8; ID_LEN]>::try_from(id.as_bytes())
+            && let (Ok(was), Ok(text)) = (
+                <[u8; ID_LEN]>::try_from(id.as_bytes()),
+                <[u8; SIG_LEN]>::try_from(sig),
+            )
         {
-            self.last.set(Some((was, mac)));
+            self.last.set(Some((was, text)));
         }
         Some(id)
     }
@@ -162,17 +180,35 @@ pub fn encode_value(v: &str) -> String {
     out
 }
 
+/// The bytes express escapes in a signed value (`:`, `+`, `/`, `=`), one table lookup per
+/// byte: ids and signatures are scanned on every Set-Cookie line.
+const ESCAPED: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b':' as usize] = true;
+    t[b'+' as usize] = true;
+    t[b'/' as usize] = true;
+    t[b'=' as usize] = true;
+    t
+};
+
 /// Appends `v` with express's escapes, copying the runs between them whole (the escaped
 /// characters are ASCII, so every cut falls on a character boundary).
 fn push_encoded(out: &mut String, v: &str) {
+    // Most values need no escape (an id never does): one scan, one copy.
+    if !v.bytes().any(|b| ESCAPED[usize::from(b)]) {
+        out.push_str(v);
+        return;
+    }
     let mut start = 0;
     for (i, b) in v.bytes().enumerate() {
+        if !ESCAPED[usize::from(b)] {
+            continue;
+        }
         let escaped = match b {
             b':' => "%3A",
             b'+' => "%2B",
             b'/' => "%2F",
-            b'=' => "%3D",
-            _ => continue,
+            _ => "%3D",
         };
         out.push_str(v.get(start..i).unwrap_or_default());
         out.push_str(escaped);
@@ -255,10 +291,23 @@ impl Attributes {
     /// A Set-Cookie line carrying `value` (already encoded), alive for `max_age` seconds from
     /// `now` (ms since the epoch: `Max-Age` and `Expires`), or for the browser session when
     /// `max_age` is None. The engine passes `self.max_age`; a per-session lifetime may differ.
+    #[cfg(test)]
     pub fn line(
         &self,
         name: &str,
         value: &str,
+        secure_request: bool,
+        max_age: Option<u64>,
+        now: i64,
+    ) -> String {
+        self.line_with(name, |s| s.push_str(value), secure_request, max_age, now)
+    }
+
+    /// As `line`, with the value written into the line by `value` (no string of its own).
+    pub fn line_with(
+        &self,
+        name: &str,
+        value: impl FnOnce(&mut String),
         secure_request: bool,
         max_age: Option<u64>,
         now: i64,
@@ -272,21 +321,24 @@ impl Attributes {
 
     /// A Set-Cookie line that makes the browser drop the cookie.
     pub fn clearing_line(&self, name: &str, secure_request: bool) -> String {
-        self.build(name, "", Some((0, 0)), secure_request)
+        self.build(name, |_| {}, Some((0, 0)), secure_request)
     }
 
     /// `life` is `(Max-Age, Expires in ms since the epoch)`, or None for neither.
     fn build(
         &self,
         name: &str,
-        value: &str,
+        value: impl FnOnce(&mut String),
         life: Option<(u64, i64)>,
         secure_request: bool,
     ) -> String {
-        let mut s = String::with_capacity(192);
+        // Room for a signed value with every escape its signature can need, the attributes
+        // and a date: one allocation per line.
+        let extra = self.domain.as_ref().map_or(0, String::len);
+        let mut s = String::with_capacity(256 + name.len() + self.path.len() + extra);
         s.push_str(name);
         s.push('=');
-        s.push_str(value);
+        value(&mut s);
         s.push_str("; Path=");
         s.push_str(&self.path);
         if let Some(d) = &self.domain {
@@ -338,7 +390,8 @@ fn push_number(s: &mut String, mut n: u64) {
             break;
         }
     }
-    s.extend(digits[i..].iter().map(|&d| d as char));
+    // ASCII digits: one copy, not a char at a time.
+    s.push_str(std::str::from_utf8(&digits[i..]).unwrap_or_default());
 }
 
 #[cfg(test)]
@@ -511,6 +564,32 @@ mod tests {
             signer(&["tobiiscool"]).cookie_value("hello"),
             "s%3Ahello.DGDUkGlIkCzPz%2BC0B064FNgHdEjox7ch8tOBGslZ5QI"
         );
+    }
+
+    #[test]
+    fn values_escape_exactly_what_express_escapes() {
+        // encodeURIComponent leaves base64's other characters and the id alphabet alone.
+        for b in 0x20u8..0x7f {
+            let c = char::from(b);
+            let want = match c {
+                ':' | '+' | '/' | '=' => format!("%{b:02X}"),
+                _ => c.to_string(),
+            };
+            assert_eq!(
+                encode_value(&format!("a{c}b{c}")),
+                format!("a{want}b{want}")
+            );
+        }
+        // A signature text kept from a verified cookie is the one signing makes, escapes and
+        // all, including one whose base64 needs several.
+        let s = signer(&["k"]);
+        for id in (0..64).map(|i| format!("{}{i:02}", &ID[..ID_LEN - 2])) {
+            let cookie = s.sign(&id);
+            let fresh = s.cookie_value(&id);
+            assert_eq!(s.unsign(cookie.as_bytes()), Some(id.as_str()));
+            assert!(s.last.get().is_some_and(|(was, _)| was == id.as_bytes()));
+            assert_eq!(s.cookie_value(&id), fresh);
+        }
     }
 
     #[test]

@@ -429,13 +429,14 @@ impl Engine {
         max_age: Option<u64>,
         now: i64,
     ) -> String {
-        let value = self
-            .options
-            .signer
-            .cookie_value(std::str::from_utf8(id).unwrap_or_default());
-        self.options
-            .cookie
-            .line(&self.options.name, &value, secure_request, max_age, now)
+        let id = std::str::from_utf8(id).unwrap_or_default();
+        self.options.cookie.line_with(
+            &self.options.name,
+            |s| self.options.signer.push_cookie_value(s, id),
+            secure_request,
+            max_age,
+            now,
+        )
     }
 
     /// Decides the commit of the session as the request left it (`entries`: its data, flash
