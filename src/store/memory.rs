@@ -194,7 +194,19 @@ impl Inner {
         owner: Option<&str>,
         now: i64,
     ) -> Result<(), codec::NoMemory> {
-        let h = self.hash(id);
+        self.put_hashed(self.hash(id), id, data, expires_ms, owner, now)
+    }
+
+    /// `put`, with `h` the id's hash (`hash(id)`), for a caller that looked the id up first.
+    fn put_hashed(
+        &mut self,
+        h: u64,
+        id: &[u8],
+        data: &[u8],
+        expires_ms: i64,
+        owner: Option<&str>,
+        now: i64,
+    ) -> Result<(), codec::NoMemory> {
         let entry = Entry::new(id, data, expires_ms, owner.is_some())?;
         let before = match self.table.find_mut(h, |e| e.id() == id) {
             Some(slot) => {
@@ -450,7 +462,10 @@ impl MemoryStore {
         let now = clock::now_ms();
         let mut inner = self.inner.lock();
         inner.reclaim(now, RECLAIM_PER_CALL);
-        let owned = match inner.live(id.as_bytes(), now) {
+        // One hash of the id for the lookup and the write.
+        let h = inner.hash(id.as_bytes());
+        let found = inner.table.find(h, |e| e.id() == id.as_bytes());
+        let owned = match found.filter(|e| e.expires_ms() > now) {
             None => return Ok(Some(false)),
             Some(e) if e.data() != loaded => return Ok(None),
             Some(e) => e.owned(),
@@ -476,7 +491,8 @@ impl MemoryStore {
             None
         };
         inner
-            .put(
+            .put_hashed(
+                h,
                 id.as_bytes(),
                 &full.0,
                 expiry(now, ttl),
