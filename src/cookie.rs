@@ -20,26 +20,67 @@ const MAX_VALUE: usize = 256;
 /// Calls `f` with the value of every cookie called `name` in a Cookie header, in order,
 /// URL-decoded into a stack buffer (no allocation per request), until `f` returns false.
 /// Browsers may send duplicates (cookies set for different paths or domains). Values longer
-/// than `MAX_VALUE` or badly escaped are not ours and are skipped.
+/// than `MAX_VALUE` or badly escaped are not ours and are skipped. `name` is a cookie name
+/// (a token: no `=`, no whitespace), as the options check.
 pub fn each_value(header: &[u8], name: &[u8], mut f: impl FnMut(&[u8]) -> bool) {
     let mut buf = [0u8; MAX_VALUE];
-    for pair in header.split(|&b| b == b';') {
-        let Some(eq) = pair.iter().position(|&b| b == b'=') else {
-            continue;
-        };
-        if pair[..eq].trim_ascii() != name {
-            continue;
-        }
-        let mut v = pair[eq + 1..].trim_ascii();
-        if v.len() >= 2 && v[0] == b'"' && v[v.len() - 1] == b'"' {
-            v = &v[1..v.len() - 1];
-        }
-        if let Some(n) = percent_decode(v, &mut buf)
+    let mut rest = header;
+    loop {
+        let end = find_byte(rest, b';').unwrap_or(rest.len());
+        let (pair, after) = rest.split_at(end);
+        if let Some(v) = value_of(pair, name)
+            && let Some(n) = percent_decode(v, &mut buf)
             && !f(&buf[..n])
         {
             return;
         }
+        // `after` is empty or starts with the `;`.
+        let Some(next) = after.get(1..) else { return };
+        rest = next;
     }
+}
+
+/// The value of one `name=value` pair of a Cookie header, when the pair names `name`: the
+/// name (and the value) may have whitespace around them, and the value double quotes. A pair
+/// is looked at only up to its name, not split at its `=` first: `name` holds no `=` and no
+/// whitespace, so a pair that starts with it, whitespace and `=` is exactly one whose part
+/// before its first `=` is `name` once trimmed.
+fn value_of<'a>(pair: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let after_name = pair.trim_ascii_start().strip_prefix(name)?;
+    let mut v = after_name
+        .trim_ascii_start()
+        .strip_prefix(b"=")?
+        .trim_ascii();
+    if v.len() >= 2 && v[0] == b'"' && v[v.len() - 1] == b'"' {
+        v = &v[1..v.len() - 1];
+    }
+    Some(v)
+}
+
+/// The position of the first `needle` in `hay`, eight bytes at a time (a Cookie header is
+/// scanned for its `;`s on every request, and browsers send kilobytes of other cookies).
+fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let pattern = ONES * u64::from(needle);
+    let mut words = hay.chunks_exact(8);
+    let mut at = 0;
+    for word in &mut words {
+        let Ok(bytes) = <[u8; 8]>::try_from(word) else {
+            break;
+        };
+        // A zero byte where `needle` is; the lowest flagged byte is always a true one.
+        let x = u64::from_le_bytes(bytes) ^ pattern;
+        let found = x.wrapping_sub(ONES) & !x & HIGHS;
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    hay.get(at..)?
+        .iter()
+        .position(|&b| b == needle)
+        .map(|p| at + p)
 }
 
 /// Decodes `%XX` escapes of `s` into `out`; the decoded length, or None if it does not fit or
@@ -49,7 +90,7 @@ fn percent_decode(s: &[u8], out: &mut [u8; MAX_VALUE]) -> Option<usize> {
     let mut n = 0;
     let mut rest = s;
     loop {
-        let run = rest.iter().position(|&b| b == b'%').unwrap_or(rest.len());
+        let run = find_byte(rest, b'%').unwrap_or(rest.len());
         let (plain, escape) = rest.split_at(run);
         out.get_mut(n..n + run)?.copy_from_slice(plain);
         n += run;
@@ -693,6 +734,84 @@ mod tests {
 #[cfg(test)]
 mod garbage {
     use super::*;
+
+    /// `each_value` as it was written first: split at every `;`, then at the first `=`.
+    fn reference_values(header: &[u8], name: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; MAX_VALUE];
+        for pair in header.split(|&b| b == b';') {
+            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+                continue;
+            };
+            if pair[..eq].trim_ascii() != name {
+                continue;
+            }
+            let mut v = pair[eq + 1..].trim_ascii();
+            if v.len() >= 2 && v[0] == b'"' && v[v.len() - 1] == b'"' {
+                v = &v[1..v.len() - 1];
+            }
+            if let Some(n) = percent_decode(v, &mut buf) {
+                out.push(buf[..n].to_vec());
+            }
+        }
+        out
+    }
+
+    fn values(header: &[u8], name: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        each_value(header, name, |v| {
+            out.push(v.to_vec());
+            true
+        });
+        out
+    }
+
+    #[test]
+    fn finds_what_splitting_every_pair_finds() {
+        let cases: [&[u8]; 12] = [
+            b"",
+            b";;;",
+            b"sid",
+            b"sid=",
+            b" sid \t= \"a\" ;sid=b",
+            b"sid==x; sid = =y",
+            b"xsid=1; sidx=2; s id=3; sid=4",
+            b"a=b=c; sid=%3A%3a; sid=\"\"; sid=\"",
+            b"sid\r\n=v1;\x0csid=v2",
+            b"sid=one;sid=two;sid=three;sid=four;sid=five;sid=six;sid=seven",
+            b"k1=v1; k2=v2; k3=v3; k4=v4; k5=v5; k6=v6; k7=v7; k8=v8; sid=last",
+            b"sid=\x80\xff;\x00sid=\x00",
+        ];
+        for case in cases {
+            assert_eq!(
+                values(case, b"sid"),
+                reference_values(case, b"sid"),
+                "{case:?}"
+            );
+        }
+        // Random headers over an alphabet that makes pairs, names, spaces and escapes meet.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let alphabet = b"sid=;; \t\"%3Aa";
+        for _ in 0..50_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 40) as usize;
+            let h: Vec<u8> = (0..len)
+                .map(|i| alphabet[((x >> (i % 48)) as usize + i * 7) % alphabet.len()])
+                .collect();
+            for name in [&b"sid"[..], b"s", b"id"] {
+                assert_eq!(values(&h, name), reference_values(&h, name), "{h:?}");
+            }
+        }
+        // Every position of the `;` within and across the eight-byte words.
+        for at in 0..40 {
+            let mut h = vec![b'x'; 40];
+            h[at] = b';';
+            assert_eq!(find_byte(&h, b';'), Some(at));
+            assert_eq!(find_byte(&h[..at], b';'), None);
+        }
+    }
 
     #[test]
     fn parsing_and_unsigning_garbage_never_panics() {
