@@ -85,10 +85,8 @@ fn shown(s: &str) -> String {
 fn describe(v: &LuaValue) -> String {
     match v {
         LuaValue::String(s) => shown(&s.to_string_lossy()),
-        LuaValue::Integer(i) => i.to_string(),
-        LuaValue::Number(n) => crate::codec::number_text(*n),
         LuaValue::Boolean(b) => b.to_string(),
-        other => crate::codec::a_type(other).to_string(),
+        other => crate::codec::number_or_type(other),
     }
 }
 

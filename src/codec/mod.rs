@@ -274,6 +274,16 @@ pub fn number_text(n: f64) -> String {
     }
 }
 
+/// A value as a message's "got ..." shows it: a number as its text (`number_text`), anything
+/// else as its type in words (`a string`, `nil`).
+pub fn number_or_type(v: &LuaValue) -> String {
+    match v {
+        LuaValue::Integer(i) => i.to_string(),
+        LuaValue::Number(n) => number_text(*n),
+        other => a_type(other).to_string(),
+    }
+}
+
 /// A value's type in words, with its article, as Lua users name types: `a number`, `nil`...
 pub fn a_type(v: &LuaValue) -> &'static str {
     match v {
@@ -1013,6 +1023,30 @@ pub(crate) mod tests {
         assert_eq!(number_text(1e300), "1e300");
         assert_eq!(number_text(1e-300), "1e-300");
         assert_eq!(number_text(0.0), "0");
+    }
+
+    #[test]
+    fn a_got_value_is_a_number_as_text_or_a_type() {
+        let lua = Lua::new();
+        let cases = [
+            (LuaValue::Integer(-3), "-3"),
+            (LuaValue::Integer(i64::MAX), "9223372036854775807"),
+            (LuaValue::Number(1.5), "1.5"),
+            (LuaValue::Number(2.0), "2"),
+            (LuaValue::Number(1e300), "1e300"),
+            (LuaValue::Number(f64::NAN), "NaN"),
+            (LuaValue::Number(f64::NEG_INFINITY), "-inf"),
+            (LuaValue::Nil, "nil"),
+            (LuaValue::Boolean(true), "a boolean"),
+            (
+                LuaValue::String(lua.create_string("12").unwrap()),
+                "a string",
+            ),
+            (LuaValue::Table(lua.create_table().unwrap()), "a table"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(number_or_type(&v), want, "{v:?}");
+        }
     }
 
     thread_local! {

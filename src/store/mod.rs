@@ -107,14 +107,10 @@ pub fn ttl_arg(store: &str, v: LuaValue) -> LuaResult<Ttl> {
     {
         return Ok(ttl);
     }
-    let got = match v {
-        LuaValue::Integer(i) => i.to_string(),
-        LuaValue::Number(_) => crate::codec::number_text(n),
-        other => crate::codec::a_type(&other).to_string(),
-    };
     Err(LuaError::runtime(format!(
-        "honeymoon_session: {store} ttl must be a whole number of seconds from 1 to {}, got {got}",
-        Ttl::MAX
+        "honeymoon_session: {store} ttl must be a whole number of seconds from 1 to {}, got {}",
+        Ttl::MAX,
+        crate::codec::number_or_type(&v)
     )))
 }
 

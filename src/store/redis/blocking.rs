@@ -293,13 +293,9 @@ pub(super) fn option_ms(t: &LuaTable, key: &str, name: &str, default: u64) -> Lu
     if ms.fract() == 0.0 && (1.0..=MAX_MS as f64).contains(&ms) {
         return Ok(Duration::from_millis(ms as u64));
     }
-    let got = match v {
-        LuaValue::Integer(n) => n.to_string(),
-        LuaValue::Number(n) => codec::number_text(n),
-        other => codec::a_type(&other).to_string(),
-    };
     Err(bad(format!(
-        "{name} must be a whole number of milliseconds from 1 to {MAX_MS} (about 24.8 days), got {got}"
+        "{name} must be a whole number of milliseconds from 1 to {MAX_MS} (about 24.8 days), got {}",
+        codec::number_or_type(&v)
     )))
 }
 

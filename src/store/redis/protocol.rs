@@ -75,13 +75,9 @@ fn pool_size(t: &LuaTable) -> LuaResult<i64> {
     if n.fract() == 0.0 && (1.0..=MAX_POOL_SIZE as f64).contains(&n) {
         return Ok(n as i64);
     }
-    let got = match v {
-        LuaValue::Integer(n) => n.to_string(),
-        LuaValue::Number(n) => crate::codec::number_text(n),
-        other => crate::codec::a_type(&other).to_string(),
-    };
     Err(bad(format!(
-        "pool.size must be a whole number of connections from 1 to {MAX_POOL_SIZE} (kept idle per worker), got {got}"
+        "pool.size must be a whole number of connections from 1 to {MAX_POOL_SIZE} (kept idle per worker), got {}",
+        crate::codec::number_or_type(&v)
     )))
 }
 
