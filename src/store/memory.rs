@@ -470,7 +470,7 @@ impl MemoryStore {
             Some(e) if e.data() != loaded => return Ok(None),
             Some(e) => e.owned(),
         };
-        let stored_meta = meta::entry(loaded);
+        let stored_meta = meta::meta_value(loaded);
         // An id `regenerate` retired is never written again.
         if stored_meta.is_some_and(|m| Meta::from_value(m).stale.is_some()) {
             return Ok(Some(false));
@@ -485,7 +485,7 @@ impl MemoryStore {
         }
         // As `merge_record`: the owner is read only when the session had one or the write
         // changes the bookkeeping.
-        let owner = if owned || stored_meta != meta::entry(&full.0) {
+        let owner = if owned || stored_meta != meta::meta_value(&full.0) {
             Meta::of_record(&full.0).owner
         } else {
             None
