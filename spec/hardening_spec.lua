@@ -360,6 +360,48 @@ describe("values a session cannot hold", function()
     contains('prefs["my key"][-2][1] is a function', error_of(core.commit, core, s))
   end)
 
+  -- A key refused at once (in Lua) is named as the engine names one it refuses at commit, in
+  -- the module's one style: a plain name as it is, anything else quoted and escaped as Rust
+  -- escapes it (\u{1b}), a byte that is not UTF-8 as U+FFFD; never raw into a log.
+  it("names a refused key as the commit does, escaped, on every path that refuses it", function()
+    for _, case in ipairs({
+      { "ok", "ok", "flash.ok" },
+      { "my key", '["my key"]', 'flash["my key"]' },
+      { "x\27y", '["x\\u{1b}y"]', 'flash["x\\u{1b}y"]' },
+      { "bad\255", '["bad\239\191\189"]', 'flash["bad\239\191\189"]' },
+      { 'nl\n"', '["nl\\n\\""]', 'flash["nl\\n\\""]' },
+    }) do
+      local key, named, flashed = case[1], case[2], case[3]
+      local s = new_session()
+      local errs = {
+        error_of(function() s[key] = print end),
+        error_of(s.set, s, key, print),
+      }
+      for _, err in ipairs(errs) do
+        contains("honeymoon_session: session value " .. named .. " is a function;", err)
+      end
+      local flash = error_of(s.flash, s, key, print)
+      contains("honeymoon_session: session value " .. flashed .. " is a function;", flash)
+      errs[#errs + 1] = flash
+      -- The same key refused natively, at commit, one level down.
+      s[key] = { f = print }
+      contains("honeymoon_session: session value " .. named .. ".f is a function;", error_of(core.commit, core, s))
+      s = new_session()
+      s:flash(key, { f = print })
+      contains("honeymoon_session: session value " .. flashed .. ".f is a function;", error_of(core.commit, core, s))
+      local cookie = error_of(function() s.cookie[key] = 1 end)
+      contains("honeymoon_session: session.cookie" .. (key == "ok" and ".ok" or named) .. " cannot be set per session;", cookie)
+      errs[#errs + 1] = cookie
+      for _, err in ipairs(errs) do
+        assert.is_nil(err:find("%c"), err)
+        assert.is_nil(err:find("\255", 1, true), err)
+      end
+    end
+    -- A key that is not a string, on the cookie, as the engine writes an index.
+    contains("honeymoon_session: session.cookie[1] cannot be set per session;",
+      error_of(function() new_session().cookie[1] = 1 end))
+  end)
+
   it("catches a function put into a live table returned by get(), and keeps the stored data", function()
     local c = Client.new(site.app)
     run(function(req) req.session.cart = { items = { "apple" } } end, c)

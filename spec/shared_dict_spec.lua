@@ -25,8 +25,28 @@ describe("SharedDictStore outside nginx", function()
     -- The key quoted and escaped as values are: a trailing space, a newline, a control byte show.
     assert.equals('honeymoon_session: SharedDictStore: unknown option "prefix " (options: dict, prefix, lock_exptime, '
       .. "lock_timeout)", message({ ["prefix "] = "s:" }))
-    assert.matches('unknown option "dict\\n\\027\\"" %(options', message({ ["dict\n\27\""] = "s" }))
+    assert.matches('unknown option "dict\\n\\u{1b}\\"" %(options', message({ ["dict\n\27\""] = "s" }))
     assert.matches("unknown option %[1%] %(options", message({ "sessions" }))
+    -- In the module's one style: each key as the native setup errors show it (control
+    -- characters as Rust escapes them, bytes that are not UTF-8 as U+FFFD, a long key cut), never
+    -- raw into a log.
+    local function quoted(err, after)
+      return assert(err:match("unknown option (.-)" .. after), err)
+    end
+    for _, key in ipairs({ "dict\n\27\"", "x\255y", "t\tab\\", "nul\0", "c1\194\155", "ls\226\128\168",
+      "caf\195\169", ("k"):rep(100), 1, 1.5, 1e300, true, {} }) do
+      local mine = quoted(message({ [key] = "s" }), " %(options")
+      local native = quoted(hs.error_message(select(2, pcall(hs.session, { [key] = "s" }))), "; known")
+      assert.equals(native, mine)
+      assert.is_nil(mine:find("%c"), mine)
+    end
+    -- A dict name, as a value.
+    local saved = rawget(_G, "ngx")
+    _G.ngx = FakeDict.ngx({ "sessions" })
+    local err = message({ dict = "no\27pe\255" })
+    _G.ngx = saved
+    assert.equals('honeymoon_session: SharedDictStore: no lua_shared_dict named "no\\u{1b}pe\239\191\189": declare '
+      .. "it in nginx.conf's http block, e.g. `lua_shared_dict \"no\\u{1b}pe\239\191\189\" 10m;`", err)
     assert.equals("honeymoon_session: SharedDictStore: prefix must be a string, got number", message({ prefix = 1 }))
     assert.equals("honeymoon_session: SharedDictStore: options must be a table, got string", message("sessions"))
   end)

@@ -108,6 +108,20 @@ pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
             store::owner_arg(&store, &method, &owner)
         })?,
     )?;
+    // Messages written in Lua, in the style of the native ones (control characters escaped, bytes
+    // that are not UTF-8 as U+FFFD): a value as the options' errors show it, and a path of keys
+    // as the encoder's (`cart.items[3]`, `["my key"]`).
+    native.set(
+        "_shown",
+        lua.create_function(|_, v: LuaValue| Ok(options::describe(&v)))?,
+    )?;
+    native.set(
+        "_path",
+        lua.create_function(|_, keys: LuaMultiValue| {
+            let steps: Vec<codec::Step> = keys.iter().map(codec::Step::of).collect();
+            Ok(codec::describe_path(&steps))
+        })?,
+    )?;
     // The module's clock, ms since the epoch (what `created` and the engine's expiry use; the
     // test hook `_advance_clock` moves it).
     native.set("_now_ms", lua.create_function(|_, ()| Ok(clock::now_ms()))?)?;

@@ -82,7 +82,10 @@ fn shown(s: &str) -> String {
     format!("{:?}... ({} bytes)", &s[..end], s.len())
 }
 
-fn describe(v: &LuaValue) -> String {
+/// A value as the module's messages show what was given: a string quoted and escaped (`shown`),
+/// a number as its text, a boolean as `true`/`false`, anything else as its type. Stores written
+/// in Lua show values so too (`hs._shown`), so every message has one style.
+pub(crate) fn describe(v: &LuaValue) -> String {
     match v {
         LuaValue::String(s) => shown(&s.to_string_lossy()),
         LuaValue::Boolean(b) => b.to_string(),

@@ -184,5 +184,11 @@ function M._now_ms() end
 ---@param method string the method's name, for the error message
 ---@return string owner
 function M._owner(value, store, method) end
+---A value as the module's messages show what they were given: a string quoted and escaped (control
+---characters as \n or \u{1b}, bytes that are not UTF-8 as U+FFFD, cut when long), a number as its
+---text, a boolean as true/false, anything else as its type. Never raises.
+---@param value any
+---@return string
+function M._shown(value) end
 
 return M

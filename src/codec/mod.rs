@@ -116,6 +116,20 @@ pub(crate) enum Step {
     Other(String),
 }
 
+impl Step {
+    /// A key as Lua code names it, for a path the Lua side writes in a message (`hs._path`):
+    /// the steps the encoder takes for the same key (a number's text as `Float`'s).
+    pub(crate) fn of(key: &LuaValue) -> Step {
+        match key {
+            LuaValue::String(s) => Step::Key(s.as_bytes().to_vec()),
+            LuaValue::Integer(i) => Step::Index(*i),
+            LuaValue::Number(n) => Step::Other(n.to_string()),
+            LuaValue::Boolean(b) => Step::Other(b.to_string()),
+            other => Step::Other(a_type(other).to_string()),
+        }
+    }
+}
+
 /// `cart.items[3]` (`the session` for the empty path).
 pub(crate) fn describe_path(path: &[Step]) -> String {
     let mut s = String::new();
@@ -1023,6 +1037,32 @@ pub(crate) mod tests {
         assert_eq!(number_text(1e300), "1e300");
         assert_eq!(number_text(1e-300), "1e-300");
         assert_eq!(number_text(0.0), "0");
+    }
+
+    #[test]
+    fn a_path_from_lua_keys_is_named_as_the_encoder_names_it() {
+        let lua = Lua::new();
+        let key = |s: &[u8]| LuaValue::String(lua.create_string(s).unwrap());
+        let path =
+            |keys: &[LuaValue]| describe_path(&keys.iter().map(Step::of).collect::<Vec<_>>());
+        assert_eq!(
+            path(&[key(b"cart"), key(b"items"), LuaValue::Integer(3)]),
+            "cart.items[3]"
+        );
+        assert_eq!(path(&[key(b"flash"), key(b"my key")]), r#"flash["my key"]"#);
+        // Escaped as Rust escapes: a control byte, a quote, a byte that is not UTF-8.
+        assert_eq!(path(&[key(b"x\x1b\"\xff")]), "[\"x\\u{1b}\\\"\u{fffd}\"]");
+        assert_eq!(path(&[key(b"9lives")]), r#"["9lives"]"#);
+        assert_eq!(path(&[key(b"")]), r#"[""]"#);
+        assert_eq!(
+            path(&[key(b"session"), key(b"cookie"), LuaValue::Number(1.5)]),
+            "session.cookie[1.5]"
+        );
+        assert_eq!(path(&[key(b"c"), LuaValue::Number(2.0)]), "c[2]");
+        assert_eq!(path(&[key(b"c"), LuaValue::Boolean(true)]), "c[true]");
+        let t = LuaValue::Table(lua.create_table().unwrap());
+        assert_eq!(path(&[key(b"c"), t]), "c[a table]");
+        assert_eq!(path(&[]), "the session");
     }
 
     #[test]

@@ -37,7 +37,7 @@ local function colon_check(mt, kind)
 end
 
 local ops = chunks.store()
-local Session = chunks.session(ops, native.methods, native.array_mt, native._owner)
+local Session = chunks.session(ops, native.methods, native.array_mt, native._owner, native._path)
 local Core = chunks.core(ops, Session, native.store_methods, native._id_into, colon_check)
 local middleware = chunks.middleware
 
@@ -149,6 +149,7 @@ end
 M._record_meta = native._record_meta
 M._now_ms = native._now_ms
 M._owner = strict(native._owner)
+M._shown = native._shown
 M._redis = native._redis -- internal: what honeymoon_session.stores.redis needs from Rust
 M._monotonic = native._monotonic
 -- Only in builds with the test-hooks feature:

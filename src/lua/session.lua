@@ -2,9 +2,9 @@
 -- leave Lua, with the session API on a metatable of its own that also holds the session's
 -- state (id, what was loaded, flash). Keeping the state out of the table keeps `pairs` on the
 -- data alone, also on LuaJIT, which ignores __pairs. Embedded in the module; receives the
--- store functions (store.lua), the engine's list of method names, the array marker and the
--- engine's owner rule (hs._owner).
-local ops, method_names, array_mt, owner_of = ...
+-- store functions (store.lua), the engine's list of method names, the array marker, the
+-- engine's owner rule (hs._owner) and its way of naming a path of keys in a message (hs._path).
+local ops, method_names, array_mt, owner_of, path = ...
 local type, error, next, pairs, rawget, rawset, tostring = type, error, next, pairs, rawget, rawset, tostring
 local getmetatable, setmetatable = getmetatable, setmetatable
 local commit, destroy_id, reload, destroy_moved = ops.commit, ops.destroy, ops.reload, ops.drop_moved
@@ -48,10 +48,12 @@ end
 
 local unstorable = { ["function"] = "a function", userdata = "a userdata", thread = "a coroutine" }
 
-local function check_value(k, v, level)
+-- `under`: the table the key is in (flash messages'). The key is named as the engine names it
+-- at commit (`["my key"]`), escaped: it may hold anything.
+local function check_value(k, v, level, under)
     local bad = unstorable[type(v)]
     if bad then
-        error("honeymoon_session: session value " .. k .. " is " .. bad
+        error("honeymoon_session: session value " .. (under and path(under, k) or path(k)) .. " is " .. bad
             .. "; sessions hold only nil, booleans, numbers, strings and tables of them", level or 3)
     end
 end
@@ -178,7 +180,7 @@ function Methods:flash(key, value)
     if value == nil then
         error("honeymoon_session: session:flash(key, value) needs a value; read a message with getFlash(key)", 2)
     end
-    check_value("flash." .. key, value)
+    check_value(key, value, nil, "flash")
     local new = m.flash_new
     if new == nil then
         new = {}
@@ -415,7 +417,7 @@ end
 Cookie.__newindex = function(c, k, v)
     local m = rawget(c, OWNER)
     if k ~= "maxAge" then
-        error("honeymoon_session: session.cookie." .. tostring(k) .. " cannot be set per session; "
+        error("honeymoon_session: " .. path("session", "cookie", k) .. " cannot be set per session; "
             .. "only session.cookie.maxAge can (the other attributes are session() options)", 2)
     end
     if v == nil then v = false end

@@ -87,12 +87,12 @@ local WARN_EVERY = 60 -- seconds between two eviction warnings of one worker
 
 -- Filled on first use: requiring the module from inside honeymoon_session's own loader (an
 -- adapter picking this store by default) must not recurse.
-local merge_patch, error_message, record_meta, now_ms, owner_arg
+local merge_patch, error_message, record_meta, now_ms, owner_arg, shown
 
 local function natives()
     local hs = require("honeymoon_session")
     merge_patch, error_message, record_meta = hs._merge_patch, hs.error_message, hs._record_meta
-    now_ms, owner_arg = hs._now_ms, hs._owner
+    now_ms, owner_arg, shown = hs._now_ms, hs._owner, hs._shown
 end
 
 ---@class honeymoon_session.SharedDictStoreOptions
@@ -802,21 +802,13 @@ local function bad(message)
     error("honeymoon_session: SharedDictStore: " .. message, 0)
 end
 
--- A control byte, quote or backslash of a quoted key, escaped: \n, \" and \\, else three
--- decimal digits (a digit after it cannot extend it). Not %q: Lua 5.1's leaves control bytes
--- raw, and every version writes a newline as a backslash before a line break.
-local function escaped(c)
-    if c == "\n" then return "\\n" end
-    if c == '"' or c == "\\" then return "\\" .. c end
-    return format("\\%03d", byte(c))
-end
-
--- An option's key for a message: a string quoted and escaped, anything else as an index
--- ([1]), as the native module shows keys.
+-- An option's key for a message, as the native setup errors show one: a string quoted and
+-- escaped by the module (hs._shown: control characters as \u{1b}, bytes that are not UTF-8 as
+-- U+FFFD; not %q, which leaves Lua 5.1's control bytes raw), anything else as an index ([1]).
 local function key_text(k)
-    if type(k) == "string" then return '"' .. gsub(k, '[%c"\\]', escaped) .. '"' end
-    if type(k) == "number" or type(k) == "boolean" then return "[" .. tostring(k) .. "]" end
-    return "[a " .. type(k) .. "]"
+    if not shown then natives() end
+    if type(k) == "string" then return shown(k) end
+    return "[" .. shown(k) .. "]"
 end
 
 ---A store over the lua_shared_dict `opts.dict`. Raises at once, naming the problem, on a bad
@@ -850,8 +842,12 @@ local function new(opts)
     end
     local dict = shared[name]
     if dict == nil then
-        bad(format("no lua_shared_dict named %q: declare it in nginx.conf's http block, e.g. "
-            .. "`lua_shared_dict %s 10m;`", name, name))
+        if not shown then natives() end
+        -- The example names the dict as it is, or quoted as the message does when it holds
+        -- anything that needs escaping.
+        local quoted = shown(name)
+        bad(format("no lua_shared_dict named %s: declare it in nginx.conf's http block, e.g. "
+            .. "`lua_shared_dict %s 10m;`", quoted, quoted == '"' .. name .. '"' and name or quoted))
     end
     return setmetatable({
         format = "record", -- also on the instance: a rawget or a copy of the fields sees it
