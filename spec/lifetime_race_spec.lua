@@ -161,6 +161,25 @@ describe("the lifetime race: a table store with merge", function()
   check_races({ store = table_store, left = function(s, id) return s.left(id) end, run = plain })
 end)
 
+describe("the lifetime race: a staleAware table store with merge", function()
+  -- Its merge is preceded by a get (for its size) whether it is staleAware or not: the read
+  -- tells the commit the lifetime kept. (Its touch would have to ask hs._record_meta.)
+  local kit = {
+    store = function()
+      local s = table_store()
+      s.staleAware = true
+      return s
+    end,
+    left = function(s, id) return s.left(id) end,
+    run = plain,
+  }
+  it("A writes after B set remember me: A's cookie and the store keep the 30 days", function()
+    local line, store, id = race(kit, nil, MONTH * 1000, "write")
+    assert.equal(tostring(MONTH), Site.attr(line, "Max-Age"))
+    lives(kit, store, id, MONTH)
+  end)
+end)
+
 describe("the lifetime race: a record store of one's own (hs._merge_patch)", function()
   check_races({ store = record_store, left = function(s, id) return s.left(id) end, run = plain })
 end)

@@ -77,7 +77,7 @@ function Session:reload() end
 ---@field get fun(self, id: string): table?
 ---@field set fun(self, id: string, data: table, ttl: integer)
 ---@field destroy fun(self, id: string)
----@field touch fun(self, id: string, ttl: integer): boolean?
+---@field touch fun(self, id: string, ttl: integer, life?: table, assumed?: string): boolean?, honeymoon_session.Kept? false when gone; after true, the lifetime it refreshed for where it is not the one assumed (see _record_meta)
 ---@field exists fun(self, id: string): boolean
 ---@field all fun(self): string[]
 ---@field length fun(self): integer
