@@ -1073,16 +1073,19 @@ mod tests {
         );
         assert_eq!(COMPARISONS.with(|c| c.get()), 0);
         assert!(second.state == State::Stored && second.line.is_some());
-        let stored = engine
-            .reload(&lua, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
-            .unwrap();
-        let data: LuaTable = stored
-            .into_iter()
-            .next()
-            .unwrap()
-            .as_table()
-            .unwrap()
-            .clone();
+        let stored = || -> LuaTable {
+            let values = engine
+                .reload(&lua, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+                .unwrap();
+            values
+                .into_iter()
+                .next()
+                .unwrap()
+                .as_table()
+                .unwrap()
+                .clone()
+        };
+        let data = stored();
         assert_eq!(data.get::<i64>("counter").unwrap(), 2);
         // A request that loaded the same version writes another key: the store holds the
         // second request's version now, so this one merges, and both writes persist.
@@ -1093,16 +1096,7 @@ mod tests {
         );
         assert!(third.state == State::Stored);
         assert!(COMPARISONS.with(|c| c.get()) > 0, "merged key by key");
-        let stored = engine
-            .reload(&lua, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
-            .unwrap();
-        let data: LuaTable = stored
-            .into_iter()
-            .next()
-            .unwrap()
-            .as_table()
-            .unwrap()
-            .clone();
+        let data = stored();
         assert_eq!(data.get::<i64>("counter").unwrap(), 2);
         assert_eq!(data.get::<i64>("cart").unwrap(), 3);
     }
