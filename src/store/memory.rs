@@ -165,12 +165,41 @@ impl Inner {
         !matches!(self.by_expiry.first(), Some(&(exp, _)) if exp <= now)
     }
 
+    #[cfg(test)]
     fn find(&self, id: &[u8]) -> Option<&Entry> {
         self.table.find(self.hash(id), |e| e.id() == id)
     }
 
     fn live(&self, id: &[u8], now: i64) -> Option<&Entry> {
-        self.find(id).filter(|e| e.expires_ms() > now)
+        self.live_hashed(self.hash(id), id, now)
+    }
+
+    /// `live`, with `h` the id's hash, for a caller that writes the id next (`put_hashed`).
+    fn live_hashed(&self, h: u64, id: &[u8], now: i64) -> Option<&Entry> {
+        self.table
+            .find(h, |e| e.id() == id)
+            .filter(|e| e.expires_ms() > now)
+    }
+
+    /// Stores `merged` under `id` (hash `h`) for `ttl` seconds as a merge does, once
+    /// `merge_fits` passed it: listed under its owner, which is read (`reads_owner`) only when
+    /// the session had one or the write changed its bookkeeping (a login, a logout).
+    fn put_merged(
+        &mut self,
+        h: u64,
+        id: &[u8],
+        merged: &Record,
+        ttl: u64,
+        reads_owner: bool,
+        now: i64,
+    ) -> StoreResult<()> {
+        let owner = if reads_owner {
+            Meta::of_record(&merged.0).owner
+        } else {
+            None
+        };
+        self.put_hashed(h, id, &merged.0, expiry(now, ttl), owner.as_deref(), now)
+            .map_err(|_| no_memory("merge", merged.0.len()))
     }
 
     /// Drops the index key (exp, h) unless another id with that very hash still needs it.
@@ -325,6 +354,19 @@ fn no_memory(method: &'static str, bytes: usize) -> StoreError {
     )
 }
 
+/// A merged session within `max` (maxSize; see `MemoryStore::merge_record`), or the merge's
+/// refusal.
+fn merge_fits(merged: &Record, max: usize) -> StoreResult<()> {
+    if meta::within_max(&merged.0, max) {
+        return Ok(());
+    }
+    Err(StoreError::new(
+        "MemoryStore",
+        "merge",
+        codec::merged_larger_than_max(merged.0.len(), max),
+    ))
+}
+
 fn expiry(now: i64, ttl: u64) -> i64 {
     now.saturating_add((ttl as i64).saturating_mul(1000))
 }
@@ -401,7 +443,9 @@ impl MemoryStore {
         let now = clock::now_ms();
         let mut inner = self.inner.lock();
         inner.reclaim(now, RECLAIM_PER_CALL);
-        let (merged, owned, kept) = match inner.live(id.as_bytes(), now) {
+        // One hash of the id for the lookup and the write.
+        let h = inner.hash(id.as_bytes());
+        let (merged, owned, kept) = match inner.live_hashed(h, id.as_bytes(), now) {
             Some(e) => {
                 // One walk for the retirement and the lifetime.
                 let stored = Meta::of_record(e.data());
@@ -420,30 +464,9 @@ impl MemoryStore {
             }
             None => return Ok(Merged::Gone),
         };
-        if !meta::within_max(&merged.0, max) {
-            return Err(StoreError::new(
-                "MemoryStore",
-                "merge",
-                codec::merged_larger_than_max(merged.0.len(), max),
-            ));
-        }
-        // The owner is the merged record's: read only when the session had one or the merge
-        // rewrote the bookkeeping (a login, a logout).
-        let owner = if owned || rewrites_meta {
-            Meta::of_record(&merged.0).owner
-        } else {
-            None
-        };
+        merge_fits(&merged, max)?;
         let ttl = kept.map_or(ttl, |k| k.ttl);
-        inner
-            .put(
-                id.as_bytes(),
-                &merged.0,
-                expiry(now, ttl),
-                owner.as_deref(),
-                now,
-            )
-            .map_err(|_| no_memory("merge", merged.0.len()))?;
+        inner.put_merged(h, id.as_bytes(), &merged, ttl, owned || rewrites_meta, now)?;
         Ok(Merged::Written(None, kept))
     }
 
@@ -464,8 +487,7 @@ impl MemoryStore {
         inner.reclaim(now, RECLAIM_PER_CALL);
         // One hash of the id for the lookup and the write.
         let h = inner.hash(id.as_bytes());
-        let found = inner.table.find(h, |e| e.id() == id.as_bytes());
-        let owned = match found.filter(|e| e.expires_ms() > now) {
+        let owned = match inner.live_hashed(h, id.as_bytes(), now) {
             None => return Ok(Some(false)),
             Some(e) if e.data() != loaded => return Ok(None),
             Some(e) => e.owned(),
@@ -476,30 +498,9 @@ impl MemoryStore {
             return Ok(Some(false));
         }
         // The engine's encoder kept `full` within maxSize; checked as a merge checks.
-        if !meta::within_max(&full.0, max) {
-            return Err(StoreError::new(
-                "MemoryStore",
-                "merge",
-                codec::merged_larger_than_max(full.0.len(), max),
-            ));
-        }
-        // As `merge_record`: the owner is read only when the session had one or the write
-        // changes the bookkeeping.
-        let owner = if owned || stored_meta != meta::meta_value(&full.0) {
-            Meta::of_record(&full.0).owner
-        } else {
-            None
-        };
-        inner
-            .put_hashed(
-                h,
-                id.as_bytes(),
-                &full.0,
-                expiry(now, ttl),
-                owner.as_deref(),
-                now,
-            )
-            .map_err(|_| no_memory("merge", full.0.len()))?;
+        merge_fits(full, max)?;
+        let rewrites_meta = stored_meta != meta::meta_value(&full.0);
+        inner.put_merged(h, id.as_bytes(), full, ttl, owned || rewrites_meta, now)?;
         Ok(Some(true))
     }
 
