@@ -814,14 +814,12 @@ impl Engine {
         stored: LuaValue,
         assumed: Option<LuaString>,
     ) -> LuaResult<(bool, Option<LuaTable>)> {
-        let (retired, meta) = match &stored {
-            LuaValue::String(s) => {
-                let meta = Meta::of_record(&s.as_bytes());
-                (meta.stale.is_some(), meta)
-            }
-            LuaValue::Table(t) => (table_is_retired(t), table_meta(t)),
-            _ => (false, Meta::default()),
+        let meta = match &stored {
+            LuaValue::String(s) => Meta::of_record(&s.as_bytes()),
+            LuaValue::Table(t) => table_meta(t),
+            _ => Meta::default(),
         };
+        let retired = meta.stale.is_some();
         let kept = match assumed.and_then(|a| Assumed::from_bytes(&a.as_bytes())) {
             Some(a) if !retired => a.kept(&meta, clock::now_ms()),
             _ => None,
@@ -944,18 +942,13 @@ impl LuaUserData for Handle {
 
 /// Whether a table store's session is an id `regenerate` retired (`__meta.stale`, a number).
 fn table_is_retired(t: &LuaTable) -> bool {
-    match t.raw_get::<LuaValue>(META_KEY) {
-        Ok(LuaValue::Table(m)) => matches!(
-            m.raw_get::<LuaValue>("stale"),
-            Ok(LuaValue::Integer(_) | LuaValue::Number(_))
-        ),
-        _ => false,
-    }
+    table_meta(t).stale.is_some()
 }
 
 /// The lifetime bookkeeping of a table store's session (`__meta.maxAge` and `created`), read as
 /// `Meta::from_value` reads the encoded form: whole numbers, a positive lifetime, `false` for a
-/// browser-session cookie; anything else is none.
+/// browser-session cookie; anything else is none. Any number as `__meta.stale` marks an id
+/// `regenerate` retired (`stale` then holds it, saturated; NaN as 0).
 fn table_meta(t: &LuaTable) -> Meta {
     let Ok(LuaValue::Table(m)) = t.raw_get::<LuaValue>(META_KEY) else {
         return Meta::default();
@@ -973,9 +966,15 @@ fn table_meta(t: &LuaTable) -> Meta {
             .map(MaxAge::Ms),
         Err(_) => None,
     };
+    let stale = match m.raw_get::<LuaValue>("stale") {
+        Ok(LuaValue::Integer(i)) => Some(i),
+        Ok(LuaValue::Number(f)) => Some(f as i64),
+        _ => None,
+    };
     Meta {
         max_age,
         created: m.raw_get::<LuaValue>("created").ok().and_then(whole),
+        stale,
         ..Meta::default()
     }
 }
