@@ -152,12 +152,12 @@ end
 ---a write or touch of a Lua store that does not refuse retired records itself (`staleAware`),
 ---so a request that loaded the session before the retirement neither writes it back nor
 ---sends its cookie over the new one. With `assumed` (the commit's), also the lifetime the
----stored session keeps where that is not the one the commit assumed.
+---stored session keeps where that is not the one the commit assumed; and what the store holds.
 local function writable(ctx, id, assumed)
     local current = M.get(ctx, id)
     if current == nil then return false end
     local retired, kept = ctx.inspect(ctx.engine, current, assumed)
-    return not retired, kept
+    return not retired, kept, current
 end
 
 ---The session keeps another lifetime than this commit assumed (another request changed it
@@ -185,13 +185,11 @@ end
 ---`store:merge failed: the session would be N bytes merged ...` when it would be larger. The
 ---get is not atomic with the merge: another request's merge landing between the two can still
 ---take the session past maxSize.
----With `assumed` (the commit's), also the lifetime the stored session keeps where that is not
----the one the commit assumed, as `writable`: the one read serves both.
+---With `assumed` (the commit's), also the lifetime the stored session keeps, as `writable`,
+---whose read serves both.
 local function mergeable(ctx, id, patch, assumed)
-    local current = M.get(ctx, id)
-    if current == nil then return false end
-    local retired, kept = ctx.inspect(ctx.engine, current, assumed)
-    if retired then return false end
+    local alive, kept, current = writable(ctx, id, assumed)
+    if not alive then return false end
     local fits, why = ctx.merge_fits(ctx.engine, current, patch)
     if not fits then failed("merge", why) end
     return true, kept
