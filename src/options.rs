@@ -245,6 +245,15 @@ fn process_secret() -> LuaResult<Vec<u8>> {
     secret.clone().map_err(LuaError::runtime)
 }
 
+/// What a refused secret was, by its kind alone: a number or a boolean given as a secret is
+/// still secret material, and this message ends up in logs.
+fn secret_kind(v: &LuaValue) -> &'static str {
+    match v {
+        LuaValue::String(_) => "an empty string",
+        other => crate::codec::a_type(other),
+    }
+}
+
 fn secrets(v: LuaValue) -> LuaResult<Vec<Vec<u8>>> {
     let bad = |what: String| {
         err(format!(
@@ -266,12 +275,14 @@ fn secrets(v: LuaValue) -> LuaResult<Vec<Vec<u8>>> {
                     LuaValue::String(s) if !s.as_bytes().is_empty() => {
                         out.push(s.as_bytes().to_vec())
                     }
-                    other => return Err(bad(format!("{} at secret[{i}]", describe(&other)))),
+                    other => {
+                        return Err(bad(format!("{} at secret[{i}]", secret_kind(&other))));
+                    }
                 }
             }
             Ok(out)
         }
-        other => Err(bad(describe(&other))),
+        other => Err(bad(secret_kind(&other).to_string())),
     }
 }
 
@@ -657,6 +668,45 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_secret_is_named_by_its_type_never_its_value() {
+        // A secret given as a number (a `tonumber(os.getenv(...))`) is still a secret: the
+        // message, which ends up in logs, says what kind of value it was, not the value.
+        for (src, want) in [
+            ("return { secret = 8675309123 }", "got a number"),
+            ("return { secret = 31337.5 }", "got a number"),
+            ("return { secret = true }", "got a boolean"),
+            ("return { secret = '' }", "got an empty string"),
+            (
+                "return { secret = { 'ok', 8675309123 } }",
+                "got a number at secret[2]",
+            ),
+            (
+                "return { secret = { 'ok', 31337.5 } }",
+                "got a number at secret[2]",
+            ),
+            (
+                "return { secret = { 'ok', false } }",
+                "got a boolean at secret[2]",
+            ),
+            (
+                "return { secret = { 'ok', '' } }",
+                "got an empty string at secret[2]",
+            ),
+        ] {
+            let e = parse(src).err().unwrap_or_default();
+            assert!(
+                e.contains(
+                    "honeymoon_session: secret must be a non-empty string or a list of them, "
+                ) && e.contains(want),
+                "{src}: {e}"
+            );
+            for leaked in ["8675309123", "31337", "true", "false"] {
+                assert!(!e.contains(leaked), "{src}: {e}");
+            }
+        }
+    }
+
+    #[test]
     fn bad_options_name_the_option() {
         let cases = [
             (
@@ -709,7 +759,7 @@ mod tests {
                 "return { secret = {} }",
                 "secret must be a non-empty string",
             ),
-            ("return { secret = { 'a', 5 } }", "5 at secret[2]"),
+            ("return { secret = { 'a', 5 } }", "a number at secret[2]"),
             ("return { name = 'a b' }", "name must be a cookie name"),
             (
                 "return { rolling = 'yes' }",
