@@ -78,30 +78,61 @@ end
 ---(`kit.left(store, id)`, seconds; nil: by letting the clock run, `kit.lives`), and runs a
 ---piece of the request flow (`kit.run(f)`: inside an event loop for a store whose calls yield).
 ---`b` is the lifetime request B sets (ms, or false), `a` what request A does: "write", "touch"
----(session:touch()) or "rolling" (a read under rolling). Returns A's Set-Cookie line, the
----store and the session id.
-local function race(kit, opts, b, a)
+---(session:touch()), "rolling" (a read under rolling), "owner" (a write that logs in as bob:
+---under the option `index = "user"`, a new owner in the bookkeeping) or a number (it sets its
+---own lifetime, ms, and logs in as bob). `first`: option names the core of the request that
+---first stored the session went without (a setting turned on since). Returns A's Set-Cookie
+---line, the store, the session id and a function that loads the session again (as the next
+---request would).
+local function race(kit, opts, b, a, first)
   local store = kit.store()
   local o = { secret = "race-secret", store = store, ttl = TTL }
   for k, v in pairs(opts or {}) do o[k] = v end
   if a == "rolling" then o.rolling = true end
+  local function app_of(core)
+    local app = App.new()
+    app:use(hs.session(core))
+    app:post("/login", function(req, res) req.session.user = "ann" res:text("in") end)
+    app:post("/remember", function(req, res) req.session.cookie.maxAge = b res:text("") end)
+    return app
+  end
   local core = hs.core(o)
-  local app = App.new()
-  app:use(hs.session(core))
-  app:post("/login", function(req, res) req.session.user = "ann" res:text("in") end)
-  app:post("/remember", function(req, res) req.session.cookie.maxAge = b res:text("") end)
-  local line, id
+  local app = app_of(core)
+  local before = app
+  if first then
+    local earlier = {}
+    for k, v in pairs(o) do earlier[k] = v end
+    for _, k in ipairs(first) do earlier[k] = nil end
+    before = app_of(hs.core(earlier))
+  end
+  local line, id, cookie
   kit.run(function()
-    local c = Client.new(app)
+    local c = Client.new(before)
     c:post("/login")
+    c.app = app
+    cookie = NAME .. "=" .. c:cookie(NAME)
     id = c:cookie(NAME):match("^s%%3A([^.]+)%.")
-    local loaded = core:load(NAME .. "=" .. c:cookie(NAME)) -- request A
+    local loaded = core:load(cookie) -- request A
     local r = c:post("/remember") -- request B, while A runs
     assert(#Site.cookie_lines(r, NAME) == 1, "B's commit sent its cookie")
-    if a == "write" then loaded.hits = 1 elseif a == "touch" then loaded:touch() end
+    if a == "write" then
+      loaded.hits = 1
+    elseif a == "touch" then
+      loaded:touch()
+    elseif a == "owner" then
+      loaded.user = "bob"
+    elseif type(a) == "number" then
+      loaded.cookie.maxAge = a
+      loaded.user = "bob"
+    end
     line = core:commit(loaded)[1]
   end)
-  return line, store, id
+  local function load_again()
+    local again
+    kit.run(function() again = core:load(cookie) end)
+    return again
+  end
+  return line, store, id, load_again
 end
 
 ---Asserts the store keeps session `id` for about `want` seconds.
@@ -118,6 +149,47 @@ local function lives(kit, store, id, want)
   assert.is_false(store:exists(id), "gone 5 s after its end")
 end
 
+-- The races of a request whose commit rewrites the bookkeeping for a reason of its own, not the
+-- lifetime (a login under `index`, a creation time stamped): the store keeps the stored
+-- lifetime inside the merged __meta, and A's commit follows it. One that sets its own
+-- lifetime writes it (the last writer's).
+local function check_rewrite_races(kit)
+  it("A logs in (a new owner) after B set remember me: A's owner, B's 30 days", function()
+    local line, store, id, load_again = race(kit, { index = "user" }, MONTH * 1000, "owner")
+    assert.is_string(line, "A's response sends the cookie")
+    assert.equal(tostring(MONTH), Site.attr(line, "Max-Age"))
+    local again = load_again()
+    assert.equal("bob", again.user)
+    assert.equal(MONTH * 1000, again.cookie.maxAge, "the stored bookkeeping keeps B's lifetime")
+    lives(kit, store, id, MONTH)
+  end)
+
+  it("A stamps the creation time (absoluteTimeout turned on since) after B set remember me: B's 30 days", function()
+    local line, store, id, load_again = race(kit, { absoluteTimeout = 90 * DAY }, MONTH * 1000, "write",
+      { "absoluteTimeout" })
+    assert.is_string(line, "A's response sends the cookie")
+    assert.equal(tostring(MONTH), Site.attr(line, "Max-Age"))
+    local again = load_again()
+    assert.equal(1, again.hits)
+    assert.equal(MONTH * 1000, again.cookie.maxAge, "the stored bookkeeping keeps B's lifetime")
+    lives(kit, store, id, MONTH)
+  end)
+
+  it("A stamps the creation time after B set remember me, under a shorter absoluteTimeout: capped", function()
+    local line, store, id = race(kit, { absoluteTimeout = 2 * DAY }, MONTH * 1000, "write", { "absoluteTimeout" })
+    local max_age = tonumber(Site.attr(line, "Max-Age"))
+    assert.is_true(max_age > 2 * DAY - 60 and max_age <= 2 * DAY, line)
+    lives(kit, store, id, max_age)
+  end)
+
+  it("A sets its own lifetime and logs in after B set remember me: A's, the last writer's", function()
+    local line, store, id, load_again = race(kit, { index = "user" }, MONTH * 1000, 7 * DAY * 1000)
+    assert.equal(tostring(7 * DAY), Site.attr(line, "Max-Age"))
+    assert.equal(7 * DAY * 1000, load_again().cookie.maxAge)
+    lives(kit, store, id, 7 * DAY)
+  end)
+end
+
 -- The one race a store with only half the contract (a staleAware store's merge) is held to.
 local function check_write_race(kit)
   it("A writes after B set remember me: A's cookie and the store keep the 30 days", function()
@@ -125,6 +197,7 @@ local function check_write_race(kit)
     assert.equal(tostring(MONTH), Site.attr(line, "Max-Age"))
     lives(kit, store, id, MONTH)
   end)
+  check_rewrite_races(kit)
 end
 
 local function check_races(kit)
@@ -158,6 +231,7 @@ local function check_races(kit)
     assert.is_true(max_age > 2 * DAY - 60 and max_age <= 2 * DAY, line)
     lives(kit, store, id, max_age)
   end)
+  check_rewrite_races(kit)
 end
 
 local function plain(f) f() end

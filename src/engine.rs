@@ -487,26 +487,30 @@ impl Engine {
         }
         // Worked out only where a store needs them (a native store that still holds what the
         // request loaded takes the whole record instead, `Store::write_if_unchanged`), with
-        // whether they rewrite the bookkeeping.
+        // whether the request set the session's lifetime itself.
         let changes = |record: &Record| match (write, c.snap) {
             (Write::Merge, Some(snap)) if modified => {
                 let mut changes = codec::diff(snap, record)?;
-                // Bookkeeping rewritten for another reason (a lifetime, a creation time) must
-                // not carry this request's view of the owner over a login or logout that
-                // another request stored since: the owner follows the stored field then.
-                let rewrites = changes.touches(META_KEY.as_bytes());
-                if rewrites {
-                    changes.keep_owner = Meta::of_record(snap).owner == meta.owner;
+                // Bookkeeping rewritten for one field (a login's owner, a creation time, a
+                // lifetime) must not carry this request's view of the others over what another
+                // request stored since: the owner and the lifetime the request did not change
+                // follow the stored fields (`meta::merged`). Only such a merge reads them.
+                let mut sets_lifetime = false;
+                if changes.touches(META_KEY.as_bytes()) {
+                    let loaded = Meta::of_record(snap);
+                    changes.keep_owner = loaded.owner == meta.owner;
+                    sets_lifetime = loaded.max_age != meta.max_age;
                 }
-                Ok((changes, rewrites))
+                Ok((changes, sets_lifetime))
             }
             _ => Ok((Changes::default(), false)),
         };
-        // Only a write that leaves the stored bookkeeping as it is (a merge that does not
-        // rewrite `__meta`, a touch) can find the store holding another lifetime than this
-        // request loaded (another request set it since): the store keeps that one, and this
-        // commit's TTL and cookie follow it. Any other write stores this request's (a merge
-        // that rewrites `__meta` drops the assumption once its changes are worked out).
+        // Only a write that leaves the stored lifetime as it is (a merge, a touch) can find the
+        // store holding another lifetime than this request loaded (another request set it
+        // since): the store keeps that one, also inside a `__meta` this merge rewrites for
+        // another field, and this commit's TTL and cookie follow it. Any other write stores
+        // this request's (a merge in which the request set the lifetime itself drops the
+        // assumption once its changes are worked out: the last writer's lifetime stands).
         let keeps_stored = match write {
             Write::Merge => true,
             Write::None => touch,
@@ -586,7 +590,8 @@ impl Engine {
     }
 
     /// Performs `write` (or the touch) on a native store, or describes it for Lua. `changes`
-    /// works out a merge's changes from `record`, called at most once.
+    /// works out a merge's changes from `record`, and whether they set the lifetime (which the
+    /// store then writes as it is, `life.assumed` dropped), called at most once.
     fn carry_out(
         &self,
         c: &Commit,
@@ -633,9 +638,9 @@ impl Engine {
                         let merged = match unchanged {
                             Some(merged) => merged,
                             None => {
-                                let (changes, rewrites) = changes(&record)?;
-                                // Bookkeeping this request rewrites stores its own lifetime.
-                                let life = match rewrites {
+                                let (changes, sets_lifetime) = changes(&record)?;
+                                // A lifetime this request set is stored as it is.
+                                let life = match sets_lifetime {
                                     true => Lifetime {
                                         assumed: None,
                                         ..*life
@@ -688,9 +693,9 @@ impl Engine {
                     Write::Set => Some(Op::Set),
                     Write::Merge if !merge => Some(Op::Replace),
                     Write::Merge => {
-                        let (changes, rewrites) = changes(&record)?;
-                        // Bookkeeping this request rewrites stores its own lifetime.
-                        if rewrites {
+                        let (changes, sets_lifetime) = changes(&record)?;
+                        // A lifetime this request set is stored as it is.
+                        if sets_lifetime {
                             assumed = None;
                         }
                         Some(Op::Merge(changes, *as_record))
@@ -778,7 +783,14 @@ impl Engine {
         let max = patch.max.unwrap_or(self.options.max_size);
         // A stored session already past maxSize fails here as its load would.
         let record = self.table_record(lua, current)?;
-        let merged = meta::merged(&record.0, &patch.changes)?;
+        // As store.lua's merge will leave it (the stored lifetime kept where the patch assumed
+        // one), read only when the patch rewrites `__meta`.
+        let stored = match patch.changes.touches(META_KEY.as_bytes()) {
+            true => Meta::of_record(&record.0),
+            false => Meta::default(),
+        };
+        let (merged, _) =
+            meta::merged(&record.0, &stored, &patch.changes, patch.assumed.is_some())?;
         Ok((!meta::within_max(&merged.0, max))
             .then(|| codec::merged_larger_than_max(merged.0.len(), max)))
     }

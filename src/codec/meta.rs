@@ -228,21 +228,39 @@ fn entry(map: &[u8], key: &[u8], depth: usize) -> Option<Entry> {
     None
 }
 
-/// `changes` applied to the stored record `current` (`Record::merged`), where a rewritten
-/// `__meta` keeps the stored owner when the request did not change it (`Changes::keep_owner`):
-/// what every store's merge writes.
-pub fn merged(current: &[u8], changes: &super::Changes) -> mlua::Result<super::Record> {
+/// `changes` applied to the stored record `current` (`Record::merged`; `stored`, its
+/// bookkeeping): what every store's merge writes. A `__meta` the changes rewrite carries this
+/// request's whole bookkeeping, but it may have changed one field only (a login's owner, a
+/// creation time stamped) while another request stored another field since: it keeps the
+/// stored owner when the request did not change it (`Changes::keep_owner`), and the stored
+/// lifetime when the write assumed one (`keep_lifetime`: a patch or write with a
+/// `lifetime::Assumed`, which the engine drops where the request set the lifetime itself).
+/// Returns the merged record and, where the changes rewrote `__meta`, the bookkeeping it holds
+/// (else it is `stored`): the rest of a merge reads it for the lifetime kept and the owner.
+pub fn merged(
+    current: &[u8],
+    stored: &Meta,
+    changes: &super::Changes,
+    keep_lifetime: bool,
+) -> mlua::Result<(super::Record, Option<Meta>)> {
     let merged = super::Record::merged(current, changes)?;
-    if !(changes.keep_owner && changes.touches(META_KEY.as_bytes())) {
-        return Ok(merged);
+    // The common merge leaves the bookkeeping alone, and pays for nothing more.
+    if !changes.touches(META_KEY.as_bytes()) {
+        return Ok((merged, None));
     }
-    let stored = Meta::of_record(current).owner;
     let mut meta = Meta::of_record(&merged.0);
-    if meta.owner == stored {
-        return Ok(merged);
+    let keep_owner = changes.keep_owner && meta.owner != stored.owner;
+    let keep_lifetime = keep_lifetime && meta.max_age != stored.max_age;
+    if !(keep_owner || keep_lifetime) {
+        return Ok((merged, Some(meta)));
     }
-    meta.owner = stored;
-    with_meta(&merged.0, &meta)
+    if keep_owner {
+        meta.owner.clone_from(&stored.owner);
+    }
+    if keep_lifetime {
+        meta.max_age = stored.max_age;
+    }
+    Ok((with_meta(&merged.0, &meta)?, Some(meta)))
 }
 
 /// `record` with its `__meta` replaced by `meta` (removed when `meta` is empty).
@@ -343,7 +361,10 @@ mod tests {
             let bytes = patch(keep_owner).to_patch(None).unwrap();
             let (back, _) = Changes::from_patch(&bytes).unwrap().unwrap();
             assert_eq!(back.keep_owner, keep_owner);
-            let m = Meta::of_record(&merged(&stored.0, &back).unwrap().0);
+            let (out, after) =
+                merged(&stored.0, &Meta::of_record(&stored.0), &back, false).unwrap();
+            let m = Meta::of_record(&out.0);
+            assert_eq!(after.as_ref(), Some(&m));
             assert_eq!(
                 m.max_age,
                 Some(MaxAge::Ms(60_000)),
@@ -364,9 +385,83 @@ mod tests {
             removed: Vec::new(),
             keep_owner: true,
         };
-        let m = Meta::of_record(&merged(&out.0, &changes).unwrap().0);
+        let m = Meta::of_record(
+            &merged(&out.0, &Meta::default(), &changes, false)
+                .unwrap()
+                .0
+                .0,
+        );
         assert_eq!(m.owner, None);
         assert_eq!(m.created, Some(1000));
+    }
+
+    #[test]
+    fn a_rewritten_meta_keeps_the_stored_lifetime_where_the_write_assumed_one() {
+        use super::super::{Changes, Entries};
+        let month = Some(MaxAge::Ms(30 * 86_400_000));
+        let record = |meta: &Meta| {
+            let mut e = Entries::default();
+            e.push(b"cart", &[FALSE]).unwrap();
+            with_meta(&e.into_record().unwrap().0, meta).unwrap()
+        };
+        // Stored since this request loaded: remember me (a month). This request logged in as
+        // bob (a new owner), its bookkeeping holding the lifetime it loaded (none).
+        let stored = Meta {
+            created: Some(1000),
+            max_age: month,
+            owner: Some("ann".into()),
+            ..Meta::default()
+        };
+        let mine = Meta {
+            created: Some(1000),
+            owner: Some("bob".into()),
+            ..Meta::default()
+        };
+        let current = record(&stored);
+        let changes = Changes {
+            set: vec![(META_KEY.as_bytes().to_vec(), mine.encode().unwrap())],
+            removed: Vec::new(),
+            keep_owner: false,
+        };
+        for keep_lifetime in [true, false] {
+            let (out, after) = merged(&current.0, &stored, &changes, keep_lifetime).unwrap();
+            let m = Meta::of_record(&out.0);
+            assert_eq!(after, Some(m.clone()));
+            assert_eq!(m.owner.as_deref(), Some("bob"), "this request's login");
+            let want = if keep_lifetime { month } else { None };
+            assert_eq!(m.max_age, want, "keep_lifetime {keep_lifetime}");
+            assert_eq!(m.created, Some(1000));
+            assert_eq!(out.entries().unwrap().len(), 2, "the data kept");
+        }
+        // A browser-session cookie stored is kept as one; a request whose bookkeeping is all
+        // gone (its __meta removed) still leaves the stored lifetime.
+        let browser = Meta {
+            max_age: Some(MaxAge::Browser),
+            ..stored.clone()
+        };
+        let (out, _) = merged(&record(&browser).0, &browser, &changes, true).unwrap();
+        assert_eq!(Meta::of_record(&out.0).max_age, Some(MaxAge::Browser));
+        let removed = Changes {
+            set: Vec::new(),
+            removed: vec![META_KEY.as_bytes().to_vec()],
+            keep_owner: false,
+        };
+        let (out, after) = merged(&current.0, &stored, &removed, true).unwrap();
+        let want = Meta {
+            max_age: month,
+            ..Meta::default()
+        };
+        assert_eq!(Meta::of_record(&out.0), want);
+        assert_eq!(after, Some(want));
+        // Changes that leave __meta alone report no bookkeeping of their own.
+        let data = Changes {
+            set: vec![(b"cart".to_vec(), vec![FALSE])],
+            removed: Vec::new(),
+            keep_owner: true,
+        };
+        let (out, after) = merged(&current.0, &stored, &data, true).unwrap();
+        assert_eq!(after, None);
+        assert_eq!(out, current);
     }
 
     #[test]

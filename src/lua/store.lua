@@ -192,7 +192,18 @@ local function mergeable(ctx, id, patch, assumed)
     if not alive then return false end
     local fits, why = ctx.merge_fits(ctx.engine, current, patch)
     if not fits then failed("merge", why) end
-    return true, kept
+    return true, kept, current
+end
+
+---A table store's merge of changes `set` that rewrite `__meta` for another field (a login's
+---owner, a creation time) where the commit assumed the lifetime it loaded (it did not set one):
+---the store merges `set.__meta` whole, so it is given the lifetime `current` (what the store's
+---get just returned) holds, which another request may have set since (remember me), as every
+---other store's merge keeps it (src/codec/meta.rs, `merged`).
+local function keep_stored_lifetime(set, current)
+    local mine, stored = set.__meta, current.__meta
+    if type(mine) ~= "table" then return end
+    if type(stored) == "table" then mine.maxAge = stored.maxAge else mine.maxAge = nil end
 end
 
 ---Runs the engine's commit for session `s` (its state `m`); performs a Lua store's part.
@@ -217,9 +228,13 @@ function M.commit(s, m, flags)
         if op == "merge" and not ctx.record then
             -- A table store's own merge: read first (staleAware or not), for its size; the read
             -- also tells what lifetime the session keeps.
-            local alive
-            alive, kept = mergeable(ctx, id, patch, assumed)
-            if not alive then op, state, line, snap = nil, "gone", nil, nil end
+            local alive, current
+            alive, kept, current = mergeable(ctx, id, patch, assumed)
+            if not alive then
+                op, state, line, snap = nil, "gone", nil, nil
+            elseif assumed ~= nil then
+                keep_stored_lifetime(a, current)
+            end
         elseif op == "replace" or (op ~= "set" and not ctx.stale_aware) then
             -- A store without merge writes whole sessions with set, which refuses nothing: it
             -- is read first even when it says it is staleAware (that vouches for merge and

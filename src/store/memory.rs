@@ -437,9 +437,7 @@ impl MemoryStore {
         assumed: Option<&Assumed>,
         max: usize,
     ) -> StoreResult<Merged> {
-        // A merge that rewrites the bookkeeping writes this request's lifetime.
         let rewrites_meta = changes.touches(META_KEY.as_bytes());
-        let assumed = assumed.filter(|_| !rewrites_meta);
         let now = clock::now_ms();
         let mut inner = self.inner.lock();
         inner.reclaim(now, RECLAIM_PER_CALL);
@@ -453,14 +451,14 @@ impl MemoryStore {
                 if stored.stale.is_some() {
                     return Ok(Merged::Gone);
                 }
-                let merged = meta::merged(e.data(), changes).map_err(|e| {
-                    StoreError::new("MemoryStore", "merge", crate::engine::message(&e))
-                })?;
-                (
-                    merged,
-                    e.owned(),
-                    assumed.and_then(|a| a.kept(&stored, now)),
-                )
+                // A merge that assumed a lifetime keeps the stored one, also inside a `__meta`
+                // it rewrites for another field.
+                let (merged, rewritten) =
+                    meta::merged(e.data(), &stored, changes, assumed.is_some()).map_err(|e| {
+                        StoreError::new("MemoryStore", "merge", crate::engine::message(&e))
+                    })?;
+                let after = rewritten.as_ref().unwrap_or(&stored);
+                (merged, e.owned(), assumed.and_then(|a| a.kept(after, now)))
             }
             None => return Ok(Merged::Gone),
         };
@@ -956,8 +954,8 @@ mod tests {
     }
 
     /// A merge or touch that finds another lifetime stored than it assumed (another request
-    /// set it since) keeps the session for that one, and says so; one that rewrites the
-    /// bookkeeping stores its own.
+    /// set it since) keeps the session for that one, and says so, also a merge that rewrites
+    /// the bookkeeping for another field; one without the assumption stores its own.
     #[test]
     fn merges_and_touches_keep_the_stored_lifetime() {
         use crate::codec::meta::MaxAge;
@@ -1007,12 +1005,33 @@ mod tests {
             Touched::Alive(None)
         ));
         assert!(expires("x").unwrap() <= clock::now_ms() + 60_000);
-        // A merge that writes the bookkeeping (its lifetime among it) stores its own.
+        // A merge that rewrites the bookkeeping for another field (a creation time stamped),
+        // assuming the lifetime it loaded, keeps the stored one inside the merged `__meta`.
+        let stamped = Meta {
+            created: Some(5),
+            ..Meta::default()
+        };
+        let stamp = codec::diff(&empty.0, &meta::with_meta(&empty.0, &stamped).unwrap()).unwrap();
+        let Ok(Merged::Written(None, Some(kept))) =
+            store.merge_record("x", &stamp, 60, Some(&assumed), usize::MAX)
+        else {
+            panic!("the rewriting merge keeps the month");
+        };
+        assert_eq!(kept.max_age, Some(2_592_000));
+        let stored =
+            |id: &str| Meta::of_record(store.inner.lock().find(id.as_bytes()).unwrap().data());
+        assert_eq!(
+            (stored("x").max_age, stored("x").created),
+            (month.max_age, Some(5))
+        );
+        // One whose request set the lifetime itself (here: none of its own; the engine drops
+        // the assumption then) stores its own.
         let rewrite = codec::diff(&remembered.0, &empty).unwrap();
         assert!(matches!(
-            store.merge_record("x", &rewrite, 60, Some(&assumed), usize::MAX),
+            store.merge_record("x", &rewrite, 60, None, usize::MAX),
             Ok(Merged::Written(None, None))
         ));
+        assert_eq!(stored("x").max_age, None);
         assert!(matches!(
             store.touch_id("y", 60, Some(&assumed)),
             Touched::Gone

@@ -53,7 +53,9 @@ pub fn merge_patch(current: &[u8], patch: &[u8]) -> LuaResult<Patched> {
     if before.stale.is_some() {
         return Ok(Patched::Retired);
     }
-    let merged = meta::merged(current, &changes)?;
+    // A patch that assumed a lifetime (the request did not set one) keeps the stored one, also
+    // inside a `__meta` it rewrites for another field.
+    let (merged, rewritten) = meta::merged(current, &before, &changes, assumed.is_some())?;
     if let Some(max) = max
         && !meta::within_max(&merged.0, max)
     {
@@ -62,20 +64,12 @@ pub fn merge_patch(current: &[u8], patch: &[u8]) -> LuaResult<Patched> {
             codec::merged_larger_than_max(merged.0.len(), max)
         )));
     }
-    // The merged record is read for its owner only when it can have one: the session had
-    // one, or this merge rewrote the bookkeeping (the common merge does neither).
-    let rewrites_meta = changes.touches(meta::META_KEY.as_bytes());
-    let after = if before.owner.is_some() || rewrites_meta {
-        meta::Meta::of_record(&merged.0).owner
-    } else {
-        None
-    };
+    // The merged bookkeeping: the stored one unless this merge rewrote it (the common merge
+    // does not, and reads nothing more).
+    let after_meta = rewritten.as_ref().unwrap_or(&before);
+    let after = after_meta.owner.clone();
     let changed = after != before.owner;
-    // A patch that rewrites the bookkeeping carries no assumption: its lifetime is stored.
-    let kept = match assumed {
-        Some(a) if !rewrites_meta => a.kept(&before, crate::clock::now_ms()),
-        _ => None,
-    };
+    let kept = assumed.and_then(|a| a.kept(after_meta, crate::clock::now_ms()));
     Ok(Patched::Merged(merged, after, changed, kept))
 }
 
@@ -275,8 +269,9 @@ mod tests {
     }
 
     /// `_merge_patch` says what lifetime the merged session keeps where another request
-    /// changed it since the patch's request loaded the session; not where the patch rewrites
-    /// the bookkeeping itself (its lifetime is then the one stored).
+    /// changed it since the patch's request loaded the session, also where the patch rewrites
+    /// the bookkeeping for another field; not where the patch carries no assumption (its
+    /// request set the lifetime itself, which is then stored).
     #[test]
     fn a_merge_patch_tells_the_lifetime_the_merged_session_keeps() {
         let rule = Rule {
@@ -321,8 +316,27 @@ mod tests {
             removed: Vec::new(),
             keep_owner: false,
         };
+        // A patch that rewrites the bookkeeping for another field (a creation time stamped)
+        // and assumed a lifetime keeps the stored one inside the merged `__meta`, and says so.
         let rewrite = own.to_patch_with(None, Some(&assumed)).unwrap();
-        assert_eq!(kept_by(&record(Some(MaxAge::Browser)), &rewrite), None);
+        let Patched::Merged(merged, _, _, kept) =
+            merge_patch(&record(Some(MaxAge::Browser)), &rewrite).unwrap()
+        else {
+            panic!("not retired")
+        };
+        assert_eq!(kept.map(|t| t.max_age), Some(None));
+        let m = Meta::of_record(&merged.0);
+        assert_eq!((m.max_age, m.created), (Some(MaxAge::Browser), Some(1)));
+        // Without the assumption (the request set its lifetime itself, and the engine dropped
+        // it), the patch's bookkeeping is stored whole: nothing kept.
+        let last_writer = own.to_patch(None).unwrap();
+        let Patched::Merged(merged, _, _, kept) =
+            merge_patch(&record(Some(MaxAge::Browser)), &last_writer).unwrap()
+        else {
+            panic!("not retired")
+        };
+        assert_eq!(kept, None);
+        assert_eq!(Meta::of_record(&merged.0).max_age, None);
         // A patch without the assumption (a caller's own) says nothing.
         let bare = write.to_patch(None).unwrap();
         assert_eq!(kept_by(&record(Some(MaxAge::Browser)), &bare), None);

@@ -790,8 +790,9 @@ impl JsonChanges {
 
     /// As `apply`, where `assumed` says what lifetime `cookie` was made for: a session whose
     /// stored lifetime is another one (another request changed it since this one loaded the
-    /// session, and these changes leave it alone) keeps that one, in its cookie object and its
-    /// TTL (`Applied::kept`).
+    /// session, and this one did not set it: `assumed` is dropped where it did) keeps that one,
+    /// in its cookie object and its TTL (`Applied::kept`), also where these changes rewrite
+    /// `__meta` for another field (an owner, a creation time).
     pub fn apply_kept(
         &self,
         base: &[u8],
@@ -821,9 +822,16 @@ impl JsonChanges {
                 };
             }
         }
+        // A request that did not set the session's lifetime (the changes leave `__meta` alone,
+        // or they rewrite it for another field and assumed the lifetime loaded) keeps the stored
+        // one: another request may have set it (remember me) after this one loaded the session.
+        // The lifetime is the cookie object's, which the JSON `__meta` never holds; a rewritten
+        // `__meta` may hold another creation time.
+        let keeps_stored = !self.touches_meta || assumed.is_some();
         let kept = match assumed {
             Some(a) if !self.touches_meta => a.kept(&before, clock::now_ms()),
-            _ => None,
+            Some(a) => a.kept(&meta_of(&map), clock::now_ms()),
+            None => None,
         };
         let cookie = match kept {
             Some(k) => Cookie {
@@ -835,10 +843,8 @@ impl JsonChanges {
             None => cookie.clone(),
         };
         let mut fresh = cookie.to_json();
-        // A request that did not change the session's lifetime keeps the stored one: another
-        // request may have set it (remember me) after this one loaded the session. Its exact
-        // value, as Node wrote it.
-        if !self.touches_meta
+        // The stored lifetime kept: its exact value, as Node wrote it.
+        if keeps_stored
             && let Some(stored) = map.get(COOKIE_KEY).and_then(|c| c.get("originalMaxAge"))
             && let Json::Object(o) = &mut fresh
         {
@@ -1254,6 +1260,55 @@ mod tests {
         assert_eq!(applied.ttl, 3600);
         let json: Json = serde_json::from_str(&applied.json).unwrap();
         assert_eq!(json["cookie"]["expires"], Json::Null);
+    }
+
+    /// A merge that rewrites `__meta` for another field (a login: a new owner) and assumed the
+    /// lifetime it loaded keeps the stored `originalMaxAge` (another request's remember me) and
+    /// follows it; without the assumption (its request set the lifetime) the cookie's stands.
+    #[test]
+    fn a_merge_that_rewrites_meta_for_another_field_keeps_the_stored_lifetime() {
+        use crate::lifetime::{Assumed, Rule};
+        let lua = Lua::new();
+        let loaded = to_record(
+            br#"{"a":1,"__meta":{"created":5,"owner":"ann"},"cookie":{"originalMaxAge":3600000}}"#,
+            BIG,
+        )
+        .unwrap();
+        let t: LuaTable = lua.load("return { a = 1 }").eval().unwrap();
+        let bob = Meta {
+            owner: Some("bob".into()),
+            ..Meta::of_record(&loaded.0)
+        };
+        let mine = codec::meta::with_meta(&Record::from_table(&lua, &t).unwrap().0, &bob).unwrap();
+        let changes = JsonChanges::of(&loaded.diff(&mine).unwrap()).unwrap();
+        assert!(changes.touches_meta);
+        let rule = Rule {
+            ttl: 3600,
+            max_age: Some(3600),
+            absolute: None,
+        };
+        let assumed = Assumed::new(rule, &bob);
+        let cookie = Cookie::standalone(3600);
+        let base = br#"{"a":1,"__meta":{"created":5,"owner":"ann"},"cookie":{"originalMaxAge":2592000123,"expires":"x","path":"/"}}"#;
+        let applied = changes
+            .apply_kept(base, &cookie, Some(&assumed), BIG)
+            .unwrap()
+            .unwrap();
+        assert_eq!(applied.owner.as_deref(), Some("bob"));
+        assert_eq!(applied.ttl, 2_592_001);
+        assert_eq!(applied.kept.map(|k| k.max_age), Some(Some(2_592_001)));
+        let json: Json = serde_json::from_str(&applied.json).unwrap();
+        assert_eq!(json["cookie"]["originalMaxAge"], 2_592_000_123u64);
+        assert_eq!(json["__meta"]["owner"], "bob");
+        assert_eq!(json["__meta"]["created"], 5);
+        // Without the assumption: the lifetime handed over is written.
+        let applied = changes
+            .apply_kept(base, &cookie, None, BIG)
+            .unwrap()
+            .unwrap();
+        assert_eq!((applied.ttl, applied.kept), (3600, None));
+        let json: Json = serde_json::from_str(&applied.json).unwrap();
+        assert_eq!(json["cookie"]["originalMaxAge"], 3_600_000);
     }
 
     /// What TOUCH is told to find, and what its reply of 2 reads as.
