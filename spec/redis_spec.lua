@@ -96,6 +96,36 @@ describe("RedisStore stored form (connect-redis)", function()
     assert.equal("3600000", c:get("/life").body)
   end)
 
+  -- TOUCH (a Lua script in Redis) and the module read a stored __meta.created as one number: one
+  -- beyond ±2^53 (no double holds it exactly) is no creation time on both sides, and the
+  -- session's absolute clock starts again. TOUCH used to answer 1e19 back, which Redis turned
+  -- into -2^63: the session ended at once.
+  it("a stored creation time beyond 2^53 is none, for TOUCH as for a load, under absoluteTimeout", function()
+    for _, created in ipairs({ "1e19", "9223372036854775808", "-1e19", "9007199254740992", "1.5" }) do
+      server:cli("FLUSHALL")
+      local app, c = site({ store = store(), ttl = 3600, rolling = true, absoluteTimeout = 600 }, {
+        ["/login"] = function(req) req.session.userId = 42 end,
+        ["/hit"] = function(req, res) res:text(tostring(req.session.userId)) end,
+      })
+      c:get("/login")
+      local id = cookie_id(c)
+      local raw = stored(id):gsub('"__meta":{"created":%-?%d+}', '"__meta":{"created":' .. created .. '}')
+      assert.matches('"created":' .. created:gsub("[%.%-]", "%%%0"), raw)
+      server:cli("SET", PREFIX .. id, raw, "EX", 3600)
+      local r = c:get("/hit")
+      assert.equal(200, r.status, tostring(app.last_error))
+      assert.equal("42", r.body, created)
+      local max_age = tonumber(r.headers["set-cookie"][1]:match("Max%-Age=(%d+)"))
+      assert.is_true(max_age > 590 and max_age <= 600, created .. ": the cookie lives the absolute timeout: " .. max_age)
+      local ttl = tonumber(server:cli("TTL", PREFIX .. id))
+      assert.is_true(ttl > 590 and ttl <= 600, created .. ": the key too: " .. ttl)
+      -- Its clock started again at that request: a whole number of ms now.
+      local _, doc = stored(id)
+      assert.is_true(doc.__meta.created >= 0 and doc.__meta.created < 2^53, created)
+      assert.equal("42", c:get("/hit").body)
+    end
+  end)
+
   it("writes key prefix..id, the data as JSON and express-session's cookie object", function()
     local _, c = site({ store = store(), ttl = 3600, cookie = { maxAge = 600, sameSite = "Strict" } }, {
       ["/login"] = function(req) req.session.userId = 42; req.session.name = "Ann" end,

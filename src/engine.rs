@@ -958,24 +958,21 @@ fn table_is_retired(t: &LuaTable) -> bool {
 }
 
 /// The lifetime bookkeeping of a table store's session (`__meta.maxAge` and `created`), read as
-/// `Meta::from_value` reads the encoded form: whole numbers, a positive lifetime, `false` for a
-/// browser-session cookie; anything else is none. Any number as `__meta.stale` marks an id
+/// `Meta::from_value` reads the encoded form: whole numbers within ±2^53 (`meta::EXACT`), a
+/// positive lifetime, `false` for a browser-session cookie; anything else is none. Any number as `__meta.stale` marks an id
 /// `regenerate` retired (`stale` then holds it, saturated; NaN as 0).
 fn table_meta(t: &LuaTable) -> Meta {
     let Ok(LuaValue::Table(m)) = t.raw_get::<LuaValue>(META_KEY) else {
         return Meta::default();
     };
     let whole = |v: LuaValue| match v {
-        LuaValue::Integer(i) => Some(i),
-        LuaValue::Number(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Some(f as i64),
+        LuaValue::Integer(i) => meta::exact(i),
+        LuaValue::Number(f) => meta::exact_f64(f),
         _ => None,
     };
     let max_age = match m.raw_get::<LuaValue>("maxAge") {
         Ok(LuaValue::Boolean(false)) => Some(MaxAge::Browser),
-        Ok(v) => whole(v)
-            .and_then(|ms| u64::try_from(ms).ok())
-            .filter(|&ms| ms > 0)
-            .map(MaxAge::Ms),
+        Ok(v) => meta::own_ms(whole(v)),
         Err(_) => None,
     };
     let stale = match m.raw_get::<LuaValue>("stale") {
@@ -1110,6 +1107,38 @@ mod tests {
         let data = stored();
         assert_eq!(data.get::<i64>("counter").unwrap(), 2);
         assert_eq!(data.get::<i64>("cart").unwrap(), 3);
+    }
+
+    /// A table store's lifetime and creation time are read as the encoded record's are: a
+    /// number beyond ±2^53 or not whole is absent (2^63 used to be read as i64::MAX).
+    #[test]
+    fn a_table_stores_bookkeeping_is_read_as_its_record_is() {
+        let lua = Lua::new();
+        for fields in [
+            "created = math.maxinteger, maxAge = math.maxinteger",
+            "created = 2^63, maxAge = 2^63",
+            "created = 1 << 53, maxAge = 1 << 53",
+            "created = -(2^53), maxAge = 1e19",
+            "created = 1.5, maxAge = 1500.5",
+            "created = (1 << 53) - 1, maxAge = 2^53 - 1",
+            "created = 1764400000000.0, maxAge = 500",
+            "created = 'soon', maxAge = false",
+        ] {
+            let t: LuaTable = lua
+                .load(format!("return {{ __meta = {{ {fields} }} }}"))
+                .eval()
+                .unwrap();
+            let encoded = Meta::of_record(&Record::from_table(&lua, &t).unwrap().0);
+            let table = table_meta(&t);
+            assert_eq!(
+                (table.created, table.max_age),
+                (encoded.created, encoded.max_age),
+                "{fields}"
+            );
+            if fields.contains("math.maxinteger") {
+                assert_eq!((table.created, table.max_age), (None, None));
+            }
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! and an out-of-memory error unwinds by longjmp to the protected call: there, frames hold only
 //! borrowed data and plain numbers, nothing that needs dropping.
 
-use super::meta::{MaxAge, Meta};
+use super::meta::{self, MaxAge, Meta};
 use super::{Entries, FALSE, FLOAT, INT, LIST, MAP, MAX_DEPTH, NoMemory, Reader, STR, Step, TRUE};
 use super::{HOLE_COST, MAX_HOLES, holes, varint_len, write_map, write_str, write_table};
 use super::{TOO_DEEP, describe_path, reserve, str_len, too_big, type_message, undecodable};
@@ -429,17 +429,14 @@ pub unsafe fn encode_value_at(
 /// index of a table in it. Calls only functions that cannot raise (`lua_next` over a table
 /// nobody changes meanwhile; `lua_tolstring` on strings only).
 pub unsafe fn meta_at(state: *mut ffi::lua_State, idx: c_int) -> Meta {
-    // A number as `meta::int` reads its encoding: an integer, or an integral float below 9e15.
+    // A number as `meta::int` reads its encoding: an integer, or a float `meta::exact_f64` takes.
     let int = |i: c_int| -> Option<i64> {
         // SAFETY: `i` is a valid index (the value of the current pair).
         unsafe {
             if ffi::lua_type(state, i) != ffi::LUA_TNUMBER {
                 return None;
             }
-            integer_at(state, i).or_else(|| {
-                let f = ffi::lua_tonumber(state, i);
-                (f.fract() == 0.0 && f.abs() < 9.0e15).then_some(f as i64)
-            })
+            integer_at(state, i).or_else(|| meta::exact_f64(ffi::lua_tonumber(state, i)))
         }
     };
     let mut m = Meta::default();
@@ -450,17 +447,12 @@ pub unsafe fn meta_at(state: *mut ffi::lua_State, idx: c_int) -> Meta {
         while ffi::lua_next(state, idx) != 0 {
             if ffi::lua_type(state, -2) == ffi::LUA_TSTRING {
                 match string_at(state, -2) {
-                    b"created" => m.created = int(-1),
+                    b"created" => m.created = int(-1).and_then(meta::exact),
                     b"stale" => m.stale = int(-1),
                     b"maxAge" if ffi::lua_type(state, -1) == ffi::LUA_TBOOLEAN => {
                         m.max_age = (ffi::lua_toboolean(state, -1) == 0).then_some(MaxAge::Browser)
                     }
-                    b"maxAge" => {
-                        m.max_age = int(-1)
-                            .and_then(|ms| u64::try_from(ms).ok())
-                            .filter(|&ms| ms > 0)
-                            .map(MaxAge::Ms)
-                    }
+                    b"maxAge" => m.max_age = meta::own_ms(int(-1).and_then(meta::exact)),
                     b"owner" if ffi::lua_type(state, -1) == ffi::LUA_TSTRING => {
                         m.owner = std::str::from_utf8(string_at(state, -1))
                             .ok()

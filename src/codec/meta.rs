@@ -42,15 +42,38 @@ pub struct Meta {
     pub owner: Option<String>,
 }
 
+/// 2^53: a bookkeeping number (`created`, a lifetime) counts only as a whole number below it in
+/// magnitude, where every reader holds it exactly (LuaJIT's numbers, JavaScript's and the Redis
+/// scripts' are doubles). Anything else (beyond it, a fraction, not a number) is absent, read
+/// alike by every store and the Redis scripts: a stored `created` of 2^63 was i64::MAX to one
+/// reader and -2^63 to another, which ended the session at once under `absoluteTimeout`.
+pub const EXACT: i64 = 1 << 53;
+
+/// A bookkeeping integer, when within ±2^53 (`EXACT`).
+pub fn exact(i: i64) -> Option<i64> {
+    (i.unsigned_abs() < EXACT as u64).then_some(i)
+}
+
+/// A bookkeeping number from a double: whole and within ±2^53 (`EXACT`), else none.
+pub fn exact_f64(f: f64) -> Option<i64> {
+    (f.fract() == 0.0 && f.abs() < EXACT as f64).then_some(f as i64)
+}
+
+/// A session's own lifetime from a bookkeeping number (already `exact`): a positive one.
+pub fn own_ms(ms: Option<i64>) -> Option<MaxAge> {
+    ms.and_then(|ms| u64::try_from(ms).ok())
+        .filter(|&ms| ms > 0)
+        .map(MaxAge::Ms)
+}
+
+/// A number's encoding, read as a whole number: an integer, or a float `exact_f64` takes (a
+/// Lua 5.1 number written by another interpreter's encoder). `created` and a lifetime then
+/// go through `exact`; `stale` does not (any whole number marks a retirement).
 fn int(v: &[u8]) -> Option<i64> {
     let mut r = Reader::new(v);
     match r.byte()? {
         INT => Some(i64::from_le_bytes(r.eight()?)),
-        // An integral float (a Lua 5.1 number written by another interpreter's encoder).
-        super::FLOAT => {
-            let f = f64::from_le_bytes(r.eight()?);
-            (f.fract() == 0.0 && f.abs() < 9.0e15).then_some(f as i64)
-        }
+        super::FLOAT => exact_f64(f64::from_le_bytes(r.eight()?)),
         _ => None,
     }
 }
@@ -64,15 +87,10 @@ impl Meta {
         };
         for (k, v) in entries {
             match k {
-                b"created" => m.created = int(v),
+                b"created" => m.created = int(v).and_then(exact),
                 b"stale" => m.stale = int(v),
                 b"maxAge" if v.first() == Some(&FALSE) => m.max_age = Some(MaxAge::Browser),
-                b"maxAge" => {
-                    m.max_age = int(v)
-                        .and_then(|ms| u64::try_from(ms).ok())
-                        .filter(|&ms| ms > 0)
-                        .map(MaxAge::Ms)
-                }
+                b"maxAge" => m.max_age = own_ms(int(v).and_then(exact)),
                 b"owner" => {
                     let mut r = Reader::new(v);
                     m.owner = r
@@ -615,6 +633,53 @@ mod tests {
         bytes.push(FALSE);
         assert!(entry(&bytes, b"x", 1).is_some());
         assert_eq!(entry(&bytes, b"x", MAX_DEPTH), None);
+    }
+
+    #[test]
+    fn a_created_or_lifetime_that_no_double_holds_exactly_is_absent() {
+        let lua = Lua::new();
+        let meta = |src: &str| {
+            let t: LuaTable = lua
+                .load(format!("return {{ __meta = {{ {src} }} }}"))
+                .eval()
+                .unwrap();
+            Meta::of_record(&super::super::Record::from_table(&lua, &t).unwrap().0)
+        };
+        // Integers (INT) and floats alike, beyond ±2^53 or not whole: absent, as a malformed
+        // lifetime always was (the session follows the options; a creation time starts again).
+        for src in [
+            "created = math.maxinteger",
+            "created = 1 << 53",
+            "created = -(1 << 53)",
+            "created = 2^63",
+            "created = 1e19",
+            "created = 2^53",
+            "created = 1.5",
+            "created = 0/0",
+            "created = 1/0",
+        ] {
+            assert_eq!(meta(src).created, None, "{src}");
+        }
+        for src in [
+            "maxAge = math.maxinteger",
+            "maxAge = 1 << 53",
+            "maxAge = 2^53",
+            "maxAge = 2^63",
+            "maxAge = 1500.5",
+            "maxAge = 0",
+            "maxAge = -1000",
+        ] {
+            assert_eq!(meta(src).max_age, None, "{src}");
+        }
+        // Just inside: kept, integer or float.
+        let inside = (1i64 << 53) - 1;
+        assert_eq!(meta("created = (1 << 53) - 1").created, Some(inside));
+        assert_eq!(meta("created = -(2^53 - 1)").created, Some(-inside));
+        assert_eq!(
+            meta("maxAge = 2^53 - 1").max_age,
+            Some(MaxAge::Ms(inside as u64))
+        );
+        assert_eq!(meta("maxAge = 500").max_age, Some(MaxAge::Ms(500)));
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! method and address.
 
 use crate::clock;
-use crate::codec::meta::{META_KEY, MaxAge, Meta, within_max};
+use crate::codec::meta::{self, META_KEY, MaxAge, Meta, within_max};
 use crate::codec::{self, Changes, Record};
 use crate::cookie::{Priority, SameSite, Secure};
 use crate::json;
@@ -99,6 +99,11 @@ local function meta_of(raw)
   if v and type(v.__meta) == 'table' then return v.__meta end
   return nil
 end
+-- Whether a bookkeeping number (created, a lifetime) counts: whole and within +-2^53, as the
+-- module reads one (meta::EXACT); anything else is none there and here.
+local function exact(n)
+  return type(n) == 'number' and n == math.floor(n) and n > -2^53 and n < 2^53
+end
 "#
     };
 }
@@ -154,12 +159,12 @@ local function age_of(v)
   if type(c) ~= 'table' then return 'none' end
   local a = c.originalMaxAge
   if a == cjson.null then return 'null' end
-  if type(a) == 'number' and a >= 1 and a < 9e15 then return math.floor(a) end
+  if exact(a) and a >= 1 then return a end
   return 'none'
 end
 local function created_of(meta)
   local c = meta and meta.created
-  if type(c) == 'number' and c == math.floor(c) then return c end
+  if exact(c) then return c end
   return 'none'
 end
 local function same(have, want)
@@ -235,10 +240,9 @@ pub type Found = (Option<MaxAge>, Option<i64>);
 pub fn touch_found(age: Option<i64>, created: Option<i64>) -> Found {
     let own = match age {
         Some(-1) => Some(MaxAge::Browser),
-        Some(ms) => u64::try_from(ms).ok().filter(|&ms| ms >= 1).map(MaxAge::Ms),
-        None => None,
+        age => meta::own_ms(age.and_then(meta::exact)),
     };
-    (own, created)
+    (own, created.and_then(meta::exact))
 }
 
 /// Attempts of a session's touch that keeps finding another lifetime stored (each time another
@@ -262,7 +266,7 @@ for i = 1, #members, 2 do
   elseif type(meta.stale) ~= 'number' then
     out[#out + 1] = id
     out[#out + 1] = tonumber(members[i + 1])
-    out[#out + 1] = type(meta.created) == 'number' and meta.created or false
+    out[#out + 1] = exact(meta.created) and meta.created or false
   end
 end
 return out
@@ -621,21 +625,27 @@ fn meta_of(map: &Map<String, Json>) -> Meta {
                 .filter(|f| f.fract() == 0.0)
                 .map(|f| f as i64)
         };
-        meta.created = int("created");
+        meta.created = m.get("created").and_then(exact_json);
         meta.stale = int("stale");
         meta.owner = m.get("owner").and_then(Json::as_str).map(String::from);
     }
     if let Some(Json::Object(c)) = map.get(COOKIE_KEY) {
         meta.max_age = match c.get("originalMaxAge") {
             Some(Json::Null) => Some(MaxAge::Browser),
-            Some(n) => n
-                .as_f64()
-                .filter(|ms| *ms >= 1.0 && *ms < 9.0e15)
-                .map(|ms| MaxAge::Ms(ms as u64)),
+            Some(n) => meta::own_ms(exact_json(n)),
             None => None,
         };
     }
     meta
+}
+
+/// A bookkeeping number in JSON, as every store reads one (`meta::EXACT`): whole and within
+/// ±2^53, else none (serde_json holds 2^63 as a u64; as a double, 1e19 would saturate).
+fn exact_json(v: &Json) -> Option<i64> {
+    match v.as_i64() {
+        Some(i) => meta::exact(i),
+        None => v.as_f64().and_then(meta::exact_f64),
+    }
 }
 
 /// `__meta` as JSON: what Node cannot keep elsewhere (the lifetime lives in the cookie
@@ -1338,6 +1348,44 @@ mod tests {
         );
         assert_eq!(touch_found(Some(0), None), (None, None));
         assert_eq!(touch_found(None, None), (None, None));
+    }
+
+    /// A creation time or lifetime beyond ±2^53, or not whole, is absent, as the other stores
+    /// and the Redis scripts read it (`created` of 2^63 used to be read as i64::MAX here and as
+    /// another number by TOUCH, which then ended the session at once under absoluteTimeout).
+    #[test]
+    fn a_created_or_lifetime_that_no_double_holds_exactly_is_absent() {
+        let meta = |json: &str| meta_of(&parse_object(json.as_bytes(), BIG).unwrap());
+        for c in [
+            "9223372036854775808",
+            "9223372036854775807",
+            "18446744073709551615",
+            "1e19",
+            "-1e19",
+            "9007199254740992",
+            "-9007199254740992",
+            "1.5",
+        ] {
+            let json = format!(r#"{{"__meta":{{"created":{c}}},"cookie":{{}}}}"#);
+            assert_eq!(meta(&json).created, None, "created {c}");
+            let json = format!(r#"{{"cookie":{{"originalMaxAge":{c}}}}}"#);
+            assert_eq!(meta(&json).max_age, None, "originalMaxAge {c}");
+        }
+        let inside = r#"{"__meta":{"created":9007199254740991},"cookie":{"originalMaxAge":9007199254740991}}"#;
+        let m = meta(inside);
+        assert_eq!(m.created, Some(9_007_199_254_740_991));
+        assert_eq!(m.max_age, Some(MaxAge::Ms(9_007_199_254_740_991)));
+        assert_eq!(
+            meta(r#"{"cookie":{"originalMaxAge":500}}"#).max_age,
+            Some(MaxAge::Ms(500))
+        );
+        // What a TOUCH reply reports goes through the same rule.
+        assert_eq!(touch_found(Some(i64::MAX), Some(i64::MIN)), (None, None));
+        assert_eq!(touch_found(Some(1 << 53), Some(-(1 << 53))), (None, None));
+        assert_eq!(
+            touch_found(Some((1 << 53) - 1), Some(5)),
+            (Some(MaxAge::Ms((1 << 53) - 1)), Some(5))
+        );
     }
 
     #[test]
