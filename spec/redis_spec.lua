@@ -182,6 +182,33 @@ describe("RedisStore stored form (connect-redis)", function()
     assert.matches(big, after, 1, true)
   end)
 
+  -- 1E400 is beyond the double range: JavaScript reads it as Infinity and writes that back as
+  -- null; serde_json refuses it, which made every request of the session a 500.
+  it("reads a number beyond the double range that another writer stored as null, and keeps the session working", function()
+    local app, c = site({ store = store() }, {
+      ["/start"] = function(req) req.session.lua = 1 end,
+      ["/visit"] = function(req, res)
+        req.session.lua = req.session.lua + 1
+        res:text(tostring(req.session.big) .. " " .. tostring(req.session.list[1]) .. " " .. tostring(req.session.list[2]))
+      end,
+      ["/keep"] = function(req) req.session:regenerate(true) end,
+    })
+    c:get("/start")
+    local id = cookie_id(c)
+    local raw = stored(id):gsub("}$", ',"big":1E400,"list":[-1e999,2]}')
+    server:cli("SET", PREFIX .. id, raw, "EX", 600)
+    local r = c:get("/visit")
+    assert.equal(200, r.status, tostring(app.last_error))
+    assert.equal("nil nil 2", r.body)
+    local after, doc = stored(id)
+    assert.equal(2, doc.lua)
+    assert.matches('"big":null,"list":[null,2]', after, 1, true)
+    -- A whole write of it (regenerate keeping the data) works too.
+    assert.equal(200, c:get("/keep").status, tostring(app.last_error))
+    local _, kept = stored(cookie_id(c))
+    assert.equal(2, kept.lua)
+  end)
+
   -- A Lua table cannot tell an empty array from an empty object, nor hold a null: arrays a Node
   -- app wrote come back marked (hs.array), so a Lua write of the key around them keeps them
   -- arrays, and Node's items.push still works.

@@ -4,9 +4,10 @@
 //! Mapping: a table whose keys are exactly 1..n (n >= 1) is an array, and so is a table with
 //! the array marker (`crate::array`), empty or with holes (`null`); any other table an object
 //! (number keys become strings; an empty table is `{}`). A decoded array carries the marker,
-//! so `[]` comes back as `[]`. Integers stay integers where the
-//! interpreter has them; JSON `null` decodes to nil. NaN and infinities have no JSON form and
-//! are refused, as are functions, userdata and cycles, naming where in the value they are
+//! so `[]` comes back as `[]`. Integers stay integers where the interpreter has them; JSON
+//! `null` decodes to nil, and so does a number beyond the double range (`1E400`: JavaScript
+//! reads it as Infinity and writes that back as `null`). NaN and infinities have no JSON form
+//! and are refused, as are functions, userdata and cycles, naming where in the value they are
 //! (`json.encode: value cart.items[3] is a function`).
 //!
 //! Both directions go without an intermediate tree: `encode` writes into one buffer that grows
@@ -364,14 +365,92 @@ pub fn decode(lua: &Lua, text: &[u8]) -> LuaResult<LuaValue> {
         .deserialize(&mut de)?;
         de.end().map(|()| v)
     };
-    match parse(text) {
-        Ok(v) => Ok(v),
-        // A second parse's error (if any) is the one past the surrogates.
-        Err(e) => match without_lone_surrogates(text) {
-            Some(text) => parse(text.as_bytes()).map_err(fail),
-            None => Err(fail(e)),
-        },
+    parse_as_javascript(text, parse, |e| Some(e)).map_err(fail)
+}
+
+/// The most numbers beyond the double range that one text may hold and still be read: each
+/// costs a parse of the text (no JSON.stringify writes one, so a text with more is not worth
+/// reading past them).
+pub const MAX_OUT_OF_RANGE: usize = 64;
+
+/// Parses `text` with `parse`, reading past what serde_json refuses but JavaScript reads: a
+/// lone surrogate escape (as U+FFFD) and a number beyond the double range (`1E400`, which
+/// JSON.parse reads as ±Infinity and JSON.stringify writes back as `null`: read as `null`,
+/// so a session another writer stored one in stays readable and writable). `error` gives the
+/// serde_json error inside one of `parse`'s errors (None: another error, returned as it is).
+/// On the common path (the text parses) this is one call of `parse`; the error returned is
+/// the last parse's.
+pub fn parse_as_javascript<T, E>(
+    text: &[u8],
+    parse: impl Fn(&[u8]) -> Result<T, E>,
+    error: impl Fn(&E) -> Option<&serde_json::Error>,
+) -> Result<T, E> {
+    let mut repaired: Option<Vec<u8>> = None;
+    let (mut surrogates, mut numbers) = (false, 0);
+    loop {
+        let current = repaired.as_deref().unwrap_or(text);
+        let e = match parse(current) {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        let Some(json_error) = error(&e) else {
+            return Err(e);
+        };
+        let span = (numbers < MAX_OUT_OF_RANGE)
+            .then(|| out_of_range_number(current, json_error))
+            .flatten();
+        if let Some(span) = span {
+            // `null` and spaces: the same length, so later errors' positions hold.
+            let bytes = repaired.get_or_insert_with(|| text.to_vec());
+            bytes[span.clone()].fill(b' ');
+            bytes[span.start..span.start + 4].copy_from_slice(b"null");
+            numbers += 1;
+            continue;
+        }
+        if !surrogates {
+            surrogates = true;
+            if let Some(s) = without_lone_surrogates(current) {
+                repaired = Some(s.into_bytes());
+                continue;
+            }
+        }
+        return Err(e);
     }
+}
+
+/// Where in `text` lies the number serde_json refused as beyond the double range (`e`), when
+/// that is `e`'s complaint: the whole number token around the last byte the parse read (a
+/// parse of a slice reports the column past it; the parse may stop inside the exponent).
+fn out_of_range_number(text: &[u8], e: &serde_json::Error) -> Option<std::ops::Range<usize>> {
+    if !e.to_string().starts_with("number out of range") {
+        return None;
+    }
+    let line_start = match e.line() {
+        0 | 1 => 0,
+        n => {
+            text.iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'\n')
+                .nth(n - 2)?
+                .0
+                + 1
+        }
+    };
+    let last = (line_start + e.column()).checked_sub(1)?;
+    let in_number = |b: &u8| matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E');
+    if !in_number(text.get(last)?) {
+        return None;
+    }
+    let start = text[..last]
+        .iter()
+        .rposition(|b| !in_number(b))
+        .map_or(0, |i| i + 1);
+    let end = text[last..]
+        .iter()
+        .position(|b| !in_number(b))
+        .map_or(text.len(), |i| last + i);
+    // Every number beyond the range takes at least 5 bytes (`2e308`): room for `null`.
+    (end - start >= 4).then_some(start..end)
 }
 
 /// For a parse of JSON text that failed: the text with every lone surrogate escape read as
@@ -557,6 +636,39 @@ mod tests {
         );
         let err = crate::engine::message(&decode(&lua, deep(500).as_bytes()).unwrap_err());
         assert!(err.contains("nests deeper than 64 levels"), "{err}");
+    }
+
+    #[test]
+    fn a_number_beyond_the_double_range_decodes_to_nil() {
+        let lua = Lua::new();
+        let v = decode(&lua, br#"{"a":1E400,"b":[1,-1E400,3],"c":1e-400,"d":2}"#).unwrap();
+        let check: bool = lua
+            .load("local v = ... return v.a == nil and v.b[1] == 1 and v.b[2] == nil and v.b[3] == 3 and v.c == 0 and v.d == 2")
+            .call(v)
+            .unwrap();
+        assert!(check);
+        // Read back as JavaScript writes it: null.
+        crate::array::install(&lua).unwrap();
+        let v = decode(&lua, b"[1,1e999,2]").unwrap();
+        assert_eq!(encode(&lua, &v).unwrap(), b"[1,null,2]");
+        assert!(decode(&lua, b"1e999").unwrap().is_nil());
+        assert!(decode(&lua, b"[1e999,]").is_err());
+        // Found on any line, with a lone surrogate after it.
+        let v = decode(
+            &lua,
+            b"{\n \"a\":\n  -1e999 ,\n\"s\":\"\\ud83d\", \"b\": 2e999}",
+        )
+        .unwrap();
+        let check: bool = lua
+            .load("local v = ... return v.a == nil and v.b == nil and v.s == '\\u{fffd}'")
+            .call(v)
+            .unwrap();
+        assert!(check);
+        // At most MAX_OUT_OF_RANGE of them: each costs a parse.
+        let many = |n: usize| format!("[{}]", vec!["1e999"; n].join(","));
+        assert!(decode(&lua, many(MAX_OUT_OF_RANGE).as_bytes()).is_ok());
+        let err = decode(&lua, many(MAX_OUT_OF_RANGE + 1).as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("number out of range"), "{err}");
     }
 
     #[test]

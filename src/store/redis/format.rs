@@ -461,22 +461,13 @@ pub fn parse_object(raw: &[u8], max: usize) -> Result<Map<String, Json>, String>
             }
         })
     };
-    let value = match parse(raw) {
+    // Past lone surrogates and numbers beyond the double range, as JavaScript reads them (the
+    // error, if any, is the last parse's: the first may be a lone surrogate's, where the text
+    // is broken elsewhere).
+    let value = match json::parse_as_javascript(raw, parse, |e| e.as_ref().ok()) {
         Ok(v) => v,
         Err(Err(why)) => return Err(why),
-        Err(Ok(e)) => {
-            let Some(text) = json::without_lone_surrogates(raw) else {
-                return Err(format!("the stored session is not JSON: {e}"));
-            };
-            // The second parse's error, past the surrogates this module reads: the first
-            // one may be a lone surrogate's, where the text is broken elsewhere. (Each escape
-            // is replaced by one of the same length: the error's position holds.)
-            match parse(text.as_bytes()) {
-                Ok(v) => v,
-                Err(Err(why)) => return Err(why),
-                Err(Ok(e)) => return Err(format!("the stored session is not JSON: {e}")),
-            }
-        }
+        Err(Ok(e)) => return Err(format!("the stored session is not JSON: {e}")),
     };
     match value {
         Json::Object(map) => Ok(map),
@@ -1016,6 +1007,54 @@ mod tests {
         );
         assert!(json.contains(r#""new":"x""#), "{json}");
         assert!(!json.contains("gone"), "{json}");
+    }
+
+    /// A number beyond the double range (`1E400`: no JSON.stringify writes one, but another
+    /// writer can) is read as the `null` JavaScript writes back for the Infinity it reads, not
+    /// refused: the session stays readable and writable (it used to be a 500 on every request).
+    #[test]
+    fn a_number_beyond_the_double_range_is_read_as_null() {
+        let lua = Lua::new();
+        let base = br#"{"big":1E400,"list":[1,-1e999,3],"deep":{"x":2e308,"y":17976931348623157e292,"z":123456789e305},"tiny":1e-400,"n":1,"cookie":{}}"#;
+        let map = parse_object(base, BIG).unwrap();
+        assert_eq!(map["big"], Json::Null);
+        assert_eq!(map["list"], serde_json::json!([1, null, 3]));
+        assert_eq!(map["deep"]["x"], Json::Null);
+        assert_eq!(map["deep"]["y"], serde_json::json!(f64::MAX));
+        assert_eq!(map["deep"]["z"], Json::Null);
+        assert_eq!(map["tiny"], serde_json::json!(0.0));
+        assert!(load_record(base, BIG).unwrap().is_some());
+        // A merge of another key: the number is written back as JavaScript would write it.
+        let t: LuaTable = lua.load("return { n = 2 }").eval().unwrap();
+        let n = Record::from_table(&lua, &t).unwrap();
+        let changes = JsonChanges::of(&Changes {
+            set: vec![(b"n".to_vec(), n.entries().unwrap()[0].1.to_vec())],
+            removed: Vec::new(),
+            keep_owner: false,
+        })
+        .unwrap();
+        let (json, _) = changes
+            .apply(base, &Cookie::standalone(60), BIG)
+            .unwrap()
+            .unwrap();
+        assert!(json.starts_with(r#"{"big":null,"list":[1,null,3],"deep":{"x":null,"y":1.7976931348623157e+308,"z":null},"tiny":0.0,"n":2,"#), "{json}");
+        // Out-of-range numbers only: other broken JSON is still refused, saying why.
+        for bad in [
+            &br#"{"a":1E400,}"#[..],
+            br#"{"a":1E400"#,
+            br#"{"a":"1E400}"#,
+        ] {
+            assert!(
+                parse_object(bad, BIG).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        // With lone surrogates too, in either order.
+        let both = br#"{"s":"\ud83d","a":1e400,"t":"\udc00"}"#;
+        let map = parse_object(both, BIG).unwrap();
+        assert_eq!(map["a"], Json::Null);
+        assert_eq!(map["s"], Json::from("\u{fffd}"));
     }
 
     #[test]
