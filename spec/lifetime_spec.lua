@@ -458,6 +458,29 @@ describe("the stale grace after regenerate", function()
     assert.equal(2, store:get(id).hits)
   end)
 
+  -- A stored lifetime reads back as what the engine honours: under a second (express-session
+  -- can store 500 ms) it is the session's own (a one-second cookie), not the options'; beyond
+  -- 2^53 or not whole it is none, and the options' lifetime shows.
+  it("session.cookie.maxAge shows the stored lifetime the cookie follows, sub-second or none", function()
+    local cases = {
+      { 500, 500, "1" }, { 1, 1, "1" }, { 1500, 1500, "2" },
+      { 2^53, 100000, "100" }, { 1500.5, 100000, "100" }, { -500, 100000, "100" },
+    }
+    if math.type then cases[#cases + 1] = { math.maxinteger, 100000, "100" } end
+    for _, case in ipairs(cases) do
+      local stored, shown, max_age = case[1], case[2], case[3]
+      local store = TableStore.new()
+      local _, c = app_with({ store = store, ttl = 100, rolling = true }, routes())
+      c:post("/hit")
+      local id = id_of(c)
+      store.rows[id].data.__meta = { maxAge = stored }
+      local r = c:get("/cookie")
+      assert.equal(shown, cjson.decode(r.body).maxAge, tostring(stored))
+      assert.equal(shown, cjson.decode(r.body).originalMaxAge, tostring(stored))
+      assert.equal(max_age, attr(cookie_line(r), "Max-Age"), tostring(stored))
+    end
+  end)
+
   it("regenerate works on a session too large to store (the old id keeps what was stored)", function()
     local store = hs.MemoryStore()
     local app, c = app_with({ store = store, maxSize = 200 }, routes())

@@ -16,6 +16,7 @@ local unpack = table.unpack or unpack -- Lua 5.1 and LuaJIT: the global
 local FLASH_KEY = "__flash"
 local META_KEY = "__meta"
 local MAX_DEPTH = 64
+local EXACT = 2 ^ 53 -- bookkeeping numbers count below it (meta::EXACT)
 
 ---@class honeymoon_session.Session
 ---@field cookie honeymoon_session.SessionCookie this session's cookie (express-session's shape)
@@ -397,11 +398,13 @@ local OWNER = {} -- the key under which a cookie object holds its session's stat
 ---@field sameSite string|false
 
 -- The session's cookie lifetime in ms (nil: a browser-session cookie). What the engine
--- honours: a whole number of ms from 1000, or false; anything else stored means the options'.
+-- honours (meta::own_ms): a whole number of ms from 1 and below 2^53 (express-session can
+-- store 500; its cookie then lives a second), or false; anything else stored means the
+-- options'.
 local function lifetime(m)
     local own = m.meta and m.meta.maxAge
     if own == false then return nil end
-    if type(own) == "number" and own >= 1000 then return own end
+    if type(own) == "number" and own >= 1 and own < EXACT and floor(own) == own then return own end
     local config = m.ctx.life.maxAge
     if config == false then return nil end
     return config * 1000
