@@ -1034,6 +1034,16 @@ describe("log out everywhere: what sessionsOf and destroyAll take", function()
       end
     end
     assert.equal("9007199254740991", hs._owner(2 ^ 53 - 1, "SomeStore", "sessionsOf"))
+    -- Shown as every message shows a number (1e300, not its 301 digits).
+    for _, call in ipairs({
+      function() return store:sessionsOf(1e300) end,
+      function() return hs._owner(-1e300, "SomeStore", "destroyAll") end,
+    }) do
+      local _, err = pcall(call)
+      assert.matches("got the number %-?1e300$", err)
+    end
+    local _, err = pcall(store.destroyAll, store, 1e-300)
+    assert.matches("got the number 1e%-300$", err)
   end)
 
   it("a session written without the index option is not listed", function()

@@ -47,8 +47,10 @@ describe("SharedDictStore outside nginx", function()
     _G.ngx = saved
     assert.equals('honeymoon_session: SharedDictStore: no lua_shared_dict named "no\\u{1b}pe\239\191\189": declare '
       .. "it in nginx.conf's http block, e.g. `lua_shared_dict \"no\\u{1b}pe\239\191\189\" 10m;`", err)
-    assert.equals("honeymoon_session: SharedDictStore: prefix must be a string, got number", message({ prefix = 1 }))
-    assert.equals("honeymoon_session: SharedDictStore: options must be a table, got string", message("sessions"))
+    -- Values shown in the module's style (hs._shown), as the native setup errors show them.
+    assert.equals("honeymoon_session: SharedDictStore: prefix must be a string, got 1e300", message({ prefix = 1e300 }))
+    assert.equals("honeymoon_session: SharedDictStore: lock_timeout must be a number, got true", message({ lock_timeout = true }))
+    assert.equals('honeymoon_session: SharedDictStore: options must be a table, got "sessions"', message("sessions"))
   end)
 end)
 
@@ -216,10 +218,14 @@ describe("SharedDictStore: ttl", function()
       touch = function(ttl) return store:touch("live", ttl) end,
     }
     for method, call in pairs(calls) do
-      for _, ttl in ipairs({ 0, 0.0004, 1.5, -5, 1 / 0, 0 / 0, 3153600001, "60" }) do
+      -- Numbers shown as the native stores show them (1e300, NaN), not by tostring.
+      local cases = { [0] = "0", [0.0004] = "0.0004", [1.5] = "1.5", [-5] = "-5", [1 / 0] = "inf",
+        [3153600001] = "3153600001", [1e300] = "1e300", [-1e-300] = "-1e-300", ["60"] = "a string" }
+      cases[#cases + 1] = { 0 / 0, "NaN" }
+      for ttl, got in pairs(cases) do
+        if type(got) == "table" then ttl, got = got[1], got[2] end
         local ok, err = pcall(call, ttl)
         assert.is_false(ok, method .. " took ttl " .. tostring(ttl))
-        local got = type(ttl) == "number" and tostring(ttl) or "a string"
         assert.equal("honeymoon_session: SharedDictStore:" .. method .. " failed: ttl must be a whole number of "
           .. "seconds from 1 to 3153600000, got " .. got .. " (lua_shared_dict sessions)", err)
       end

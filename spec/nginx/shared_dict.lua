@@ -708,7 +708,7 @@ case("constructor: unknown dict, bad options", function()
     raises(function() SharedDictStore.new({ dict = "sessions", ttl = 5 }) end,
         '^honeymoon_session: SharedDictStore: unknown option "ttl"', "unknown option")
     raises(function() SharedDictStore.new({ dict = 5 }) end,
-        "^honeymoon_session: SharedDictStore: dict must be a string, got number$", "dict type")
+        "^honeymoon_session: SharedDictStore: dict must be a string, got 5$", "dict type")
     raises(function() SharedDictStore.new({ prefix = "\0x" }) end, "prefix must not start with a NUL byte", "prefix")
     raises(function() SharedDictStore.new({ lock_exptime = 0 }) end, "lock_exptime must be a number of seconds, at least 0.001", "lock_exptime")
     -- The dict rounds 0.5 ms down to 0, which would be a lock that never expires.

@@ -142,8 +142,9 @@ pub fn owner_arg(store: &str, method: &str, v: &LuaValue) -> LuaResult<String> {
     };
     owner.ok_or_else(|| {
         let got = match v {
-            LuaValue::Integer(i) => format!("the number {i}"),
-            LuaValue::Number(n) => format!("the number {n}"),
+            LuaValue::Integer(_) | LuaValue::Number(_) => {
+                format!("the number {}", crate::codec::number_or_type(v))
+            }
             LuaValue::String(_) => "a string that is not UTF-8".to_string(),
             other => crate::codec::a_type(other).to_string(),
         };

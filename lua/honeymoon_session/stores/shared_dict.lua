@@ -95,6 +95,12 @@ local function natives()
     now_ms, owner_arg, shown = hs._now_ms, hs._owner, hs._shown
 end
 
+-- A value for a message, as the native errors show one (hs._shown).
+local function show(v)
+    if not shown then natives() end
+    return shown(v)
+end
+
 ---@class honeymoon_session.SharedDictStoreOptions
 ---@field dict? string name of the lua_shared_dict, default "sessions"
 ---@field prefix? string prefix of this store's keys, default "sess:"; "" if the dict holds only sessions
@@ -350,8 +356,9 @@ end
 local function ttl_arg(self, method, ttl)
     if ttl == nil then return DAY end
     if type(ttl) == "number" and ttl >= 1 and ttl <= MAX_TTL and floor(ttl) == ttl then return ttl end
+    -- A number as the native stores' message shows it (1e300, NaN; not tostring's 1e+300).
     fail(self, method, "ttl must be a whole number of seconds from 1 to 3153600000, got "
-        .. (type(ttl) == "number" and tostring(ttl) or "a " .. type(ttl)))
+        .. (type(ttl) == "number" and show(ttl) or "a " .. type(ttl)))
 end
 
 ---Notes that the store wrote or touched the session under `key` now (its lastSeen). Unlike the
@@ -811,19 +818,21 @@ local function key_text(k)
     return "[" .. shown(k) .. "]"
 end
 
+
 ---A store over the lua_shared_dict `opts.dict`. Raises at once, naming the problem, on a bad
 ---option, an undeclared dict, or outside nginx.
 ---@param opts? honeymoon_session.SharedDictStoreOptions
 ---@return honeymoon_session.SharedDictStore
 local function new(opts)
     if opts == nil then opts = {} end
-    if type(opts) ~= "table" then bad("options must be a table, got " .. type(opts)) end
+    -- Values shown as the native setup errors show them (hs._shown; loaded only on an error).
+    if type(opts) ~= "table" then bad("options must be a table, got " .. show(opts)) end
     for k, v in next, opts do
         local want = OPTIONS[k]
         if want == nil then
             bad(format("unknown option %s (options: dict, prefix, lock_exptime, lock_timeout)", key_text(k)))
         end
-        if type(v) ~= want then bad(format("%s must be a %s, got %s", k, want, type(v))) end
+        if type(v) ~= want then bad(format("%s must be a %s, got %s", k, want, show(v))) end
     end
     local name, prefix = opts.dict or "sessions", opts.prefix or "sess:"
     local lock_exptime, lock_timeout = opts.lock_exptime or 1, opts.lock_timeout or 2
