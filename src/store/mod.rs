@@ -85,20 +85,26 @@ pub fn data_arg(store: &str, v: LuaValue) -> LuaResult<LuaTable> {
     }
 }
 
+/// A number given from Lua (an option or a method's argument) when it is whole and from 1 to
+/// `max`, else none (nil included: callers default it first). The one range check of the
+/// stores' TTLs, timeouts and pool sizes: a fraction is refused, never rounded, and so are
+/// NaN, the infinities and anything that is not a number.
+pub fn whole_from_1(v: &LuaValue, max: u64) -> Option<u64> {
+    let n = match v {
+        LuaValue::Integer(i) => *i as f64,
+        LuaValue::Number(n) => *n,
+        _ => return None,
+    };
+    (n.fract() == 0.0 && n >= 1.0 && n <= max as f64).then_some(n as u64)
+}
+
 /// A TTL argument of a native store's method called from Lua: whole seconds from 1 to
 /// `Ttl::MAX` (a fraction is refused, never rounded); nil means a day.
 pub fn ttl_arg(store: &str, v: LuaValue) -> LuaResult<Ttl> {
-    let n = match v {
-        LuaValue::Nil => return Ok(Ttl::DAY),
-        LuaValue::Integer(i) => i as f64,
-        LuaValue::Number(n) => n,
-        _ => f64::NAN,
-    };
-    if n.fract() == 0.0
-        && let Some(ttl) = (n >= 1.0 && n <= Ttl::MAX as f64)
-            .then(|| Ttl::new(n as u64))
-            .flatten()
-    {
+    if v.is_nil() {
+        return Ok(Ttl::DAY);
+    }
+    if let Some(ttl) = whole_from_1(&v, Ttl::MAX).and_then(Ttl::new) {
         return Ok(ttl);
     }
     Err(LuaError::runtime(format!(
@@ -256,6 +262,29 @@ pub fn lua_store_format(value: &LuaValue) -> LuaResult<(bool, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whole_from_1_takes_whole_numbers_in_range_only() {
+        let max = 3_153_600_000;
+        for (v, want) in [
+            (LuaValue::Integer(1), Some(1)),
+            (LuaValue::Integer(max as i64), Some(max)),
+            (LuaValue::Number(max as f64), Some(max)),
+            (LuaValue::Number(60.0), Some(60)),
+            (LuaValue::Integer(max as i64 + 1), None),
+            (LuaValue::Integer(0), None),
+            (LuaValue::Integer(-5), None),
+            (LuaValue::Integer(i64::MAX), None),
+            (LuaValue::Number(1.5), None),
+            (LuaValue::Number(0.5), None),
+            (LuaValue::Number(f64::NAN), None),
+            (LuaValue::Number(f64::INFINITY), None),
+            (LuaValue::Boolean(true), None),
+            (LuaValue::Nil, None),
+        ] {
+            assert_eq!(whole_from_1(&v, max), want, "{v:?}");
+        }
+    }
     use crate::codec::meta::{self, MaxAge, Meta};
     use crate::codec::{Changes, Entries};
     use crate::lifetime::{Assumed, Rule, Term};

@@ -284,14 +284,11 @@ pub(super) const MAX_MS: i64 = i32::MAX as i64;
 /// A timeout option in whole milliseconds, from 1 to `MAX_MS`; `name` is how errors call it.
 pub(super) fn option_ms(t: &LuaTable, key: &str, name: &str, default: u64) -> LuaResult<Duration> {
     let v = t.raw_get::<LuaValue>(key)?;
-    let ms = match v {
-        LuaValue::Nil => return Ok(Duration::from_millis(default)),
-        LuaValue::Integer(n) => n as f64,
-        LuaValue::Number(n) => n,
-        _ => f64::NAN,
-    };
-    if ms.fract() == 0.0 && (1.0..=MAX_MS as f64).contains(&ms) {
-        return Ok(Duration::from_millis(ms as u64));
+    if v.is_nil() {
+        return Ok(Duration::from_millis(default));
+    }
+    if let Some(ms) = crate::store::whole_from_1(&v, MAX_MS as u64) {
+        return Ok(Duration::from_millis(ms));
     }
     Err(bad(format!(
         "{name} must be a whole number of milliseconds from 1 to {MAX_MS} (about 24.8 days), got {}",

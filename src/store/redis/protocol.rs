@@ -66,13 +66,10 @@ const MAX_POOL_SIZE: i64 = 1 << 20;
 /// was given, as the timeouts are.
 fn pool_size(t: &LuaTable) -> LuaResult<i64> {
     let v = t.raw_get::<LuaValue>("size")?;
-    let n = match v {
-        LuaValue::Nil => return Ok(32),
-        LuaValue::Integer(n) => n as f64,
-        LuaValue::Number(n) => n,
-        _ => f64::NAN,
-    };
-    if n.fract() == 0.0 && (1.0..=MAX_POOL_SIZE as f64).contains(&n) {
+    if v.is_nil() {
+        return Ok(32);
+    }
+    if let Some(n) = crate::store::whole_from_1(&v, MAX_POOL_SIZE as u64) {
         return Ok(n as i64);
     }
     Err(bad(format!(
