@@ -327,11 +327,6 @@ impl Engine {
         }
     }
 
-    /// Milliseconds until `absoluteTimeout` ends the session (negative: over), when it applies.
-    fn time_left(&self, meta: &Meta, now: i64) -> Option<i64> {
-        self.rule.time_left(meta.created, now)
-    }
-
     /// A stored session that must not be adopted: past `absoluteTimeout`, or a retired id
     /// whose stale grace is over (the store's TTL normally removed it first).
     fn expired(&self, record: &[u8]) -> bool {
@@ -342,7 +337,11 @@ impl Engine {
         }
         let now = clock::now_ms();
         let meta = Meta::of_record(record);
-        meta.stale.is_some_and(|s| s <= now) || self.time_left(&meta, now).is_some_and(|l| l <= 0)
+        meta.stale.is_some_and(|s| s <= now)
+            || self
+                .rule
+                .time_left(meta.created, now)
+                .is_some_and(|l| l <= 0)
     }
 
     /// The distinct ids named by validly signed cookies, at most `MAX_CANDIDATES`, in order.
@@ -412,17 +411,8 @@ impl Engine {
         Ok(Some(loaded))
     }
 
+    /// The `Set-Cookie` line naming session `id`, signed, with the lifetime `max_age`.
     fn cookie_line(
-        &self,
-        c: &Commit,
-        secure_request: bool,
-        max_age: Option<u64>,
-        now: i64,
-    ) -> String {
-        self.cookie_line_of(c.id, secure_request, max_age, now)
-    }
-
-    fn cookie_line_of(
         &self,
         id: &[u8],
         secure_request: bool,
@@ -532,7 +522,7 @@ impl Engine {
             let secure = c.flags & SECURE != 0;
             out.outcome.line = match lifecycle::should_set_cookie(out.outcome.state, out.stored_now)
             {
-                Cookie::Session => Some(self.cookie_line(c, secure, life.max_age, now)),
+                Cookie::Session => Some(self.cookie_line(c.id, secure, life.max_age, now)),
                 Cookie::Clear => Some(
                     self.options
                         .cookie
@@ -946,7 +936,7 @@ impl LuaUserData for Handle {
                     LuaValue::Number(n) if n >= 1.0 && n.fract() == 0.0 => Some(n as u64),
                     _ => None,
                 };
-                Ok(e.0.cookie_line_of(&id.as_bytes(), secure, max_age, clock::now_ms()))
+                Ok(e.0.cookie_line(&id.as_bytes(), secure, max_age, clock::now_ms()))
             },
         );
     }
