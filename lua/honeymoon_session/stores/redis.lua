@@ -209,6 +209,12 @@ local function dotted(method)
     error("honeymoon_session: store methods are called with a colon: store:" .. method .. "(...)", 3)
 end
 
+-- A value's type as messages name it: "nil", "a number".
+local function kind(v)
+    local t = type(v)
+    return t == "nil" and "nil" or "a " .. t
+end
+
 local function fail(self, method, why)
     error(format("honeymoon_session: RedisStore:%s failed: %s (redis at %s)",
         method, plain(why), self.cfg.address), 0)
@@ -307,7 +313,7 @@ end
 
 local function key(self, method, id)
     if type(id) ~= "string" then
-        fail(self, method, "a session id is a string, got " .. type(id))
+        fail(self, method, "a session id is a string, got " .. kind(id))
     end
     return self.prefix .. id
 end
@@ -330,7 +336,7 @@ end
 function Store:set(id, record, ttl, life)
     if type(self) ~= "table" then dotted("set") end
     local k = key(self, "set", id)
-    if type(record) ~= "string" then fail(self, "set", "a record is a string, got " .. type(record)) end
+    if type(record) ~= "string" then fail(self, "set", "a record is a string, got " .. kind(record)) end
     local json, ex, owner = encode(record, ttl, life)
     if not json then fail(self, "set", ex) end
     if owner == nil then
@@ -347,7 +353,7 @@ end
 function Store:merge(id, patch, ttl, version, life, max_size)
     if type(self) ~= "table" then dotted("merge") end
     local k = key(self, "merge", id)
-    if type(patch) ~= "string" then fail(self, "merge", "a patch is a string, got " .. type(patch)) end
+    if type(patch) ~= "string" then fail(self, "merge", "a patch is a string, got " .. kind(patch)) end
     local base = version
     if base == nil then
         base = command(self, "merge", pack("GET", k))
