@@ -338,3 +338,162 @@ describe("the lifetime race: RedisStore", function()
     })
   end)
 end)
+
+-- What hs._merge_patch finds for a commit reaches that commit alone, whichever coroutine calls
+-- it and however often, and nothing of it outlives the request.
+describe("the lifetime race: what hs._merge_patch notes for the commit", function()
+  ---A session stored in `store` by a core of its own: the core, the cookie, the id.
+  local function session_of(store)
+    local core = hs.core({ secret = "race-secret", store = store, ttl = TTL })
+    local first = core:load(nil)
+    first.user = "ann"
+    local cookie = core:commit(first)[1]:match("^([^;]+)")
+    return core, cookie, first:getId()
+  end
+  ---Another request sets the session's lifetime (ms) and commits.
+  local function remember(core, cookie, ms)
+    local s = core:load(cookie)
+    s.cookie.maxAge = ms
+    core:commit(s)
+  end
+
+  it("a store that calls hs._merge_patch in a helper coroutine: A still follows B's lifetime", function()
+    local kit = {
+      store = function()
+        local s = record_store()
+        function s.merge(self, id, patch, ttl)
+          local r = self.rows[id]
+          if not r then return false end
+          -- The store's I/O runs in a coroutine of its own: hs._merge_patch is called there.
+          local merged = coroutine.wrap(function() return hs._merge_patch(r.record, patch) end)()
+          if not merged then return false end
+          self.rows[id] = { record = merged, expires = now_s() + ttl }
+          return true
+        end
+        return s
+      end,
+      left = function(s, id) return s.left(id) end,
+      run = plain,
+    }
+    local line, store, id = race(kit, nil, MONTH * 1000, "write")
+    assert.equal(tostring(MONTH), Site.attr(line, "Max-Age"))
+    lives(kit, store, id, MONTH)
+  end)
+
+  it("a store that merges twice (it found the record changed and merged again): the last merge's lifetime counts", function()
+    local store = record_store()
+    local core, cookie, id = session_of(store)
+    local mine = core:load(cookie) -- request A
+    remember(core, cookie, MONTH * 1000) -- request B: remember me
+    local merge, retried = store.merge, false
+    function store.merge(self, sid, patch, ttl, ...)
+      if retried then return merge(self, sid, patch, ttl, ...) end
+      retried = true
+      -- A compare-and-set store: a first merge against what it read (B's month) ...
+      assert.is_string(hs._merge_patch(self.rows[sid].record, patch))
+      -- ... then request C sets the config's lifetime back before the write, the store sees
+      -- the record changed and merges again.
+      remember(core, cookie, TTL * 1000)
+      return merge(self, sid, patch, ttl, ...)
+    end
+    mine.hits = 1
+    local line = core:commit(mine)[1]
+    assert.is_true(retried)
+    assert.equal(tostring(TTL), Site.attr(line, "Max-Age"))
+    assert.is_true(math.abs(store.left(id) - TTL) <= 5, "the store keeps it " .. store.left(id) .. " s")
+  end)
+
+  -- A store whose one I/O coroutine serves every request's merge: the requests wait (yield)
+  -- until it has merged their patches, one after the other, in its own coroutine.
+  local function queued_store()
+    local s = record_store()
+    local jobs, direct = {}, s.merge
+    s.direct = true
+    function s.merge(self, id, patch, ttl, ...)
+      if s.direct then return direct(self, id, patch, ttl, ...) end
+      local job = { id = id, patch = patch, ttl = ttl }
+      jobs[#jobs + 1] = job
+      while job.ok == nil do coroutine.yield() end
+      return job.ok
+    end
+    function s.work()
+      for i, job in ipairs(jobs) do
+        local merged = hs._merge_patch(s.rows[job.id].record, job.patch)
+        if merged then s.rows[job.id] = { record = merged, expires = now_s() + job.ttl } end
+        job.ok = merged and true or false
+        jobs[i] = nil
+      end
+    end
+    return s
+  end
+
+  it("a store whose one I/O coroutine merges several requests' patches: each commit gets its own", function()
+    if not Interpreter.yields_across_pcall then
+      pending("the store's merge yields inside the module's pcall: " .. Interpreter.NO_YIELD_IN_PCALL)
+      return
+    end
+    local store = queued_store()
+    local core, raced, raced_id = session_of(store)
+    local _, calm, calm_id = session_of(store)
+    local a = core:load(raced) -- loaded before B's remember me
+    remember(core, raced, MONTH * 1000)
+    local other = core:load(calm) -- no race on this one
+    a.hits, other.hits = 1, 1
+    store.direct = false
+    local lines, commits = {}, {}
+    for i, s in ipairs({ a, other }) do
+      commits[i] = coroutine.create(function() lines[i] = core:commit(s)[1] end)
+      assert(coroutine.resume(commits[i]))
+      assert.equal("suspended", coroutine.status(commits[i]), "the merge waits for the I/O coroutine")
+    end
+    coroutine.wrap(store.work)() -- A's patch first, then the other's, in one coroutine
+    for i = 1, 2 do
+      local ok, err = coroutine.resume(commits[i])
+      assert(ok, err)
+      assert.equal("dead", coroutine.status(commits[i]))
+    end
+    assert.equal(tostring(MONTH), Site.attr(lines[1], "Max-Age"))
+    assert.is_true(math.abs(store.left(raced_id) - MONTH) <= 5, "A's session lives " .. store.left(raced_id) .. " s")
+    assert.equal(tostring(TTL), Site.attr(lines[2], "Max-Age"))
+    assert.is_true(math.abs(store.left(calm_id) - TTL) <= 5, "the other lives " .. store.left(calm_id) .. " s")
+  end)
+
+  it("nothing of it is kept for a request abandoned while the store's merge yields after hs._merge_patch", function()
+    if not Interpreter.yields_across_pcall then
+      pending("the store's merge yields inside the module's pcall: " .. Interpreter.NO_YIELD_IN_PCALL)
+      return
+    end
+    local store = record_store()
+    local merge = store.merge
+    local suspend = false
+    function store.merge(self, id, patch, ...)
+      if not suspend then return merge(self, id, patch, ...) end
+      -- A cosocket store: merged, then the write waits on the network; the client goes away
+      -- (or the light thread is killed) and the request is never resumed.
+      assert.is_string(hs._merge_patch(self.rows[id].record, patch))
+      coroutine.yield()
+      error("never resumed")
+    end
+    local core, cookie = session_of(store)
+    local BIG = 200000
+    local function abandoned(i)
+      local mine = core:load(cookie) -- request A
+      remember(core, cookie, (MONTH + i) * 1000) -- B: a lifetime A did not load
+      mine.blob = string.rep(string.char(65 + i % 26), BIG) .. i -- a patch of 200 kB
+      suspend = true
+      local co = coroutine.create(function() core:commit(mine) end)
+      assert(coroutine.resume(co))
+      suspend = false
+      assert.equal("suspended", coroutine.status(co))
+    end
+    abandoned(0)
+    collectgarbage("collect")
+    collectgarbage("collect")
+    local before = collectgarbage("count")
+    for i = 1, 20 do abandoned(i) end
+    collectgarbage("collect")
+    collectgarbage("collect")
+    local grown = (collectgarbage("count") - before) * 1024
+    assert.is_true(grown < 2 * BIG, ("20 abandoned requests left %d bytes behind"):format(grown))
+  end)
+end)

@@ -135,14 +135,26 @@ M.error_message = message
 -- A record store's merge (a plain C function under it: its errors are plain strings already):
 -- the merged record, and the owner and whether the merge changed it where the session names
 -- one. Where the merged session keeps another lifetime than the commit assumed (another
--- request changed it since this one loaded the session), that is noted by the patch, for the
--- commit to give the store's TTL and the cookie (src/lua/store.lua), with no change to the
--- store's own code. (An entry is left behind only if the request is abandoned while the
--- store's merge yields after this call.)
-local merge_patch, kept_of = native._merge_patch, ops.kept_of
+-- request changed it since this one loaded the session), that is noted for the commit whose
+-- patch this is (src/lua/store.lua's `merging`: on the commit's state, so nothing outlives its
+-- request), for the commit to give the store's TTL and the cookie, with no change to the
+-- store's own code.
+local merge_patch, merging = native._merge_patch, ops.merging
 function M._merge_patch(current, patch)
     local merged, owner, changed, kept = merge_patch(current, patch)
-    if kept ~= nil or kept_of[patch] ~= nil then kept_of[patch] = kept end
+    local m = merging[patch]
+    if m ~= nil then
+        local notes = m.kept_notes
+        if kept ~= nil then
+            if notes == nil then
+                notes = {}
+                m.kept_notes = notes
+            end
+            notes[patch] = kept
+        elseif notes ~= nil then
+            notes[patch] = nil -- a second merge of the patch found the lifetime assumed
+        end
+    end
     if owner == nil and not changed then return merged end
     return merged, owner, changed
 end

@@ -2,7 +2,7 @@
 -- Lua, calls its methods here, where they may yield (cosockets, cqueues). A native store's
 -- work happens inside the engine's own call. Embedded in the module; receives nothing, returns
 -- the functions session.lua and core.lua use.
-local type, error, tostring, next, rawget, pcall = type, error, tostring, next, rawget, pcall
+local type, error, tostring, next, rawget, pcall, setmetatable = type, error, tostring, next, rawget, pcall, setmetatable
 
 local M = {}
 
@@ -100,24 +100,37 @@ local function touch(ctx, id, ttl, life, assumed)
     return false
 end
 
--- What hs._merge_patch found, by patch (src/lua/exports.lua): the lifetime a merged session
--- keeps where that is not the one the commit assumed (another request changed it since this
--- one loaded the session). Such a patch carries a number no other patch has, so an entry is
--- one commit's, read (and removed) by that commit when the store's merge returns.
-local kept_of = {}
-M.kept_of = kept_of
+-- The commits whose patch a record store is merging, by patch, for hs._merge_patch
+-- (src/lua/exports.lua) to note on the commit's own state (`m.kept_notes[patch]`) the lifetime
+-- the merged session keeps where that is not the one the commit assumed (another request
+-- changed it since this one loaded the session). A patch that carries the commit's assumption
+-- (every merge's but one that rewrites the bookkeeping) also carries a number no other patch
+-- has; one that does not (two such may be equal) is never noted for. By patch, not by
+-- the running coroutine: a store may call hs._merge_patch from a coroutine of its own (its
+-- I/O), for several requests' patches in turn, or twice for one (the last call counts). Weak
+-- values: the state lives as long as its request, so the entry (and the note, on the state) of
+-- a request abandoned while the store's merge yields (a client gone, a killed light thread)
+-- goes with it. A merge that finds the lifetime assumed allocates nothing here.
+local merging = setmetatable({}, { __mode = "v" })
+M.merging = merging
 
 -- A merge: `written, version, kept, applied`. A record store that merged with hs._merge_patch
 -- wrote the session with `ttl`, whatever it keeps (`applied` false); one of this module's own
--- that writes the lifetime the session keeps itself (the Lua RedisStore) returns it after the
--- version (`applied` true).
-local function merge(ctx, id, a, b, version, ttl, life)
+-- that writes the lifetime the session keeps itself (the Lua RedisStore)
+-- returns it after the version (`applied` true). `m` is the session's state.
+local function merge(ctx, id, a, b, version, ttl, life, m)
     if ctx.record then
         local store = ctx.store
+        merging[a] = m
         local ran, ok, v, kept = pcall(store.merge, store, id, a, ttl, version, life, ctx.max_size)
-        -- Read before anything can raise: the entry must not outlive the commit.
-        local noted = kept_of[a]
-        if noted ~= nil then kept_of[a] = nil end
+        -- Read before anything can raise: nothing of this merge outlives the commit.
+        merging[a] = nil
+        local noted
+        local notes = m.kept_notes
+        if notes ~= nil then
+            noted = notes[a]
+            notes[a] = nil
+        end
         returned("merge", ran, ok, v)
         if type(ok) ~= "boolean" then wrong("merge", "a boolean", ok) end
         -- As get and set: the version is handed back to the next merge of the request.
@@ -253,7 +266,7 @@ function M.commit(s, m, flags)
                 wrong("set", "a string version or nothing", version)
             end
         elseif op == "merge" then
-            local ok, v, k, done = merge(ctx, id, a, b, m.ver, ttl, life)
+            local ok, v, k, done = merge(ctx, id, a, b, m.ver, ttl, life, m)
             if ok then
                 version = v
                 if ctx.record then kept, applied = k, done end
