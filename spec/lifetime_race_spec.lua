@@ -497,3 +497,64 @@ describe("the lifetime race: what hs._merge_patch notes for the commit", functio
     assert.is_true(grown < 2 * BIG, ("20 abandoned requests left %d bytes behind"):format(grown))
   end)
 end)
+
+-- A third request C that sets the lifetime again right after A's merge (which found B's): the
+-- store must keep C's, which a touch after A's merge would overwrite. `left(store, id)` is how
+-- long the store keeps the session.
+local function third_request_after_merge(store, left)
+  local core = hs.core({ secret = "race-secret", store = store, ttl = TTL })
+  local first = core:load(nil)
+  first.user = "ann"
+  local cookie = core:commit(first)[1]:match("^([^;]+)")
+  local id = first:getId()
+  local function lifetime(ms)
+    local s = core:load(cookie)
+    s.cookie.maxAge = ms
+    core:commit(s)
+  end
+  local mine = core:load(cookie) -- request A
+  lifetime(MONTH * 1000) -- B: remember me
+  local merge, c_ran = store.merge, false
+  function store.merge(self, ...)
+    local ok, v, kept = merge(self, ...)
+    if not c_ran then
+      c_ran = true
+      lifetime(60000) -- C, right after A's merge: a minute
+    end
+    return ok, v, kept
+  end
+  mine.hits = 1
+  local line = core:commit(mine)[1]
+  assert.is_true(c_ran)
+  assert.equal(tostring(MONTH), Site.attr(line, "Max-Age"), "A's cookie: the lifetime its merge kept")
+  local n = left(store, id)
+  assert.is_true(math.abs(n - 60) <= 5, "the store keeps the session " .. tostring(n) .. " s, not C's 60")
+  assert.equal(1, core:load(cookie).hits)
+end
+
+describe("the lifetime race: a merge that writes the lifetime it keeps itself", function()
+  local saved
+  before_each(function()
+    saved = rawget(_G, "ngx")
+    _G.ngx = FakeDict.ngx({ "sessions" })
+  end)
+  after_each(function() _G.ngx = saved end)
+
+  it("SharedDictStore: a third request's lifetime, stored right after A's merge, is the TTL it keeps", function()
+    third_request_after_merge(SharedDictStore.new({ dict = "sessions" }),
+      function(s, id) return s.dict:ttl(s.prefix .. id) end)
+  end)
+
+  it("a record store of one's own that writes with kept.ttl and returns it: the same", function()
+    local store = record_store()
+    function store.merge(self, id, patch, ttl)
+      local r = self.rows[id]
+      if not r then return false end
+      local merged, _, _, kept = hs._merge_patch(r.record, patch)
+      if not merged then return false end
+      self.rows[id] = { record = merged, expires = now_s() + (kept and kept.ttl or ttl) }
+      return true, nil, kept
+    end
+    third_request_after_merge(store, function(s, id) return s.left(id) end)
+  end)
+end)

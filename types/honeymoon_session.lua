@@ -163,12 +163,14 @@ function M._record_patch(a, b) end
 ---Applies the patch a commit handed to store:merge to the record the store holds. Raises when
 ---the merged record would be larger than the session's maxSize (the patch carries it): store nothing then.
 ---Where the merged session keeps another lifetime than the commit assumed (another request changed it
----since), notes it for that commit, which then refreshes the TTL with touch and sends the cookie for it.
+---since), notes it for that commit, which then refreshes the TTL with touch and sends the cookie for it;
+---and returns it fourth: a merge that writes with kept.ttl and returns true, version, kept needs no touch.
 ---@param record string the stored record
 ---@param patch string
 ---@return string|false merged the merged record; false alone for a record regenerate retired (never written again)
 ---@return string|nil owner only when the session has or had an owner: the owner the merged record names
 ---@return boolean|nil changed only then: whether this merge changed the owner
+---@return honeymoon_session.Kept|nil kept the lifetime the merged session keeps where it is not the one the commit assumed
 function M._merge_patch(record, patch) end
 ---A record's bookkeeping; never raises (a record it cannot read, or a value that is no string, has none).
 ---@param record string|nil

@@ -137,8 +137,10 @@ M.error_message = message
 -- one. Where the merged session keeps another lifetime than the commit assumed (another
 -- request changed it since this one loaded the session), that is noted for the commit whose
 -- patch this is (src/lua/store.lua's `merging`: on the commit's state, so nothing outlives its
--- request), for the commit to give the store's TTL and the cookie, with no change to the
--- store's own code.
+-- request), for the commit to give the store's TTL and the cookie with one touch more, with no
+-- change to the store's own code; and returned fourth, for a store that writes the session
+-- with that lifetime's TTL in the merge itself, atomically (SharedDictStore), and returns it
+-- after the version (then no touch follows).
 local merge_patch, merging = native._merge_patch, ops.merging
 function M._merge_patch(current, patch)
     local merged, owner, changed, kept = merge_patch(current, patch)
@@ -155,6 +157,7 @@ function M._merge_patch(current, patch)
             notes[patch] = nil -- a second merge of the patch found the lifetime assumed
         end
     end
+    if kept ~= nil then return merged, owner, changed, kept end
     if owner == nil and not changed then return merged end
     return merged, owner, changed
 end

@@ -116,7 +116,7 @@ M.merging = merging
 
 -- A merge: `written, version, kept, applied`. A record store that merged with hs._merge_patch
 -- wrote the session with `ttl`, whatever it keeps (`applied` false); one of this module's own
--- that writes the lifetime the session keeps itself (the Lua RedisStore)
+-- that writes the lifetime the session keeps itself (SharedDictStore, the Lua RedisStore)
 -- returns it after the version (`applied` true). `m` is the session's state.
 local function merge(ctx, id, a, b, version, ttl, life, m)
     if ctx.record then

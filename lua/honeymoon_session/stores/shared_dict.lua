@@ -475,6 +475,8 @@ local OWNER_ATTEMPTS = 4
 ---@param patch string
 ---@param ttl? integer seconds, from 1 (default a day)
 ---@return boolean written
+---@return nil version
+---@return table|nil kept the lifetime the session keeps, and was written for instead of `ttl`, where another request changed it since the commit's load
 function Store:merge(id, patch, ttl)
     if type(self) ~= "table" then dotted("merge") end
     ttl = ttl_arg(self, "merge", ttl)
@@ -507,8 +509,9 @@ function Store:merge(id, patch, ttl)
                 held = unlock_owner(dict, held, owner_lock, token)
                 return false
             end
-            -- merged, and the owner it names and whether this merge changed it
-            local merged_ok, merged, owner, changed = pcall(merge_patch, current, patch)
+            -- merged, the owner it names and whether this merge changed it, and the lifetime
+            -- the session keeps where another request changed it since the commit's load
+            local merged_ok, merged, owner, changed, kept = pcall(merge_patch, current, patch)
             if not merged_ok then
                 dict:delete(lock_key)
                 held = unlock_owner(dict, held, owner_lock, token)
@@ -520,6 +523,9 @@ function Store:merge(id, patch, ttl)
                 held = unlock_owner(dict, held, owner_lock, token)
                 return false
             end
+            -- Written with the kept lifetime's TTL here, under the lock, and returned: no touch
+            -- after the merge, which a third request's lifetime could land before.
+            local life_ttl = kept ~= nil and kept.ttl or ttl
             if changed and owner ~= nil and owner ~= held then
                 -- Joining `owner`: its list lock comes before the session's, as in destroyAll,
                 -- so drop the session's, take the owner's, and start over.
@@ -531,13 +537,13 @@ function Store:merge(id, patch, ttl)
             else
                 local listed = held ~= nil and owner == held
                 local err, ok, refused, forcible
-                if listed then err = enlist(self, OWNER .. self.prefix .. owner, id, ttl) end
+                if listed then err = enlist(self, OWNER .. self.prefix .. owner, id, life_ttl) end
                 if err == nil then
                     -- replace, not set: a session destroyed (or expired) since the get stays gone.
-                    ok, refused, forcible = dict:replace(key, merged, ttl)
+                    ok, refused, forcible = dict:replace(key, merged, life_ttl)
                     -- A failed replace (no memory) has deleted the session: put it back as
                     -- loaded, with the TTL the merge would have given it.
-                    if not ok and refused ~= "not found" then err = put_back(self, key, current, ttl, refused) end
+                    if not ok and refused ~= "not found" then err = put_back(self, key, current, life_ttl, refused) end
                 end
                 dict:delete(lock_key)
                 held = unlock_owner(dict, held, owner_lock, token)
@@ -545,10 +551,10 @@ function Store:merge(id, patch, ttl)
                 if not ok then return false end
                 if forcible then evicted(self) end
                 if owner ~= nil then
-                    seen(self, key, ttl)
-                    if not listed then keep_listed(self, "merge", owner, id, ttl) end
+                    seen(self, key, life_ttl)
+                    if not listed then keep_listed(self, "merge", owner, id, life_ttl) end
                 end
-                return true
+                return true, nil, kept
             end
         end
     end
