@@ -701,6 +701,37 @@ case("the owner index: a login merge while the owner's list is locked elsewhere 
     eq(s:get(id), nil, "ended")
 end)
 
+case("the owner index: a set over a stored id that waits past its owner lock's lock_exptime takes it again", function()
+    -- As merge: set holds the owner's list lock while it waits for the session's lock (a merge
+    -- in flight in another worker), and that wait can outlast lock_exptime. Meanwhile another
+    -- worker takes the free owner lock and rewrites the list (destroyAll drops an id whose
+    -- stored record names someone else, as this one's does until the set lands).
+    local s, owner = store({ dict = "sessions", prefix = "t:", lock_exptime = 0.05 }), "owner-" .. new_id()
+    local dict, id = ngx.shared.sessions, new_id()
+    local okey = "\0owner:t:" .. owner
+    local owner_lock = "\0lock:" .. okey
+    s:set(id, record({ cart = 1 }), 60) -- stored, no owner yet
+    ngx.update_time()
+    assert(dict:add(merge_lock(id), true, 0.2), "the session's lock was free")
+    local took, seen
+    local other = ngx.thread.spawn(function()
+        ngx.sleep(0.1) -- the set's owner lock (0.05 s) has expired by now
+        ngx.update_time()
+        took = dict:add(owner_lock, "another worker", 1)
+        dict:delete(okey)
+        ngx.sleep(0.2) -- the session's lock freed meanwhile (at 0.2 s)
+        seen = dict:get(owner_lock)
+        dict:delete(owner_lock)
+    end)
+    s:set(id, owned(owner), 60, { owner = owner })
+    assert(ngx.thread.wait(other))
+    eq(took, true, "the other worker took the expired owner lock")
+    eq(seen, "another worker", "the other worker's owner lock, after the set")
+    local listed = s:sessionsOf(owner)[1]
+    eq(listed and listed.id, id, "the session, stored naming its owner, is listed under it")
+    eq(s:destroyAll(owner), 1, "destroyAll finds it")
+end)
+
 case("constructor: unknown dict, bad options", function()
     raises(function() SharedDictStore.new({ dict = "nope" }) end,
         "^honeymoon_session: SharedDictStore: no lua_shared_dict named \"nope\": declare it in nginx.conf's http block, "

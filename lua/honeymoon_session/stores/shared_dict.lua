@@ -381,14 +381,22 @@ function Store:get(id)
     return record
 end
 
+-- How often a merge that changes the session's owner, or a set over a stored id that names
+-- one, starts over because the owner's list lock expired (lock_exptime) while it waited for
+-- the session's lock.
+local OWNER_ATTEMPTS = 4
+
 ---Writes session `id`'s whole record under `key`. Returns why the write failed (nil: it did),
 ---and whether room was made by evicting; raises when the session's lock is not had in time.
+---Called holding an owner's list lock (`owner_lock`, taken with `token`), it writes nothing
+---and returns `nil, false, true` when that lock expired while it waited for the session's:
+---another worker may have rewritten the list meanwhile, and the caller starts over.
 ---A new id (the engine's only whole writes) is one dict:add. An id that is stored (a direct
 ---caller's overwrite) is written under the session's merge lock, and what it held is put back
 ---if the write finds no memory (nginx frees the old value first): a failed write is not a
 ---logout, and a destroy from another worker in between still deletes it (destroy deletes again
 ---under that lock), as for merge.
-local function write(self, id, key, record, ttl)
+local function write(self, id, key, record, ttl, owner_lock, token)
     local dict = self.dict
     local ok, err, forcible = dict:add(key, record, ttl)
     if ok then return nil, forcible end
@@ -397,6 +405,10 @@ local function write(self, id, key, record, ttl)
     local lock_key = merge_lock(id, key)
     lock(self, "set", lock_key)
     -- Nothing yields from here to the unlock.
+    if owner_lock ~= nil and dict:get(owner_lock) ~= token then
+        dict:delete(lock_key)
+        return nil, false, true
+    end
     local old, left = dict:get(key), dict:ttl(key)
     ok, err, forcible = dict:set(key, record, ttl)
     if not ok then
@@ -411,6 +423,14 @@ local function write(self, id, key, record, ttl)
     end
     dict:delete(lock_key)
     return err, forcible
+end
+
+---Frees an owner lock a merge or set took (when `held`), unless it expired and another took it since.
+---Returns nil: the caller holds no owner lock any more. (Not a closure in merge: creating one
+---stops LuaJIT from compiling the hot path.)
+local function unlock_owner(dict, held, owner_lock, token)
+    if held ~= nil and dict:get(owner_lock) == token then dict:delete(owner_lock) end
+    return nil
 end
 
 ---Stores a whole session for `ttl` seconds (last writer wins; see merge for concurrent writes).
@@ -437,34 +457,34 @@ function Store:set(id, record, ttl, life)
         -- destroyAll cannot drop the new id from the list (its record not there yet) before
         -- the write lands. Nothing here yields, but for the wait for the session's lock (an
         -- overwrite), taken after the owner's as destroyAll and merge take them.
+        -- The owner lock is taken with a token, as merge's: the wait for the session's lock can
+        -- outlast its lock_exptime, and then set starts over, and frees no lock it lost.
         local okey = OWNER .. self.prefix .. owner
         local lock_key = LOCK .. okey
-        lock(self, "set", lock_key)
-        err = enlist(self, okey, id, ttl)
-        local written, raised = true, nil
-        if err == nil then
-            written, err, forcible = pcall(write, self, id, key, record, ttl)
-            if not written then raised, err = err, nil end
+        tokens = tokens + 1
+        local token = worker_pid() .. ":" .. tokens
+        local lost, attempts = true, 0
+        while lost do
+            if attempts == OWNER_ATTEMPTS then
+                fail(self, "set", format("the owner's list lock expired (lock_exptime) while the set waited for the "
+                    .. "session's lock, %d times; giving up", OWNER_ATTEMPTS))
+            end
+            attempts = attempts + 1
+            lock(self, "set", lock_key, token)
+            err, lost = enlist(self, okey, id, ttl), false
+            local written, raised = true, nil
+            if err == nil then
+                written, err, forcible, lost = pcall(write, self, id, key, record, ttl, lock_key, token)
+                if not written then raised, err, lost = err, nil, false end
+            end
+            unlock_owner(dict, true, lock_key, token)
+            if raised ~= nil then error(raised, 0) end
         end
-        dict:delete(lock_key)
-        if raised ~= nil then error(raised, 0) end
         if err ~= nil then fail(self, "set", err) end
     end
     if forcible then evicted(self) end
     if owner ~= nil then seen(self, key, ttl) end
 end
-
----Frees an owner lock a merge took (when `held`), unless it expired and another took it since.
----Returns nil: the merge holds no owner lock any more. (Not a closure in merge: creating one
----stops LuaJIT from compiling the hot path.)
-local function unlock_owner(dict, held, owner_lock, token)
-    if held ~= nil and dict:get(owner_lock) == token then dict:delete(owner_lock) end
-    return nil
-end
-
--- How often a merge that changes the session's owner starts over because the owner's list
--- lock expired (lock_exptime) while it waited for the session's lock.
-local OWNER_ATTEMPTS = 4
 
 ---Applies a commit's patch to the stored session atomically across workers and refreshes its
 ---TTL. Returns false, writing nothing, when the session is gone (destroyed or expired).
