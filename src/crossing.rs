@@ -284,7 +284,8 @@ unsafe fn push_term(l: *mut lua_State, t: &crate::lifetime::Term) {
             Some(n) => ffi::lua_pushinteger(l, n as ffi::lua_Integer),
             None => ffi::lua_pushboolean(l, 0),
         };
-        ffi::lua_createtable(l, 0, 3);
+        // Four fields: merge_patch adds `assumed`.
+        ffi::lua_createtable(l, 0, 4);
         ffi::lua_pushinteger(l, t.ttl as ffi::lua_Integer);
         ffi::lua_setfield(l, -2, c"ttl".as_ptr());
         seconds(l, t.max_age);
@@ -527,7 +528,9 @@ pub fn merge_patch_function(lua: &Lua) -> LuaResult<LuaFunction> {
 /// `merge_patch(record, patch)`: `merged` when the session names no owner before or after
 /// and keeps the lifetime the patch assumed (the common case), else `merged, owner, changed`
 /// and, where the merged session keeps another lifetime, that one (`{ ttl =, maxAge =,
-/// originalMaxAge = }`); `false` for a retired id (see `store::merge_patch`).
+/// originalMaxAge = }`, and `assumed`: that lifetime as an assumption, `lifetime::Assumed`'s
+/// bytes, for the commit's touch after the merge); `false` for a retired id (see
+/// `store::merge_patch`).
 unsafe extern "C-unwind" fn merge_patch(state: *mut lua_State) -> c_int {
     // SAFETY: an entry point of a closure made by `merge_patch_function`.
     unsafe { entry(state, merge_patch_body) }
@@ -557,8 +560,10 @@ unsafe fn merge_patch_body(state: *mut lua_State) -> Result<c_int, Failed> {
                 }
                 push_opt(l, owner.as_deref().map(str::as_bytes));
                 ffi::lua_pushboolean(l, c_int::from(*changed));
-                let Some(kept) = kept else { return 3 };
+                let Some((kept, again)) = kept else { return 3 };
                 push_term(l, kept);
+                push_bytes(l, &again.to_bytes());
+                ffi::lua_setfield(l, -2, c"assumed".as_ptr());
                 4
             }
         })

@@ -822,15 +822,20 @@ impl Engine {
             _ => Meta::default(),
         };
         let retired = meta.stale.is_some();
-        let kept = match assumed.and_then(|a| Assumed::from_bytes(&a.as_bytes())) {
+        let assumed = assumed.and_then(|a| Assumed::from_bytes(&a.as_bytes()));
+        let kept = match &assumed {
             Some(a) if !retired => a.kept(&meta, clock::now_ms()),
             _ => None,
         };
-        Ok((
-            retired,
-            kept.map(|k| crate::lifetime::term_table(lua, &k))
-                .transpose()?,
-        ))
+        let (Some(kept), Some(a)) = (kept, assumed) else {
+            return Ok((retired, None));
+        };
+        // With the lifetime found as an assumption (`assumed`, opaque), for a touch after a
+        // table store's own merge, as `_merge_patch` gives it (src/lua/store.lua's `keep`).
+        let t = crate::lifetime::term_table(lua, &kept)?;
+        let again = a.about(meta.max_age, meta.created).to_bytes();
+        t.raw_set("assumed", lua.create_string(again)?)?;
+        Ok((retired, Some(t)))
     }
 
     /// Deletes a native store's session; true when a live one was there.

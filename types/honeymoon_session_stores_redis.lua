@@ -34,6 +34,7 @@
 ---@field ttl integer the store TTL, seconds
 ---@field maxAge integer|false the cookie's Max-Age in seconds; false: a browser-session cookie
 ---@field originalMaxAge integer|false maxAge before absoluteTimeout capped it
+---@field assumed? string from hs._merge_patch only: this lifetime as the opaque assumption the commit's touch after the merge hands the store
 
 ---@class honeymoon_session.LuaRedisStore
 ---@field format "record"

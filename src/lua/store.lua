@@ -179,12 +179,21 @@ end
 ---and the state: "gone" when the session went meanwhile (no cookie then).
 local function keep(ctx, m, id, line, state, kept, applied, owner)
     if not applied then
-        local life = life_of(ctx, kept.ttl, kept.maxAge, owner, kept.originalMaxAge, m.secure)
-        -- As any touch: a store that is not staleAware is asked first, so a retired id's grace
-        -- does not grow.
-        if not ((ctx.stale_aware or writable(ctx, id)) and touch(ctx, id, kept.ttl, life)) then
-            return nil, "gone"
+        -- A touch after the store's merge, which wrote this commit's TTL. It assumes the
+        -- lifetime the merge found (`kept.assumed`, opaque): a third request may have stored
+        -- another since, which the read before the touch of a store that is not staleAware
+        -- (that read also keeps a retired id's grace from growing), or a staleAware store's own
+        -- hs._record_meta(record, assumed), finds; the session then keeps that one.
+        local again, newer, alive = kept.assumed, nil, nil
+        if not ctx.stale_aware then
+            alive, newer = writable(ctx, id, again)
+            if not alive then return nil, "gone" end
+            if newer ~= nil then kept = newer end
         end
+        local life = life_of(ctx, kept.ttl, kept.maxAge, owner, kept.originalMaxAge, m.secure)
+        alive, newer = touch(ctx, id, kept.ttl, life, ctx.stale_aware and again or nil)
+        if not alive then return nil, "gone" end
+        if newer ~= nil then kept = newer end
     end
     if line ~= nil then line = ctx.engine:cookie_line(id, kept.maxAge, m.secure == true) end
     return line, state

@@ -23,12 +23,13 @@ pub enum Patched {
     /// the owner (a login, a logout), so a store keeping an owner index knows when to list the
     /// session without reading the record again, and the lifetime the merged session keeps
     /// where it is not the one the patch assumed (another request changed it since this one
-    /// loaded the session).
+    /// loaded the session), with that lifetime as an assumption: what the commit's touch after
+    /// the merge assumes, so that it finds a lifetime a third request stored since.
     Merged(
         crate::codec::Record,
         Option<String>,
         bool,
-        Option<crate::lifetime::Term>,
+        Option<(crate::lifetime::Term, crate::lifetime::Assumed)>,
     ),
     /// The record is an id `regenerate` retired: never written again.
     Retired,
@@ -69,7 +70,10 @@ pub fn merge_patch(current: &[u8], patch: &[u8]) -> LuaResult<Patched> {
     let after_meta = rewritten.as_ref().unwrap_or(&before);
     let after = after_meta.owner.clone();
     let changed = after != before.owner;
-    let kept = assumed.and_then(|a| a.kept(after_meta, crate::clock::now_ms()));
+    let kept = assumed.and_then(|a| {
+        a.kept(after_meta, crate::clock::now_ms())
+            .map(|t| (t, a.about(after_meta.max_age, after_meta.created)))
+    });
     Ok(Patched::Merged(merged, after, changed, kept))
 }
 
@@ -317,7 +321,7 @@ mod tests {
         };
         let patch = write.to_patch_with(None, Some(&assumed)).unwrap();
         let kept_by = |stored: &[u8], patch: &[u8]| match merge_patch(stored, patch).unwrap() {
-            Patched::Merged(_, _, _, kept) => kept,
+            Patched::Merged(_, _, _, kept) => kept.map(|(t, _)| t),
             Patched::Retired => panic!("not retired"),
         };
         assert_eq!(kept_by(&record(None), &patch), None);
@@ -330,6 +334,20 @@ mod tests {
                 original: Some(2_592_000)
             })
         );
+        // With it, what the commit's touch after the merge assumes: the lifetime found, so
+        // that touch finds nothing new in the same record, and a third request's lifetime in
+        // a record it changed since.
+        let again = match merge_patch(&record(Some(MaxAge::Ms(2_592_000_000))), &patch).unwrap() {
+            Patched::Merged(_, _, _, Some((_, again))) => again,
+            _ => panic!("a lifetime kept"),
+        };
+        let stored = |ms| Meta {
+            max_age: Some(MaxAge::Ms(ms)),
+            ..Meta::default()
+        };
+        assert_eq!(again.kept(&stored(2_592_000_000), 0), None);
+        assert_eq!(again.kept(&stored(60_000), 0).map(|t| t.ttl), Some(60));
+        assert_eq!(again.kept(&Meta::default(), 0).map(|t| t.ttl), Some(3600));
         let browser = kept_by(&record(Some(MaxAge::Browser)), &patch);
         assert_eq!(browser.map(|t| t.max_age), Some(None));
         // A patch that rewrites the bookkeeping stores its own lifetime: nothing kept.
@@ -354,7 +372,7 @@ mod tests {
         else {
             panic!("not retired")
         };
-        assert_eq!(kept.map(|t| t.max_age), Some(None));
+        assert_eq!(kept.map(|(t, _)| t.max_age), Some(None));
         let m = Meta::of_record(&merged.0);
         assert_eq!((m.max_age, m.created), (Some(MaxAge::Browser), Some(1)));
         // Without the assumption (the request set its lifetime itself, and the engine dropped
