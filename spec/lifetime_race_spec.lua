@@ -546,6 +546,39 @@ describe("the lifetime race: a merge that writes the lifetime it keeps itself", 
       function(s, id) return s.dict:ttl(s.prefix .. id) end)
   end)
 
+  it("SharedDictStore's touch: a third request's lifetime stored between its read and its expire wins", function()
+    local store = SharedDictStore.new({ dict = "sessions" })
+    local core = hs.core({ secret = "race-secret", store = store, ttl = TTL })
+    local first = core:load(nil)
+    first.user = "ann"
+    local cookie = core:commit(first)[1]:match("^([^;]+)")
+    local id = first:getId()
+    local function lifetime(ms)
+      local s = core:load(cookie)
+      s.cookie.maxAge = ms
+      core:commit(s)
+    end
+    local mine = core:load(cookie) -- request A
+    lifetime(MONTH * 1000) -- B: remember me
+    local dict = store.dict
+    local expire, c_ran = dict.expire, false
+    -- C (another worker) stores a minute after A's touch read the record, before its expire.
+    dict.expire = function(self, ...)
+      if not c_ran then
+        c_ran = true
+        lifetime(60000)
+      end
+      return expire(self, ...)
+    end
+    mine:touch()
+    local line = core:commit(mine)[1]
+    dict.expire = expire
+    assert.is_true(c_ran)
+    assert.equal("60", Site.attr(line, "Max-Age"), "A's cookie")
+    local left = dict:ttl(store.prefix .. id)
+    assert.is_true(math.abs(left - 60) <= 5, "the dict keeps the session " .. tostring(left) .. " s, not C's 60")
+  end)
+
   it("a record store of one's own that writes with kept.ttl and returns it: the same", function()
     local store = record_store()
     function store.merge(self, id, patch, ttl)

@@ -601,7 +601,8 @@ end
 
 ---Refreshes the TTL. False when the session is gone. A session's touch (`assumed`, the
 ---lifetime the commit assumed) refreshes it for the lifetime the record keeps, where another
----request changed it since this one loaded the session, and returns that one.
+---request changed it since this one loaded the session (also during the touch), and returns
+---that one.
 ---@param id string
 ---@param ttl? integer seconds, from 1 (default a day)
 ---@param life? table the session's lifetime (unused here)
@@ -621,6 +622,7 @@ function Store:touch(id, ttl, life, assumed)
     if not record_meta then natives() end
     local owner, _, stale, kept = record_meta(record, assumed)
     if stale ~= nil then return false end
+    local given = ttl
     if kept ~= nil then ttl = kept.ttl end
     local ok, err = dict:expire(key, ttl)
     if not ok then
@@ -630,15 +632,26 @@ function Store:touch(id, ttl, life, assumed)
     -- Lock-free, so another worker's merge may have landed between the get and the expire.
     -- If that merge was regenerate retiring this id, the expire just gave it the full TTL:
     -- put its grace back, and send no cookie. (A merge after the expire sets its own TTL.)
+    -- If that merge stored another lifetime (a third request's remember me), the expire gave
+    -- the older one's TTL: give the session the lifetime it keeps now.
     local now_record = dict:get(key)
     if now_record ~= record and now_record ~= nil then
-        local _, _, retired_until = record_meta(now_record)
+        local _, _, retired_until, now_kept = record_meta(now_record, assumed)
         if retired_until ~= nil then
             local left = (retired_until - now_ms()) / 1000
             -- expire(key, 0) would mean "never": a grace that is over ends now.
             if left >= 0.001 then dict:expire(key, left) else dict:delete(key) end
             return false
         end
+        local now_ttl = now_kept ~= nil and now_kept.ttl or given
+        if now_ttl ~= ttl then
+            ok, err = dict:expire(key, now_ttl)
+            if not ok then
+                if err == "not found" then return false end
+                fail(self, "touch", err)
+            end
+        end
+        ttl, kept = now_ttl, now_kept
     end
     if owner ~= nil then
         seen(self, key, ttl)
