@@ -104,8 +104,8 @@ end
 -- (src/lua/exports.lua) to note on the commit's own state (`m.kept_notes[patch]`) the lifetime
 -- the merged session keeps where that is not the one the commit assumed (another request
 -- changed it since this one loaded the session). A patch that carries the commit's assumption
--- (every merge's but one that rewrites the bookkeeping) also carries a number no other patch
--- has; one that does not (two such may be equal) is never noted for. By patch, not by
+-- (every merge's but one whose request set the lifetime itself) also carries a number no other
+-- patch has; one that does not (two such may be equal) is never noted for. By patch, not by
 -- the running coroutine: a store may call hs._merge_patch from a coroutine of its own (its
 -- I/O), for several requests' patches in turn, or twice for one (the last call counts). Weak
 -- values: the state lives as long as its request, so the entry (and the note, on the state) of
