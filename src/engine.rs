@@ -972,7 +972,7 @@ fn table_meta(t: &LuaTable) -> Meta {
     };
     let stale = match m.raw_get::<LuaValue>("stale") {
         Ok(LuaValue::Integer(i)) => Some(i),
-        Ok(LuaValue::Number(f)) => Some(f as i64),
+        Ok(LuaValue::Number(f)) => Some(meta::stale_ms(f)),
         _ => None,
     };
     Meta {

@@ -448,7 +448,13 @@ pub unsafe fn meta_at(state: *mut ffi::lua_State, idx: c_int) -> Meta {
             if ffi::lua_type(state, -2) == ffi::LUA_TSTRING {
                 match string_at(state, -2) {
                     b"created" => m.created = int(-1).and_then(meta::exact),
-                    b"stale" => m.stale = int(-1),
+                    // Any number marks a retirement (`meta::mark`).
+                    b"stale" if ffi::lua_type(state, -1) == ffi::LUA_TNUMBER => {
+                        m.stale = Some(
+                            integer_at(state, -1)
+                                .unwrap_or_else(|| meta::stale_ms(ffi::lua_tonumber(state, -1))),
+                        )
+                    }
                     b"maxAge" if ffi::lua_type(state, -1) == ffi::LUA_TBOOLEAN => {
                         m.max_age = (ffi::lua_toboolean(state, -1) == 0).then_some(MaxAge::Browser)
                     }
@@ -888,6 +894,12 @@ mod tests {
             "return { maxAge = 0, owner = 42, created = 'soon' }",
             "return { maxAge = -1000, owner = '\\255\\254', stale = 9e15 }",
             "return { maxAge = 1e300, stale = 8e15, other = 'ignored' }",
+            // Any number marks a retirement, whole or not, in range or not.
+            "return { stale = 1.5 }",
+            "return { stale = 1e300 }",
+            "return { stale = -1e300 }",
+            "return { stale = 0/0 }",
+            "return { stale = 'soon' }",
         ];
         for src in cases {
             let v: LuaValue = lua.load(src).eval().unwrap();

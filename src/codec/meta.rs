@@ -68,7 +68,7 @@ pub fn own_ms(ms: Option<i64>) -> Option<MaxAge> {
 
 /// A number's encoding, read as a whole number: an integer, or a float `exact_f64` takes (a
 /// Lua 5.1 number written by another interpreter's encoder). `created` and a lifetime then
-/// go through `exact`; `stale` does not (any whole number marks a retirement).
+/// go through `exact`.
 fn int(v: &[u8]) -> Option<i64> {
     let mut r = Reader::new(v);
     match r.byte()? {
@@ -76,6 +76,25 @@ fn int(v: &[u8]) -> Option<i64> {
         super::FLOAT => exact_f64(f64::from_le_bytes(r.eight()?)),
         _ => None,
     }
+}
+
+/// A retirement's mark (`stale`, when its grace ends, in ms): any number, as every reader takes
+/// it (`engine::table_meta` for a table store, the Redis scripts' `type(meta.stale) == 'number'`): a
+/// retired id is read-only, so a mark is never read as none. A float is cut to a whole ms,
+/// saturated (NaN: 0, a grace long over).
+fn mark(v: &[u8]) -> Option<i64> {
+    let mut r = Reader::new(v);
+    match r.byte()? {
+        INT => Some(i64::from_le_bytes(r.eight()?)),
+        super::FLOAT => Some(stale_ms(f64::from_le_bytes(r.eight()?))),
+        _ => None,
+    }
+}
+
+/// A float retirement mark as whole ms (`mark`): cut, saturated, NaN as 0.
+pub fn stale_ms(f: f64) -> i64 {
+    // `as` saturates and takes NaN to 0.
+    f as i64
 }
 
 impl Meta {
@@ -88,7 +107,7 @@ impl Meta {
         for (k, v) in entries {
             match k {
                 b"created" => m.created = int(v).and_then(exact),
-                b"stale" => m.stale = int(v),
+                b"stale" => m.stale = mark(v),
                 b"maxAge" if v.first() == Some(&FALSE) => m.max_age = Some(MaxAge::Browser),
                 b"maxAge" => m.max_age = own_ms(int(v).and_then(exact)),
                 b"owner" => {
@@ -197,8 +216,8 @@ fn stale_mark_len(record: &[u8]) -> Option<usize> {
     let meta = entry(record, META_KEY.as_bytes(), 1)?;
     let value = record.get(meta.value.clone())?;
     let stale = entry(value, b"stale", 2)?;
-    // Only a mark the engine reads as one (a whole number) retires the id.
-    int(value.get(stale.value.clone())?)?;
+    // Only a mark the engine reads as one (a number) retires the id.
+    mark(value.get(stale.value.clone())?)?;
     let count_change = |n: u64| varint_len(n) - varint_len(n.saturating_sub(1));
     Some(if stale.count == 1 {
         meta.value.end - meta.start + count_change(meta.count)
@@ -534,6 +553,21 @@ mod tests {
         let without = record(format!("return {{ {data} }}"));
         let with = record(format!("return {{ {data} __meta = {{ stale = 5 }} }}"));
         assert_eq!(with.len() - without.len(), STALE_MARK_MAX);
+        // Any number marks a retirement, as the other readers take it: a float too, cut to a
+        // whole ms and saturated (NaN: 0), and its mark is not counted either.
+        for (src, at) in [
+            ("1.5", 1),
+            ("1e300", i64::MAX),
+            ("-1e300", i64::MIN),
+            ("0/0", 0),
+        ] {
+            let plain = record("return { a = 'x' }".into());
+            let marked = record(format!(
+                "return {{ a = 'x', __meta = {{ stale = {src} }} }}"
+            ));
+            assert_eq!(Meta::of_record(&marked).stale, Some(at), "{src}");
+            assert!(within_max(&marked, plain.len()), "{src}");
+        }
         // A `stale` that is not a number retires nothing, and is counted.
         let odd = record("return { a = 'x', __meta = { stale = 'soon' } }".into());
         assert!(!within_max(&odd, odd.len() - 1));

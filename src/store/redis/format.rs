@@ -610,14 +610,11 @@ impl<'de> serde::de::Visitor<'de> for Budgeted<'_> {
 fn meta_of(map: &Map<String, Json>) -> Meta {
     let mut meta = Meta::default();
     if let Some(Json::Object(m)) = map.get(META_KEY) {
-        let int = |k: &str| {
-            m.get(k)
-                .and_then(Json::as_f64)
-                .filter(|f| f.fract() == 0.0)
-                .map(|f| f as i64)
-        };
         meta.created = m.get("created").and_then(exact_json);
-        meta.stale = int("stale");
+        // Any number marks a retirement, as the scripts read it (`meta::stale_ms`).
+        meta.stale = m
+            .get("stale")
+            .and_then(|n| n.as_i64().or_else(|| n.as_f64().map(meta::stale_ms)));
         meta.owner = m.get("owner").and_then(Json::as_str).map(String::from);
     }
     if let Some(Json::Object(c)) = map.get(COOKIE_KEY) {
@@ -1442,6 +1439,18 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+        // Any number marks a retirement, as the scripts take it: one that is not whole (a
+        // grace of 1.5 ms after 1970, long over) is a retired id past its grace.
+        for mark in ["1.5", "-1e300"] {
+            let odd = format!(r#"{{"n":1,"__meta":{{"stale":{mark}}},"cookie":{{}}}}"#);
+            assert!(
+                load_record(odd.as_bytes(), BIG).unwrap().is_none(),
+                "{mark}"
+            );
+        }
+        let far = br#"{"n":1,"__meta":{"stale":1e300},"cookie":{}}"#;
+        let far = load_record(far, BIG).unwrap().expect("in its grace");
+        assert_eq!(Meta::of_record(&far.0).stale, Some(i64::MAX));
         // Not retired: read as always; a stale mark of another type is no mark.
         let plain = br#"{"n":1,"__meta":{"stale":"x"},"cookie":{}}"#;
         assert!(load_record(plain, BIG).unwrap().is_some());
