@@ -766,3 +766,66 @@ describe("resources", function()
     assert.is_nil(next(alive))
   end)
 end)
+
+describe("when the OS random source fails", function()
+  local Interpreter = require("spec.support.interpreter")
+  -- A getrandom() that answers the probe for the call (length 0) and fails every draw, as a
+  -- chroot without /dev/urandom or a sandbox does. LuaJIT seeds itself through syscall(), which
+  -- this does not replace.
+  local SHIM = [[
+#include <errno.h>
+#include <sys/types.h>
+ssize_t getrandom(void *buf, size_t len, unsigned int flags) {
+  (void) buf; (void) flags;
+  if (len == 0) return 0;
+  errno = EIO;
+  return -1;
+}
+]]
+  local script = [[
+    package.cpath = %q
+    package.path = %q
+    local hs = require("honeymoon_session")
+    local TableStore = require("spec.support.table_store")
+    local function try(name, f)
+      local ok, err = pcall(f)
+      print(name .. ": " .. (ok and "ok" or tostring(err)))
+    end
+    try("MemoryStore", function() return hs.MemoryStore() end)
+    try("shared MemoryStore", function() return hs.MemoryStore({ shared = "random-source" }) end)
+    try("session", function() return hs.session({ secret = "s" }) end)
+    try("no secret", function() return hs.session({ store = TableStore.new() }) end)
+    try("an id", function() return hs.core({ secret = "s", store = TableStore.new() }):fresh() end)
+    try("RedisStore", function() return hs.RedisStore({ url = "redis://127.0.0.1:1/0" }) end)
+  ]]
+
+  it("every constructor and draw fails with the module's message, and nothing panics", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir))
+    local f = assert(io.open(dir .. "/shim.c", "w"))
+    f:write(SHIM)
+    f:close()
+    local built = os.execute("cc -shared -fPIC -o " .. dir .. "/shim.so " .. dir .. "/shim.c")
+    assert(built == true or built == 0, "cc could not build the shim")
+    f = assert(io.open(dir .. "/t.lua", "w"))
+    f:write(script:format(package.cpath, package.path))
+    f:close()
+    local p = assert(io.popen("LD_PRELOAD=" .. dir .. "/shim.so " .. Interpreter.command .. " "
+      .. dir .. "/t.lua 2>" .. dir .. "/err"))
+    local out = p:read("*a")
+    p:close()
+    f = assert(io.open(dir .. "/err"))
+    local stderr = f:read("*a")
+    f:close()
+    os.execute("rm -rf " .. dir)
+    local lines = 0
+    for line in out:gmatch("[^\n]+") do
+      lines = lines + 1
+      assert.matches(": honeymoon_session: the OS random source failed: ", line, 1, true)
+      assert.matches("let this process call getrandom", line, 1, true)
+    end
+    assert.equal(6, lines, out .. stderr)
+    assert.is_nil(stderr:find("panicked", 1, true), stderr)
+  end)
+end)

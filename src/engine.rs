@@ -223,7 +223,7 @@ pub enum Op {
 impl Engine {
     pub fn new(lua: &Lua, opts: Option<LuaTable>) -> LuaResult<Engine> {
         let (options, store) = Options::parse(opts, lua)?;
-        let backend = match store::native(&store) {
+        let backend = match store::native(&store).map_err(LuaError::runtime)? {
             Some(native) => Backend::Native(native),
             None => {
                 let (record, merge) = store::lua_store_format(&store)?;

@@ -23,7 +23,12 @@ thread_local! {
 
 /// Fills `out` with bytes from the OS CSPRNG.
 pub fn os_random(out: &mut [u8]) -> Result<(), String> {
-    getrandom::fill(out).map_err(|e| format!("honeymoon_session: the OS random source failed: {e}"))
+    getrandom::fill(out).map_err(|e| {
+        format!(
+            "honeymoon_session: the OS random source failed: {e}; sessions need it for ids and \
+             the default secret, so let this process call getrandom (or read /dev/urandom)"
+        )
+    })
 }
 
 /// Writes a fresh session id into `out`, without allocating. The pool is discarded after a

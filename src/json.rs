@@ -18,7 +18,7 @@
 use crate::codec::{MAX_DEPTH, MAX_HOLES, NoMemory, Step, TOO_DEEP, a_type, describe_path, put};
 use mlua::prelude::*;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::fmt;
 
 /// Why an encoding failed, with the path to the value.
@@ -152,7 +152,9 @@ impl Encoder {
             self.array(t, n)?;
         } else {
             // Number keys become strings, which may then equal a string key of the same table.
-            let mut seen: Option<HashSet<String>> = number_keys.then(HashSet::new);
+            // Ordered, not hashed: no hash key (std's draws one from the OS random source, and
+            // panics when that fails).
+            let mut seen: Option<BTreeSet<String>> = number_keys.then(BTreeSet::new);
             self.raw(b"{")?;
             let mut first = true;
             for pair in t.pairs::<LuaValue, LuaValue>() {

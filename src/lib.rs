@@ -11,6 +11,7 @@ mod engine;
 mod fork;
 mod id;
 mod json;
+mod keyed;
 mod lifecycle;
 mod lifetime;
 mod options;

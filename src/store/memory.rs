@@ -13,6 +13,7 @@
 use crate::clock;
 use crate::codec::meta::{self, META_KEY, Meta};
 use crate::codec::{self, Changes, Record};
+use crate::keyed::Keyed;
 use crate::lifetime::Assumed;
 use crate::store::{
     Id, Lifetime, Listed, Loaded, MAX_ID_LEN, Merged, Store, StoreError, StoreResult, Touched, Ttl,
@@ -20,8 +21,8 @@ use crate::store::{
 use hashbrown::HashTable;
 use mlua::prelude::*;
 use parking_lot::{Mutex, MutexGuard};
-use std::collections::{BTreeSet, HashMap};
-use std::hash::{BuildHasher, RandomState};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::BuildHasher;
 use std::sync::{Arc, OnceLock};
 
 /// At most this many expired entries are reclaimed by one get/set/touch/destroy: enough to
@@ -88,7 +89,7 @@ impl Entry {
 }
 
 /// owner -> (id -> when the store last wrote or touched that session, ms).
-type Owners = HashMap<String, HashMap<Box<[u8]>, i64>>;
+type Owners = HashMap<String, HashMap<Box<[u8]>, i64, Keyed>, Keyed>;
 
 /// The owner an entry is listed under: only a flagged entry has one, and only then is its
 /// record read for it.
@@ -109,7 +110,9 @@ fn list(owners: &mut Owners, owner: &str, id: &[u8], seen: i64) {
             }
         },
         None => {
-            owners.insert(owner.to_string(), HashMap::from([(id.into(), seen)]));
+            let mut ids = HashMap::with_hasher(owners.hasher().clone());
+            ids.insert(id.into(), seen);
+            owners.insert(owner.to_string(), ids);
         }
     }
 }
@@ -125,17 +128,27 @@ fn unlist(owners: &mut Owners, owner: &str, id: &[u8]) {
     }
 }
 
-#[derive(Default)]
 struct Inner {
     table: HashTable<Entry>,
     /// (expiry, id hash), in expiry order: what to reclaim next without a scan.
     by_expiry: BTreeSet<(i64, u64)>,
-    hasher: RandomState,
+    hasher: Keyed,
     /// The owner index: exactly the flagged entries, under the owner their record names.
     owners: Owners,
 }
 
 impl Inner {
+    /// Fails only when the OS random source does (the hash key).
+    fn new() -> Result<Inner, String> {
+        let hasher = Keyed::new()?;
+        Ok(Inner {
+            table: HashTable::new(),
+            by_expiry: BTreeSet::new(),
+            owners: HashMap::with_hasher(hasher.clone()),
+            hasher,
+        })
+    }
+
     fn hash(&self, id: &[u8]) -> u64 {
         self.hasher.hash_one(id)
     }
@@ -341,7 +354,7 @@ impl Inner {
 }
 
 /// A handle to one in-process store; clones share it.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct MemoryStore {
     inner: Arc<Mutex<Inner>>,
 }
@@ -372,23 +385,28 @@ fn expiry(now: i64, ttl: u64) -> i64 {
 }
 
 impl MemoryStore {
-    pub fn new() -> Self {
-        Self::default()
+    /// Fails only when the OS random source does (its hash key), with the reason.
+    pub fn new() -> Result<Self, String> {
+        Ok(MemoryStore {
+            inner: Arc::new(Mutex::new(Inner::new()?)),
+        })
     }
 
     /// The store registered under `name` in this process, made on first use, so several Lua
     /// states (threads) can share sessions. It lives as long as the process: a thread (Lua
     /// state) that exits and drops every handle it had does not take the sessions with it.
     /// Names are compared byte for byte (a Lua string need not be UTF-8).
-    pub fn shared(name: &[u8]) -> Self {
-        /// Name (bytes) -> store.
-        type Named = HashMap<Vec<u8>, Arc<Mutex<Inner>>>;
+    pub fn shared(name: &[u8]) -> Result<Self, String> {
+        /// Name (bytes) -> store. A few names: ordered, so no hash key is needed.
+        type Named = BTreeMap<Vec<u8>, MemoryStore>;
         static NAMED: OnceLock<Mutex<Named>> = OnceLock::new();
         let mut named = NAMED.get_or_init(Default::default).lock();
-        let inner = named.entry(name.to_vec()).or_default();
-        MemoryStore {
-            inner: Arc::clone(inner),
+        if let Some(store) = named.get(name) {
+            return Ok(store.clone());
         }
+        let store = MemoryStore::new()?;
+        named.insert(name.to_vec(), store.clone());
+        Ok(store)
     }
 
     /// A copy of the live session's record, allocated fallibly (it is as large as a
@@ -730,7 +748,7 @@ impl LuaUserData for MemoryStore {
 /// `MemoryStore(opts?)`: `{ shared = "name" }` joins the process-wide store of that name.
 pub fn from_options(opts: Option<LuaTable>) -> LuaResult<MemoryStore> {
     let Some(opts) = opts else {
-        return Ok(MemoryStore::new());
+        return MemoryStore::new().map_err(LuaError::runtime);
     };
     let mut shared = None;
     for pair in opts.pairs::<LuaValue, LuaValue>() {
@@ -747,7 +765,11 @@ pub fn from_options(opts: Option<LuaTable>) -> LuaResult<MemoryStore> {
             }
         }
     }
-    Ok(shared.map_or_else(MemoryStore::new, |n| MemoryStore::shared(&n)))
+    match shared {
+        Some(name) => MemoryStore::shared(&name),
+        None => MemoryStore::new(),
+    }
+    .map_err(LuaError::runtime)
 }
 
 #[cfg(test)]
@@ -782,7 +804,7 @@ mod tests {
 
     #[test]
     fn owner_index_follows_puts_owner_changes_and_removal() {
-        let mut inner = Inner::default();
+        let mut inner = Inner::new().unwrap();
         let ann = session(Some("ann"), None);
         inner.put(b"a", &ann, 10_000, Some("ann"), 1).unwrap();
         inner.put(b"b", &ann, 10_000, Some("ann"), 2).unwrap();
@@ -820,7 +842,7 @@ mod tests {
 
     #[test]
     fn sessions_of_lists_by_last_seen_without_retired_or_expired_ids() {
-        let mut inner = Inner::default();
+        let mut inner = Inner::new().unwrap();
         let ann = session(Some("ann"), None);
         inner.put(b"old", &ann, 500, Some("ann"), 100).unwrap();
         inner.put(b"mid", &ann, 10_000, Some("ann"), 200).unwrap();
@@ -858,7 +880,7 @@ mod tests {
 
     #[test]
     fn destroy_all_ends_retired_ids_and_spares_the_one_kept() {
-        let mut inner = Inner::default();
+        let mut inner = Inner::new().unwrap();
         let ann = session(Some("ann"), None);
         inner.put(b"a", &ann, 10_000, Some("ann"), 1).unwrap();
         inner.put(b"b", &ann, 10_000, Some("ann"), 2).unwrap();
@@ -887,7 +909,7 @@ mod tests {
 
     #[test]
     fn reclaim_takes_expired_sessions_off_their_owner() {
-        let mut inner = Inner::default();
+        let mut inner = Inner::new().unwrap();
         for i in 0..100u8 {
             let owner = if i % 2 == 0 { "ann" } else { "bob" };
             inner
@@ -909,7 +931,7 @@ mod tests {
 
     #[test]
     fn the_store_lists_by_owner_through_its_methods() {
-        let store = MemoryStore::new();
+        let store = MemoryStore::new().unwrap();
         let ann = Record(session(Some("ann"), None));
         store.set_record("x", &ann, 60, Some("ann")).unwrap();
         store.set_record("y", &ann, 60, Some("ann")).unwrap();
@@ -960,7 +982,7 @@ mod tests {
     fn merges_and_touches_keep_the_stored_lifetime() {
         use crate::codec::meta::MaxAge;
         use crate::lifetime::{Assumed, Rule};
-        let store = MemoryStore::new();
+        let store = MemoryStore::new().unwrap();
         let rule = Rule {
             ttl: 60,
             max_age: Some(60),
@@ -1081,7 +1103,7 @@ mod tests {
             ),
         ];
         for (i, (loaded, full)) in cases.iter().enumerate() {
-            let (merged, written) = (MemoryStore::new(), MemoryStore::new());
+            let (merged, written) = (MemoryStore::new().unwrap(), MemoryStore::new().unwrap());
             for store in [&merged, &written] {
                 let owner = Meta::of_record(&loaded.0).owner;
                 store.set_record("s", loaded, 60, owner.as_deref()).unwrap();
@@ -1113,7 +1135,7 @@ mod tests {
 
     #[test]
     fn a_write_over_what_was_loaded_leaves_other_versions_to_the_merge() {
-        let store = MemoryStore::new();
+        let store = MemoryStore::new().unwrap();
         let loaded = record_of(&["a"], None, None);
         let full = record_of(&["a", "b"], None, None);
         // Absent: gone, nothing written.
@@ -1155,7 +1177,7 @@ mod tests {
 
     #[test]
     fn index_follows_puts_retimes_and_removes() {
-        let mut inner = Inner::default();
+        let mut inner = Inner::new().unwrap();
         inner.put(b"a", &rec(1), 100, None, 0).unwrap();
         inner.put(b"b", &rec(2), 200, None, 0).unwrap();
         inner.put(b"a", &rec(3), 300, None, 0).unwrap(); // replace: old index key goes
@@ -1172,7 +1194,7 @@ mod tests {
     fn index_stays_one_to_one_when_ids_share_an_expiry() {
         // Many ids, one expiry instant, then all moved: 7-bit tag collisions between them must
         // not leave stale index keys behind (they did, growing memory under rolling sessions).
-        let mut inner = Inner::default();
+        let mut inner = Inner::new().unwrap();
         for i in 0..5000u32 {
             inner.put(&i.to_le_bytes(), &rec(1), 1000, None, 0).unwrap();
         }
@@ -1189,7 +1211,7 @@ mod tests {
 
     #[test]
     fn reclaims_in_expiry_order_and_at_most_the_limit() {
-        let mut inner = Inner::default();
+        let mut inner = Inner::new().unwrap();
         for i in 0..100u8 {
             inner
                 .put(&[b'x', i], &rec(i as i64), 1000 + i as i64, None, 0)

@@ -198,27 +198,27 @@ pub fn listed_table(lua: &Lua, list: Vec<Listed>) -> LuaResult<LuaTable> {
 }
 
 /// The native store behind `opts.store` (nil means a new MemoryStore), or None for a store
-/// written in Lua.
-pub fn native(value: &LuaValue) -> Option<Rc<dyn Store>> {
-    match value {
-        LuaValue::Nil => Some(Rc::new(memory::MemoryStore::new())),
+/// written in Lua. Fails only where a new MemoryStore cannot get its hash key.
+pub fn native(value: &LuaValue) -> Result<Option<Rc<dyn Store>>, String> {
+    Ok(match value {
+        LuaValue::Nil => Some(Rc::new(memory::MemoryStore::new()?)),
         // The Lua object `MemoryStore()`/`RedisStore()` return, over the userdata.
         LuaValue::Table(t) => match t.raw_get::<LuaValue>("_native") {
-            Ok(inner @ LuaValue::UserData(_)) => native(&inner),
+            Ok(inner @ LuaValue::UserData(_)) => return native(&inner),
             _ => None,
         },
         LuaValue::UserData(ud) => {
             if let Ok(m) = ud.borrow::<memory::MemoryStore>() {
-                return Some(Rc::new(m.clone()));
+                return Ok(Some(Rc::new(m.clone())));
             }
             #[cfg(feature = "redis")]
             if let Ok(r) = ud.borrow::<redis::RedisStore>() {
-                return Some(Rc::new(r.clone()));
+                return Ok(Some(Rc::new(r.clone())));
             }
             None
         }
         _ => None,
-    }
+    })
 }
 
 /// A Lua store's shape: whether its `format` field is `"record"` (it takes and returns encoded

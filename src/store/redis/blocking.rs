@@ -143,7 +143,8 @@ fn tls_client(url: &str, info: ConnectionInfo, tls: &LuaTable) -> LuaResult<Redi
 /// The `url` option (default `redis://127.0.0.1:6379`), refused when an `@` follows its host:
 /// a password holding `#`, `?` or `/` that is not percent-encoded ends the host there, so the
 /// url parser takes its first part for a port and the user name for the host, and every error
-/// would name part of the password as the address. Neither is shown.
+/// would name part of the password as the address. Neither is shown. Fails too when the OS
+/// random source does (see the end).
 pub(super) fn url(opts: &LuaTable) -> LuaResult<String> {
     let url = text(opts, "url")?.unwrap_or_else(|| "redis://127.0.0.1:6379".into());
     let tcp = ["redis://", "rediss://", "valkey://", "valkeys://"]
@@ -201,6 +202,10 @@ pub(super) fn url(opts: &LuaTable) -> LuaResult<String> {
             .collect();
         unix_url(parsed.username(), parsed.password().is_some(), &query)?;
     }
+    // The redis crate's url parser (both stores' next step) makes a std HashMap, whose hash
+    // key std draws from the OS random source, panicking when that fails: asked first, that
+    // failure is this module's error.
+    crate::id::os_random(&mut [0u8; 16]).map_err(LuaError::runtime)?;
     Ok(url)
 }
 
@@ -559,7 +564,8 @@ impl RedisStore {
         let pattern = format::scan_pattern(prefix);
         self.with(method, |c| {
             let mut all = Vec::new();
-            let mut seen = std::collections::HashSet::new();
+            // Ordered, not hashed: std's hash key panics when the OS random source fails.
+            let mut seen = std::collections::BTreeSet::new();
             let mut cursor: u64 = 0;
             loop {
                 let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
