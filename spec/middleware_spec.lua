@@ -89,8 +89,51 @@ describe("two session middlewares on one response", function()
     assert.equal(2, #lines)
     assert.matches("^Set%-Cookie: b%.sid=s%%3A", lines[1]) -- the inner hook runs first
     assert.matches("^Set%-Cookie: a%.sid=s%%3A", lines[2])
-    -- The hooks stay on the instance; each ends in the send it found there.
-    assert.are_not.equal(framework_send, res.send)
+    -- Each hook, once committed, gives the instance back the send it found there.
+    assert.equal(framework_send, res.send)
+  end)
+
+  it("mounted twice in one chain: the first's session stands, committed once, as in express-session", function()
+    local store = hs.MemoryStore()
+    local mw = hs.session({ secret = SECRET, store = store })
+    local req = { secure = false, headers = {} }
+    local res, sent, lines = { headers = {} }, 0, {}
+    function res:append(k, v) lines[#lines + 1] = k .. ": " .. v end
+    function res:send(body) sent = sent + 1; self.body = body end
+    local first
+    mw(req, res, function()
+      first = req.session
+      mw(req, res, function()
+        assert.equal(first, req.session)
+        req.session.n = 1
+        res:send("ok")
+      end)
+    end)
+    assert.equal(1, sent)
+    assert.equal(1, #lines)
+    assert.equal(1, store:length())
+  end)
+
+  it("a send a later middleware wraps around the hook stays, and the commit runs once, before the framework's send", function()
+    local mw = hs.session({ secret = SECRET })
+    local req = { secure = false, headers = {} }
+    local res, order = { headers = {} }, {}
+    function res:append() order[#order + 1] = "cookie" end
+    function res:send() order[#order + 1] = "send" end
+    local wrapper
+    mw(req, res, function()
+      local inner = res.send
+      wrapper = function(self, ...)
+        order[#order + 1] = "wrapper"
+        return inner(self, ...)
+      end
+      res.send = wrapper
+      req.session.n = 1
+      res:send("ok")
+      res:send("again")
+    end)
+    assert.same({ "wrapper", "cookie", "send", "wrapper", "send" }, order)
+    assert.equal(wrapper, res.send)
   end)
 end)
 

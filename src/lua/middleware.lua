@@ -9,6 +9,11 @@ local load, fresh, commit = core._load, core._fresh, core._commit
 -- req:cookie's value is decoded already; the header parser decodes and splits at ';' again.
 local ESCAPE = { ["%"] = "%25", [";"] = "%3B" }
 
+-- Under these keys of the response: its session until committed, and the send the hook
+-- replaced. Keys of the response, not a closure per request: that would cost the closure and
+-- its upvalues, and on LuaJIT end the trace.
+local SESSION, OWN_SEND = {}, {}
+
 -- Stores what needs storing and adds the Set-Cookie line, if any.
 local function finish(session, res)
     local line = commit(core, session)
@@ -17,10 +22,26 @@ local function finish(session, res)
     end
 end
 
+-- The response's send while its session is uncommitted: on the instance, so json/redirect/
+-- render (which all call self:send) are covered too. Commits once, then sends.
+local function hooked_send(self, ...)
+    local send, session = self[OWN_SEND], self[SESSION]
+    if session ~= nil then
+        self[SESSION] = nil -- before the work: a failing commit must not run again
+        -- Unhooked, unless a later middleware wrapped send meanwhile (that wrapper calls this).
+        if self.send == hooked_send then self.send = send end
+        finish(session, self)
+    end
+    return send(self, ...)
+end
+
 ---@param req table HoneyMoon request
 ---@param res table HoneyMoon response
 ---@param nxt fun() runs the rest of the chain
 return function(req, res, nxt)
+    -- Mounted twice in one chain (an app's and a router's): the first's session stands, as in
+    -- express-session.
+    if res[SESSION] ~= nil then return nxt() end
     local headers, header = req.headers, nil
     if headers ~= nil then
         header = headers.cookie
@@ -46,18 +67,12 @@ return function(req, res, nxt)
     end
     req.session, req.sessionID = session, id
 
-    local send, committed = res.send, false
-    -- On the instance, so json/redirect/render (which all call self:send) are covered too.
-    res.send = function(self, ...)
-        if not committed then
-            committed = true -- before the work: a failing commit must not run again
-            finish(session, res)
-        end
-        return send(self, ...)
-    end
+    res[OWN_SEND], res[SESSION] = res.send, session
+    res.send = hooked_send
     nxt()
-    if not committed then
-        committed = true
+    if res[SESSION] ~= nil then -- the chain returned without sending: commit now, as the hook
+        res[SESSION] = nil
+        if res.send == hooked_send then res.send = res[OWN_SEND] end
         finish(session, res)
     end
 end
