@@ -621,3 +621,55 @@ describe("the lifetime race: the touch after a merge re-checks the lifetime stor
     third_request_after_merge(store, left, 60)
   end)
 end)
+
+-- A table store's own merge is handed `changed.__meta` whole: where the request rewrote the
+-- bookkeeping for a field of its own (a lifetime, a creation time) and left the owner as it
+-- loaded it, a login (or logout) another request stored since must stand, as in every other
+-- store's merge (meta::merged's keep_owner); else the logged-in session escapes destroyAll.
+describe("the owner race: a table store with merge", function()
+  local function raced(a_does)
+    local store = table_store()
+    local o = { secret = "race-secret", store = store, ttl = TTL, index = "user" }
+    local core = hs.core(o)
+    local first = a_does == "stamp" and hs.core({ secret = "race-secret", store = store, ttl = TTL }) or core
+    local s = first:load(nil)
+    s.cart = 1
+    local cookie = first:commit(s)[1]:match("^([^;]+)")
+    local id = s:getId()
+    local mine = core:load(cookie) -- request A, before the login
+    local b = core:load(cookie) -- request B: the login (or, after one of A's own, the logout)
+    b.user = "ann"
+    core:commit(b)
+    assert.equal("ann", store.rows[id].data.__meta.owner, "B's login is stored")
+    if a_does == "logout" then
+      mine = core:load(cookie) -- A, logged in
+      b = core:load(cookie)
+      b.user = nil
+      core:commit(b)
+      assert.is_nil((store.rows[id].data.__meta or {}).owner, "B's logout is stored")
+    end
+    if a_does == "stamp" then mine.hits = 1 else mine.cookie.maxAge = MONTH * 1000 end
+    core:commit(mine)
+    return store, id, core:load(cookie)
+  end
+
+  it("A sets remember me after B logged in: B's owner stands", function()
+    local store, id, again = raced("remember")
+    assert.equal("ann", store.rows[id].data.__meta.owner, "the stored owner")
+    assert.equal("ann", again.user)
+    assert.equal(MONTH * 1000, again.cookie.maxAge, "A's lifetime")
+  end)
+
+  it("A sets remember me after B logged out: the session is not listed again", function()
+    local store, id, again = raced("logout")
+    assert.is_nil(store.rows[id].data.__meta.owner, "the stored owner")
+    assert.is_nil(again.user)
+    assert.equal(MONTH * 1000, again.cookie.maxAge, "A's lifetime")
+  end)
+
+  it("A stamps the creation time (index turned on since) after B logged in: B's owner stands", function()
+    local store, id = raced("stamp")
+    assert.equal("ann", store.rows[id].data.__meta.owner, "the stored owner")
+    assert.is_number(store.rows[id].data.__meta.created)
+  end)
+end)

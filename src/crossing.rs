@@ -699,7 +699,7 @@ unsafe fn owner_at(
 /// Pushes `line, state, snapshot, version[, op, a, b, ttl, maxAge, owner, originalMaxAge,
 /// assumed]` (the snapshot nil after the `final` commit), and for a table store's merge also
 /// `patch`: the changes `a` and `b` as a patch with the session's maxSize, for the size check
-/// made before the store's own merge (`Engine::table_merge_refused`).
+/// made before the store's own merge (`Engine::table_merge`).
 unsafe fn push_outcome(
     state: *mut lua_State,
     engine: &Engine,

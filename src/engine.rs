@@ -757,32 +757,42 @@ impl Engine {
         }
     }
 
-    /// Why a table store's own `merge` of `patch` (the changes a commit hands it, as a patch)
-    /// into `current` (what its `get` returned just before) must not run: the session it would
-    /// store is larger than the `maxSize` the patch carries, by the rule of every load and
-    /// every other store's merge (`meta::within_max`), so no load could read it again. `None`
-    /// when it fits. The module never sees what such a merge builds, so this is the check.
-    fn table_merge_refused(
+    /// Whether a table store's own `merge` of `patch` (the changes a commit hands it, as a
+    /// patch) into `current` (what its `get` returned just before) may run, and what
+    /// bookkeeping it is to write. `Err(why)` when the session it would store is larger than the
+    /// `maxSize` the patch carries, by the rule of every load and every other store's merge
+    /// (`meta::within_max`), so no load could read it again: the module never sees what such a
+    /// merge builds, so this is the check. Else, where the patch rewrites `__meta`, the
+    /// `__meta` every other store's merge leaves (`meta::merged`: the stored owner where the
+    /// request did not change it, the stored lifetime where it assumed one), as a fresh Lua
+    /// value (`false`: none) for store.lua to hand the store in place of the request's own,
+    /// which such a merge would write whole; nil when the patch leaves `__meta` alone.
+    fn table_merge(
         &self,
         lua: &Lua,
         current: &LuaTable,
         patch: &[u8],
-    ) -> LuaResult<Option<String>> {
+    ) -> LuaResult<Result<LuaValue, String>> {
         let patch = Changes::read_patch(patch)?
             .ok_or_else(|| LuaError::runtime("honeymoon_session: not a patch this module wrote"))?;
         let max = patch.max.unwrap_or(self.options.max_size);
         // A stored session already past maxSize fails here as its load would.
         let record = self.table_record(lua, current)?;
-        // As store.lua's merge will leave it (the stored lifetime kept where the patch assumed
-        // one), read only when the patch rewrites `__meta`.
+        // Read only when the patch rewrites `__meta` (`merged` reads it only then).
         let stored = match patch.changes.touches(META_KEY.as_bytes()) {
             true => Meta::of_record(&record.0),
             false => Meta::default(),
         };
-        let (merged, _) =
+        let (merged, rewritten) =
             meta::merged(&record.0, &stored, &patch.changes, patch.assumed.is_some())?;
-        Ok((!meta::within_max(&merged.0, max))
-            .then(|| codec::merged_larger_than_max(merged.0.len(), max)))
+        if !meta::within_max(&merged.0, max) {
+            return Ok(Err(codec::merged_larger_than_max(merged.0.len(), max)));
+        }
+        Ok(Ok(match rewritten {
+            None => LuaValue::Nil,
+            Some(m) if m.is_empty() => LuaValue::Boolean(false),
+            Some(m) => codec::decode_value(lua, &m.encode()?)?,
+        }))
     }
 
     /// A native store's session by id, for `session:reload()`: what `adopt` returns, then the
@@ -911,16 +921,17 @@ impl LuaUserData for Handle {
         });
         m.add_method("life", |lua, e, ()| life_table(lua, &e.0.options));
         // Whether a table store's own merge of a commit's patch into what its get returned
-        // keeps the session within maxSize: `true`, or `false, why` (also on an error).
+        // keeps the session within maxSize: `true` and the `__meta` to hand the store (nil:
+        // the patch leaves it alone; false: none), or `false, why` (also on an error).
         m.add_method(
             "merge_fits",
-            |lua, e, (current, patch): (LuaTable, LuaString)| match e.0.table_merge_refused(
+            |lua, e, (current, patch): (LuaTable, LuaString)| match e.0.table_merge(
                 lua,
                 &current,
                 &patch.as_bytes(),
             ) {
-                Ok(None) => true.into_lua_multi(lua),
-                Ok(Some(why)) => (false, why).into_lua_multi(lua),
+                Ok(Ok(meta)) => (true, meta).into_lua_multi(lua),
+                Ok(Err(why)) => (false, why).into_lua_multi(lua),
                 Err(err) => (false, message(&err)).into_lua_multi(lua),
             },
         );

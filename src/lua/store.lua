@@ -208,24 +208,36 @@ end
 ---get is not atomic with the merge: another request's merge landing between the two can still
 ---take the session past maxSize.
 ---With `assumed` (the commit's), also the lifetime the stored session keeps, as `writable`,
----whose read serves both.
+---whose read serves both. Last, where the changes rewrite `__meta`, the bookkeeping the
+---merged session holds by every other store's rule (nil: left alone; false: none).
 local function mergeable(ctx, id, patch, assumed)
     local alive, kept, current = writable(ctx, id, assumed)
     if not alive then return false end
-    local fits, why = ctx.merge_fits(ctx.engine, current, patch)
-    if not fits then failed("merge", why) end
-    return true, kept, current
+    local fits, got = ctx.merge_fits(ctx.engine, current, patch)
+    if not fits then failed("merge", got) end
+    return true, kept, got
 end
 
----A table store's merge of changes `set` that rewrite `__meta` for another field (a login's
----owner, a creation time) where the commit assumed the lifetime it loaded (it did not set one):
----the store merges `set.__meta` whole, so it is given the lifetime `current` (what the store's
----get just returned) holds, which another request may have set since (remember me), as every
----other store's merge keeps it (src/codec/meta.rs, `merged`).
-local function keep_stored_lifetime(set, current)
-    local mine, stored = set.__meta, current.__meta
-    if type(mine) ~= "table" then return end
-    if type(stored) == "table" then mine.maxAge = stored.maxAge else mine.maxAge = nil end
+---A table store's merge of changes `set` and `removed` that rewrite `__meta`: the store writes
+---`set.__meta` whole, so it is handed `meta`, the bookkeeping every other store's merge leaves
+---(src/codec/meta.rs, `merged`): a field this request did not change (a login or logout, a
+---lifetime remember me set) as another request stored it since, read just before (not atomic
+---with the merge, as the size check is not). `false`: no `__meta` at all.
+local function merged_meta(set, removed, meta)
+    local n, at = #removed, nil
+    for i = 1, n do
+        if removed[i] == "__meta" then at = i end
+    end
+    if meta then
+        set.__meta = meta
+        if at ~= nil then
+            removed[at] = removed[n]
+            removed[n] = nil
+        end
+    else
+        set.__meta = nil
+        if at == nil then removed[n + 1] = "__meta" end
+    end
 end
 
 ---Runs the engine's commit for session `s` (its state `m`); performs a Lua store's part.
@@ -250,12 +262,12 @@ function M.commit(s, m, flags)
         if op == "merge" and not ctx.record then
             -- A table store's own merge: read first (staleAware or not), for its size; the read
             -- also tells what lifetime the session keeps.
-            local alive, current
-            alive, kept, current = mergeable(ctx, id, patch, assumed)
+            local alive, meta
+            alive, kept, meta = mergeable(ctx, id, patch, assumed)
             if not alive then
                 op, state, line, snap = nil, "gone", nil, nil
-            elseif assumed ~= nil then
-                keep_stored_lifetime(a, current)
+            elseif meta ~= nil then
+                merged_meta(a, b, meta)
             end
         elseif op == "replace" or (op ~= "set" and not ctx.stale_aware) then
             -- A store without merge writes whole sessions with set, which refuses nothing: it
