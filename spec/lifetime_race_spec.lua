@@ -607,6 +607,44 @@ describe("the lifetime race: the touch after a merge re-checks the lifetime stor
     third_request_after_merge(table_store(), left, 60)
   end)
 
+  it("a record store that is not staleAware, whose touch asks hs._record_meta(record, assumed): a lifetime stored between the read and the touch wins", function()
+    local store = record_store()
+    local c_ran = false
+    function store.touch(self, id, ttl, _, assumed)
+      if not c_ran then
+        -- C commits a minute after the read before A's touch, before the touch's own read.
+        c_ran = true
+        local core = hs.core({ secret = "race-secret", store = self, ttl = TTL })
+        local s = core:load(self.cookie)
+        s.cookie.maxAge = 60000
+        core:commit(s)
+      end
+      local r = self.rows[id]
+      if not r then return false end
+      local _, _, stale, kept = hs._record_meta(r.record, assumed)
+      if stale then return false end
+      if kept then ttl = kept.ttl end
+      r.expires = now_s() + ttl
+      return true, kept
+    end
+    -- No C after the merge here: it runs inside the touch.
+    local core = hs.core({ secret = "race-secret", store = store, ttl = TTL })
+    local first = core:load(nil)
+    first.user = "ann"
+    local cookie = core:commit(first)[1]:match("^([^;]+)")
+    store.cookie = cookie
+    local id = first:getId()
+    local mine = core:load(cookie) -- request A
+    local b = core:load(cookie) -- B: remember me
+    b.cookie.maxAge = MONTH * 1000
+    core:commit(b)
+    mine.hits = 1
+    local line = core:commit(mine)[1]
+    assert.is_true(c_ran)
+    assert.equal("60", Site.attr(line, "Max-Age"), "A's cookie")
+    assert.is_true(math.abs(left(store, id) - 60) <= 5, "the store keeps the session " .. left(store, id) .. " s, not C's 60")
+  end)
+
   it("a staleAware record store whose touch asks hs._record_meta(record, assumed): the same", function()
     local store = record_store(true)
     function store.touch(self, id, ttl, _, assumed)

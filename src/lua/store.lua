@@ -182,16 +182,18 @@ local function keep(ctx, m, id, line, state, kept, applied, owner)
         -- A touch after the store's merge, which wrote this commit's TTL. It assumes the
         -- lifetime the merge found (`kept.assumed`, opaque): a third request may have stored
         -- another since, which the read before the touch of a store that is not staleAware
-        -- (that read also keeps a retired id's grace from growing), or a staleAware store's own
-        -- hs._record_meta(record, assumed), finds; the session then keeps that one.
-        local again, newer, alive = kept.assumed, nil, nil
+        -- (that read also keeps a retired id's grace from growing), or the store's own
+        -- hs._record_meta(record, assumed) in its touch, finds; the session then keeps that
+        -- one. The touch is handed the assumption either way (after the read, the lifetime it
+        -- found), so a touch that asks catches a write between the read and itself too.
+        local newer, alive
         if not ctx.stale_aware then
-            alive, newer = writable(ctx, id, again)
+            alive, newer = writable(ctx, id, kept.assumed)
             if not alive then return nil, "gone" end
             if newer ~= nil then kept = newer end
         end
         local life = life_of(ctx, kept.ttl, kept.maxAge, owner, kept.originalMaxAge, m.secure)
-        alive, newer = touch(ctx, id, kept.ttl, life, ctx.stale_aware and again or nil)
+        alive, newer = touch(ctx, id, kept.ttl, life, kept.assumed)
         if not alive then return nil, "gone" end
         if newer ~= nil then kept = newer end
     end
