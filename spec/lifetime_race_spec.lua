@@ -339,24 +339,25 @@ describe("the lifetime race: RedisStore", function()
   end)
 end)
 
+---A session stored in `store` by a core of its own: the core, the cookie, the id.
+local function session_of(store)
+  local core = hs.core({ secret = "race-secret", store = store, ttl = TTL })
+  local first = core:load(nil)
+  first.user = "ann"
+  local cookie = core:commit(first)[1]:match("^([^;]+)")
+  return core, cookie, first:getId()
+end
+
+---Another request sets the session's lifetime (ms) and commits.
+local function remember(core, cookie, ms)
+  local s = core:load(cookie)
+  s.cookie.maxAge = ms
+  core:commit(s)
+end
+
 -- What hs._merge_patch finds for a commit reaches that commit alone, whichever coroutine calls
 -- it and however often, and nothing of it outlives the request.
 describe("the lifetime race: what hs._merge_patch notes for the commit", function()
-  ---A session stored in `store` by a core of its own: the core, the cookie, the id.
-  local function session_of(store)
-    local core = hs.core({ secret = "race-secret", store = store, ttl = TTL })
-    local first = core:load(nil)
-    first.user = "ann"
-    local cookie = core:commit(first)[1]:match("^([^;]+)")
-    return core, cookie, first:getId()
-  end
-  ---Another request sets the session's lifetime (ms) and commits.
-  local function remember(core, cookie, ms)
-    local s = core:load(cookie)
-    s.cookie.maxAge = ms
-    core:commit(s)
-  end
-
   it("a store that calls hs._merge_patch in a helper coroutine: A still follows B's lifetime", function()
     local kit = {
       store = function()
@@ -503,24 +504,15 @@ end)
 -- long the store keeps the session; `max_age` the Max-Age A's response sends (by default the
 -- month A's merge found: a store that applies it in the merge makes no touch after it).
 local function third_request_after_merge(store, left, max_age)
-  local core = hs.core({ secret = "race-secret", store = store, ttl = TTL })
-  local first = core:load(nil)
-  first.user = "ann"
-  local cookie = core:commit(first)[1]:match("^([^;]+)")
-  local id = first:getId()
-  local function lifetime(ms)
-    local s = core:load(cookie)
-    s.cookie.maxAge = ms
-    core:commit(s)
-  end
+  local core, cookie, id = session_of(store)
   local mine = core:load(cookie) -- request A
-  lifetime(MONTH * 1000) -- B: remember me
+  remember(core, cookie, MONTH * 1000) -- B: remember me
   local merge, c_ran = store.merge, false
   function store.merge(self, ...)
     local ok, v, kept = merge(self, ...)
     if not c_ran then
       c_ran = true
-      lifetime(60000) -- C, right after A's merge: a minute
+      remember(core, cookie, 60000) -- C, right after A's merge: a minute
     end
     return ok, v, kept
   end
@@ -548,25 +540,16 @@ describe("the lifetime race: a merge that writes the lifetime it keeps itself", 
 
   it("SharedDictStore's touch: a third request's lifetime stored between its read and its expire wins", function()
     local store = SharedDictStore.new({ dict = "sessions" })
-    local core = hs.core({ secret = "race-secret", store = store, ttl = TTL })
-    local first = core:load(nil)
-    first.user = "ann"
-    local cookie = core:commit(first)[1]:match("^([^;]+)")
-    local id = first:getId()
-    local function lifetime(ms)
-      local s = core:load(cookie)
-      s.cookie.maxAge = ms
-      core:commit(s)
-    end
+    local core, cookie, id = session_of(store)
     local mine = core:load(cookie) -- request A
-    lifetime(MONTH * 1000) -- B: remember me
+    remember(core, cookie, MONTH * 1000) -- B: remember me
     local dict = store.dict
     local expire, c_ran = dict.expire, false
     -- C (another worker) stores a minute after A's touch read the record, before its expire.
     dict.expire = function(self, ...)
       if not c_ran then
         c_ran = true
-        lifetime(60000)
+        remember(core, cookie, 60000)
       end
       return expire(self, ...)
     end
@@ -599,6 +582,21 @@ end)
 describe("the lifetime race: the touch after a merge re-checks the lifetime stored", function()
   local function left(s, id) return s.left(id) end
 
+  ---A record store's touch that asks hs._record_meta(record, assumed), as the README's
+  ---contract shows; `before`, if given, runs as it starts.
+  local function asking_touch(before)
+    return function(self, id, ttl, _, assumed)
+      if before then before() end
+      local r = self.rows[id]
+      if not r then return false end
+      local _, _, stale, kept = hs._record_meta(r.record, assumed)
+      if stale then return false end
+      if kept then ttl = kept.ttl end
+      r.expires = now_s() + ttl
+      return true, kept
+    end
+  end
+
   it("a record store of one's own (read before the touch): C's lifetime, TTL and cookie", function()
     third_request_after_merge(record_store(), left, 60)
   end)
@@ -609,35 +607,16 @@ describe("the lifetime race: the touch after a merge re-checks the lifetime stor
 
   it("a record store that is not staleAware, whose touch asks hs._record_meta(record, assumed): a lifetime stored between the read and the touch wins", function()
     local store = record_store()
+    local core, cookie, id = session_of(store)
     local c_ran = false
-    function store.touch(self, id, ttl, _, assumed)
-      if not c_ran then
-        -- C commits a minute after the read before A's touch, before the touch's own read.
-        c_ran = true
-        local core = hs.core({ secret = "race-secret", store = self, ttl = TTL })
-        local s = core:load(self.cookie)
-        s.cookie.maxAge = 60000
-        core:commit(s)
-      end
-      local r = self.rows[id]
-      if not r then return false end
-      local _, _, stale, kept = hs._record_meta(r.record, assumed)
-      if stale then return false end
-      if kept then ttl = kept.ttl end
-      r.expires = now_s() + ttl
-      return true, kept
-    end
-    -- No C after the merge here: it runs inside the touch.
-    local core = hs.core({ secret = "race-secret", store = store, ttl = TTL })
-    local first = core:load(nil)
-    first.user = "ann"
-    local cookie = core:commit(first)[1]:match("^([^;]+)")
-    store.cookie = cookie
-    local id = first:getId()
+    store.touch = asking_touch(function()
+      if c_ran then return end
+      -- C commits a minute after the read before A's touch, before the touch's own read.
+      c_ran = true
+      remember(core, cookie, 60000)
+    end)
     local mine = core:load(cookie) -- request A
-    local b = core:load(cookie) -- B: remember me
-    b.cookie.maxAge = MONTH * 1000
-    core:commit(b)
+    remember(core, cookie, MONTH * 1000) -- B: remember me
     mine.hits = 1
     local line = core:commit(mine)[1]
     assert.is_true(c_ran)
@@ -647,15 +626,7 @@ describe("the lifetime race: the touch after a merge re-checks the lifetime stor
 
   it("a staleAware record store whose touch asks hs._record_meta(record, assumed): the same", function()
     local store = record_store(true)
-    function store.touch(self, id, ttl, _, assumed)
-      local r = self.rows[id]
-      if not r then return false end
-      local _, _, stale, kept = hs._record_meta(r.record, assumed)
-      if stale then return false end
-      if kept then ttl = kept.ttl end
-      r.expires = now_s() + ttl
-      return true, kept
-    end
+    store.touch = asking_touch()
     third_request_after_merge(store, left, 60)
   end)
 end)
