@@ -782,3 +782,91 @@ describe("sessions.md Complete Example", function()
     assert.equal("/login", c:get("/dashboard", { cookie = kept }).location)
   end)
 end)
+
+---------------------------------------------------------------------------
+-- The README's own examples that serve requests. The Quick start runs in
+-- scripts/install_check.lua; the block below is read from README.md as it stands, so the spec
+-- follows the README rather than a copy of it.
+---------------------------------------------------------------------------
+
+---The first ```lua block after heading `heading` in README.md.
+local function readme_block(heading)
+  local f = assert(io.open("README.md"))
+  local readme = f:read("*a")
+  f:close()
+  local start = assert(readme:find("\n" .. heading .. "\n", 1, true), "README.md has no " .. heading)
+  return assert(readme:match("```lua\n(.-)```", start), "no lua block under " .. heading)
+end
+
+---Runs `code` with the globals in `env` (and the rest of _G).
+local function run_block(code, name, env)
+  setmetatable(env, { __index = _G })
+  local chunk
+  if rawget(_G, "setfenv") then
+    chunk = assert(loadstring(code, "=" .. name))
+    setfenv(chunk, env)
+  else
+    chunk = assert(load(code, "=" .. name, "t", env))
+  end
+  chunk()
+end
+
+describe("README Log out everywhere", function()
+  local function site()
+    local app = App.new()
+    -- The block's store is a local: the stand-in `hs` hands it over as it is made.
+    local store
+    local stand_in = setmetatable({
+      MemoryStore = function(...)
+        store = hs.MemoryStore(...)
+        return store
+      end,
+    }, { __index = hs })
+    run_block(readme_block("### Log out everywhere"), "README Log out everywhere", { hs = stand_in, app = app })
+    -- Not in the block: a login, the message the redirect carries, and who is logged in.
+    app:get("/login", function(req, res)
+      req.session:regenerate()
+      req.session.userId = tonumber(req.query.user)
+      res:text("in")
+    end)
+    app:get("/message", function(req, res) res:text(tostring(req.session:getFlash("success"))) end)
+    app:get("/whoami", function(req, res) res:text(tostring(req.session.userId)) end)
+    return app, store
+  end
+
+  local function rows_of(r)
+    local view, data = rendered(r)
+    assert.equal("sessions", view)
+    return data.sessions
+  end
+
+  it("lists the user's sessions, marks this one, and logs the others out with a flash message", function()
+    local app, store = site()
+    local a, b, other = Client.new(app), Client.new(app), Client.new(app)
+    a:get("/login?user=7")
+    b:get("/login?user=7")
+    other:get("/login?user=8")
+
+    local rows = rows_of(a:get("/account/sessions"))
+    assert.equal(2, #rows)
+    local this = 0
+    for _, row in ipairs(rows) do
+      if row.this then this = this + 1 end
+      assert.matches("^%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d$", row.lastSeen)
+    end
+    assert.equal(1, this, "exactly one row is the session that asked")
+
+    local r = a:post("/account/logout-others")
+    assert.equal(302, r.status)
+    assert.equal("/account/sessions", r.location)
+    assert.equal("1 other session(s) logged out", a:get("/message").body)
+    rows = rows_of(a:get("/account/sessions"))
+    assert.equal(1, #rows)
+    assert.is_true(rows[1].this)
+
+    assert.equal("7", a:get("/whoami").body)
+    assert.equal("nil", b:get("/whoami").body, "the other browser is logged out")
+    assert.equal("8", other:get("/whoami").body, "another user's session is untouched")
+    assert.equal(1, #store:sessionsOf(7))
+  end)
+end)
