@@ -955,6 +955,66 @@ describe("rule 9: regenerate(keepData) issues a new id, deletes the old, and sen
     assert.is_true(store:exists(out.returned))
     assert.equal(out.returned, jar_id(c))
   end)
+
+  it("keepData is true, false or nothing: a callback or a string raises and changes nothing", function()
+    -- express-session's regenerate(function(err) ... end) would otherwise keep the data (a
+    -- function is true to Lua) and never call the callback; regenerate("false") would keep it too.
+    local errs = {}
+    local _, c = app_with({}, kv_routes({
+      ["POST /regen"] = function(req, res)
+        local s = req.session
+        local before = s:getId()
+        for _, keep in ipairs({ function() errs.called = true end, "false", 0 }) do
+          local ok, err = pcall(function() s:regenerate(keep) end)
+          errs[#errs + 1] = not ok and err or "no error"
+        end
+        res:json({ same = before == s:getId() and before == req.sessionID, all = s:all() })
+      end,
+    }))
+    c:post("/set?a=1")
+    local old = jar_id(c)
+    local r = c:post("/regen")
+    assert.same({ same = true, all = { a = "1" } }, cjson.decode(r.body))
+    assert.equal(0, #cookie_lines(r), "nothing changed: no cookie")
+    assert.equal(old, jar_id(c))
+    assert.is_nil(errs.called)
+    assert.equal(3, #errs)
+    assert.matches("^spec/session_spec%.lua:%d+: honeymoon_session: session:regenerate%(keepData%) takes true, false or nothing, got a function; "
+      .. "it takes no callback %(it returns the new id when done%)$", errs[1])
+    assert.matches("session:regenerate(keepData) takes true, false or nothing, got a string", errs[2], 1, true)
+    assert.matches("session:regenerate(keepData) takes true, false or nothing, got a number", errs[3], 1, true)
+  end)
+
+  it("save, destroy, reload and touch take no callback: given one they raise before doing anything", function()
+    -- express-session's save(cb), destroy(cb) and reload(cb): here the call is done when it
+    -- returns, and a callback passed out of habit would silently never run (a logout that
+    -- never redirects).
+    local store = hs.MemoryStore()
+    local errs = {}
+    local _, c = app_with({ store = store }, kv_routes({
+      ["POST /cb"] = function(req, res)
+        local s = req.session
+        s.b = "2"
+        for _, name in ipairs({ "save", "destroy", "reload", "touch" }) do
+          local ok, err = pcall(function() s[name](s, function() errs.called = true end) end)
+          errs[#errs + 1] = not ok and err or "no error"
+        end
+        res:json(s:all())
+      end,
+    }))
+    c:post("/set?a=1")
+    local id = jar_id(c)
+    local r = c:post("/cb")
+    assert.same({ a = "1", b = "2" }, cjson.decode(r.body), "not destroyed, not reloaded")
+    assert.equal(id, jar_id(c))
+    assert.is_true(store:exists(id))
+    assert.is_nil(errs.called)
+    assert.equal(4, #errs)
+    for i, name in ipairs({ "save", "destroy", "reload", "touch" }) do
+      assert.matches("^spec/session_spec%.lua:%d+: honeymoon_session: session:" .. name
+        .. "%(%) takes no arguments, got a function; it takes no callback %(it is done when it returns%)$", errs[i])
+    end
+  end)
 end)
 
 ---------------------------------------------------------------------------

@@ -78,6 +78,16 @@ local function live(m, what)
     end
 end
 
+-- express-session's save(cb), destroy(cb), reload(cb) and regenerate(cb): here each call is
+-- done when it returns, and a callback passed out of habit would never run (a function is
+-- also true to Lua: regenerate(cb) would keep the data). Raised before anything changes.
+local function no_argument(what, arg)
+    if arg ~= nil then
+        error("honeymoon_session: session:" .. what .. "() takes no arguments, got a " .. type(arg)
+            .. (type(arg) == "function" and "; it takes no callback (it is done when it returns)" or ""), 3)
+    end
+end
+
 ---Keeps req.sessionID in step with the id.
 local function follow(m)
     local req = m.req
@@ -221,8 +231,9 @@ end
 ---Stores the session now; its cookie goes out with the response.
 ---@return boolean stored false when the store no longer holds the session (another request
 ---destroyed it, or it expired): nothing was written, and nothing will be.
-function Methods:save()
+function Methods:save(extra)
     local m = state(self)
+    no_argument("save", extra)
     live(m, "save")
     -- An id regenerate retired is read-only until its grace ends.
     if m.stale then return false end
@@ -247,8 +258,9 @@ end
 
 ---Removes the session from the store; the request goes on with an empty session under a new
 ---id, and the response clears the cookie.
-function Methods:destroy()
+function Methods:destroy(extra)
     local m = state(self)
+    no_argument("destroy", extra)
     live(m, "destroy")
     if m.state == "stored" then destroy_id(m) end
     destroy_moved(m) -- see regenerate
@@ -271,6 +283,10 @@ end
 ---@return string id
 function Methods:regenerate(keep)
     local m = state(self)
+    if keep ~= nil and keep ~= true and keep ~= false then
+        error("honeymoon_session: session:regenerate(keepData) takes true, false or nothing, got a " .. type(keep)
+            .. (type(keep) == "function" and "; it takes no callback (it returns the new id when done)" or ""), 2)
+    end
     live(m, "regenerate")
     if m.stale then
         -- A retired id (see Engine::retire) is read-only, and so is the request: it writes
@@ -352,8 +368,9 @@ end
 
 ---Refreshes the session's lifetime at commit (store TTL and cookie), as `rolling` does for
 ---every request; nothing for a session that is not stored.
-function Methods:touch()
+function Methods:touch(extra)
     local m = state(self)
+    no_argument("touch", extra)
     live(m, "touch")
     m.touch = true
 end
@@ -362,8 +379,9 @@ end
 ---changes (and flash messages set in it).
 ---@return boolean found false when the store does not hold the session (never stored,
 ---destroyed elsewhere, or expired): the session is then empty.
-function Methods:reload()
+function Methods:reload(extra)
     local m = state(self)
+    no_argument("reload", extra)
     live(m, "reload")
     local data, flash, shadow, meta, snap, version
     if m.state == "stored" then
