@@ -164,6 +164,27 @@ describe("req.session.cookie: a lifetime per session", function()
     assert.equal("table", look.object)
   end)
 
+  it("holds nothing pairs can reach: the session's state stays out of it", function()
+    -- pairs(), next() or an encoder walking the object met a table key holding the session's
+    -- whole state (what was loaded, the store context), and json.encode raised on that key.
+    local _, c = app_with({}, routes({
+      ["GET /walk"] = function(req, res)
+        local cookie = req.session.cookie
+        local keys = {}
+        for k in pairs(cookie) do keys[#keys + 1] = type(k) end
+        local ok, json = pcall(hs.json.encode, cookie)
+        res:json({ keys = keys, first = next(cookie) == nil, encoded = ok, maxAge = cookie.maxAge, path = cookie.path })
+      end,
+    }))
+    c:post("/login")
+    local walk = cjson.decode(c:get("/walk").body)
+    assert.same({}, walk.keys)
+    assert.is_true(walk.first)
+    assert.is_true(walk.encoded)
+    assert.equal(DAY * 1000, walk.maxAge)
+    assert.equal("/", walk.path)
+  end)
+
   it("refuses what it cannot honour, naming the problem", function()
     local errors = {}
     local app, c = app_with({}, {

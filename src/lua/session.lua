@@ -403,8 +403,9 @@ end
 -- The cookie object: `req.session.cookie`, shaped like express-session's. Its lifetime is the
 -- session's own (kept in the record's bookkeeping, so the store's TTL follows it); the other
 -- attributes are the session() options'.
+-- Each cookie object has a metatable of its own, with these metamethods and its session's
+-- state (`owner`), so that pairs, next and an encoder walking the object find nothing in it.
 local Cookie = {}
-local OWNER = {} -- the key under which a cookie object holds its session's state
 
 ---@class honeymoon_session.SessionCookie
 ---@field maxAge number|false|nil milliseconds this session's cookie (and stored session) lives; false: a browser-session cookie. Settable.
@@ -429,14 +430,14 @@ local function lifetime(m)
 end
 
 Cookie.__index = function(c, k)
-    local m = rawget(c, OWNER)
+    local m = getmetatable(c).owner
     if k == "maxAge" or k == "originalMaxAge" then return lifetime(m) end
     if k == "expires" then return nil end
     return m.ctx.life[k]
 end
 
 Cookie.__newindex = function(c, k, v)
-    local m = rawget(c, OWNER)
+    local m = getmetatable(c).owner
     if k ~= "maxAge" then
         error("honeymoon_session: " .. path("session", "cookie", k) .. " cannot be set per session; "
             .. "only session.cookie.maxAge can (the other attributes are session() options)", 2)
@@ -465,7 +466,9 @@ function cookie_of(s)
     local m = getmetatable(s)
     local c = m.cookie_object
     if c == nil then
-        c = setmetatable({ [OWNER] = m }, Cookie)
+        c = setmetatable({}, {
+            __index = Cookie.__index, __newindex = Cookie.__newindex, __tostring = Cookie.__tostring, owner = m,
+        })
         m.cookie_object = c
     end
     return c
