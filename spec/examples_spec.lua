@@ -870,3 +870,64 @@ describe("README Log out everywhere", function()
     assert.equal(1, #store:sessionsOf(7))
   end)
 end)
+
+describe("README lua-http and core blocks", function()
+  -- Both blocks make their own store (a new MemoryStore): the stand-ins below hand them one
+  -- the spec keeps, so a second request finds what the first stored. The block is run as
+  -- written; only the names it leaves to the server (stream, response_headers, the core
+  -- block's placeholders) are supplied.
+  local function cookie_value(line) return (line:match("^honeymoon%.sid=([^;]*)")) end
+
+  it("the lua-http half loads, counts and commits a session across two requests", function()
+    local block = readme_block("### lua-http and OpenResty")
+    local lua_http = assert(block:match("^(.-)\n%-%- OpenResty"), "no OpenResty part to cut off")
+    local store = hs.MemoryStore()
+    local real = require("honeymoon_session.adapters.lua_http")
+    local function stand_in_require(name)
+      if name == "honeymoon_session.adapters.lua_http" then
+        return { new = function(o) o.store = store; return real.new(o) end }
+      end
+      return require(name)
+    end
+    local function serve(cookie)
+      local sent = {}
+      local stream = {
+        get_headers = function() return { get = function(_, name) if name == "cookie" then return cookie end end } end,
+        checktls = function() return nil end,
+      }
+      local response_headers = { append = function(_, name, value) sent[#sent + 1] = { name, value } end }
+      run_block(lua_http, "README lua-http", { require = stand_in_require, stream = stream, response_headers = response_headers })
+      assert.equal(1, #sent)
+      assert.equal("set-cookie", sent[1][1])
+      return sent[1][2]
+    end
+    local first = serve(nil)
+    local second = serve("honeymoon.sid=" .. cookie_value(first))
+    assert.equal(cookie_value(first), cookie_value(second), "the same session, found again")
+    local id = url_decode(cookie_value(second)):match("^s:(.+)%.[^.]+$")
+    assert.equal(2, store:get(id).hits)
+  end)
+
+  it("the core block loads the session a Cookie header names, keeps req.sessionID and hands over its lines", function()
+    local store = hs.MemoryStore()
+    -- rolling: a session the block leaves as it found it still sends its cookie, so the loop
+    -- over core:commit's lines has one to hand over.
+    local stand_in = setmetatable({
+      core = function(o) o.store, o.rolling = store, true; return hs.core(o) end,
+    }, { __index = hs })
+    local writer = stand_in.core({ secret = "…" })
+    local s, id = writer:load(nil)
+    s.user = "ann"
+    local header = "honeymoon.sid=" .. assert(cookie_value(writer:commit(s)[1]))
+
+    local req, lines = {}, {}
+    run_block(readme_block("### Other servers: the core API"), "README core", {
+      hs = stand_in, cookie_header_or_nil = header, is_https = false, req_table_or_nil = req,
+      add_set_cookie_header = function(line) lines[#lines + 1] = line end,
+    })
+    assert.equal(id, req.sessionID)
+    assert.equal(1, #lines)
+    assert.equal(header:match("=(.*)$"), cookie_value(lines[1]))
+    assert.equal("ann", store:get(id).user)
+  end)
+end)
