@@ -373,7 +373,7 @@ pub fn decode(lua: &Lua, text: &[u8]) -> LuaResult<LuaValue> {
 /// The most numbers beyond the double range that one text may hold and still be read: each
 /// costs a parse of the text (no JSON.stringify writes one, so a text with more is not worth
 /// reading past them).
-pub const MAX_OUT_OF_RANGE: usize = 64;
+pub const MAX_OUT_OF_RANGE: usize = 4;
 
 /// Parses `text` with `parse`, reading past what serde_json refuses but JavaScript reads: a
 /// lone surrogate escape (as U+FFFD) and a number beyond the double range (`1E400`, which

@@ -387,7 +387,8 @@ function Store:merge(id, patch, ttl, version, life, max_size)
         if reply == 0 then return false end
         if reply ~= 2 then fail(self, "merge", "unexpected reply " .. tostring(reply)) end
     end
-    fail(self, "merge", MERGE_ATTEMPTS .. " concurrent writes to the session won every race; giving up")
+    fail(self, "merge", MERGE_ATTEMPTS .. " concurrent writes to the session won every race; giving up "
+        .. "(this request's changes are not stored; the client may retry)")
 end
 
 function Store:destroy(id)

@@ -467,7 +467,8 @@ function Store:set(id, record, ttl, life)
         while lost do
             if attempts == OWNER_ATTEMPTS then
                 fail(self, "set", format("the owner's list lock expired (lock_exptime) while the set waited for the "
-                    .. "session's lock, %d times; giving up", OWNER_ATTEMPTS))
+                    .. "session's lock, %d times; giving up (nothing was written): raise the store's lock_exptime "
+        .. "above the longest a merge of one session may wait", OWNER_ATTEMPTS))
             end
             attempts = attempts + 1
             lock(self, "set", lock_key, token)
@@ -579,7 +580,8 @@ function Store:merge(id, patch, ttl)
         end
     end
     fail(self, "merge", format("the owner's list lock expired (lock_exptime) while the merge waited for the "
-        .. "session's lock, %d times; giving up", OWNER_ATTEMPTS))
+        .. "session's lock, %d times; giving up (nothing was written): raise the store's lock_exptime "
+        .. "above the longest a merge of one session may wait", OWNER_ATTEMPTS))
 end
 
 ---@param id string

@@ -803,7 +803,7 @@ impl Store for RedisStore {
             }
         }
         Err(bad(format!(
-            "{MERGE_ATTEMPTS} concurrent writes to the session won every race; giving up"
+            "{MERGE_ATTEMPTS} concurrent writes to the session won every race; giving up (this request's changes are not stored; the client may retry)"
         )))
     }
 
