@@ -1120,16 +1120,23 @@ mod tests {
     #[test]
     fn a_table_stores_bookkeeping_is_read_as_its_record_is() {
         let lua = Lua::new();
-        for fields in [
-            "created = math.maxinteger, maxAge = math.maxinteger",
+        let mut all = vec![
             "created = 2^63, maxAge = 2^63",
-            "created = 1 << 53, maxAge = 1 << 53",
             "created = -(2^53), maxAge = 1e19",
             "created = 1.5, maxAge = 1500.5",
-            "created = (1 << 53) - 1, maxAge = 2^53 - 1",
+            "created = 2^53 - 1, maxAge = 2^53 - 1",
             "created = 1764400000000.0, maxAge = 500",
             "created = 'soon', maxAge = false",
-        ] {
+        ];
+        // Integers where the interpreter has them.
+        if cfg!(any(feature = "lua53", feature = "lua54")) {
+            all.extend([
+                "created = math.maxinteger, maxAge = math.maxinteger",
+                "created = 1 << 53, maxAge = 1 << 53",
+                "created = (1 << 53) - 1, maxAge = 2^53 - 1",
+            ]);
+        }
+        for fields in all {
             let t: LuaTable = lua
                 .load(format!("return {{ __meta = {{ {fields} }} }}"))
                 .eval()
