@@ -39,13 +39,21 @@ local function routes(app)
     return app
 end
 
--- The middleware's res.send hook, minus the commit it runs.
-local function hook_send(res)
-    local send, committed = res.send, false
-    res.send = function(self, ...)
-        if not committed then committed = true end
-        return send(self, ...)
+-- The middleware's res.send hook (one function, its state under private keys of the
+-- response), minus the commit it runs.
+local SESSION, OWN_SEND = {}, {}
+local function hooked_send(self, ...)
+    local send = self[OWN_SEND]
+    if self[SESSION] ~= nil then
+        self[SESSION] = nil
+        if self.send == hooked_send then self.send = send end
     end
+    return send(self, ...)
+end
+local function hook_send(res, session)
+    if res[SESSION] ~= nil then return end
+    res[OWN_SEND], res[SESSION] = res.send, session
+    res.send = hooked_send
 end
 
 -- Each variant does what the one before does, plus one step of src/lua/middleware.lua.
@@ -69,7 +77,7 @@ local variants = {
         local s, id
         if h and find(h, name, 1, true) then s, id = core:load(h, false, req) else s, id = core:fresh(false, req) end
         req.session, req.sessionID = s, id
-        hook_send(res)
+        hook_send(res, s)
         nxt()
     end },
     { "+ the commit: the real middleware", hs.session(core) },
@@ -81,7 +89,7 @@ local variants = {
 local EMPTY = {}
 local floor = { "the contract alone (fields + send hook)", function(req, res, nxt)
     req.session, req.sessionID = EMPTY, "0123456789abcdef0123456789abcdef"
-    hook_send(res)
+    hook_send(res, EMPTY)
     nxt()
 end }
 
