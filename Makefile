@@ -33,7 +33,7 @@ MODULE := honeymoon_session.$(LIB_EXTENSION)
 # The modules the rock installs: the adapters and stores (each loads with require), nothing else.
 LUA_MODULES := $(wildcard lua/honeymoon_session/adapters/*.lua lua/honeymoon_session/stores/*.lua)
 
-.PHONY: all build both flavours flavour install dist install-check test check example demo demo-nginx e2e load private-dir-check shared-dict-check nginx-workers-check redis-nginx-check nonblocking-check bench bench-nginx clean
+.PHONY: all build both flavours flavour install dist install-check test check example demo demo-nginx e2e load private-dir-check shared-dict-check nginx-workers-check redis-nginx-check nonblocking-check bench bench-nginx clean FORCE
 
 all: build
 
@@ -41,11 +41,29 @@ build:
 	@case "$(FEATURE)" in lua51|lua52|lua53|lua54|luajit) ;; \
 	  "") echo "honeymoon_session: cannot run the Lua interpreter '$(LUA)' to learn its version; set LUA (luarocks: variables.LUA) or FEATURE" >&2; exit 1 ;; \
 	  *) echo "honeymoon_session: needs Lua 5.1, 5.2, 5.3, 5.4 or LuaJIT; '$(LUA)' is $(FEATURE)" >&2; exit 1 ;; esac
+	@$(MAKE) --no-print-directory build/$(FEATURE)/$(MODULE)
+
+# The module is rebuilt only when a source or what it is built with changed: cargo would rebuild
+# it on every flavour switch, as its cdylib has one file name for all flavours in the shared
+# target dir (make check builds Lua 5.4 and LuaJIT on every run). Defined only for a flavour
+# this builds: another FEATURE, which the rule above refuses, need not be a name make can parse.
+ifneq ($(filter $(FEATURE),$(FLAVOURS)),)
+SOURCES := $(shell find src -type f) Cargo.toml Cargo.lock build.rs
+BUILT_WITH = $(FEATURE),module$(HOOKS) $(RUSTFLAGS) $(CARGO_PROFILE_RELEASE_DEBUG) $(shell $(CARGO) --version 2>/dev/null)
+
+build/$(FEATURE)/$(MODULE): $(SOURCES) build/$(FEATURE)/.built-with
 	$(CARGO) build --release --locked --features $(FEATURE),module$(HOOKS) --target-dir "$(CARGO_TARGET_DIR)"
-	mkdir -p build/$(FEATURE)
 	# Copy then rename: a running interpreter that has the old module mapped keeps a valid file.
 	cp "$(CARGO_TARGET_DIR)/release/$(CARGO_LIB)" build/$(FEATURE)/.$(MODULE).tmp
 	mv build/$(FEATURE)/.$(MODULE).tmp build/$(FEATURE)/$(MODULE)
+
+# Rewritten only when it would change, so that its date tells when the build settings did.
+build/$(FEATURE)/.built-with: FORCE
+	@mkdir -p $(@D)
+	@echo '$(BUILT_WITH)' | cmp -s - $@ || echo '$(BUILT_WITH)' >$@
+endif
+
+FORCE:
 
 # The flavour `make build` would pick for LUA (the install check tests the detection with it).
 flavour:
