@@ -829,3 +829,39 @@ ssize_t getrandom(void *buf, size_t len, unsigned int flags) {
     assert.is_nil(stderr:find("panicked", 1, true), stderr)
   end)
 end)
+
+-- session() refuses options that inherit fields through __index (they would be read as the
+-- defaults); the stores' own options are read raw too, so they refuse them alike: a RedisStore
+-- whose url came from a defaults table would connect to 127.0.0.1 and keep the sessions there,
+-- a MemoryStore whose `shared` was inherited would be a store of its own.
+describe("store options that inherit fields through __index", function()
+  local NOT_PLAIN = " must be a plain table, got a table whose metatable has __index (its inherited "
+    .. "fields would be ignored); copy the values into a plain table"
+  local function inheriting(fields) return setmetatable({}, { __index = fields }) end
+  local function refused(make, opts, want)
+    local ok, err = pcall(make, opts)
+    assert.is_false(ok, want .. ": accepted")
+    assert.equal("honeymoon_session: " .. want .. NOT_PLAIN, hs.error_message(err))
+  end
+
+  it("are refused by MemoryStore and RedisStore, at construction", function()
+    refused(hs.MemoryStore, inheriting({ shared = "app" }), "MemoryStore options")
+    if hs.RedisStore then
+      refused(hs.RedisStore, inheriting({ url = "redis://10.0.0.1:6379/2" }), "RedisStore options")
+      refused(hs.RedisStore, { url = "rediss://10.0.0.1:6379", tls = inheriting({ ca = "ca.pem" }) },
+        "RedisStore tls")
+    end
+    -- Another metatable hides nothing and is accepted, as for session().
+    assert.is_table(hs.MemoryStore(setmetatable({ shared = "spec-plain" }, {})))
+  end)
+
+  it("are refused by the event-loop RedisStore and SharedDictStore, at construction", function()
+    if hs.RedisStore then
+      local LuaRedis = require("honeymoon_session.stores.redis")
+      refused(LuaRedis.new, inheriting({ url = "redis://10.0.0.1:6379/2" }), "RedisStore options")
+      refused(LuaRedis.new, { pool = inheriting({ size = 4 }) }, "RedisStore pool")
+    end
+    local SharedDictStore = require("honeymoon_session.stores.shared_dict")
+    refused(SharedDictStore.new, inheriting({ dict = "app" }), "SharedDictStore: options")
+  end)
+end)

@@ -97,16 +97,25 @@ pub(crate) fn describe(v: &LuaValue) -> String {
 /// proxy, defaults behind a metatable) would silently become the defaults: refuse it instead.
 /// Any other metatable hides nothing (a JSON array's marker on a `secret` list, say).
 fn plain(t: &LuaTable, label: &str) -> LuaResult<()> {
+    match not_plain(t, label)? {
+        Some(msg) => Err(err(msg)),
+        None => Ok(()),
+    }
+}
+
+/// The refusal `plain` makes, as text after `honeymoon_session: ` (`label must be a plain
+/// table, …`), or None for a plain table: the stores read their options raw too, and say it
+/// in their own prefix (`RedisStore options must be …`).
+pub(crate) fn not_plain(t: &LuaTable, label: &str) -> LuaResult<Option<String>> {
     let inherits = match t.metatable() {
         Some(mt) => !matches!(mt.raw_get::<LuaValue>("__index")?, LuaValue::Nil),
         None => false,
     };
-    if inherits {
-        return Err(err(format!(
+    Ok(inherits.then(|| {
+        format!(
             "{label} must be a plain table, got a table whose metatable has __index (its inherited fields would be ignored); copy the values into a plain table"
-        )));
-    }
-    Ok(())
+        )
+    }))
 }
 
 /// An option's key for a message, under `prefix` (`"cookie."`, or `""` at the top): a string

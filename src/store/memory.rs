@@ -750,6 +750,11 @@ pub fn from_options(opts: Option<LuaTable>) -> LuaResult<MemoryStore> {
     let Some(opts) = opts else {
         return MemoryStore::new().map_err(LuaError::runtime);
     };
+    // Read raw, as session()'s options are: an inherited `shared` would silently make a store
+    // of this state's own.
+    if let Some(msg) = crate::options::not_plain(&opts, "MemoryStore options")? {
+        return Err(LuaError::runtime(format!("honeymoon_session: {msg}")));
+    }
     let mut shared = None;
     for pair in opts.pairs::<LuaValue, LuaValue>() {
         match pair? {

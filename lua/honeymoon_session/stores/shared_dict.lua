@@ -37,6 +37,7 @@
 --   session's own record (a logout changes its owner without touching the list) and drop what
 --   is gone or owned by someone else; writes drop up to PRUNE_PER_WRITE gone ids.
 local type, tostring, error, pcall, setmetatable, next = type, tostring, error, pcall, setmetatable, next
+local getmetatable, rawget = getmetatable, rawget
 local format, sub, byte, find, gsub, concat = string.format, string.sub, string.byte, string.find, string.gsub, table.concat
 local min, max, floor, sort, random = math.min, math.max, math.floor, table.sort, math.random
 
@@ -868,6 +869,13 @@ local function new(opts)
     if opts == nil then opts = {} end
     -- Values shown as the native setup errors show them (hs._shown; loaded only on an error).
     if type(opts) ~= "table" then bad("options must be a table, got " .. show(opts)) end
+    -- Checked by key with `next`, as session()'s options are read raw: fields inherited through
+    -- __index would go unchecked (a defaults table), so such a table is refused, as there.
+    local mt = getmetatable(opts)
+    if type(mt) == "table" and rawget(mt, "__index") ~= nil then
+        bad("options must be a plain table, got a table whose metatable has __index (its inherited "
+            .. "fields would be ignored); copy the values into a plain table")
+    end
     for k, v in next, opts do
         local want = OPTIONS[k]
         if want == nil then

@@ -67,6 +67,16 @@ pub(super) fn bad(msg: String) -> LuaError {
     LuaError::runtime(format!("honeymoon_session: RedisStore {msg}"))
 }
 
+/// Options are read raw, as session()'s are: a table that inherits its fields through
+/// `__index` (a url from a defaults table) would silently connect to 127.0.0.1, so it is
+/// refused, as session() refuses one.
+pub(super) fn plain(t: &LuaTable, label: &str) -> LuaResult<()> {
+    match crate::options::not_plain(t, label)? {
+        Some(msg) => Err(bad(msg)),
+        None => Ok(()),
+    }
+}
+
 pub(super) fn text(t: &LuaTable, key: &str) -> LuaResult<Option<String>> {
     match t.raw_get::<LuaValue>(key)? {
         LuaValue::Nil => Ok(None),
@@ -102,6 +112,7 @@ pub(super) fn is_one_of(key: &LuaValue, names: &[&str]) -> bool {
 /// replaces the system's trusted roots, `cert` and `key` authenticate this client (mutual TLS).
 fn tls_client(url: &str, info: ConnectionInfo, tls: &LuaTable) -> LuaResult<RedisResult<Client>> {
     const KNOWN: [&str; 3] = ["ca", "cert", "key"];
+    plain(tls, "tls")?;
     for pair in tls.pairs::<LuaValue, LuaValue>() {
         let (k, _) = pair?;
         if !is_one_of(&k, &KNOWN) {
@@ -317,6 +328,7 @@ impl RedisStore {
             Some(t) => t,
             None => lua.create_table()?,
         };
+        plain(&opts, "options")?;
         for pair in opts.pairs::<LuaValue, LuaValue>() {
             let (k, _) = pair?;
             if !is_one_of(&k, &KNOWN) {

@@ -111,6 +111,7 @@ fn config(lua: &Lua, opts: Option<LuaTable>) -> LuaResult<LuaTable> {
         Some(t) => t,
         None => lua.create_table()?,
     };
+    super::blocking::plain(&opts, "options")?;
     known(&opts, "", &KNOWN)?;
     let url = super::blocking::url(&opts)?;
     let info = url.as_str().into_connection_info().map_err(|e| {
@@ -175,6 +176,7 @@ fn config(lua: &Lua, opts: Option<LuaTable>) -> LuaResult<LuaTable> {
     let (pool_size, pool_idle) = match opts.raw_get::<LuaValue>("pool")? {
         LuaValue::Nil => (32, 60_000),
         LuaValue::Table(p) => {
+            super::blocking::plain(&p, "pool")?;
             known(&p, "pool.", &["size", "idle"])?;
             (
                 pool_size(&p)?,
