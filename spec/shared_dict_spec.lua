@@ -50,6 +50,18 @@ describe("SharedDictStore outside nginx", function()
     -- Values shown in the module's style (hs._shown), as the native setup errors show them.
     assert.equals("honeymoon_session: SharedDictStore: prefix must be a string, got 1e300", message({ prefix = 1e300 }))
     assert.equals("honeymoon_session: SharedDictStore: lock_timeout must be a number, got true", message({ lock_timeout = true }))
+    -- Out of range: the option, the range and what was given, as every setup error says it.
+    -- The dict takes whole milliseconds (under 1 ms is 0: never expires), and nginx turns an
+    -- expiry past 2^64 ms into garbage, so a lock_exptime is kept within a TTL's range.
+    local exptime = "honeymoon_session: SharedDictStore: lock_exptime must be a number of seconds from 0.001 to "
+      .. "3153600000 (the dict counts whole milliseconds), got "
+    assert.equals(exptime .. "0", message({ lock_exptime = 0 }))
+    assert.equals(exptime .. "0.0005", message({ lock_exptime = 0.0005 }))
+    assert.equals(exptime .. "1e300", message({ lock_exptime = 1e300 }))
+    assert.equals(exptime .. "NaN", message({ lock_exptime = 0 / 0 }))
+    local timeout = "honeymoon_session: SharedDictStore: lock_timeout must be a number of seconds from 0, got "
+    assert.equals(timeout .. "-1", message({ lock_timeout = -1 }))
+    assert.equals(timeout .. "inf", message({ lock_timeout = 1 / 0 }))
     assert.equals('honeymoon_session: SharedDictStore: options must be a table, got "sessions"', message("sessions"))
   end)
 end)

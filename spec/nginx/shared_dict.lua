@@ -741,11 +741,12 @@ case("constructor: unknown dict, bad options", function()
     raises(function() SharedDictStore.new({ dict = 5 }) end,
         "^honeymoon_session: SharedDictStore: dict must be a string, got 5$", "dict type")
     raises(function() SharedDictStore.new({ prefix = "\0x" }) end, "prefix must not start with a NUL byte", "prefix")
-    raises(function() SharedDictStore.new({ lock_exptime = 0 }) end, "lock_exptime must be a number of seconds, at least 0.001", "lock_exptime")
+    raises(function() SharedDictStore.new({ lock_exptime = 0 }) end,
+        "lock_exptime must be a number of seconds from 0%.001 to 3153600000 %(the dict counts whole milliseconds%), got 0$", "lock_exptime")
     -- The dict rounds 0.5 ms down to 0, which would be a lock that never expires.
-    raises(function() SharedDictStore.new({ lock_exptime = 0.0005 }) end, "at least 0.001", "lock_exptime below 1 ms")
+    raises(function() SharedDictStore.new({ lock_exptime = 0.0005 }) end, "from 0%.001 to .*, got 0%.0005$", "lock_exptime below 1 ms")
     eq(type(SharedDictStore.new({ lock_exptime = 0.001 })), "table", "lock_exptime of 1 ms")
-    raises(function() SharedDictStore.new({ lock_timeout = -1 }) end, "lock_timeout must be", "lock_timeout")
+    raises(function() SharedDictStore.new({ lock_timeout = -1 }) end, "lock_timeout must be a number of seconds from 0, got %-1$", "lock_timeout")
     eq(SharedDictStore.new().name, "sessions", "default dict")
     eq(SharedDictStore.new().prefix, "sess:", "default prefix")
 end)

@@ -887,11 +887,16 @@ local function new(opts)
     local lock_exptime, lock_timeout = opts.lock_exptime or 1, opts.lock_timeout or 2
     if byte(prefix, 1) == NUL then bad("prefix must not start with a NUL byte (lock keys do)") end
     -- The dict keeps expiry in whole milliseconds, where 0 means never: a lock that never
-    -- frees itself would outlive a worker that died holding it.
-    if not (lock_exptime >= 0.001 and lock_exptime < 1 / 0) then
-        bad("lock_exptime must be a number of seconds, at least 0.001 (the dict counts whole milliseconds)")
+    -- frees itself would outlive a worker that died holding it. nginx turns seconds into
+    -- milliseconds in a 64-bit integer, so a huge expiry is garbage (never, in practice): the
+    -- top is a TTL's (MAX_TTL).
+    if not (lock_exptime >= 0.001 and lock_exptime <= MAX_TTL) then
+        bad("lock_exptime must be a number of seconds from 0.001 to 3153600000 (the dict counts whole milliseconds), got "
+            .. show(lock_exptime))
     end
-    if not (lock_timeout >= 0 and lock_timeout < 1 / 0) then bad("lock_timeout must be a number of seconds >= 0") end
+    if not (lock_timeout >= 0 and lock_timeout < 1 / 0) then
+        bad("lock_timeout must be a number of seconds from 0, got " .. show(lock_timeout))
+    end
     local ngx = rawget(_G, "ngx")
     local shared = type(ngx) == "table" and ngx.shared
     if not shared then
