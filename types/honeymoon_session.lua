@@ -27,7 +27,7 @@
 ---@field staleGrace? integer seconds the id regenerate() replaced stays readable with its old data, default 10; 0 deletes it at once
 
 ---@class honeymoon_session.SessionCookie
----@field maxAge integer|false|nil this session's cookie (and store) lifetime in milliseconds; settable; false: a browser-session cookie
+---@field maxAge integer|false|nil this session's cookie (and store) lifetime in milliseconds; settable; false: a browser-session cookie (reads back as nil)
 ---@field originalMaxAge integer|nil the same, read-only
 ---@field path string
 ---@field domain string|nil
@@ -37,6 +37,7 @@
 
 ---@class honeymoon_session.Session
 ---@field cookie honeymoon_session.SessionCookie this session's cookie, shaped like express-session's
+---@field [string] any the session's data: req.session.userId reads and writes it (method names are reserved: use get and set for those)
 local Session = {}
 ---@param key string
 ---@param default? any
