@@ -931,3 +931,118 @@ describe("README lua-http and core blocks", function()
     assert.equal("ann", store:get(id).user)
   end)
 end)
+
+describe("README store blocks", function()
+  -- Each block is run as written; a stand-in `require` or `hs` only keeps what the block makes
+  -- (its store is a local) and, where the block names a server this process is not, says so.
+  local FakeDict = require("spec.support.fake_dict")
+
+  it("the RedisStore block's options are accepted; a request that leaves the session alone needs no Redis", function()
+    local app, given = App.new(), nil
+    local stand_in = setmetatable({
+      session = function(o) given = o; return hs.session(o) end,
+    }, { __index = hs })
+    -- hs.RedisStore connects lazily: the block runs without a Redis behind its url.
+    run_block(readme_block("### RedisStore"), "README RedisStore", { hs = stand_in, app = app })
+    assert.equal("connect.sid", given.name)
+    assert.equal(getmetatable(hs.RedisStore()), getmetatable(given.store), "a RedisStore")
+    app:get("/", function(req, res) res:text(req.sessionID) end)
+    local r = Client.new(app):get("/")
+    assert.equal(200, r.status)
+    assert.equal(32, #r.body)
+    assert.same({}, cookie_lines(r, "connect.sid"))
+  end)
+
+  it("the event-loop RedisStore block's options are accepted (with cqueues, outside nginx)", function()
+    if not pcall(require, "cqueues") then
+      pending("cqueues is not installed for this interpreter")
+      return
+    end
+    local real, made = require("honeymoon_session.stores.redis"), nil
+    local function stand_in_require(name)
+      if name == "honeymoon_session.stores.redis" then
+        return {
+          new = function(o)
+            -- The block is OpenResty's; this process is not nginx, so the loop is cqueues'.
+            assert.equal("ngx", o.socket)
+            o.socket = "cqueues"
+            made = real.new(o)
+            return made
+          end,
+        }
+      end
+      return require(name)
+    end
+    run_block(readme_block("### RedisStore for event loops: `honeymoon_session.stores.redis`"),
+      "README event-loop RedisStore", { require = stand_in_require })
+    assert.equal("record", made.format)
+    assert.equal("sess:", made.prefix)
+    assert.equal(32, made.cfg.pool_size)
+    assert.equal(60000, made.cfg.pool_idle)
+  end)
+
+  it("the SharedDictStore block makes a store that keeps a session across requests (a fake dict)", function()
+    local saved = rawget(_G, "ngx")
+    _G.ngx = FakeDict.ngx({ "sessions" })
+    local ok, err = pcall(function()
+      local real, store = require("honeymoon_session.stores.shared_dict"), nil
+      local function stand_in_require(name)
+        if name == "honeymoon_session.stores.shared_dict" then
+          return { new = function(o) store = real.new(o); return store end }
+        end
+        return require(name)
+      end
+      run_block(readme_block("### SharedDictStore (nginx, several workers)"), "README SharedDictStore",
+        { require = stand_in_require })
+      assert.equal(ngx.shared.sessions, store.dict)
+      assert.equal("sess:", store.prefix)
+      local core = hs.core({ secret = "s", store = store })
+      local s, id = core:load(nil)
+      s.cart = { items = { 1, 2 } }
+      local line = assert(core:commit(s)[1])
+      assert.is_string(ngx.shared.sessions:get("sess:" .. id))
+      local again = core:load("honeymoon.sid=" .. line:match("^honeymoon%.sid=([^;]*)"))
+      assert.same({ items = { 1, 2 } }, again.cart)
+    end)
+    _G.ngx = saved
+    assert(ok, err)
+  end)
+
+  it("the OpenResty half starts the session ngx.var.http_cookie names and finishes into ngx.header", function()
+    local block = readme_block("### lua-http and OpenResty")
+    local openresty_half = assert(block:match("\n(%-%- OpenResty.*)$"), "no OpenResty part")
+    local real = require("honeymoon_session.adapters.openresty")
+    local saved = rawget(_G, "ngx")
+    local fake = FakeDict.ngx({ "sessions" })
+    local function request(cookie)
+      fake.var, fake.ctx, fake.header, fake.headers_sent = { http_cookie = cookie, scheme = "http" }, {}, {}, false
+      return fake
+    end
+    _G.ngx = fake
+    local ok, err = pcall(function()
+      -- Another request of the same app (the block's secret) logs in first.
+      local writer = real.new({ secret = "…" })
+      request(nil)
+      local s, id = writer:start()
+      s.userId = 7
+      writer:finish(s)
+      local pair = fake.header["Set-Cookie"]:match("^([^;]*)")
+      -- The default store keeps the app's sessions under its cookie name.
+      assert.is_string(fake.shared.sessions:get("sess@honeymoon.sid:" .. id))
+
+      -- rolling: a session the block leaves as it found it still sends its cookie, so there is
+      -- a line to look at.
+      local function stand_in_require(name)
+        if name == "honeymoon_session.adapters.openresty" then
+          return { new = function(o) o.rolling = true; return real.new(o) end }
+        end
+        return require(name)
+      end
+      request(pair)
+      run_block(openresty_half, "README OpenResty", { require = stand_in_require })
+      assert.equal(pair, fake.header["Set-Cookie"]:match("^([^;]*)"), "the same session, found again")
+    end)
+    _G.ngx = saved
+    assert(ok, err)
+  end)
+end)
