@@ -90,7 +90,7 @@ describe("cookie.priority", function()
   end)
 
   it("refuses anything else, naming the option and the value", function()
-    local want = 'honeymoon_session: cookie.priority must be "Low", "Medium" or "High" (in any case), got '
+    local want = 'honeymoon_session: cookie.priority must be "Low", "Medium", "High" (in any case) or false, got '
     assert.equal(want .. '"urgent"', refusal({ cookie = { priority = "urgent" } }))
     assert.equal(want .. '"high "', refusal({ cookie = { priority = "high " } }))
     assert.equal(want .. "true", refusal({ cookie = { priority = true } }))

@@ -470,7 +470,7 @@ impl Options {
             }
             other => {
                 return Err(err(format!(
-                    "cookie.priority must be \"Low\", \"Medium\" or \"High\" (in any case), got {}",
+                    "cookie.priority must be \"Low\", \"Medium\", \"High\" (in any case) or false, got {}",
                     describe(&other)
                 )));
             }
@@ -826,7 +826,7 @@ mod tests {
             ),
             (
                 "return { cookie = { priority = 'urgent' } }",
-                "cookie.priority must be \"Low\", \"Medium\" or \"High\" (in any case), got \"urgent\"",
+                "cookie.priority must be \"Low\", \"Medium\", \"High\" (in any case) or false, got \"urgent\"",
             ),
             (
                 "return { cookie = { priority = 'high ' } }",
