@@ -747,3 +747,84 @@ describe("failures a store written in Lua returns as nil (or false) and a messag
     assert.is_nil(s.user, "regenerate(true) of a session the store no longer holds keeps nothing")
   end)
 end)
+
+-- After `true`, touch (and a record store's merge, after its version) may return the lifetime
+-- it refreshed the session for; the cookie then carries that lifetime. One that is not a
+-- lifetime (a field missing, NaN, past 100 years, negative) must not become the cookie's: it
+-- gave a browser-session cookie for a session the store keeps, or a Max-Age of 2^64 - 1 with
+-- an Expires in the year 292278994.
+describe("a lifetime a store written in Lua returns", function()
+  local function core_returning(kept, record)
+    local store = TableStore.new()
+    if record then
+      -- A record store over the TableStore's rows, its merge answering `kept`.
+      local rows = {}
+      store = { format = "record" }
+      function store.get(_, id) return rows[id] end
+      function store.set(_, id, r) rows[id] = r end
+      function store.merge(_, id, patch)
+        rows[id] = hs._merge_patch(rows[id], patch)
+        return true, nil, kept
+      end
+      function store.destroy(_, id) rows[id] = nil end
+      function store.touch() return true end
+      function store.exists(_, id) return rows[id] ~= nil end
+      function store.all() return {} end
+      function store.length() return 0 end
+      function store.clear() end
+    else
+      local touch = store.touch
+      function store.touch(self, ...)
+        touch(self, ...)
+        return true, kept
+      end
+    end
+    local core = hs.core({ secret = "x", store = store, rolling = not record, ttl = 600 })
+    local s = core:load(nil)
+    s.n = 1
+    local header = core:_commit(s):match("^([^;]*)")
+    return core, header
+  end
+
+  local function commit_of(kept, record)
+    local core, header = core_returning(kept, record)
+    local s = core:load(header)
+    if record then s.n = 2 end
+    return pcall(core._commit, core, s)
+  end
+
+  it("is the cookie's when it is one", function()
+    for _, record in ipairs({ false, true }) do
+      local ok, line = commit_of({ ttl = 60, maxAge = 60, originalMaxAge = 60 }, record)
+      assert.is_true(ok, line)
+      assert.truthy(line:find("; Max-Age=60; ", 1, true), line)
+      ok, line = commit_of({ ttl = 60, maxAge = false, originalMaxAge = false }, record)
+      assert.is_true(ok, line)
+      assert.falsy(line:find("Max-Age", 1, true), line)
+    end
+  end)
+
+  it("is refused, naming the method and the field, when it is not one", function()
+    local bad = {
+      { { ttl = 60 }, "maxAge is nil" },
+      { { ttl = 60, maxAge = 1e300, originalMaxAge = 60 }, "maxAge is 1e+300" },
+      { { ttl = 0 / 0, maxAge = 60 }, "ttl is NaN" },
+      { { ttl = 60, maxAge = -5 }, "maxAge is -5" },
+      { { ttl = 60, maxAge = 1.5 }, "maxAge is 1.5" },
+      { { ttl = 60, maxAge = "60" }, "maxAge is a string" },
+      { { ttl = 60, maxAge = 60, originalMaxAge = true }, "originalMaxAge is true" },
+      { { ttl = 3153600001, maxAge = 60 }, "ttl is 3153600001" },
+    }
+    for _, record in ipairs({ false, true }) do
+      local method = record and "merge" or "touch"
+      for _, case in ipairs(bad) do
+        local ok, err = commit_of(case[1], record)
+        assert.is_false(ok, case[2])
+        assert.equal("honeymoon_session: store:" .. method .. " failed: it returned a lifetime whose "
+          .. case[2] .. "; a lifetime is { ttl =, maxAge =, originalMaxAge = } in whole seconds from 1 to "
+          .. "3153600000 (maxAge and originalMaxAge may be false, originalMaxAge nil), as hs._record_meta "
+          .. "returns it", err)
+      end
+    end
+  end)
+end)

@@ -82,11 +82,36 @@ function M.exists(ctx, id)
     return alive
 end
 
+local floor = math.floor
+local MAX_SECONDS = 3153600000 -- 100 years, the options' bound (options.rs)
+
+-- A whole number of seconds within the options' bounds, or `false` where `may_be_false`.
+local function seconds(v, may_be_false)
+    if v == false then return may_be_false end
+    return type(v) == "number" and v >= 1 and v <= MAX_SECONDS and floor(v) == v
+end
+
 -- A lifetime a store kept for a session (`{ ttl =, maxAge =, originalMaxAge = }`, seconds, as
--- hs._merge_patch and hs._record_meta make it), or nil for anything else.
-local function lifetime(kept)
-    if type(kept) == "table" and type(kept.ttl) == "number" then return kept end
-    return nil
+-- hs._merge_patch and hs._record_meta make it), or nil for anything that is not a table. A
+-- table is checked: its maxAge becomes the cookie's (a missing or NaN one would send a
+-- browser-session cookie, a huge one a Max-Age past any date).
+local function lifetime(name, kept)
+    if type(kept) ~= "table" then return nil end
+    local field, v
+    if not seconds(kept.ttl, false) then
+        field, v = "ttl", kept.ttl
+    elseif not seconds(kept.maxAge, true) then
+        field, v = "maxAge", kept.maxAge
+    elseif kept.originalMaxAge ~= nil and not seconds(kept.originalMaxAge, true) then
+        field, v = "originalMaxAge", kept.originalMaxAge
+    else
+        return kept
+    end
+    local t = type(v)
+    local shown = v ~= v and "NaN" or (t == "number" or t == "boolean" or v == nil) and tostring(v) or "a " .. t
+    error("honeymoon_session: store:" .. name .. " failed: it returned a lifetime whose " .. field .. " is " .. shown
+        .. "; a lifetime is { ttl =, maxAge =, originalMaxAge = } in whole seconds from 1 to " .. MAX_SECONDS
+        .. " (maxAge and originalMaxAge may be false, originalMaxAge nil), as hs._record_meta returns it", 0)
 end
 
 -- touch may return nothing (done: the store cannot tell) or a boolean (false: gone); after
@@ -96,7 +121,7 @@ local function touch(ctx, id, ttl, life, assumed)
     local alive, kept = call(ctx, "touch", id, ttl, life, assumed)
     if alive == nil then return true end
     if type(alive) ~= "boolean" then wrong("touch", "a boolean or nothing", alive) end
-    if alive then return true, lifetime(kept) end
+    if alive then return true, lifetime("touch", kept) end
     return false
 end
 
@@ -135,7 +160,7 @@ local function merge(ctx, id, a, b, version, ttl, life, m)
         if type(ok) ~= "boolean" then wrong("merge", "a boolean", ok) end
         -- As get and set: the version is handed back to the next merge of the request.
         if v ~= nil and type(v) ~= "string" then wrong("merge", "true and a string version (or nothing)", v) end
-        kept = lifetime(kept)
+        kept = lifetime("merge", kept)
         if kept ~= nil then return ok, v, kept, true end
         return ok, v, noted, false
     end
