@@ -90,3 +90,24 @@ describe("stored JSON the event-loop RedisStore cannot hand over", function()
     assert.is_string(hs._redis.decode(json, size))
   end)
 end)
+
+describe("a number a session stores, as another interpreter or a JSON reader gets it", function()
+  -- LuaJIT, 5.1 and 5.2 hold 2^63 as a double; it was stored as the integer 2^63 - 1 (the
+  -- saturated conversion), which a Lua 5.3/5.4 server sharing the store read as
+  -- 9223372036854775807 (an integer, not equal to 2^63), and the RedisStore's JSON carried so.
+  it("is the number the session held, 2^63 included (every interpreter)", function()
+    local store = record_store()
+    local core = hs.core({ secret = "codec-secret", store = store })
+    local s, id = core:load(nil, false)
+    s.big, s.neg, s.mid = 2 ^ 63, -(2 ^ 63), 2 ^ 62
+    local cookie = core:commit(s)[1]:match("^([^;]*)")
+    local json = assert(hs._redis.encode(store.rows[id], 60))
+    local big = json:match('"big":([^,}]+)')
+    assert.are_not.equal("9223372036854775807", big, json)
+    assert.equal(2 ^ 63, tonumber(big), json)
+    assert.equal(-(2 ^ 63), tonumber(json:match('"neg":([^,}]+)')), json)
+    assert.equal(2 ^ 62, tonumber(json:match('"mid":([^,}]+)')), json)
+    local again = core:load(cookie, false)
+    assert.same({ 2 ^ 63, -(2 ^ 63), 2 ^ 62 }, { again.big, again.neg, again.mid })
+  end)
+end)

@@ -167,13 +167,15 @@ fn type_message(path: &[Step], what: &str) -> String {
 }
 
 /// The integer a double is stored as where Lua has no integer subtype (Lua 5.1, 5.2 and
-/// LuaJIT): one with an integral value (`-0.0` is not one), saturated to the i64 range as Rust
-/// casts it. The encoder reads numbers so (`lua::integer_at`), and a value read from JSON is
-/// stored so, so that a number read back unchanged encodes as it was stored.
+/// LuaJIT): one with an integral value that an i64 holds exactly (`-0.0` is not one). The
+/// encoder reads numbers so (`lua::integer_at`), and a value read from JSON is stored so, so
+/// that a number read back unchanged encodes as it was stored.
 #[cfg(not(any(feature = "lua53", feature = "lua54")))]
 pub(crate) fn double_as_integer(n: f64) -> Option<i64> {
+    // `as` saturates: 2^63 and beyond become i64::MAX, which converts back to 2^63, so 2^63
+    // itself would pass the round trip as 2^63 - 1. No double is i64::MAX, so that is never one.
     let i = n as i64;
-    ((i as f64).to_bits() == n.to_bits()).then_some(i)
+    (i != i64::MAX && (i as f64).to_bits() == n.to_bits()).then_some(i)
 }
 
 /// The bytes a varint of `n` takes.
@@ -1037,6 +1039,26 @@ pub(crate) mod tests {
         assert_eq!(number_text(1e300), "1e300");
         assert_eq!(number_text(1e-300), "1e-300");
         assert_eq!(number_text(0.0), "0");
+    }
+
+    /// Where every number is a double, 2^63 saturates to i64::MAX, which converts back to
+    /// 2^63: it was stored as the integer 2^63 - 1, which Lua 5.3/5.4 and JSON readers then
+    /// read as another number.
+    #[cfg(not(any(feature = "lua53", feature = "lua54")))]
+    #[test]
+    fn a_double_is_an_integer_only_where_an_i64_holds_it_exactly() {
+        let two_63 = 9_223_372_036_854_775_808.0_f64;
+        assert_eq!(double_as_integer(two_63), None);
+        assert_eq!(double_as_integer(1e19), None);
+        assert_eq!(double_as_integer(f64::INFINITY), None);
+        assert_eq!(double_as_integer(f64::NAN), None);
+        assert_eq!(double_as_integer(-two_63), Some(i64::MIN));
+        assert_eq!(
+            double_as_integer(4_611_686_018_427_387_904.0),
+            Some(1 << 62)
+        );
+        assert_eq!(double_as_integer(-0.0), None);
+        assert_eq!(double_as_integer(7.0), Some(7));
     }
 
     #[test]
