@@ -468,6 +468,35 @@ describe("values a session cannot hold", function()
   end)
 end)
 
+-- A number in a message is written short (`1e300`, as the options' errors write it), and the
+-- owner field is named as every other path is (`session["user id"]`). The owner's message
+-- printed 1e300 with all its 301 digits and the field raw; a float key in a path did the same.
+describe("numbers and fields in the messages about values", function()
+  it("name a float key as Lua would write it, 1e300 short", function()
+    local core = hs.core({ secret = SECRET })
+    local s = core:load(nil, false)
+    s.t = { [1e300] = print }
+    local err = error_of(core.commit, core, s)
+    assert.equal("honeymoon_session: session value t[1e300] is a function; sessions hold only nil, booleans, "
+      .. "numbers, strings and tables of them", err)
+    assert.equal("honeymoon_session: json.encode: value t[1e300] is a function",
+      error_of(hs.json.encode, { t = { [1e300] = print } }))
+  end)
+
+  it("show an owner that is no owner short, and name its field as a path", function()
+    local core = hs.core({ secret = SECRET, index = "user id" })
+    local s = core:load(nil, false)
+    s["user id"] = 1e300
+    local err = error_of(core.commit, core, s)
+    assert.equal('honeymoon_session: session["user id"] names the session\'s owner (the index option), so it must be '
+      .. "a UTF-8 string, an integer, or a whole number below 2^53 (an id past that is exact only as an integer "
+      .. "or a string), got the number 1e300", err)
+    s = core:load(nil, false)
+    s["user id"] = {}
+    assert.matches("got a table$", error_of(core.commit, core, s))
+  end)
+end)
+
 ---------------------------------------------------------------------------
 -- Failing stores
 ---------------------------------------------------------------------------

@@ -683,15 +683,21 @@ unsafe fn owner_at(
     // SAFETY: as above.
     let got = unsafe {
         match ffi::lua_type(state, idx) {
-            ffi::LUA_TNUMBER => format!("the number {}", ffi::lua_tonumber(state, idx)),
+            ffi::LUA_TNUMBER => format!(
+                "the number {}",
+                codec::number_text(ffi::lua_tonumber(state, idx))
+            ),
             ffi::LUA_TSTRING => "a string that is not UTF-8".to_string(),
-            ffi::LUA_TBOOLEAN => "a boolean".to_string(),
-            ffi::LUA_TTABLE => "a table".to_string(),
-            _ => "a value of another type".to_string(),
+            t => codec::type_name(t).to_string(),
         }
     };
+    // Named as the encoder names a path: the field may be any string (`session["user id"]`).
+    let field = codec::describe_path(&[
+        codec::Step::Key(b"session".to_vec()),
+        codec::Step::Key(field.as_bytes().to_vec()),
+    ]);
     Err(format!(
-        "honeymoon_session: session.{field} names the session's owner (the index option), so it must be {}, got {got}",
+        "honeymoon_session: {field} names the session's owner (the index option), so it must be {}, got {got}",
         crate::store::OWNER_KINDS
     ))
 }

@@ -169,7 +169,7 @@ impl Encoder {
                             self.fail(format!("a table with {x} as a key, which has no JSON form"))
                         );
                     }
-                    LuaValue::Number(x) => Step::Other(x.to_string()),
+                    LuaValue::Number(x) => Step::Other(crate::codec::number_text(*x)),
                     other => {
                         return Err(self.fail(format!("a table with {} as a key", a_type(other))));
                     }

@@ -39,7 +39,7 @@ impl From<NoMemory> for Failure {
     }
 }
 
-fn type_name(t: c_int) -> &'static str {
+pub fn type_name(t: c_int) -> &'static str {
     match t {
         ffi::LUA_TNIL => "nil",
         ffi::LUA_TBOOLEAN => "a boolean",
@@ -224,7 +224,7 @@ impl Encoder {
                     Step::Key(unsafe { std::slice::from_raw_parts(p, n) }.to_vec())
                 }
                 StepRef::Index(i) => Step::Index(i),
-                StepRef::Float(f) => Step::Other(f.to_string()),
+                StepRef::Float(f) => Step::Other(super::number_text(f)),
                 StepRef::Bool(b) => Step::Other(b.to_string()),
             })
             .collect()

@@ -17,7 +17,7 @@ pub mod meta;
 pub use json::{from_json, to_json};
 pub use lua::{
     DEEPEST_WALK, Room, STACK_EXHAUSTED, Slot, decode_session, decode_value, encode_entries,
-    encode_table_at, encode_value_at, meta_at, push_decoded, push_session,
+    encode_table_at, encode_value_at, meta_at, push_decoded, push_session, type_name,
 };
 
 use mlua::prelude::*;
@@ -123,7 +123,7 @@ impl Step {
         match key {
             LuaValue::String(s) => Step::Key(s.as_bytes().to_vec()),
             LuaValue::Integer(i) => Step::Index(*i),
-            LuaValue::Number(n) => Step::Other(n.to_string()),
+            LuaValue::Number(n) => Step::Other(number_text(*n)),
             LuaValue::Boolean(b) => Step::Other(b.to_string()),
             other => Step::Other(a_type(other).to_string()),
         }
