@@ -32,7 +32,7 @@ type Pusher<'a> = &'a mut dyn FnMut(*mut lua_State) -> c_int;
 type Failed = String;
 
 fn failed(e: LuaError) -> Failed {
-    engine::message(&e)
+    crate::error::message(&e)
 }
 
 /// The crossings of one engine, each a C closure over (engine, trampoline).

@@ -12,6 +12,7 @@ use crate::clock;
 use crate::codec::meta::{self, META_KEY, MaxAge, Meta};
 use crate::codec::{self, Changes, Entries, Record, Slot};
 use crate::cookie;
+use crate::error::message;
 use crate::id;
 use crate::lifecycle::{self, Cookie, Facts, Policy, State, Write};
 use crate::lifetime::{Assumed, Rule, Term};
@@ -866,20 +867,6 @@ fn plain(lua: &Lua, r: LuaResult<LuaMultiValue>) -> LuaResult<LuaMultiValue> {
     match r {
         Ok(v) => Ok(v),
         Err(e) => (false, message(&e)).into_lua_multi(lua),
-    }
-}
-
-/// The plain text of an error: no mlua wrapping, no traceback.
-pub fn message(e: &LuaError) -> String {
-    let text = match e {
-        LuaError::CallbackError { cause, .. } => return message(cause),
-        LuaError::RuntimeError(m) => m.clone(),
-        LuaError::MemoryError(_) => "honeymoon_session: not enough memory".to_string(),
-        other => other.to_string(),
-    };
-    match text.split_once("\nstack traceback:") {
-        Some((m, _)) => m.to_string(),
-        None => text,
     }
 }
 

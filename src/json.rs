@@ -42,7 +42,7 @@ impl From<LuaError> for Failed {
             path: Vec::new(),
             what: format!(
                 "unreadable: {}",
-                crate::engine::message(&e).trim_start_matches("honeymoon_session: ")
+                crate::error::message(&e).trim_start_matches("honeymoon_session: ")
             ),
         }
     }
@@ -274,7 +274,7 @@ struct ToLua<'a> {
 }
 
 fn lua_err<E: de::Error>(e: LuaError) -> E {
-    E::custom(crate::engine::message(&e).trim_start_matches("honeymoon_session: "))
+    E::custom(crate::error::message(&e).trim_start_matches("honeymoon_session: "))
 }
 
 impl<'de> DeserializeSeed<'de> for ToLua<'_> {
@@ -516,7 +516,7 @@ mod tests {
         let v: LuaValue = lua.load(src).eval().map_err(|e| e.to_string())?;
         encode(lua, &v)
             .map(|b| String::from_utf8(b).unwrap_or_default())
-            .map_err(|e| crate::engine::message(&e))
+            .map_err(|e| crate::error::message(&e))
     }
 
     #[test]
@@ -631,12 +631,12 @@ mod tests {
         assert!(err.contains("nests deeper than 64 levels"), "{err}");
         let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
         assert!(decode(&lua, deep(64).as_bytes()).is_ok());
-        let err = crate::engine::message(&decode(&lua, deep(65).as_bytes()).unwrap_err());
+        let err = crate::error::message(&decode(&lua, deep(65).as_bytes()).unwrap_err());
         assert!(
             err.contains("json.decode: the JSON nests deeper than 64 levels"),
             "{err}"
         );
-        let err = crate::engine::message(&decode(&lua, deep(500).as_bytes()).unwrap_err());
+        let err = crate::error::message(&decode(&lua, deep(500).as_bytes()).unwrap_err());
         assert!(err.contains("nests deeper than 64 levels"), "{err}");
     }
 

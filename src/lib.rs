@@ -8,6 +8,7 @@ mod codec;
 mod cookie;
 mod crossing;
 mod engine;
+mod error;
 mod fork;
 mod id;
 mod json;

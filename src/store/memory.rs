@@ -473,7 +473,7 @@ impl MemoryStore {
                 // it rewrites for another field.
                 let (merged, rewritten) =
                     meta::merged(e.data(), &stored, changes, assumed.is_some()).map_err(|e| {
-                        StoreError::new("MemoryStore", "merge", crate::engine::message(&e))
+                        StoreError::new("MemoryStore", "merge", crate::error::message(&e))
                     })?;
                 let after = rewritten.as_ref().unwrap_or(&stored);
                 (merged, e.owned(), assumed.and_then(|a| a.kept(after, now)))

@@ -681,7 +681,7 @@ pub fn load_record(raw: &[u8], max: usize) -> Result<Option<Record>, String> {
 /// A stored JSON session's object -> record (`to_record` past the parse).
 fn record_of(map: &Map<String, Json>) -> Result<Record, String> {
     let plain = |e: mlua::Error| {
-        crate::engine::message(&e)
+        crate::error::message(&e)
             .trim_start_matches("honeymoon_session: ")
             .to_string()
     };
