@@ -73,43 +73,12 @@ pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
     // For record stores written in Lua (a plain C function: SharedDictStore calls it on every
     // write): the merged record, or `false` for an id `regenerate` retired.
     native.set("_merge_patch", crate::crossing::merge_patch_function(lua)?)?;
-    // For record stores written in Lua: a record's bookkeeping, `owner, created, stale` (the
-    // owner a string or nil, the times ms since the epoch or nil). Never raises: anything but
-    // a string (nil from a lookup that found nothing) has none. Given what a touch's commit
-    // assumed (the fourth argument `touch` is handed), also `kept`: the lifetime the session
-    // keeps where that is another (`{ ttl =, maxAge =, originalMaxAge = }`), else nil.
-    native.set(
-        "_record_meta",
-        lua.create_function(|lua, (record, assumed): (LuaValue, Option<LuaString>)| {
-            let LuaValue::String(record) = record else {
-                return Ok((None, None, None, None));
-            };
-            let m = codec::meta::Meta::of_record(&record.as_bytes());
-            let kept = match assumed.and_then(|a| lifetime::Assumed::from_bytes(&a.as_bytes())) {
-                Some(a) if m.stale.is_none() => a.kept(&m, clock::now_ms()),
-                _ => None,
-            };
-            let kept = kept.map(|k| lifetime::term_table(lua, &k)).transpose()?;
-            Ok((m.owner, m.created, m.stale, kept))
-        })?,
-    )?;
+    // For record stores written in Lua: a record's bookkeeping, and the lifetime it keeps
+    // (store::record_meta).
+    native.set("_record_meta", lua.create_function(store::record_meta)?)?;
     // For stores written in Lua: an owner as sessionsOf/destroyAll take it (a string, or a whole
     // number in decimal, exactly as the engine renders the `index` field).
-    native.set(
-        "_owner",
-        lua.create_function(|_, (owner, store, method): (LuaValue, LuaValue, LuaValue)| {
-            let name = |v: &LuaValue| match v {
-                LuaValue::String(s) => Some(s.to_string_lossy()),
-                _ => None,
-            };
-            let (Some(store), Some(method)) = (name(&store), name(&method)) else {
-                return Err(LuaError::runtime(
-                    "honeymoon_session: _owner(value, store, method) takes the store's and the method's names (strings, for its message)",
-                ));
-            };
-            store::owner_arg(&store, &method, &owner)
-        })?,
-    )?;
+    native.set("_owner", lua.create_function(store::owner_named)?)?;
     // Messages written in Lua, in the style of the native ones (control characters escaped, bytes
     // that are not UTF-8 as U+FFFD): a value as the options' errors show it, and a path of keys
     // as the encoder's (`cart.items[3]`, `["my key"]`).
@@ -117,13 +86,7 @@ pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
         "_shown",
         lua.create_function(|_, v: LuaValue| Ok(options::describe(&v)))?,
     )?;
-    native.set(
-        "_path",
-        lua.create_function(|_, keys: LuaMultiValue| {
-            let steps: Vec<codec::Step> = keys.iter().map(codec::Step::of).collect();
-            Ok(codec::describe_path(&steps))
-        })?,
-    )?;
+    native.set("_path", lua.create_function(codec::path_of_keys)?)?;
     // The module's clock, ms since the epoch (what `created` and the engine's expiry use; the
     // test hook `_advance_clock` moves it).
     native.set("_now_ms", lua.create_function(|_, ()| Ok(clock::now_ms()))?)?;

@@ -159,6 +159,13 @@ pub(crate) fn describe_path(path: &[Step]) -> String {
     s
 }
 
+/// `_path(...)`: a path of keys from Lua named as the encoder names it (`cart.items[3]`,
+/// `["my key"]`), for messages written in Lua.
+pub fn path_of_keys(_: &Lua, keys: LuaMultiValue) -> LuaResult<String> {
+    let steps: Vec<Step> = keys.iter().map(Step::of).collect();
+    Ok(describe_path(&steps))
+}
+
 fn type_message(path: &[Step], what: &str) -> String {
     format!(
         "honeymoon_session: session value {} is {what}; sessions hold only nil, booleans, numbers, strings and tables of them",

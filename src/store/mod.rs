@@ -89,6 +89,50 @@ pub fn data_arg(store: &str, v: LuaValue) -> LuaResult<LuaTable> {
     }
 }
 
+/// `_record_meta`'s answer: `owner, created, stale, kept`.
+pub type RecordMeta = (Option<String>, Option<i64>, Option<i64>, Option<LuaTable>);
+
+/// `_record_meta(record, assumed?)`, for record stores written in Lua: a record's bookkeeping,
+/// `owner, created, stale` (the owner a string or nil, the times ms since the epoch or nil).
+/// Never raises on its arguments: anything but a string (nil from a lookup that found nothing)
+/// has none. Given what a touch's commit assumed (the fourth argument `touch` is handed), also
+/// `kept`: the lifetime the session keeps where that is another (`{ ttl =, maxAge =,
+/// originalMaxAge = }`), else nil.
+pub fn record_meta(
+    lua: &Lua,
+    (record, assumed): (LuaValue, Option<LuaString>),
+) -> LuaResult<RecordMeta> {
+    use crate::lifetime::{Assumed, term_table};
+    let LuaValue::String(record) = record else {
+        return Ok((None, None, None, None));
+    };
+    let m = crate::codec::meta::Meta::of_record(&record.as_bytes());
+    let kept = match assumed.and_then(|a| Assumed::from_bytes(&a.as_bytes())) {
+        Some(a) if m.stale.is_none() => a.kept(&m, crate::clock::now_ms()),
+        _ => None,
+    };
+    let kept = kept.map(|k| term_table(lua, &k)).transpose()?;
+    Ok((m.owner, m.created, m.stale, kept))
+}
+
+/// `_owner(value, store, method)`, for stores written in Lua: `owner_arg`, with the store's
+/// and the method's names (for its message) from Lua.
+pub fn owner_named(
+    _: &Lua,
+    (owner, store, method): (LuaValue, LuaValue, LuaValue),
+) -> LuaResult<String> {
+    let name = |v: &LuaValue| match v {
+        LuaValue::String(s) => Some(s.to_string_lossy()),
+        _ => None,
+    };
+    let (Some(store), Some(method)) = (name(&store), name(&method)) else {
+        return Err(LuaError::runtime(
+            "honeymoon_session: _owner(value, store, method) takes the store's and the method's names (strings, for its message)",
+        ));
+    };
+    owner_arg(&store, &method, &owner)
+}
+
 /// A number given from Lua (an option or a method's argument) when it is whole and from 1 to
 /// `max`, else none (nil included: callers default it first). The one range check of the
 /// stores' TTLs, timeouts and pool sizes: a fraction is refused, never rounded, and so are
