@@ -9,7 +9,8 @@
 # for many requests); with Redis behind a proxy that holds each reply 0.5 s, 8 concurrent
 # requests overlap instead of queueing and a route without Redis still answers at once (the
 # workers yield; a blocking store would take >= 2 s and stall that route); a store failure is a
-# plain message naming store, method and address.
+# plain message naming store, method and address, also in a phase without cosockets
+# (header_filter_by_lua), where it says where to call the store instead.
 # Ends with "redis_nginx_check: N passed, N failed, N skipped" (scripts/test.sh counts each
 # check, and a skip as a skip); exits 1 on a failure.
 set -euo pipefail
@@ -107,6 +108,14 @@ port=$(free_port)
         location /plain { content_by_lua_block { ngx.say("plain") } }
         location /down { content_by_lua_block { guarded(function() down:exists("x") end) } }
         location /v6 { content_by_lua_block { guarded(function() ngx.say(v6:exists("s1")) end) } }
+        # A phase where nginx allows no cosocket: the store's message, in a response header.
+        location /filter {
+            content_by_lua_block { ngx.say("body") }
+            header_filter_by_lua_block {
+                local ok, err = pcall(store.exists, store, "s1")
+                ngx.header["X-Store"] = ok and "no error" or tostring(err)
+            }
+        }
     }
 }
 EOF
@@ -177,6 +186,12 @@ check "a route without Redis answers meanwhile (${plain#* } s)" \
 out=$(curl -s -m 5 -w ' %{http_code}' "$url/down")
 check "a closed port answers a plain message naming store, method and address" \
   '[[ $out == "string: honeymoon_session: RedisStore:exists failed: connection refused (redis at 127.0.0.1:1/0)"*500 ]]' "$out"
+
+# header_filter_by_lua (as log_by_lua, set_by_lua, init_by_lua) has no cosockets: nginx raises
+# "API disabled in the context of header_filter_by_lua*" with the position of our call.
+out=$(curl -s -m 5 -o /dev/null -D - "$url/filter" | tr -d '\r' | sed -n 's/^X-Store: //p')
+check "a phase without cosockets: a message in our shape that names the phase and where to call the store" \
+  '[[ $out == "honeymoon_session: RedisStore:exists failed: nginx allows no cosocket in header_filter_by_lua*; "*"access_by_lua"*"(redis at 127.0.0.1:$redis_port/1)" && $out != *.lua:* ]]' "$out"
 
 # An IPv6 address in the url (brackets stripped by the url parser, put back for the cosocket).
 if redis-cli -h ::1 -p "$redis_port" PING 2>/dev/null | grep -q PONG; then

@@ -34,7 +34,7 @@ if not R then
 end
 
 local type, tostring, error, pcall, setmetatable = type, tostring, error, pcall, setmetatable
-local sub, find, format = string.sub, string.find, string.format
+local sub, find, format, match = string.sub, string.find, string.format, string.match
 local pack, decode, encode, merge, ttl_of = R.pack, R.decode, R.encode, R.merge, R.ttl
 local touch_assumes, touch_found, TOUCH_ATTEMPTS = R.touch_assumes, R.touch_found, R.TOUCH_ATTEMPTS
 local replies, now_ms, listed = R.replies, R.now, R.listed
@@ -96,7 +96,16 @@ local function ngx_backend(cfg)
     -- Where ngx.sleep cannot yield (from inside a C call), no wait: the caller only retries.
     function B.pause(seconds) pcall(ngx.sleep, seconds) end
     function B.acquire()
-        local sock, err = tcp()
+        -- nginx has no cosocket where a request cannot yield (init, init_worker, set, header
+        -- and body filters, log): tcp() raises "API disabled in the context of log_by_lua*",
+        -- behind this file's name and line. Say where the store can be called instead.
+        local made, sock, err = pcall(tcp)
+        if not made then
+            local context = match(plain(sock), "API disabled in the context of (%S+)")
+            if not context then return nil, plain(sock) end
+            return nil, "nginx allows no cosocket in " .. context .. "; call the store (an adapter's start and "
+                .. "finish) from rewrite_by_lua, access_by_lua or content_by_lua, or from a timer"
+        end
         if not sock then return nil, tostring(err) end
         sock:settimeouts(cfg.connect_timeout, cfg.command_timeout, cfg.command_timeout)
         local ok
