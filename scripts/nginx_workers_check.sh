@@ -38,6 +38,8 @@ location = /t/write { content_by_lua_block { require("spec.nginx.workers").write
 location = /t/read { content_by_lua_block { require("spec.nginx.workers").read() } }
 location = /t/error { content_by_lua_block { require("spec.nginx.workers").error() } }
 location = /t/error-commit { content_by_lua_block { require("spec.nginx.workers").error_commit() } }
+location = /t/exec { content_by_lua_block { require("spec.nginx.workers").exec() } }
+location = /t/exec-target { content_by_lua_block { require("spec.nginx.workers").exec_target() } }
 EOF
 export DEMO_NGINX_INCLUDE=$tmp/tests.conf DEMO_NGINX_WORKERS=2
 start_nginx || { not_ok "the nginx demo started"; finish; }
@@ -107,6 +109,16 @@ grep -q 'Signed in as <strong id="username">Alice</strong>' <<<"$page" && ok "th
   not_ok "the dashboard after the writes is not logged in"
 
 # 3. Errors escaping a handler are logged with their message.
+# finish, then ngx.exec to a location that starts the session again: one session, with both
+# writes, for a client that had none (the target used to start a second new session, whose
+# cookie came last and replaced the first's, so the first write was lost).
+xjar=$tmp/exec-cookies
+out=$(curl -sS --max-time 5 -c "$xjar" "$url/t/exec")
+later=$(curl -sS --max-time 5 -b "$xjar" "$url/t/read")
+[[ $out == *'"before":1'* && $out == *'"after":1'* && $later == *'"before":1'* && $later == *'"after":1'* ]] &&
+  ok "a session finished before ngx.exec is the one the target location starts" ||
+  not_ok "after finish and ngx.exec: the target saw ${out:0:200}, the cookie the client kept holds ${later:0:200}"
+
 code=$(curl -sS --max-time 5 -o /dev/null -w '%{http_code}' "$url/t/error")
 code2=$(curl -sS --max-time 5 -o /dev/null -w '%{http_code}' -H "Cookie: $cookie" "$url/t/error-commit")
 [ "$code" = 500 ] && [ "$code2" = 500 ] && ok "escaped errors answer 500" || not_ok "escaped errors answered $code and $code2, not 500"

@@ -253,11 +253,14 @@ end)
 describe("adapters.openresty", function()
     local saved
 
-    -- Just what the adapter touches: ngx.var, ngx.ctx, ngx.header, ngx.headers_sent.
+    -- Just what the adapter touches: ngx.var, ngx.ctx, ngx.header, ngx.headers_sent,
+    -- ngx.req.is_internal (true once the test sets ngx.internal: an internal redirect).
     local function fake_ngx(cookie, scheme)
-        _G.ngx = { var = { http_cookie = cookie, scheme = scheme or "http" }, ctx = {}, header = {},
-                   headers_sent = false }
-        return _G.ngx
+        local ngx
+        ngx = { var = { http_cookie = cookie, scheme = scheme or "http" }, ctx = {}, header = {},
+                headers_sent = false, req = { is_internal = function() return ngx.internal == true end } }
+        _G.ngx = ngx
+        return ngx
     end
 
     before_each(function() saved = rawget(_G, "ngx") end)
@@ -319,6 +322,46 @@ describe("adapters.openresty", function()
         -- Nor is something else the app put there.
         ngx.ctx.session = setmetatable({}, { __index = function() error("read") end })
         assert.are_not.equal(ngx.ctx.session, (a:start()))
+    end)
+
+    -- finish(), then ngx.exec to a location that starts the session again: nginx empties
+    -- ngx.ctx but keeps the response headers. start() made a second new session from the
+    -- request's cookie (none), whose line came last and replaced the first's in the browser:
+    -- what the first location wrote was lost.
+    it("start() after finish() and an internal redirect loads the session finished before it", function()
+        local a = openresty.new(opts())
+        local other = openresty.new(opts({ name = "admin.sid" }))
+        local ngx = fake_ngx("theme=dark")
+        local s1, id1 = a:start()
+        s1.before = 1
+        a:finish()
+        ngx.ctx, ngx.internal = {}, true -- ngx.exec("/target")
+        local s2, id2 = a:start()
+        assert.equal(id1, id2)
+        assert.equal(1, s2.before)
+        s2.after = 1
+        a:finish()
+        -- Another cookie name is not taken for it.
+        assert.are_not.equal(id1, select(2, other:start()))
+        -- Both writes are in the session the browser keeps (the last line of the name).
+        local lines = ngx.header["Set-Cookie"]
+        local last = type(lines) == "table" and lines[#lines] or lines
+        ngx = fake_ngx(pair(last))
+        local s3, id3 = a:start()
+        assert.equal(id1, id3)
+        assert.equal(1, s3.before)
+        assert.equal(1, s3.after)
+    end)
+
+    it("start() after finish() in an earlier phase of the request loads that session", function()
+        local a = openresty.new(opts())
+        fake_ngx(nil)
+        local s1, id1 = a:start() -- access phase
+        s1.x = 1
+        a:finish()
+        local s2, id2 = a:start() -- content phase
+        assert.equal(id1, id2)
+        assert.equal(1, s2.x)
     end)
 
     -- Two adapters in one request (two cookie names: an app and its admin area): ngx.ctx.session

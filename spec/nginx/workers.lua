@@ -9,6 +9,9 @@
 --   GET /t/error         a handler error that escapes (nothing catches it): nginx logs it
 --   GET /t/error-commit  a nested session value the module refuses at commit (native code
 --                        finds it): the module's error escapes finish()
+--   GET /t/exec          sets session.before = 1, finishes, then ngx.exec("/t/exec-target"),
+--                        which starts the session again (a fresh ngx.ctx), sets after = 1,
+--                        finishes and answers the session's data as JSON
 local hs = require("honeymoon_session")
 local adapter = require("examples.demo.openresty").adapter
 
@@ -47,6 +50,21 @@ function M.error_commit()
     session.callback = { f = function() end } -- not storable: commit refuses it, naming the path
     adapter:finish(session)
     ngx.say("not reached")
+end
+
+function M.exec()
+    local session = adapter:start()
+    session.before = 1
+    adapter:finish(session) -- before the redirect, as the README says
+    return ngx.exec("/t/exec-target")
+end
+
+function M.exec_target()
+    local session = adapter:start()
+    session.after = 1
+    adapter:finish(session)
+    ngx.header["Content-Type"] = "application/json"
+    ngx.say(hs.json.encode(session:all()))
 end
 
 return M

@@ -99,6 +99,7 @@ function M.ngx(names)
     sleep = function() error("fake_dict: a lock was contended; one worker never contends", 2) end,
     log = function() end,
     WARN = 5,
+    req = { is_internal = function() return false end },
   }
 end
 

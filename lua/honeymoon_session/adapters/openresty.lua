@@ -40,7 +40,9 @@
 --
 -- start(req) also keeps the session in ngx.ctx.session, so an access_by_lua phase can start it
 -- and the content phase can use and finish it (adapter:finish() with no argument finishes the
--- session this adapter started, else ngx.ctx.session). Two adapters (two cookie names) in one
+-- session this adapter started, else ngx.ctx.session). A start() after a finish() in the request
+-- (a later phase, or the location an ngx.exec reached: ngx.ctx is emptied, the response
+-- headers are kept) loads the session whose cookie that finish() set. Two adapters (two cookie names) in one
 -- request each hand back and finish their own; ngx.ctx.session is the latest start()'s. finish appends to a Set-Cookie header set earlier (string or table) instead
 -- of replacing it, and returns the list of lines. A store failure raises from finish; respond
 -- with a 500 then. Headers can only be set before the response is sent: finish after ngx.say
@@ -49,6 +51,7 @@
 -- phase (a timer has no request to take a cookie from or send one with).
 local type, next, pcall, error, getmetatable, setmetatable, rawset, rawget =
     type, next, pcall, error, getmetatable, setmetatable, rawset, rawget
+local sub, find = string.sub, string.find
 local raw_metatable = debug and debug.getmetatable or getmetatable
 local hs = require("honeymoon_session")
 
@@ -135,6 +138,28 @@ end
 -- their own again. A private key: no app's field can collide with it.
 local STARTED = {}
 
+---The cookie `name` this request's response already sets (the last Set-Cookie line of that name,
+---which a finish() earlier in the request added) as a Cookie header, or nil. An internal
+---redirect (ngx.exec, a named location) empties ngx.ctx but keeps the response headers: the
+---session finished before it is found again here, not a second new one started beside it (whose
+---cookie, sent last, would replace the first's, losing what the first location wrote).
+local function sent_cookie(name)
+    local lines = ngx.header["Set-Cookie"]
+    if lines == nil then return nil end
+    local prefix = name .. "="
+    local n, found = #prefix, nil
+    if type(lines) == "string" then
+        if sub(lines, 1, n) == prefix then found = lines end
+    else
+        for i = 1, #lines do
+            if sub(lines[i], 1, n) == prefix then found = lines[i] end
+        end
+    end
+    if found == nil then return nil end
+    local stop = find(found, ";", n + 1, true)
+    return stop and sub(found, 1, stop - 1) or found
+end
+
 ---Load this request's session (ngx.var.http_cookie; Secure decided by ngx.var.scheme). Called
 ---again before finish() (the access phase, then the content phase), it hands back the session
 ---it started, with what the request wrote to it so far.
@@ -153,8 +178,13 @@ function Adapter:start(req)
         return session, id
     end
     local var = ngx.var
+    -- After a finish() in this request (an earlier phase, or before an internal redirect), its
+    -- cookie rather than the request's: checked only then, off the common path.
+    local cookie
+    if started ~= nil or ngx.req.is_internal() then cookie = sent_cookie(self.name) end
+    if cookie == nil then cookie = var.http_cookie end
     local id
-    session, id = self._load(self.core, var.http_cookie, var.scheme == "https", req)
+    session, id = self._load(self.core, cookie, var.scheme == "https", req)
     if started == nil then
         started = {}
         ctx[STARTED] = started
