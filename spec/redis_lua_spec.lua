@@ -429,6 +429,29 @@ describe("Lua RedisStore (cqueues): connections", function()
         assert.equal(1, in_db4, "the idle connection was closed")
     end)
 
+    -- A failover behind a host name: the server the pooled connections reach is made a replica
+    -- (it keeps its clients and answers every write READONLY), and a new connection reaches the
+    -- new primary. The pooled connections stayed, failing every write until they idled out,
+    -- which a busy pool never does.
+    it("a write answered READONLY (a failover) is sent again on a new connection; that one is not pooled", function()
+        local primary = RedisServer.start()
+        local target = server.port
+        local ok, err = pcall(in_loop, function(cq)
+            local port = SlowProxy.start(cq, function() return target end, 0)
+            local s = new({ url = "redis://127.0.0.1:" .. port .. "/5", pool = { size = 2 } })
+            s:set("a", R.record({ n = 1 }), 60) -- to `server`, and pooled
+            server:cli("REPLICAOF", "127.0.0.1", 1) -- `server` is a replica now
+            target = primary.port -- the name reaches the new primary
+            s:set("a", R.record({ n = 2 }), 60)
+            assert.equal(2, R.data((s:get("a"))).n)
+        end)
+        server:cli("REPLICAOF", "NO", "ONE")
+        local on_primary = primary:cli("-n", 5, "EXISTS", "sess:a")
+        primary:close()
+        assert(ok, err)
+        assert.equal("1", on_primary:match("%d"))
+    end)
+
     it("a call in flight across fork() ends in the child without pooling the parent's connection", function()
         -- Under LuaJIT (its FFI reaches fork()), on every interpreter, as in redis_hardening_spec.
         local p = assert(io.popen("luajit spec/support/fork_inflight_check.lua " .. server.port .. " 2>&1"))

@@ -1,6 +1,8 @@
 -- A loopback TCP proxy written with cqueues that holds each reply from upstream for `delay`
 -- seconds before passing it on: "Redis behind a slow path" inside one cqueues loop.
 --   local port = SlowProxy.start(cq, upstream_port, 0.2)
+-- upstream_port may be a function, asked at each new connection (a host name that comes to
+-- name another server: a failover).
 -- Its coroutines live in `cq`; they end when that controller is dropped or stepped no more.
 local cqueues = require("cqueues")
 local socket = require("cqueues.socket")
@@ -35,7 +37,8 @@ function M.start(cq, upstream_port, delay)
             if not client then break end
             cq:wrap(function()
                 client:onerror(quiet)
-                local upstream = socket.connect("127.0.0.1", upstream_port)
+                local up = type(upstream_port) == "function" and upstream_port() or upstream_port
+                local upstream = socket.connect("127.0.0.1", up)
                 upstream:onerror(quiet)
                 client:setmode("b", "b")
                 upstream:setmode("b", "b")

@@ -279,10 +279,23 @@ local function hello(self, method, conn)
     end
 end
 
+-- Whether one of `n` error replies is READONLY: the server is a replica now.
+local function read_only(errs, n)
+    for i = 1, n do
+        local e = errs[i]
+        if e ~= nil and find(e, "^READONLY") then return true end
+    end
+    return false
+end
+
 -- Sends packed commands and reads their `n` replies over a pooled connection. Any failure
 -- closes the connection (it may hold a late reply). A pooled connection the server closed (a
 -- restart closes them all) is replaced, at most until a fresh connection was tried: every
--- command here is idempotent.
+-- command here is idempotent. So is one a replica answered READONLY: after a failover the old
+-- primary keeps its clients as a replica, and a host name comes to name the new primary, which
+-- only a new connection reaches; a busy pool would keep the old ones, and fail every write,
+-- for as long as it stays busy. Such a connection is closed and the command (which wrote
+-- nothing) sent again, at most until a fresh connection answered (its READONLY is the reply).
 local function exchange(self, method, packed, n)
     local cfg, backend = self.cfg, self.backend
     local last = cfg.pool_size + 1
@@ -294,12 +307,17 @@ local function exchange(self, method, packed, n)
         local ran, values, errs, closed = pcall(talk, conn, packed, n)
         if not ran then values, errs, closed = nil, values, false end -- raised: not retried
         if values then
-            conn:release()
-            return values, errs
+            if not read_only(errs, n) then
+                conn:release()
+                return values, errs
+            end
+            conn:close()
+            if attempt == last or conn.fresh then return values, errs end
+        else
+            why = errs
+            conn:close()
+            if attempt == last or conn.fresh or not closed then fail(self, method, why) end
         end
-        why = errs
-        conn:close()
-        if attempt == last or conn.fresh or not closed then fail(self, method, why) end
     end
 end
 
