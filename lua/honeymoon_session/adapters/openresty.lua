@@ -42,9 +42,10 @@
 -- and the content phase can use and finish it (adapter:finish() with no argument finishes the
 -- session this adapter started, else ngx.ctx.session). A start() after a finish() in the request
 -- (a later phase, or the location an ngx.exec reached: ngx.ctx is emptied, the response
--- headers are kept) loads the session whose cookie that finish() set. Two adapters (two cookie names) in one
--- request each hand back and finish their own; ngx.ctx.session is the latest start()'s. finish appends to a Set-Cookie header set earlier (string or table) instead
--- of replacing it, and returns the list of lines. A store failure raises from finish; respond
+-- headers are kept) loads the session whose cookie that finish() set. Two adapters (two cookie
+-- names) in one request each hand back and finish their own; ngx.ctx.session is the latest
+-- start()'s. finish appends to a Set-Cookie header set earlier (string or table) instead of
+-- replacing it, and returns the list of lines. A store failure raises from finish; respond
 -- with a 500 then. Headers can only be set before the response is sent: finish after ngx.say
 -- or ngx.flush raises (nginx itself would only log it and drop the cookie). start and finish
 -- call the store from Lua, so they may yield: call them from the rewrite, access or content
