@@ -495,9 +495,15 @@ impl RedisStore {
             Some(c) => c,
             None => self.connect(method)?,
         };
+        // A kept connection the server closed (a restart) is replaced once. So is one a replica
+        // answered READONLY: after a failover the old primary keeps its clients as a replica,
+        // and only a new connection reaches the server the host name names now. Every command
+        // here is idempotent, and a replica wrote nothing.
         let result = match f(&mut conn.conn) {
             Err(e)
-                if reused && (e.is_connection_dropped() || e.is_io_error()) && !e.is_timeout() =>
+                if reused
+                    && (read_only(&e)
+                        || ((e.is_connection_dropped() || e.is_io_error()) && !e.is_timeout())) =>
             {
                 conn = self.connect(method)?;
                 f(&mut conn.conn)
@@ -514,9 +520,13 @@ impl RedisStore {
                 // type than asked): a timed-out, broken or unparsable connection may hold the
                 // rest of a reply, which the next command would read as its own.
                 // (A server's reply has a code, also one the crate does not name: WRONGTYPE, OOM.)
+                // Not a replica's: the next command connects again.
                 let whole =
                     e.code().is_some() || e.kind() == redis::ErrorKind::UnexpectedReturnType;
-                if whole && !(e.is_io_error() || e.is_timeout() || e.is_connection_dropped()) {
+                if whole
+                    && !read_only(&e)
+                    && !(e.is_io_error() || e.is_timeout() || e.is_connection_dropped())
+                {
                     *slot = Some(conn);
                 }
                 Err(self.fail(method, Wait::Command, &e))
@@ -973,6 +983,12 @@ impl LuaUserData for RedisStore {
     }
 }
 
+/// Whether a reply says the server is a replica now (a failover demoted it): `READONLY`, also
+/// from inside a script (Redis 7 passes the code on).
+fn read_only(e: &RedisError) -> bool {
+    e.code() == Some("READONLY")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1045,6 +1061,32 @@ mod tests {
         assert!(store.get_raw(b"a").is_err(), "the error reply");
         assert_eq!(store.get_raw(b"a").unwrap(), Some(b"x".to_vec()));
         assert_eq!(server.join().unwrap(), 1);
+    }
+
+    /// READONLY: the server was demoted to a replica (a failover), and only a new connection
+    /// reaches the one the host name names now. (A replica refuses writes; the fake refuses a
+    /// GET, which goes through the same path.)
+    const READ_ONLY: &[u8] = b"-READONLY You can't write against a read only replica.\r\n";
+
+    #[test]
+    fn a_kept_connection_answered_read_only_is_replaced_and_the_command_sent_again() {
+        let (store, server) = fake(&[b"$1\r\na\r\n", READ_ONLY, b"$1\r\nx\r\n"]);
+        assert_eq!(store.get_raw(b"a").unwrap(), Some(b"a".to_vec()));
+        assert_eq!(store.get_raw(b"a").unwrap(), Some(b"x".to_vec()));
+        assert_eq!(server.join().unwrap(), 2);
+    }
+
+    #[test]
+    fn a_new_connection_answered_read_only_fails_the_call_and_is_not_kept() {
+        let (store, server) = fake(&[READ_ONLY, b"$1\r\nx\r\n"]);
+        let err = store
+            .get_raw(b"a")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("read only replica"), "{err}");
+        assert_eq!(store.get_raw(b"a").unwrap(), Some(b"x".to_vec()));
+        assert_eq!(server.join().unwrap(), 2);
     }
 }
 
