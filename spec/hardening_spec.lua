@@ -420,6 +420,36 @@ describe("values a session cannot hold", function()
     contains("loop.b.c is a table that contains itself", error_of(core.commit, core, s))
   end)
 
+  it("all() names where a cycle closes or the depth ends, as the commit does, at the caller's line", function()
+    local s = new_session()
+    local loop = { b = {} }
+    loop.b.c = loop
+    s.loop = loop
+    local ok, err = pcall(s.all, s)
+    assert.is_false(ok)
+    -- pcall is the caller here: no line, and the commit's words.
+    assert.equal("honeymoon_session: session value loop.b.c is a table that contains itself (a cycle); "
+      .. "sessions hold only nil, booleans, numbers, strings and tables of them", err)
+    local _, at_line = pcall(function() local copy = s:all() return copy end) -- not a tail call
+    assert.matches("^spec/hardening_spec%.lua:%d+: honeymoon_session: session value loop%.b%.c ", at_line)
+    s = new_session()
+    s.deep = Site.nested(1001)
+    err = select(2, pcall(s.all, s))
+    contains("honeymoon_session: session value deep.n.n.n", err)
+    contains("nests deeper than 64 levels", err)
+    -- A value under a method name (kept apart from the data) is named and limited the same way.
+    s = new_session()
+    s:set("save", Site.nested(1001))
+    contains("honeymoon_session: session value save.n.n.n", select(2, pcall(s.all, s)))
+    -- A shared table is not a cycle, and 64 levels copy.
+    s = new_session()
+    local shared = { 1, 2 }
+    s.a, s.b, s.deep = shared, { again = shared }, Site.nested(63)
+    local copy = s:all()
+    assert.same({ 1, 2 }, copy.b.again)
+    assert.same(s.deep, copy.deep)
+  end)
+
   it("accepts the same table under two keys (shared is not a cycle)", function()
     local s = new_session()
     local shared = { 1, 2 }

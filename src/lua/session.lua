@@ -94,13 +94,21 @@ local function follow(m)
     if req ~= nil then req.sessionID = m.id end
 end
 
-local function deep_copy(v, depth)
+-- all()'s copy. `keys` holds the way down (keys[i]: the key at level i) and `open` the tables
+-- being copied, so that a cycle is told from depth and both are named as the commit names them.
+-- A failure raises { what, level } for all() to word.
+local function deep_copy(v, depth, keys, open)
     if type(v) ~= "table" then return v end
-    if depth > MAX_DEPTH then
-        error("honeymoon_session: session value nests deeper than 64 levels (or holds a cycle)", 0)
-    end
+    if open[v] then error({ "is a table that contains itself (a cycle); sessions hold only nil, booleans, "
+        .. "numbers, strings and tables of them", depth - 1 }, 0) end
+    if depth > MAX_DEPTH then error({ "nests deeper than 64 levels", depth - 1 }, 0) end
+    open[v] = true
     local out = {}
-    for k, x in next, v do out[k] = deep_copy(x, depth + 1) end
+    for k, x in next, v do
+        keys[depth] = k
+        out[k] = deep_copy(x, depth + 1, keys, open)
+    end
+    keys[depth], open[v] = nil, nil
     -- A JSON array stays one (see hs.array).
     if getmetatable(v) == array_mt then setmetatable(out, array_mt) end
     return out
@@ -172,10 +180,21 @@ end
 ---@return table
 function Methods:all()
     local m = state(self)
-    local out = deep_copy(self, 1)
+    local keys, open = {}, {}
+    local ok, out = pcall(deep_copy, self, 1, keys, open)
     local shadow = m.shadow
-    if shadow then
-        for k, v in next, shadow do out[k] = deep_copy(v, 1) end
+    if ok and shadow then
+        -- Values under method names, a level down like the rest.
+        for k, v in next, shadow do
+            keys[1] = k
+            ok, v = pcall(deep_copy, v, 2, keys, open)
+            if not ok then out = v break end
+            out[k] = v
+        end
+    end
+    if not ok then
+        if type(out) ~= "table" then error(out, 0) end -- not the copy's (out of memory)
+        error("honeymoon_session: session value " .. path(unpack(keys, 1, out[2])) .. " " .. out[1], 2)
     end
     return out
 end
