@@ -9,13 +9,13 @@
 //! the operation for Lua to perform.
 
 use crate::clock;
-use crate::codec::meta::{self, META_KEY, MaxAge, Meta};
+use crate::codec::meta::{self, META_KEY, Meta};
 use crate::codec::{self, Changes, Entries, Record, Slot};
 use crate::cookie;
 use crate::error::message;
 use crate::id;
 use crate::lifecycle::{self, Cookie, Facts, Policy, State, Write};
-use crate::lifetime::{Assumed, Rule, Term};
+use crate::lifetime::{Assumed, MaxAge, Rule, Term};
 use crate::options::Options;
 use crate::store::{self, Id, Lifetime, Loaded, Merged, Store, StoreError, Touched, Ttl};
 use mlua::prelude::*;
@@ -507,7 +507,7 @@ impl Engine {
             Write::None => touch,
             Write::Set => false,
         };
-        let assumed = keeps_stored.then(|| Assumed::new(self.rule, &meta));
+        let assumed = keeps_stored.then(|| Assumed::new(self.rule, meta.max_age, meta.created));
         let mut life = self.lifetime(&meta, now, c.flags & SECURE != 0);
         life.assumed = assumed.as_ref();
         let mut out = self.carry_out(c, write, touch, record, changes, &life)?;
@@ -835,7 +835,7 @@ impl Engine {
         let retired = meta.stale.is_some();
         let assumed = assumed.and_then(|a| Assumed::from_bytes(&a.as_bytes()));
         let kept = match &assumed {
-            Some(a) if !retired => a.kept(&meta, clock::now_ms()),
+            Some(a) if !retired => a.kept(meta.max_age, meta.created, clock::now_ms()),
             _ => None,
         };
         let (Some(kept), Some(a)) = (kept, assumed) else {

@@ -8,8 +8,23 @@
 //! what the write assumed, and the session keeps the lifetime `Assumed::kept` gives, store TTL
 //! and cookie alike.
 
-use crate::codec::meta::{MaxAge, Meta};
 use crate::store::Ttl;
+
+/// A session's own cookie lifetime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MaxAge {
+    /// Milliseconds, as express-session's `cookie.maxAge`.
+    Ms(u64),
+    /// A browser-session cookie (express-session's `maxAge = null`).
+    Browser,
+}
+
+impl MaxAge {
+    /// Whole seconds, at least 1.
+    pub fn seconds(ms: u64) -> u64 {
+        ms.div_ceil(1000).max(1)
+    }
+}
 
 /// The config's lifetime rule, in seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,25 +104,22 @@ const OWN_MS: u8 = 8;
 const CREATED: u8 = 16;
 
 impl Assumed {
-    pub fn new(rule: Rule, meta: &Meta) -> Assumed {
+    /// What a write under `rule` assumes about a session whose bookkeeping holds the lifetime
+    /// `own` and the creation time `created` (`Meta::max_age` and `Meta::created`).
+    pub fn new(rule: Rule, own: Option<MaxAge>, created: Option<i64>) -> Assumed {
         Assumed {
             rule,
-            own: meta.max_age,
-            created: rule.absolute.and(meta.created),
+            own,
+            created: rule.absolute.and(created),
         }
     }
 
-    /// The lifetime a session whose stored bookkeeping is `stored` keeps, where that differs
-    /// from the one this write assumed; `None` when the write's own lifetime stands. The
-    /// common case (nothing changed) compares two fields, inline: every merge and touch asks.
+    /// The lifetime a session whose stored bookkeeping holds the lifetime `own` and the
+    /// creation time `created` keeps, where that differs from the one this write assumed;
+    /// `None` when the write's own lifetime stands. The common case (nothing changed) compares
+    /// two fields, inline: every merge and touch asks.
     #[inline]
-    pub fn kept(&self, stored: &Meta, now: i64) -> Option<Term> {
-        self.kept_of(stored.max_age, stored.created, now)
-    }
-
-    /// As `kept`, from the stored lifetime and creation time themselves.
-    #[inline]
-    pub fn kept_of(&self, own: Option<MaxAge>, created: Option<i64>, now: i64) -> Option<Term> {
+    pub fn kept(&self, own: Option<MaxAge>, created: Option<i64>, now: i64) -> Option<Term> {
         let created = self.rule.absolute.and(created);
         if own == self.own && created == self.created {
             return None;
@@ -115,7 +127,7 @@ impl Assumed {
         self.changed(own, created, now)
     }
 
-    /// `kept_of` where the stored bookkeeping is not the one assumed.
+    /// `kept` where the stored bookkeeping is not the one assumed.
     #[cold]
     fn changed(&self, own: Option<MaxAge>, created: Option<i64>, now: i64) -> Option<Term> {
         let kept = self.rule.term(own, created, now);
@@ -224,26 +236,14 @@ mod tests {
         }
     }
 
-    fn meta(own: Option<MaxAge>, created: Option<i64>) -> Meta {
-        Meta {
-            max_age: own,
-            created,
-            ..Meta::default()
-        }
-    }
-
     #[test]
     fn a_stored_lifetime_another_request_set_is_kept() {
         let month = MaxAge::Ms(30 * DAY * 1000);
-        let a = Assumed::new(rule(None), &meta(None, None));
+        let a = Assumed::new(rule(None), None, None);
         // Nothing changed: the write's own lifetime stands.
-        assert_eq!(
-            a.kept(&meta(None, Some(5)), 0),
-            None,
-            "created is not read here"
-        );
+        assert_eq!(a.kept(None, Some(5), 0), None, "created is not read here");
         // Remember me, a browser-session cookie, a shorter life.
-        let kept = a.kept(&meta(Some(month), None), 0).unwrap();
+        let kept = a.kept(Some(month), None, 0).unwrap();
         assert_eq!(
             kept,
             Term {
@@ -252,7 +252,7 @@ mod tests {
                 original: Some(30 * DAY)
             }
         );
-        let browser = a.kept(&meta(Some(MaxAge::Browser), None), 0).unwrap();
+        let browser = a.kept(Some(MaxAge::Browser), None, 0).unwrap();
         assert_eq!(
             browser,
             Term {
@@ -261,22 +261,22 @@ mod tests {
                 original: None
             }
         );
-        let short = a.kept(&meta(Some(MaxAge::Ms(60_000)), None), 0).unwrap();
+        let short = a.kept(Some(MaxAge::Ms(60_000)), None, 0).unwrap();
         assert_eq!(short.max_age, Some(60));
         // Set to what the config gives anyway: nothing to follow.
-        assert_eq!(a.kept(&meta(Some(MaxAge::Ms(DAY * 1000)), None), 0), None);
+        assert_eq!(a.kept(Some(MaxAge::Ms(DAY * 1000)), None, 0), None);
         // And the other way: this write assumed a month, the store holds none of its own.
-        let b = Assumed::new(rule(None), &meta(Some(month), None));
-        assert_eq!(b.kept(&meta(None, None), 0).unwrap().max_age, Some(DAY));
+        let b = Assumed::new(rule(None), Some(month), None);
+        assert_eq!(b.kept(None, None, 0).unwrap().max_age, Some(DAY));
     }
 
     #[test]
     fn the_absolute_timeout_caps_what_is_kept_from_the_stored_creation_time() {
         let month = MaxAge::Ms(30 * DAY * 1000);
         let created = 1_000_000;
-        let a = Assumed::new(rule(Some(2 * DAY)), &meta(None, Some(created)));
+        let a = Assumed::new(rule(Some(2 * DAY)), None, Some(created));
         let now = created + 1000 * DAY as i64;
-        let kept = a.kept(&meta(Some(month), Some(created)), now).unwrap();
+        let kept = a.kept(Some(month), Some(created), now).unwrap();
         assert_eq!(kept.ttl, DAY);
         assert_eq!(kept.max_age, Some(DAY));
         assert_eq!(kept.original, Some(30 * DAY), "the lifetime before the cap");
@@ -305,7 +305,7 @@ mod tests {
             }
         }
         assert_eq!(Assumed::from_bytes(b"short"), None);
-        let mut odd = Assumed::new(rule(None), &Meta::default()).to_bytes();
+        let mut odd = Assumed::new(rule(None), None, None).to_bytes();
         odd[0] = OWN_BROWSER | OWN_MS;
         assert_eq!(Assumed::from_bytes(&odd), None);
         odd[0] = 128;

@@ -13,10 +13,11 @@
 //! and an out-of-memory error unwinds by longjmp to the protected call: there, frames hold only
 //! borrowed data and plain numbers, nothing that needs dropping.
 
-use super::meta::{self, MaxAge, Meta};
+use super::meta::{self, Meta};
 use super::{Entries, FALSE, FLOAT, INT, LIST, MAP, MAX_DEPTH, NoMemory, Reader, STR, Step, TRUE};
 use super::{HOLE_COST, MAX_HOLES, holes, varint_len, write_map, write_str, write_table};
 use super::{TOO_DEEP, describe_path, reserve, str_len, too_big, type_message, undecodable};
+use crate::lifetime::MaxAge;
 use mlua::ffi;
 use mlua::prelude::*;
 use std::ffi::{c_int, c_void};

@@ -11,25 +11,10 @@
 use std::ops::Range;
 
 use super::{FALSE, INT, MAP, NoMemory, Reader, entries_of, put, varint_len, write_str};
+use crate::lifetime::MaxAge;
 
 /// The record key the bookkeeping lives under.
 pub const META_KEY: &str = "__meta";
-
-/// A session's own cookie lifetime.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MaxAge {
-    /// Milliseconds, as express-session's `cookie.maxAge`.
-    Ms(u64),
-    /// A browser-session cookie (express-session's `maxAge = null`).
-    Browser,
-}
-
-impl MaxAge {
-    /// Whole seconds, at least 1.
-    pub fn seconds(ms: u64) -> u64 {
-        ms.div_ceil(1000).max(1)
-    }
-}
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Meta {

@@ -1365,8 +1365,8 @@ pub(crate) mod tests {
         );
         // The lifetime a write assumed travels with its changes; each such patch is one of its
         // own (what `_merge_patch` finds is noted by patch), and a cut one is no patch.
-        use crate::codec::meta::{MaxAge, Meta};
-        use crate::lifetime::{Assumed, Rule};
+        use crate::codec::meta::Meta;
+        use crate::lifetime::{Assumed, MaxAge, Rule};
         let rule = Rule {
             ttl: 3600,
             max_age: Some(3600),
@@ -1377,7 +1377,7 @@ pub(crate) mod tests {
             created: Some(7),
             ..Meta::default()
         };
-        let assumed = Assumed::new(rule, &meta);
+        let assumed = Assumed::new(rule, meta.max_age, meta.created);
         let one = changes.to_patch_with(Some(1000), Some(&assumed)).unwrap();
         let two = changes.to_patch_with(Some(1000), Some(&assumed)).unwrap();
         assert_ne!(one, two);

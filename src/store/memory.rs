@@ -476,7 +476,11 @@ impl MemoryStore {
                         StoreError::new("MemoryStore", "merge", crate::error::message(&e))
                     })?;
                 let after = rewritten.as_ref().unwrap_or(&stored);
-                (merged, e.owned(), assumed.and_then(|a| a.kept(after, now)))
+                (
+                    merged,
+                    e.owned(),
+                    assumed.and_then(|a| a.kept(after.max_age, after.created, now)),
+                )
             }
             None => return Ok(Merged::Gone),
         };
@@ -545,7 +549,7 @@ impl MemoryStore {
                 if stored.stale.is_some() {
                     return Touched::Gone;
                 }
-                assumed.and_then(|a| a.kept(&stored, now))
+                assumed.and_then(|a| a.kept(stored.max_age, stored.created, now))
             }
         };
         let ttl = kept.map_or(ttl, |k| k.ttl);
@@ -985,15 +989,14 @@ mod tests {
     /// the bookkeeping for another field; one without the assumption stores its own.
     #[test]
     fn merges_and_touches_keep_the_stored_lifetime() {
-        use crate::codec::meta::MaxAge;
-        use crate::lifetime::{Assumed, Rule};
+        use crate::lifetime::{Assumed, MaxAge, Rule};
         let store = MemoryStore::new().unwrap();
         let rule = Rule {
             ttl: 60,
             max_age: Some(60),
             absolute: None,
         };
-        let assumed = Assumed::new(rule, &Meta::default());
+        let assumed = Assumed::new(rule, None, None);
         let month = Meta {
             max_age: Some(MaxAge::Ms(2_592_000_000)),
             ..Meta::default()
@@ -1026,7 +1029,7 @@ mod tests {
         };
         assert_eq!(kept.ttl, 2_592_000);
         // As assumed: the TTL handed over, nothing kept.
-        let as_stored = Assumed::new(rule, &month);
+        let as_stored = Assumed::new(rule, month.max_age, month.created);
         assert!(matches!(
             store.touch_id("x", 60, Some(&as_stored)),
             Touched::Alive(None)

@@ -71,8 +71,12 @@ pub fn merge_patch(current: &[u8], patch: &[u8]) -> LuaResult<Patched> {
     let after = after_meta.owner.clone();
     let changed = after != before.owner;
     let kept = assumed.and_then(|a| {
-        a.kept(after_meta, crate::clock::now_ms())
-            .map(|t| (t, a.about(after_meta.max_age, after_meta.created)))
+        a.kept(
+            after_meta.max_age,
+            after_meta.created,
+            crate::clock::now_ms(),
+        )
+        .map(|t| (t, a.about(after_meta.max_age, after_meta.created)))
     });
     Ok(Patched::Merged(merged, after, changed, kept))
 }
@@ -108,7 +112,7 @@ pub fn record_meta(
     };
     let m = crate::codec::meta::Meta::of_record(&record.as_bytes());
     let kept = match assumed.and_then(|a| Assumed::from_bytes(&a.as_bytes())) {
-        Some(a) if m.stale.is_none() => a.kept(&m, crate::clock::now_ms()),
+        Some(a) if m.stale.is_none() => a.kept(m.max_age, m.created, crate::clock::now_ms()),
         _ => None,
     };
     let kept = kept.map(|k| term_table(lua, &k)).transpose()?;
@@ -333,9 +337,9 @@ mod tests {
             assert_eq!(whole_from_1(&v, max), want, "{v:?}");
         }
     }
-    use crate::codec::meta::{self, MaxAge, Meta};
+    use crate::codec::meta::{self, Meta};
     use crate::codec::{Changes, Entries};
-    use crate::lifetime::{Assumed, Rule, Term};
+    use crate::lifetime::{Assumed, MaxAge, Rule, Term};
 
     fn record(max_age: Option<MaxAge>) -> Vec<u8> {
         let empty = Entries::default().into_record().unwrap();
@@ -357,7 +361,7 @@ mod tests {
             max_age: Some(3600),
             absolute: None,
         };
-        let assumed = Assumed::new(rule, &Meta::default());
+        let assumed = Assumed::new(rule, None, None);
         let write = Changes {
             set: vec![(b"k".to_vec(), vec![b'T'])],
             removed: Vec::new(),
@@ -385,13 +389,10 @@ mod tests {
             Patched::Merged(_, _, _, Some((_, again))) => again,
             _ => panic!("a lifetime kept"),
         };
-        let stored = |ms| Meta {
-            max_age: Some(MaxAge::Ms(ms)),
-            ..Meta::default()
-        };
-        assert_eq!(again.kept(&stored(2_592_000_000), 0), None);
-        assert_eq!(again.kept(&stored(60_000), 0).map(|t| t.ttl), Some(60));
-        assert_eq!(again.kept(&Meta::default(), 0).map(|t| t.ttl), Some(3600));
+        let stored = |ms| Some(MaxAge::Ms(ms));
+        assert_eq!(again.kept(stored(2_592_000_000), None, 0), None);
+        assert_eq!(again.kept(stored(60_000), None, 0).map(|t| t.ttl), Some(60));
+        assert_eq!(again.kept(None, None, 0).map(|t| t.ttl), Some(3600));
         let browser = kept_by(&record(Some(MaxAge::Browser)), &patch);
         assert_eq!(browser.map(|t| t.max_age), Some(None));
         // A patch that rewrites the bookkeeping stores its own lifetime: nothing kept.

@@ -849,7 +849,7 @@ impl Store for RedisStore {
             match self.touch_id(id, ttl, (!last).then_some(&check))? {
                 Ok(alive) => return Ok(touched(Ok(alive), kept)),
                 Err((own, created)) => {
-                    kept = assumed.kept_of(own, created, clock::now_ms());
+                    kept = assumed.kept(own, created, clock::now_ms());
                     ttl = kept.map_or(own_ttl, |k| Cookie::of(&life.with(k)).ttl());
                     assumes = assumed.about(own, created);
                 }

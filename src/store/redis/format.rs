@@ -10,11 +10,11 @@
 //! method and address.
 
 use crate::clock;
-use crate::codec::meta::{self, META_KEY, MaxAge, Meta, within_max};
+use crate::codec::meta::{self, META_KEY, Meta, within_max};
 use crate::codec::{self, Changes, Record};
 use crate::cookie::{Priority, SameSite, Secure};
 use crate::json;
-use crate::lifetime::{Assumed, Term};
+use crate::lifetime::{Assumed, MaxAge, Term};
 use crate::store::Lifetime;
 use serde_json::{Map, Value as Json};
 use std::cell::Cell;
@@ -827,8 +827,13 @@ impl JsonChanges {
         // `__meta` may hold another creation time.
         let keeps_stored = !self.touches_meta || assumed.is_some();
         let kept = match assumed {
-            Some(a) if !self.touches_meta => a.kept(&before, clock::now_ms()),
-            Some(a) => a.kept(&meta_of(&map), clock::now_ms()),
+            Some(a) if !self.touches_meta => {
+                a.kept(before.max_age, before.created, clock::now_ms())
+            }
+            Some(a) => {
+                let stored = meta_of(&map);
+                a.kept(stored.max_age, stored.created, clock::now_ms())
+            }
             None => None,
         };
         let cookie = match kept {
@@ -1273,7 +1278,8 @@ mod tests {
             max_age: Some(3600),
             absolute: None,
         };
-        let assumed = Assumed::new(rule, &Meta::of_record(&loaded.0));
+        let loaded_meta = Meta::of_record(&loaded.0);
+        let assumed = Assumed::new(rule, loaded_meta.max_age, loaded_meta.created);
         let cookie = Cookie::standalone(3600);
         // Another request set remember me (Node wrote a month and a few ms).
         let base = br#"{"a":1,"cookie":{"originalMaxAge":2592000123,"expires":"x","path":"/"}}"#;
@@ -1333,7 +1339,7 @@ mod tests {
             max_age: Some(3600),
             absolute: None,
         };
-        let assumed = Assumed::new(rule, &bob);
+        let assumed = Assumed::new(rule, bob.max_age, bob.created);
         let cookie = Cookie::standalone(3600);
         let base = br#"{"a":1,"__meta":{"created":5,"owner":"ann"},"cookie":{"originalMaxAge":2592000123,"expires":"x","path":"/"}}"#;
         let applied = changes
@@ -1366,16 +1372,11 @@ mod tests {
             max_age: Some(60),
             absolute,
         };
-        let with = |max_age, created| Meta {
-            max_age,
-            created,
-            ..Meta::default()
-        };
-        let a = Assumed::new(rule(None), &with(Some(MaxAge::Ms(5000)), Some(9)));
+        let a = Assumed::new(rule(None), Some(MaxAge::Ms(5000)), Some(9));
         assert_eq!(touch_assumes(&a), ("5000".to_string(), String::new()));
-        let a = Assumed::new(rule(Some(10)), &with(Some(MaxAge::Browser), Some(9)));
+        let a = Assumed::new(rule(Some(10)), Some(MaxAge::Browser), Some(9));
         assert_eq!(touch_assumes(&a), ("null".to_string(), "9".to_string()));
-        let a = Assumed::new(rule(Some(10)), &with(None, None));
+        let a = Assumed::new(rule(Some(10)), None, None);
         assert_eq!(touch_assumes(&a), ("none".to_string(), "none".to_string()));
         assert_eq!(touch_found(Some(-1), None), (Some(MaxAge::Browser), None));
         assert_eq!(

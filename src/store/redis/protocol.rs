@@ -718,7 +718,7 @@ pub fn lua_exports(lua: &Lua) -> LuaResult<LuaTable> {
                     _ => None,
                 };
                 let (own, created) = format::touch_found(ms(&age), ms(&created));
-                let kept = a.kept_of(own, created, crate::clock::now_ms());
+                let kept = a.kept(own, created, crate::clock::now_ms());
                 let (age, created) = format::touch_assumes(&a.about(own, created));
                 let ex = kept.map(|k| k.max_age.unwrap_or(k.ttl));
                 let kept = kept
