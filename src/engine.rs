@@ -15,9 +15,9 @@ use crate::cookie;
 use crate::error::message;
 use crate::id;
 use crate::lifecycle::{self, Cookie, Facts, Policy, State, Write};
-use crate::lifetime::{Assumed, MaxAge, Rule, Term};
+use crate::lifetime::{Assumed, MaxAge, Rule, Term, Ttl};
 use crate::options::Options;
-use crate::store::{self, Id, Lifetime, Loaded, Merged, Store, StoreError, Touched, Ttl};
+use crate::store::{self, Id, Lifetime, Loaded, Merged, Store, StoreError, Touched};
 use mlua::prelude::*;
 use std::rc::Rc;
 

@@ -1,6 +1,8 @@
 //! A session's lifetime: how a config's rule (`ttl`, `cookie.maxAge`, `absoluteTimeout`) turns
 //! a session's bookkeeping (its own `maxAge`, its creation time) into a store TTL and a cookie
-//! Max-Age, and what one write assumed about that bookkeeping (`Assumed`).
+//! Max-Age, and what one write assumed about that bookkeeping (`Assumed`). Also the types
+//! lifetimes are counted in: `Ttl` (a store TTL, checked where it enters) and `MaxAge` (a
+//! session's own cookie lifetime). A leaf: it imports nothing else of the crate.
 //!
 //! A request commits with the bookkeeping it loaded. Another request may have changed the
 //! session's lifetime since (remember me, in a browser's parallel requests), and a merge or a
@@ -8,7 +10,23 @@
 //! what the write assumed, and the session keeps the lifetime `Assumed::kept` gives, store TTL
 //! and cookie alike.
 
-use crate::store::Ttl;
+/// A store TTL: a lifetime in whole seconds, from 1 to `Ttl::MAX` (100 years).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ttl(u64);
+
+impl Ttl {
+    pub const MAX: u64 = 3_153_600_000;
+    /// The default when a caller gives none: a day.
+    pub const DAY: Ttl = Ttl(86_400);
+
+    pub fn new(seconds: u64) -> Option<Ttl> {
+        (1..=Ttl::MAX).contains(&seconds).then_some(Ttl(seconds))
+    }
+
+    pub fn seconds(self) -> u64 {
+        self.0
+    }
+}
 
 /// A session's own cookie lifetime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -234,6 +252,13 @@ mod tests {
             max_age: Some(DAY),
             absolute,
         }
+    }
+
+    #[test]
+    fn ttls_are_checked_once() {
+        assert!(Ttl::new(0).is_none());
+        assert!(Ttl::new(Ttl::MAX + 1).is_none());
+        assert_eq!(Ttl::new(60).map(Ttl::seconds), Some(60));
     }
 
     #[test]

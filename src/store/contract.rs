@@ -4,7 +4,7 @@
 
 use crate::codec::{Changes, Record};
 use crate::cookie::Attributes;
-use crate::lifetime::{Assumed, Term};
+use crate::lifetime::{Assumed, Term, Ttl};
 use std::fmt;
 
 /// A store failure: `honeymoon_session: <store>:<method> failed: <why>`, the one shape of a
@@ -60,24 +60,6 @@ impl<'a> Id<'a> {
     }
 
     pub fn as_str(&self) -> &'a str {
-        self.0
-    }
-}
-
-/// A lifetime in whole seconds, from 1 to `Ttl::MAX` (100 years).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Ttl(u64);
-
-impl Ttl {
-    pub const MAX: u64 = 3_153_600_000;
-    /// The default when a caller gives none: a day.
-    pub const DAY: Ttl = Ttl(86_400);
-
-    pub fn new(seconds: u64) -> Option<Ttl> {
-        (1..=Ttl::MAX).contains(&seconds).then_some(Ttl(seconds))
-    }
-
-    pub fn seconds(self) -> u64 {
         self.0
     }
 }
@@ -246,13 +228,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_and_ttls_are_checked_once() {
+    fn ids_are_checked_once() {
         assert!(Id::new("").is_none());
         assert!(Id::new(&"a".repeat(MAX_ID_LEN + 1)).is_none());
         assert_eq!(Id::new("abc").map(|i| i.as_str()), Some("abc"));
-        assert!(Ttl::new(0).is_none());
-        assert!(Ttl::new(Ttl::MAX + 1).is_none());
-        assert_eq!(Ttl::new(60).map(Ttl::seconds), Some(60));
     }
 
     #[test]

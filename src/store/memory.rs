@@ -14,9 +14,9 @@ use crate::clock;
 use crate::codec::meta::{self, META_KEY, Meta};
 use crate::codec::{self, Changes, Record};
 use crate::keyed::Keyed;
-use crate::lifetime::Assumed;
+use crate::lifetime::{Assumed, Ttl};
 use crate::store::{
-    Id, Lifetime, Listed, Loaded, MAX_ID_LEN, Merged, Store, StoreError, StoreResult, Touched, Ttl,
+    Id, Lifetime, Listed, Loaded, MAX_ID_LEN, Merged, Store, StoreError, StoreResult, Touched,
 };
 use hashbrown::HashTable;
 use mlua::prelude::*;

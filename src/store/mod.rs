@@ -6,8 +6,9 @@ pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
 
+use crate::lifetime::Ttl;
 pub use contract::{
-    Id, Lifetime, Listed, Loaded, MAX_ID_LEN, Merged, Store, StoreError, StoreResult, Touched, Ttl,
+    Id, Lifetime, Listed, Loaded, MAX_ID_LEN, Merged, Store, StoreError, StoreResult, Touched,
 };
 use mlua::prelude::*;
 use std::rc::Rc;

@@ -12,11 +12,9 @@ use crate::clock;
 use crate::codec::meta::Meta;
 use crate::codec::{self, Changes, Record};
 use crate::fork;
-use crate::lifetime::Term;
+use crate::lifetime::{Term, Ttl};
 use crate::options::option_key;
-use crate::store::{
-    Id, Lifetime, Listed, Loaded, Merged, Store, StoreError, StoreResult, Touched, Ttl,
-};
+use crate::store::{Id, Lifetime, Listed, Loaded, Merged, Store, StoreError, StoreResult, Touched};
 use mlua::prelude::*;
 use parking_lot::Mutex;
 use redis::{Client, Connection, ConnectionInfo, IntoConnectionInfo, RedisError, RedisResult};

@@ -1513,7 +1513,7 @@ mod tests {
             max_age: Some(60),
         };
         let (auto, never) = (attributes(Secure::Auto), attributes(Secure::Never));
-        let ttl = crate::store::Ttl::new(60).unwrap();
+        let ttl = crate::lifetime::Ttl::new(60).unwrap();
         let life = |https| Lifetime {
             cookie: Some(&auto),
             https,
