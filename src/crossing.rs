@@ -20,6 +20,7 @@ use crate::codec::meta::Meta;
 use crate::codec::{self, Entries};
 use crate::engine::{self, Commit, Engine, Op, Outcome};
 use crate::id;
+use crate::slot;
 use mlua::ffi::{self, lua_State};
 use mlua::prelude::*;
 use std::ffi::{c_int, c_void};
@@ -317,7 +318,7 @@ unsafe fn load_body(state: *mut lua_State) -> Result<c_int, Failed> {
             // A flat session (scalars only) also gets a shallow copy of its data, so a commit
             // that finds it unchanged needs no crossing (src/lua/session.lua).
             let flat = if engine.fast_commit() {
-                codec::flat_len(record, engine::slot)
+                codec::flat_len(record, slot::slot)
             } else {
                 None
             };
@@ -327,7 +328,7 @@ unsafe fn load_body(state: *mut lua_State) -> Result<c_int, Failed> {
                 protected(state, &mut |l| {
                     let data = ffi::lua_gettop(l) + 2;
                     push_bytes(l, id.as_bytes());
-                    if !codec::push_session(l, record, engine::slot) {
+                    if !codec::push_session(l, record, slot::slot) {
                         unpushed = Some(stack_was_short(l));
                         return 1;
                     }
@@ -483,7 +484,7 @@ unsafe fn adopt_body(state: *mut lua_State) -> Result<c_int, Failed> {
             Ok(true) => {
                 let mut unpushed = None;
                 let n = protected(state, &mut |l| {
-                    if codec::push_session(l, record, engine::slot) {
+                    if codec::push_session(l, record, slot::slot) {
                         4
                     } else {
                         unpushed = Some(stack_was_short(l));
@@ -622,7 +623,7 @@ unsafe fn commit_body(state: *mut lua_State) -> Result<c_int, Failed> {
                     .map_err(failed)?;
                 ffi::lua_pop(state, 1); // the value; the key stays for lua_next
                 entries
-                    .push(&engine::flash_entry(key), &value)
+                    .push(&slot::flash_entry(key), &value)
                     .map_err(failed)?;
             }
         }

@@ -10,49 +10,17 @@
 
 use crate::clock;
 use crate::codec::meta::{self, META_KEY, Meta};
-use crate::codec::{self, Changes, Entries, Record, Slot};
+use crate::codec::{self, Changes, Entries, Record};
 use crate::cookie;
 use crate::error::message;
 use crate::id;
 use crate::lifecycle::{self, Cookie, Facts, Policy, State, Write};
 use crate::lifetime::{Assumed, MaxAge, Rule, Term, Ttl};
 use crate::options::Options;
+use crate::slot;
 use crate::store::{self, Id, Lifetime, Loaded, Merged, Store, StoreError, Touched};
 use mlua::prelude::*;
 use std::rc::Rc;
-
-/// The session API's method names (defined in `src/lua/session.lua`): data keys with these
-/// names are kept beside the data so that `session:get(...)` still finds the method.
-pub const METHODS: [&str; 15] = [
-    "get",
-    "set",
-    "has",
-    "all",
-    "forget",
-    "flash",
-    "getFlash",
-    "clearFlash",
-    "save",
-    "destroy",
-    "regenerate",
-    "getId",
-    "touch",
-    "reload",
-    // Not a method: `req.session.cookie` is the session's cookie object (express-session's
-    // shape), so a data key of that name is kept beside the data like a method name.
-    "cookie",
-];
-
-/// Where flash messages live in the stored record, one key per message: `__flash:<key>` (a
-/// record written before that holds them all in one table under `__flash`, still read). Never
-/// shown as data.
-pub const FLASH_KEY: &str = "__flash";
-const FLASH_PREFIX: &[u8] = b"__flash:";
-
-/// The stored key of flash message `key`.
-pub fn flash_entry(key: &[u8]) -> Vec<u8> {
-    [FLASH_PREFIX, key].concat()
-}
 
 /// At most this many distinct, validly signed ids from one Cookie header are looked up in the
 /// store: repeating a signed cookie must not multiply store lookups.
@@ -115,20 +83,6 @@ pub struct Engine {
     rule: Rule,
     policy: Policy,
     backend: Backend,
-}
-
-pub fn slot(key: &[u8]) -> Slot {
-    if key == FLASH_KEY.as_bytes() {
-        Slot::Flash
-    } else if key.starts_with(FLASH_PREFIX) {
-        Slot::FlashMessage(FLASH_PREFIX.len())
-    } else if key == META_KEY.as_bytes() {
-        Slot::Meta
-    } else if METHODS.iter().any(|m| m.as_bytes() == key) {
-        Slot::Shadow
-    } else {
-        Slot::Data
-    }
 }
 
 pub fn state_of(s: &[u8]) -> LuaResult<State> {
@@ -367,7 +321,7 @@ impl Engine {
 
     /// Decodes a stored record into (data, flash, shadow, bookkeeping, snapshot).
     fn open(&self, lua: &Lua, record: &[u8]) -> LuaResult<LuaMultiValue> {
-        let (data, flash, shadow, meta) = codec::decode_session(lua, record, slot)?;
+        let (data, flash, shadow, meta) = codec::decode_session(lua, record, slot::slot)?;
         (data, flash, shadow, meta, lua.create_string(record)?).into_lua_multi(lua)
     }
 
@@ -1017,22 +971,6 @@ fn life_table(lua: &Lua, o: &Options) -> LuaResult<LuaTable> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn flash_messages_are_stored_one_key_each() {
-        let key = flash_entry(b"notice");
-        assert_eq!(key, b"__flash:notice");
-        assert!(slot(&key) == Slot::FlashMessage(FLASH_PREFIX.len()));
-        assert!(
-            slot(b"__flash") == Slot::Flash,
-            "the earlier one-table form"
-        );
-        assert!(slot(b"__flashy") == Slot::Data);
-        assert!(
-            slot(b"__flash:") == Slot::FlashMessage(8),
-            "an empty message key"
-        );
-    }
 
     /// The record of `src` (a Lua table constructor) as a commit's entries.
     fn entries_of(lua: &Lua, src: &str) -> Entries {

@@ -16,6 +16,7 @@ mod keyed;
 mod lifecycle;
 mod lifetime;
 mod options;
+mod slot;
 mod store;
 mod warn;
 
@@ -42,7 +43,7 @@ pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
             lua.create_userdata(engine::Handle(std::rc::Rc::new(engine)))
         })?,
     )?;
-    native.set("methods", lua.create_sequence_from(engine::METHODS)?)?;
+    native.set("methods", lua.create_sequence_from(slot::METHODS)?)?;
     // The cookie name without a `name` option (the OpenResty adapter's default store keys by it).
     native.set("default_name", options::DEFAULT_NAME)?;
     // For LuaJIT's FFI (src/lua/core.lua): `int (*)(uint8_t *out)`, drawing an id into `out`.

@@ -532,7 +532,7 @@ impl Options {
             LuaValue::String(s) => match s.to_str() {
                 Ok(name)
                     if !name.is_empty()
-                        && crate::engine::slot(name.as_bytes()) == crate::codec::Slot::Data =>
+                        && crate::slot::slot(name.as_bytes()) == crate::codec::Slot::Data =>
                 {
                     Some(name.to_string())
                 }
