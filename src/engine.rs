@@ -12,7 +12,6 @@ use crate::clock;
 use crate::codec::meta::{self, META_KEY, Meta};
 use crate::codec::{self, Changes, Entries, Record};
 use crate::cookie;
-use crate::error::message;
 use crate::id;
 use crate::lifecycle::{self, Cookie, Facts, Policy, State, Write};
 use crate::lifetime::{Assumed, MaxAge, Rule, Term, Ttl};
@@ -210,6 +209,16 @@ impl Engine {
         })
     }
 
+    /// The options this engine was made with.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// A native store (MemoryStore, the blocking RedisStore), carried out inside the calls.
+    pub fn native(&self) -> bool {
+        matches!(self.backend, Backend::Native(_))
+    }
+
     /// The data field that names a session's owner (`index`).
     pub fn index(&self) -> Option<&str> {
         self.options.index.as_deref()
@@ -367,7 +376,7 @@ impl Engine {
     }
 
     /// The `Set-Cookie` line naming session `id`, signed, with the lifetime `max_age`.
-    fn cookie_line(
+    pub fn cookie_line(
         &self,
         id: &[u8],
         secure_request: bool,
@@ -678,7 +687,7 @@ impl Engine {
     /// Decodes the data table a table store returned (a record store's string goes through
     /// the `adopt` crossing). `nil` when the session must not be adopted (past
     /// `absoluteTimeout`): Lua deletes it.
-    fn adopt(&self, lua: &Lua, stored: LuaValue) -> LuaResult<LuaMultiValue> {
+    pub fn adopt(&self, lua: &Lua, stored: LuaValue) -> LuaResult<LuaMultiValue> {
         let record = match stored {
             // A table store may hand out its own table: the request works on a copy.
             LuaValue::Table(t) => self.table_record(lua, &t)?,
@@ -722,7 +731,7 @@ impl Engine {
     /// request did not change it, the stored lifetime where it assumed one), as a fresh Lua
     /// value (`false`: none) for store.lua to hand the store in place of the request's own,
     /// which such a merge would write whole; nil when the patch leaves `__meta` alone.
-    fn table_merge(
+    pub fn table_merge(
         &self,
         lua: &Lua,
         current: &LuaTable,
@@ -752,7 +761,7 @@ impl Engine {
 
     /// A native store's session by id, for `session:reload()`: what `adopt` returns, then the
     /// version; nothing when the store no longer holds it (or it is past its absolute end).
-    fn reload(&self, lua: &Lua, id: &str) -> LuaResult<LuaMultiValue> {
+    pub fn reload(&self, lua: &Lua, id: &str) -> LuaResult<LuaMultiValue> {
         let Backend::Native(store) = &self.backend else {
             return Err(LuaError::runtime(
                 "honeymoon_session: reload is for native stores; this engine drives a Lua store",
@@ -775,7 +784,7 @@ impl Engine {
     /// see src/lua/store.lua): whether it is an id `regenerate` retired, and the lifetime the
     /// session keeps where that is not what the write assumed (`assumed`, as the commit handed
     /// it out), for the write to give it.
-    fn inspect(
+    pub fn inspect(
         &self,
         lua: &Lua,
         stored: LuaValue,
@@ -804,98 +813,13 @@ impl Engine {
     }
 
     /// Deletes a native store's session; true when a live one was there.
-    fn destroy(&self, id: &str) -> LuaResult<bool> {
+    pub fn destroy(&self, id: &str) -> LuaResult<bool> {
         let Backend::Native(store) = &self.backend else {
             return Ok(false);
         };
         let id =
             Id::new(id).ok_or_else(|| LuaError::runtime("honeymoon_session: not a session id"))?;
         Ok(store.destroy(id)?)
-    }
-}
-
-/// Errors go back to Lua as values, `false, message`, and `src/lua/store.lua` raises the
-/// message as a plain string: every error the module raises has one shape, without a pcall on
-/// the hot path.
-fn plain(lua: &Lua, r: LuaResult<LuaMultiValue>) -> LuaResult<LuaMultiValue> {
-    match r {
-        Ok(v) => Ok(v),
-        Err(e) => (false, message(&e)).into_lua_multi(lua),
-    }
-}
-
-/// The engine as Lua holds it; the crossings (`crate::crossing`) share it.
-pub struct Handle(pub Rc<Engine>);
-
-impl LuaUserData for Handle {
-    fn add_fields<F: LuaUserDataFields<Self>>(f: &mut F) {
-        f.add_field_method_get("name", |_, e| Ok(e.0.options.name.clone()));
-        f.add_field_method_get("ttl", |_, e| Ok(e.0.options.ttl));
-        f.add_field_method_get("native", |_, e| {
-            Ok(matches!(e.0.backend, Backend::Native(_)))
-        });
-        f.add_field_method_get("saveUninitialized", |_, e| {
-            Ok(e.0.options.save_uninitialized)
-        });
-        f.add_field_method_get("staleGrace", |_, e| Ok(e.0.options.stale_grace));
-        f.add_field_method_get("maxSize", |_, e| Ok(e.0.options.max_size));
-        f.add_field_method_get("index", |_, e| Ok(e.0.options.index.clone()));
-    }
-
-    fn add_methods<M: LuaUserDataMethods<Self>>(m: &mut M) {
-        // load, commit, id, candidates and adopt: the per-request calls, as plain C functions.
-        m.add_method("crossings", |lua, e, ()| {
-            crate::crossing::functions(lua, e.0.clone())
-        });
-        m.add_method("adopt", |lua, e, stored: LuaValue| {
-            plain(lua, e.0.adopt(lua, stored))
-        });
-        // `existed` (a boolean), or `nil, message`.
-        m.add_method("destroy", |lua, e, id: LuaString| {
-            match id.to_str().and_then(|id| e.0.destroy(&id)) {
-                Ok(existed) => existed.into_lua_multi(lua),
-                Err(err) => (LuaValue::Nil, message(&err)).into_lua_multi(lua),
-            }
-        });
-        m.add_method("reload", |lua, e, id: LuaString| {
-            plain(lua, id.to_str().and_then(|id| e.0.reload(lua, &id)))
-        });
-        m.add_method("life", |lua, e, ()| life_table(lua, &e.0.options));
-        // Whether a table store's own merge of a commit's patch into what its get returned
-        // keeps the session within maxSize: `true` and the `__meta` to hand the store (nil:
-        // the patch leaves it alone; false: none), or `false, why` (also on an error).
-        m.add_method(
-            "merge_fits",
-            |lua, e, (current, patch): (LuaTable, LuaString)| match e.0.table_merge(
-                lua,
-                &current,
-                &patch.as_bytes(),
-            ) {
-                Ok(Ok(meta)) => (true, meta).into_lua_multi(lua),
-                Ok(Err(why)) => (false, why).into_lua_multi(lua),
-                Err(err) => (false, message(&err)).into_lua_multi(lua),
-            },
-        );
-        m.add_method(
-            "inspect",
-            |lua, e, (stored, assumed): (LuaValue, Option<LuaString>)| {
-                e.0.inspect(lua, stored, assumed)
-            },
-        );
-        // The Set-Cookie line of session `id` for a cookie lifetime of `maxAge` seconds (false:
-        // a browser-session cookie): where a Lua store kept another lifetime than the commit
-        // assumed.
-        m.add_method(
-            "cookie_line",
-            |_, e, (id, max_age, secure): (LuaString, LuaValue, bool)| {
-                let max_age = match max_age {
-                    LuaValue::Integer(n) => u64::try_from(n).ok(),
-                    LuaValue::Number(n) if n >= 1.0 && n.fract() == 0.0 => Some(n as u64),
-                    _ => None,
-                };
-                Ok(e.0.cookie_line(&id.as_bytes(), secure, max_age, clock::now_ms()))
-            },
-        );
     }
 }
 
@@ -933,39 +857,6 @@ fn table_meta(t: &LuaTable) -> Meta {
         stale,
         ..Meta::default()
     }
-}
-
-/// The lifetime a Lua store is handed with each write: the TTL and the cookie's attributes
-/// (RedisStore writes express-session's `cookie` object from them).
-fn life_table(lua: &Lua, o: &Options) -> LuaResult<LuaTable> {
-    let t = lua.create_table()?;
-    t.raw_set("ttl", o.ttl)?;
-    match o.cookie.max_age {
-        Some(m) => t.raw_set("maxAge", m)?,
-        // A browser-session cookie.
-        None => t.raw_set("maxAge", false)?,
-    }
-    t.raw_set("path", o.cookie.path.as_str())?;
-    t.raw_set("httpOnly", o.cookie.http_only)?;
-    match o.cookie.secure {
-        cookie::Secure::Always => t.raw_set("secure", true)?,
-        cookie::Secure::Never => t.raw_set("secure", false)?,
-        cookie::Secure::Auto => t.raw_set("secure", "auto")?,
-    }
-    match o.cookie.same_site {
-        Some(s) => t.raw_set("sameSite", s.as_str())?,
-        None => t.raw_set("sameSite", false)?,
-    }
-    if let Some(d) = &o.cookie.domain {
-        t.raw_set("domain", d.as_str())?;
-    }
-    if o.cookie.partitioned {
-        t.raw_set("partitioned", true)?;
-    }
-    if let Some(p) = o.cookie.priority {
-        t.raw_set("priority", p.as_str())?;
-    }
-    Ok(t)
 }
 
 #[cfg(test)]

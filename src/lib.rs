@@ -10,6 +10,7 @@ mod crossing;
 mod engine;
 mod error;
 mod fork;
+mod handle;
 mod id;
 mod json;
 mod keyed;
@@ -40,7 +41,7 @@ pub fn honeymoon_session(lua: &Lua) -> LuaResult<LuaTable> {
         "engine",
         lua.create_function(|lua, opts: Option<LuaTable>| {
             let engine = engine::Engine::new(lua, opts)?;
-            lua.create_userdata(engine::Handle(std::rc::Rc::new(engine)))
+            lua.create_userdata(handle::Handle(std::rc::Rc::new(engine)))
         })?,
     )?;
     native.set("methods", lua.create_sequence_from(slot::METHODS)?)?;
