@@ -10,10 +10,13 @@
 //!
 //! `lua` converts between Lua values and this form, `json` between it and JSON.
 
+// Only the native RedisStore keeps sessions as JSON.
+#[cfg(feature = "redis")]
 mod json;
 mod lua;
 pub mod meta;
 
+#[cfg(feature = "redis")]
 pub use json::{from_json, to_json};
 pub use lua::{
     DEEPEST_WALK, Room, STACK_EXHAUSTED, Slot, decode_session, decode_value, encode_entries,
@@ -353,6 +356,7 @@ impl Changes {
     /// goes first when given (tag `Z`, a varint): the merge (`store::merge_patch`) refuses a
     /// merged session past it, so every store that merges with `_merge_patch` has the check
     /// without being handed the limit or changing a line.
+    #[cfg(any(feature = "redis", feature = "test-hooks", test))]
     pub fn to_patch(&self, max: Option<usize>) -> Result<Vec<u8>, NoMemory> {
         self.to_patch_with(max, None)
     }
@@ -568,12 +572,14 @@ impl Record {
     }
 
     /// The (key, encoded value) pairs, in key order.
+    #[cfg(any(feature = "redis", test))]
     pub fn entries(&self) -> LuaResult<Vec<(&[u8], &[u8])>> {
         entries_of(&self.0)
     }
 
     /// What changed from `self` (as loaded) to `now` (at commit), key by key: one walk over
     /// both records, so a commit stays linear in the number of keys.
+    #[cfg(any(feature = "redis", feature = "test-hooks", test))]
     pub fn diff(&self, now: &Record) -> LuaResult<Changes> {
         diff(&self.0, now)
     }
@@ -1236,9 +1242,12 @@ pub(crate) mod tests {
         // 64 levels counting the session: encoded, decoded, and as JSON.
         let ok = Record::from_table(&lua, &nested(&lua, 63)).unwrap();
         assert!(ok.to_table(&lua).is_ok());
-        let entries = ok.entries().unwrap();
-        let json = to_json("d", entries[0].1).unwrap();
-        assert_eq!(from_json(&json).unwrap().unwrap(), entries[0].1);
+        #[cfg(feature = "redis")]
+        {
+            let entries = ok.entries().unwrap();
+            let json = to_json("d", entries[0].1).unwrap();
+            assert_eq!(from_json(&json).unwrap().unwrap(), entries[0].1);
+        }
         // 65: refused by the encoder, naming the limit.
         let err = Record::from_table(&lua, &nested(&lua, 64)).unwrap_err();
         assert!(
@@ -1263,6 +1272,7 @@ pub(crate) mod tests {
         );
         let err = deep.entries().unwrap_err().to_string();
         assert!(err.contains("nests deeper than 64 levels"), "{err}");
+        #[cfg(feature = "redis")]
         assert!(
             to_json("d", &inner)
                 .unwrap_err()
@@ -1507,6 +1517,7 @@ mod garbage {
             }
             let _ = decode_value(&lua, &bytes);
             let _ = Record(bytes.clone()).entries();
+            #[cfg(feature = "redis")]
             let _ = to_json("x", &bytes);
         }
         let top: i64 = lua.load("return select('#', 1, 2, 3)").eval().unwrap();

@@ -95,6 +95,7 @@ pub struct Lifetime<'a> {
 
 impl<'a> Lifetime<'a> {
     /// A store method called directly: `ttl` for both the store and the cookie.
+    #[cfg(feature = "redis")]
     pub fn standalone(ttl: Ttl) -> Lifetime<'static> {
         Lifetime {
             ttl,
