@@ -7,6 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 verbose=false; [ "${1:-}" = "-v" ] && verbose=true
+# A grouped path (`use crate::{a, b}`) would hide its modules from the scan below.
+if grep -rn 'crate::{' src; then
+  echo "module_cycles: write one crate::<module> path per use (a grouped crate::{...} is not scanned)" >&2
+  exit 1
+fi
 if ! find src -name '*.rs' ! -path src/lib.rs | sort | while read -r f; do
   top=${f#src/}; top=${top%%/*}; top=${top%.rs}
   # Drop line comments (doc comments name other modules freely), then list the paths.
