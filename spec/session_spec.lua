@@ -331,6 +331,30 @@ describe("rule 2: modified means the data differ deeply from what was loaded", f
       assert.equal(tostring(-1 / 0), c:get("/sign").body)
     end)
 
+    -- The comparison walks the keys one by one (on LuaJIT as a tail call per key): with the
+    -- most keys a copy is made for (32), an unchanged session is still seen as one, and a change
+    -- to any one key, wherever the walk meets it, is stored.
+    it("each of 32 keys is compared", function()
+      app:route("POST", "/many", function(req, res)
+        for i = 1, 30 do req.session["k" .. i] = i end
+        res:text("")
+      end)
+      c:post("/many") -- with a and b: 32 keys
+      app:route("GET", "/k", function(req, res)
+        local s, out = req.session, {}
+        for i = 1, 30 do out[i] = tostring(s["k" .. i]) end
+        res:text(table.concat(out, " "))
+      end)
+      assert.same({}, cookie_lines(run(function(s) local _ = s.k1 end)))
+      local want = {}
+      for i = 1, 30 do want[i] = tostring(i) end
+      for i = 1, 30 do
+        assert.equal(1, #cookie_lines(run(function(s) s["k" .. i] = -i end)), "k" .. i)
+        want[i] = tostring(-i)
+        assert.equal(table.concat(want, " "), c:get("/k").body)
+      end
+    end)
+
     it("a value saved, then set back to what was loaded, is stored as set back", function()
       run(function(s)
         s.a = "2"
