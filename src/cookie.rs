@@ -156,15 +156,20 @@ impl Signer {
         }
     }
 
-    /// The id inside a signed value, if a secret verifies it (in constant time).
+    /// The id inside a signed value, if it has the shape of an id we look up
+    /// (`id::looks_valid`) and a secret verifies it (in constant time).
     pub fn unsign<'a>(&self, value: &'a [u8]) -> Option<&'a str> {
         let rest = value.strip_prefix(b"s:")?;
         let dot = rest.iter().rposition(|&b| b == b'.')?;
         let (id, sig) = (&rest[..dot], &rest[dot + 1..]);
-        if sig.len() != 43 {
+        // Checked before the MAC: no other id is looked up, and its bytes are then ASCII, which
+        // spares a UTF-8 validation on every load.
+        if sig.len() != 43 || !crate::id::looks_valid(id) {
             return None;
         }
-        let id = std::str::from_utf8(id).ok()?;
+        // SAFETY: looks_valid admits only ASCII bytes (the URL-safe base64 alphabet), and
+        // ASCII is valid UTF-8.
+        let id = unsafe { std::str::from_utf8_unchecked(id) };
         let mut mac = [0u8; 32];
         // Strict decoding (no padding, no stray trailing bits): a signature has one text,
         // so the text kept below is the one `signature` would encode.
@@ -465,6 +470,21 @@ mod tests {
         assert_eq!(s.unsign(b"s:"), None);
         assert_eq!(s.unsign(b"s:."), None);
         assert_eq!(s.unsign(format!("{old}x").as_bytes()), None);
+        // Signed, but not an id we look up: refused before the MAC (and never handed on as
+        // text, so no UTF-8 check is needed).
+        for id in [
+            "has space",
+            "caf\u{e9}",
+            "a.b",
+            &"a".repeat(crate::id::MAX_COOKIE_ID + 1),
+        ] {
+            assert_eq!(s.unsign(s.sign(id).as_bytes()), None, "{id}");
+        }
+        let longest = "a".repeat(crate::id::MAX_COOKIE_ID);
+        assert_eq!(
+            s.unsign(s.sign(&longest).as_bytes()),
+            Some(longest.as_str())
+        );
     }
 
     #[test]
