@@ -5,7 +5,7 @@
 -- method check's maker (exports.lua); returns the core constructor.
 local ops, Session, store_methods, id_into, colon_check = ...
 local type, error, setmetatable, getmetatable, pairs, concat = type, error, setmetatable, getmetatable, pairs, table.concat
-local load_session, new_session, commit_session = ops.load, Session.new, Session.commit
+local load_session, new_session, fresh_session, commit_session = ops.load, Session.new, Session.fresh, Session.commit
 
 ---@class honeymoon_session.Core
 ---@field name string the cookie name
@@ -162,7 +162,7 @@ end
 function Core:_fresh(secure, req)
     local ctx = self.ctx
     local id = ctx.id()
-    return new_session(ctx, id, nil, nil, nil, nil, nil, nil, secure == true, req), id
+    return fresh_session(ctx, id, secure == true, req), id
 end
 
 ---Commits once: stores what needs storing. Returns the Set-Cookie lines (0 or 1). Only a
@@ -184,5 +184,9 @@ end
 
 ---The one Set-Cookie line or nil, without a table.
 Core._commit = function(_, session) return commit_session(session) end
+
+---The same as a plain function, `core._commit_session(session)`: the middleware's, one call
+---less on every request.
+Core._commit_session = commit_session
 
 return Core

@@ -5,7 +5,7 @@ local core = ...
 local find, gsub, type = string.find, string.gsub, type
 local name = core.name
 local cookie_prefix = name .. "="
-local load, fresh, commit = core._load, core._fresh, core._commit
+local load, fresh, commit = core._load, core._fresh, core._commit_session
 -- req:cookie's value is decoded already; the header parser decodes and splits at ';' again.
 local ESCAPE = { ["%"] = "%25", [";"] = "%3B" }
 
@@ -16,7 +16,7 @@ local SESSION, OWN_SEND = {}, {}
 
 -- Stores what needs storing and adds the Set-Cookie line, if any.
 local function finish(session, res)
-    local line = commit(core, session)
+    local line = commit(session)
     if line then
         if res.append then res:append("Set-Cookie", line) else res:set("Set-Cookie", line) end
     end

@@ -523,16 +523,7 @@ local S = {}
 -- The data table holds nothing else, so pairs() walks the data without a __pairs. Fields that
 -- are nil are left out of the constructor: each one costs a hash slot in every request.
 function S.new(ctx, id, data, flash, shadow, meta, snap, version, secure, req, copy, n)
-    if snap == nil then
-        -- Seven fields: a hash part of 8 slots, where 9 took 16 (committed and secure are nil
-        -- until true).
-        local m = {
-            __index = index, __newindex = guard, __tostring = name,
-            ctx = ctx, id = id, state = "new", req = req,
-        }
-        if secure then m.secure = true end
-        return setmetatable({}, m)
-    end
+    if snap == nil then return S.fresh(ctx, id, secure, req) end
     local m = {
         __index = index, __newindex = guard, __tostring = name,
         ctx = ctx, id = id, state = "stored", secure = secure, req = req, committed = false,
@@ -548,6 +539,18 @@ function S.new(ctx, id, data, flash, shadow, meta, snap, version, secure, req, c
         if type(meta.stale) == "number" then m.stale = true end
     end
     return setmetatable(data, m)
+end
+
+---A new session (nothing loaded): the anonymous request's, called without S.new's arguments.
+function S.fresh(ctx, id, secure, req)
+    -- Seven fields: a hash part of 8 slots, where 9 took 16 (committed and secure are nil
+    -- until true).
+    local m = {
+        __index = index, __newindex = guard, __tostring = name,
+        ctx = ctx, id = id, state = "new", req = req,
+    }
+    if secure then m.secure = true end
+    return setmetatable({}, m)
 end
 
 local math_type = math.type -- nil before Lua 5.3: no integer subtype to tell apart
@@ -590,7 +593,9 @@ end
 
 ---Commits once: returns the Set-Cookie line, if any.
 function S.commit(s)
-    local m = state(s, 2)
+    -- state()'s check without its call (every request commits); state() raises.
+    local m = getmetatable(s)
+    if m == nil or m.__index ~= index then m = state(s, 2) end
     if m.committed then return nil end
     m.committed = true -- before the work: a failing commit must not run again
     -- A retired id's response must not replace the newer cookie, nor write the old session.
