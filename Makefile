@@ -49,7 +49,12 @@ build:
 # this builds: another FEATURE, which the rule above refuses, need not be a name make can parse.
 ifneq ($(filter $(FEATURE),$(FLAVOURS)),)
 SOURCES := $(shell find src -type f) Cargo.toml Cargo.lock build.rs
-BUILT_WITH = $(FEATURE),module$(HOOKS) $(RUSTFLAGS) $(CARGO_PROFILE_RELEASE_DEBUG) $(shell $(CARGO) --version 2>/dev/null)
+# Every setting cargo reads from the environment that changes the module (profile settings such
+# as overflow checks, rustc flags in any of their variables, the compiler), by name and value:
+# one left out builds nothing new and keeps a module built without it. Not CARGO_TARGET_DIR,
+# which says where to build, not how (the install check builds in its own).
+BUILD_ENV = $(sort $(filter-out CARGO_TARGET_DIR,$(filter RUSTFLAGS RUSTC CARGO_ENCODED_RUSTFLAGS CARGO_PROFILE_% CARGO_BUILD_% CARGO_TARGET_%,$(.VARIABLES))))
+BUILT_WITH = $(FEATURE),module$(HOOKS) $(foreach v,$(BUILD_ENV),$(v)=$($(v))) $(shell $(CARGO) --version 2>/dev/null)
 
 build/$(FEATURE)/$(MODULE): $(SOURCES) build/$(FEATURE)/.built-with
 	$(CARGO) build --release --locked --features $(FEATURE),module$(HOOKS) --target-dir "$(CARGO_TARGET_DIR)"

@@ -62,6 +62,8 @@ check "cargo clippy -D warnings (lua54)" cargo clippy --locked --features lua54,
 check "cargo clippy -D warnings (lua54, no redis)" cargo clippy --locked --no-default-features --features lua54,vendored --all-targets -- -D warnings
 # One direction of flow between the modules of src/: no import circles.
 check "module import circles" bash scripts/module_cycles.sh
+# The module's build stamp names every build setting, so none leaves a stale module.
+check "build stamp settings" bash scripts/build_stamp_check.sh
 # The fast tier (make check: under a minute) lints and tests Lua 5.4 and LuaJIT; make test adds
 # Lua 5.1, 5.2 and 5.3.
 fast=false; [ "${1:-}" = "--fast" ] && fast=true
