@@ -498,11 +498,7 @@ impl RedisStore {
         // and only a new connection reaches the server the host name names now. Every command
         // here is idempotent, and a replica wrote nothing.
         let result = match f(&mut conn.conn) {
-            Err(e)
-                if reused
-                    && (read_only(&e)
-                        || ((e.is_connection_dropped() || e.is_io_error()) && !e.is_timeout())) =>
-            {
+            Err(e) if reused && (read_only(&e) || (broken(&e) && !e.is_timeout())) => {
                 conn = self.connect(method)?;
                 f(&mut conn.conn)
             }
@@ -521,10 +517,7 @@ impl RedisStore {
                 // Not a replica's: the next command connects again.
                 let whole =
                     e.code().is_some() || e.kind() == redis::ErrorKind::UnexpectedReturnType;
-                if whole
-                    && !read_only(&e)
-                    && !(e.is_io_error() || e.is_timeout() || e.is_connection_dropped())
-                {
+                if whole && !read_only(&e) && !broken(&e) && !e.is_timeout() {
                     *slot = Some(conn);
                 }
                 Err(self.fail(method, Wait::Command, &e))
@@ -985,6 +978,13 @@ impl LuaUserData for RedisStore {
 /// from inside a script (Redis 7 passes the code on).
 fn read_only(e: &RedisError) -> bool {
     e.code() == Some("READONLY")
+}
+
+/// Whether the connection failed under the command (closed, reset, refused): a kept one the
+/// server closed is worth one new connection. A timeout is not among them: the server may
+/// still be working on the command, and it is neither retried nor kept.
+fn broken(e: &RedisError) -> bool {
+    e.is_connection_dropped() || e.is_io_error()
 }
 
 #[cfg(test)]
