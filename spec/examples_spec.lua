@@ -811,6 +811,16 @@ local function run_block(code, name, env)
   chunk()
 end
 
+---A `require` for a README block: `module` comes with its `new(options)` replaced by
+---`new(real, options)`, so the spec can adjust the options or keep what the block makes.
+local function require_with(module, new)
+  local real = require(module)
+  return function(name)
+    if name == module then return { new = function(o) return new(real, o) end } end
+    return require(name)
+  end
+end
+
 describe("README Log out everywhere", function()
   local function site()
     local app = App.new()
@@ -882,13 +892,10 @@ describe("README lua-http and core blocks", function()
     local block = readme_block("### lua-http and OpenResty")
     local lua_http = assert(block:match("^(.-)\n%-%- OpenResty"), "no OpenResty part to cut off")
     local store = hs.MemoryStore()
-    local real = require("honeymoon_session.adapters.lua_http")
-    local function stand_in_require(name)
-      if name == "honeymoon_session.adapters.lua_http" then
-        return { new = function(o) o.store = store; return real.new(o) end }
-      end
-      return require(name)
-    end
+    local stand_in_require = require_with("honeymoon_session.adapters.lua_http", function(real, o)
+      o.store = store
+      return real.new(o)
+    end)
     local function serve(cookie)
       local sent = {}
       local stream = {
@@ -958,21 +965,14 @@ describe("README store blocks", function()
       pending("cqueues is not installed for this interpreter")
       return
     end
-    local real, made = require("honeymoon_session.stores.redis"), nil
-    local function stand_in_require(name)
-      if name == "honeymoon_session.stores.redis" then
-        return {
-          new = function(o)
-            -- The block is OpenResty's; this process is not nginx, so the loop is cqueues'.
-            assert.equal("ngx", o.socket)
-            o.socket = "cqueues"
-            made = real.new(o)
-            return made
-          end,
-        }
-      end
-      return require(name)
-    end
+    local made
+    local stand_in_require = require_with("honeymoon_session.stores.redis", function(real, o)
+      -- The block is OpenResty's; this process is not nginx, so the loop is cqueues'.
+      assert.equal("ngx", o.socket)
+      o.socket = "cqueues"
+      made = real.new(o)
+      return made
+    end)
     run_block(readme_block("### RedisStore for event loops: `honeymoon_session.stores.redis`"),
       "README event-loop RedisStore", { require = stand_in_require })
     assert.equal("record", made.format)
@@ -985,13 +985,11 @@ describe("README store blocks", function()
     local saved = rawget(_G, "ngx")
     _G.ngx = FakeDict.ngx({ "sessions" })
     local ok, err = pcall(function()
-      local real, store = require("honeymoon_session.stores.shared_dict"), nil
-      local function stand_in_require(name)
-        if name == "honeymoon_session.stores.shared_dict" then
-          return { new = function(o) store = real.new(o); return store end }
-        end
-        return require(name)
-      end
+      local store
+      local stand_in_require = require_with("honeymoon_session.stores.shared_dict", function(real, o)
+        store = real.new(o)
+        return store
+      end)
       run_block(readme_block("### SharedDictStore (nginx, several workers)"), "README SharedDictStore",
         { require = stand_in_require })
       assert.equal(ngx.shared.sessions, store.dict)
@@ -1032,12 +1030,10 @@ describe("README store blocks", function()
 
       -- rolling: a session the block leaves as it found it still sends its cookie, so there is
       -- a line to look at.
-      local function stand_in_require(name)
-        if name == "honeymoon_session.adapters.openresty" then
-          return { new = function(o) o.rolling = true; return real.new(o) end }
-        end
-        return require(name)
-      end
+      local stand_in_require = require_with("honeymoon_session.adapters.openresty", function(adapter, o)
+        o.rolling = true
+        return adapter.new(o)
+      end)
       request(pair)
       run_block(openresty_half, "README OpenResty", { require = stand_in_require })
       assert.equal(pair, fake.header["Set-Cookie"]:match("^([^;]*)"), "the same session, found again")
