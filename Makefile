@@ -55,6 +55,8 @@ SOURCES := $(shell find src -type f) Cargo.toml Cargo.lock build.rs
 # which says where to build, not how (the install check builds in its own).
 BUILD_ENV = $(sort $(filter-out CARGO_TARGET_DIR,$(filter RUSTFLAGS RUSTC CARGO_ENCODED_RUSTFLAGS CARGO_PROFILE_% CARGO_BUILD_% CARGO_TARGET_%,$(.VARIABLES))))
 BUILT_WITH = $(FEATURE),module$(HOOKS) $(foreach v,$(BUILD_ENV),$(v)=$($(v))) $(shell $(CARGO) --version 2>/dev/null)
+# The same inside a shell's single quotes (a value may hold one).
+BUILT_WITH_SH = $(subst ','\'',$(BUILT_WITH))
 
 build/$(FEATURE)/$(MODULE): $(SOURCES) build/$(FEATURE)/.built-with
 	$(CARGO) build --release --locked --features $(FEATURE),module$(HOOKS) --target-dir "$(CARGO_TARGET_DIR)"
@@ -65,7 +67,7 @@ build/$(FEATURE)/$(MODULE): $(SOURCES) build/$(FEATURE)/.built-with
 # Rewritten only when it would change, so that its date tells when the build settings did.
 build/$(FEATURE)/.built-with: FORCE
 	@mkdir -p $(@D)
-	@echo '$(BUILT_WITH)' | cmp -s - $@ || echo '$(BUILT_WITH)' >$@
+	@echo '$(BUILT_WITH_SH)' | cmp -s - $@ || echo '$(BUILT_WITH_SH)' >$@
 endif
 
 FORCE:

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 built_with() { # VAR=value..., in make's environment
   env "$@" make -s --no-print-directory FEATURE=lua54 \
-    --eval 'print-built-with: ; @echo '"'"'$(BUILT_WITH)'"'"'' print-built-with
+    --eval 'print-built-with: ; @echo '"'"'$(BUILT_WITH_SH)'"'"'' print-built-with
 }
 plain=$(built_with)
 [ -n "$plain" ] || { echo "build_stamp_check: the Makefile printed no BUILT_WITH" >&2; exit 1; }
@@ -19,11 +19,13 @@ for setting in RUSTFLAGS=-Cdebug-assertions CARGO_ENCODED_RUSTFLAGS=-Cdebug-asse
   CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true \
   CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_LTO=false \
   CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS=-Cdebug-assertions \
-  RUSTC=/usr/bin/rustc; do
-  if [ "$(built_with "$setting")" = "$plain" ]; then
-    echo "not ok: $setting changes the module but not its build stamp (a stale module would be kept)"
-    bad=1
-  fi
+  RUSTC=/usr/bin/rustc "RUSTFLAGS=--cfg=feature=\"it's\""; do
+  # By name and value, verbatim: a quote in a value must not break the stamp's echo.
+  case "$(built_with "$setting" 2>&1)" in
+    *" $setting "*) ;;
+    *) echo "not ok: $setting changes the module but is not in its build stamp (a stale module would be kept)"
+       bad=1 ;;
+  esac
 done
 # The target dir is where the module is built, not how: another one must not force a rebuild
 # (the install check builds in its own).
