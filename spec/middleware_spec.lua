@@ -217,6 +217,12 @@ describe("the lazy session of a visitor without our cookie", function()
       assert.matches("called with a colon", tostring(err), 1, true)
       ok = pcall(req.session.set, nil, "k", 1)
       assert.is_false(ok)
+      -- A table whose metatable is protected (getmetatable answers its __metatable field).
+      for _, protected in ipairs({ true, "locked", 0 }) do
+        ok, err = pcall(req.session.get, setmetatable({}, { __metatable = protected }), "k")
+        assert.is_false(ok)
+        assert.matches("honeymoon_session: session methods are called with a colon", tostring(err), 1, true)
+      end
       res:send("ok")
     end)
   end)

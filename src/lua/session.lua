@@ -34,7 +34,8 @@ end
 
 local function state(s, level)
     local m = getmetatable(s)
-    if m == nil or m.__index ~= index then
+    -- Not a table: nil, or a protected metatable's __metatable value.
+    if type(m) ~= "table" or m.__index ~= index then
         error("honeymoon_session: session methods are called with a colon: req.session:method(...)", level or 3)
     end
     return m
