@@ -294,6 +294,24 @@ describe("session cookies from the client", function()
       end
       assert.equal("alice", whoami(site, "  " .. NAME .. "  =  " .. value .. "  ").user)
     end)
+
+    -- express's `cookie` module trims spaces and tabs only: a name or value with another
+    -- control character around it is another cookie there, so one app must not read a
+    -- session the other does not (found by interop/cookies.test.mjs).
+    it("trims spaces and tabs around the name and the value, as express does, and nothing else", function()
+      assert.equal("alice", whoami(site, "\t " .. NAME .. " \t=\t " .. value .. " \t").user)
+      for _, ws in ipairs({ "\f", "\r", "\n", "\v" }) do
+        for _, header in ipairs({
+          ws .. NAME .. "=" .. value, NAME .. ws .. "=" .. value,
+          NAME .. "=" .. ws .. value, NAME .. "=" .. value .. ws,
+        }) do
+          assert_fresh(whoami(site, header), id)
+        end
+      end
+      -- express-session reads the second cookie here (the first is named "\fNAME"); so do we.
+      local bob_value = login(site, "bob")
+      assert.equal("alice", whoami(site, "\f" .. NAME .. "=" .. bob_value .. "; " .. NAME .. "=" .. value).user)
+    end)
   end)
 end)
 

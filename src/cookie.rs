@@ -41,20 +41,37 @@ pub fn each_value(header: &[u8], name: &[u8], mut f: impl FnMut(&[u8]) -> bool) 
 }
 
 /// The value of one `name=value` pair of a Cookie header, when the pair names `name`: the
-/// name (and the value) may have whitespace around them, and the value double quotes. A pair
-/// is looked at only up to its name, not split at its `=` first: `name` holds no `=` and no
-/// whitespace, so a pair that starts with it, whitespace and `=` is exactly one whose part
+/// name (and the value) may have spaces and tabs around them, and the value double quotes. A
+/// pair is looked at only up to its name, not split at its `=` first: `name` holds no `=` and
+/// no whitespace, so a pair that starts with it, blanks and `=` is exactly one whose part
 /// before its first `=` is `name` once trimmed.
 fn value_of<'a>(pair: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    let after_name = pair.trim_ascii_start().strip_prefix(name)?;
-    let mut v = after_name
-        .trim_ascii_start()
-        .strip_prefix(b"=")?
-        .trim_ascii();
+    let after_name = trim_blanks_start(pair).strip_prefix(name)?;
+    let mut v = trim_blanks_end(trim_blanks_start(
+        trim_blanks_start(after_name).strip_prefix(b"=")?,
+    ));
     if v.len() >= 2 && v[0] == b'"' && v[v.len() - 1] == b'"' {
         v = &v[1..v.len() - 1];
     }
     Some(v)
+}
+
+/// Spaces and tabs, the only whitespace express's `cookie` module trims around a name and a
+/// value: with a form feed or a carriage return there (`\x0csid=…`), the pair is another
+/// cookie for express-session, so it must not be ours either (a Node app sharing the sessions
+/// would read another one, or none).
+fn is_blank(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+fn trim_blanks_start(s: &[u8]) -> &[u8] {
+    let n = s.iter().position(|&b| !is_blank(b)).unwrap_or(s.len());
+    s.get(n..).unwrap_or_default()
+}
+
+fn trim_blanks_end(s: &[u8]) -> &[u8] {
+    let n = s.iter().rposition(|&b| !is_blank(b)).map_or(0, |i| i + 1);
+    s.get(..n).unwrap_or_default()
 }
 
 /// Decodes `%XX` escapes of `s` into `out`; the decoded length, or None if it does not fit or
@@ -525,6 +542,21 @@ mod tests {
             find(h, "sid"),
             vec!["s:one.x".to_string(), "two".to_string()]
         );
+        // Spaces and tabs around the name and the value, as express's `cookie` module trims
+        // them; any other whitespace makes the pair another cookie there, and here.
+        assert_eq!(find("\t sid \t=\t \"v\" \t", "sid"), vec!["v".to_string()]);
+        for h in [
+            "\x0csid=v",
+            "sid\r=v",
+            "\nsid=v",
+            "sid=\x0cv",
+            "sid=v\r",
+            "sid=v\x0b",
+        ] {
+            let found = find(h, "sid");
+            assert!(found.iter().all(|v| v != "v"), "{h:?}: {found:?}");
+        }
+        assert_eq!(find("\x0csid=one; sid=two", "sid"), vec!["two".to_string()]);
         assert!(find("sid=%zz", "sid").is_empty());
         assert!(find("sid=%", "sid").is_empty());
         assert!(find(&format!("sid={}", "a".repeat(MAX_VALUE + 1)), "sid").is_empty());
@@ -729,6 +761,17 @@ mod tests {
 mod garbage {
     use super::*;
 
+    /// Spaces and tabs off both ends, as express's `cookie` module trims names and values.
+    fn trim(mut s: &[u8]) -> &[u8] {
+        while let [b' ' | b'\t', rest @ ..] = s {
+            s = rest;
+        }
+        while let [rest @ .., b' ' | b'\t'] = s {
+            s = rest;
+        }
+        s
+    }
+
     /// `each_value` as it was written first: split at every `;`, then at the first `=`.
     fn reference_values(header: &[u8], name: &[u8]) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
@@ -737,10 +780,10 @@ mod garbage {
             let Some(eq) = pair.iter().position(|&b| b == b'=') else {
                 continue;
             };
-            if pair[..eq].trim_ascii() != name {
+            if trim(&pair[..eq]) != name {
                 continue;
             }
-            let mut v = pair[eq + 1..].trim_ascii();
+            let mut v = trim(&pair[eq + 1..]);
             if v.len() >= 2 && v[0] == b'"' && v[v.len() - 1] == b'"' {
                 v = &v[1..v.len() - 1];
             }
@@ -785,7 +828,7 @@ mod garbage {
         }
         // Random headers over an alphabet that makes pairs, names, spaces and escapes meet.
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let alphabet = b"sid=;; \t\"%3Aa";
+        let alphabet = b"sid=;; \t\"%3Aa\x0c\r";
         for _ in 0..50_000 {
             x ^= x << 13;
             x ^= x >> 7;
