@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Interop test: a throwaway redis-server, the Express app (interop/node) and the Lua app
-# (interop/lua/routes.lua) on free loopback ports, then `node --test` on interop/test.mjs (TAP
-# output ending in "# pass N" / "# fail N"). Exits with the test status; everything it started
+# (interop/lua/routes.lua) on free loopback ports, then `node --test` on interop/test.mjs and
+# the cookie differential interop/cookies.test.mjs (TAP output ending in "# pass N" / "# fail N"). Exits with the test status; everything it started
 # is stopped on exit. Needs: redis-server, redis-cli, node >= 20, curl, the module built (make
 # both), and `npm ci --prefix interop/node` run once. INTEROP_LUA picks the Lua side:
 #   luajit (default)  lua-http on LuaJIT (interop/lua/app.lua), the native blocking hs.RedisStore
@@ -107,8 +107,13 @@ pids+=($!)
 wait_for "node app" "${pids[1]}" curl -sf -o /dev/null "http://127.0.0.1:$node_port/show"
 wait_for "lua app" "${pids[2]}" curl -sf -o /dev/null "http://127.0.0.1:$lua_port/show"
 
+# The cookie differential (interop/cookies.test.mjs: no servers) runs with the lua-http
+# interpreter's module; under nginx it would repeat the LuaJIT run, so it is left out there.
+suites=(interop/test.mjs)
+[ "$lua_bin" = nginx ] || suites+=(interop/cookies.test.mjs)
 NODE_URL="http://127.0.0.1:$node_port" LUA_URL="http://127.0.0.1:$lua_port" REDIS_PORT=$redis_port \
-  timeout 120 node --test --test-reporter=tap interop/test.mjs
+  COOKIES_LUA=$lua_bin HS_CPATH="$root/build/$flavour/?.so" \
+  timeout 120 node --test --test-reporter=tap "${suites[@]}"
 status=$?
 if [ "$lua_bin" = nginx ]; then
   # Which workers served the suite (pid: requests), from the access log.
