@@ -242,9 +242,15 @@ for (let n = 1; n <= CASES; n++) {
   const name = pick(NAMES);
   const parts = [];
   const ids = [];
-  const count = 1 + int(6);
+  // Now and then many genuine cookies of the name: we look up at most 4 distinct ids.
+  const many = chance(0.04);
+  const count = many ? 5 + int(4) : 1 + int(6);
   for (let i = 0; i < count; i++) {
-    if (chance(0.55)) {
+    if (many && chance(0.8)) {
+      const id = chance(0.2) && ids.length > 0 ? pick(ids) : word(32);
+      parts.push(`${name}=${encodeURIComponent(`s:${id}.${sig(id, pick(secrets))}`)}`);
+      ids.push(id);
+    } else if (chance(0.55)) {
       const [v, named] = sessionValue(secrets);
       parts.push(`${sessionName(name)}=${v}`);
       ids.push(...named);
