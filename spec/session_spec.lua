@@ -1203,6 +1203,37 @@ describe("rule 10: flash lives for this request and the next; getFlash consumes;
     assert.equal(1, s.__flashy)
   end)
 
+  -- rawset passes the session's guard; the commit refuses the reserved keys too, or a data
+  -- value under "__meta" would become the session's bookkeeping (another owner, so a
+  -- destroyAll of its own owner misses it; another lifetime) and one under "__flash:<key>" a
+  -- flash message.
+  it("a reserved key put in with rawset is refused at the commit, and nothing is stored", function()
+    local store = hs.MemoryStore()
+    local app, c = app_with({ store = store, index = "user" }, {
+      ["POST /login"] = function(req, res) req.session.user = "ann"; res:text("") end,
+      ["POST /raw"] = function(req, res)
+        rawset(req.session, req.query.key, { owner = "eve", maxAge = 5000 })
+        req.session.note = "kept?"
+        res:text("")
+      end,
+      ["GET /show"] = function(req, res) res:text(tostring(req.session.note) .. " " .. tostring(req.session:getFlash("x"))) end,
+      ["POST /touch"] = function(req, res) req.session:touch(); res:text("") end,
+    })
+    c:post("/login")
+    for _, key in ipairs({ "__meta", "__flash", "__flash:x" }) do
+      local r = c:post("/raw?key=" .. key)
+      assert.equal(500, r.status, key)
+      local shown = key == "__meta" and '"__meta" is reserved' or key == "__flash" and '"__flash" is reserved'
+        or 'prefix "__flash:" is reserved'
+      assert.matches("honeymoon_session: the session key " .. shown, tostring(app.last_error), 1, true)
+      assert.same({}, cookie_lines(r), key)
+      assert.equal("nil nil", c:get("/show").body, key)
+    end
+    assert.equal(1, #store:sessionsOf("ann"))
+    assert.same({}, store:sessionsOf("eve"))
+    assert.equal("86400", attr(cookie_line(c:post("/touch")), "Max-Age"))
+  end)
+
   -- Rule 13 for flash messages: each is a key of its own, so a request that expires the
   -- messages it loaded does not drop one that another request added meanwhile.
   -- Two stores written in Lua that merge: the Sessions page's (tables) and a record store.

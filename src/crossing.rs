@@ -606,6 +606,11 @@ unsafe fn commit_body(state: *mut lua_State) -> Result<c_int, Failed> {
         let mut entries = Entries::with_limit(engine.max_size());
         if !retire {
             codec::encode_table_at(state, 3, &mut entries, room).map_err(failed)?;
+            // A reserved key rawset into the data would be stored as flash or bookkeeping
+            // (another owner, another lifetime): refused as the session's guard refuses it.
+            if let Some(msg) = entries.keys().find_map(slot::reserved) {
+                return Err(msg.into());
+            }
         }
         if !retire && ffi::lua_type(state, 5) == ffi::LUA_TTABLE {
             codec::encode_table_at(state, 5, &mut entries, room).map_err(failed)?;

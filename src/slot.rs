@@ -52,6 +52,29 @@ pub fn slot(key: &[u8]) -> Slot {
     }
 }
 
+/// Why a data key may not be stored (the message session.lua's guard gives): the keys the
+/// record keeps flash messages and the bookkeeping under. A data table holds them only when
+/// put in past the guard (`rawset`); stored, they would be read back as flash messages or as
+/// the session's lifetime, creation time and owner.
+pub fn reserved(key: &[u8]) -> Option<&'static str> {
+    // Most keys do not start with "__": one compare for them.
+    if !key.starts_with(b"__") {
+        return None;
+    }
+    match slot(key) {
+        Slot::Flash => Some(
+            "honeymoon_session: the session key \"__flash\" is reserved for flash messages; use flash() and getFlash()",
+        ),
+        Slot::FlashMessage(_) => Some(
+            "honeymoon_session: the session key prefix \"__flash:\" is reserved for flash messages; use flash() and getFlash()",
+        ),
+        Slot::Meta => Some(
+            "honeymoon_session: the session key \"__meta\" is reserved for the session's own bookkeeping (its lifetime, creation time and owner); use session.cookie.maxAge for the lifetime",
+        ),
+        Slot::Data | Slot::Shadow => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

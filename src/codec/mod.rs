@@ -812,6 +812,14 @@ impl Entries {
         Ok(())
     }
 
+    /// The keys of the entries so far, in the order they were added.
+    pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        let buf = &self.buf;
+        self.spans
+            .iter()
+            .map(move |&(k, v, _)| buf.get(k..v).unwrap_or_default())
+    }
+
     /// No entry yet.
     pub fn is_empty(&self) -> bool {
         self.spans.is_empty()
