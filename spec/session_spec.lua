@@ -1890,6 +1890,16 @@ describe("misuse raises an ordinary Lua error a person can act on, never a panic
     check(from_lua(function() s.cookie.maxAge = 1000 end))
   end)
 
+  it("core:fresh keeps req.sessionID in step from the start, as core:load does", function()
+    local core = hs.core({ secret = "s" })
+    local req = {}
+    local s, id = core:fresh(false, req)
+    assert.equal(id, req.sessionID)
+    assert.equal(id, s:getId())
+    s:regenerate()
+    assert.equal(s:getId(), req.sessionID)
+  end)
+
   it("a bad argument to an export or a method is named at the caller's line", function()
     local s = hs.core({ secret = "s" }):load(nil)
     local core = hs.core({ secret = "s" })
@@ -1905,6 +1915,8 @@ describe("misuse raises an ordinary Lua error a person can act on, never a panic
       { function() s:forget(true) end, "session keys must be strings, got a boolean" },
       { function() core:load(5) end, "the Cookie header must be a string or a list of strings, got a number" },
       { function() core:load({ "a=1", 2 }) end, "a Cookie header list must hold strings, got a number at [2]" },
+      { function() core:load(nil, false, 5) end, "core:load(header, secure, req): req must be a table" },
+      { function() core:fresh(false, 5) end, "core:fresh(secure, req): req must be a table" },
     }
     if hs.RedisStore then
       cases[#cases + 1] = { function() hs.RedisStore(5) end, "RedisStore takes an options table or nothing, got a number" }

@@ -155,7 +155,11 @@ end
 ---our cookie).
 function Core:fresh(secure, req)
     check_self(self, "fresh")
-    return Core._fresh(self, secure ~= nil and secure ~= false, req)
+    Core._check_req(req, "core:fresh(secure, req)")
+    local s, id = Core._fresh(self, secure ~= nil and secure ~= false, req)
+    -- As load: req.sessionID answers from the start (the middleware sets its own).
+    if req ~= nil then req.sessionID = id end
+    return s, id
 end
 
 ---The same without the check, for the middleware (every anonymous request).
