@@ -137,6 +137,46 @@ describe("two session middlewares on one response", function()
   end)
 end)
 
+describe("req.session unset by the handler", function()
+  -- express-session's default (unset = "keep"): a session the handler unset keeps what the
+  -- store holds; this request's changes are not saved, and no cookie goes out.
+  it("a handler that unsets req.session (nil or false) leaves the store as it was and sends no cookie", function()
+    local store = hs.MemoryStore()
+    local mw = hs.session({ secret = SECRET, store = store })
+    local function request(cookie, handler, send)
+      local req = { secure = false, headers = { cookie = cookie } }
+      local res, lines = { headers = {} }, {}
+      function res:append(k, v) lines[#lines + 1] = v end
+      function res:send(body) self.body = body end
+      mw(req, res, function()
+        handler(req)
+        if send then res:send("ok") end
+      end)
+      return lines
+    end
+    local lines = request(nil, function(req) req.session.user = "ann" end, true)
+    local cookie = assert(lines[1]):match("^([^;]*)")
+    local id = store:all()[1]
+    local kept
+    for _, unset in ipairs({ false, "nil" }) do
+      for _, send in ipairs({ true, false }) do
+        lines = request(cookie, function(req)
+          req.session.user, req.session.note = "eve", "changed"
+          kept = req.session
+          req.session = unset ~= "nil" and unset or nil
+        end, send)
+        assert.same({}, lines)
+        assert.same({ user = "ann" }, store:get(id))
+        -- Committed all the same: the store stays untouched after the request too.
+        assert.matches("after the response was committed", select(2, pcall(kept.save, kept)), 1, true)
+      end
+    end
+    -- A new session unset is not stored either.
+    assert.same({}, request(nil, function(req) req.session.user = "bob"; req.session:save(); req.session = nil end, true))
+    assert.equal(2, store:length(), "save() wrote at once, as it says")
+  end)
+end)
+
 describe("the lazy session of a visitor without our cookie", function()
   local store, mw
   before_each(function()

@@ -14,9 +14,10 @@ local ESCAPE = { ["%"] = "%25", [";"] = "%3B" }
 -- its upvalues, and on LuaJIT end the trace.
 local SESSION, OWN_SEND = {}, {}
 
--- Stores what needs storing and adds the Set-Cookie line, if any.
+-- Stores what needs storing and adds the Set-Cookie line, if any (none for a session the
+-- handler unset: see Session.commit).
 local function finish(session, res)
-    local line = commit(session)
+    local line = commit(session, true)
     if line then
         if res.append then res:append("Set-Cookie", line) else res:set("Set-Cookie", line) end
     end

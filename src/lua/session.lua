@@ -592,13 +592,17 @@ else
     unchanged = function(s, m) return same_after(s, m.copy, nil, m.n) end
 end
 
----Commits once: returns the Set-Cookie line, if any.
-function S.commit(s)
+---Commits once: returns the Set-Cookie line, if any. `middleware`: the middleware's commit,
+---for which a handler that unset req.session has ended the session's part in the request.
+function S.commit(s, middleware)
     -- state()'s check without its call (every request commits); state() raises.
     local m = getmetatable(s)
     if m == nil or m.__index ~= index then m = state(s, 2) end
     if m.committed then return nil end
     m.committed = true -- before the work: a failing commit must not run again
+    -- req.session = nil (or false): nothing saved and no cookie, the store keeps what it holds
+    -- (express-session's default, unset = "keep").
+    if middleware and not m.req.session then return nil end
     -- A retired id's response must not replace the newer cookie, nor write the old session.
     if m.stale then return nil end
     -- A flat stored session nobody changed: nothing to write, no cookie (the engine only
