@@ -1823,6 +1823,17 @@ describe("misuse raises an ordinary Lua error a person can act on, never a panic
     end
   end)
 
+  it("a userdata store that cannot be indexed fails at setup with the module's message", function()
+    -- A full userdata without a metatable (newproxy() on Lua 5.1 and LuaJIT, or a C object
+    -- that has no fields).
+    local u = io.tmpfile()
+    debug.setmetatable(u, nil)
+    for _, make in ipairs({ hs.session, hs.core }) do
+      local err = error_of(make, { secret = "s", store = u })
+      assert.matches("^honeymoon_session: store must be a table with the store methods, got a userdata", err)
+    end
+  end)
+
   it("bad arguments to session methods raise errors, and the request goes on", function()
     local errs = {}
     local _, c = app_with(nil, {

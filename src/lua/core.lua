@@ -12,9 +12,15 @@ local load_session, new_session, fresh_session, commit_session = ops.load, Sessi
 local Core = {}
 Core.__index = Core
 
+local function field(t, k) return t[k] end
+
 local function check_store(store)
     local kind = type(store)
     if kind ~= "table" and kind ~= "userdata" then return end -- the engine names the problem
+    -- A userdata without fields (no metatable, no __index) raises on indexing: say what it is.
+    if kind == "userdata" and not pcall(field, store, "get") then
+        error("honeymoon_session: store must be a table with the store methods, got a userdata that cannot be indexed", 0)
+    end
     for _, name in ipairs(store_methods) do
         local f = store[name]
         if f == nil then
