@@ -308,3 +308,39 @@ describe("RedisStore keys that are not UTF-8 (8.12)", function()
         assert.equal("0", server:cli("DBSIZE"):match("%d+"))
     end)
 end)
+
+-- A part of `secret` of 4 bytes or more (or all of a shorter one) that `text` holds, or nil.
+local function leaked(text, secret)
+    local n = math.min(4, #secret)
+    for i = 1, #secret - n + 1 do
+        if text:find(secret:sub(i, i + n - 1), 1, true) then return secret:sub(i, i + n - 1) end
+    end
+end
+
+-- Redis quotes an unknown command's first arguments in its error reply ("ERR unknown command
+-- 'HELLO', with args beginning with: '3' 'AUTH' 'alice' '<password>'"), up to 128 bytes of
+-- them: a server where AUTH or HELLO is renamed away (rename-command), or a proxy that lacks
+-- them, answers the store's connection setup with the password in it. The store named the
+-- reply as it came.
+describe("RedisStore errors never show the password, also where the server quotes it", function()
+    local bare
+    lazy_setup(function() bare = RedisServer.start({ args = "--rename-command AUTH '' --rename-command HELLO ''" }) end)
+    lazy_teardown(function() bare:close() end)
+
+    it("a refused HELLO (RESP3) or AUTH (RESP2) of the connection setup", function()
+        local where = " (redis at 127.0.0.1:" .. bare.port .. "/0)"
+        -- Short, and longer than the 128 bytes Redis quotes (so it quotes a part).
+        for _, pw in ipairs({ "Zq8vKx3Wm7pLq", ("Hk2rT9wQ"):rep(20) }) do
+            for _, query in ipairs({ "?protocol=resp3", "" }) do
+                local url = "redis://alice:" .. pw .. "@127.0.0.1:" .. bare.port .. "/0" .. query
+                local store = hs.RedisStore({ url = url, connectTimeout = 2000 })
+                local ok, err = pcall(store.get, store, "x")
+                assert.is_false(ok, url)
+                err = message(err)
+                assert.equal(1, err:find("honeymoon_session: RedisStore:get failed: ", 1, true), err)
+                assert.equal(where, err:sub(-#where), err)
+                assert.is_nil(leaked(err, pw), "the password is in: " .. err)
+            end
+        end
+    end)
+end)

@@ -507,6 +507,33 @@ describe("Lua RedisStore (cqueues): failures are plain messages naming store, me
             assert.equal("0", server:cli("-n", 1, "EXISTS", "sess:y"):match("%d"))
         end)
 
+        -- Redis quotes an unknown command's first arguments (up to 128 bytes) in its error
+        -- reply: a server with AUTH renamed away (rename-command), or a proxy without it,
+        -- answers the AUTH with the password in it, which "redis refused AUTH: …" showed.
+        it("a server that quotes the password in its refusal: the message leaves it out", function()
+            local bare = RedisServer.start({ args = "--rename-command AUTH ''" })
+            local where = " (redis at 127.0.0.1:" .. bare.port .. "/0)"
+            local ok, failure = pcall(function()
+                -- Short, and longer than what Redis quotes (it quotes a part).
+                for _, pw in ipairs({ "Zq8vKx3Wm7pLq", ("Hk2rT9wQ"):rep(20) }) do
+                    for _, user in ipairs({ "", "alice" }) do
+                        local s = new({ url = "redis://" .. user .. ":" .. pw .. "@127.0.0.1:" .. bare.port .. "/0" })
+                        in_loop(function()
+                            local err = caught(s.get, s, "x")
+                            assert.equal(1, err:find("honeymoon_session: RedisStore:get failed: redis refused AUTH: ERR "
+                                .. "unknown command 'AUTH'", 1, true), err)
+                            assert.equal(where, err:sub(-#where), err)
+                            for i = 1, #pw - 3 do
+                                assert.is_nil(err:find(pw:sub(i, i + 3), 1, true), "the password is in: " .. err)
+                            end
+                        end)
+                    end
+                end
+            end)
+            bare:close()
+            assert(ok, failure)
+        end)
+
         it("no password says what redis said (NOAUTH)", function()
             local s = new({ url = "redis://127.0.0.1:" .. locked.port })
             in_loop(function()

@@ -8,12 +8,14 @@ local sh = require("scripts.lib.shell").output
 local Server = {}
 Server.__index = Server
 
----@param opts? { tls: boolean, password: string } tls: serve TLS only, with a self-signed
----certificate (server.ca); password: require it (requirepass; cli() sends it)
+---@param opts? { tls: boolean, password: string, args: string } tls: serve TLS only, with a
+---self-signed certificate (server.ca); password: require it (requirepass; cli() sends it); args:
+---more redis-server arguments, as shell words (e.g. "--rename-command AUTH ''")
 ---@return table server
 function M.start(opts)
     local tls = opts and opts.tls
     local password = opts and opts.password
+    local args = opts and opts.args
     local dir = sh("mktemp -d"):gsub("%s+$", "")
     local ca
     if tls then
@@ -30,7 +32,7 @@ function M.start(opts)
     math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)") or "0", 16) % 100000)
     for _ = 1, 20 do
         local port = math.random(20000, 45000)
-        local s = setmetatable({ dir = dir, port = port, tls = tls, ca = ca, password = password,
+        local s = setmetatable({ dir = dir, port = port, tls = tls, ca = ca, password = password, args = args,
             url = (tls and "rediss" or "redis") .. "://127.0.0.1:" .. port }, Server)
         if s:launch() then return s end
     end
@@ -82,6 +84,7 @@ function Server:launch()
             .. "--tls-ca-cert-file %s --tls-auth-clients no"):format(self.port, self.dir, self.dir, self.ca)
     end
     if self.password then listen = listen .. " --requirepass '" .. self.password .. "'" end
+    if self.args then listen = listen .. " " .. self.args end
     -- In the background rather than --daemonize, so its pid is known at once: a launch that
     -- fails (port taken, or not answering in time) kills what it started, and a late server
     -- cannot outlive the spec on a port nobody stops.

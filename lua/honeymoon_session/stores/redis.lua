@@ -224,9 +224,14 @@ local function kind(v)
     return t == "nil" and "nil" or "a " .. t
 end
 
+-- `why` may quote a server's reply, which may quote the password (Redis quotes an unknown
+-- command's arguments: a server without AUTH answers it so): any part of it is left out.
 local function fail(self, method, why)
+    why = plain(why)
+    local redact = self.cfg.redact
+    if redact then why = redact(why) end
     error(format("honeymoon_session: RedisStore:%s failed: %s (redis at %s)",
-        method, plain(why), self.cfg.address), 0)
+        method, why, self.cfg.address), 0)
 end
 
 -- Reads `n` replies: values and error replies by position; or nil, why, closed.

@@ -35,6 +35,8 @@ struct Inner {
     tls: bool,
     /// host:port/db, for error messages (never the password).
     address: String,
+    /// The password the url gives (empty: none), left out of every error (`format::redact`).
+    secret: Vec<u8>,
     prefix: Vec<u8>,
     /// Where the owner index keys live (`indexPrefix .. owner`).
     index_prefix: Vec<u8>,
@@ -349,6 +351,12 @@ impl RedisStore {
         };
         let info = url.as_str().into_connection_info().map_err(not_url)?;
         let db = info.redis_settings().db();
+        let secret = info
+            .redis_settings()
+            .password()
+            .unwrap_or_default()
+            .as_bytes()
+            .to_vec();
         let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
         let address = match info.addr() {
             // An IPv6 address in brackets, as in the url: `[::1]:6379/0`, not `::1:6379/0`.
@@ -390,6 +398,7 @@ impl RedisStore {
                 db,
                 tls,
                 address,
+                secret,
                 prefix,
                 index_prefix,
                 connect_timeout: option_ms(&opts, "connectTimeout", "connectTimeout", 2000)?,
@@ -699,12 +708,14 @@ impl RedisStore {
     }
 
     /// An error of this store, with where it is (never the password), so it can be found:
-    /// `honeymoon_session: RedisStore:<method> failed: <why> (redis at host:port/db)`.
+    /// `honeymoon_session: RedisStore:<method> failed: <why> (redis at host:port/db)`. `why`
+    /// may quote a server's reply, which may quote the password: any part of it is left out.
     fn error_at(&self, method: &'static str, why: impl std::fmt::Display) -> StoreError {
+        let why = format::redact(why.to_string().as_bytes(), &self.inner.secret);
         StoreError::new(
             "RedisStore",
             method,
-            format!("{why} ({})", self.place_text()),
+            format!("{} ({})", String::from_utf8_lossy(&why), self.place_text()),
         )
     }
 

@@ -891,6 +891,38 @@ pub fn sha1_hex(bytes: &[u8]) -> String {
     sha1_smol::Sha1::from(bytes).digest().to_string()
 }
 
+/// What an error shows instead of a part of the password.
+pub const LEFT_OUT: &[u8] = b"<password>";
+
+/// `text` with every run of 4 bytes or more (all of a shorter `secret`) that is a part of
+/// `secret` replaced by `LEFT_OUT`. Redis quotes an unknown command's first arguments in its
+/// error reply, up to 128 bytes of them, so a server without AUTH or HELLO (renamed away, a
+/// proxy) answers the connection setup with the password, or a part of it, in the message.
+pub fn redact(text: &[u8], secret: &[u8]) -> Vec<u8> {
+    let least = secret.len().min(4);
+    if least == 0 || text.len() < least {
+        return text.to_vec();
+    }
+    let part = |run: &[u8]| secret.windows(run.len()).any(|w| w == run);
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        // The longest run from here that the secret holds.
+        let mut len = 0;
+        while i + len < text.len() && len < secret.len() && part(&text[i..=i + len]) {
+            len += 1;
+        }
+        if len >= least {
+            out.extend_from_slice(LEFT_OUT);
+            i += len;
+        } else {
+            out.push(text[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
 /// The SCAN pattern for every key under `prefix`: the prefix with glob characters escaped.
 pub fn scan_pattern(prefix: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(prefix.len() + 2);
@@ -910,6 +942,26 @@ mod tests {
 
     /// A limit no test session comes near.
     const BIG: usize = crate::codec::DEFAULT_MAX_SIZE;
+
+    #[test]
+    fn redact_leaves_out_every_part_of_the_secret_of_4_bytes_or_more() {
+        let pw = b"Zq8vKx3Wm7";
+        let quoted = b"ERR unknown command 'AUTH', with args beginning with: 'alice' 'Zq8vKx3Wm7' ";
+        assert_eq!(
+            redact(quoted, pw),
+            b"ERR unknown command 'AUTH', with args beginning with: 'alice' '<password>' ".to_vec()
+        );
+        // A part (Redis cuts the quoted arguments at 128 bytes), twice.
+        assert_eq!(
+            redact(b"'Zq8vKx' x3Wm7", pw),
+            b"'<password>' <password>".to_vec()
+        );
+        // Runs of 3 bytes stay: a message and its address are mostly not the password.
+        assert_eq!(redact(b"Zq8 x3W m7", pw), b"Zq8 x3W m7".to_vec());
+        // A secret shorter than 4 bytes is left out where it is whole.
+        assert_eq!(redact(b"'ab' a b", b"ab"), b"'<password>' a b".to_vec());
+        assert_eq!(redact(b"anything", b""), b"anything".to_vec());
+    }
 
     #[test]
     fn a_stored_session_larger_than_max_size_is_refused_before_it_is_all_parsed() {

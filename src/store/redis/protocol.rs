@@ -4,10 +4,11 @@
 //! and parses every reply, and `format` makes and merges the stored JSON.
 //!
 //! - `config(opts)`: the store's options checked and the URL parsed (by the redis crate) into
-//!   `{ host, port, db, address, prefix, pattern, hello, hello_count, auth, pool_name, pool_size,
-//!   pool_idle, connect_timeout, command_timeout, socket, index_prefix, index_pattern }`. `hello`
-//!   is the AUTH and SELECT a fresh connection sends before its first command (nil when neither
-//!   is needed).
+//!   `{ host, port, db, address, prefix, pattern, hello, hello_count, auth, redact, pool_name,
+//!   pool_size, pool_idle, connect_timeout, command_timeout, socket, index_prefix,
+//!   index_pattern }`. `hello` is the AUTH and SELECT a fresh connection sends before its first
+//!   command (nil when neither is needed); `redact(text)`, with a password, leaves any part of
+//!   it out of an error.
 //! - `pack(name, ...)`: one command, packed (arguments: strings and integers). Concatenated
 //!   packed commands are a pipeline.
 //! - `replies()`: an incremental reply reader. `r:take(chunk?)` adds the bytes read (if any) and
@@ -216,6 +217,15 @@ fn config(lua: &Lua, opts: Option<LuaTable>) -> LuaResult<LuaTable> {
     }
     t.raw_set("hello_count", hello_count)?;
     t.raw_set("auth", settings.password().is_some())?;
+    // A server's reply may quote the password (Redis quotes an unknown command's arguments):
+    // every error of a store with one goes through this first.
+    if let Some(password) = settings.password().filter(|p| !p.is_empty()) {
+        let secret = password.as_bytes().to_vec();
+        let redact = lua.create_function(move |lua, text: LuaString| {
+            lua.create_string(format::redact(&text.as_bytes(), &secret))
+        })?;
+        t.raw_set("redact", redact)?;
+    }
     t.raw_set("pool_name", pool_name)?;
     t.raw_set("pool_size", pool_size)?;
     t.raw_set("pool_idle", pool_idle)?;
