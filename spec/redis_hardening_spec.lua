@@ -344,3 +344,24 @@ describe("RedisStore errors never show the password, also where the server quote
         end
     end)
 end)
+
+-- A unix socket url carries its password in the query (?pass=): one holding an unencoded & ends
+-- there, and the rest of it is the name of the next parameter, which the message named.
+describe("RedisStore unix socket url whose password holds an unencoded &", function()
+    it("is refused without naming the rest of the password as a parameter", function()
+        local LuaRedis = require("honeymoon_session.stores.redis")
+        for _, url in ipairs({ "redis+unix:///tmp/r.sock?pass=abc&Wk9pLm2z", "unix:///tmp/r.sock?user=bob&pass=q&Wk9pLm2z",
+            "unix:///tmp/r.sock?pass=q&db=1&Wk9pLm2z" }) do
+            local ok, err = pcall(hs.RedisStore, { url = url })
+            assert.is_false(ok, url)
+            err = message(err)
+            assert.equal("honeymoon_session: RedisStore url has a query parameter after pass= this store does not "
+                .. "read (a password holding & must be percent-encoded as %26; a unix socket url takes db, user, pass "
+                .. "and protocol)", err)
+            -- The event-loop store refuses a unix socket; it checks the url the same way first.
+            ok, err = pcall(LuaRedis.new, { url = url, socket = "cqueues" })
+            assert.is_false(ok, url)
+            assert.is_nil(leaked(message(err), "Wk9pLm2z"), "the password is in: " .. message(err))
+        end
+    end)
+end)

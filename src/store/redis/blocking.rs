@@ -247,10 +247,18 @@ fn unix_url(username: &str, password: bool, query: &[(String, String)]) -> LuaRe
                 .into(),
         ));
     }
-    if let Some((name, _)) = query.iter().find(|(k, _)| !READ.contains(&k.as_str())) {
+    if let Some(at) = query.iter().position(|(k, _)| !READ.contains(&k.as_str())) {
+        // A password holding an unencoded & ends there, and the rest of it is the next
+        // parameter's name: never named after a pass.
+        if query[..at].iter().any(|(k, _)| k == "pass") {
+            return Err(bad(
+                "url has a query parameter after pass= this store does not read (a password holding & must be percent-encoded as %26; a unix socket url takes db, user, pass and protocol)"
+                    .into(),
+            ));
+        }
         return Err(bad(format!(
             "url has {} this store does not read (a unix socket url takes db, user, pass and protocol)",
-            query_parameter(name)
+            query_parameter(&query[at].0)
         )));
     }
     let last = |name: &str| query.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v);
