@@ -330,7 +330,7 @@ describe("RedisStore errors never show the password, also where the server quote
     it("a refused HELLO (RESP3) or AUTH (RESP2) of the connection setup", function()
         local where = " (redis at 127.0.0.1:" .. bare.port .. "/0)"
         -- Short, and longer than the 128 bytes Redis quotes (so it quotes a part).
-        for _, pw in ipairs({ "Zq8vKx3Wm7pLq", ("Hk2rT9wQ"):rep(20) }) do
+        for _, pw in ipairs({ "Zq8vKx3Wm7pLq", ("Hk2rT9wQ"):rep(20), "pw" }) do
             for _, query in ipairs({ "?protocol=resp3", "" }) do
                 local url = "redis://alice:" .. pw .. "@127.0.0.1:" .. bare.port .. "/0" .. query
                 local store = hs.RedisStore({ url = url, connectTimeout = 2000 })

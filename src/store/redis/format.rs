@@ -894,14 +894,18 @@ pub fn sha1_hex(bytes: &[u8]) -> String {
 /// What an error shows instead of a part of the password.
 pub const LEFT_OUT: &[u8] = b"<password>";
 
-/// `text` with every run of 4 bytes or more (all of a shorter `secret`) that is a part of
-/// `secret` replaced by `LEFT_OUT`. Redis quotes an unknown command's first arguments in its
-/// error reply, up to 128 bytes of them, so a server without AUTH or HELLO (renamed away, a
-/// proxy) answers the connection setup with the password, or a part of it, in the message.
+/// `text` with every run of 4 bytes or more that is a part of `secret` replaced by
+/// `LEFT_OUT`. Redis quotes an unknown command's first arguments in its error reply, up to 128
+/// bytes of them, so a server without AUTH or HELLO (renamed away, a proxy) answers the
+/// connection setup with the password, or a part of it, in the message. A secret shorter than
+/// 4 bytes is left out where it is quoted whole (`'pw'`): anywhere else its bytes are as
+/// likely the message's own.
 pub fn redact(text: &[u8], secret: &[u8]) -> Vec<u8> {
-    let least = secret.len().min(4);
-    if least == 0 || text.len() < least {
+    if secret.is_empty() {
         return text.to_vec();
+    }
+    if secret.len() < 4 {
+        return quoted_out(text, secret);
     }
     let part = |run: &[u8]| secret.windows(run.len()).any(|w| w == run);
     let mut out = Vec::with_capacity(text.len());
@@ -912,11 +916,35 @@ pub fn redact(text: &[u8], secret: &[u8]) -> Vec<u8> {
         while i + len < text.len() && len < secret.len() && part(&text[i..=i + len]) {
             len += 1;
         }
-        if len >= least {
+        if len >= 4 {
             out.extend_from_slice(LEFT_OUT);
             i += len;
         } else {
             out.push(text[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// `text` with every quoted `secret` (in '', "" or ``, as servers quote arguments) replaced by
+/// `LEFT_OUT`, in its quotes.
+fn quoted_out(text: &[u8], secret: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        let q = text[i];
+        let end = i + 1 + secret.len();
+        if matches!(q, b'\'' | b'"' | b'`')
+            && text.get(i + 1..end) == Some(secret)
+            && text.get(end) == Some(&q)
+        {
+            out.push(q);
+            out.extend_from_slice(LEFT_OUT);
+            out.push(q);
+            i = end + 1;
+        } else {
+            out.push(q);
             i += 1;
         }
     }
@@ -958,8 +986,12 @@ mod tests {
         );
         // Runs of 3 bytes stay: a message and its address are mostly not the password.
         assert_eq!(redact(b"Zq8 x3W m7", pw), b"Zq8 x3W m7".to_vec());
-        // A secret shorter than 4 bytes is left out where it is whole.
-        assert_eq!(redact(b"'ab' a b", b"ab"), b"'<password>' a b".to_vec());
+        // A secret shorter than 4 bytes is left out where it is quoted whole.
+        assert_eq!(
+            redact(b"'ab' \"ab\" `ab` 'abc' ab cab", b"ab"),
+            b"'<password>' \"<password>\" `<password>` 'abc' ab cab".to_vec()
+        );
+        assert_eq!(redact(b"'x' next", b"x"), b"'<password>' next".to_vec());
         assert_eq!(redact(b"anything", b""), b"anything".to_vec());
     }
 
