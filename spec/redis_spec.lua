@@ -532,11 +532,15 @@ describe("RedisStore over TLS (rediss://)", function()
       { { url = tls_server.url, tls = { cert = tls_server.ca } }, "tls.cert and tls.key go together" },
       { { url = tls_server.url, tls = { ca = "/nonexistent.pem" } }, "tls.ca: cannot read" },
       { { url = tls_server.url, tls = "yes" }, "tls must be a table" },
+      -- A key file without a private key (a certificate) was "url is not a Redis URL".
+      { { url = "rediss://:S3cretPW@127.0.0.1:" .. tls_server.port, tls = { cert = tls_server.dir .. "/cert.pem",
+        key = tls_server.ca } }, "honeymoon_session: RedisStore tls.cert, tls.key or tls.ca cannot be used: " },
     }
     for _, case in ipairs(cases) do
       local ok, err = pcall(hs.RedisStore, case[1])
       assert.is_false(ok)
       assert.matches(case[2], err, 1, true)
+      assert.is_nil(err:find("url is not", 1, true), err)
       assert.is_nil(err:find("S3cretPW", 1, true), "the password is in: " .. err)
     end
   end)

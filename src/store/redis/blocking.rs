@@ -110,7 +110,7 @@ pub(super) fn is_one_of(key: &LuaValue, names: &[&str]) -> bool {
 
 /// A client for a `rediss://` URL with `tls = { ca =, cert =, key = }` (PEM file paths): `ca`
 /// replaces the system's trusted roots, `cert` and `key` authenticate this client (mutual TLS).
-fn tls_client(url: &str, info: ConnectionInfo, tls: &LuaTable) -> LuaResult<RedisResult<Client>> {
+fn tls_client(url: &str, info: ConnectionInfo, tls: &LuaTable) -> LuaResult<Client> {
     const KNOWN: [&str; 3] = ["ca", "cert", "key"];
     plain(tls, "tls")?;
     for pair in tls.pairs::<LuaValue, LuaValue>() {
@@ -148,7 +148,10 @@ fn tls_client(url: &str, info: ConnectionInfo, tls: &LuaTable) -> LuaResult<Redi
         client_tls,
         root_cert: read("ca")?,
     };
-    Ok(Client::build_with_tls(info, certs))
+    // A file the crate cannot use (a key file without a private key) is the file's fault, not
+    // the url's.
+    Client::build_with_tls(info, certs)
+        .map_err(|e| bad(format!("tls.cert, tls.key or tls.ca cannot be used: {e}")))
 }
 
 /// The `url` option (default `redis://127.0.0.1:6379`), refused when an `@` follows its host:
@@ -388,7 +391,7 @@ impl RedisStore {
             .set_skip_set_lib_name();
         let info = info.set_redis_settings(setup);
         let client = match opts.raw_get::<LuaValue>("tls")? {
-            LuaValue::Nil => Client::open(info),
+            LuaValue::Nil => Client::open(info).map_err(not_url)?,
             LuaValue::Table(tls) => tls_client(&url, info, &tls)?,
             other => {
                 return Err(bad(format!(
@@ -396,8 +399,7 @@ impl RedisStore {
                     codec::a_type(&other)
                 )));
             }
-        }
-        .map_err(not_url)?;
+        };
         let prefix = bytes(&opts, "prefix")?.unwrap_or_else(|| b"sess:".to_vec());
         let index_prefix = index_prefix(&opts, &prefix)?;
         Ok(RedisStore {
