@@ -532,6 +532,10 @@ describe("RedisStore over TLS (rediss://)", function()
       { { url = tls_server.url, tls = { cert = tls_server.ca } }, "tls.cert and tls.key go together" },
       { { url = tls_server.url, tls = { ca = "/nonexistent.pem" } }, "tls.ca: cannot read" },
       { { url = tls_server.url, tls = "yes" }, "tls must be a table" },
+      -- A ca file holding no PEM certificate (DER, or a key) gave an empty trust store: every
+      -- connection then failed with "invalid peer certificate: UnknownIssuer".
+      { { url = tls_server.url, tls = { ca = tls_server.dir .. "/key.pem" } }, "honeymoon_session: RedisStore "
+        .. "tls.ca must be a PEM file of certificates (-----BEGIN CERTIFICATE-----), got " },
       -- A key file without a private key (a certificate) was "url is not a Redis URL".
       { { url = "rediss://:S3cretPW@127.0.0.1:" .. tls_server.port, tls = { cert = tls_server.dir .. "/cert.pem",
         key = tls_server.ca } }, "honeymoon_session: RedisStore tls.cert, tls.key or tls.ca cannot be used: " },

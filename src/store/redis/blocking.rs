@@ -144,9 +144,21 @@ fn tls_client(url: &str, info: ConnectionInfo, tls: &LuaTable) -> LuaResult<Clie
         (None, None) => None,
         _ => return Err(bad("tls.cert and tls.key go together".into())),
     };
+    let root_cert = read("ca")?;
+    // A file without a PEM certificate (DER, a key) would be an empty trust store, which the
+    // crate takes: every connection would then fail as "UnknownIssuer".
+    if let Some(pem) = &root_cert {
+        use rustls::pki_types::{CertificateDer, pem::PemObject};
+        if CertificateDer::pem_slice_iter(pem).next().is_none() {
+            return Err(bad(format!(
+                "tls.ca must be a PEM file of certificates (-----BEGIN CERTIFICATE-----), got {:?}, which holds none",
+                text(tls, "ca")?.unwrap_or_default()
+            )));
+        }
+    }
     let certs = redis::TlsCertificates {
         client_tls,
-        root_cert: read("ca")?,
+        root_cert,
     };
     // A file the crate cannot use (a key file without a private key) is the file's fault, not
     // the url's.
