@@ -464,6 +464,28 @@ describe("Lua RedisStore (cqueues): connections", function()
 end)
 
 describe("Lua RedisStore (cqueues): failures are plain messages naming store, method and address", function()
+    -- A server (a proxy, a broken one) that answers GET with an array: get and merge handed it
+    -- to the JSON reader, which raised "bad argument #1: error converting Lua table to string"
+    -- with a traceback and a line of stores/redis.lua. (GET renamed away and SMEMBERS named GET:
+    -- a real server that answers so.)
+    it("a GET answered with something that is not a string or nil", function()
+        local odd = RedisServer.start({ args = "--rename-command GET REALGET --rename-command SMEMBERS GET" })
+        local ok, failure = pcall(function()
+            odd:cli("SADD", "sess:x", "{}")
+            local s = new({ url = odd.url })
+            local where = " (redis at 127.0.0.1:" .. odd.port .. "/0)"
+            in_loop(function()
+                assert.equal("honeymoon_session: RedisStore:get failed: redis answered GET with a table, not a "
+                    .. "string or nil" .. where, caught(s.get, s, "x"))
+                assert.equal("honeymoon_session: RedisStore:merge failed: redis answered GET with a table, not a "
+                    .. "string or nil" .. where,
+                    caught(s.merge, s, "x", R.patch(R.record({}), R.record({ a = 1 })), 60, nil, LIFE))
+            end)
+        end)
+        odd:close()
+        assert(ok, failure)
+    end)
+
     it("a closed port", function()
         local s = new({ url = "redis://127.0.0.1:1", connectTimeout = 500 })
         in_loop(function()

@@ -343,6 +343,15 @@ local function script(self, method, src, sha, ...)
     return values[1]
 end
 
+-- What a GET answered: the stored JSON, or nil. Anything else (from a proxy or a broken server)
+-- fails here, naming the store, rather than as a bad argument inside the JSON reader.
+local function stored(self, method, raw)
+    if raw ~= nil and type(raw) ~= "string" then
+        fail(self, method, "redis answered GET with " .. kind(raw) .. ", not a string or nil")
+    end
+    return raw
+end
+
 local function key(self, method, id)
     if type(id) ~= "string" then
         fail(self, method, "a session id is a string, got " .. kind(id))
@@ -355,7 +364,7 @@ end
 ---@return string|nil record, string|nil version (the stored JSON)
 function Store:get(id, max_size)
     if type(self) ~= "table" then dotted("get") end
-    local raw = command(self, "get", pack("GET", key(self, "get", id)))
+    local raw = stored(self, "get", command(self, "get", pack("GET", key(self, "get", id))))
     if raw == nil then return nil end
     local record, why = decode(raw, max_size)
     -- false: an id regenerate retired whose grace is over (a Node app kept the key alive).
@@ -388,7 +397,7 @@ function Store:merge(id, patch, ttl, version, life, max_size)
     if type(patch) ~= "string" then fail(self, "merge", "a patch is a string, got " .. kind(patch)) end
     local base = version
     if base == nil then
-        base = command(self, "merge", pack("GET", k))
+        base = stored(self, "merge", command(self, "merge", pack("GET", k)))
         if base == nil then return false end
     end
     for attempt = 1, MERGE_ATTEMPTS do
@@ -400,7 +409,7 @@ function Store:merge(id, patch, ttl, version, life, max_size)
             -- gives up; then merge onto what is stored by then, not onto the value the lost race
             -- returned, which the others have most likely overwritten during the wait.
             self.backend.pause(merge_backoff(attempt - 1))
-            base = command(self, "merge", pack("GET", k))
+            base = stored(self, "merge", command(self, "merge", pack("GET", k)))
             if base == nil then return false end
         end
         -- `kept`: another request changed the session's lifetime since this one loaded it, and
