@@ -556,11 +556,26 @@ impl RedisStore {
         }
     }
 
+    /// The stored JSON, or None. A reply of another kind (a proxy's, a broken server's) is an
+    /// error: the crate would read an array of small integers as the bytes of a session.
     fn get_raw(&self, id: &[u8]) -> StoreResult<Option<Vec<u8>>> {
+        use redis::Value;
         let key = self.key(id);
-        self.with("get", |c| {
-            redis::cmd("GET").arg(&key).query::<Option<Vec<u8>>>(c)
-        })
+        let reply: Value = self.with("get", |c| redis::cmd("GET").arg(&key).query(c))?;
+        let kind = match reply {
+            Value::Nil => return Ok(None),
+            Value::BulkString(b) => return Ok(Some(b)),
+            Value::SimpleString(s) => return Ok(Some(s.into_bytes())),
+            Value::Int(_) | Value::Double(_) | Value::BigNumber(_) => "a number",
+            Value::Boolean(_) => "a boolean",
+            Value::Array(_) | Value::Set(_) | Value::Push { .. } => "an array",
+            Value::Map(_) | Value::Attribute { .. } => "a map",
+            _ => "a reply of another kind",
+        };
+        Err(self.error_at(
+            "get",
+            format!("redis answered GET with {kind}, not a string or nil"),
+        ))
     }
 
     fn set_raw(&self, method: &'static str, id: &[u8], json: &str, ttl: u64) -> StoreResult<()> {
@@ -1086,6 +1101,26 @@ mod tests {
     }
 
     /// An error reply is read whole, also one the crate has no name for: the connection stays.
+    /// A GET answered with an array (a proxy's, a broken server's) is an error, as in the
+    /// event-loop store: the crate read an array of small integers as the bytes of a session.
+    #[test]
+    fn a_get_answered_with_an_array_is_an_error_not_a_session() {
+        let (store, server) = fake(&[b"*2\r\n:123\r\n:125\r\n", b"$2\r\n{}\r\n"]);
+        let err = store.get_raw(b"a").err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some(
+                format!(
+                    "honeymoon_session: RedisStore:get failed: redis answered GET with an array, not a string or nil ({})",
+                    store.place_text()
+                )
+                .as_str()
+            )
+        );
+        assert_eq!(store.get_raw(b"a").unwrap(), Some(b"{}".to_vec()));
+        assert_eq!(server.join().unwrap(), 1);
+    }
+
     #[test]
     fn a_connection_that_sent_an_error_reply_is_kept() {
         let (store, server) = fake(&[b"-WRONGTYPE not a string\r\n", b"$1\r\nx\r\n"]);
