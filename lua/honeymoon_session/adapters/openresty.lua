@@ -49,7 +49,10 @@
 -- with a 500 then. Headers can only be set before the response is sent: finish after ngx.say
 -- or ngx.flush raises (nginx itself would only log it and drop the cookie). start and finish
 -- call the store from Lua, so they may yield: call them from the rewrite, access or content
--- phase (a timer has no request to take a cookie from or send one with).
+-- phase (a timer has no request to take a cookie from or send one with). A subrequest sharing
+-- the request's ngx.ctx (ngx.location.capture(uri, { ctx = ngx.ctx })) gets the request's
+-- session from start(), and its finish() leaves the commit to the request's finish(): a
+-- subrequest's response headers never reach the client.
 local type, next, pcall, error, getmetatable, setmetatable, rawset, rawget =
     type, next, pcall, error, getmetatable, setmetatable, rawset, rawget
 local sub, find = string.sub, string.find
@@ -191,6 +194,9 @@ function Adapter:start(req)
         ctx[STARTED] = started
     end
     started[key] = session
+    -- Marked when a subrequest starts it: finish() commits a session in the request that
+    -- started it, whose response is the one its cookie must go out with (see finish).
+    if ngx.is_subrequest then started[session] = true end
     ctx.session = session
     return session, id
 end
@@ -204,13 +210,22 @@ function Adapter:finish(session)
     local started = ctx[STARTED]
     if session == nil then session = started and started[self.core.ctx] or ctx.session end
     if session == nil then error("honeymoon_session: finish() without start()", 2) end
+    local key = self.core.ctx
+    -- A subrequest that shares the main request's ngx.ctx (ngx.location.capture with ctx =
+    -- ngx.ctx) got the main request's session from start(). Its Set-Cookie line would go into
+    -- the subrequest's response, which never reaches the client, and the main request's own
+    -- finish() would find the session committed: left to that finish(), which sends the cookie
+    -- with what both wrote.
+    if started ~= nil and started[key] == session and not started[session] and ngx.is_subrequest then
+        return {}
+    end
     if ngx.headers_sent then
         -- nginx would only log that the header came too late: say so, before storing anything.
         error("honeymoon_session: finish() after the response headers were sent; call it before ngx.say/ngx.print/ngx.flush", 2)
     end
     -- Before the commit: a failed one is not handed out again by start().
     if ctx.session == session then ctx.session = nil end
-    if started ~= nil and started[self.core.ctx] == session then started[self.core.ctx] = nil end
+    if started ~= nil and started[key] == session then started[key], started[session] = nil, nil end
     local lines = self._commit(self.core, session)
     local line = lines[1]
     if line ~= nil then
