@@ -185,7 +185,9 @@ function Adapter:start(req)
     -- After a finish() in this request (an earlier phase, or before an internal redirect), its
     -- cookie rather than the request's: checked only then, off the common path.
     local cookie
-    if started ~= nil or ngx.req.is_internal() then cookie = sent_cookie(self.name) end
+    -- A subrequest is internal too: is_subrequest is asked only then.
+    local internal = ngx.req.is_internal()
+    if started ~= nil or internal then cookie = sent_cookie(self.name) end
     if cookie == nil then cookie = var.http_cookie end
     local id
     session, id = self._load(self.core, cookie, var.scheme == "https", req)
@@ -196,7 +198,7 @@ function Adapter:start(req)
     started[key] = session
     -- Marked when a subrequest starts it: finish() commits a session in the request that
     -- started it, whose response is the one its cookie must go out with (see finish).
-    if ngx.is_subrequest then started[session] = true end
+    if internal and ngx.is_subrequest then started[session] = true end
     ctx.session = session
     return session, id
 end
