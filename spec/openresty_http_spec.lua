@@ -6,6 +6,7 @@ local hs = require("honeymoon_session")
 
 local LOCATIONS = [[
         location = /parent { content_by_lua_block { require("spec.nginx.subrequests").parent() } }
+        location = /capture { content_by_lua_block { require("spec.nginx.subrequests").capture() } }
         location = /child { content_by_lua_block { require("spec.nginx.subrequests").child() } }
         location = /read { content_by_lua_block { require("spec.nginx.subrequests").read() } }]]
 
@@ -41,5 +42,15 @@ describe("adapters.openresty in nginx", function()
         assert.is_not_nil(cookie, response .. nginx:errors())
         local read = get(nginx, "/read", cookie)
         assert.same({ parent = 1, child = 1, after = 1 }, hs.json.decode(read:match("\r\n\r\n(.*)$")), read)
+    end)
+
+    -- Only the request's own session is left to it: one the subrequest started is its own to
+    -- commit, and its line is in the capture's res.header for the request to pass on.
+    it("a subrequest commits a session it started itself, sharing ngx.ctx or not", function()
+        local body = get(nginx, "/capture"):match("\r\n\r\n(.*)$")
+        local cookie = body:match("^lines 1 (sub%.sid=[^;]*)")
+        assert.is_not_nil(cookie, body)
+        local read = get(nginx, "/read", cookie)
+        assert.same({ child = 1 }, hs.json.decode(read:match("\r\n\r\n(.*)$")), read)
     end)
 end)

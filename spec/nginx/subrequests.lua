@@ -4,6 +4,8 @@
 --   GET /parent[?share=1]  starts the session, sets parent = 1, captures /child (with
 --                          ctx = ngx.ctx when share=1), sets after = 1, finishes; answers
 --                          "child <status> <child's Set-Cookie or none>"
+--   GET /capture           captures /child with ctx = ngx.ctx without starting a session
+--                          itself; answers the child's body and Set-Cookie line
 --   GET /child             starts the session, sets child = 1, finishes; answers its lines
 --   GET /read              the session's data as JSON
 local hs = require("honeymoon_session")
@@ -19,6 +21,11 @@ function M.parent()
     session.after = 1
     adapter:finish(session)
     ngx.say("child ", res.status, " ", tostring(res.header["Set-Cookie"] or "none"))
+end
+
+function M.capture()
+    local res = ngx.location.capture("/child", { ctx = ngx.ctx })
+    ngx.say(res.body:gsub("\n$", ""), " ", tostring(res.header["Set-Cookie"] or "none"))
 end
 
 function M.child()
