@@ -21,7 +21,9 @@
 -- and false, so stream:checktls()'s TLS object will do) only matters for
 -- cookie.secure = "auto"; `req` is an optional table whose sessionID the core keeps current.
 -- commit(session, headers) appends the Set-Cookie line, if any, to lua-http response headers
--- and returns the list of lines. A store failure raises from commit; send a 500 then.
+-- and returns the list of lines. A store failure raises from commit; send a 500 then. Add the
+-- app's own cookies with append too: an upsert("set-cookie", ...) after commit replaces the
+-- session's line (the store then holds a session whose cookie the browser never got).
 --
 -- lua-http is Lua 5.1-packaged on Debian (/usr/share/lua/5.1) but pure Lua: on Lua 5.4 append
 -- "/usr/share/lua/5.1/?.lua;/usr/share/lua/5.1/?/init.lua" to package.path. This file does not
