@@ -7,7 +7,7 @@
 ---@field httpOnly? boolean default true
 ---@field secure? boolean|"auto" default false
 ---@field sameSite? "Strict"|"Lax"|"None"|false default "Lax"
----@field maxAge? integer|false seconds, overriding ttl for the cookie only; false: a browser-session cookie (no Max-Age, no Expires; the store still keeps ttl)
+---@field maxAge? integer|false seconds (1 to 3153600000), overriding ttl for the cookie only; false: a browser-session cookie (no Max-Age, no Expires; the store still keeps ttl)
 ---@field domain? string
 ---@field partitioned? boolean default false; adds Partitioned (CHIPS), requires secure = true
 ---@field priority? "Low"|"Medium"|"High"|"low"|"medium"|"high"|false any case; adds Priority=
@@ -15,16 +15,16 @@
 ---@class honeymoon_session.Options
 ---@field name? string cookie name, default "honeymoon.sid"; "__Host-", "__Secure-", "__Http-" and "__Host-Http-" names need cookie.secure = true ("__Host-" also path "/" and no domain; "__Http-" also httpOnly; "__Host-Http-" all of these)
 ---@field secret? string|string[] first signs, all verify; default: random per process
----@field ttl? integer store lifetime in seconds, default 86400
----@field rolling? boolean
----@field resave? boolean
----@field saveUninitialized? boolean
+---@field ttl? integer store lifetime in seconds (1 to 3153600000), default 86400
+---@field rolling? boolean default false; true: every response refreshes the cookie and the store TTL
+---@field resave? boolean default false; true: an unmodified session is written back every request
+---@field saveUninitialized? boolean default false; true: a new session that holds nothing is stored too
 ---@field store? honeymoon_session.Store
 ---@field cookie? honeymoon_session.CookieOptions
----@field maxSize? integer the largest session in bytes of its stored form, default 4194304 (4 MiB)
+---@field maxSize? integer the largest session in bytes of its stored form (1 to 2147483647), default 4194304 (4 MiB)
 ---@field index? string the session data field naming its owner (e.g. "userId"), for store:sessionsOf and store:destroyAll
----@field absoluteTimeout? integer seconds after its creation when a session ends, whatever rolling does
----@field staleGrace? integer seconds the id regenerate() replaced stays readable with its old data, default 10; 0 deletes it at once
+---@field absoluteTimeout? integer seconds (1 to 3153600000) after its creation when a session ends, whatever rolling does
+---@field staleGrace? integer seconds (0 to 3153600000) the id regenerate() replaced stays readable with its old data, default 10; 0 deletes it at once
 
 ---@class honeymoon_session.SessionCookie
 ---@field maxAge integer|false|nil this session's cookie (and store) lifetime in milliseconds; settable; false: a browser-session cookie (reads back as nil)
@@ -34,6 +34,8 @@
 ---@field httpOnly boolean
 ---@field secure boolean|"auto"
 ---@field sameSite string|false
+---@field partitioned boolean|nil true when cookie.partitioned is (else nil)
+---@field priority "Low"|"Medium"|"High"|nil set when cookie.priority is
 
 ---@class honeymoon_session.Session
 ---@field cookie honeymoon_session.SessionCookie this session's cookie, shaped like express-session's
@@ -124,6 +126,9 @@ function Core:commit(session) end
 ---@field version string
 ---@field json { encode: fun(value: any): string, decode: fun(text: string): any }
 ---@field array_mt table the metatable of tables that are JSON arrays (see array)
+---@field _default_name string internal: the cookie name without a `name` option (the OpenResty adapter's default store keys by it)
+---@field _colon_check fun(mt: table, kind: string): fun(self: any, name: string) internal: the adapters' check for a method called with a dot
+---@field _redis table internal: what honeymoon_session.stores.redis needs from Rust (present with the redis feature)
 local M = {}
 ---Marks `t` (or a new table) as a JSON array: stored, and read by Node, as `[...]` even empty.
 ---@generic T: table

@@ -435,6 +435,8 @@ local Cookie = {}
 ---@field httpOnly boolean
 ---@field secure boolean|"auto"
 ---@field sameSite string|false
+---@field partitioned boolean|nil
+---@field priority "Low"|"Medium"|"High"|nil
 
 -- The session's cookie lifetime in ms (nil: a browser-session cookie). What the engine
 -- honours (meta::own_ms): a whole number of ms from 1 and below 2^53 (express-session can
@@ -449,11 +451,17 @@ local function lifetime(m)
     return config * 1000
 end
 
+-- The cookie attributes read from the options' lifetime (ctx.life), which also holds the
+-- store's ttl: that is no cookie attribute (and would read as the cookie's lifetime).
+local ATTRIBUTES = {
+    path = true, domain = true, httpOnly = true, secure = true, sameSite = true, partitioned = true, priority = true,
+}
+
 Cookie.__index = function(c, k)
     local m = getmetatable(c).owner
     if k == "maxAge" or k == "originalMaxAge" then return lifetime(m) end
-    if k == "expires" then return nil end
-    return m.ctx.life[k]
+    if ATTRIBUTES[k] then return m.ctx.life[k] end
+    return nil
 end
 
 Cookie.__newindex = function(c, k, v)
