@@ -899,7 +899,8 @@ pub const LEFT_OUT: &[u8] = b"<password>";
 /// bytes of them, so a server without AUTH or HELLO (renamed away, a proxy) answers the
 /// connection setup with the password, or a part of it, in the message. A secret shorter than
 /// 4 bytes is left out where it is quoted whole (`'pw'`): anywhere else its bytes are as
-/// likely the message's own.
+/// likely the message's own. Redis shows a CR or LF in a quoted argument as a space, so a space
+/// in `text` matches either of them in `secret`.
 pub fn redact(text: &[u8], secret: &[u8]) -> Vec<u8> {
     if secret.is_empty() {
         return text.to_vec();
@@ -907,7 +908,13 @@ pub fn redact(text: &[u8], secret: &[u8]) -> Vec<u8> {
     if secret.len() < 4 {
         return quoted_out(text, secret);
     }
-    let part = |run: &[u8]| secret.windows(run.len()).any(|w| w == run);
+    let part = |run: &[u8]| {
+        secret.windows(run.len()).any(|w| {
+            w.iter()
+                .zip(run)
+                .all(|(&s, &t)| s == t || as_quoted(s) == t)
+        })
+    };
     let mut out = Vec::with_capacity(text.len());
     let mut i = 0;
     while i < text.len() {
@@ -925,6 +932,11 @@ pub fn redact(text: &[u8], secret: &[u8]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// A byte of an argument as Redis quotes it in an error reply: CR and LF become spaces.
+fn as_quoted(b: u8) -> u8 {
+    if matches!(b, b'\r' | b'\n') { b' ' } else { b }
 }
 
 /// `text` with every quoted `secret` (in '', "" or ``, as servers quote arguments) replaced by
@@ -993,6 +1005,17 @@ mod tests {
         );
         assert_eq!(redact(b"'x' next", b"x"), b"'<password>' next".to_vec());
         assert_eq!(redact(b"anything", b""), b"anything".to_vec());
+    }
+
+    #[test]
+    fn redact_leaves_out_the_password_as_redis_shows_it_with_cr_and_lf_made_spaces() {
+        let pw = b"Zq8v\r\nKx3W";
+        assert_eq!(
+            redact(b"with args beginning with: 'Zq8v  Kx3W' ", pw),
+            b"with args beginning with: '<password>' ".to_vec()
+        );
+        // As sent, unchanged, it is left out too.
+        assert_eq!(redact(b"'Zq8v\r\nKx3W'", pw), b"'<password>'".to_vec());
     }
 
     #[test]
