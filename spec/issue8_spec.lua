@@ -917,6 +917,17 @@ describe("8.2 maxSize", function()
     assert.equal("honeymoon_session: store:get failed: " .. want, error_of(core.load, core, cookie))
   end)
 
+  it("an error table without __tostring says its message field, not its address", function()
+    local rows = {}
+    local store = record_store(rows)
+    local core, _, cookie = session_of(store)
+    function store.get() error({ code = 7, message = "connection refused" }) end
+    assert.equal("honeymoon_session: store:get failed: connection refused", error_of(core.load, core, cookie))
+    function store.get() error({ code = 7 }) end
+    assert.equal("honeymoon_session: store:get failed: a table error value without a message field",
+      error_of(core.load, core, cookie))
+  end)
+
   it("an error of hs._merge_patch inside a store's merge keeps one prefix", function()
     local rows = {}
     local store = record_store(rows)

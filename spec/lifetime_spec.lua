@@ -379,6 +379,43 @@ describe("the stale grace after regenerate", function()
     assert.same({}, cjson.decode(p:get("/all").body))
   end)
 
+  -- A record store that keeps every entry until deleted: it ignores the TTL it is handed.
+  local function forever_record_store()
+    local rows = {}
+    local s = { format = "record" }
+    function s.get(_, id) return rows[id] end
+    function s.set(_, id, record) rows[id] = record end
+    function s.merge(_, id, patch)
+      if rows[id] == nil then return false end
+      rows[id] = hs._merge_patch(rows[id], patch)
+      return rows[id] ~= nil
+    end
+    function s.touch(_, id) return rows[id] ~= nil end
+    function s.destroy(_, id) rows[id] = nil end
+    function s.exists(_, id) return rows[id] ~= nil end
+    function s.all() local ids = {} for id in pairs(rows) do ids[#ids + 1] = id end return ids end
+    function s.length() return #s.all() end
+    function s.clear() rows = {} end
+    return s
+  end
+
+  -- The grace is the module's to keep, not only the store's TTL: a Lua store may ignore the
+  -- TTL or run on another clock (the TableStore here keeps real time, which the spec's clock
+  -- outruns), and the retired id must not stay readable past its grace.
+  for _, kind in ipairs({ "table", "record" }) do
+    it("the old id ends with the grace in a Lua store that keeps it past its TTL (" .. kind .. " store)", function()
+      local store = kind == "table" and TableStore.new() or forever_record_store()
+      local c, p, _, old = login_after_cart({ store = store, staleGrace = 3 })
+      advance(2, c, p)
+      assert.same({ cart = "apple" }, cjson.decode(p:get("/all").body))
+      advance(2, c, p)
+      assert.is_true(store:exists(old), "the store still holds it")
+      assert.same({}, cjson.decode(p:get("/all").body))
+      assert.is_false(store:exists(old), "deleted once found past its grace")
+      assert.equal("7", c:get("/me").body)
+    end)
+  end
+
   it("a login that saved before regenerate leaves nothing of it under the old id", function()
     local app, c, store = login_app()
     c:post("/cart")

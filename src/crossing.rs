@@ -461,8 +461,9 @@ unsafe fn candidates_body(state: *mut lua_State) -> Result<c_int, Failed> {
 
 /// `adopt(record)`: a record string a Lua store returned, decoded as `load` decodes one:
 /// `data, flash, shadow, meta, snapshot` (the snapshot is the argument itself); nothing when
-/// it is past `absoluteTimeout` (the caller deletes it); `false, message` when it is larger
-/// than `maxSize` or undecodable (the caller raises it as the store's get failing).
+/// it is past `absoluteTimeout` or a retired id's grace (the caller deletes it); `false,
+/// message` when it is larger than `maxSize` or undecodable (the caller raises it as the
+/// store's get failing).
 unsafe extern "C-unwind" fn adopt(state: *mut lua_State) -> c_int {
     // SAFETY: an entry point of a closure made by `functions`.
     unsafe { entry(state, adopt_body) }

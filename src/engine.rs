@@ -292,11 +292,12 @@ impl Engine {
     }
 
     /// A stored session that must not be adopted: past `absoluteTimeout`, or a retired id
-    /// whose stale grace is over (the store's TTL normally removed it first).
-    fn expired(&self, record: &[u8]) -> bool {
-        if self.options.absolute_timeout.is_none() {
-            // Retired ids expire by their TTL alone; no walk over the record (nor a clock
-            // read) on the hot path.
+    /// whose stale grace is over. `ttl_kept`: the store is native, so its TTL removed such an
+    /// id on time; a Lua store's may not have (a store that ignores the TTL, or one whose
+    /// clock runs behind), and a retired id must not stay readable past its grace.
+    fn expired(&self, record: &[u8], ttl_kept: bool) -> bool {
+        if ttl_kept && self.options.absolute_timeout.is_none() {
+            // No walk over the record (nor a clock read) on the native hot path.
             return false;
         }
         let now = clock::now_ms();
@@ -367,7 +368,7 @@ impl Engine {
         if let Some(why) = self.too_large(&loaded.record.0) {
             return Err(self.stored_data_error("get", why).into());
         }
-        if self.expired(&loaded.record.0) {
+        if self.expired(&loaded.record.0, true) {
             store.destroy(id)?;
             return Ok(None);
         }
@@ -673,19 +674,19 @@ impl Engine {
         })
     }
 
-    /// Whether a record a Lua store returned may be adopted: false past `absoluteTimeout`
-    /// (Lua then deletes it), an error when it is larger than `maxSize`.
+    /// Whether a record a Lua store returned may be adopted: false past `absoluteTimeout` or
+    /// a retired id's grace (Lua then deletes it), an error when it is larger than `maxSize`.
     pub fn admits(&self, record: &[u8]) -> Result<bool, String> {
         if let Some(why) = self.too_large(record) {
             // src/lua/store.lua adds "store:get failed: " to this.
             return Err(format!("honeymoon_session: {why}"));
         }
-        Ok(!self.expired(record))
+        Ok(!self.expired(record, false))
     }
 
     /// Decodes the data table a table store returned (a record store's string goes through
     /// the `adopt` crossing). `nil` when the session must not be adopted (past
-    /// `absoluteTimeout`): Lua deletes it.
+    /// `absoluteTimeout` or a retired id's grace): Lua deletes it.
     pub fn adopt(&self, lua: &Lua, stored: LuaValue) -> LuaResult<LuaMultiValue> {
         let record = match stored {
             // A table store may hand out its own table: the request works on a copy.
@@ -698,7 +699,7 @@ impl Engine {
                 )));
             }
         };
-        if self.expired(&record.0) {
+        if self.expired(&record.0, false) {
             return LuaValue::Nil.into_lua_multi(lua);
         }
         self.open(lua, &record.0)
@@ -966,6 +967,32 @@ mod tests {
             if fields.contains("math.maxinteger") {
                 assert_eq!((table.created, table.max_age), (None, None));
             }
+        }
+    }
+
+    /// A retired id a Lua store still returns past its grace is not adopted, with or without
+    /// `absoluteTimeout`: the grace must not last as long as a store keeps the entry.
+    #[test]
+    fn a_retired_record_past_its_grace_is_not_adopted_from_a_lua_store() {
+        let lua = Lua::new();
+        let now = clock::now_ms();
+        for opts in [
+            "{ secret = 's' }",
+            "{ secret = 's', absoluteTimeout = 3600 }",
+        ] {
+            let opts: LuaTable = lua.load(format!("return {opts}")).eval().unwrap();
+            let engine = Engine::new(&lua, Some(opts)).unwrap();
+            let record = |stale: i64| {
+                let t: LuaTable = lua
+                    .load(format!(
+                        "return {{ a = 1, __meta = {{ stale = {stale} }} }}"
+                    ))
+                    .eval()
+                    .unwrap();
+                Record::from_table(&lua, &t).unwrap().0
+            };
+            assert_eq!(engine.admits(&record(now + 60_000)), Ok(true));
+            assert_eq!(engine.admits(&record(now - 1)), Ok(false));
         }
     }
 

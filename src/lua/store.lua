@@ -2,7 +2,8 @@
 -- Lua, calls its methods here, where they may yield (cosockets, cqueues). A native store's
 -- work happens inside the engine's own call. Embedded in the module; receives nothing, returns
 -- the functions session.lua and core.lua use.
-local type, error, tostring, next, rawget, pcall, setmetatable = type, error, tostring, next, rawget, pcall, setmetatable
+local type, error, tostring, next, rawget, pcall = type, error, tostring, next, rawget, pcall
+local getmetatable, setmetatable = getmetatable, setmetatable
 
 local M = {}
 
@@ -10,10 +11,18 @@ local M = {}
 local MUST_SAVE, COOKIE_DUE, SECURE, SAVE_NOW, RETIRE, TOUCH, FINAL = 1, 2, 4, 8, 16, 32, 64
 M.SAVE_NOW, M.RETIRE, M.FINAL = SAVE_NOW, RETIRE, FINAL
 
----A plain message from whatever a store raised (a string, or an error object). An object whose
----__tostring raises or returns no string is named by its type.
+---A plain message from whatever a store raised (a string, or an error object). A table without
+---__tostring says its `message` field (a common shape of error objects) rather than its
+---address; an object whose __tostring raises or returns no string is named by its type.
 local function reason(err)
     if type(err) == "string" then return err end
+    if type(err) == "table" then
+        local mt = getmetatable(err)
+        if type(mt) ~= "table" or mt.__tostring == nil then
+            local text = rawget(err, "message")
+            return type(text) == "string" and text or "a table error value without a message field"
+        end
+    end
     local ok, text = pcall(tostring, err)
     if ok and type(text) == "string" then return text end
     return "a " .. type(err) .. " error value"
@@ -415,7 +424,7 @@ function M.drop_moved(m)
 end
 
 ---What a Lua store's get returned, decoded: `data, flash, shadow, meta, snapshot`; nothing
----past absoluteTimeout; `false, message` when it cannot be adopted.
+---past absoluteTimeout or a retired id's grace; `false, message` when it cannot be adopted.
 local function adopt(ctx, stored)
     if type(stored) == "string" then return ctx.adopt(stored) end
     return ctx.adopt_table(ctx.engine, stored)
@@ -441,7 +450,7 @@ function M.reload(ctx, id)
     if stored == nil then return nil end
     local data, flash, shadow, meta, snap = checked(adopt(ctx, stored))
     if data == nil then
-        call(ctx, "destroy", id) -- past its absolute timeout
+        call(ctx, "destroy", id) -- past its absolute timeout or its grace
         return nil
     end
     return data, flash, shadow, meta, snap, version
@@ -469,7 +478,7 @@ local function first_live(ctx, id, ...)
     if stored ~= nil then
         local data, flash, shadow, meta, snap = checked(adopt(ctx, stored))
         if data ~= nil then return id, data, flash, shadow, meta, snap, version end
-        call(ctx, "destroy", id) -- past its absolute timeout: never adopted again
+        call(ctx, "destroy", id) -- past its absolute timeout or its grace: never adopted again
     end
     return first_live(ctx, ...)
 end
