@@ -345,6 +345,32 @@ describe("RedisStore errors never show the password, also where the server quote
     end)
 end)
 
+-- After a long username, Redis's 128 bytes of quoted arguments end 1 to 3 bytes into the
+-- password: a start too short to be told from the message's own bytes, except that it is quoted.
+describe("RedisStore errors after a long username", function()
+    local bare
+    lazy_setup(function() bare = RedisServer.start({ args = "--rename-command AUTH '' --rename-command HELLO ''" }) end)
+    lazy_teardown(function() bare:close() end)
+
+    it("leave out the password's quoted start however short", function()
+        local pw = "Zq8vKx3Wm7pLq"
+        -- HELLO's arguments before the username take 11 bytes of the quote ('3' 'AUTH' ), AUTH's
+        -- none; the redis crate words a refused AUTH itself, without the server's quote.
+        for _, case in ipairs({ { "?protocol=resp3", 11, true }, { "", 0, false } }) do
+            for shown = 1, 3 do
+                local user = ("u"):rep(128 - case[2] - 3 - shown)
+                local url = "redis://" .. user .. ":" .. pw .. "@127.0.0.1:" .. bare.port .. "/0" .. case[1]
+                local store = hs.RedisStore({ url = url, connectTimeout = 2000 })
+                local ok, err = pcall(store.get, store, "x")
+                assert.is_false(ok, url)
+                err = message(err)
+                if case[3] then assert.truthy(err:find("'" .. user .. "' '<password>'", 1, true), err) end
+                assert.is_nil(err:find("'" .. pw:sub(1, shown) .. "'", 1, true), err)
+            end
+        end
+    end)
+end)
+
 -- A unix socket url carries its password in the query (?pass=): one holding an unencoded & ends
 -- there, and the rest of it is the name of the next parameter, which the message named.
 describe("RedisStore unix socket url whose password holds an unencoded &", function()

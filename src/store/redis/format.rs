@@ -895,29 +895,28 @@ pub fn sha1_hex(bytes: &[u8]) -> String {
 pub const LEFT_OUT: &[u8] = b"<password>";
 
 /// `text` with every run of 4 bytes or more that is a part of `secret` replaced by
-/// `LEFT_OUT`. Redis quotes an unknown command's first arguments in its error reply, up to 128
-/// bytes of them, so a server without AUTH or HELLO (renamed away, a proxy) answers the
-/// connection setup with the password, or a part of it, in the message. A secret shorter than
-/// 4 bytes is left out where it is quoted whole (`'pw'`): anywhere else its bytes are as
-/// likely the message's own. Redis shows a CR or LF in a quoted argument as a space, so a space
-/// in `text` matches either of them in `secret`.
+/// `LEFT_OUT`, and every quoted argument that is `secret` or its start, however short. Redis
+/// quotes an unknown command's first arguments in its error reply, up to 128 bytes of them, so
+/// a server without AUTH or HELLO (renamed away, a proxy) answers the connection setup with the
+/// password, or a part of it, in the message: after a username of 120 bytes or more, only the
+/// password's first bytes, in their quotes. A shorter run outside quotes stays: its bytes are
+/// as likely the message's own. Redis shows a CR or LF in a quoted argument as a space, so a
+/// space in `text` matches either of them in `secret`.
 pub fn redact(text: &[u8], secret: &[u8]) -> Vec<u8> {
     if secret.is_empty() {
         return text.to_vec();
     }
-    if secret.len() < 4 {
-        return quoted_out(text, secret);
-    }
-    let part = |run: &[u8]| {
-        secret.windows(run.len()).any(|w| {
-            w.iter()
-                .zip(run)
-                .all(|(&s, &t)| s == t || as_quoted(s) == t)
-        })
-    };
+    let part = |run: &[u8]| secret.windows(run.len()).any(|w| shown_as(w, run));
     let mut out = Vec::with_capacity(text.len());
     let mut i = 0;
     while i < text.len() {
+        if let Some(len) = quoted_start_of(&text[i..], secret) {
+            out.push(text[i]);
+            out.extend_from_slice(LEFT_OUT);
+            out.push(text[i]);
+            i += len + 2;
+            continue;
+        }
         // The longest run from here that the secret holds.
         let mut len = 0;
         while i + len < text.len() && len < secret.len() && part(&text[i..=i + len]) {
@@ -934,33 +933,27 @@ pub fn redact(text: &[u8], secret: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A byte of an argument as Redis quotes it in an error reply: CR and LF become spaces.
-fn as_quoted(b: u8) -> u8 {
-    if matches!(b, b'\r' | b'\n') { b' ' } else { b }
+/// Whether `shown` is `bytes` as Redis quotes them in an error reply: CR and LF become spaces.
+fn shown_as(bytes: &[u8], shown: &[u8]) -> bool {
+    bytes.len() == shown.len()
+        && bytes
+            .iter()
+            .zip(shown)
+            .all(|(&b, &t)| b == t || (matches!(b, b'\r' | b'\n') && t == b' '))
 }
 
-/// `text` with every quoted `secret` (in '', "" or ``, as servers quote arguments) replaced by
-/// `LEFT_OUT`, in its quotes.
-fn quoted_out(text: &[u8], secret: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len());
-    let mut i = 0;
-    while i < text.len() {
-        let q = text[i];
-        let end = i + 1 + secret.len();
-        if matches!(q, b'\'' | b'"' | b'`')
-            && text.get(i + 1..end) == Some(secret)
-            && text.get(end) == Some(&q)
-        {
-            out.push(q);
-            out.extend_from_slice(LEFT_OUT);
-            out.push(q);
-            i = end + 1;
-        } else {
-            out.push(q);
-            i += 1;
-        }
+/// The length of the quoted argument (in '', "" or ``, as servers quote arguments) that
+/// `text` starts with, when it is `secret` or a start of it; the longest such, as the secret
+/// may hold the quote character.
+fn quoted_start_of(text: &[u8], secret: &[u8]) -> Option<usize> {
+    let q = *text.first()?;
+    if !matches!(q, b'\'' | b'"' | b'`') {
+        return None;
     }
-    out
+    let most = secret.len().min(text.len().saturating_sub(2));
+    (1..=most)
+        .rev()
+        .find(|&k| text.get(1 + k) == Some(&q) && shown_as(&secret[..k], &text[1..=k]))
 }
 
 /// The SCAN pattern for every key under `prefix`: the prefix with glob characters escaped.
@@ -1005,6 +998,33 @@ mod tests {
         );
         assert_eq!(redact(b"'x' next", b"x"), b"'<password>' next".to_vec());
         assert_eq!(redact(b"anything", b""), b"anything".to_vec());
+    }
+
+    /// Redis cuts its quote of the arguments at 128 bytes: after a long username only the
+    /// password's first bytes are quoted, fewer than the 4 a run outside quotes needs.
+    #[test]
+    fn redact_leaves_out_a_quoted_start_of_the_password_however_short() {
+        let pw = b"Zq8vKx3Wm7";
+        let user = "u".repeat(123);
+        for shown in ["Z", "Zq", "Zq8"] {
+            let text = format!(
+                "ERR unknown command 'AUTH', with args beginning with: '{user}' '{shown}' "
+            );
+            let want = format!(
+                "ERR unknown command 'AUTH', with args beginning with: '{user}' '<password>' "
+            );
+            assert_eq!(redact(text.as_bytes(), pw), want.into_bytes(), "{shown}");
+        }
+        // Not a start of it: stays.
+        assert_eq!(redact(b"'q8v' 'alice'", pw), b"'q8v' 'alice'".to_vec());
+        // A password holding the quote character is left out whole, not up to that quote.
+        assert_eq!(
+            redact(b"args: 'ab'cdef' next", b"ab'cdef"),
+            b"args: '<password>' next".to_vec()
+        );
+        // As Redis shows it: CR and LF as spaces.
+        assert_eq!(redact(b"'a b'", b"a\r\nbcd"), b"'a b'".to_vec());
+        assert_eq!(redact(b"'a b'", b"a\rbcd"), b"'<password>'".to_vec());
     }
 
     #[test]
