@@ -926,6 +926,14 @@ describe("8.2 maxSize", function()
     function store.get() error({ code = 7 }) end
     assert.equal("honeymoon_session: store:get failed: a table error value without a message field",
       error_of(core.load, core, cookie))
+    -- A __tostring behind a protected metatable is still tostring's; a metatable is read raw,
+    -- as tostring reads it (its own __index, here one that raises, is not asked).
+    local protected = setmetatable({}, { __tostring = function() return "hidden class" end, __metatable = false })
+    function store.get() error(protected) end
+    assert.equal("honeymoon_session: store:get failed: hidden class", error_of(core.load, core, cookie))
+    local strict = setmetatable({ message = "strict class" }, setmetatable({}, { __index = function() error("no such field") end }))
+    function store.get() error(strict) end
+    assert.equal("honeymoon_session: store:get failed: strict class", error_of(core.load, core, cookie))
   end)
 
   it("an error of hs._merge_patch inside a store's merge keeps one prefix", function()

@@ -17,8 +17,9 @@ M.SAVE_NOW, M.RETIRE, M.FINAL = SAVE_NOW, RETIRE, FINAL
 local function reason(err)
     if type(err) == "string" then return err end
     if type(err) == "table" then
+        -- Read raw, as tostring reads it; a protected metatable (not a table) goes to tostring.
         local mt = getmetatable(err)
-        if type(mt) ~= "table" or mt.__tostring == nil then
+        if mt == nil or (type(mt) == "table" and rawget(mt, "__tostring") == nil) then
             local text = rawget(err, "message")
             return type(text) == "string" and text or "a table error value without a message field"
         end

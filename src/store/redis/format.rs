@@ -910,7 +910,12 @@ pub fn redact(text: &[u8], secret: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len());
     let mut i = 0;
     while i < text.len() {
-        if let Some(len) = quoted_start_of(&text[i..], secret) {
+        // Not where its closing quote opens another such argument: read from an argument's
+        // closing quote, `' '` (the separator) looks like one to a password that starts with a
+        // space, CR or LF, and masking it would use up the next argument's opening quote.
+        if let Some(len) = quoted_start_of(&text[i..], secret)
+            .filter(|&len| quoted_start_of(&text[i + len + 1..], secret).is_none())
+        {
             out.push(text[i]);
             out.extend_from_slice(LEFT_OUT);
             out.push(text[i]);
@@ -1022,6 +1027,14 @@ mod tests {
             redact(b"args: 'ab'cdef' next", b"ab'cdef"),
             b"args: '<password>' next".to_vec()
         );
+        // After an argument's closing quote, the separator is not taken for the password's
+        // start: the next argument is left out.
+        for pw in [&b"\nZq8vKx3W"[..], b" Zq8vKx3W", b"\rZq8vKx3W"] {
+            assert_eq!(
+                redact(b"args: 'uuuu' ' Zq' ", pw),
+                b"args: 'uuuu' '<password>' ".to_vec()
+            );
+        }
         // As Redis shows it: CR and LF as spaces.
         assert_eq!(redact(b"'a b'", b"a\r\nbcd"), b"'a b'".to_vec());
         assert_eq!(redact(b"'a b'", b"a\rbcd"), b"'<password>'".to_vec());
