@@ -171,6 +171,22 @@ describe("RedisStore options refused at construction", function()
         end
     end)
 
+    -- The redis crate takes any integer for the database: a negative one built a store that
+    -- failed only at its first call (SELECT -1), at request time.
+    it("a url with a negative database, at construction", function()
+        for _, url in ipairs({ server.url:gsub("/%d+$", "") .. "/-1", "redis+unix:///tmp/r.sock?db=-3" }) do
+            local want = "honeymoon_session: RedisStore url's database must be 0 or more (the url's path: "
+                .. "redis://host:6379/3), got " .. url:match("(%-%d+)$")
+            if url:find("unix", 1, true) then
+                local ok, err = pcall(hs.RedisStore, { url = url })
+                assert.is_false(ok, url)
+                assert.equal(want, message(err), url)
+            else
+                for name, err in pairs(refused({ url = url })) do assert.equal(want, err, name) end
+            end
+        end
+    end)
+
     -- The redis crate reads rediss://…#insecure as "do not verify the server's certificate";
     -- the README promises the server is always verified.
     it("a url with a #fragment (#insecure would turn off the certificate check)", function()

@@ -21,7 +21,7 @@
 -- compare-and-set script (EVALSHA, EVAL once if the server lacks it), retrying a lost race. A
 -- read costs one round trip (GET), a write one more; a fresh connection first has its AUTH and
 -- SELECT answered (one more round trip, once per connection). Failures raise plain strings:
---   honeymoon_session: RedisStore:get failed: connection refused (redis at 127.0.0.1:6379/0)
+--   honeymoon_session: RedisStore:get failed: Connection refused (redis at 127.0.0.1:6379/0)
 --
 -- The owner index ("log out everywhere", the session option `index`): a session whose record
 -- names an owner is listed in a sorted set `indexPrefix .. owner` (default "owner:" .. prefix)

@@ -166,6 +166,18 @@ fn tls_client(url: &str, info: ConnectionInfo, tls: &LuaTable) -> LuaResult<Clie
         .map_err(|e| bad(format!("tls.cert, tls.key or tls.ca cannot be used: {e}")))
 }
 
+/// The url's database. The redis crate takes any integer, and a negative one failed only at
+/// the first SELECT, at request time: refused here, at construction.
+pub(super) fn database(info: &ConnectionInfo) -> LuaResult<i64> {
+    let db = info.redis_settings().db();
+    if db < 0 {
+        return Err(bad(format!(
+            "url's database must be 0 or more (the url's path: redis://host:6379/3), got {db}"
+        )));
+    }
+    Ok(db)
+}
+
 /// The `url` option (default `redis://127.0.0.1:6379`), refused when an `@` follows its host:
 /// a password holding `#`, `?` or `/` that is not percent-encoded ends the host there, so the
 /// url parser takes its first part for a port and the user name for the host, and every error
@@ -373,7 +385,7 @@ impl RedisStore {
             ))
         };
         let info = url.as_str().into_connection_info().map_err(not_url)?;
-        let db = info.redis_settings().db();
+        let db = database(&info)?;
         let secret = info
             .redis_settings()
             .password()

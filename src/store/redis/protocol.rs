@@ -33,7 +33,7 @@
 //! - `record(data)`, `data(record)`, `patch(before, after)`: the codec, for calling the store
 //!   directly.
 
-use super::blocking::{bad, bytes, index_prefix, option_ms, text};
+use super::blocking::{bad, bytes, database, index_prefix, option_ms, text};
 use super::format::{self, CAS, Cookie, JsonChanges, MERGE_ATTEMPTS};
 use crate::codec::meta::{self, Meta};
 use crate::codec::{self, Changes, Record};
@@ -136,8 +136,8 @@ fn config(lua: &Lua, opts: Option<LuaTable>) -> LuaResult<LuaTable> {
             ));
         }
     };
+    let db = database(&info)?;
     let settings = info.redis_settings();
-    let db = settings.db();
     // An IPv6 address in brackets, as in the url (`[::1]:6379/0`).
     let address = if host.contains(':') {
         format!("[{host}]:{port}/{db}")
