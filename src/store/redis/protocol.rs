@@ -42,9 +42,38 @@ use crate::fork;
 use crate::lifetime::Assumed;
 use crate::options::option_key;
 use crate::store::Listed;
+use hmac::{Hmac, Mac};
 use mlua::prelude::*;
 use redis::{ConnectionAddr, IntoConnectionInfo, Value};
+use sha2::Sha256;
 use std::io::{self, Read};
+use std::sync::OnceLock;
+
+/// A key only this process knows, for `credentials_tag`. Pools are per process (a worker's
+/// cosocket pool, the cqueues pool), so a pool's name need only be the same within one; a
+/// worker forked after the key was drawn inherits it, which keeps that so.
+fn pool_key() -> Result<&'static [u8; 32], String> {
+    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
+    if let Some(key) = KEY.get() {
+        return Ok(key);
+    }
+    let mut key = [0u8; 32];
+    crate::id::os_random(&mut key)?;
+    Ok(KEY.get_or_init(|| key))
+}
+
+/// 12 hex digits that tell credentials apart in a pool's name: a keyed digest, as nginx's
+/// debug log prints pool names, and an unkeyed one (a SHA-1 of the password, as it was) lets a
+/// weak password be found offline from such a log.
+fn credentials_tag(user: &str, password: &str) -> Result<String, String> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(pool_key()?)
+        .map_err(|e| format!("honeymoon_session: RedisStore cannot key the pool name: {e}"))?;
+    mac.update(user.as_bytes());
+    mac.update(b"\0");
+    mac.update(password.as_bytes());
+    let digest = mac.finalize().into_bytes();
+    Ok(digest.iter().take(6).map(|b| format!("{b:02x}")).collect())
+}
 
 /// The nesting of replies we convert (our commands nest two deep).
 const MAX_REPLY_DEPTH: usize = 16;
@@ -162,15 +191,14 @@ fn config(lua: &Lua, opts: Option<LuaTable>) -> LuaResult<LuaTable> {
         hello_count += 1;
     }
     // Connections differ by database and credentials, so pools do too; the credentials go
-    // into the name only as a digest.
-    let credentials = format!(
-        "{}\0{}",
-        settings.username().unwrap_or(""),
-        settings.password().unwrap_or("")
-    );
+    // into the name only as a keyed digest.
     let pool_name = format!(
         "honeymoon_session:{address}#{}",
-        &format::sha1_hex(credentials.as_bytes())[..12]
+        credentials_tag(
+            settings.username().unwrap_or(""),
+            settings.password().unwrap_or("")
+        )
+        .map_err(LuaError::runtime)?
     );
     let prefix = bytes(&opts, "prefix")?.unwrap_or_else(|| b"sess:".to_vec());
     let index_prefix = index_prefix(&opts, &prefix)?;
@@ -868,6 +896,22 @@ mod tests {
         assert_eq!(c.get::<i64>("pool_size").unwrap(), 4);
         let name: String = c.get("pool_name").unwrap();
         assert!(!name.contains("s3cret"), "{name}");
+        // The credentials tell pools apart by a keyed digest: the same in this process, not
+        // the unkeyed SHA-1 (which a debug log of pool names would let one reverse offline).
+        let tag = |url: &str| -> String {
+            let o: LuaTable = lua
+                .load(format!("return {{ url = '{url}' }}"))
+                .eval()
+                .unwrap();
+            let c: LuaTable = config.call(o).unwrap();
+            c.get::<String>("pool_name").unwrap()
+        };
+        assert_eq!(name, tag("redis://u:s3cret@10.0.0.1:6400/3"));
+        assert_ne!(name, tag("redis://u:s3cret2@10.0.0.1:6400/3"));
+        assert_ne!(name, tag("redis://v:s3cret@10.0.0.1:6400/3"));
+        let unkeyed = &format::sha1_hex(b"u\0s3cret")[..12];
+        assert!(name.ends_with(&format!("#{}", credentials_tag("u", "s3cret").unwrap())));
+        assert!(!name.contains(unkeyed), "{name}");
         let hello: LuaString = c.get("hello").unwrap();
         assert!(hello.to_string_lossy().contains("AUTH"));
         let v6: LuaTable = config
