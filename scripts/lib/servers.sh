@@ -8,6 +8,8 @@
 #   wait_file FILE                     -> waits (10 s at most) until FILE has content
 #   start_redis DIR                    -> sets REDIS_PORT, REDIS_PID (or returns 1, log in DIR)
 #   start_slow_proxy DIR PORT SECONDS  -> sets PROXY_PORT, PROXY_PID: each reply from PORT held
+#   start_delay_proxy DIR PORT MICROS  -> the same, built from scripts/lib/delay_proxy.c: for
+#                                         load, where the Lua proxy's own CPU would count
 #   nginx_conf_head DIR WORKERS        -> prints nginx.conf up to inside `http {` (temp paths,
 #                                         the module's Lua paths); the caller adds the rest
 
@@ -113,6 +115,17 @@ start_slow_proxy() {
     local port = require('spec.support.slow_proxy').start(cq, $upstream, $delay)
     local f = assert(io.open('$dir/proxy.port', 'w')); f:write(port); f:close()
     assert(cq:loop())" >"$dir/proxy.log" 2>&1 &
+  PROXY_PID=$!
+  wait_file "$dir/proxy.port" || return 1
+  PROXY_PORT=$(cat "$dir/proxy.port")
+}
+
+# scripts/lib/delay_proxy.c, compiled into DIR.
+start_delay_proxy() {
+  local dir=$1 upstream=$2 micros=$3
+  rm -f "$dir/proxy.port"
+  gcc -O2 -o "$dir/delay_proxy" "$HS_ROOT/scripts/lib/delay_proxy.c" >"$dir/proxy.log" 2>&1 || return 1
+  "$dir/delay_proxy" "$dir/proxy.port" "$upstream" "$micros" >>"$dir/proxy.log" 2>&1 &
   PROXY_PID=$!
   wait_file "$dir/proxy.port" || return 1
   PROXY_PORT=$(cat "$dir/proxy.port")
