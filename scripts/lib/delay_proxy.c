@@ -9,7 +9,8 @@
  *
  *   delay_proxy PORT_FILE UPSTREAM_PORT DELAY_US
  * listens on 127.0.0.1 (a port the kernel picks), writes that port to PORT_FILE, and runs until
- * killed. Requests go upstream at once; either side closing closes both.
+ * killed. Requests go upstream at once. The client closing closes both sides at once; upstream
+ * closing does so once the chunks it sent before are passed on.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -41,7 +42,7 @@ struct pair {
     struct pair *grave; /* next closed pair waiting to be freed */
 };
 
-struct chunk {
+struct chunk { /* len 0: upstream closed here; close the pair when this is due */
     struct chunk *next;
     struct pair *pair;
     long long due_ns;
@@ -129,16 +130,18 @@ static void accept_one(int listener, int ep, int upstream_port) {
         close_pair(p);
 }
 
-static void readable(struct end *e, long long delay_ns) {
+static void readable(struct end *e, int ep, long long delay_ns) {
     static char buf[65536];
     struct pair *p = e->pair;
     if (p->closed) return;
     ssize_t n = read(e->from_upstream ? p->upstream : p->client, buf, sizeof buf);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-    if (n <= 0) {
+    if (n < 0 || (n == 0 && !e->from_upstream)) {
         close_pair(p);
         return;
     }
+    if (n == 0) /* upstream's EOF is held like its data: stop watching it, close when due */
+        epoll_ctl(ep, EPOLL_CTL_DEL, p->upstream, NULL);
     if (!e->from_upstream) {
         if (write_all(p->upstream, buf, (size_t)n) < 0) close_pair(p);
         return;
@@ -169,10 +172,24 @@ static long long release_due(void) {
         head = c->next;
         if (!head) tail = NULL;
         c->pair->held--;
-        if (!c->pair->closed && write_all(c->pair->client, c->data, c->len) < 0) close_pair(c->pair);
+        if (!c->pair->closed && (c->len == 0 || write_all(c->pair->client, c->data, c->len) < 0))
+            close_pair(c->pair);
         free(c);
     }
     return head ? head->due_ns - now : -1;
+}
+
+/* epoll_pwait2 waits to the nanosecond; where the kernel or a seccomp filter refuses it
+ * (before Linux 5.11), epoll_wait's whole milliseconds, rounded up, hold a chunk up to 1 ms
+ * longer. Asked once, before the port is announced. */
+static int precise = 1;
+
+static int wait_for(int ep, struct epoll_event *events, int max, long long wait_ns) {
+    if (precise) {
+        struct timespec t = {.tv_sec = wait_ns / 1000000000LL, .tv_nsec = wait_ns % 1000000000LL};
+        return epoll_pwait2(ep, events, max, wait_ns < 0 ? NULL : &t, NULL);
+    }
+    return epoll_wait(ep, events, max, wait_ns < 0 ? -1 : (int)((wait_ns + 999999) / 1000000));
 }
 
 int main(int argc, char **argv) {
@@ -197,6 +214,12 @@ int main(int argc, char **argv) {
         perror("delay_proxy: epoll");
         return 1;
     }
+    struct epoll_event probe;
+    struct timespec zero = {0, 0};
+    if (epoll_pwait2(ep, &probe, 1, &zero, NULL) < 0) {
+        precise = 0;
+        fprintf(stderr, "delay_proxy: epoll_pwait2 refused (%s): waits in whole milliseconds\n", strerror(errno));
+    }
     FILE *f = fopen(argv[1], "w");
     if (!f || fprintf(f, "%d", ntohs(at.sin_port)) < 0 || fclose(f) != 0) {
         perror("delay_proxy: write the port file");
@@ -205,17 +228,16 @@ int main(int argc, char **argv) {
     struct epoll_event events[64];
     for (;;) {
         long long wait_ns = release_due();
-        struct timespec timeout = {.tv_sec = wait_ns / 1000000000LL, .tv_nsec = wait_ns % 1000000000LL};
-        int n = epoll_pwait2(ep, events, 64, wait_ns < 0 ? NULL : &timeout, NULL);
+        int n = wait_for(ep, events, 64, wait_ns);
         if (n < 0 && errno != EINTR) {
-            perror("delay_proxy: epoll_pwait2");
+            perror("delay_proxy: epoll wait");
             return 1;
         }
         for (int i = 0; i < n; i++) {
             if (events[i].data.ptr == NULL)
                 accept_one(listener, ep, upstream_port);
             else
-                readable(events[i].data.ptr, delay_ns);
+                readable(events[i].data.ptr, ep, delay_ns);
         }
         bury();
     }
