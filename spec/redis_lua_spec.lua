@@ -486,6 +486,23 @@ describe("Lua RedisStore (cqueues): failures are plain messages naming store, me
         assert(ok, failure)
     end)
 
+    -- destroyAll handed any reply on as its count. (EVALSHA renamed away and MGET named
+    -- EVALSHA: it answers the script's arguments with an array of nils.)
+    it("a destroyAll answered with something that is not a count", function()
+        local odd = RedisServer.start({ args = "--rename-command EVALSHA REALEVALSHA --rename-command MGET EVALSHA" })
+        local ok, failure = pcall(function()
+            local s = new({ url = odd.url })
+            local want = "honeymoon_session: RedisStore:destroyAll failed: unexpected reply: a table, not the number "
+                .. "of sessions deleted (redis at 127.0.0.1:" .. odd.port .. "/0)"
+            in_loop(function()
+                assert.equal(want, caught(s.destroyAll, s, "alice"))
+                assert.equal(want, caught(s.destroyAll, s, "alice", "keep-this-id"))
+            end)
+        end)
+        odd:close()
+        assert(ok, failure)
+    end)
+
     it("a closed port", function()
         local s = new({ url = "redis://127.0.0.1:1", connectTimeout = 500 })
         in_loop(function()

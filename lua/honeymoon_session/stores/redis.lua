@@ -495,14 +495,21 @@ function Store:destroyAll(owner, except)
     if type(self) ~= "table" then dotted("destroyAll") end
     owner = owner_arg(owner, "RedisStore", "destroyAll")
     local index = self.index_prefix .. owner
-    if except == nil then
-        return script(self, "destroyAll", DESTROY_ALL, DESTROY_ALL_SHA, 1, index, self.prefix, owner)
-    end
-    if type(except) ~= "string" then
+    if except ~= nil and type(except) ~= "string" then
         error("honeymoon_session: RedisStore:destroyAll: the id to keep must be a session id (a string) or nil, got a "
             .. type(except), 2)
     end
-    return script(self, "destroyAll", DESTROY_ALL, DESTROY_ALL_SHA, 1, index, self.prefix, owner, except)
+    local n
+    if except == nil then -- no trailing nil: R.pack would take it for an argument
+        n = script(self, "destroyAll", DESTROY_ALL, DESTROY_ALL_SHA, 1, index, self.prefix, owner)
+    else
+        n = script(self, "destroyAll", DESTROY_ALL, DESTROY_ALL_SHA, 1, index, self.prefix, owner, except)
+    end
+    -- A proxy or a broken server may answer anything: the caller is promised a count.
+    if type(n) ~= "number" then
+        fail(self, "destroyAll", "unexpected reply: " .. kind(n) .. ", not the number of sessions deleted")
+    end
+    return n
 end
 
 ---@return boolean
